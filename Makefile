@@ -1,0 +1,40 @@
+# Two entry points, each doing the whole set-up on a fresh machine:
+#   make demo   -- create .venv, install everything, run the main job on built-in data
+#   make test   -- same set-up, then the whole test suite
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+LAVA   := lava-nc==0.10.0
+
+.PHONY: demo test test-fast bench lint clean
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	# torch first, pinned: pip takes the local CPU wheel and nothing pulls a newer torch.
+	$(PY) -m pip install torch==2.13.0
+	$(PY) -m pip install -e '.[dev]'
+	# lava-nc 0.10.0 declares Python < 3.11 but runs on 3.11 with hwsim/export/lava_compat.py;
+	# its own pins (numpy<2, networkx<=2.8.7, asteval<0.10, scipy, scikit-learn) are in pyproject.toml.
+	$(PY) -m pip install --no-deps --ignore-requires-python $(LAVA)
+	$(PY) -c "import hwsim.export.lava_compat as c; c.import_lava(); print('lava ok')"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/hwsim run --net 784-512-512-10 --timesteps 100 --rate 0.05 --batch 8
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not lava and not slow" tests
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_core.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check hwsim methods chips tests benchmarks
+
+clean:
+	rm -rf $(VENV) build *.egg-info

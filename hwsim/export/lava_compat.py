@@ -1,0 +1,50 @@
+"""The one Lava compatibility shim: lava-nc 0.10.0 on Python 3.11.
+
+Python 3.11's ``dataclasses`` refuses a field default whose class is unhashable. Lava's
+``lava/magma/compiler/var_model.py`` declares fields such as ``x: ByteEncoder = ByteEncoder()`` where
+``ByteEncoder`` is a plain (eq=True, so unhashable) dataclass. On Python 3.10 those defaults were accepted
+and shared. The shim makes ``ByteEncoder`` hashable (``unsafe_hash=True``) while that one module is first
+imported, which restores exactly the 3.10 behaviour; nothing else in Lava is touched.
+
+Every hwsim module that needs Lava calls :func:`import_lava` first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+_VAR_MODEL = "lava.magma.compiler.var_model"
+
+
+def _install() -> None:
+    if _VAR_MODEL in sys.modules:
+        return
+    original = dataclasses.dataclass
+
+    def dataclass(cls=None, /, **kwargs):
+        def wrap(c):
+            if c.__module__ == _VAR_MODEL and c.__name__ == "ByteEncoder":
+                kwargs["unsafe_hash"] = True
+            return original(c, **kwargs)
+
+        return wrap if cls is None else wrap(cls)
+
+    dataclasses.dataclass = dataclass
+    try:
+        __import__(_VAR_MODEL)
+    finally:
+        dataclasses.dataclass = original
+
+
+def import_lava() -> None:
+    """Make Lava importable on this interpreter; raise a clear error when lava-nc is missing."""
+    try:
+        _install()
+    except ModuleNotFoundError as err:
+        if err.name and err.name.split(".")[0] == "lava":
+            raise RuntimeError(
+                "lava-nc 0.10.0 is not installed; run `make test` (or: pip install --no-deps "
+                "--ignore-requires-python lava-nc==0.10.0)"
+            ) from err
+        raise

@@ -1,0 +1,79 @@
+"""Whole-run layer loops: one call runs one neuron layer over all ``T`` steps and ``B`` samples.
+
+Feed-forward networks are run layer after layer (each layer sees the previous layer's complete spike
+train), which is exact for feed-forward graphs and keeps every step's work inside compiled code.
+Counters are filled per event as the loops run.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+from hwsim.kernels.lif import U24, lif_fixed_step, lif_float_step
+from hwsim.kernels.synapses import DENSE, propagate
+
+MASK24 = (1 << 24) - 1
+
+
+@nb.njit(cache=True)
+def run_float_layer(kind, s_in, w2d, geom, bias, lam, v_th, soft, s_out, u_rec,
+                    spikes_in, sop, spikes_out, neuron_spikes, input_spikes):
+    """Float layer. ``s_in`` (T, B, n_in) uint8; ``s_out`` (T, B, n_out) uint8 (zeroed); ``u_rec``
+    (T, B, n_out) float32 or (0, 0, 0) to skip recording; counters (T,) int64 and per-neuron totals."""
+    steps, batch = s_in.shape[0], s_in.shape[1]
+    n_out = s_out.shape[2]
+    acc = np.zeros(n_out, np.float32)
+    u = np.zeros(n_out, np.float32)
+    s = np.zeros(n_out, np.float32)
+    no_rec = np.zeros(0, np.float32)
+    record = u_rec.shape[0] > 0
+    for b in range(batch):
+        u[:] = 0.0
+        s[:] = 0.0
+        for t in range(steps):
+            acc[:] = 0.0
+            events, sops = propagate(kind, s_in[t, b], w2d, geom, acc, input_spikes)
+            spikes_in[t] += events
+            sop[t] += sops
+            rec = u_rec[t, b] if record else no_rec
+            spikes_out[t] += lif_float_step(acc, bias, lam, v_th, soft, u, s, s_out[t, b], rec,
+                                           neuron_spikes)
+
+
+@nb.njit(cache=True)
+def run_fixed_layer(kind, s_in, w2d, geom, weight_exp, du, dv, vth, bias_eff, s_out, v_rec, u_rec,
+                    spikes_in, sop, spikes_out, neuron_spikes, input_spikes):
+    """Fixed-point layer with Lava's one-step synaptic delay: spikes arriving at step t reach the neurons
+    at step t + 1. Shapes as :func:`run_float_layer`; ``w2d`` holds Lava's effective int32 weights.
+    Dense output is shifted by ``weight_exp`` (as Lava ``Dense``); conv and pool output is shifted, then
+    wrapped to signed 24 bit (as Lava ``Conv``, which applies no weight exponent itself)."""
+    steps, batch = s_in.shape[0], s_in.shape[1]
+    n_out = s_out.shape[2]
+    pending = np.zeros(n_out, np.int64)
+    acc = np.zeros(n_out, np.int64)
+    u = np.zeros(n_out, np.int32)
+    v = np.zeros(n_out, np.int32)
+    no_rec = np.zeros(0, np.int32)
+    record = v_rec.shape[0] > 0
+    for b in range(batch):
+        u[:] = 0
+        v[:] = 0
+        pending[:] = 0
+        for t in range(steps):
+            rec_v = v_rec[t, b] if record else no_rec
+            rec_u = u_rec[t, b] if record else no_rec
+            spikes_out[t] += lif_fixed_step(pending, du, dv, vth, bias_eff, u, v, s_out[t, b],
+                                           rec_v, rec_u, neuron_spikes)
+            acc[:] = 0
+            events, sops = propagate(kind, s_in[t, b], w2d, geom, acc, input_spikes)
+            spikes_in[t] += events
+            sop[t] += sops
+            for i in range(n_out):
+                if weight_exp >= 0:
+                    a = acc[i] << weight_exp
+                else:
+                    a = acc[i] >> -weight_exp
+                if kind != DENSE:
+                    a = ((a + U24) & MASK24) - U24  # Lava Conv's signed 24-bit wrap of its output
+                pending[i] = a

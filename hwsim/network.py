@@ -1,0 +1,468 @@
+"""One description of a spiking network, shared by the engine, the torch methods and the exporters.
+
+A :class:`Network` is an input shape plus a list of layers. Every synaptic layer (:class:`Dense`,
+:class:`Conv2d`, :class:`SumPool2d`) drives its own population of LIF neurons, one per output element
+(as lava-dl's Dense/Conv/Pool blocks do); :class:`Flatten` only reshapes. Shapes are per sample,
+channels first: ``(N,)`` or ``(C, H, W)``.
+
+Two numeric forms, fixed per network:
+
+* ``float`` -- :class:`FloatLIF`: the SLTT/OTTT LIF (DESIGN.md section 2), float32 weights.
+* ``fixed`` -- :class:`LoihiLIF`: Loihi / Lava 0.10.0 ``LIF`` fixed-point parameters, integer weights
+  with a per-layer ``weight_exp``, integer per-neuron ``bias`` (the bias mantissa).
+
+File format (``.npz``, never pickle): a numpy ``savez`` archive holding ``__network__`` -- the UTF-8 JSON
+text of :meth:`Network.describe` (format ``hwsim-network``, version 1: input shape, per-layer kind,
+geometry and neuron parameters) stored as a uint8 array -- and one array per tensor, named
+``layers.<i>.weight`` and ``layers.<i>.bias``. Load with :func:`load`; ``allow_pickle`` is off.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal, Union
+
+import numpy as np
+
+Shape = tuple[int, ...]
+Mode = Literal["float", "fixed"]
+MODES = ("float", "fixed")
+FORMAT_NAME = "hwsim-network"
+FORMAT_VERSION = 1
+
+
+class NetworkError(ValueError):
+    """A network description, spec string, parameter or file is invalid; the message names what."""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Neuron parameters
+# ---------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FloatLIF:
+    """Float LIF (SLTT/OTTT form): ``u[t] = lam*(u[t-1] - v_th*s[t-1]) + I[t] (+ b)``, ``s = u >= v_th``.
+
+    ``lam`` is the leak factor 1 - 1/tau (dimensionless, 0..1); ``v_th`` the threshold (same unit as the
+    weights); ``reset`` is ``soft`` (subtract ``v_th``) or ``zero`` (u <- 0 after a spike).
+    """
+
+    lam: float = 1.0 - 1.0 / 1.1
+    v_th: float = 1.0
+    reset: Literal["soft", "zero"] = "soft"
+
+    def __post_init__(self) -> None:
+        if not (0.0 <= self.lam <= 1.0):
+            raise NetworkError(f"FloatLIF.lam must be in [0, 1], got {self.lam}")
+        if not (self.v_th > 0 and np.isfinite(self.v_th)):
+            raise NetworkError(f"FloatLIF.v_th must be a finite number > 0, got {self.v_th}")
+        if self.reset not in ("soft", "zero"):
+            raise NetworkError(f"FloatLIF.reset must be 'soft' or 'zero', got {self.reset!r}")
+
+
+@dataclass(frozen=True)
+class LoihiLIF:
+    """Fixed-point CUBA LIF, bit-exact with Lava 0.10.0 ``LIF`` under ``fixed_pt`` (DESIGN.md section 2).
+
+    ``du``/``dv``: current/voltage decay, 12-bit (0..4095; du = 4095 keeps no current memory);
+    ``vth``: threshold mantissa, 17-bit unsigned (compared as ``v > vth << 6``);
+    ``bias_exp``: exponent of the per-neuron bias mantissa (0..7). Reset is to zero, as in Lava.
+    """
+
+    du: int = 4095
+    dv: int = 0
+    vth: int = 64
+    bias_exp: int = 0
+
+    def __post_init__(self) -> None:
+        for name, lo, hi in (("du", 0, 4095), ("dv", 0, 4095), ("vth", 0, 2**17 - 1), ("bias_exp", 0, 7)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or int(value) != value or not lo <= value <= hi:
+                raise NetworkError(f"LoihiLIF.{name} must be an integer in {lo}..{hi}, got {value!r}")
+            object.__setattr__(self, name, int(value))
+
+
+Neuron = Union[FloatLIF, LoihiLIF]
+
+# Fixed-point synapse ranges (Lava Dense: 8-bit magnitude + sign mode; Loihi weight exponent).
+WEIGHT_MIN, WEIGHT_MAX = -256, 255
+WEIGHT_EXP_MIN, WEIGHT_EXP_MAX = -8, 7
+BIAS_MANT_MIN, BIAS_MANT_MAX = -4096, 4095
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Layers
+# ---------------------------------------------------------------------------------------------------------
+@dataclass(eq=False)
+class Dense:
+    """Fully connected synapses ``(n_out, n_in)`` driving ``n_out`` LIF neurons.
+
+    ``weight``: (n_out, n_in), float32 or integer; ``bias``: (n_out,) or None (float: added to the input
+    current each step; fixed: the bias mantissa); ``weight_exp``: fixed mode only, ``a = (W s) << weight_exp``.
+    """
+
+    weight: np.ndarray
+    neuron: Neuron = field(default_factory=FloatLIF)
+    bias: np.ndarray | None = None
+    weight_exp: int = 0
+    name: str = ""
+    kind = "dense"
+
+    def __post_init__(self) -> None:
+        self.weight = np.asarray(self.weight)
+        if self.weight.ndim != 2:
+            raise NetworkError(f"Dense.weight must be 2-D (n_out, n_in), got shape {self.weight.shape}")
+
+    @property
+    def n_in(self) -> int:
+        return int(self.weight.shape[1])
+
+    @property
+    def n_out(self) -> int:
+        return int(self.weight.shape[0])
+
+    def out_shape(self, in_shape: Shape) -> Shape:
+        if in_shape != (self.n_in,):
+            raise NetworkError(f"Dense expects input shape ({self.n_in},), got {in_shape}")
+        return (self.n_out,)
+
+    def geometry(self) -> dict:
+        return {}
+
+
+@dataclass(eq=False)
+class Conv2d:
+    """2-D convolution ``weight`` (out_ch, in_ch, kh, kw), cross-correlation as in torch, zero padding.
+
+    One LIF neuron per output element ``(out_ch, H_out, W_out)``; ``bias`` is per output channel.
+    """
+
+    weight: np.ndarray
+    stride: int = 1
+    padding: int = 0
+    neuron: Neuron = field(default_factory=FloatLIF)
+    bias: np.ndarray | None = None
+    weight_exp: int = 0
+    name: str = ""
+    kind = "conv2d"
+
+    def __post_init__(self) -> None:
+        self.weight = np.asarray(self.weight)
+        if self.weight.ndim != 4:
+            raise NetworkError(f"Conv2d.weight must be 4-D (out_ch, in_ch, kh, kw), got {self.weight.shape}")
+        if self.stride < 1 or self.padding < 0:
+            raise NetworkError(f"Conv2d needs stride >= 1 and padding >= 0, got {self.stride}, {self.padding}")
+
+    def out_shape(self, in_shape: Shape) -> Shape:
+        o, c, kh, kw = self.weight.shape
+        if len(in_shape) != 3 or in_shape[0] != c:
+            raise NetworkError(f"Conv2d expects input (C={c}, H, W), got {in_shape}")
+        h = (in_shape[1] + 2 * self.padding - kh) // self.stride + 1
+        w = (in_shape[2] + 2 * self.padding - kw) // self.stride + 1
+        if h < 1 or w < 1:
+            raise NetworkError(f"Conv2d kernel {kh}x{kw} does not fit input {in_shape} with padding {self.padding}")
+        return (o, h, w)
+
+    def geometry(self) -> dict:
+        return {"stride": int(self.stride), "padding": int(self.padding)}
+
+
+@dataclass(eq=False)
+class SumPool2d:
+    """Channel-wise sum pooling, ``kernel`` x ``kernel`` window, every tap weighted by the scalar ``weight``.
+
+    One LIF neuron per output element ``(C, H_out, W_out)``; no padding.
+    """
+
+    kernel: int
+    stride: int | None = None
+    weight: float = 1.0
+    neuron: Neuron = field(default_factory=FloatLIF)
+    weight_exp: int = 0
+    name: str = ""
+    bias = None
+    kind = "sumpool2d"
+
+    def __post_init__(self) -> None:
+        if self.stride is None:
+            self.stride = self.kernel
+        if self.kernel < 1 or self.stride < 1:
+            raise NetworkError(f"SumPool2d needs kernel >= 1 and stride >= 1, got {self.kernel}, {self.stride}")
+
+    def out_shape(self, in_shape: Shape) -> Shape:
+        if len(in_shape) != 3:
+            raise NetworkError(f"SumPool2d expects input (C, H, W), got {in_shape}")
+        c, h, w = in_shape
+        ho, wo = (h - self.kernel) // self.stride + 1, (w - self.kernel) // self.stride + 1
+        if ho < 1 or wo < 1:
+            raise NetworkError(f"SumPool2d kernel {self.kernel} does not fit input {in_shape}")
+        return (c, ho, wo)
+
+    def geometry(self) -> dict:
+        return {"kernel": int(self.kernel), "stride": int(self.stride), "weight": float(self.weight)}
+
+
+@dataclass(eq=False)
+class Flatten:
+    """Reshape ``(C, H, W)`` to ``(C*H*W,)`` in C order (as ``torch.flatten``); no neurons, no cost."""
+
+    name: str = ""
+    neuron = None
+    bias = None
+    weight_exp = 0
+    kind = "flatten"
+
+    def out_shape(self, in_shape: Shape) -> Shape:
+        return (int(np.prod(in_shape)),)
+
+    def geometry(self) -> dict:
+        return {}
+
+
+Layer = Union[Dense, Conv2d, SumPool2d, Flatten]
+LAYER_KINDS = {"dense": Dense, "conv2d": Conv2d, "sumpool2d": SumPool2d, "flatten": Flatten}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Network
+# ---------------------------------------------------------------------------------------------------------
+class Network:
+    """An input shape and a feed-forward list of layers; validates shapes and numeric form on creation."""
+
+    def __init__(self, input_shape: Shape | int, layers: list[Layer]):
+        self.input_shape: Shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
+        self.layers: list[Layer] = list(layers)
+        if not self.layers:
+            raise NetworkError("a network needs at least one layer")
+        self.shapes: list[Shape] = [self.input_shape]
+        for i, layer in enumerate(self.layers):
+            if not layer.name:
+                layer.name = f"{layer.kind}{i}"
+            self.shapes.append(layer.out_shape(self.shapes[-1]))
+        modes = {_mode_of(layer.neuron) for layer in self.layers if layer.neuron is not None}
+        if len(modes) != 1:
+            raise NetworkError("a network mixes FloatLIF and LoihiLIF neurons; use one numeric form")
+        self.mode: Mode = modes.pop()
+        for i, layer in enumerate(self.layers):
+            _check_tensors(layer, i, self.mode)
+
+    @property
+    def output_shape(self) -> Shape:
+        return self.shapes[-1]
+
+    def layer_shapes(self) -> list[tuple[Shape, Shape]]:
+        """(input shape, output shape) of every layer."""
+        return list(zip(self.shapes[:-1], self.shapes[1:]))
+
+    def describe(self) -> dict:
+        """JSON-ready description (everything but the tensors)."""
+        layers = []
+        for layer in self.layers:
+            entry = {"kind": layer.kind, "name": layer.name, **layer.geometry()}
+            if layer.neuron is not None:
+                entry["neuron"] = {"type": type(layer.neuron).__name__, **asdict(layer.neuron)}
+                entry["weight_exp"] = int(layer.weight_exp)
+            layers.append(entry)
+        return {"format": FORMAT_NAME, "version": FORMAT_VERSION, "mode": self.mode,
+                "input_shape": list(self.input_shape), "layers": layers}
+
+    def __repr__(self) -> str:
+        parts = " -> ".join(f"{layer.name}{list(s)}" for layer, s in zip(self.layers, self.shapes[1:]))
+        return f"Network[{self.mode}]({list(self.input_shape)} -> {parts})"
+
+
+def _mode_of(neuron: Neuron) -> Mode:
+    return "float" if isinstance(neuron, FloatLIF) else "fixed"
+
+
+def _check_tensors(layer: Layer, index: int, mode: Mode) -> None:
+    where = f"layer {index} ({layer.name})"
+    if isinstance(layer, (Dense, Conv2d)):
+        if mode == "float":
+            if not np.all(np.isfinite(layer.weight)):
+                raise NetworkError(f"{where}: weights must be finite")
+            layer.weight = layer.weight.astype(np.float32)
+        else:
+            layer.weight = _as_int(layer.weight, f"{where} weight")
+            lo, hi = int(layer.weight.min(initial=0)), int(layer.weight.max(initial=0))
+            inhibitory_only = hi <= 0 and lo < 0
+            if lo < WEIGHT_MIN or hi > WEIGHT_MAX or (inhibitory_only and lo < -255):
+                raise NetworkError(
+                    f"{where}: fixed-point weights must fit 8 bits plus sign "
+                    f"({WEIGHT_MIN}..{WEIGHT_MAX}; -255..0 when all are inhibitory), got {lo}..{hi}")
+        n_bias = layer.weight.shape[0]
+        if layer.bias is not None:
+            layer.bias = np.asarray(layer.bias)
+            if layer.bias.shape != (n_bias,):
+                raise NetworkError(f"{where}: bias must have shape ({n_bias},), got {layer.bias.shape}")
+            if mode == "float":
+                layer.bias = layer.bias.astype(np.float32)
+            else:
+                layer.bias = _as_int(layer.bias, f"{where} bias")
+                if layer.bias.min() < BIAS_MANT_MIN or layer.bias.max() > BIAS_MANT_MAX:
+                    raise NetworkError(f"{where}: bias mantissa must be in {BIAS_MANT_MIN}..{BIAS_MANT_MAX}")
+    if isinstance(layer, SumPool2d) and mode == "fixed":
+        if int(layer.weight) != layer.weight or not WEIGHT_MIN <= layer.weight <= WEIGHT_MAX:
+            raise NetworkError(f"{where}: fixed-point pool weight must be an integer in -256..255")
+    if mode == "fixed" and layer.neuron is not None:
+        if int(layer.weight_exp) != layer.weight_exp or not WEIGHT_EXP_MIN <= layer.weight_exp <= WEIGHT_EXP_MAX:
+            raise NetworkError(f"{where}: weight_exp must be an integer in {WEIGHT_EXP_MIN}..{WEIGHT_EXP_MAX}, "
+                               f"got {layer.weight_exp!r}")
+
+
+def _as_int(values: np.ndarray, what: str) -> np.ndarray:
+    values = np.asarray(values)
+    if values.dtype.kind in "iub":
+        return values.astype(np.int32)
+    if values.dtype.kind == "f" and np.all(np.isfinite(values)) and np.all(values == np.round(values)):
+        return values.astype(np.int32)
+    raise NetworkError(f"{what}: fixed-point values must be integers, got dtype {values.dtype}")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Spec strings
+# ---------------------------------------------------------------------------------------------------------
+_TOKEN_HELP = ("N (dense), cO[kK][sS][pP] (conv: O channels, kernel K=3, stride S=1, padding P=0), "
+               "pK[sS] (sum pool), or f (flatten)")
+_CONV = re.compile(r"^c(\d+)(?:k(\d+))?(?:s(\d+))?(?:p(\d+))?$")
+_POOL = re.compile(r"^p(\d+)(?:s(\d+))?$")
+_SHAPE = re.compile(r"^\d+(x\d+x\d+)?$")
+
+
+def from_spec(spec: str, mode: Mode = "float", seed: int = 0, gain: float = 3.0) -> Network:
+    """Build a randomly initialised network from a compact spec string.
+
+    ``784-512-10`` is an MLP; ``1x28x28-c8k3p1-p2-c16k3p1-p2-10`` a conv net (a Flatten is inserted before
+    the first dense layer after a spatial one). Float weights are N(0, (gain / sqrt(fan_in))^2) with the
+    SLTT neuron (lam = 1 - 1/1.1, v_th = 1, soft reset); fixed weights are the same draw scaled to
+    integers (x 64, clipped to -254..254, even values, so they are exact in every Lava sign mode) with
+    ``LoihiLIF(du=4095, dv=3724, vth=64)``, the quantised counterpart of the float neuron.
+    """
+    if mode not in MODES:
+        raise NetworkError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+    tokens = [t.strip().lower() for t in str(spec).split("-")]
+    if len(tokens) < 2 or not _SHAPE.match(tokens[0]):
+        raise NetworkError(f"malformed network spec {spec!r}: expected INPUT-LAYER[-LAYER...], INPUT as N or "
+                           f"CxHxW (e.g. 784-512-10 or 1x28x28-c8k3-p2-10)")
+    input_shape: Shape = tuple(int(x) for x in tokens[0].split("x"))
+    if min(input_shape) < 1:
+        raise NetworkError(f"malformed network spec {spec!r}: input sizes must be >= 1")
+    rng = np.random.default_rng(seed)
+    neuron: Neuron = FloatLIF() if mode == "float" else LoihiLIF(du=4095, dv=3724, vth=64)
+    layers: list[Layer] = []
+    shape = input_shape
+    for position, token in enumerate(tokens[1:], start=1):
+        if (conv := _CONV.match(token)) is not None:
+            out_ch, k, s, p = (int(g) if g is not None else d for g, d in zip(conv.groups(), (0, 3, 1, 0)))
+            if len(shape) != 3 or min(out_ch, k, s) < 1:
+                raise NetworkError(f"malformed network spec {spec!r}: conv token {token!r} at position "
+                                   f"{position} needs a CxHxW input and sizes >= 1")
+            w = _init(rng, (out_ch, shape[0], k, k), shape[0] * k * k, gain, mode)
+            layer: Layer = Conv2d(w, stride=s, padding=p, neuron=neuron, weight_exp=_wexp(mode))
+        elif (pool := _POOL.match(token)) is not None:
+            k = int(pool.group(1))
+            s = int(pool.group(2)) if pool.group(2) else k
+            if len(shape) != 3 or k < 1 or s < 1:
+                raise NetworkError(f"malformed network spec {spec!r}: pool token {token!r} at position "
+                                   f"{position} needs a CxHxW input and sizes >= 1")
+            pool_w = 1.0 / (k * k) * 2.0 if mode == "float" else 64
+            layer = SumPool2d(k, s, weight=pool_w, neuron=neuron, weight_exp=_wexp(mode))
+        elif token == "f":
+            layer = Flatten()
+        elif token.isdigit() and int(token) >= 1:
+            if len(shape) != 1:
+                layers.append(Flatten())
+                shape = layers[-1].out_shape(shape)
+            w = _init(rng, (int(token), shape[0]), shape[0], gain, mode)
+            layer = Dense(w, neuron=neuron, weight_exp=_wexp(mode))
+        else:
+            raise NetworkError(f"malformed network spec {spec!r}: token {token!r} at position {position} is "
+                               f"not a layer; expected {_TOKEN_HELP}")
+        try:
+            shape = layer.out_shape(shape)
+        except NetworkError as err:
+            raise NetworkError(f"malformed network spec {spec!r}: token {token!r}: {err}") from None
+        layers.append(layer)
+    return Network(input_shape, layers)
+
+
+def _wexp(mode: Mode) -> int:
+    return 0 if mode == "float" else -1
+
+
+def _init(rng: np.random.Generator, shape: Shape, fan_in: int, gain: float, mode: Mode) -> np.ndarray:
+    w = rng.normal(0.0, gain / np.sqrt(fan_in), size=shape)
+    if mode == "float":
+        return w.astype(np.float32)
+    # Integer weights w_int exported as 2*w_int with weight_exp -1 (exact in every Lava sign mode).
+    return (2 * np.clip(np.round(w * 64), -127, 127)).astype(np.int32)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Files
+# ---------------------------------------------------------------------------------------------------------
+def save(network: Network, path: str | Path) -> Path:
+    """Write ``network`` to ``path`` (``.npz``; format in the module docstring). Returns the path."""
+    path = Path(path)
+    arrays = {"__network__": np.frombuffer(json.dumps(network.describe()).encode(), dtype=np.uint8)}
+    for i, layer in enumerate(network.layers):
+        if isinstance(layer, (Dense, Conv2d)):
+            arrays[f"layers.{i}.weight"] = layer.weight
+            if layer.bias is not None:
+                arrays[f"layers.{i}.bias"] = layer.bias
+    with open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+    return path
+
+
+def load(path: str | Path) -> Network:
+    """Read a network written by :func:`save`; errors name the file and the field that is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise NetworkError(f"{path}: no such network file")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except Exception as err:  # zip/npz errors come in many types
+        raise NetworkError(f"{path}: not a readable hwsim network file (.npz): {err}") from None
+    if "__network__" not in arrays:
+        raise NetworkError(f"{path}: missing '__network__' description; not an hwsim network file")
+    try:
+        desc = json.loads(arrays["__network__"].tobytes().decode())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise NetworkError(f"{path}: '__network__' is not valid JSON: {err}") from None
+    if desc.get("format") != FORMAT_NAME or desc.get("version") != FORMAT_VERSION:
+        raise NetworkError(f"{path}: expected format {FORMAT_NAME} version {FORMAT_VERSION}, got "
+                           f"{desc.get('format')!r} version {desc.get('version')!r}")
+    try:
+        layers = [_layer_from(entry, i, arrays) for i, entry in enumerate(desc["layers"])]
+        return Network(tuple(desc["input_shape"]), layers)
+    except KeyError as err:
+        raise NetworkError(f"{path}: missing field {err}") from None
+    except (NetworkError, TypeError, ValueError) as err:
+        raise NetworkError(f"{path}: {err}") from None
+
+
+def _layer_from(entry: dict, i: int, arrays: dict[str, np.ndarray]) -> Layer:
+    kind = entry["kind"]
+    if kind not in LAYER_KINDS:
+        raise NetworkError(f"layers[{i}].kind {kind!r} unknown; expected one of {', '.join(LAYER_KINDS)}")
+    if kind == "flatten":
+        return Flatten(name=entry["name"])
+    params = dict(entry["neuron"])
+    neuron_type = params.pop("type")
+    if neuron_type not in ("FloatLIF", "LoihiLIF"):
+        raise NetworkError(f"layers[{i}].neuron.type {neuron_type!r} unknown; expected FloatLIF or LoihiLIF")
+    neuron = FloatLIF(**params) if neuron_type == "FloatLIF" else LoihiLIF(**params)
+    common = {"neuron": neuron, "weight_exp": entry["weight_exp"], "name": entry["name"]}
+    if kind == "sumpool2d":
+        return SumPool2d(entry["kernel"], entry["stride"], weight=entry["weight"], **common)
+    weight_key = f"layers.{i}.weight"
+    if weight_key not in arrays:
+        raise NetworkError(f"missing array {weight_key!r}")
+    bias = arrays.get(f"layers.{i}.bias")
+    if kind == "dense":
+        return Dense(arrays[weight_key], bias=bias, **common)
+    return Conv2d(arrays[weight_key], stride=entry["stride"], padding=entry["padding"], bias=bias, **common)
