@@ -13,7 +13,7 @@ import numpy as np
 
 from hwsim.counts import Counts, LayerCounts, add_inference_bytes
 from hwsim.kernels.layer import run_fixed_layer, run_float_layer
-from hwsim.kernels.synapses import CONV, DENSE, POOL
+from hwsim.kernels.synapses import CONV, DENSE, POOL, scan_events
 from hwsim.network import Conv2d, Dense, Flatten, FloatLIF, LoihiLIF, Network, NetworkError, SumPool2d
 
 
@@ -51,6 +51,7 @@ class LayerPlan:
     geom: np.ndarray
     n_in: int
     out_shape: tuple[int, ...]
+    factor: int = 1
 
 
 def check_input(network: Network, spikes: np.ndarray) -> np.ndarray:
@@ -64,6 +65,10 @@ def check_input(network: Network, spikes: np.ndarray) -> np.ndarray:
         raise InputError(f"input spikes need T >= 1 and B >= 1, got {spikes.shape}")
     if spikes.dtype == np.bool_:
         flat = spikes.view(np.uint8)
+    elif spikes.dtype == np.uint8:
+        if spikes.max() > 1:
+            raise InputError("input spikes must be 0/1 values; got uint8 values above 1")
+        flat = spikes
     elif spikes.dtype.kind in "iuf":
         if not np.all((spikes == 0) | (spikes == 1)):
             raise InputError(f"input spikes must be 0/1 values; got dtype {spikes.dtype} with other values "
@@ -82,6 +87,20 @@ def lava_effective_weights(weight: np.ndarray) -> np.ndarray:
     return w
 
 
+def packed_dense_weights(weight: np.ndarray) -> tuple[np.ndarray, int]:
+    """Lava's effective Dense weights as 8-bit storage and a factor: ``effective == factor * stored``.
+
+    Mixed signs: even values in -256..254, stored halved as int8 (factor 2); one sign: magnitudes 0..255
+    as uint8 (factor 1 or -1). Transposed to fan-out-major ``(n_in, n_out)``.
+    """
+    w = lava_effective_weights(weight)
+    if w.min(initial=0) < 0 < w.max(initial=0):
+        return np.ascontiguousarray((w >> 1).T.astype(np.int8)), 2
+    if w.min(initial=0) < 0:
+        return np.ascontiguousarray((-w).T.astype(np.uint8)), -1
+    return np.ascontiguousarray(w.T.astype(np.uint8)), 1
+
+
 def plan_layers(network: Network) -> list[LayerPlan]:
     """Compile each neuron layer: fan-out-major weights and geometry; Flatten layers fold away."""
     plans = []
@@ -89,21 +108,28 @@ def plan_layers(network: Network) -> list[LayerPlan]:
         if isinstance(layer, Flatten):
             continue
         n_in = int(np.prod(in_shape))
+        if n_in >= 2**23:
+            raise NetworkError(f"layer {layer.name}: {n_in} inputs; the int32 accumulators are exact up to 2**23")
         geom = np.zeros(10, np.int64)
         if isinstance(layer, Dense):
-            w = lava_effective_weights(layer.weight) if network.mode == "fixed" else layer.weight
-            plans.append(LayerPlan(layer, DENSE, np.ascontiguousarray(w.T), geom, n_in, out_shape))
+            if network.mode == "fixed":
+                w2d, factor = packed_dense_weights(layer.weight)
+                plans.append(LayerPlan(layer, DENSE, w2d, geom, n_in, out_shape, factor))
+            else:
+                plans.append(LayerPlan(layer, DENSE, np.ascontiguousarray(layer.weight.T), geom, n_in, out_shape))
             continue
         c, h, w_in = in_shape
         if isinstance(layer, Conv2d):
             o, _, kh, kw = layer.weight.shape
             geom[:] = (c, h, w_in, o, out_shape[1], out_shape[2], kh, kw, layer.stride, layer.padding)
             w2d = np.ascontiguousarray(layer.weight.transpose(1, 2, 3, 0).reshape(c * kh * kw, o))
+            if network.mode == "fixed":
+                w2d = w2d.astype(np.int16)
             plans.append(LayerPlan(layer, CONV, w2d, geom, n_in, out_shape))
         else:
             k = layer.kernel
             geom[:] = (c, h, w_in, c, out_shape[1], out_shape[2], k, k, layer.stride, 0)
-            dtype = np.float32 if network.mode == "float" else np.int32
+            dtype = np.float32 if network.mode == "float" else np.int16
             plans.append(LayerPlan(layer, POOL, np.full((1, 1), layer.weight, dtype), geom, n_in, out_shape))
     return plans
 
@@ -134,6 +160,7 @@ class Engine:
         network = self.network
         s_in = check_input(network, spikes)
         steps, batch = s_in.shape[:2]
+        in_off, in_events = scan_events(s_in)
         counts = Counts(timesteps=steps, batch=batch, mode=network.mode)
         out_spikes, membranes, currents, names = [], [], [], []
         for plan, bias in zip(self.plans, self._bias):
@@ -148,7 +175,8 @@ class Engine:
             if network.mode == "float":
                 neuron: FloatLIF = layer.neuron
                 u_rec = np.zeros(rec_shape, np.float32)
-                run_float_layer(plan.kind, s_in, plan.w2d, plan.geom, bias, np.float32(neuron.lam),
+                in_off, in_events = run_float_layer(
+                                plan.kind, in_off, in_events, plan.w2d, plan.geom, bias, np.float32(neuron.lam),
                                 np.float32(neuron.v_th), neuron.reset == "soft", s_out, u_rec, ev["spikes_in"],
                                 ev["sop"], ev["spikes_out"], lc.neuron_spikes, lc.input_spikes)
                 if record:
@@ -156,8 +184,9 @@ class Engine:
             else:
                 neuron: LoihiLIF = layer.neuron
                 v_rec, u_rec = np.zeros(rec_shape, np.int32), np.zeros(rec_shape, np.int32)
-                run_fixed_layer(plan.kind, s_in, plan.w2d, plan.geom, int(layer.weight_exp), neuron.du,
-                                neuron.dv, neuron.vth, bias, s_out, v_rec, u_rec, ev["spikes_in"], ev["sop"],
+                in_off, in_events = run_fixed_layer(
+                                plan.kind, in_off, in_events, plan.w2d, plan.factor, plan.geom,
+                                int(layer.weight_exp), neuron.du, neuron.dv, neuron.vth, bias, s_out, v_rec, u_rec, ev["spikes_in"], ev["sop"],
                                 ev["spikes_out"], lc.neuron_spikes, lc.input_spikes)
                 if record:
                     membranes.append(v_rec.reshape(steps, batch, *plan.out_shape))
@@ -167,7 +196,6 @@ class Engine:
             counts.layers.append(lc)
             out_spikes.append(s_out.reshape(steps, batch, *plan.out_shape))
             names.append(layer.name)
-            s_in = s_out
         return SimResult(out_spikes, counts, names, membranes if record else None,
                          currents if record and network.mode == "fixed" else None)
 

@@ -34,17 +34,11 @@ def check_lava_expressible(network: Network) -> None:
                                f"runner yet (Dense layers only)")
 
 
-def run_lava(network: Network, spikes: np.ndarray, probe_state: bool = True,
-             monitor_spikes: bool = True) -> LavaRun:
-    """Run ``network`` in Lava on one sample's input ``spikes`` ``(T, n_in)`` (0/1) for T steps.
-
-    ``monitor_spikes=False`` and ``probe_state=False`` build the bare graph (no Monitor processes), as a
-    deployment would run; the result then holds no data (used for timing).
-    """
+def build_lava(network: Network, spikes: np.ndarray, probe_state: bool = True, monitor_spikes: bool = True):
+    """Build the Lava process graph for one sample's input ``spikes`` ``(T, n_in)``; returns the source
+    ``RingBuffer`` (run it to run the graph) and the monitors as ``(layer, var, Monitor, process name)``."""
     check_lava_expressible(network)
     import_lava()
-    from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.dense.process import Dense as LavaDense
     from lava.proc.io.source import RingBuffer
     from lava.proc.lif.process import LIF
@@ -54,8 +48,8 @@ def run_lava(network: Network, spikes: np.ndarray, probe_state: bool = True,
     steps = spikes.shape[0]
     source = RingBuffer(data=spikes.T.astype(np.int32))
     port = source.s_out
-    lifs, monitors = [], []
-    for layer in network.layers:
+    monitors = []
+    for index, layer in enumerate(network.layers):
         neuron = layer.neuron
         bias = np.zeros(layer.n_out, np.int32) if layer.bias is None else layer.bias.astype(np.int32)
         dense = LavaDense(weights=layer.weight.astype(np.int32), weight_exp=int(layer.weight_exp))
@@ -64,7 +58,6 @@ def run_lava(network: Network, spikes: np.ndarray, probe_state: bool = True,
         port.connect(dense.s_in)
         dense.a_out.connect(lif.a_in)
         port = lif.s_out
-        lifs.append(lif)
         probes = {}
         if monitor_spikes:
             probes["s_out"] = lif.s_out
@@ -73,17 +66,33 @@ def run_lava(network: Network, spikes: np.ndarray, probe_state: bool = True,
         for key, target in probes.items():
             monitor = Monitor()
             monitor.probe(target, steps)
-            monitors.append((len(lifs) - 1, key, monitor, lif.name))
+            monitors.append((index, key, monitor, lif.name))
+    return source, monitors
+
+
+def fixed_pt_config():
+    """Lava's CPU simulation config with the bit-accurate fixed-point models."""
+    import_lava()
+    from lava.magma.core.run_configs import Loihi2SimCfg
+
+    return Loihi2SimCfg(select_tag="fixed_pt")
+
+
+def run_lava(network: Network, spikes: np.ndarray, probe_state: bool = True) -> LavaRun:
+    """Run ``network`` in Lava (``fixed_pt``) on one sample's 0/1 input ``spikes`` ``(T, n_in)`` for T steps;
+    returns every layer's spikes and, with ``probe_state``, its v and u per step."""
+    from lava.magma.core.run_conditions import RunSteps
+
+    steps = np.asarray(spikes).shape[0]
+    source, monitors = build_lava(network, spikes, probe_state=probe_state)
     try:
-        source.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
-        data: dict[tuple[int, str], np.ndarray] = {}
-        for index, key, monitor, name in monitors:
-            recorded = monitor.get_data()[name]
-            data[(index, key)] = np.asarray(recorded[key if key != "s_out" else "s_out"]).reshape(steps, -1)
+        source.run(condition=RunSteps(num_steps=steps), run_cfg=fixed_pt_config())
+        data = {(index, key): np.asarray(monitor.get_data()[name][key]).reshape(steps, -1)
+                for index, key, monitor, name in monitors}
     finally:
         source.stop()
-    n = len(lifs)
-    spikes_out = [data[(i, "s_out")].astype(np.uint8) for i in range(n)] if monitor_spikes else []
+    n = len(network.layers)
+    spikes_out = [data[(i, "s_out")].astype(np.uint8) for i in range(n)]
     v = [data[(i, "v")].astype(np.int64) for i in range(n)] if probe_state else None
     u = [data[(i, "u")].astype(np.int64) for i in range(n)] if probe_state else None
     return LavaRun(spikes_out, v, u)

@@ -11,18 +11,21 @@ import numba as nb
 import numpy as np
 
 from hwsim.kernels.lif import U24, lif_fixed_step, lif_float_step
-from hwsim.kernels.synapses import DENSE, propagate
+from hwsim.kernels.synapses import DENSE, emit_events, propagate
 
 MASK24 = (1 << 24) - 1
 
 
 @nb.njit(cache=True)
-def run_float_layer(kind, s_in, w2d, geom, bias, lam, v_th, soft, s_out, u_rec,
+def run_float_layer(kind, in_off, in_events, w2d, geom, bias, lam, v_th, soft, s_out, u_rec,
                     spikes_in, sop, spikes_out, neuron_spikes, input_spikes):
-    """Float layer. ``s_in`` (T, B, n_in) uint8; ``s_out`` (T, B, n_out) uint8 (zeroed); ``u_rec``
-    (T, B, n_out) float32 or (0, 0, 0) to skip recording; counters (T,) int64 and per-neuron totals."""
-    steps, batch = s_in.shape[0], s_in.shape[1]
-    n_out = s_out.shape[2]
+    """Float layer. Input address events ``in_events`` with offsets ``in_off`` (B*T + 1,); ``s_out``
+    (T, B, n_out) uint8 (zeroed); ``u_rec`` (T, B, n_out) float32 or (0, 0, 0) to skip recording;
+    counters (T,) int64 and per-neuron totals. Returns the output events ``(offsets, indices)``."""
+    steps, batch, n_out = s_out.shape
+    out_off = np.zeros(batch * steps + 1, np.int64)
+    out_events = np.empty(max(16, in_events.shape[0]), np.int32)
+    count = 0
     acc = np.zeros(n_out, np.float32)
     u = np.zeros(n_out, np.float32)
     s = np.zeros(n_out, np.float32)
@@ -33,25 +36,32 @@ def run_float_layer(kind, s_in, w2d, geom, bias, lam, v_th, soft, s_out, u_rec,
         s[:] = 0.0
         for t in range(steps):
             acc[:] = 0.0
-            events, sops = propagate(kind, s_in[t, b], w2d, geom, acc, input_spikes)
-            spikes_in[t] += events
-            sop[t] += sops
+            slot = b * steps + t
+            spikes_in[t] += in_off[slot + 1] - in_off[slot]
+            sop[t] += propagate(kind, in_events, in_off[slot], in_off[slot + 1], w2d, geom, acc, input_spikes)
             rec = u_rec[t, b] if record else no_rec
             spikes_out[t] += lif_float_step(acc, bias, lam, v_th, soft, u, s, s_out[t, b], rec,
                                            neuron_spikes)
+            out_events, count = emit_events(s_out[t, b], out_events, count)
+            out_off[slot + 1] = count
+    return out_off, out_events
 
 
 @nb.njit(cache=True)
-def run_fixed_layer(kind, s_in, w2d, geom, weight_exp, du, dv, vth, bias_eff, s_out, v_rec, u_rec,
-                    spikes_in, sop, spikes_out, neuron_spikes, input_spikes):
+def run_fixed_layer(kind, in_off, in_events, w2d, factor, geom, weight_exp, du, dv, vth, bias_eff, s_out,
+                    v_rec, u_rec, spikes_in, sop, spikes_out, neuron_spikes, input_spikes):
     """Fixed-point layer with Lava's one-step synaptic delay: spikes arriving at step t reach the neurons
-    at step t + 1. Shapes as :func:`run_float_layer`; ``w2d`` holds Lava's effective int32 weights.
+    at step t + 1. Shapes as :func:`run_float_layer`. Lava's effective weights are ``factor * w2d``: dense
+    weights are stored in 8 bits (``w2d`` int8 with factor 2 for mixed signs, uint8 with factor +-1 for
+    one sign), conv/pool weights as int16 with factor 1; sums are exact in int32 for fan-in < 2**23.
     Dense output is shifted by ``weight_exp`` (as Lava ``Dense``); conv and pool output is shifted, then
     wrapped to signed 24 bit (as Lava ``Conv``, which applies no weight exponent itself)."""
-    steps, batch = s_in.shape[0], s_in.shape[1]
-    n_out = s_out.shape[2]
-    pending = np.zeros(n_out, np.int64)
-    acc = np.zeros(n_out, np.int64)
+    steps, batch, n_out = s_out.shape
+    out_off = np.zeros(batch * steps + 1, np.int64)
+    out_events = np.empty(max(16, in_events.shape[0]), np.int32)
+    count = 0
+    pending = np.zeros(n_out, np.int32)
+    acc = np.zeros(n_out, np.int32)
     u = np.zeros(n_out, np.int32)
     v = np.zeros(n_out, np.int32)
     no_rec = np.zeros(0, np.int32)
@@ -65,15 +75,17 @@ def run_fixed_layer(kind, s_in, w2d, geom, weight_exp, du, dv, vth, bias_eff, s_
             rec_u = u_rec[t, b] if record else no_rec
             spikes_out[t] += lif_fixed_step(pending, du, dv, vth, bias_eff, u, v, s_out[t, b],
                                            rec_v, rec_u, neuron_spikes)
+            out_events, count = emit_events(s_out[t, b], out_events, count)
+            out_off[b * steps + t + 1] = count
             acc[:] = 0
-            events, sops = propagate(kind, s_in[t, b], w2d, geom, acc, input_spikes)
-            spikes_in[t] += events
-            sop[t] += sops
+            slot = b * steps + t
+            spikes_in[t] += in_off[slot + 1] - in_off[slot]
+            sop[t] += propagate(kind, in_events, in_off[slot], in_off[slot + 1], w2d, geom, acc, input_spikes)
+            left = max(weight_exp, 0)
+            right = max(-weight_exp, 0)
             for i in range(n_out):
-                if weight_exp >= 0:
-                    a = acc[i] << weight_exp
-                else:
-                    a = acc[i] >> -weight_exp
+                a = ((np.int64(acc[i]) * factor) << left) >> right
                 if kind != DENSE:
                     a = ((a + U24) & MASK24) - U24  # Lava Conv's signed 24-bit wrap of its output
-                pending[i] = a
+                pending[i] = np.int32(a)  # the int32 channel from synapse to neuron
+    return out_off, out_events

@@ -1,4 +1,4 @@
-"""LIF neuron updates over one population for one step.
+"""LIF neuron updates over one population for one step (branch-free, so the loops vectorise).
 
 Float (DESIGN.md section 2, SLTT/OTTT form)::
 
@@ -28,69 +28,61 @@ def wrap32(x):
 
 @nb.njit(cache=True, inline="always")
 def trunc_decay(x, factor):
-    """``sign(x * factor) * (|x * factor| >> 12)``: Lava's decay, rounding toward zero."""
+    """``sign(x * factor) * (|x * factor| >> 12)``: Lava's decay, rounding toward zero (branch-free)."""
     p = np.int64(x) * np.int64(factor)
-    if p >= 0:
-        return p >> 12
-    return -((-p) >> 12)
+    return (p + ((p >> 63) & 4095)) >> 12
 
 
 @nb.njit(cache=True)
 def lif_float_step(acc, bias, lam, v_th, soft, u, s, s_out, u_rec, neuron_spikes):
-    """One float step for ``n`` neurons. ``acc`` (n,) synaptic input; ``u``/``s`` state (updated in place);
-    writes spikes to ``s_out`` (n,) uint8 and u (before reset) to ``u_rec`` (n,) when it is non-empty;
-    counts each spike into ``neuron_spikes`` (n,). Returns the number of spikes."""
+    """One float step for ``n`` neurons. ``acc`` (n,) synaptic input; ``u``/``s`` float32 state (updated in
+    place); writes spikes to ``s_out`` (n,) uint8 (zero on entry), u before reset to ``u_rec`` (n,) when it
+    is non-empty, and counts each spike into ``neuron_spikes`` (n,). Returns the number of spikes."""
     n = u.shape[0]
     spikes = 0
-    record = u_rec.shape[0] > 0
+    one = np.float32(1.0)
+    if soft:
+        for i in range(n):
+            u[i] = lam * (u[i] - v_th * s[i]) + (acc[i] + bias[i])
+    else:
+        for i in range(n):
+            u[i] = lam * (u[i] * (one - s[i])) + (acc[i] + bias[i])
     for i in range(n):
-        if soft:
-            x = lam * (u[i] - v_th * s[i]) + (acc[i] + bias[i])
-        else:
-            x = lam * (u[i] * (np.float32(1.0) - s[i])) + (acc[i] + bias[i])
-        u[i] = x
-        if record:
-            u_rec[i] = x
-        if x >= v_th:
-            s[i] = 1.0
-            s_out[i] = 1
-            neuron_spikes[i] += 1
-            spikes += 1
-        else:
-            s[i] = 0.0
+        fired = u[i] >= v_th
+        s[i] = one if fired else np.float32(0.0)
+        s_out[i] = np.uint8(fired)
+        neuron_spikes[i] += np.int64(fired)
+        spikes += np.int64(fired)
+    if u_rec.shape[0] > 0:
+        u_rec[:] = u
     return spikes
 
 
 @nb.njit(cache=True)
 def lif_fixed_step(a, du, dv, vth, bias_eff, u, v, s_out, v_rec, u_rec, neuron_spikes):
-    """One fixed-point step. ``a`` (n,) int64 synaptic input already shifted by weight_exp; ``u``/``v``
-    int32 state (updated in place); ``bias_eff`` = bias_mant << bias_exp. Returns the number of spikes."""
+    """One fixed-point step. ``a`` (n,) int32 synaptic input as Lava's Dense sends it (already shifted by
+    weight_exp and wrapped to int32); ``u``/``v`` int32 state (updated in place); ``bias_eff`` =
+    bias_mant << bias_exp. Spikes go to ``s_out`` (zero on entry). Returns the number of spikes."""
     n = u.shape[0]
     spikes = 0
-    record = v_rec.shape[0] > 0
     vth_eff = np.int64(vth) << 6
+    u_decay = 4095 - du
+    v_decay = 4096 - dv
     for i in range(n):
-        act = wrap32(wrap32(a[i]) << 6)
-        cur = wrap32(trunc_decay(u[i], 4095 - du) + act)
-        wrapped = cur
-        if cur > U24:
-            wrapped = cur - 2 * U24
-        if wrapped <= -U24:
-            wrapped = cur + 2 * U24
+        act = wrap32(np.int64(a[i]) << 6)
+        cur = wrap32(trunc_decay(u[i], u_decay) + act)
+        wrapped = cur - 2 * U24 if cur > U24 else cur
+        wrapped = cur + 2 * U24 if wrapped <= -U24 else wrapped
         new_u = wrap32(wrapped)
-        volt = wrap32(wrap32(trunc_decay(v[i], 4096 - dv) + new_u) + bias_eff[i])
-        if volt > V_MAX:
-            volt = V_MAX
-        elif volt < -V_MAX:
-            volt = -V_MAX
+        volt = wrap32(trunc_decay(v[i], v_decay) + new_u + bias_eff[i])
+        volt = min(max(volt, -V_MAX), V_MAX)
+        fired = volt > vth_eff
         u[i] = new_u
-        if volt > vth_eff:
-            s_out[i] = 1
-            neuron_spikes[i] += 1
-            spikes += 1
-            volt = 0
-        v[i] = volt
-        if record:
-            v_rec[i] = volt
-            u_rec[i] = new_u
+        v[i] = 0 if fired else volt
+        s_out[i] = np.uint8(fired)
+        neuron_spikes[i] += np.int64(fired)
+        spikes += np.int64(fired)
+    if v_rec.shape[0] > 0:
+        v_rec[:] = v
+        u_rec[:] = u
     return spikes

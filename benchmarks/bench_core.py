@@ -1,0 +1,162 @@
+"""Core speed, side by side in one run: hwsim (float, fixed) vs Lava fixed_pt vs a plain torch loop.
+
+Network 784-512-512-10 (``hwsim.network.from_spec``, seed 0), T = 100, Bernoulli input at 5 % and 20 %.
+Every contender runs on one core (numba kernels are single-threaded; torch.set_num_threads(1); Lava is
+timed as it runs, with its own processes). Reported per contender:
+
+* synaptic events/s -- the SOPs of that run (hwsim's exact count for the same network and input; for the
+  torch loop, the SOPs an event-driven core would do for the same work) per second of wall time;
+* steps/s -- simulated time steps per second (all batch samples advance together);
+* ratios against torch (same batch) and, for fixed mode, against Lava (batch 1).
+
+Lava is timed after a one-step warm-up run (graph compilation and process start-up excluded), with no
+monitors. hwsim is timed on a built :class:`hwsim.engine.Engine` after one warm-up call (kernel load
+excluded). Best of ``--repeats`` runs for hwsim and torch.
+
+    python benchmarks/bench_core.py [--json FILE] [--repeats N] [--skip-lava]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from hwsim.engine import Engine, bernoulli  # noqa: E402
+from hwsim.network import FloatLIF, Network, from_spec  # noqa: E402
+
+SPEC, STEPS = "784-512-512-10", 100
+TARGETS = {"float_b1_gsops": 5.0, "fixed_vs_lava": 100.0, "torch_b1": 8.0, "torch_b64": 2.0}
+
+
+def best_of(fn, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def torch_loop(network: Network, x: torch.Tensor) -> torch.Tensor:
+    """The same float LIF network as a plain torch loop over time (dense matmuls); returns output spikes."""
+    weights = [torch.from_numpy(layer.weight) for layer in network.layers]
+    neuron: FloatLIF = network.layers[0].neuron
+    lam, vth = neuron.lam, neuron.v_th
+    with torch.no_grad():
+        u = [torch.zeros(x.shape[1], w.shape[0]) for w in weights]
+        s = [torch.zeros_like(ui) for ui in u]
+        out = []
+        for t in range(x.shape[0]):
+            inp = x[t]
+            for k, w in enumerate(weights):
+                u[k] = lam * (u[k] - vth * s[k]) + inp @ w.T
+                s[k] = (u[k] >= vth).float()
+                inp = s[k]
+            out.append(inp)
+    return torch.stack(out)
+
+
+def time_lava(network: Network, x: np.ndarray) -> float:
+    from lava.magma.core.run_conditions import RunSteps
+
+    from hwsim.export.lava import build_lava, fixed_pt_config
+
+    warm = np.concatenate([np.zeros((1, x.shape[1]), x.dtype), x])  # one warm-up step, then T steps
+    source, _ = build_lava(network, warm, probe_state=False, monitor_spikes=False)
+    try:
+        source.run(condition=RunSteps(num_steps=1), run_cfg=fixed_pt_config())
+        start = time.perf_counter()
+        source.run(condition=RunSteps(num_steps=x.shape[0]), run_cfg=fixed_pt_config())
+        return time.perf_counter() - start
+    finally:
+        source.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repetitions for hwsim and torch")
+    parser.add_argument("--skip-lava", action="store_true", help="leave Lava out (it takes a while)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+
+    float_net, fixed_net = from_spec(SPEC, "float"), from_spec(SPEC, "fixed")
+    engines = {"float": Engine(float_net), "fixed": Engine(fixed_net)}
+    rows, results = [], {"network": SPEC, "timesteps": STEPS, "machine": platform.processor() or platform.machine(),
+                         "cpu_count": os.cpu_count(), "runs": []}
+    for rate in (0.05, 0.20):
+        for batch in (1, 64):
+            x = bernoulli((STEPS, batch, 784), rate, seed=1)
+            entry = {"rate": rate, "batch": batch}
+            for mode, engine in engines.items():
+                engine.run(x[:2])
+                result = engine.run(x)
+                sops = result.counts.total("sop")
+                seconds = best_of(lambda: engine.run(x), args.repeats)
+                entry[mode] = {"seconds": seconds, "sop": sops, "sops_per_s": sops / seconds,
+                               "steps_per_s": STEPS / seconds}
+            xt = torch.from_numpy(x.astype(np.float32))
+            torch_out = torch_loop(float_net, xt)
+            seconds = best_of(lambda: torch_loop(float_net, xt), args.repeats)
+            sops = entry["float"]["sop"]
+            agree = float((torch_out.numpy().astype(np.uint8) == engines["float"].run(x).output).mean())
+            entry["torch"] = {"seconds": seconds, "sops_per_s": sops / seconds, "steps_per_s": STEPS / seconds,
+                              "output_agreement": agree}
+            if batch == 1 and not args.skip_lava:
+                seconds = time_lava(fixed_net, x[:, 0])
+                entry["lava"] = {"seconds": seconds, "sops_per_s": entry["fixed"]["sop"] / seconds,
+                                 "steps_per_s": STEPS / seconds}
+                entry["fixed_vs_lava"] = entry["fixed"]["steps_per_s"] / entry["lava"]["steps_per_s"]
+            entry["float_vs_torch"] = entry["float"]["steps_per_s"] / entry["torch"]["steps_per_s"]
+            entry["fixed_vs_torch"] = entry["fixed"]["steps_per_s"] / entry["torch"]["steps_per_s"]
+            results["runs"].append(entry)
+            for name in ("float", "fixed", "torch", "lava"):
+                if name in entry:
+                    rows.append((f"{rate:.0%}", batch, name, entry[name]["sops_per_s"] / 1e9,
+                                 entry[name]["steps_per_s"]))
+            print(f"rate {rate:.0%} batch {batch}: float {entry['float']['sops_per_s'] / 1e9:.2f} G SOP/s, "
+                  f"float/torch {entry['float_vs_torch']:.1f}x"
+                  + (f", fixed/lava {entry['fixed_vs_lava']:.0f}x" if "fixed_vs_lava" in entry else ""),
+                  flush=True)
+
+    print(f"\n{SPEC}, T={STEPS}, one core\n")
+    print(f"{'input':>5}  {'batch':>5}  {'engine':<6}  {'G SOP/s':>8}  {'steps/s':>10}")
+    for rate, batch, name, gsops, steps in rows:
+        print(f"{rate:>5}  {batch:>5}  {name:<6}  {gsops:8.3f}  {steps:10.1f}")
+    print("\nratios (targets in brackets)")
+    checks = []
+    for entry in results["runs"]:
+        tag = f"{entry['rate']:.0%}, batch {entry['batch']}"
+        print(f"  {tag:<15} hwsim float / torch {entry['float_vs_torch']:6.1f}x   "
+              f"hwsim fixed / torch {entry['fixed_vs_torch']:6.1f}x"
+              + (f"   hwsim fixed / Lava {entry['fixed_vs_lava']:8.0f}x" if "fixed_vs_lava" in entry else ""))
+        if entry["batch"] == 1:
+            checks.append((f"float G SOP/s at batch 1, {entry['rate']:.0%}",
+                           entry["float"]["sops_per_s"] / 1e9, TARGETS["float_b1_gsops"]))
+            if "fixed_vs_lava" in entry:
+                checks.append((f"fixed / Lava steps/s, {entry['rate']:.0%}", entry["fixed_vs_lava"],
+                               TARGETS["fixed_vs_lava"]))
+        if entry["rate"] == 0.05:
+            key = "torch_b1" if entry["batch"] == 1 else "torch_b64"
+            checks.append((f"float / torch, batch {entry['batch']}, 5%", entry["float_vs_torch"], TARGETS[key]))
+    print("\ntargets")
+    for name, value, target in checks:
+        print(f"  {'met ' if value >= target else 'MISS'}  {name:<34} {value:9.2f}  (>= {target:g})")
+    results["targets"] = [{"name": n, "value": v, "target": t, "met": v >= t} for n, v, t in checks]
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+        print(f"\nwrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
