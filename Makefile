@@ -11,7 +11,6 @@ LAVA   := lava-nc==0.10.0
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --upgrade pip
 	# torch first, pinned: pip takes the local CPU wheel and nothing pulls a newer torch.
 	$(PY) -m pip install torch==2.13.0
 	$(PY) -m pip install -e '.[dev]'
@@ -25,6 +24,7 @@ demo: $(STAMP)
 	$(VENV)/bin/hwsim run --net 784-512-512-10 --timesteps 100 --rate 0.05 --batch 8
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check hwsim methods chips tests benchmarks
 	$(PY) -m pytest -q tests
 
 test-fast: $(STAMP)

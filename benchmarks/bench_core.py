@@ -102,12 +102,12 @@ def main() -> None:
                 engine.run(x[:2])
                 result = engine.run(x)
                 sops = result.counts.total("sop")
-                seconds = best_of(lambda: engine.run(x), args.repeats)
+                seconds = best_of(lambda engine=engine, x=x: engine.run(x), args.repeats)
                 entry[mode] = {"seconds": seconds, "sop": sops, "sops_per_s": sops / seconds,
                                "steps_per_s": STEPS / seconds}
             xt = torch.from_numpy(x.astype(np.float32))
             torch_out = torch_loop(float_net, xt)
-            seconds = best_of(lambda: torch_loop(float_net, xt), args.repeats)
+            seconds = best_of(lambda xt=xt: torch_loop(float_net, xt), args.repeats)
             sops = entry["float"]["sop"]
             agree = float((torch_out.numpy().astype(np.uint8) == engines["float"].run(x).output).mean())
             entry["torch"] = {"seconds": seconds, "sops_per_s": sops / seconds, "steps_per_s": STEPS / seconds,

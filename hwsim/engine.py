@@ -176,18 +176,18 @@ class Engine:
                 neuron: FloatLIF = layer.neuron
                 u_rec = np.zeros(rec_shape, np.float32)
                 in_off, in_events = run_float_layer(
-                                plan.kind, in_off, in_events, plan.w2d, plan.geom, bias, np.float32(neuron.lam),
-                                np.float32(neuron.v_th), neuron.reset == "soft", s_out, u_rec, ev["spikes_in"],
-                                ev["sop"], ev["spikes_out"], lc.neuron_spikes, lc.input_spikes)
+                    plan.kind, in_off, in_events, plan.w2d, plan.geom, bias, np.float32(neuron.lam),
+                    np.float32(neuron.v_th), neuron.reset == "soft", s_out, u_rec, ev["spikes_in"], ev["sop"],
+                    ev["spikes_out"], lc.neuron_spikes, lc.input_spikes)
                 if record:
                     membranes.append(u_rec.reshape(steps, batch, *plan.out_shape))
             else:
                 neuron: LoihiLIF = layer.neuron
                 v_rec, u_rec = np.zeros(rec_shape, np.int32), np.zeros(rec_shape, np.int32)
                 in_off, in_events = run_fixed_layer(
-                                plan.kind, in_off, in_events, plan.w2d, plan.factor, plan.geom,
-                                int(layer.weight_exp), neuron.du, neuron.dv, neuron.vth, bias, s_out, v_rec, u_rec, ev["spikes_in"], ev["sop"],
-                                ev["spikes_out"], lc.neuron_spikes, lc.input_spikes)
+                    plan.kind, in_off, in_events, plan.w2d, plan.factor, plan.geom, int(layer.weight_exp), neuron.du,
+                    neuron.dv, neuron.vth, bias, s_out, v_rec, u_rec, ev["spikes_in"], ev["sop"], ev["spikes_out"],
+                    lc.neuron_spikes, lc.input_spikes)
                 if record:
                     membranes.append(v_rec.reshape(steps, batch, *plan.out_shape))
                     currents.append(u_rec.reshape(steps, batch, *plan.out_shape))

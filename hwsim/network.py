@@ -23,7 +23,7 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal, Union
+from typing import Literal
 
 import numpy as np
 
@@ -84,7 +84,7 @@ class LoihiLIF:
             object.__setattr__(self, name, int(value))
 
 
-Neuron = Union[FloatLIF, LoihiLIF]
+Neuron = FloatLIF | LoihiLIF
 
 # Fixed-point synapse ranges (Lava Dense: 8-bit magnitude + sign mode; Loihi weight exponent).
 WEIGHT_MIN, WEIGHT_MAX = -256, 255
@@ -221,7 +221,7 @@ class Flatten:
         return {}
 
 
-Layer = Union[Dense, Conv2d, SumPool2d, Flatten]
+Layer = Dense | Conv2d | SumPool2d | Flatten
 LAYER_KINDS = {"dense": Dense, "conv2d": Conv2d, "sumpool2d": SumPool2d, "flatten": Flatten}
 
 

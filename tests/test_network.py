@@ -6,8 +6,19 @@ import numpy as np
 import pytest
 
 from hwsim.engine import InputError, bernoulli, simulate
-from hwsim.network import (Conv2d, Dense, Flatten, FloatLIF, LoihiLIF, Network, NetworkError, SumPool2d,
-                           from_spec, load, save)
+from hwsim.network import (
+    Conv2d,
+    Dense,
+    Flatten,
+    FloatLIF,
+    LoihiLIF,
+    Network,
+    NetworkError,
+    SumPool2d,
+    from_spec,
+    load,
+    save,
+)
 
 
 def test_spec_mlp_shapes():
@@ -127,12 +138,14 @@ def test_load_errors_name_the_file(tmp_path):
     desc = net.describe()
     desc["layers"][0]["kind"] = "lstm"
     odd = tmp_path / "odd.npz"
-    np.savez(odd, __network__=np.frombuffer(json.dumps(desc).encode(), np.uint8), **{"layers.0.weight": np.ones((3, 5))})
+    np.savez(odd, __network__=np.frombuffer(json.dumps(desc).encode(), np.uint8),
+             **{"layers.0.weight": np.ones((3, 5))})
     with pytest.raises(NetworkError, match="odd.npz: layers\\[0\\].kind 'lstm' unknown"):
         load(odd)
     del desc["layers"][0]["name"]
     desc["layers"][0]["kind"] = "dense"
-    np.savez(odd, __network__=np.frombuffer(json.dumps(desc).encode(), np.uint8), **{"layers.0.weight": np.ones((3, 5))})
+    np.savez(odd, __network__=np.frombuffer(json.dumps(desc).encode(), np.uint8),
+             **{"layers.0.weight": np.ones((3, 5))})
     with pytest.raises(NetworkError, match="odd.npz: missing field 'name'"):
         load(odd)
 

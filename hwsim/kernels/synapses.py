@@ -30,16 +30,17 @@ def dense_events(events, start, stop, w2d, acc):
     accumulator traffic); for float32 this fixes the order of additions as ``((r0 + r1) + (r2 + r3))``.
     """
     n = acc.shape[0]
+    cast = acc.dtype.type  # widen 8-bit weights before adding them
     e = start
     while e + 4 <= stop:
         r0, r1, r2, r3 = w2d[events[e]], w2d[events[e + 1]], w2d[events[e + 2]], w2d[events[e + 3]]
         for i in range(n):
-            acc[i] += (acc.dtype.type(r0[i]) + acc.dtype.type(r1[i])) + (acc.dtype.type(r2[i]) + acc.dtype.type(r3[i]))
+            acc[i] += (cast(r0[i]) + cast(r1[i])) + (cast(r2[i]) + cast(r3[i]))
         e += 4
     while e < stop:
         r0 = w2d[events[e]]
         for i in range(n):
-            acc[i] += acc.dtype.type(r0[i])
+            acc[i] += cast(r0[i])
         e += 1
     return (stop - start) * n
 
