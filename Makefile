@@ -6,6 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 LAVA   := lava-nc==0.10.0
+NEUROBENCH := neurobench==2.3.0
 
 .PHONY: demo test test-fast bench lint clean
 
@@ -17,6 +18,9 @@ $(STAMP): pyproject.toml Makefile
 	# lava-nc 0.10.0 declares Python < 3.11 but runs on 3.11 with hwsim/export/lava_compat.py;
 	# its own pins (numpy<2, networkx<=2.8.7, asteval<0.10, scipy, scikit-learn) are in pyproject.toml.
 	$(PY) -m pip install --no-deps --ignore-requires-python $(LAVA)
+	# NeuroBench only for its synaptic-operation metric in the tests; its own requirements (torchaudio,
+	# tonic, snntorch) would pull another torch, and that metric needs none of them.
+	$(PY) -m pip install --no-deps $(NEUROBENCH)
 	$(PY) -c "import hwsim.export.lava_compat as c; c.import_lava(); print('lava ok')"
 	touch $(STAMP)
 

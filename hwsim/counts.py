@@ -10,6 +10,8 @@ Conventions (per layer; ``B`` = batch size, every counter summed over the batch)
 * ``sop[t]`` -- synaptic operations: one weight read + accumulate per (presynaptic spike x synapse of its
   actual fan-out); conv fan-out is counted per event, so borders and strides are exact.
 * ``neuron_updates[t]`` -- every neuron every step (time-driven, as on Loihi): ``B * n_out``.
+* ``neuron_updates_active[t]`` -- the updates of neurons whose synaptic input that step was non-zero
+  (Loihi prices active and idle neuron updates differently; the rest are idle).
 * ``spikes_out[t]`` -- spikes emitted by the layer's neurons.
 * ``error_macs``, ``grad_ops``, ``trace_updates``, ``weight_updates`` -- learning counters (zero for
   inference; filled by the on-chip rules).
@@ -19,8 +21,8 @@ Conventions (per layer; ``B`` = batch size, every counter summed over the batch)
   reads its bias when it has one (float 4 B; fixed 2 B, the 13-bit mantissa). The synaptic accumulate
   itself is part of the SOP (dendritic accumulators), not counted as memory traffic.
 * ``neuron_spikes`` -- per output neuron, spikes over all steps and samples, shape ``(n_out,)``;
-  ``input_spikes`` -- per presynaptic neuron, shape ``(n_in,)``. The mapper uses them to split work
-  across cores.
+  ``neuron_active`` -- per output neuron, active updates, ``(n_out,)``; ``input_spikes`` -- per
+  presynaptic neuron, ``(n_in,)``. The mapper uses them to split work across cores.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-EVENT_COUNTERS = ("spikes_in", "spikes_out", "sop", "neuron_updates",
+EVENT_COUNTERS = ("spikes_in", "spikes_out", "sop", "neuron_updates", "neuron_updates_active",
                   "error_macs", "grad_ops", "trace_updates", "weight_updates")
 MEMORY_KINDS = ("weights", "neuron_state", "traces", "errors", "grad_accum", "history", "aux")
 
@@ -51,6 +53,7 @@ class LayerCounts:
     mem_read_bytes: dict[str, np.ndarray] = field(default_factory=dict)
     mem_write_bytes: dict[str, np.ndarray] = field(default_factory=dict)
     neuron_spikes: np.ndarray | None = None
+    neuron_active: np.ndarray | None = None
     input_spikes: np.ndarray | None = None
 
     def __post_init__(self) -> None:

@@ -169,6 +169,7 @@ class Engine:
             lc = LayerCounts(layer.name, layer.kind, plan.n_in, n_out, steps)
             lc.neuron_spikes = np.zeros(n_out, np.int64)
             lc.input_spikes = np.zeros(plan.n_in, np.int64)
+            lc.neuron_active = np.zeros(n_out, np.int64)
             s_out = np.zeros((steps, batch, n_out), np.uint8)
             ev = lc.events
             rec_shape = (steps, batch, n_out) if record else (0, 0, 0)
@@ -178,7 +179,7 @@ class Engine:
                 in_off, in_events = run_float_layer(
                     plan.kind, in_off, in_events, plan.w2d, plan.geom, bias, np.float32(neuron.lam),
                     np.float32(neuron.v_th), neuron.reset == "soft", s_out, u_rec, ev["spikes_in"], ev["sop"],
-                    ev["spikes_out"], lc.neuron_spikes, lc.input_spikes)
+                    ev["spikes_out"], ev["neuron_updates_active"], lc.neuron_spikes, lc.neuron_active, lc.input_spikes)
                 if record:
                     membranes.append(u_rec.reshape(steps, batch, *plan.out_shape))
             else:
@@ -187,7 +188,7 @@ class Engine:
                 in_off, in_events = run_fixed_layer(
                     plan.kind, in_off, in_events, plan.w2d, plan.factor, plan.geom, int(layer.weight_exp), neuron.du,
                     neuron.dv, neuron.vth, bias, s_out, v_rec, u_rec, ev["spikes_in"], ev["sop"], ev["spikes_out"],
-                    lc.neuron_spikes, lc.input_spikes)
+                    ev["neuron_updates_active"], lc.neuron_spikes, lc.neuron_active, lc.input_spikes)
                 if record:
                     membranes.append(v_rec.reshape(steps, batch, *plan.out_shape))
                     currents.append(u_rec.reshape(steps, batch, *plan.out_shape))

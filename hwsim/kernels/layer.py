@@ -18,7 +18,7 @@ MASK24 = (1 << 24) - 1
 
 @nb.njit(cache=True)
 def run_float_layer(kind, in_off, in_events, w2d, geom, bias, lam, v_th, soft, s_out, u_rec,
-                    spikes_in, sop, spikes_out, neuron_spikes, input_spikes):
+                    spikes_in, sop, spikes_out, active, neuron_spikes, neuron_active, input_spikes):
     """Float layer. Input address events ``in_events`` with offsets ``in_off`` (B*T + 1,); ``s_out``
     (T, B, n_out) uint8 (zeroed); ``u_rec`` (T, B, n_out) float32 or (0, 0, 0) to skip recording;
     counters (T,) int64 and per-neuron totals. Returns the output events ``(offsets, indices)``."""
@@ -40,8 +40,10 @@ def run_float_layer(kind, in_off, in_events, w2d, geom, bias, lam, v_th, soft, s
             spikes_in[t] += in_off[slot + 1] - in_off[slot]
             sop[t] += propagate(kind, in_events, in_off[slot], in_off[slot + 1], w2d, geom, acc, input_spikes)
             rec = u_rec[t, b] if record else no_rec
-            spikes_out[t] += lif_float_step(acc, bias, lam, v_th, soft, u, s, s_out[t, b], rec,
-                                           neuron_spikes)
+            fired, busy = lif_float_step(acc, bias, lam, v_th, soft, u, s, s_out[t, b], rec, neuron_spikes,
+                                         neuron_active)
+            spikes_out[t] += fired
+            active[t] += busy
             out_events, count = emit_events(s_out[t, b], out_events, count)
             out_off[slot + 1] = count
     return out_off, out_events
@@ -49,7 +51,7 @@ def run_float_layer(kind, in_off, in_events, w2d, geom, bias, lam, v_th, soft, s
 
 @nb.njit(cache=True)
 def run_fixed_layer(kind, in_off, in_events, w2d, factor, geom, weight_exp, du, dv, vth, bias_eff, s_out,
-                    v_rec, u_rec, spikes_in, sop, spikes_out, neuron_spikes, input_spikes):
+                    v_rec, u_rec, spikes_in, sop, spikes_out, active, neuron_spikes, neuron_active, input_spikes):
     """Fixed-point layer with Lava's one-step synaptic delay: spikes arriving at step t reach the neurons
     at step t + 1. Shapes as :func:`run_float_layer`. Lava's effective weights are ``factor * w2d``: dense
     weights are stored in 8 bits (``w2d`` int8 with factor 2 for mixed signs, uint8 with factor +-1 for
@@ -73,8 +75,10 @@ def run_fixed_layer(kind, in_off, in_events, w2d, factor, geom, weight_exp, du, 
         for t in range(steps):
             rec_v = v_rec[t, b] if record else no_rec
             rec_u = u_rec[t, b] if record else no_rec
-            spikes_out[t] += lif_fixed_step(pending, du, dv, vth, bias_eff, u, v, s_out[t, b],
-                                           rec_v, rec_u, neuron_spikes)
+            fired, busy = lif_fixed_step(pending, du, dv, vth, bias_eff, u, v, s_out[t, b], rec_v, rec_u,
+                                         neuron_spikes, neuron_active)
+            spikes_out[t] += fired
+            active[t] += busy
             out_events, count = emit_events(s_out[t, b], out_events, count)
             out_off[b * steps + t + 1] = count
             acc[:] = 0

@@ -34,13 +34,19 @@ def trunc_decay(x, factor):
 
 
 @nb.njit(cache=True)
-def lif_float_step(acc, bias, lam, v_th, soft, u, s, s_out, u_rec, neuron_spikes):
+def lif_float_step(acc, bias, lam, v_th, soft, u, s, s_out, u_rec, neuron_spikes, neuron_active):
     """One float step for ``n`` neurons. ``acc`` (n,) synaptic input; ``u``/``s`` float32 state (updated in
     place); writes spikes to ``s_out`` (n,) uint8 (zero on entry), u before reset to ``u_rec`` (n,) when it
-    is non-empty, and counts each spike into ``neuron_spikes`` (n,). Returns the number of spikes."""
+    is non-empty, counts each spike into ``neuron_spikes`` (n,) and each update with non-zero synaptic input
+    into ``neuron_active`` (n,). Returns ``(spikes, active updates)``."""
     n = u.shape[0]
     spikes = 0
+    active = 0
     one = np.float32(1.0)
+    for i in range(n):
+        busy = acc[i] != 0
+        neuron_active[i] += np.int64(busy)
+        active += np.int64(busy)
     if soft:
         for i in range(n):
             u[i] = lam * (u[i] - v_th * s[i]) + (acc[i] + bias[i])
@@ -55,20 +61,25 @@ def lif_float_step(acc, bias, lam, v_th, soft, u, s, s_out, u_rec, neuron_spikes
         spikes += np.int64(fired)
     if u_rec.shape[0] > 0:
         u_rec[:] = u
-    return spikes
+    return spikes, active
 
 
 @nb.njit(cache=True)
-def lif_fixed_step(a, du, dv, vth, bias_eff, u, v, s_out, v_rec, u_rec, neuron_spikes):
+def lif_fixed_step(a, du, dv, vth, bias_eff, u, v, s_out, v_rec, u_rec, neuron_spikes, neuron_active):
     """One fixed-point step. ``a`` (n,) int32 synaptic input as Lava's Dense sends it (already shifted by
     weight_exp and wrapped to int32); ``u``/``v`` int32 state (updated in place); ``bias_eff`` =
-    bias_mant << bias_exp. Spikes go to ``s_out`` (zero on entry). Returns the number of spikes."""
+    bias_mant << bias_exp. Spikes go to ``s_out`` (zero on entry). Counts as :func:`lif_float_step`;
+    returns ``(spikes, active updates)``."""
     n = u.shape[0]
     spikes = 0
+    active = 0
     vth_eff = np.int64(vth) << 6
     u_decay = 4095 - du
     v_decay = 4096 - dv
     for i in range(n):
+        busy = a[i] != 0
+        neuron_active[i] += np.int64(busy)
+        active += np.int64(busy)
         act = wrap32(np.int64(a[i]) << 6)
         cur = wrap32(trunc_decay(u[i], u_decay) + act)
         wrapped = cur - 2 * U24 if cur > U24 else cur
@@ -85,4 +96,4 @@ def lif_fixed_step(a, du, dv, vth, bias_eff, u, v, s_out, v_rec, u_rec, neuron_s
     if v_rec.shape[0] > 0:
         v_rec[:] = v
         u_rec[:] = u
-    return spikes
+    return spikes, active
