@@ -50,20 +50,41 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="run Bernoulli spike input through a network and count every event",
         description="Run T steps of Bernoulli input through a network in the event-driven engine and print "
                     "per-layer counts: spikes, synaptic operations (SOPs), neuron updates, memory bytes.")
-    run.add_argument("--net", required=True, metavar="SPEC|FILE",
-                     help="network spec string (e.g. 784-512-10, 1x28x28-c8k3p1-p2-10) or a saved .npz network")
-    run.add_argument("--timesteps", "-T", type=_positive_int, default=100, metavar="T",
-                     help="number of time steps (default 100)")
-    run.add_argument("--rate", type=_probability, default=0.05, metavar="P",
-                     help="input spike probability per input neuron per step, 0..1 (default 0.05)")
-    run.add_argument("--batch", "-B", type=_positive_int, default=1, metavar="B",
-                     help="independent samples run side by side (default 1)")
-    run.add_argument("--mode", default="float", metavar="MODE",
-                     help="numeric form: float (float32 LIF) or fixed (Loihi/Lava fixed point); default float")
-    run.add_argument("--seed", type=int, default=0, metavar="S", help="seed for weights and input (default 0)")
-    run.add_argument("--json", action="store_true", help="print counts as JSON instead of a table")
+    _add_run_arguments(run, default_mode="float")
     run.set_defaults(func=cmd_run)
+
+    chips_cmd = sub.add_parser("chips", help="list the chip profiles, or show one",
+                               description="List the shipped chip profiles (or show one with its sources).")
+    chips_cmd.add_argument("action", nargs="?", choices=["show"], help="'show NAME' prints one profile")
+    chips_cmd.add_argument("name", nargs="?", metavar="NAME|PATH", help="chip name or a profile .yaml path")
+    chips_cmd.add_argument("--json", action="store_true", help="print as JSON")
+    chips_cmd.set_defaults(func=cmd_chips)
+
+    est = sub.add_parser(
+        "estimate", help="price a run on one chip or all: energy (J), latency (s), fit on the cores",
+        description="Run Bernoulli input through a network, map it onto each chip's cores and price the exact "
+                    "counts with the chip's published figures. Energies in joules, latencies in seconds.")
+    _add_run_arguments(est, default_mode="fixed")
+    est.add_argument("--chip", default="all", metavar="NAME|PATH|all",
+                     help="chip profile name, a profile .yaml path, or 'all' (default)")
+    est.add_argument("--plot", metavar="FILE.png", help="draw the energy breakdown per chip to a PNG file")
+    est.set_defaults(func=cmd_estimate)
     return parser
+
+
+def _add_run_arguments(cmd: argparse.ArgumentParser, default_mode: str) -> None:
+    cmd.add_argument("--net", required=True, metavar="SPEC|FILE",
+                     help="network spec string (e.g. 784-512-10, 1x28x28-c8k3p1-p2-10) or a saved .npz network")
+    cmd.add_argument("--timesteps", "-T", type=_positive_int, default=100, metavar="T",
+                     help="number of time steps (default 100)")
+    cmd.add_argument("--rate", type=_probability, default=0.05, metavar="P",
+                     help="input spike probability per input neuron per step, 0..1 (default 0.05)")
+    cmd.add_argument("--batch", "-B", type=_positive_int, default=1, metavar="B",
+                     help="independent samples (default 1); energies are also given per sample")
+    cmd.add_argument("--mode", default=default_mode, metavar="MODE",
+                     help=f"numeric form: float (float32 LIF) or fixed (Loihi fixed point); default {default_mode}")
+    cmd.add_argument("--seed", type=int, default=0, metavar="S", help="seed for weights and input (default 0)")
+    cmd.add_argument("--json", action="store_true", help="print results as JSON")
 
 
 def _load_network(net: str, mode: str, seed: int):
@@ -115,6 +136,90 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_chips(args: argparse.Namespace) -> int:
+    import chips
+
+    if args.action == "show" or args.name:
+        if not args.name:
+            raise UsageError("chips show: give a chip NAME or a profile PATH")
+        chip = chips.load(args.name)
+        data = chip.model_dump(exclude_none=True)
+        if args.json:
+            print(json.dumps(data, indent=2))
+        else:
+            import yaml
+
+            print(yaml.safe_dump(data, sort_keys=False, width=110).rstrip())
+        return 0
+    rows = []
+    for chip in chips.load_all():
+        e, cap = chip.energy, chip.capacity
+        rows.append({"name": chip.name, "full_name": chip.full_name, "kind": chip.kind,
+                     "cores": cap.cores if cap else None, "sop_pj": e.sop_pj if e else None,
+                     "all_in": e.all_in if e else None,
+                     "on_chip_learning": chip.learning.on_chip_learning if chip.learning else None,
+                     "energy_source": e.source if e else None})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    _print_table(("name", "chip", "cores", "pJ/SOP", "all-in", "learns"),
+                 [(r["name"], r["full_name"], _dash(r["cores"]), _dash(r["sop_pj"]), _dash(r["all_in"]),
+                   _dash(r["on_chip_learning"])) for r in rows])
+    return 0
+
+
+def _dash(value) -> str:
+    return "-" if value is None else str(value)
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    import chips
+    from hwsim.cost import estimate
+    from hwsim.engine import Engine, bernoulli
+    from hwsim.mapping import map_network
+
+    targets = chips.load_all() if args.chip == "all" else [chips.load(args.chip)]
+    network = _load_network(args.net, args.mode, args.seed)
+    spikes = bernoulli((args.timesteps, args.batch, *network.input_shape), args.rate, seed=args.seed + 1)
+    counts = Engine(network).run(spikes).counts
+    reports = []
+    for chip in targets:
+        mapping = map_network(network, chip, counts)
+        report = estimate(network, counts, chip, mapping).to_dict()
+        report["mapping"] = mapping.to_dict(chip)
+        reports.append(report)
+    if args.plot:
+        from hwsim.plots import energy_breakdown
+
+        energy_breakdown(reports, args.plot, title=f"{args.net}, T={args.timesteps}, rate {args.rate:g}, "
+                                                   f"{args.mode} mode")
+    layers = []
+    for lc in counts.layers:
+        record = lc.to_dict()
+        layers.append(record)
+    if args.json:
+        print(json.dumps({"net": args.net, "timesteps": counts.timesteps, "batch": counts.batch,
+                          "mode": counts.mode, "rate": args.rate, "counts": layers, "chips": reports}, indent=2))
+        return 0
+    print(f"{network!r}\nT={counts.timesteps} steps, batch {counts.batch}, input rate {args.rate:g}, "
+          f"{counts.total('sop')} SOPs\n")
+    rows = []
+    for r in reports:
+        latency = "-" if r["latency_s"] is None else f"{r['latency_s'] / counts.batch * 1e3:.3g}"
+        top = max(r["energy_by_action_j"].items(), key=lambda kv: kv[1], default=("-", 0))[0]
+        energy = f"{r['energy_per_sample_j'] * 1e6:.4g}" if r["energy_by_action_j"] else "-"
+        rows.append((r["chip"], energy, latency, "yes" if r["fits"] else "NO",
+                     r["cores_used"], top, len(r["unpriced"])))
+    _print_table(("chip", "uJ/sample", "ms/sample", "fits", "cores", "largest", "unpriced"), rows)
+    for r in reports:
+        for limit in r["limits_broken"]:
+            print(f"  {r['chip']}: does not fit: {limit}")
+    print("\nunpriced = actions with counts but no published figure (see --json); nothing is invented.")
+    if args.plot:
+        print(f"wrote {args.plot}")
+    return 0
+
+
 def _print_table(header: tuple, rows: list[tuple]) -> None:
     cells = [tuple(str(c) for c in header)] + [tuple(str(c) for c in row) for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
@@ -130,11 +235,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    from chips import ChipError
     from hwsim.engine import InputError
 
     try:
         return args.func(args)
-    except (NetworkError, InputError, UsageError) as err:
+    except (NetworkError, InputError, UsageError, ChipError) as err:
         print(f"hwsim {args.command}: error: {err}", file=sys.stderr)
         return 2
 

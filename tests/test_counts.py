@@ -103,3 +103,22 @@ def test_json_totals_sum_the_per_step_counters():
     record = lc.to_dict()
     assert record["sop"] == int(lc.events["sop"].sum()) == 10 * record["spikes_in"]
     assert record["mem_read_bytes"] == sum(int(v.sum()) for v in lc.mem_read_bytes.values())
+
+
+def test_active_neuron_updates_are_the_updates_with_nonzero_input():
+    from tests.reference import layer_current
+
+    network = from_spec("2x6x6-c3k3p1-p2-8", seed=3)
+    x = bernoulli((7, 2, 2, 6, 6), 0.25, seed=4)
+    result = simulate(network, x)
+    s = x
+    k = 0
+    for layer, (in_shape, _) in zip(network.layers, network.layer_shapes()):
+        if isinstance(layer, Flatten):
+            continue
+        current = layer_current(layer, s.reshape(-1, *in_shape).astype(np.float64)).reshape(7, 2, -1)
+        lc = result.counts.layers[k]
+        np.testing.assert_array_equal(lc.events["neuron_updates_active"], (current != 0).sum(axis=(1, 2)))
+        np.testing.assert_array_equal(lc.neuron_active, (current != 0).sum(axis=(0, 1)))
+        s = result.spikes[k]
+        k += 1

@@ -1,0 +1,321 @@
+"""Place a network's neuron layers onto a chip's cores and check the per-core limits.
+
+Placement: every neuron layer gets its own cores (layers never share a core); a layer's neurons are cut
+into equal contiguous blocks (flattened channel-major order), as few as the chip's per-core limits allow:
+neurons, synapses, synaptic memory at the chip's weight precision, and the fan-out edges of the core that
+feeds it. Cores are numbered in layer order and laid out ``cores_per_tile`` per tile, tiles row by row on
+a mesh ``mesh_width_tiles`` wide (both from the profile; absent: one core per tile, a square mesh).
+
+Routing: a spike travels as one packet to every core that hosts at least one of its targets (multicast
+per core, as on Loihi); its hops are the Manhattan distance between the tiles (east-west and north-south
+counted apart). Input spikes enter at tile (0, 0); output spikes leave the chip unrouted.
+
+Work per core comes from exact per-neuron counts: the SOPs a core performs are the sum, over its
+neurons, of the spikes that arrived on their input synapses (``input_spikes`` times the structural
+connectivity), so no count is estimated from averages.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from chips.schema import Chip
+from hwsim.counts import Counts, LayerCounts
+from hwsim.network import Conv2d, Dense, Flatten, Network, SumPool2d
+
+
+@dataclass
+class LayerPlacement:
+    """One neuron layer on the chip. Per-core arrays have shape ``(cores,)``."""
+
+    name: str
+    kind: str
+    n_in: int
+    n_out: int
+    first_core: int
+    cores: int
+    block: int
+    synapses: int
+    neurons_per_core: np.ndarray
+    synapses_per_core: np.ndarray
+    axons_per_core: np.ndarray
+    fan_out_edges_per_core: np.ndarray | None = None
+    sop_per_core: np.ndarray | None = None
+    updates_per_core: np.ndarray | None = None
+    active_per_core: np.ndarray | None = None
+    spikes_per_core: np.ndarray | None = None
+    packets_in: int = 0
+    hops_ew_in: int = 0
+    hops_ns_in: int = 0
+    max_hops_in: int = 0
+
+
+@dataclass
+class Mapping:
+    """The placement of a network on a chip and its verdict."""
+
+    chip: str
+    layers: list[LayerPlacement]
+    cores_used: int
+    cores_available: int | None
+    tiles_used: int
+    fits: bool
+    limits_broken: list[str] = field(default_factory=list)
+    assumptions: list[str] = field(default_factory=list)
+
+    def utilisation(self, chip: Chip) -> dict[str, float]:
+        """Fraction of the used cores' neuron slots and synaptic memory that is occupied."""
+        cap = chip.capacity
+        out: dict[str, float] = {}
+        if cap and cap.neurons_per_core:
+            out["neurons"] = sum(int(p.neurons_per_core.sum()) for p in self.layers) / (
+                self.cores_used * cap.neurons_per_core)
+        syn_cap = _synapse_capacity(chip)
+        if syn_cap:
+            out["synapses"] = sum(p.synapses for p in self.layers) / (self.cores_used * syn_cap)
+        return out
+
+    def to_dict(self, chip: Chip) -> dict:
+        return {"chip": self.chip, "fits": self.fits, "cores_used": self.cores_used,
+                "cores_available": self.cores_available, "tiles_used": self.tiles_used,
+                "limits_broken": self.limits_broken, "assumptions": self.assumptions,
+                "utilisation": self.utilisation(chip),
+                "layers": [{"name": p.name, "kind": p.kind, "first_core": p.first_core, "cores": p.cores,
+                            "neurons_per_core_max": int(p.neurons_per_core.max()),
+                            "synapses": p.synapses, "packets_in": p.packets_in,
+                            "hops_ew_in": p.hops_ew_in, "hops_ns_in": p.hops_ns_in} for p in self.layers]}
+
+
+def neuron_layers(network: Network) -> list[tuple[Dense | Conv2d | SumPool2d, tuple, tuple]]:
+    """(layer, input shape, output shape) of every neuron layer (Flatten folded away)."""
+    return [(layer, i, o) for layer, (i, o) in zip(network.layers, network.layer_shapes())
+            if not isinstance(layer, Flatten)]
+
+
+def connectivity(layer, in_shape: tuple, out_shape: tuple) -> sp.csr_matrix | None:
+    """Structural connections ``(n_in, n_out)`` of a conv or pool layer as a 0/1 sparse matrix;
+    ``None`` for a dense layer (all-to-all)."""
+    if isinstance(layer, Dense):
+        return None
+    c, h, w = in_shape
+    o, ho, wo = out_shape
+    if isinstance(layer, Conv2d):
+        kh, kw = layer.weight.shape[2:]
+        stride, pad, channel_pairs = layer.stride, layer.padding, [(ci, oi) for ci in range(c) for oi in range(o)]
+    else:
+        kh = kw = layer.kernel
+        stride, pad, channel_pairs = layer.stride, 0, [(ci, ci) for ci in range(c)]
+    oy, ox = np.meshgrid(np.arange(ho), np.arange(wo), indexing="ij")
+    rows, cols = [], []
+    for ky in range(kh):
+        for kx in range(kw):
+            y, x = oy * stride - pad + ky, ox * stride - pad + kx
+            ok = (y >= 0) & (y < h) & (x >= 0) & (x < w)
+            pos_in, pos_out = (y * w + x)[ok], (oy * wo + ox)[ok]
+            for ci, oi in channel_pairs:
+                rows.append(ci * h * w + pos_in)
+                cols.append(oi * ho * wo + pos_out)
+    rows_a, cols_a = np.concatenate(rows), np.concatenate(cols)
+    return sp.csr_matrix((np.ones(rows_a.size, np.int64), (rows_a, cols_a)), shape=(c * h * w, o * ho * wo))
+
+
+def _synapse_capacity(chip: Chip) -> int | None:
+    cap = chip.capacity
+    if cap is None:
+        return None
+    limits = []
+    if cap.synapses_per_core:
+        limits.append(cap.synapses_per_core)
+    if cap.synaptic_memory_bytes_per_core:
+        bits = chip.precision.weight_bits if chip.precision and chip.precision.weight_bits else 8
+        limits.append(cap.synaptic_memory_bytes_per_core * 8 // bits)
+    return min(limits) if limits else None
+
+
+def _blocks(n: int, cores: int) -> np.ndarray:
+    """Neurons per core when ``n`` neurons are cut into ``cores`` contiguous blocks of ceil(n / cores)."""
+    block = math.ceil(n / cores)
+    sizes = np.full(cores, block, np.int64)
+    sizes[-1] = n - block * (cores - 1)
+    return sizes
+
+
+def _block_matrix(n: int, cores: int) -> sp.csr_matrix:
+    block = math.ceil(n / cores)
+    owner = np.arange(n) // block
+    return sp.csr_matrix((np.ones(n, np.int64), (np.arange(n), owner)), shape=(n, cores))
+
+
+class _LayerGeometry:
+    """Structural facts of one layer that placement and routing need."""
+
+    def __init__(self, layer, in_shape, out_shape):
+        self.layer = layer
+        self.n_in, self.n_out = int(np.prod(in_shape)), int(np.prod(out_shape))
+        self.conn = connectivity(layer, in_shape, out_shape)
+        if self.conn is None:
+            self.fan_in = np.full(self.n_out, self.n_in, np.int64)
+            self.fan_out = np.full(self.n_in, self.n_out, np.int64)
+        else:
+            self.fan_in = np.asarray(self.conn.sum(axis=0)).ravel()
+            self.fan_out = np.asarray(self.conn.sum(axis=1)).ravel()
+
+    def per_core(self, cores: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Synapses, axons (distinct inputs) per core and, per input neuron, the cores it reaches."""
+        sizes = _blocks(self.n_out, cores)
+        owner = np.repeat(np.arange(cores), sizes)
+        synapses = np.bincount(owner, weights=self.fan_in, minlength=cores).astype(np.int64)
+        if self.conn is None:
+            return synapses, np.full(cores, self.n_in, np.int64), np.full(self.n_in, cores, np.int64)
+        reach = (self.conn @ _block_matrix(self.n_out, cores)) > 0
+        axons = np.asarray(reach.sum(axis=0)).ravel().astype(np.int64)
+        dest_cores = np.asarray(reach.sum(axis=1)).ravel().astype(np.int64)
+        return synapses, axons, dest_cores
+
+    def reach(self, cores: int) -> sp.csr_matrix | None:
+        return None if self.conn is None else ((self.conn @ _block_matrix(self.n_out, cores)) > 0).tocsr()
+
+
+def map_network(network: Network, chip: Chip, counts: Counts | None = None) -> Mapping:
+    """Place ``network`` on ``chip``; with ``counts`` (from :class:`hwsim.engine.Engine`) also split the
+    work, spikes and routing over the cores."""
+    cap = chip.capacity
+    broken: list[str] = []
+    assumptions: list[str] = []
+    geos = [_LayerGeometry(layer, i, o) for layer, i, o in neuron_layers(network)]
+    syn_cap = _synapse_capacity(chip)
+    neuron_cap = cap.neurons_per_core if cap else None
+    if cap is None:
+        assumptions.append(f"{chip.name} publishes no per-core capacity: one core per layer, limits unchecked")
+
+    core_counts = []
+    for geo in geos:
+        cores = 1
+        if neuron_cap:
+            cores = max(cores, math.ceil(geo.n_out / neuron_cap))
+        if syn_cap:
+            cores = max(cores, math.ceil(int(geo.fan_in.sum()) / syn_cap))
+            while cores < geo.n_out and int(geo.per_core(cores)[0].max()) > syn_cap:
+                cores += 1
+        core_counts.append(cores)
+    edge_cap = cap.fan_out_edges_per_core if cap else None
+    if edge_cap:  # a feeding core's neurons x destination cores must fit its routing table
+        for k in range(len(geos) - 2, -1, -1):
+            dest = geos[k + 1].per_core(core_counts[k + 1])[2]
+            while core_counts[k] < geos[k].n_out:
+                owner = np.repeat(np.arange(core_counts[k]), _blocks(geos[k].n_out, core_counts[k]))
+                if np.bincount(owner, weights=dest, minlength=core_counts[k]).max() <= edge_cap:
+                    break
+                core_counts[k] += 1
+
+    placements = []
+    first = 0
+    for geo, cores in zip(geos, core_counts):
+        layer = geo.layer
+        synapses, axons, _ = geo.per_core(cores)
+        sizes = _blocks(geo.n_out, cores)
+        placement = LayerPlacement(layer.name, layer.kind, geo.n_in, geo.n_out, first, cores, int(sizes[0]),
+                                   int(geo.fan_in.sum()), sizes, synapses, axons)
+        placements.append(placement)
+        first += cores
+        where = f"layer {layer.name}"
+        if neuron_cap and sizes.max() > neuron_cap:
+            broken.append(f"neurons_per_core: {where} needs {sizes.max()} neurons on a core, chip allows {neuron_cap}")
+        if syn_cap and synapses.max() > syn_cap:
+            broken.append(f"synapses_per_core: {where} needs {synapses.max()} synapses on a core "
+                          f"(a neuron's fan-in is {int(geo.fan_in.max())}), chip holds {syn_cap}")
+        if cap and cap.fan_in_axons_per_core and axons.max() > cap.fan_in_axons_per_core:
+            broken.append(f"fan_in_axons_per_core: {where} needs {axons.max()} input axons on a core, "
+                          f"chip allows {cap.fan_in_axons_per_core}")
+        if cap and cap.fan_out_per_neuron and geo.fan_out.max() > cap.fan_out_per_neuron:
+            broken.append(f"fan_out_per_neuron: inputs of {where} reach {int(geo.fan_out.max())} neurons, "
+                          f"chip allows {cap.fan_out_per_neuron} per neuron")
+    for k, placement in enumerate(placements[:-1]):
+        dest = geos[k + 1].per_core(core_counts[k + 1])[2]
+        owner = np.repeat(np.arange(placement.cores), placement.neurons_per_core)
+        placement.fan_out_edges_per_core = np.bincount(owner, weights=dest, minlength=placement.cores).astype(np.int64)
+        if edge_cap and placement.fan_out_edges_per_core.max() > edge_cap:
+            edges = int(placement.fan_out_edges_per_core.max())
+            broken.append(f"fan_out_edges_per_core: layer {placement.name} needs {edges} routing edges on a core, "
+                          f"chip allows {edge_cap}")
+
+    cores_used = first
+    available = cap.cores if cap else None
+    if available and cores_used > available:
+        broken.append(f"cores: the network needs {cores_used} cores, the chip has {available}")
+    per_tile = chip.layout.cores_per_tile if chip.layout and chip.layout.cores_per_tile else 1
+    tiles_used = math.ceil(cores_used / per_tile)
+    mapping = Mapping(chip.name, placements, cores_used, available, tiles_used, not broken, broken, assumptions)
+    if chip.layout is None or chip.layout.mesh_width_tiles is None:
+        assumptions.append("mesh layout not published: one core per tile on a square mesh (assumed)")
+    if counts is not None:
+        _split_work(mapping, geos, counts, chip)
+    return mapping
+
+
+def tile_xy(core: np.ndarray | int, chip: Chip, cores_used: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mesh coordinates (x, y) of the tile holding ``core``."""
+    per_tile = chip.layout.cores_per_tile if chip.layout and chip.layout.cores_per_tile else 1
+    width = chip.layout.mesh_width_tiles if chip.layout and chip.layout.mesh_width_tiles else None
+    if width is None:
+        total = chip.capacity.cores if chip.capacity and chip.capacity.cores else cores_used
+        width = max(1, math.ceil(math.sqrt(math.ceil(max(total, cores_used) / per_tile))))
+    tile = np.asarray(core) // per_tile
+    return tile % width, tile // width
+
+
+def _split_work(mapping: Mapping, geos: list[_LayerGeometry], counts: Counts, chip: Chip) -> None:
+    """Exact per-core SOPs, neuron updates, spikes and routed packets/hops from per-neuron counts."""
+    steps_samples = counts.timesteps * counts.batch
+    for k, (placement, geo, lc) in enumerate(zip(mapping.layers, geos, counts.layers)):
+        _check_counts(placement, lc)
+        owner = np.repeat(np.arange(placement.cores), placement.neurons_per_core)
+        if geo.conn is None:
+            received = np.full(geo.n_out, int(lc.input_spikes.sum()), np.int64)
+        else:
+            received = np.asarray(geo.conn.T @ lc.input_spikes).ravel().astype(np.int64)
+        placement.sop_per_core = np.bincount(owner, weights=received, minlength=placement.cores).astype(np.int64)
+        placement.updates_per_core = placement.neurons_per_core * steps_samples
+        placement.active_per_core = np.bincount(owner, weights=lc.neuron_active,
+                                                minlength=placement.cores).astype(np.int64)
+        placement.spikes_per_core = np.bincount(owner, weights=lc.neuron_spikes,
+                                                minlength=placement.cores).astype(np.int64)
+        # packets and hops into this layer: from the feeding layer's cores, or from the I/O tile for inputs
+        dest_cores = placement.first_core + np.arange(placement.cores)
+        dx, dy = tile_xy(dest_cores, chip, mapping.cores_used)
+        reach = geo.reach(placement.cores)
+        if k == 0:
+            sx = sy = np.zeros(geo.n_in, np.int64)
+        else:
+            prev = mapping.layers[k - 1]
+            src_core = prev.first_core + np.repeat(np.arange(prev.cores), prev.neurons_per_core)
+            sx, sy = tile_xy(src_core, chip, mapping.cores_used)
+        spikes = lc.input_spikes
+        if reach is None:
+            hop_x = np.abs(sx[:, None] - dx[None, :]).sum(axis=1)
+            hop_y = np.abs(sy[:, None] - dy[None, :]).sum(axis=1)
+            packets = spikes.sum() * placement.cores
+            longest = int((np.abs(sx[:, None] - dx[None, :]) + np.abs(sy[:, None] - dy[None, :])).max())
+        else:
+            coo = reach.tocoo()
+            ex = np.abs(sx[coo.row] - dx[coo.col])
+            ey = np.abs(sy[coo.row] - dy[coo.col])
+            hop_x = np.bincount(coo.row, weights=ex, minlength=geo.n_in)
+            hop_y = np.bincount(coo.row, weights=ey, minlength=geo.n_in)
+            packets = int((spikes * np.asarray(reach.sum(axis=1)).ravel()).sum())
+            used = spikes[coo.row] > 0
+            longest = int((ex + ey)[used].max()) if used.any() else 0
+        placement.packets_in = int(packets)
+        placement.hops_ew_in = int((spikes * hop_x).sum())
+        placement.hops_ns_in = int((spikes * hop_y).sum())
+        placement.max_hops_in = longest if spikes.sum() > 0 else 0
+
+
+def _check_counts(placement: LayerPlacement, lc: LayerCounts) -> None:
+    if lc.n_out != placement.n_out or lc.n_in != placement.n_in:
+        raise ValueError(f"counts of layer {lc.name} ({lc.n_in} -> {lc.n_out}) do not belong to this network "
+                         f"({placement.n_in} -> {placement.n_out})")

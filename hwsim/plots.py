@@ -1,0 +1,53 @@
+"""Matplotlib figures (Agg backend, written to PNG files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+ACTION_ORDER = ("sop", "neuron_update", "spike_out", "routing", "memory", "static",
+                "weight_update", "trace_update", "error_mac", "grad_op")
+
+
+def energy_breakdown(reports: list[dict], path: str | Path, title: str = "") -> Path:
+    """Per chip: total energy per sample (log scale) and the share of each action (stacked to 100 %).
+
+    ``reports`` are :meth:`hwsim.cost.CostReport.to_dict` records."""
+    path = Path(path)
+    unpriced_chips = [r["chip"] for r in reports if r["energy_j"] <= 0]
+    reports = [r for r in reports if r["energy_j"] > 0]
+    if not reports:
+        raise ValueError("no chip could price any action: nothing to plot")
+    names = [r["chip"] + ("" if r["fits"] else " (does not fit)") for r in reports]
+    actions = [a for a in ACTION_ORDER if any(r["energy_by_action_j"].get(a, 0) > 0 for r in reports)]
+    fig, (ax_total, ax_share) = plt.subplots(1, 2, figsize=(12, 0.45 * len(reports) + 1.8), sharey=True)
+    totals = [r["energy_per_sample_j"] * 1e6 for r in reports]
+    ax_total.barh(names, totals, color="#4c72b0")
+    ax_total.set_xscale("log")
+    ax_total.set_xlabel("energy per sample (µJ, log scale)")
+    ax_total.invert_yaxis()
+    for y, (value, r) in enumerate(zip(totals, reports)):
+        label = f"{value:.3g}" + (" *" if r["unpriced"] else "")
+        ax_total.text(value, y, " " + label, va="center", fontsize=8)
+    left = [0.0] * len(reports)
+    cmap = plt.get_cmap("tab10")
+    for k, action in enumerate(actions):
+        share = [r["energy_by_action_j"].get(action, 0.0) / r["energy_j"] * 100 for r in reports]
+        ax_share.barh(names, share, left=left, color=cmap(k % 10), label=action)
+        left = [a + b for a, b in zip(left, share)]
+    ax_share.set_xlabel("share of energy by action (%)")
+    ax_share.set_xlim(0, 100)
+    ax_share.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(len(actions), 5), fontsize=8)
+    fig.suptitle(title or "energy per chip", y=1.0)
+    note = "* some actions could not be priced (no published figure)"
+    if unpriced_chips:
+        note += f"; not shown, nothing priced: {', '.join(unpriced_chips)}"
+    fig.text(0.01, 0.005, note, fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path

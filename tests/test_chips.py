@@ -1,0 +1,106 @@
+"""Chip profiles: every shipped profile validates and sources every figure; bad profiles get clear errors."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+import chips
+from chips import ChipError
+from chips.schema import Chip
+
+BASES = {"measured", "simulated", "derived", "estimate", "specified"}
+REQUIRED = {"loihi", "loihi_sanafe", "loihi2", "truenorth", "spinnaker2", "tianjic", "odin", "reckon", "anp_i",
+            "seneca", "generic_45nm", "gpu_a100"}
+
+
+def test_required_profiles_ship_and_validate():
+    assert REQUIRED <= set(chips.names())
+    for name in chips.names():
+        chip = chips.load(name)
+        assert isinstance(chip, Chip) and chip.name == name
+
+
+@pytest.mark.parametrize("name", chips.names())
+def test_every_figure_has_a_source(name):
+    """Read the raw YAML (not the schema): every group holding a number names its source and basis."""
+    raw = yaml.safe_load((chips.CHIP_DIR / f"{name}.yaml").read_text())
+    groups = {k: v for k, v in raw.items() if isinstance(v, dict)}
+    assert groups, f"{name}: no figures"
+    for group, values in groups.items():
+        figures = {k: v for k, v in values.items() if k not in ("source", "basis", "note")}
+        assert figures, f"{name}.{group}: empty group"
+        assert isinstance(values.get("source"), str) and len(values["source"]) > 10, f"{name}.{group}: source"
+        assert values.get("basis") in BASES, f"{name}.{group}: basis"
+        for key, value in figures.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "all_in":
+                assert any(key.endswith(u) for u in ("_pj", "_ns", "_us", "_mw", "_bytes", "_bits", "_mhz",
+                                                     "_pj_per_byte", "cores", "_per_core", "_per_tile",
+                                                     "_tiles", "_per_neuron", "max_neurons", "max_synapses",
+                                                     "_steps")), f"{name}.{group}.{key}: unit in name"
+
+
+def _write(tmp_path: Path, text: str, name: str = "mychip.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+GOOD = """
+name: mychip
+full_name: My chip
+energy:
+  source: "Me et al., Journal 2025, Table 1"
+  basis: measured
+  all_in: false
+  includes_memory: true
+  sop_pj: 3.0
+"""
+
+
+def test_user_yaml_path_works_where_a_name_does(tmp_path):
+    chip = chips.load(_write(tmp_path, GOOD))
+    assert chip.energy.sop_pj == 3.0
+
+
+@pytest.mark.parametrize("edit,fragments", [
+    (lambda t: t.replace("  sop_pj: 3.0\n", "  sop_pj: -3.0\n"), ["energy.sop_pj", ">= 0", "-3.0"]),
+    (lambda t: t.replace("  sop_pj: 3.0\n", "  sop_nj: 3.0\n"), ["energy.sop_nj", "not a known field",
+                                                                   "did you mean 'sop_pj' (picojoules)"]),
+    (lambda t: t.replace("  sop_pj: 3.0\n", "  sop_pj: '3.0 pJ'\n"), ["energy.sop_pj", "plain number",
+                                                                       "'3.0 pJ'"]),
+    (lambda t: t.replace("  sop_pj: 3.0\n", "  sop_pj: 3.0\n  colour: red\n"), ["energy.colour",
+                                                                                 "not a known field"]),
+    (lambda t: t.replace('  source: "Me et al., Journal 2025, Table 1"\n', ""), ["energy.source", "missing"]),
+    (lambda t: t.replace("  all_in: false\n", ""), ["energy.all_in", "missing"]),
+    (lambda t: t.replace("basis: measured", "basis: guessed"), ["energy.basis", "measured"]),
+    (lambda t: t + "static:\n  source: \"Me et al. 2025\"\n  basis: measured\n", ["static.static_power_mw",
+                                                                                 "missing"]),
+    (lambda t: t + "foo: 1\n", ["'foo' is not a known field"]),
+])
+def test_bad_profiles_name_file_field_and_expectation(tmp_path, edit, fragments):
+    path = _write(tmp_path, edit(GOOD))
+    with pytest.raises(ChipError) as err:
+        chips.load(path)
+    message = str(err.value)
+    assert str(path) in message
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def test_malformed_yaml(tmp_path):
+    path = _write(tmp_path, "name: [unclosed\nfull_name: x\n")
+    with pytest.raises(ChipError, match=r"mychip.yaml: malformed YAML at line \d+"):
+        chips.load(path)
+    with pytest.raises(ChipError, match="expected a mapping"):
+        chips.load(_write(tmp_path, "- a\n- b\n"))
+
+
+def test_unknown_chip_lists_the_known_ones():
+    with pytest.raises(ChipError) as err:
+        chips.load("loihi3")
+    assert "unknown chip 'loihi3'" in str(err.value)
+    for name in chips.names():
+        assert name in str(err.value)
+    with pytest.raises(ChipError, match="no such chip profile"):
+        chips.load("/nonexistent/chip.yaml")
