@@ -60,3 +60,29 @@ def test_help_mentions_units(capsys):
         main(["run", "--help"])
     text = capsys.readouterr().out
     assert "probability" in text and "time steps" in text
+
+
+def test_chips_list_and_show(capsys):
+    assert main(["chips", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert {"loihi", "truenorth", "odin"} <= {row["name"] for row in listed}
+    assert main(["chips", "show", "loihi", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["energy"]["sop_pj"] == 23.6 and "Davies" in shown["energy"]["source"]
+
+
+def test_estimate_all_chips_json_and_plot(tmp_path, capsys):
+    png = tmp_path / "energy.png"
+    assert main(["estimate", "--net", "50-20-5", "--chip", "all", "-T", "20", "--rate", "0.2", "--json",
+                 "--plot", str(png)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    keys = {"chip", "energy_j", "energy_by_action_j", "latency_s", "fits", "cores_used", "limits_broken", "unpriced"}
+    assert all(keys <= set(r) for r in out["chips"])
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def test_estimate_unknown_chip_is_one_line():
+    proc = subprocess.run([sys.executable, "-m", "hwsim.cli", "estimate", "--net", "10-5", "--chip", "loihi9"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "unknown chip 'loihi9'; known chips: anp_i" in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0
