@@ -69,6 +69,36 @@ def build_parser() -> argparse.ArgumentParser:
                      help="chip profile name, a profile .yaml path, or 'all' (default)")
     est.add_argument("--plot", metavar="FILE.png", help="draw the energy breakdown per chip to a PNG file")
     est.set_defaults(func=cmd_estimate)
+
+    tr = sub.add_parser(
+        "train", help="train a network in torch with a learning rule (BPTT, SLTT, OTTT, TTL-BPTT, STDL, ...)",
+        description="Reference training in torch with per-epoch accuracy, activation memory (bytes kept for "
+                    "backward) and time; checkpoints every epoch; --resume continues exactly. Runs under "
+                    "torchrun for several processes (gradients averaged across ranks).")
+    tr.add_argument("--rule", required=True, metavar="RULE",
+                    help="bptt, sltt, sltt_k, ottt_a, ottt_o, ttl_bptt, stdl or revsnn")
+    tr.add_argument("--dataset", default="digits", metavar="NAME",
+                    help="digits (built in), randman (procedural), or mnist/nmnist/shd from --data-path")
+    tr.add_argument("--epochs", type=_positive_int, default=5, metavar="E", help="epochs (default 5)")
+    tr.add_argument("--timesteps", "-T", type=_positive_int, default=8, metavar="T",
+                    help="time steps per sample (default 8)")
+    tr.add_argument("--net", metavar="SPEC", help="network spec (default per dataset, e.g. 64-128-10 for digits)")
+    tr.add_argument("--batch-size", type=_positive_int, default=32, metavar="B", help="samples per batch (32)")
+    tr.add_argument("--lr", type=float, default=0.1, help="SGD learning rate (momentum 0.9), default 0.1")
+    tr.add_argument("--seed", type=int, default=0, help="seed for data encoding, weights and shuffling")
+    tr.add_argument("--k", type=_positive_int, default=2, help="SLTT-K: time steps with a backward pass (2)")
+    tr.add_argument("--window", type=_positive_int, default=1, help="TTL-BPTT: truncation window in steps (1)")
+    tr.add_argument("--block", type=_positive_int, default=1, help="TTL-BPTT: layers per local block (1)")
+    tr.add_argument("--subnet", type=_positive_int, default=1, help="STDL: layers per subnetwork (1)")
+    tr.add_argument("--budget-bytes", type=_positive_int, default=1 << 20,
+                    help="STDL: training-memory budget of each auxiliary network, bytes (1 MiB)")
+    tr.add_argument("--data-path", metavar="PATH", help="folder or file of a local dataset (mnist, nmnist, shd)")
+    tr.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    tr.add_argument("--out", metavar="CKPT", help="checkpoint file written after every epoch (and CKPT.network.npz)")
+    tr.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint (same configuration)")
+    tr.add_argument("--json", action="store_true", help="print the per-epoch history as JSON at the end")
+    tr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    tr.set_defaults(func=cmd_train)
     return parser
 
 
@@ -220,6 +250,28 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from methods import RULES
+    from methods.data import DATASETS
+    from methods.train import TrainConfig, train
+
+    if args.rule not in RULES:
+        raise UsageError(f"--rule: unknown rule {args.rule!r}; known rules: {', '.join(RULES)}")
+    if args.dataset not in DATASETS:
+        raise UsageError(f"--dataset: unknown dataset {args.dataset!r}; known datasets: {', '.join(DATASETS)}")
+    config = TrainConfig(rule=args.rule, dataset=args.dataset, epochs=args.epochs, timesteps=args.timesteps,
+                         net=args.net, batch_size=args.batch_size, lr=args.lr, seed=args.seed, k=args.k,
+                         window=args.window, block=args.block, subnet=args.subnet, budget_bytes=args.budget_bytes,
+                         data_path=args.data_path, device=args.device)
+    result = train(config, out=args.out, resume=args.resume, progress=not args.no_progress)
+    if args.json:
+        print(json.dumps({"config": asdict(config), "rule": result.describe,
+                          "history": [asdict(h) for h in result.history]}, indent=2))
+    return 0
+
+
 def _print_table(header: tuple, rows: list[tuple]) -> None:
     cells = [tuple(str(c) for c in header)] + [tuple(str(c) for c in row) for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
@@ -237,10 +289,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from chips import ChipError
     from hwsim.engine import InputError
+    from methods.data import DataError
+    from methods.rule import RuleError
 
     try:
         return args.func(args)
-    except (NetworkError, InputError, UsageError, ChipError) as err:
+    except (NetworkError, InputError, UsageError, ChipError, DataError, RuleError) as err:
         print(f"hwsim {args.command}: error: {err}", file=sys.stderr)
         return 2
 

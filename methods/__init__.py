@@ -1,0 +1,46 @@
+"""Reference training in torch: BPTT, SLTT, SLTT-K, OTTT (A, O), TTL-BPTT, STDL and the reversible node.
+
+``build_rule(name, network, **options)`` returns a :class:`methods.rule.TrainingRule` over a torch copy
+of the float :class:`hwsim.network.Network`; ``RULES`` lists the names.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from hwsim.network import Network
+from methods.rule import RuleError, TrainingRule
+
+RULES = ("bptt", "sltt", "sltt_k", "ottt_a", "ottt_o", "ttl_bptt", "stdl", "revsnn")
+
+
+def build_rule(name: str, network: Network, *, k: int = 2, window: int = 1, block: int = 1, subnet: int = 1,
+               budget_bytes: int = 1 << 20, batch_size: int = 32, surrogate=None, seed: int = 0,
+               device: str | torch.device = "cpu") -> TrainingRule:
+    """A training rule by name. Options: ``k`` (SLTT-K), ``window``/``block`` (TTL-BPTT), ``subnet``/
+    ``budget_bytes``/``batch_size`` (STDL). The model is moved to ``device``."""
+    from methods.bptt import BPTT
+    from methods.models import SpikingNet
+    from methods.ottt import OTTT
+    from methods.revsnn import Reversible, from_network
+    from methods.sltt import SLTT
+    from methods.stdl import STDL
+    from methods.ttl_bptt import TTLBPTT
+
+    if name not in RULES:
+        raise RuleError(f"unknown rule {name!r}; known rules: {', '.join(RULES)}")
+    if name == "revsnn":
+        return Reversible(from_network(network, seed=seed).to(device))
+    model = SpikingNet.from_network(network, surrogate).to(device)
+    if name == "bptt":
+        return BPTT(model)
+    if name in ("sltt", "sltt_k"):
+        return SLTT(model, k=k if name == "sltt_k" else None, generator=torch.Generator().manual_seed(seed))
+    if name in ("ottt_a", "ottt_o"):
+        return OTTT(model, variant=name[-1].upper())
+    if name == "ttl_bptt":
+        return TTLBPTT(model, window=window, block=block, seed=seed)
+    return STDL(model, subnet=subnet, budget_bytes=budget_bytes, batch_size=batch_size, seed=seed)
+
+
+__all__ = ["RULES", "RuleError", "TrainingRule", "build_rule"]

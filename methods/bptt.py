@@ -1,0 +1,21 @@
+"""BPTT: backpropagation through the whole unrolled sequence (the reference; memory O(L N T))."""
+
+from __future__ import annotations
+
+import torch
+
+from methods.rule import StepResult, TrainingRule, step_loss
+
+
+class BPTT(TrainingRule):
+    name = "bptt"
+
+    def accumulate(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
+        steps = x.shape[0]
+        states, loss, logits = None, 0.0, 0.0
+        for t in range(steps):
+            out, _, states = self.model.step(x[t], states)
+            loss = loss + step_loss(out, y, steps)
+            logits = logits + out.detach().flatten(1)
+        loss.backward()
+        return StepResult(float(loss.detach()), logits)

@@ -1,0 +1,131 @@
+"""Torch modules built from, and written back into, :class:`hwsim.network.Network` (float mode).
+
+A :class:`SpikingNet` is a list of stages, one per neuron layer: a synapse module (``nn.Linear``,
+``nn.Conv2d`` or :class:`SumPool`; a Flatten folds into the next stage) and its :class:`FloatLIF`. The
+read-out ``o[t]`` is the synaptic current of the last layer (``W s[t] + b``), the quantity the per-step
+loss is taken on (as the SLTT/OTTT classifiers are non-spiking); its LIF still runs, so the network is
+the same one hwsim simulates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hwsim.network import Conv2d, Dense, Flatten, FloatLIF, Network, NetworkError, SumPool2d
+from methods.neuron import LIFState, Surrogate, Triangle, lif_step
+
+
+class SumPool(nn.Module):
+    """Channel-wise sum pooling with a fixed scalar tap weight (no parameters)."""
+
+    def __init__(self, kernel: int, stride: int, weight: float):
+        super().__init__()
+        self.kernel, self.stride, self.weight = kernel, stride, float(weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(x, self.kernel, self.stride) * (self.kernel * self.kernel * self.weight)
+
+
+@dataclass
+class Stage:
+    """One neuron layer: optional flatten, synapses, neuron parameters, hwsim layer index, output shape."""
+
+    synapse: nn.Module
+    neuron: FloatLIF
+    flatten_before: bool
+    index: int
+    name: str
+    out_shape: tuple[int, ...]
+
+
+class SpikingNet(nn.Module):
+    """A float hwsim network as torch modules; see the module docstring."""
+
+    def __init__(self, stages: list[Stage], input_shape: tuple[int, ...], surrogate: Surrogate | None = None):
+        super().__init__()
+        self.input_shape = tuple(input_shape)
+        self.surrogate = surrogate or Triangle()
+        self.stages = list(stages)
+        self.synapses = nn.ModuleList([stage.synapse for stage in self.stages])
+        self.n_classes = int(np.prod(self.stages[-1].out_shape))
+
+    @classmethod
+    def from_network(cls, network: Network, surrogate: Surrogate | None = None) -> SpikingNet:
+        """Torch modules holding a copy of ``network``'s weights."""
+        if network.mode != "float":
+            raise NetworkError("torch training needs a float network (FloatLIF neurons)")
+        stages, flatten = [], False
+        for index, (layer, (_, out_shape)) in enumerate(zip(network.layers, network.layer_shapes())):
+            if isinstance(layer, Flatten):
+                flatten = True
+                continue
+            stages.append(Stage(_synapse_module(layer), layer.neuron, flatten, index, layer.name, out_shape))
+            flatten = False
+        return cls(stages, network.input_shape, surrogate)
+
+    def current(self, k: int, inputs: torch.Tensor, weight_inputs: torch.Tensor | None = None) -> torch.Tensor:
+        """Synaptic current of stage ``k``. With ``weight_inputs`` (e.g. OTTT's traces) the value is still
+        computed from ``inputs`` but the weight gradient sees ``weight_inputs``."""
+        stage = self.stages[k]
+        if stage.flatten_before:
+            inputs = inputs.flatten(1)
+            weight_inputs = None if weight_inputs is None else weight_inputs.flatten(1)
+        value = stage.synapse(inputs)
+        if weight_inputs is None:
+            return value
+        through_trace = stage.synapse(weight_inputs)
+        return through_trace + (value - through_trace).detach()
+
+    def step(self, x_t: torch.Tensor, states: list[LIFState | None] | None, detach_state: bool = False,
+             weight_inputs: list[torch.Tensor] | None = None, start: int = 0, stop: int | None = None
+             ) -> tuple[torch.Tensor, list[torch.Tensor], list[LIFState]]:
+        """One time step through stages ``start..stop-1``: returns the last stage's current (the read-out
+        when ``stop`` is the end), every stage's spikes, and the new states."""
+        stop = len(self.stages) if stop is None else stop
+        states = states if states is not None else [None] * (stop - start)
+        inp, spikes, new_states, current = x_t, [], [], x_t
+        for j, k in enumerate(range(start, stop)):
+            current = self.current(k, inp, None if weight_inputs is None else weight_inputs[j])
+            s, state = lif_step(current, states[j], self.stages[k].neuron, self.surrogate, detach_state)
+            spikes.append(s)
+            new_states.append(state)
+            inp = s
+        return current, spikes, new_states
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Read-out summed over time for ``x`` of shape ``(T, B, *input_shape)`` -> ``(B, classes)``."""
+        states, total = None, 0.0
+        for t in range(x.shape[0]):
+            out, _, states = self.step(x[t], states)
+            total = total + out.flatten(1)
+        return total
+
+    def write_back(self, network: Network) -> Network:
+        """Copy the trained weights and biases into ``network`` (in place) and return it."""
+        for stage in self.stages:
+            layer = network.layers[stage.index]
+            if isinstance(stage.synapse, (nn.Linear, nn.Conv2d)):
+                layer.weight = stage.synapse.weight.detach().cpu().numpy().astype(np.float32).copy()
+                if stage.synapse.bias is not None:
+                    layer.bias = stage.synapse.bias.detach().cpu().numpy().astype(np.float32).copy()
+        return network
+
+
+def _synapse_module(layer: Dense | Conv2d | SumPool2d) -> nn.Module:
+    if isinstance(layer, Dense):
+        module = nn.Linear(layer.n_in, layer.n_out, bias=layer.bias is not None)
+    elif isinstance(layer, Conv2d):
+        o, c, kh, kw = layer.weight.shape
+        module = nn.Conv2d(c, o, (kh, kw), stride=layer.stride, padding=layer.padding, bias=layer.bias is not None)
+    else:
+        return SumPool(layer.kernel, layer.stride, layer.weight)
+    with torch.no_grad():
+        module.weight.copy_(torch.from_numpy(np.asarray(layer.weight, np.float32)))
+        if layer.bias is not None:
+            module.bias.copy_(torch.from_numpy(np.asarray(layer.bias, np.float32)))
+    return module

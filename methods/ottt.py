@@ -1,0 +1,64 @@
+"""OTTT (Xiao et al., NeurIPS 2022): SLTT's per-step spatial error with presynaptic traces.
+
+``a[t] = lam * a[t-1] + s[t]`` per layer input (the input spikes included; each trace decays with the
+lam of the layer that emits the spikes, the first layer's lam for the input); the weight gradient is
+``delta^l[t] a^{l-1}[t]^T`` while the forward value still uses the spikes, and the error reaches the
+layer below through ``a[t]``'s dependence on ``s[t]``. OTTT_A accumulates the gradient over the sample
+and updates once; OTTT_O updates the weights every step.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from methods.models import SpikingNet
+from methods.neuron import lif_step
+from methods.rule import RuleError, StepResult, TrainingRule, step_loss
+
+
+class OTTT(TrainingRule):
+    name = "ottt"
+
+    def __init__(self, model: SpikingNet, variant: str = "A"):
+        super().__init__(model)
+        if variant not in ("A", "O"):
+            raise RuleError(f"OTTT variant must be 'A' (accumulate) or 'O' (update every step), got {variant!r}")
+        self.variant = variant
+        self.name = f"ottt_{variant.lower()}"
+
+    def _run(self, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer | None) -> StepResult:
+        model, steps = self.model, x.shape[0]
+        stages = model.stages
+        lams = [stages[0].neuron.lam] + [stage.neuron.lam for stage in stages[:-1]]
+        traces: list[torch.Tensor | None] = [None] * len(stages)
+        states: list = [None] * len(stages)
+        total, logits = 0.0, 0.0
+        for t in range(steps):
+            inp, out = x[t], None
+            for k, stage in enumerate(stages):
+                trace = inp if traces[k] is None else lams[k] * traces[k] + inp
+                traces[k] = trace.detach()
+                out = model.current(k, inp, weight_inputs=trace)
+                inp, states[k] = lif_step(out, states[k], stage.neuron, model.surrogate, detach_state=True)
+            loss = step_loss(out, y, steps)
+            loss.backward()
+            if optimizer is not None:
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            total += float(loss.detach())
+            logits = logits + out.detach().flatten(1)
+        return StepResult(total, logits)
+
+    def accumulate(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
+        if self.variant == "O":
+            raise RuleError("OTTT_O updates the weights every step: use step(x, y, optimizer)")
+        return self._run(x, y, None)
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer) -> StepResult:
+        if self.variant == "A":
+            return super().step(x, y, optimizer)
+        optimizer.zero_grad(set_to_none=True)
+        return self._run(x, y, optimizer)
+
+    def describe(self) -> dict:
+        return {"rule": self.name}

@@ -1,0 +1,55 @@
+"""SLTT and SLTT-K (Meng et al., ICCV 2023): per-step backward through layers only.
+
+The temporal gradient path is cut (the previous membrane and spikes enter each step as constants), so
+every step's graph is freed by its own backward and memory does not grow with T:
+``dW^l += delta^l[t] s^{l-1}[t]^T`` with ``delta^l[t] = g'(u^l[t] - V_th) * (W^{l+1}^T delta^{l+1}[t])``.
+SLTT-K back-propagates only at K steps drawn uniformly without replacement per batch (``randperm(T)[:K]``);
+the other steps run forward only; the loss is still divided by T.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from methods.models import SpikingNet
+from methods.rule import RuleError, StepResult, TrainingRule, step_loss
+
+
+class SLTT(TrainingRule):
+    name = "sltt"
+
+    def __init__(self, model: SpikingNet, k: int | None = None, generator: torch.Generator | None = None):
+        super().__init__(model)
+        if k is not None and k < 1:
+            raise RuleError(f"SLTT-K needs K >= 1, got K={k}")
+        self.k = k
+        self.generator = generator or torch.Generator().manual_seed(0)
+        self.last_backward_steps: list[int] = []
+
+    def backward_steps(self, steps: int) -> set[int]:
+        if self.k is None:
+            return set(range(steps))
+        if self.k > steps:
+            raise RuleError(f"SLTT-K: K={self.k} is larger than the number of time steps T={steps}")
+        return set(torch.randperm(steps, generator=self.generator)[: self.k].tolist())
+
+    def accumulate(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
+        steps = x.shape[0]
+        chosen = self.backward_steps(steps)
+        self.last_backward_steps = sorted(chosen)
+        states, total, logits = None, 0.0, 0.0
+        for t in range(steps):
+            if t in chosen:
+                out, _, states = self.model.step(x[t], states, detach_state=True)
+                loss = step_loss(out, y, steps)
+                loss.backward()
+                total += float(loss.detach())
+            else:
+                with torch.no_grad():
+                    out, _, states = self.model.step(x[t], states, detach_state=True)
+                    total += float(step_loss(out, y, steps))
+            logits = logits + out.detach().flatten(1)
+        return StepResult(total, logits, {"backward_steps": self.last_backward_steps})
+
+    def describe(self) -> dict:
+        return {"rule": self.name if self.k is None else "sltt_k", "k": self.k}

@@ -1,0 +1,222 @@
+"""The training loop behind ``hwsim train``: seeded, checkpointed every epoch, exactly resumable, and
+data-parallel under ``torchrun``.
+
+Determinism: the dataset encoding, the weight initialisation and each epoch's shuffle are functions of
+the seed (and the epoch), and the checkpoint holds the model, the auxiliary modules, the optimizer and the
+rule's random generator, so a run interrupted after any epoch and resumed ends with the same weights as
+an uninterrupted run.
+
+Data parallel: under ``torchrun`` (``WORLD_SIZE`` > 1) each rank trains on its own shard of every batch
+and the gradients are averaged with ``all_reduce`` before every weight update (what
+DistributedDataParallel does; done directly because the rules run one backward pass per time step, which
+DDP's reducer does not support). gloo on CPU, NCCL on CUDA.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from hwsim.network import from_spec, save
+from methods import build_rule
+from methods.data import DataError, SpikeDataset, load_dataset
+from methods.memory import ActivationMeter
+
+DEFAULT_NETS = {"digits": "64-128-10", "randman": "64-128-10", "mnist": "784-256-10", "nmnist": "2x34x34-c8k5s2-p2-10",
+                "shd": "700-256-20"}
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run (saved in the checkpoint; a resume must match it)."""
+
+    rule: str
+    dataset: str = "digits"
+    epochs: int = 5
+    timesteps: int = 8
+    net: str | None = None
+    batch_size: int = 32
+    lr: float = 0.1
+    momentum: float = 0.9
+    seed: int = 0
+    k: int = 2
+    window: int = 1
+    block: int = 1
+    subnet: int = 1
+    budget_bytes: int = 1 << 20
+    data_path: str | None = None
+    device: str = "cpu"
+
+    def network_spec(self) -> str:
+        return self.net or DEFAULT_NETS[self.dataset]
+
+
+@dataclass
+class EpochStats:
+    epoch: int
+    loss: float
+    train_accuracy: float
+    test_accuracy: float
+    activation_bytes: int
+    seconds: float
+    cuda_peak_bytes: int | None = None
+
+
+@dataclass
+class TrainResult:
+    config: TrainConfig
+    history: list[EpochStats] = field(default_factory=list)
+    describe: dict = field(default_factory=dict)
+
+
+class SyncedOptimizer:
+    """Wraps an optimizer: under torch.distributed, averages the gradients across ranks before each step."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter]):
+        self.optimizer, self.params = optimizer, params
+        self.world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.optimizer.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        if self.world > 1:
+            for p in self.params:
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+                dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+                p.grad /= self.world
+        self.optimizer.step()
+
+    def state_dict(self) -> dict:
+        return self.optimizer.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state)
+
+
+def _distributed() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() and os.environ.get("HWSIM_DDP_BACKEND") != "gloo" else "gloo"
+        dist.init_process_group(backend)
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def build(config: TrainConfig):
+    """Dataset, hwsim network, rule and optimizer for ``config`` (device resolved)."""
+    if config.device.startswith("cuda") and not torch.cuda.is_available():
+        raise DataError("--device cuda: no CUDA device is available here")
+    data = load_dataset(config.dataset, config.timesteps, seed=config.seed, path=config.data_path)
+    network = from_spec(config.network_spec(), mode="float", seed=config.seed)
+    if network.input_shape != data.shape:
+        raise DataError(f"--net {config.network_spec()}: input {network.input_shape} does not match the "
+                        f"{config.dataset} data {data.shape}")
+    if int(torch.tensor(network.output_shape).prod()) != data.n_classes:
+        raise DataError(f"--net {config.network_spec()}: {network.output_shape} outputs, the {config.dataset} "
+                        f"data has {data.n_classes} classes")
+    torch.manual_seed(config.seed)
+    rule = build_rule(config.rule, network, k=config.k, window=config.window, block=config.block,
+                      subnet=config.subnet, budget_bytes=config.budget_bytes, batch_size=config.batch_size,
+                      seed=config.seed, device=config.device)
+    params = list(rule.parameters())
+    optimizer = SyncedOptimizer(torch.optim.SGD(params, lr=config.lr, momentum=config.momentum), params)
+    return data, network, rule, optimizer
+
+
+def evaluate(rule, data: SpikeDataset, part: str, device: str, batch: int = 256) -> float:
+    x, y = data.split(part)
+    if len(y) == 0:
+        return float("nan")
+    correct = 0
+    with torch.no_grad():
+        for lo in range(0, len(y), batch):
+            xb = x[lo: lo + batch].transpose(0, 1).to(device)
+            correct += int((rule.model(xb).argmax(1).cpu() == y[lo: lo + batch]).sum())
+    return correct / len(y)
+
+
+def _checkpoint(path: Path, config: TrainConfig, epoch: int, rule, optimizer, history) -> None:
+    state = {"format": "hwsim-train-checkpoint", "version": 1, "config": asdict(config), "epoch": epoch,
+             "modules": [m.state_dict() for m in rule.modules()], "optimizer": optimizer.state_dict(),
+             "generator": rule.generator.get_state() if hasattr(rule, "generator") else None,
+             "history": [asdict(h) for h in history]}
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # atomic: an interruption never leaves a half-written checkpoint
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such checkpoint")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a damaged file
+        raise DataError(f"{path}: not a readable hwsim training checkpoint ({type(err).__name__}: {err})") from None
+    if not isinstance(state, dict) or state.get("format") != "hwsim-train-checkpoint":
+        raise DataError(f"{path}: not an hwsim training checkpoint (expected format 'hwsim-train-checkpoint')")
+    return state
+
+
+def train(config: TrainConfig, out: str | Path | None = None, resume: str | Path | None = None,
+          progress: bool = True, log=print) -> TrainResult:
+    """Train ``config.epochs`` epochs; checkpoint to ``out`` after each; continue from ``resume``."""
+    rank, world = _distributed()
+    data, network, rule, optimizer = build(config)
+    history: list[EpochStats] = []
+    first_epoch = 0
+    if resume is not None:
+        state = load_checkpoint(resume)
+        saved = TrainConfig(**state["config"])
+        if {**asdict(saved), "epochs": 0, "device": ""} != {**asdict(config), "epochs": 0, "device": ""}:
+            raise DataError(f"{resume}: checkpoint was made with a different configuration: {asdict(saved)}")
+        for module, module_state in zip(rule.modules(), state["modules"]):
+            module.load_state_dict(module_state)
+        optimizer.load_state_dict(state["optimizer"])
+        if state["generator"] is not None:
+            rule.generator.set_state(state["generator"])
+        history = [EpochStats(**h) for h in state["history"]]
+        first_epoch = state["epoch"] + 1
+    x_train, y_train = data.split("train")
+    batches = math.ceil(len(y_train) / config.batch_size)
+    for epoch in range(first_epoch, config.epochs):
+        order = torch.randperm(len(y_train), generator=torch.Generator().manual_seed(config.seed * 1000 + epoch))
+        start, total_loss, correct = time.perf_counter(), 0.0, 0
+        with ActivationMeter(*rule.modules()) as meter:
+            bar = tqdm(range(batches), desc=f"{config.rule} epoch {epoch + 1}/{config.epochs}", leave=False,
+                       disable=not progress or rank != 0)
+            for b in bar:
+                index = order[b * config.batch_size: (b + 1) * config.batch_size]
+                index = index[rank::world]
+                if len(index) == 0:
+                    continue
+                xb = x_train[index].transpose(0, 1).to(config.device)
+                yb = y_train[index].to(config.device)
+                result = rule.step(xb, yb, optimizer)
+                total_loss += result.loss * len(index)
+                correct += int((result.logits.argmax(1).cpu() == yb.cpu()).sum())
+                bar.set_postfix(loss=f"{result.loss:.3f}")
+        report = meter.report()
+        stats = EpochStats(epoch, total_loss / len(y_train) * world, correct / len(y_train) * world,
+                           evaluate(rule, data, "test", config.device), report.peak_bytes,
+                           time.perf_counter() - start, report.cuda_peak_bytes)
+        history.append(stats)
+        if rank == 0:
+            log(f"epoch {epoch + 1}/{config.epochs}: loss {stats.loss:.4f}, train {stats.train_accuracy:.2%}, "
+                f"test {stats.test_accuracy:.2%}, activation memory {stats.activation_bytes / 1024:.1f} KiB, "
+                f"{stats.seconds:.2f} s")
+            if out is not None:
+                _checkpoint(Path(out), config, epoch, rule, optimizer, history)
+                if config.rule != "revsnn":
+                    save(rule.model.write_back(network), Path(out).with_suffix(".network.npz"))
+    return TrainResult(config, history, rule.describe())

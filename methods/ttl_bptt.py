@@ -1,0 +1,78 @@
+"""TTL-BPTT (Guo et al., Front. Neurosci. 2023): temporally truncated, locally supervised BPTT.
+
+The neuron layers are cut into blocks of ``block`` layers; every block but the last has its own local
+classifier (a linear read-out of its last layer's spikes) and no error crosses a block boundary (a block's
+input is a constant). Time is cut into windows of ``window`` steps: BPTT inside a window, the state
+carried into the next window as a constant. ``window = T`` with one block is BPTT; ``window = 1`` with one
+block is SLTT.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from methods.models import SpikingNet
+from methods.neuron import LIFState
+from methods.rule import RuleError, StepResult, TrainingRule, step_loss
+
+
+class TTLBPTT(TrainingRule):
+    name = "ttl_bptt"
+
+    def __init__(self, model: SpikingNet, window: int, block: int, seed: int = 0):
+        super().__init__(model)
+        layers = len(model.stages)
+        if window < 1:
+            raise RuleError(f"TTL-BPTT needs a window k >= 1, got {window}")
+        if block < 1 or layers % block:
+            raise RuleError(f"TTL-BPTT block size {block} does not divide the network's {layers} neuron layers "
+                            f"(choose one of {[b for b in range(1, layers + 1) if layers % b == 0]})")
+        self.window, self.block = window, block
+        self.blocks = [(lo, lo + block) for lo in range(0, layers, block)]
+        generator = torch.Generator().manual_seed(seed)
+        heads = []
+        for _, hi in self.blocks[:-1]:
+            features = int(np.prod(model.stages[hi - 1].out_shape))
+            head = nn.Linear(features, model.n_classes)
+            with torch.no_grad():
+                bound = 1.0 / np.sqrt(features)
+                head.weight.uniform_(-bound, bound, generator=generator)
+                head.bias.uniform_(-bound, bound, generator=generator)
+            heads.append(head)
+        self.classifiers = nn.ModuleList(heads).to(next(model.parameters()).device)
+
+    def parameters(self) -> Iterator[nn.Parameter]:
+        yield from self.model.parameters()
+        yield from self.classifiers.parameters()
+
+    def modules(self) -> list[nn.Module]:
+        return [self.model, self.classifiers]
+
+    def accumulate(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
+        steps = x.shape[0]
+        if self.window > steps:
+            raise RuleError(f"TTL-BPTT window k={self.window} is longer than T={steps}")
+        states: list[LIFState | None] = [None] * len(self.model.stages)
+        total, logits = 0.0, 0.0
+        for start in range(0, steps, self.window):
+            states = [None if s is None else LIFState(s.u.detach(), s.s.detach()) for s in states]
+            loss = 0.0
+            for t in range(start, min(start + self.window, steps)):
+                inp = x[t]
+                for b, (lo, hi) in enumerate(self.blocks):
+                    out, spikes, states[lo:hi] = self.model.step(inp.detach(), states[lo:hi], start=lo, stop=hi)
+                    local = out if b == len(self.blocks) - 1 else self.classifiers[b](spikes[-1].flatten(1))
+                    loss = loss + step_loss(local, y, steps)
+                    inp = spikes[-1]
+                logits = logits + out.detach().flatten(1)
+            loss.backward()
+            total += float(loss.detach())
+        return StepResult(total, logits)
+
+    def describe(self) -> dict:
+        return {"rule": self.name, "window": self.window, "block": self.block,
+                "blocks": [[s.name for s in self.model.stages[lo:hi]] for lo, hi in self.blocks]}
