@@ -1,0 +1,141 @@
+"""Training loop: exact resume, checkpoints, torch model = hwsim engine, bad input, data parallel."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from hwsim.cli import main
+from hwsim.engine import simulate
+from hwsim.network import Conv2d, Dense, Flatten, FloatLIF, Network, SumPool2d, load
+from methods import RuleError, build_rule
+from methods.data import DataError
+from methods.models import SpikingNet
+from methods.train import TrainConfig, load_checkpoint, train
+
+
+def _dyadic(rng, shape):
+    return (np.round(rng.normal(0, 0.4, shape) * 64) / 64).astype(np.float32)
+
+
+def test_torch_model_equals_hwsim_engine_and_writes_back():
+    rng = np.random.default_rng(0)
+    neuron = FloatLIF(lam=0.75, v_th=0.5)
+    net = Network((2, 6, 6), [Conv2d(_dyadic(rng, (3, 2, 3, 3)), padding=1, neuron=neuron, bias=_dyadic(rng, 3)),
+                              SumPool2d(2, weight=0.5, neuron=neuron), Flatten(),
+                              Dense(_dyadic(rng, (5, 27)), neuron=neuron)])
+    x = (np.random.default_rng(1).random((7, 3, 2, 6, 6)) < 0.4).astype(np.float32)
+    model = SpikingNet.from_network(net)
+    states, torch_spikes = None, []
+    with torch.no_grad():
+        for t in range(7):
+            _, spikes, states = model.step(torch.from_numpy(x[t]), states)
+            torch_spikes.append([s.numpy() for s in spikes])
+    ours = simulate(net, x).spikes
+    for k in range(3):
+        np.testing.assert_array_equal(np.stack([step[k] for step in torch_spikes]).astype(np.uint8), ours[k])
+    with torch.no_grad():
+        model.synapses[0].weight.mul_(2)
+    model.write_back(net)
+    np.testing.assert_array_equal(net.layers[0].weight, model.synapses[0].weight.detach().numpy())
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
+    config = TrainConfig(rule="sltt_k", dataset="digits", epochs=3, timesteps=4, batch_size=64, k=2, seed=3)
+    whole = tmp_path / "whole.pt"
+    train(config, out=whole, progress=False, log=lambda *_: None)
+    part = tmp_path / "part.pt"
+    train(TrainConfig(**{**config.__dict__, "epochs": 1}), out=part, progress=False, log=lambda *_: None)
+    resumed = tmp_path / "resumed.pt"
+    os.replace(part, resumed)
+    result = train(config, out=resumed, resume=resumed, progress=False, log=lambda *_: None)
+    a, b = load_checkpoint(whole), load_checkpoint(resumed)
+    assert a["epoch"] == b["epoch"] == 2 and len(result.history) == 3
+    for key, value in a["modules"][0].items():
+        torch.testing.assert_close(value, b["modules"][0][key], rtol=0, atol=0)
+    network = load(resumed.with_suffix(".network.npz"))
+    np.testing.assert_array_equal(network.layers[0].weight, b["modules"][0]["synapses.0.weight"].numpy())
+
+
+def test_training_learns_digits(tmp_path):
+    result = train(TrainConfig(rule="sltt", dataset="digits", epochs=2, timesteps=4), progress=False,
+                   log=lambda *_: None)
+    assert result.history[-1].test_accuracy > 0.8
+    assert result.history[-1].activation_bytes > 0
+
+
+def test_checkpoint_errors(tmp_path):
+    with pytest.raises(DataError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "none.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x00garbage")
+    with pytest.raises(DataError, match="bad.pt: not a readable hwsim training checkpoint"):
+        load_checkpoint(bad)
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.ones(2)}, other)
+    with pytest.raises(DataError, match="other.pt: not an hwsim training checkpoint"):
+        load_checkpoint(other)
+    ckpt = tmp_path / "ok.pt"
+    train(TrainConfig(rule="bptt", epochs=1, timesteps=2), out=ckpt, progress=False, log=lambda *_: None)
+    with pytest.raises(DataError, match="different configuration"):
+        train(TrainConfig(rule="sltt", epochs=2, timesteps=2), resume=ckpt, progress=False, log=lambda *_: None)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"rule": "sltt_k", "k": 9}, "K=9 is larger than the number of time steps T=4"),
+    ({"rule": "ttl_bptt", "block": 2, "net": "64-32-32-10"}, "block size 2 does not divide the network's 3"),
+    ({"rule": "stdl", "budget_bytes": 100}, "budget 100 bytes is too small for any auxiliary network"),
+    ({"rule": "bptt", "net": "60-10"}, "does not match the digits data"),
+])
+def test_bad_rule_options(kwargs, message):
+    config = TrainConfig(**{"dataset": "digits", "epochs": 1, "timesteps": 4, **kwargs})
+    with pytest.raises((RuleError, DataError), match=message):
+        train(config, progress=False, log=lambda *_: None)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["train", "--rule", "hebb"], "unknown rule 'hebb'; known rules: bptt, sltt, sltt_k, ottt_a, ottt_o"),
+    (["train", "--rule", "sltt", "--dataset", "imagenet"], "unknown dataset 'imagenet'; known datasets: digits"),
+    (["train", "--rule", "sltt", "--dataset", "mnist", "--data-path", "/no/such"], "no such file"),
+])
+def test_cli_bad_input(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_unknown_rule_from_python():
+    with pytest.raises(RuleError, match="known rules"):
+        build_rule("hebb", Network(4, [Dense(np.ones((2, 4)))]))
+
+
+def _ddp_worker(rank: int, world: int, init_file: str, result_dir: str):
+    import torch.distributed as dist
+
+    from hwsim.network import from_spec
+    from methods.train import SyncedOptimizer
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    torch.manual_seed(0)
+    rule = build_rule("sltt", from_spec("16-12-4", seed=0))
+    params = list(rule.parameters())
+    optimizer = SyncedOptimizer(torch.optim.SGD(params, lr=0.5, momentum=0.9), params)
+    g = torch.Generator().manual_seed(100 + rank)  # each rank sees different data
+    x = (torch.rand(4, 6, 16, generator=g) < 0.5).float()
+    y = torch.randint(0, 4, (6,), generator=g)
+    rule.step(x, y, optimizer)
+    torch.save([p.detach() for p in params], os.path.join(result_dir, f"rank{rank}.pt"))
+    dist.destroy_process_group()
+
+
+def test_data_parallel_ranks_hold_identical_weights(tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
+    a = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    b = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    for pa, pb in zip(a, b):
+        torch.testing.assert_close(pa, pb, rtol=0, atol=0)
+    initial = SpikingNet.from_network(__import__("hwsim.network", fromlist=["from_spec"]).from_spec("16-12-4", seed=0))
+    assert not torch.equal(a[0], initial.synapses[0].weight.detach())  # the step did change the weights
