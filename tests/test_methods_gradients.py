@@ -27,7 +27,8 @@ def _net(sizes=(12, 10, 8, 4), lam=0.6, reset="soft", seed=0):
 
 def _data(steps=6, batch=5, n_in=12, classes=4, seed=1):
     g = torch.Generator().manual_seed(seed)
-    return (torch.rand(steps, batch, n_in, generator=g) < 0.5).double(), torch.randint(0, classes, (batch,), generator=g)
+    x = (torch.rand(steps, batch, n_in, generator=g) < 0.5).double()
+    return x, torch.randint(0, classes, (batch,), generator=g)
 
 
 def _grads(rule):
