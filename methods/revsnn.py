@@ -102,6 +102,11 @@ class RevSNN(nn.Module):
         self.input_layer = nn.Linear(n_in, width)
         self.blocks = nn.ModuleList([RevBlock(width // 2, self.neuron, self.surrogate) for _ in range(blocks)])
         self.readout = nn.Linear(width, n_classes)
+        with torch.no_grad():  # the scale hwsim.network.from_spec uses: N(0, (3 / sqrt(fan_in))^2), no bias
+            for module in self.modules():
+                if isinstance(module, nn.Linear):
+                    module.weight.normal_(0.0, 3.0 / np.sqrt(module.in_features))
+                    module.bias.zero_()
         self.reversible = reversible
         self.recomputed_blocks = 0
         self._new_states = None
@@ -148,8 +153,16 @@ def from_network(network: Network, reversible: bool = True, seed: int = 0) -> Re
     hidden = [layer.n_out for layer in layers[:-1]]
     if any(h != width for h in hidden):
         raise RuleError(f"the reversible node needs equal hidden widths, got {hidden}")
-    return RevSNN(layers[0].n_in, width, len(hidden) - 1, layers[-1].n_out, layers[0].neuron,
-                  seed=seed, reversible=reversible)
+    model = RevSNN(layers[0].n_in, width, len(hidden) - 1, layers[-1].n_out, layers[0].neuron,
+                   seed=seed, reversible=reversible)
+    with torch.no_grad():  # the input layer and the read-out start from the network's own weights
+        for module, layer in ((model.input_layer, layers[0]), (model.readout, layers[-1])):
+            module.weight.copy_(torch.from_numpy(np.asarray(layer.weight, np.float32)))
+            if layer.bias is not None:
+                module.bias.copy_(torch.from_numpy(np.asarray(layer.bias, np.float32)))
+            else:
+                module.bias.zero_()
+    return model
 
 
 class Reversible(TrainingRule):
