@@ -1,0 +1,182 @@
+"""On-chip learning kernel for the per-step (online) rules on dense chains: SLTT, SLTT-K, OTTT_A, OTTT_O.
+
+One call trains one mini-batch. The loop is time-outer, sample-inner (as a chip streams samples through
+the same step): forward event by event, then, at a learning step, the error is injected at the read-out
+(the last layer's synaptic current) and propagated down through the weights only at neurons whose
+surrogate derivative is non-zero; gradients accumulate per synapse gated by presynaptic activity (spikes
+for SLTT, non-zero traces for OTTT); weights are written back at the rule's cadence (end of batch, or every
+step for OTTT_O). Float32 throughout; plain SGD (``W -= lr * grad``).
+
+Layout: layer ly has ``sizes[ly]`` inputs and ``sizes[ly+1]`` neurons; its weights are fan-out major
+``(sizes[ly], sizes[ly+1])`` stored flat in ``w`` from ``w_off[ly]``; biases flat from ``b_off[ly]``; neuron
+arrays flat from ``n_off[ly]``. Counters ``(L, COUNTERS, T)`` summed over the batch, in the order of
+``COUNTER_NAMES``.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+COUNTER_NAMES = ("spikes_in", "spikes_out", "sop", "neuron_updates", "neuron_updates_active", "error_macs",
+                 "grad_ops", "trace_updates", "weight_updates", "errors")
+TRIANGLE, SIGMOID, RECTANGLE = 0, 1, 2
+
+
+@nb.njit(cache=True, inline="always")
+def surrogate(kind, alpha, x):
+    if kind == TRIANGLE:
+        return max(0.0, alpha - alpha * alpha * abs(x))
+    if kind == SIGMOID:
+        sig = 1.0 / (1.0 + np.exp(-alpha * x))
+        return alpha * sig * (1.0 - sig)
+    return (1.0 / alpha) if abs(x) <= alpha / 2.0 else 0.0
+
+
+@nb.njit(cache=True)
+def apply_update(w, bias, grad_w, grad_b, lr, counters, t, w_off, b_off, sizes):
+    """``W -= lr * grad`` for every synapse with a non-zero gradient; zero the accumulators."""
+    layers = sizes.shape[0] - 1
+    for ly in range(layers):
+        written = 0
+        for k in range(w_off[ly], w_off[ly + 1]):
+            g = grad_w[k]
+            if g != 0.0:
+                w[k] -= np.float32(lr) * g
+                grad_w[k] = 0.0
+                written += 1
+        for k in range(b_off[ly], b_off[ly + 1]):
+            g = grad_b[k]
+            if g != 0.0:
+                bias[k] -= np.float32(lr) * g
+                grad_b[k] = 0.0
+        counters[ly, 8, t] += written
+
+
+@nb.njit(cache=True)
+def train_online(sizes, w, w_off, bias, b_off, n_off, lams, v_th, soft, sur_kind, sur_alpha,
+                 in_off, in_events, labels, learn_mask, lr, use_traces, update_every_step,
+                 grad_w, grad_b, counters, readout_sum):
+    layers = sizes.shape[0] - 1
+    steps = learn_mask.shape[0]
+    batch = labels.shape[0]
+    n_total = n_off[layers]
+    classes = sizes[layers]
+    scale = np.float32(1.0 / (batch * steps))
+    u = np.zeros((batch, n_total), np.float32)
+    s = np.zeros((batch, n_total), np.float32)
+    t_off = np.zeros(layers + 1, np.int64)
+    for ly in range(layers):
+        t_off[ly + 1] = t_off[ly] + sizes[ly]
+    traces = np.zeros((batch, t_off[layers]), np.float32)
+    acc = np.zeros(n_total, np.float32)
+    x_in = np.zeros(sizes[0], np.float32)
+    delta = np.zeros(n_total, np.float32)
+    for t in range(steps):
+        for b in range(batch):
+            # ---- forward, event by event --------------------------------------------------------------
+            slot = b * steps + t
+            x_in[:] = 0.0
+            for e in range(in_off[slot], in_off[slot + 1]):
+                x_in[in_events[e]] = 1.0
+            for ly in range(layers):
+                n_in, n_out = sizes[ly], sizes[ly + 1]
+                lo, wo = n_off[ly], w_off[ly]
+                for i in range(n_out):
+                    acc[lo + i] = 0.0
+                events = 0
+                for j in range(n_in):
+                    a = x_in[j] if ly == 0 else s[b, n_off[ly - 1] + j]
+                    if use_traces:
+                        tr = t_off[ly] + j
+                        traces[b, tr] = lams[max(ly - 1, 0)] * traces[b, tr] + a
+                    if a != 0.0:
+                        events += 1
+                        row = wo + j * n_out
+                        for i in range(n_out):
+                            acc[lo + i] += w[row + i]
+                if use_traces:
+                    counters[ly, 7, t] += n_in
+                counters[ly, 0, t] += events
+                counters[ly, 2, t] += events * n_out
+                counters[ly, 3, t] += n_out
+                lam, fired, active = lams[ly], 0, 0
+                for i in range(n_out):
+                    current = acc[lo + i]
+                    if current != 0.0:
+                        active += 1
+                    acc[lo + i] = current + bias[b_off[ly] + i]
+                    k = lo + i
+                    if soft:
+                        u[b, k] = lam * (u[b, k] - v_th[ly] * s[b, k]) + acc[k]
+                    else:
+                        u[b, k] = lam * (u[b, k] * (np.float32(1.0) - s[b, k])) + acc[k]
+                    spike = u[b, k] >= v_th[ly]
+                    s[b, k] = 1.0 if spike else 0.0
+                    fired += spike
+                counters[ly, 1, t] += fired
+                counters[ly, 4, t] += active
+            out = n_off[layers - 1]
+            for c in range(classes):
+                readout_sum[b, c] += acc[out + c]
+            if learn_mask[t] == 0:
+                continue
+            # ---- error at the read-out: dCE/do / (B T) ------------------------------------------------
+            peak = acc[out]
+            for c in range(classes):
+                peak = max(peak, acc[out + c])
+            total = 0.0
+            for c in range(classes):
+                total += np.exp(acc[out + c] - peak)
+            for c in range(classes):
+                p = np.exp(acc[out + c] - peak) / total
+                delta[out + c] = np.float32(p - (1.0 if labels[b] == c else 0.0)) * scale
+            counters[layers - 1, 9, t] += classes
+            # ---- backward through the layers, gated -------------------------------------------------
+            for ly in range(layers - 1, -1, -1):
+                n_in, n_out = sizes[ly], sizes[ly + 1]
+                lo, wo = n_off[ly], w_off[ly]
+                nonzero = 0
+                for i in range(n_out):
+                    d = delta[lo + i]
+                    if d != 0.0:
+                        nonzero += 1
+                        grad_b[b_off[ly] + i] += d
+                grad_ops = 0
+                for j in range(n_in):
+                    if use_traces:
+                        a = traces[b, t_off[ly] + j]
+                    else:
+                        a = x_in[j] if ly == 0 else s[b, n_off[ly - 1] + j]
+                    if a == 0.0:
+                        continue
+                    row = wo + j * n_out
+                    for i in range(n_out):
+                        d = delta[lo + i]
+                        if d != 0.0:
+                            grad_w[row + i] += d * a
+                    grad_ops += nonzero
+                counters[ly, 6, t] += grad_ops
+                if ly == 0:
+                    break
+                # delta of layer ly-1 = g'(u - v_th) * (W^T delta), only where g' != 0
+                below = n_off[ly - 1]
+                macs, sent = 0, 0
+                for j in range(n_in):
+                    g = surrogate(sur_kind, sur_alpha, u[b, below + j] - v_th[ly - 1])
+                    if g == 0.0:
+                        delta[below + j] = 0.0
+                        continue
+                    row = wo + j * n_out
+                    total_err = np.float32(0.0)
+                    for i in range(n_out):
+                        total_err += w[row + i] * delta[lo + i]
+                    delta[below + j] = np.float32(g) * total_err
+                    macs += n_out
+                    sent += 1
+                counters[ly, 5, t] += macs
+                counters[ly - 1, 9, t] += sent
+        if update_every_step and learn_mask[t] != 0:
+            apply_update(w, bias, grad_w, grad_b, lr, counters, t, w_off, b_off, sizes)
+    if not update_every_step:
+        apply_update(w, bias, grad_w, grad_b, lr, counters, steps - 1, w_off, b_off, sizes)
