@@ -67,6 +67,10 @@ class OnChipLearner:
         if len(resets) != 1:
             raise LearningError("on-chip learning needs one reset mode for all layers")
         self.soft = resets.pop() == "soft"
+        self.w, self.b = self._pack()
+        self.grad_w, self.grad_b = np.zeros_like(self.w), np.zeros_like(self.b)
+        self.touched = np.zeros(int(self.sizes[:-1].sum()), np.uint8)
+        self.has_bias = np.array([layer.bias is not None for layer in layers], np.uint8)
 
     def _pack(self) -> tuple[np.ndarray, np.ndarray]:
         w = np.concatenate([np.ascontiguousarray(layer.weight.T).ravel() for layer in self.network.layers])
@@ -88,9 +92,16 @@ class OnChipLearner:
             raise LearningError(f"SLTT-K: K={self.k} is larger than the number of time steps T={steps}")
         return sorted(self.rng.permutation(steps)[: self.k].tolist())
 
-    def train_batch(self, spikes: np.ndarray, labels: np.ndarray, learn_steps: list[int] | None = None
-                    ) -> LearnResult:
-        """One mini-batch: ``spikes`` (T, B, n_in) 0/1, ``labels`` (B,) ints; updates the network in place."""
+    def sync(self) -> Network:
+        """Write the learner's weights into the network (fan-in major, as hwsim stores them)."""
+        self._unpack(self.w, self.b)
+        return self.network
+
+    def train_batch(self, spikes: np.ndarray, labels: np.ndarray, learn_steps: list[int] | None = None,
+                    sync: bool = True) -> LearnResult:
+        """One mini-batch: ``spikes`` (T, B, n_in) 0/1, ``labels`` (B,) ints. The learner keeps the weights
+        in its own fan-out-major arrays; ``sync`` writes them back into the network after the batch (call
+        :meth:`sync` yourself after a loop of ``sync=False`` batches)."""
         s_in = check_input(self.network, spikes)
         steps, batch = s_in.shape[:2]
         labels = np.asarray(labels, np.int64)
@@ -101,15 +112,15 @@ class OnChipLearner:
         mask = np.zeros(steps, np.uint8)
         mask[chosen] = 1
         in_off, in_events = scan_events(s_in)
-        w, b = self._pack()
-        grad_w, grad_b = np.zeros_like(w), np.zeros_like(b)
         layers = len(self.network.layers)
         counters = np.zeros((layers, len(COUNTER_NAMES), steps), np.int64)
         readout = np.zeros((batch, classes), np.float32)
-        train_online(self.sizes, w, self.w_off, b, self.b_off, self.b_off, self.lams, self.v_th, self.soft,
-                     self.sur_kind, np.float32(self.alpha), in_off, in_events, labels, mask, self.lr,
-                     self.rule.startswith("ottt"), self.rule == "ottt_o", grad_w, grad_b, counters, readout)
-        self._unpack(w, b)
+        train_online(self.sizes, self.w, self.w_off, self.b, self.b_off, self.b_off, self.lams, self.v_th,
+                     self.soft, self.sur_kind, np.float32(self.alpha), in_off, in_events, labels, mask, self.lr,
+                     self.rule.startswith("ottt"), self.rule == "ottt_o", self.grad_w, self.grad_b, self.touched,
+                     self.has_bias, counters, readout)
+        if sync:
+            self.sync()
         return LearnResult(self._counts(counters, steps, batch), readout, chosen)
 
     def _counts(self, counters: np.ndarray, steps: int, batch: int) -> Counts:

@@ -106,3 +106,23 @@ def test_on_chip_learning_bad_input():
         OnChipLearner(from_spec("1x4x4-c2k3-2"), "sltt")
     with pytest.raises(LearningError, match="labels must be 2 integers in 0..1"):
         OnChipLearner(from_spec("4-2"), "sltt").train_batch(np.zeros((3, 2, 4), np.uint8), np.array([0, 5]))
+
+
+@pytest.mark.parametrize("rule", ["sltt", "ottt_o"])
+def test_consecutive_batches_stay_equal_to_torch(rule):
+    """The learner keeps weights and accumulators between batches; a network without biases stays so."""
+    net = from_spec("30-20-5", seed=0)
+    rng = np.random.default_rng(1)
+    xs = (rng.random((4, 5, 2, 30)) < 0.3).astype(np.uint8)
+    ys = rng.integers(0, 5, (4, 2))
+    chip = copy.deepcopy(net)
+    learner = OnChipLearner(chip, rule, lr=0.2)
+    ref = build_rule(rule, copy.deepcopy(net))
+    optimizer = torch.optim.SGD(list(ref.parameters()), lr=0.2)
+    for x, y in zip(xs, ys):
+        learner.train_batch(x, y, sync=False)
+        ref.step(torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y), optimizer)
+    learner.sync()
+    for layer, synapse in zip(chip.layers, ref.model.synapses):
+        assert layer.bias is None
+        np.testing.assert_allclose(layer.weight, synapse.weight.detach().numpy(), rtol=0, atol=1e-5)

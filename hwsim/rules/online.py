@@ -18,6 +18,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from hwsim.kernels.synapses import dense_events
+
 COUNTER_NAMES = ("spikes_in", "spikes_out", "sop", "neuron_updates", "neuron_updates_active", "error_macs",
                  "grad_ops", "trace_updates", "weight_updates", "errors")
 TRIANGLE, SIGMOID, RECTANGLE = 0, 1, 2
@@ -34,29 +36,35 @@ def surrogate(kind, alpha, x):
 
 
 @nb.njit(cache=True)
-def apply_update(w, bias, grad_w, grad_b, lr, counters, t, w_off, b_off, sizes):
-    """``W -= lr * grad`` for every synapse with a non-zero gradient; zero the accumulators."""
+def apply_update(w, bias, grad_w, grad_b, lr, counters, t, w_off, b_off, sizes, touched, t_off, has_bias):
+    """``W -= lr * grad`` for every synapse with a non-zero gradient (only rows whose presynaptic neuron was
+    active hold any); zero the accumulators and the row flags."""
     layers = sizes.shape[0] - 1
+    rate = np.float32(lr)
     for ly in range(layers):
+        n_in, n_out = sizes[ly], sizes[ly + 1]
         written = 0
-        for k in range(w_off[ly], w_off[ly + 1]):
-            g = grad_w[k]
-            if g != 0.0:
-                w[k] -= np.float32(lr) * g
-                grad_w[k] = 0.0
-                written += 1
+        for j in range(n_in):
+            if touched[t_off[ly] + j] == 0:
+                continue
+            touched[t_off[ly] + j] = 0
+            row = w_off[ly] + j * n_out
+            for i in range(n_out):
+                g = grad_w[row + i]
+                written += g != 0.0
+                w[row + i] -= rate * g
+                grad_w[row + i] = 0.0
         for k in range(b_off[ly], b_off[ly + 1]):
-            g = grad_b[k]
-            if g != 0.0:
-                bias[k] -= np.float32(lr) * g
-                grad_b[k] = 0.0
+            if has_bias[ly]:  # a layer without bias has none to learn
+                bias[k] -= rate * grad_b[k]
+            grad_b[k] = 0.0
         counters[ly, 8, t] += written
 
 
 @nb.njit(cache=True)
 def train_online(sizes, w, w_off, bias, b_off, n_off, lams, v_th, soft, sur_kind, sur_alpha,
                  in_off, in_events, labels, learn_mask, lr, use_traces, update_every_step,
-                 grad_w, grad_b, counters, readout_sum):
+                 grad_w, grad_b, touched, has_bias, counters, readout_sum):
     layers = sizes.shape[0] - 1
     steps = learn_mask.shape[0]
     batch = labels.shape[0]
@@ -70,49 +78,53 @@ def train_online(sizes, w, w_off, bias, b_off, n_off, lams, v_th, soft, sur_kind
         t_off[ly + 1] = t_off[ly] + sizes[ly]
     traces = np.zeros((batch, t_off[layers]), np.float32)
     acc = np.zeros(n_total, np.float32)
-    x_in = np.zeros(sizes[0], np.float32)
     delta = np.zeros(n_total, np.float32)
+    events = np.zeros(t_off[layers], np.int32)  # presynaptic address events of every layer, this step
+    n_events = np.zeros(layers, np.int64)
+    one = np.float32(1.0)
     for t in range(steps):
         for b in range(batch):
             # ---- forward, event by event --------------------------------------------------------------
             slot = b * steps + t
-            x_in[:] = 0.0
-            for e in range(in_off[slot], in_off[slot + 1]):
-                x_in[in_events[e]] = 1.0
             for ly in range(layers):
                 n_in, n_out = sizes[ly], sizes[ly + 1]
-                lo, wo = n_off[ly], w_off[ly]
-                for i in range(n_out):
-                    acc[lo + i] = 0.0
-                events = 0
-                for j in range(n_in):
-                    a = x_in[j] if ly == 0 else s[b, n_off[ly - 1] + j]
-                    if use_traces:
-                        tr = t_off[ly] + j
-                        traces[b, tr] = lams[max(ly - 1, 0)] * traces[b, tr] + a
-                    if a != 0.0:
-                        events += 1
-                        row = wo + j * n_out
-                        for i in range(n_out):
-                            acc[lo + i] += w[row + i]
+                lo, ev0 = n_off[ly], t_off[ly]
+                count = 0
+                if ly == 0:
+                    for e in range(in_off[slot], in_off[slot + 1]):
+                        events[ev0 + count] = in_events[e]
+                        count += 1
+                else:
+                    below = n_off[ly - 1]
+                    for j in range(n_in):
+                        events[ev0 + count] = j
+                        count += s[b, below + j] != 0.0
+                n_events[ly] = count
                 if use_traces:
+                    decay = lams[max(ly - 1, 0)]
+                    for j in range(n_in):
+                        traces[b, ev0 + j] *= decay
+                    for e in range(count):
+                        traces[b, ev0 + events[ev0 + e]] += one
                     counters[ly, 7, t] += n_in
-                counters[ly, 0, t] += events
-                counters[ly, 2, t] += events * n_out
+                w2d = w[w_off[ly]: w_off[ly + 1]].reshape((n_in, n_out))
+                acc_l = acc[lo: lo + n_out]
+                acc_l[:] = 0.0
+                dense_events(events, ev0, ev0 + count, w2d, acc_l)
+                counters[ly, 0, t] += count
+                counters[ly, 2, t] += count * n_out
                 counters[ly, 3, t] += n_out
-                lam, fired, active = lams[ly], 0, 0
+                lam, threshold, fired, active = lams[ly], v_th[ly], 0, 0
                 for i in range(n_out):
-                    current = acc[lo + i]
-                    if current != 0.0:
-                        active += 1
-                    acc[lo + i] = current + bias[b_off[ly] + i]
                     k = lo + i
+                    active += acc[k] != 0.0
+                    acc[k] = acc[k] + bias[b_off[ly] + i]
                     if soft:
-                        u[b, k] = lam * (u[b, k] - v_th[ly] * s[b, k]) + acc[k]
+                        u[b, k] = lam * (u[b, k] - threshold * s[b, k]) + acc[k]
                     else:
-                        u[b, k] = lam * (u[b, k] * (np.float32(1.0) - s[b, k])) + acc[k]
-                    spike = u[b, k] >= v_th[ly]
-                    s[b, k] = 1.0 if spike else 0.0
+                        u[b, k] = lam * (u[b, k] * (one - s[b, k])) + acc[k]
+                    spike = u[b, k] >= threshold
+                    s[b, k] = one if spike else np.float32(0.0)
                     fired += spike
                 counters[ly, 1, t] += fired
                 counters[ly, 4, t] += active
@@ -135,48 +147,56 @@ def train_online(sizes, w, w_off, bias, b_off, n_off, lams, v_th, soft, sur_kind
             # ---- backward through the layers, gated -------------------------------------------------
             for ly in range(layers - 1, -1, -1):
                 n_in, n_out = sizes[ly], sizes[ly + 1]
-                lo, wo = n_off[ly], w_off[ly]
+                lo, ev0 = n_off[ly], t_off[ly]
+                delta_l = delta[lo: lo + n_out]
                 nonzero = 0
                 for i in range(n_out):
-                    d = delta[lo + i]
-                    if d != 0.0:
+                    if delta_l[i] != 0.0:
                         nonzero += 1
-                        grad_b[b_off[ly] + i] += d
-                grad_ops = 0
-                for j in range(n_in):
-                    if use_traces:
-                        a = traces[b, t_off[ly] + j]
-                    else:
-                        a = x_in[j] if ly == 0 else s[b, n_off[ly - 1] + j]
-                    if a == 0.0:
-                        continue
-                    row = wo + j * n_out
-                    for i in range(n_out):
-                        d = delta[lo + i]
-                        if d != 0.0:
-                            grad_w[row + i] += d * a
-                    grad_ops += nonzero
-                counters[ly, 6, t] += grad_ops
+                        grad_b[b_off[ly] + i] += delta_l[i]
+                g2d = grad_w[w_off[ly]: w_off[ly + 1]].reshape((n_in, n_out))
+                active_inputs = 0
+                if nonzero > 0:
+                    if use_traces:  # gated by non-zero presynaptic traces
+                        for j in range(n_in):
+                            a = traces[b, ev0 + j]
+                            if a != 0.0:
+                                active_inputs += 1
+                                touched[ev0 + j] = 1
+                                row = g2d[j]
+                                for i in range(n_out):  # zero deltas add nothing (the chip skips them)
+                                    row[i] += delta_l[i] * a
+                    else:  # gated by presynaptic spikes
+                        for e in range(n_events[ly]):
+                            j = events[ev0 + e]
+                            active_inputs += 1
+                            touched[ev0 + j] = 1
+                            row = g2d[j]
+                            for i in range(n_out):
+                                row[i] += delta_l[i]
+                counters[ly, 6, t] += active_inputs * nonzero
                 if ly == 0:
                     break
                 # delta of layer ly-1 = g'(u - v_th) * (W^T delta), only where g' != 0
                 below = n_off[ly - 1]
+                w2d = w[w_off[ly]: w_off[ly + 1]].reshape((n_in, n_out))
                 macs, sent = 0, 0
                 for j in range(n_in):
                     g = surrogate(sur_kind, sur_alpha, u[b, below + j] - v_th[ly - 1])
                     if g == 0.0:
                         delta[below + j] = 0.0
                         continue
-                    row = wo + j * n_out
+                    row = w2d[j]
                     total_err = np.float32(0.0)
                     for i in range(n_out):
-                        total_err += w[row + i] * delta[lo + i]
+                        total_err += row[i] * delta_l[i]
                     delta[below + j] = np.float32(g) * total_err
                     macs += n_out
                     sent += 1
                 counters[ly, 5, t] += macs
                 counters[ly - 1, 9, t] += sent
         if update_every_step and learn_mask[t] != 0:
-            apply_update(w, bias, grad_w, grad_b, lr, counters, t, w_off, b_off, sizes)
+            apply_update(w, bias, grad_w, grad_b, lr, counters, t, w_off, b_off, sizes, touched, t_off, has_bias)
     if not update_every_step:
-        apply_update(w, bias, grad_w, grad_b, lr, counters, steps - 1, w_off, b_off, sizes)
+        apply_update(w, bias, grad_w, grad_b, lr, counters, steps - 1, w_off, b_off, sizes, touched, t_off,
+                     has_bias)

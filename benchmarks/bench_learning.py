@@ -1,0 +1,86 @@
+"""On-chip SLTT training throughput vs the torch reference, side by side in one run.
+
+Network 784-512-10 (``from_spec``, seed 0), batch 1, T = 8 (the SLTT paper's order of T for static data),
+Bernoulli input at 10 % with random labels. hwsim runs ``OnChipLearner(rule="sltt")`` (numba, event-driven,
+every learning operation counted); the reference runs ``methods`` SLTT in torch on the CPU with
+``torch.set_num_threads(1)``; both update with plain SGD (lr 0.1), and both networks start equal. Reports
+training samples/s, the ratio (target >= 5x), and the largest weight difference after the run.
+
+    python benchmarks/bench_learning.py [--samples 200] [--timesteps 8] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from hwsim.learning import OnChipLearner  # noqa: E402
+from hwsim.network import from_spec  # noqa: E402
+from methods import build_rule  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--timesteps", type=int, default=8)
+    parser.add_argument("--rate", type=float, default=0.1)
+    parser.add_argument("--rule", default="sltt")
+    parser.add_argument("--json", metavar="FILE")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    net = from_spec("784-512-10", seed=0)
+    rng = np.random.default_rng(1)
+    xs = (rng.random((args.samples, args.timesteps, 1, 784)) < args.rate).astype(np.uint8)
+    ys = rng.integers(0, 10, args.samples)
+
+    chip_net = copy.deepcopy(net)
+    learner = OnChipLearner(chip_net, args.rule, lr=0.1)
+    learner.train_batch(xs[0], ys[:1])  # compile / load kernels
+    chip_net_timed = copy.deepcopy(net)
+    learner = OnChipLearner(chip_net_timed, args.rule, lr=0.1)
+    start = time.perf_counter()
+    ops = 0
+    for x, y in zip(xs, ys):
+        counts = learner.train_batch(x, np.array([y]), sync=False).counts
+        ops += counts.total("sop") + counts.total("error_macs") + counts.total("grad_ops")
+    learner.sync()
+    chip_seconds = time.perf_counter() - start
+
+    rule = build_rule(args.rule, copy.deepcopy(net))
+    optimizer = torch.optim.SGD(list(rule.parameters()), lr=0.1)
+    xt = torch.from_numpy(xs.astype(np.float32))
+    yt = torch.from_numpy(ys)
+    rule.step(xt[0], yt[:1], optimizer)  # warm-up on a copy's state is not needed: reset below
+    rule = build_rule(args.rule, copy.deepcopy(net))
+    optimizer = torch.optim.SGD(list(rule.parameters()), lr=0.1)
+    start = time.perf_counter()
+    for i in range(args.samples):
+        rule.step(xt[i], yt[i: i + 1], optimizer)
+    torch_seconds = time.perf_counter() - start
+
+    diff = max(float(np.abs(a.weight - s.weight.detach().numpy()).max())
+               for a, s in zip(chip_net_timed.layers, rule.model.synapses))
+    result = {"network": "784-512-10", "timesteps": args.timesteps, "batch": 1, "samples": args.samples,
+              "rule": args.rule, "hwsim_samples_per_s": args.samples / chip_seconds,
+              "torch_samples_per_s": args.samples / torch_seconds, "ratio": torch_seconds / chip_seconds,
+              "hwsim_learning_ops_per_s": ops / chip_seconds, "max_weight_difference": diff}
+    print(f"{args.rule} on-chip (hwsim, numba): {result['hwsim_samples_per_s']:.1f} samples/s "
+          f"({result['hwsim_learning_ops_per_s'] / 1e6:.1f} M SOP+error MAC+grad op/s)")
+    print(f"{args.rule} torch reference (CPU, 1 thread): {result['torch_samples_per_s']:.1f} samples/s")
+    print(f"ratio: {result['ratio']:.1f}x (target >= 5x: {'met' if result['ratio'] >= 5 else 'MISSED'}); "
+          f"weights after {args.samples} samples differ by at most {diff:.2e}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
