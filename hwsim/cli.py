@@ -68,7 +68,26 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--chip", default="all", metavar="NAME|PATH|all",
                      help="chip profile name, a profile .yaml path, or 'all' (default)")
     est.add_argument("--plot", metavar="FILE.png", help="draw the energy breakdown per chip to a PNG file")
+    est.add_argument("--rule", metavar="RULE",
+                     help="price one on-chip training sample with this rule (sltt, sltt_k, ottt_a, ottt_o) instead "
+                          "of inference; labels are random")
     est.set_defaults(func=cmd_estimate)
+
+    fea = sub.add_parser(
+        "feasibility", help="chips x rules: can the chip learn on chip, with how much memory per core and energy",
+        description="For every chip and learning rule: the verdict (feasible, infeasible with the missing "
+                    "capability or broken limit named, or unknown where the chip does not publish it), the "
+                    "learning memory per core (bytes) and the energy (J) and latency (s) per training sample.")
+    fea.add_argument("--net", required=True, metavar="SPEC|FILE", help="network spec or saved .npz (dense layers)")
+    fea.add_argument("--chips", default="all", metavar="NAMES|all", help="comma-separated chip names or 'all'")
+    fea.add_argument("--rules", default="all", metavar="RULES|all", help="comma-separated rules or 'all'")
+    fea.add_argument("--timesteps", "-T", type=_positive_int, default=8, metavar="T", help="time steps (8)")
+    fea.add_argument("--rate", type=_probability, default=0.1, metavar="P", help="input spike probability (0.1)")
+    fea.add_argument("--window", type=_positive_int, default=2, help="TTL-BPTT window k in steps (2)")
+    fea.add_argument("--seed", type=int, default=0, help="seed for weights, input and labels")
+    fea.add_argument("--json", action="store_true", help="print the verdicts as JSON")
+    fea.add_argument("--plot", metavar="FILE.png", help="draw the chips x rules heatmap to a PNG file")
+    fea.set_defaults(func=cmd_feasibility)
 
     tr = sub.add_parser(
         "train", help="train a network in torch with a learning rule (BPTT, SLTT, OTTT, TTL-BPTT, STDL, ...)",
@@ -198,6 +217,41 @@ def cmd_chips(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_feasibility(args: argparse.Namespace) -> int:
+    import chips
+    from hwsim.feasibility import RULES, check, learning_counts
+
+    targets = chips.load_all() if args.chips == "all" else [chips.load(n.strip()) for n in args.chips.split(",")]
+    rules = list(RULES) if args.rules == "all" else [r.strip() for r in args.rules.split(",")]
+    for rule in rules:
+        if rule not in RULES:
+            raise UsageError(f"--rules: unknown rule {rule!r}; known rules: {', '.join(RULES)}")
+    network = _load_network(args.net, "float", args.seed)
+    verdicts = []
+    for rule in rules:
+        counts = learning_counts(network, rule, args.timesteps, args.rate, seed=args.seed)
+        for chip in targets:
+            verdict = check(network, chip, rule, args.timesteps, counts, window=args.window)
+            if counts is None and not verdict.missing:
+                verdict.unpriced.append(f"energy: no on-chip learning kernel for {rule} yet")
+            verdicts.append(verdict.to_dict())
+    if args.plot:
+        from hwsim.plots import feasibility_heatmap
+
+        feasibility_heatmap(verdicts, args.plot, title=f"{args.net}, T={args.timesteps}: on-chip learning")
+    if args.json:
+        print(json.dumps(verdicts, indent=2))
+        return 0
+    rows = []
+    for v in verdicts:
+        energy = "-" if v["energy_per_sample_j"] is None else f"{v['energy_per_sample_j'] * 1e6:.4g}"
+        rows.append((v["chip"], v["rule"], energy, f"{v['memory_per_core_bytes'] / 1024:.1f}", v["verdict"]))
+    _print_table(("chip", "rule", "uJ/sample", "KiB/core", "verdict"), rows)
+    if args.plot:
+        print(f"wrote {args.plot}")
+    return 0
+
+
 def _dash(value) -> str:
     return "-" if value is None else str(value)
 
@@ -209,9 +263,18 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     from hwsim.mapping import map_network
 
     targets = chips.load_all() if args.chip == "all" else [chips.load(args.chip)]
-    network = _load_network(args.net, args.mode, args.seed)
-    spikes = bernoulli((args.timesteps, args.batch, *network.input_shape), args.rate, seed=args.seed + 1)
-    counts = Engine(network).run(spikes).counts
+    if args.rule:
+        from hwsim.feasibility import learning_counts
+        from hwsim.learning import ON_CHIP_RULES
+
+        if args.rule not in ON_CHIP_RULES:
+            raise UsageError(f"--rule: no on-chip kernel for {args.rule!r}; rules with one: {', '.join(ON_CHIP_RULES)}")
+        network = _load_network(args.net, "float", args.seed)
+        counts = learning_counts(network, args.rule, args.timesteps, args.rate, batch=args.batch, seed=args.seed)
+    else:
+        network = _load_network(args.net, args.mode, args.seed)
+        spikes = bernoulli((args.timesteps, args.batch, *network.input_shape), args.rate, seed=args.seed + 1)
+        counts = Engine(network).run(spikes).counts
     reports = []
     for chip in targets:
         mapping = map_network(network, chip, counts)
@@ -231,7 +294,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         print(json.dumps({"net": args.net, "timesteps": counts.timesteps, "batch": counts.batch,
                           "mode": counts.mode, "rate": args.rate, "counts": layers, "chips": reports}, indent=2))
         return 0
-    print(f"{network!r}\nT={counts.timesteps} steps, batch {counts.batch}, input rate {args.rate:g}, "
+    what = f"on-chip {args.rule} training" if args.rule else "inference"
+    print(f"{network!r}\n{what}: T={counts.timesteps} steps, batch {counts.batch}, input rate {args.rate:g}, "
           f"{counts.total('sop')} SOPs\n")
     rows = []
     for r in reports:
@@ -275,10 +339,19 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _print_table(header: tuple, rows: list[tuple]) -> None:
     cells = [tuple(str(c) for c in header)] + [tuple(str(c) for c in row) for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    numeric = [all(_is_number(row[i]) for row in cells[1:]) for i in range(len(header))]
     for k, row in enumerate(cells):
-        print("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+        print("  ".join(c.rjust(w) if numeric[i] else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip())
         if k == 0:
             print("  ".join("-" * w for w in widths))
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return text in ("-", "")
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -289,12 +362,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from chips import ChipError
     from hwsim.engine import InputError
+    from hwsim.feasibility import FeasibilityError
+    from hwsim.learning import LearningError
     from methods.data import DataError
     from methods.rule import RuleError
 
     try:
         return args.func(args)
-    except (NetworkError, InputError, UsageError, ChipError, DataError, RuleError) as err:
+    except (NetworkError, InputError, UsageError, ChipError, DataError, RuleError, LearningError,
+            FeasibilityError) as err:
         print(f"hwsim {args.command}: error: {err}", file=sys.stderr)
         return 2
 

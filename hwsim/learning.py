@@ -115,13 +115,22 @@ class OnChipLearner:
         layers = len(self.network.layers)
         counters = np.zeros((layers, len(COUNTER_NAMES), steps), np.int64)
         readout = np.zeros((batch, classes), np.float32)
+        neuron_spikes = np.zeros(int(self.b_off[-1]), np.int64)
+        neuron_active = np.zeros_like(neuron_spikes)
+        input_spikes = np.zeros(int(self.sizes[:-1].sum()), np.int64)
         train_online(self.sizes, self.w, self.w_off, self.b, self.b_off, self.b_off, self.lams, self.v_th,
                      self.soft, self.sur_kind, np.float32(self.alpha), in_off, in_events, labels, mask, self.lr,
                      self.rule.startswith("ottt"), self.rule == "ottt_o", self.grad_w, self.grad_b, self.touched,
-                     self.has_bias, counters, readout)
+                     self.has_bias, counters, readout, neuron_spikes, neuron_active, input_spikes)
         if sync:
             self.sync()
-        return LearnResult(self._counts(counters, steps, batch), readout, chosen)
+        counts = self._counts(counters, steps, batch)
+        in_off = np.concatenate([[0], np.cumsum(self.sizes[:-1])])
+        for ly, lc in enumerate(counts.layers):
+            lc.neuron_spikes = neuron_spikes[self.b_off[ly]: self.b_off[ly + 1]]
+            lc.neuron_active = neuron_active[self.b_off[ly]: self.b_off[ly + 1]]
+            lc.input_spikes = input_spikes[in_off[ly]: in_off[ly + 1]]
+        return LearnResult(counts, readout, chosen)
 
     def _counts(self, counters: np.ndarray, steps: int, batch: int) -> Counts:
         counts = Counts(timesteps=steps, batch=batch, mode="float", phase="learning")

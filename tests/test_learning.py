@@ -126,3 +126,14 @@ def test_consecutive_batches_stay_equal_to_torch(rule):
     for layer, synapse in zip(chip.layers, ref.model.synapses):
         assert layer.bias is None
         np.testing.assert_allclose(layer.weight, synapse.weight.detach().numpy(), rtol=0, atol=1e-5)
+
+
+def test_per_neuron_totals_while_learning_equal_the_inference_engine():
+    net = from_spec("30-20-6", seed=2)
+    x = (np.random.default_rng(0).random((5, 3, 30)) < 0.3).astype(np.uint8)
+    inference = simulate(copy.deepcopy(net), x).counts
+    learning = OnChipLearner(net, "sltt", lr=0.0).train_batch(x, np.array([0, 1, 2])).counts
+    for a, b in zip(inference.layers, learning.layers):
+        np.testing.assert_array_equal(a.neuron_spikes, b.neuron_spikes)
+        np.testing.assert_array_equal(a.neuron_active, b.neuron_active)
+        np.testing.assert_array_equal(a.input_spikes, b.input_spikes)

@@ -9,8 +9,9 @@ step for OTTT_O). Float32 throughout; plain SGD (``W -= lr * grad``).
 
 Layout: layer ly has ``sizes[ly]`` inputs and ``sizes[ly+1]`` neurons; its weights are fan-out major
 ``(sizes[ly], sizes[ly+1])`` stored flat in ``w`` from ``w_off[ly]``; biases flat from ``b_off[ly]``; neuron
-arrays flat from ``n_off[ly]``. Counters ``(L, COUNTERS, T)`` summed over the batch, in the order of
-``COUNTER_NAMES``.
+arrays flat from ``n_off[ly]``; per-input arrays flat from the running sum of ``sizes[:-1]``. Counters
+``(L, COUNTERS, T)`` summed over the batch, in the order of ``COUNTER_NAMES``; per-neuron spike and
+active-update totals and per-input spike totals as the inference engine keeps them.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ def apply_update(w, bias, grad_w, grad_b, lr, counters, t, w_off, b_off, sizes, 
 @nb.njit(cache=True)
 def train_online(sizes, w, w_off, bias, b_off, n_off, lams, v_th, soft, sur_kind, sur_alpha,
                  in_off, in_events, labels, learn_mask, lr, use_traces, update_every_step,
-                 grad_w, grad_b, touched, has_bias, counters, readout_sum):
+                 grad_w, grad_b, touched, has_bias, counters, readout_sum, neuron_spikes, neuron_active,
+                 input_spikes):
     layers = sizes.shape[0] - 1
     steps = learn_mask.shape[0]
     batch = labels.shape[0]
@@ -100,6 +102,8 @@ def train_online(sizes, w, w_off, bias, b_off, n_off, lams, v_th, soft, sur_kind
                         events[ev0 + count] = j
                         count += s[b, below + j] != 0.0
                 n_events[ly] = count
+                for e in range(count):
+                    input_spikes[ev0 + events[ev0 + e]] += 1
                 if use_traces:
                     decay = lams[max(ly - 1, 0)]
                     for j in range(n_in):
@@ -117,7 +121,9 @@ def train_online(sizes, w, w_off, bias, b_off, n_off, lams, v_th, soft, sur_kind
                 lam, threshold, fired, active = lams[ly], v_th[ly], 0, 0
                 for i in range(n_out):
                     k = lo + i
-                    active += acc[k] != 0.0
+                    busy = acc[k] != 0.0
+                    active += busy
+                    neuron_active[k] += busy
                     acc[k] = acc[k] + bias[b_off[ly] + i]
                     if soft:
                         u[b, k] = lam * (u[b, k] - threshold * s[b, k]) + acc[k]
@@ -126,6 +132,7 @@ def train_online(sizes, w, w_off, bias, b_off, n_off, lams, v_th, soft, sur_kind
                     spike = u[b, k] >= threshold
                     s[b, k] = one if spike else np.float32(0.0)
                     fired += spike
+                    neuron_spikes[k] += spike
                 counters[ly, 1, t] += fired
                 counters[ly, 4, t] += active
             out = n_off[layers - 1]

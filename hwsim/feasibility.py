@@ -1,0 +1,217 @@
+"""Is on-chip learning feasible? Per chip and rule: capabilities, learning state per core, energy, latency.
+
+For a rule, ``RULE_NEEDS`` lists what its learning engine must offer and which state it keeps:
+
+| rule | capabilities | state per core (besides the weights) |
+|---|---|---|
+| bptt | graded error messages, third factor | gradient accumulators, state history of all T steps |
+| sltt, sltt_k | graded error messages, third factor | gradient accumulators, error buffer |
+| ottt_a | + local traces | + presynaptic traces |
+| ottt_o | local traces, graded error messages, third factor | traces, error buffer (updates every step) |
+| ttl_bptt | graded error messages, third factor | accumulators, history of the window k, local classifiers |
+| stdl | graded error messages, third factor | accumulators, auxiliary copies of the following layers |
+
+Every rule sends errors backwards through W^T: a chip that cannot read its synaptic memory transposed
+(``learning.transposed_weight_reads`` false or unpublished) keeps a transposed copy of the weights.
+
+Sizes (bytes): weights at the chip's ``weight_bits``; traces at ``trace_bits`` (1 byte when absent);
+errors, accumulators 2 bytes (16 bit, as Lava's Loihi learning accumulator); history per neuron per step
+``ceil(state_bits / 8)`` + 1 (membrane and spike). The learning state of a layer lives on its cores (the
+mapping of ``hwsim.mapping``); it must fit ``learning_memory_bytes_per_core`` when published, else the
+synaptic memory together with the weights. A capability the chip's profile does not publish gives the
+verdict "unknown", never a guess; a missing one gives "infeasible: needs ...". Energy and latency per
+training sample come from an on-chip learning run (``hwsim.learning``) priced by ``hwsim.cost``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from chips.schema import Chip
+from hwsim.counts import Counts
+from hwsim.mapping import map_network
+from hwsim.network import Dense, Network
+
+RULES = ("bptt", "sltt", "sltt_k", "ottt_a", "ottt_o", "ttl_bptt", "stdl")
+CAPABILITY_TEXT = {"graded_error_messages": "graded error messages", "third_factor": "a third factor",
+                   "local_traces": "local presynaptic traces"}
+
+
+@dataclass(frozen=True)
+class Needs:
+    capabilities: tuple[str, ...]
+    accumulators: bool
+    traces: bool
+    history: str | None  # "T", "window" or None
+    aux: str | None  # "classifier", "copy" or None
+
+
+RULE_NEEDS = {
+    "bptt": Needs(("graded_error_messages", "third_factor"), True, False, "T", None),
+    "sltt": Needs(("graded_error_messages", "third_factor"), True, False, None, None),
+    "sltt_k": Needs(("graded_error_messages", "third_factor"), True, False, None, None),
+    "ottt_a": Needs(("local_traces", "graded_error_messages", "third_factor"), True, True, None, None),
+    "ottt_o": Needs(("local_traces", "graded_error_messages", "third_factor"), False, True, None, None),
+    "ttl_bptt": Needs(("graded_error_messages", "third_factor"), True, False, "window", "classifier"),
+    "stdl": Needs(("graded_error_messages", "third_factor"), True, False, None, "copy"),
+}
+
+
+class FeasibilityError(ValueError):
+    """An unknown rule or an option the analysis cannot take."""
+
+
+@dataclass
+class Verdict:
+    """One chip x rule."""
+
+    chip: str
+    rule: str
+    verdict: str  # "feasible", "infeasible: ...", "unknown: ..."
+    memory_per_core_bytes: int
+    memory_by_kind_bytes: dict[str, int]
+    memory_limit_bytes: int | None
+    energy_per_sample_j: float | None = None
+    latency_per_sample_s: float | None = None
+    missing: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+    limits_broken: list[str] = field(default_factory=list)
+    unpriced: list[str] = field(default_factory=list)
+    assumptions: list[str] = field(default_factory=list)
+
+    @property
+    def feasible(self) -> bool:
+        return self.verdict == "feasible"
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("chip", "rule", "verdict", "memory_per_core_bytes",
+                                             "memory_by_kind_bytes", "memory_limit_bytes", "energy_per_sample_j",
+                                             "latency_per_sample_s", "missing", "unknown", "limits_broken",
+                                             "unpriced", "assumptions")}
+
+
+def learning_state(network: Network, chip: Chip, rule: str, timesteps: int, window: int = 1,
+                   block: int = 1, subnet: int = 1) -> tuple[int, dict[str, int], list[str]]:
+    """Largest learning memory on one core (bytes), its split by kind, and the assumptions taken."""
+    if rule not in RULE_NEEDS:
+        raise FeasibilityError(f"unknown rule {rule!r}; known rules: {', '.join(RULES)}")
+    needs = RULE_NEEDS[rule]
+    prec = chip.precision
+    learning = chip.learning
+    wbytes = (prec.weight_bits if prec and prec.weight_bits else 8) / 8
+    tbytes = math.ceil((prec.trace_bits if prec and prec.trace_bits else 8) / 8)
+    sbytes = math.ceil((prec.state_bits if prec and prec.state_bits else 16) / 8) + 1
+    ebytes = abytes = 2
+    assumptions = []
+    transposed = not (learning is not None and learning.transposed_weight_reads)
+    if transposed:
+        assumptions.append("transposed weight reads not published as available: a transposed copy is kept")
+    mapping = map_network(network, chip)
+    layers = [layer for layer in network.layers if layer.neuron is not None]
+    classes = layers[-1].n_out
+    worst, worst_split = 0, {}
+    for index, (layer, placement) in enumerate(zip(layers, mapping.layers)):
+        cores = placement.cores
+        synapses = int(placement.synapses_per_core.max())
+        neurons = int(placement.neurons_per_core.max())
+        axons = int(placement.axons_per_core.max())
+        split = {"weights": synapses * wbytes}
+        if transposed:
+            split["weights_transposed"] = synapses * wbytes
+        split["errors"] = neurons * ebytes
+        if needs.accumulators:
+            split["grad_accum"] = synapses * abytes
+        if needs.traces:
+            split["traces"] = axons * tbytes
+        if needs.history == "T":
+            split["history"] = timesteps * neurons * sbytes
+        elif needs.history == "window":
+            split["history"] = min(window, timesteps) * neurons * sbytes
+        if needs.aux == "classifier" and (index + 1) % block == 0 and index + 1 < len(layers):
+            split["aux"] = math.ceil(layer.n_out * classes * wbytes / cores)
+        if needs.aux == "copy" and (index + 1) % subnet == 0 and index + 1 < len(layers):
+            following = layers[index + 1:]
+            copy_bytes = sum(lyr.n_in * lyr.n_out for lyr in following) * (wbytes + abytes)
+            split["aux"] = math.ceil(copy_bytes / cores)
+        total = int(sum(split.values()))
+        if total > worst:
+            worst, worst_split = total, {k: int(v) for k, v in split.items()}
+    return worst, worst_split, assumptions
+
+
+def check(network: Network, chip: Chip, rule: str, timesteps: int, counts: Counts | None = None,
+          window: int = 1, block: int = 1, subnet: int = 1) -> Verdict:
+    """The verdict for ``rule`` on ``chip``; ``counts`` (a learning run) adds energy and latency."""
+    from hwsim.cost import estimate
+
+    if rule not in RULE_NEEDS:
+        raise FeasibilityError(f"unknown rule {rule!r}; known rules: {', '.join(RULES)}")
+    memory, split, assumptions = learning_state(network, chip, rule, timesteps, window, block, subnet)
+    missing, unknown, broken = [], [], []
+    if not all(isinstance(layer, Dense) for layer in network.layers):
+        assumptions.append("learning state sized for the layers as mapped; conv learning kernels are not built")
+    general = chip.kind != "neuromorphic"
+    if general:
+        assumptions.append(f"{chip.kind}: a programmable processor, assumed to run any rule")
+    elif chip.learning is None:
+        unknown.append("the learning engine is not published")
+    elif not chip.learning.on_chip_learning:
+        missing.append("on-chip learning")
+    else:
+        for capability in RULE_NEEDS[rule].capabilities:
+            value = getattr(chip.learning, capability)
+            if value is None:
+                unknown.append(f"{CAPABILITY_TEXT[capability]} (not published)")
+            elif not value:
+                missing.append(CAPABILITY_TEXT[capability])
+    cap = chip.capacity
+    limit = None
+    if cap is not None and cap.learning_memory_bytes_per_core:
+        limit = cap.learning_memory_bytes_per_core
+        used = memory - split.get("weights", 0)
+        if used > limit:
+            broken.append(f"learning memory: {used} bytes of learning state on a core, chip has {limit}")
+    elif cap is not None and cap.synaptic_memory_bytes_per_core:
+        limit = cap.synaptic_memory_bytes_per_core
+        if memory > limit:
+            broken.append(f"synaptic memory: weights + learning state need {memory} bytes on a core, chip has {limit}")
+    elif not general:
+        unknown.append("memory per core (not published)")
+    mapping = map_network(network, chip)
+    broken.extend(mapping.limits_broken)
+    if missing or broken:
+        reasons = [f"needs {m}" for m in missing] + broken
+        text = "infeasible: " + "; ".join(reasons)
+    elif unknown:
+        text = "unknown: " + "; ".join(unknown)
+    else:
+        text = "feasible"
+    verdict = Verdict(chip.name, rule, text, memory, split, limit, missing=missing, unknown=unknown,
+                      limits_broken=broken, assumptions=assumptions)
+    if counts is not None and not missing:
+        report = estimate(network, counts, chip)
+        priced = bool(report.energy_by_action_j)
+        verdict.energy_per_sample_j = report.energy_j / counts.batch if priced else None
+        verdict.latency_per_sample_s = None if report.latency_s is None else report.latency_s / counts.batch
+        verdict.unpriced = report.unpriced
+        verdict.assumptions += report.assumptions
+    return verdict
+
+
+def learning_counts(network: Network, rule: str, timesteps: int, rate: float, batch: int = 1, seed: int = 0,
+                    k: int = 2) -> Counts | None:
+    """Counts of one on-chip training batch of ``rule`` (None when no on-chip kernel exists for it)."""
+    import copy
+
+    from hwsim.engine import bernoulli
+    from hwsim.learning import ON_CHIP_RULES, OnChipLearner
+
+    if rule not in ON_CHIP_RULES:
+        return None
+    learner = OnChipLearner(copy.deepcopy(network), rule, k=min(k, timesteps), seed=seed)
+    spikes = bernoulli((timesteps, batch, *network.input_shape), rate, seed=seed + 1)
+    labels = np.random.default_rng(seed).integers(0, network.layers[-1].n_out, batch)
+    return learner.train_batch(spikes, labels).counts

@@ -1,0 +1,85 @@
+"""Feasibility: learning memory per core against T and k, verdicts that name what is missing, energy."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import chips
+from hwsim.cli import main
+from hwsim.cost import estimate
+from hwsim.feasibility import FeasibilityError, check, learning_counts, learning_state
+from hwsim.network import from_spec
+
+NET = from_spec("64-128-10", seed=0)
+
+
+def _memory(rule, steps, **opts):
+    return learning_state(NET, chips.load("loihi"), rule, steps, **opts)[0]
+
+
+def test_bptt_memory_per_core_grows_with_T_and_online_rules_do_not():
+    bptt = [_memory("bptt", t) for t in (4, 8, 16)]
+    assert bptt[0] < bptt[1] < bptt[2] and bptt[2] - bptt[1] == 2 * (bptt[1] - bptt[0])
+    for rule in ("sltt", "sltt_k", "ottt_a", "ottt_o", "stdl"):
+        assert len({_memory(rule, t) for t in (4, 8, 16)}) == 1, rule
+
+
+def test_ttl_bptt_memory_grows_with_the_window_not_T():
+    by_window = [_memory("ttl_bptt", 16, window=k) for k in (1, 2, 4)]
+    assert by_window[0] < by_window[1] < by_window[2]
+    assert len({_memory("ttl_bptt", t, window=2) for t in (4, 8, 16)}) == 1
+
+
+def test_state_split_by_kind():
+    _, split, assumptions = learning_state(NET, chips.load("loihi"), "ottt_a", 8)
+    assert {"weights", "weights_transposed", "errors", "grad_accum", "traces"} <= set(split)
+    assert split["weights"] == split["weights_transposed"]  # Loihi: transposed reads not published
+    assert any("transposed copy" in a for a in assumptions)
+    _, sltt_split, _ = learning_state(NET, chips.load("loihi"), "sltt", 8)
+    assert "traces" not in sltt_split
+
+
+def test_a_rule_the_chip_cannot_run_is_a_verdict_not_an_exception():
+    verdict = check(NET, chips.load("odin"), "sltt", 8)
+    assert verdict.verdict.startswith("infeasible: needs graded error messages")
+    assert "graded error messages" in verdict.missing
+    assert check(NET, chips.load("truenorth"), "ottt_a", 8).verdict.startswith("infeasible: needs on-chip learning")
+    unknown = check(NET, chips.load("anp_i"), "ottt_a", 8)
+    assert unknown.verdict.startswith("unknown:") and "local presynaptic traces (not published)" in unknown.verdict
+    assert check(NET, chips.load("spinnaker2"), "sltt", 8).feasible
+
+
+def test_energy_per_training_sample_is_the_cost_model_on_learning_counts():
+    counts = learning_counts(NET, "sltt", 8, 0.2, batch=2, seed=1)
+    assert counts.total("error_macs") > 0 and counts.total("grad_ops") > 0
+    verdict = check(NET, chips.load("spinnaker2"), "sltt", 8, counts)
+    report = estimate(NET, counts, chips.load("spinnaker2"))
+    assert verdict.energy_per_sample_j == pytest.approx(report.energy_j / 2, rel=1e-12)
+    assert any("error_mac" in item for item in verdict.unpriced)  # SpiNNaker 2 publishes no error-MAC energy
+    assert learning_counts(NET, "bptt", 8, 0.2) is None  # no on-chip kernel yet: not priced
+
+
+def test_unknown_rule_lists_the_known_ones():
+    with pytest.raises(FeasibilityError, match="unknown rule 'hebb'; known rules: bptt, sltt, sltt_k"):
+        check(NET, chips.load("loihi"), "hebb", 8)
+    proc = subprocess.run([sys.executable, "-m", "hwsim.cli", "feasibility", "--net", "20-10", "--rules", "hebb"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "known rules: bptt" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_feasibility_cli_json_and_heatmap(tmp_path, capsys):
+    png = tmp_path / "heat.png"
+    assert main(["feasibility", "--net", "32-24-10", "--chips", "loihi,spinnaker2,odin", "--rules", "sltt,bptt",
+                 "-T", "4", "--json", "--plot", str(png)]) == 0
+    verdicts = json.loads(capsys.readouterr().out)
+    assert len(verdicts) == 6 and {v["chip"] for v in verdicts} == {"loihi", "spinnaker2", "odin"}
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_estimate_with_a_rule_prices_one_training_sample(capsys):
+    assert main(["estimate", "--net", "32-24-10", "--chip", "spinnaker2", "--rule", "sltt", "-T", "4", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["counts"][1]["error_macs"] > 0 and out["chips"][0]["energy_j"] > 0
+    assert main(["estimate", "--net", "32-24-10", "--rule", "bptt"]) == 2
