@@ -69,8 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="chip profile name, a profile .yaml path, or 'all' (default)")
     est.add_argument("--plot", metavar="FILE.png", help="draw the energy breakdown per chip to a PNG file")
     est.add_argument("--rule", metavar="RULE",
-                     help="price one on-chip training sample with this rule (sltt, sltt_k, ottt_a, ottt_o) instead "
-                          "of inference; labels are random")
+                     help="price one on-chip training sample with this rule (bptt, sltt, sltt_k, ottt_a, ottt_o, "
+                          "ttl_bptt, stdl) instead of inference; labels are random")
     est.set_defaults(func=cmd_estimate)
 
     fea = sub.add_parser(
@@ -229,7 +229,7 @@ def cmd_feasibility(args: argparse.Namespace) -> int:
     network = _load_network(args.net, "float", args.seed)
     verdicts = []
     for rule in rules:
-        counts = learning_counts(network, rule, args.timesteps, args.rate, seed=args.seed)
+        counts = learning_counts(network, rule, args.timesteps, args.rate, seed=args.seed, window=args.window)
         for chip in targets:
             verdict = check(network, chip, rule, args.timesteps, counts, window=args.window)
             if counts is None and not verdict.missing:

@@ -202,8 +202,9 @@ def check(network: Network, chip: Chip, rule: str, timesteps: int, counts: Count
 
 
 def learning_counts(network: Network, rule: str, timesteps: int, rate: float, batch: int = 1, seed: int = 0,
-                    k: int = 2) -> Counts | None:
-    """Counts of one on-chip training batch of ``rule`` (None when no on-chip kernel exists for it)."""
+                    k: int = 2, window: int = 1, block: int = 1, subnet: int = 1) -> Counts | None:
+    """Counts of one on-chip training batch of ``rule`` on Bernoulli input with random labels (None when no
+    on-chip kernel exists for it)."""
     import copy
 
     from hwsim.engine import bernoulli
@@ -211,7 +212,8 @@ def learning_counts(network: Network, rule: str, timesteps: int, rate: float, ba
 
     if rule not in ON_CHIP_RULES:
         return None
-    learner = OnChipLearner(copy.deepcopy(network), rule, k=min(k, timesteps), seed=seed)
+    learner = OnChipLearner(copy.deepcopy(network), rule, k=min(k, timesteps), seed=seed,
+                            window=min(window, timesteps), block=block, subnet=subnet)
     spikes = bernoulli((timesteps, batch, *network.input_shape), rate, seed=seed + 1)
     labels = np.random.default_rng(seed).integers(0, network.layers[-1].n_out, batch)
     return learner.train_batch(spikes, labels).counts

@@ -6,9 +6,12 @@ inference engine plus ``error_macs`` (W^T delta products, only at neurons with g
 (per-synapse gradient accumulations, gated by presynaptic spikes or traces), ``trace_updates``,
 ``weight_updates`` (weights written back) and bytes by memory kind.
 
-Rules with an on-chip kernel: ``sltt``, ``sltt_k``, ``ottt_a``, ``ottt_o`` (``hwsim/rules/online.py``).
-The read-out, loss and update are those of ``methods/``: the last layer's synaptic current, cross-entropy
-per step / T, plain SGD -- so the weight change equals the torch reference's ``-lr * grad``.
+Rules with an on-chip kernel: ``sltt``, ``sltt_k``, ``ottt_a``, ``ottt_o`` (``hwsim/rules/online.py``) and
+``bptt``, ``ttl_bptt``, ``stdl`` (``hwsim/rules/windowed.py``: a graph of the network's layers plus the
+heads of locally trained blocks, with state history inside a window). The read-out, loss and update are
+those of ``methods/``: the last layer's synaptic current, cross-entropy per step / T, plain SGD -- so the
+weight change equals the torch reference's ``-lr * grad``. TTL-BPTT's local classifiers and STDL's
+auxiliary networks (the heads) live in the learner; pass ``heads`` to start them from given weights.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ from hwsim.engine import check_input
 from hwsim.kernels.synapses import scan_events
 from hwsim.network import Dense, FloatLIF, Network, NetworkError
 from hwsim.rules.online import COUNTER_NAMES, RECTANGLE, SIGMOID, TRIANGLE, train_online
+from hwsim.rules.windowed import train_windowed
 
-ON_CHIP_RULES = ("sltt", "sltt_k", "ottt_a", "ottt_o")
+ON_CHIP_RULES = ("bptt", "sltt", "sltt_k", "ottt_a", "ottt_o", "ttl_bptt", "stdl")
+WINDOWED_RULES = ("bptt", "ttl_bptt", "stdl")
 SURROGATES = {"triangle": TRIANGLE, "sigmoid": SIGMOID, "rectangle": RECTANGLE}
 FLOAT_BYTES = 4
 
@@ -43,7 +48,8 @@ class OnChipLearner:
     """Trains a float dense :class:`Network` in place with an on-chip rule (see module docstring)."""
 
     def __init__(self, network: Network, rule: str, lr: float = 0.1, k: int = 2, surrogate: str = "triangle",
-                 alpha: float = 1.0, seed: int = 0):
+                 alpha: float = 1.0, seed: int = 0, window: int = 1, block: int = 1, subnet: int = 1,
+                 aux_layers: list[int] | None = None, heads: list[list[tuple]] | None = None):
         if rule not in ON_CHIP_RULES:
             raise LearningError(f"unknown on-chip rule {rule!r}; known rules: {', '.join(ON_CHIP_RULES)}")
         if network.mode != "float":
@@ -67,16 +73,33 @@ class OnChipLearner:
         if len(resets) != 1:
             raise LearningError("on-chip learning needs one reset mode for all layers")
         self.soft = resets.pop() == "soft"
+        self.window = int(window)
+        self.graph = _Graph.build(network, rule, block, subnet, aux_layers, heads, seed) \
+            if rule in WINDOWED_RULES else None
         self.w, self.b = self._pack()
         self.grad_w, self.grad_b = np.zeros_like(self.w), np.zeros_like(self.b)
         self.touched = np.zeros(int(self.sizes[:-1].sum()), np.uint8)
         self.has_bias = np.array([layer.bias is not None for layer in layers], np.uint8)
 
     def _pack(self) -> tuple[np.ndarray, np.ndarray]:
-        w = np.concatenate([np.ascontiguousarray(layer.weight.T).ravel() for layer in self.network.layers])
-        b = np.concatenate([layer.bias if layer.bias is not None else np.zeros(layer.n_out, np.float32)
-                            for layer in self.network.layers])
+        layers = [(layer.weight, layer.bias) for layer in self.network.layers]
+        if self.graph is not None:
+            layers += self.graph.head_tensors
+        w = np.concatenate([np.ascontiguousarray(weight.T).ravel() for weight, _ in layers])
+        b = np.concatenate([bias if bias is not None else np.zeros(weight.shape[0], np.float32)
+                            for weight, bias in layers])
         return w.astype(np.float32), b.astype(np.float32)
+
+    def heads(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """The learned heads (TTL-BPTT classifiers, STDL auxiliary layers): (name, weight, bias)."""
+        if self.graph is None:
+            return []
+        out = []
+        for g in range(len(self.network.layers), self.graph.size):
+            n_in, n_out = int(self.graph.n_in[g]), int(self.graph.n_out[g])
+            weight = self.w[self.graph.w_off[g]: self.graph.w_off[g + 1]].reshape(n_in, n_out).T.copy()
+            out.append((self.graph.names[g], weight, self.b[self.graph.b_off[g]: self.graph.b_off[g + 1]].copy()))
+        return out
 
     def _unpack(self, w: np.ndarray, b: np.ndarray) -> None:
         for ly, layer in enumerate(self.network.layers):
@@ -86,6 +109,8 @@ class OnChipLearner:
 
     def learn_steps(self, steps: int) -> list[int]:
         """The steps with a learning (backward) pass: all, or K drawn without replacement (SLTT-K)."""
+        if self.rule in WINDOWED_RULES and self.rule == "ttl_bptt" and self.window > steps:
+            raise LearningError(f"TTL-BPTT window k={self.window} is longer than T={steps}")
         if self.rule != "sltt_k":
             return list(range(steps))
         if self.k > steps:
@@ -112,6 +137,8 @@ class OnChipLearner:
         mask = np.zeros(steps, np.uint8)
         mask[chosen] = 1
         in_off, in_events = scan_events(s_in)
+        if self.graph is not None:
+            return self._train_windowed(in_off, in_events, labels, steps, batch, chosen, sync)
         layers = len(self.network.layers)
         counters = np.zeros((layers, len(COUNTER_NAMES), steps), np.int64)
         readout = np.zeros((batch, classes), np.float32)
@@ -132,18 +159,131 @@ class OnChipLearner:
             lc.input_spikes = input_spikes[in_off[ly]: in_off[ly + 1]]
         return LearnResult(counts, readout, chosen)
 
+    def _train_windowed(self, in_off, in_events, labels, steps, batch, chosen, sync) -> LearnResult:
+        gr = self.graph
+        window = {"bptt": steps, "ttl_bptt": self.window, "stdl": 1}[self.rule]
+        counters = np.zeros((gr.size, len(COUNTER_NAMES), steps), np.int64)
+        readout = np.zeros((batch, int(self.sizes[-1])), np.float32)
+        neuron_spikes = np.zeros(int(gr.b_off[-1]), np.int64)
+        neuron_active = np.zeros_like(neuron_spikes)
+        input_spikes = np.zeros(int(gr.n_in.sum()), np.int64)
+        train_windowed(gr.n_in, gr.n_out, gr.src, gr.lif, gr.readout, gr.pass_error, len(self.network.layers) - 1,
+                       self.w, gr.w_off, self.b, gr.b_off, gr.b_off, gr.lams, gr.v_th, self.soft, self.sur_kind,
+                       np.float32(self.alpha), in_off, in_events, labels, steps, window, self.lr, self.grad_w,
+                       self.grad_b, gr.has_bias, counters, readout, neuron_spikes, neuron_active, input_spikes)
+        if sync:
+            self.sync()
+        counts = Counts(timesteps=steps, batch=batch, mode="float", phase="learning")
+        in_base = np.concatenate([[0], np.cumsum(gr.n_in)])
+        for g in range(gr.size):
+            lc = self._layer_counts(gr.names[g], int(gr.n_in[g]), int(gr.n_out[g]), counters[g], steps,
+                                    bool(gr.has_bias[g]), history=window > 1 and bool(gr.lif[g]),
+                                    aux=g >= len(self.network.layers))
+            lc.neuron_spikes = neuron_spikes[gr.b_off[g]: gr.b_off[g + 1]]
+            lc.neuron_active = neuron_active[gr.b_off[g]: gr.b_off[g + 1]]
+            lc.input_spikes = input_spikes[in_base[g]: in_base[g + 1]]
+            counts.layers.append(lc)
+        return LearnResult(counts, readout, chosen)
+
+    def _layer_counts(self, name, n_in, n_out, counters, steps, has_bias, history=False, aux=False) -> LayerCounts:
+        lc = LayerCounts(name, "dense", n_in, n_out, steps)
+        for c, counter in enumerate(COUNTER_NAMES):
+            if counter in lc.events:
+                lc.events[counter][:] = counters[c]
+        add_inference_bytes(lc, "float", has_bias=has_bias)
+        add_learning_bytes(lc, counters[COUNTER_NAMES.index("errors")], uses_traces=self.rule.startswith("ottt"))
+        if history:  # membrane and spike of every neuron and step kept for the backward pass, read back once
+            lc.mem_write_bytes["history"] += lc.events["neuron_updates"] * 2 * FLOAT_BYTES
+            lc.mem_read_bytes["history"] += lc.events["neuron_updates"] * 2 * FLOAT_BYTES
+        if aux:  # a head's weights and accumulators are auxiliary state
+            for table in (lc.mem_read_bytes, lc.mem_write_bytes):
+                table["aux"] += table["weights"] + table["grad_accum"]
+                table["weights"][:] = 0
+                table["grad_accum"][:] = 0
+        return lc
+
     def _counts(self, counters: np.ndarray, steps: int, batch: int) -> Counts:
         counts = Counts(timesteps=steps, batch=batch, mode="float", phase="learning")
         for ly, layer in enumerate(self.network.layers):
-            lc = LayerCounts(layer.name, layer.kind, layer.n_in, layer.n_out, steps)
-            for c, name in enumerate(COUNTER_NAMES):
-                if name in lc.events:
-                    lc.events[name][:] = counters[ly, c]
-            add_inference_bytes(lc, "float", has_bias=layer.bias is not None)
-            errors = counters[ly, COUNTER_NAMES.index("errors")]
-            add_learning_bytes(lc, errors, uses_traces=self.rule.startswith("ottt"))
-            counts.layers.append(lc)
+            counts.layers.append(self._layer_counts(layer.name, layer.n_in, layer.n_out, counters[ly], steps,
+                                                    layer.bias is not None))
         return counts
+
+
+@dataclass
+class _Graph:
+    """The layers the windowed kernel trains: the network's, then the heads of locally trained blocks."""
+
+    names: list[str]
+    n_in: np.ndarray
+    n_out: np.ndarray
+    src: np.ndarray
+    lif: np.ndarray
+    readout: np.ndarray
+    pass_error: np.ndarray
+    lams: np.ndarray
+    v_th: np.ndarray
+    has_bias: np.ndarray
+    w_off: np.ndarray
+    b_off: np.ndarray
+    head_tensors: list[tuple[np.ndarray, np.ndarray | None]]
+
+    @property
+    def size(self) -> int:
+        return len(self.names)
+
+    @staticmethod
+    def build(network: Network, rule: str, block: int, subnet: int, aux_layers, heads, seed: int) -> _Graph:
+        layers = network.layers
+        count = len(layers)
+        classes = layers[-1].n_out
+        size = {"bptt": count, "ttl_bptt": block, "stdl": subnet}[rule]
+        if size < 1 or (rule == "ttl_bptt" and count % size) or (rule == "stdl" and size >= count and count > 1):
+            raise LearningError(f"{rule}: block/subnetwork size {size} does not fit the network's {count} layers")
+        starts = list(range(0, count, size))
+        rows = []  # (name, n_in, n_out, src, lif, readout, pass_error, lam, v_th, weight, bias)
+        for g, layer in enumerate(layers):
+            rows.append((layer.name, layer.n_in, layer.n_out, g - 1, 1, int(g == count - 1),
+                         int(g == 0 or g not in starts), layer.neuron.lam, layer.neuron.v_th, None, None))
+        rng = np.random.default_rng(seed)
+        for index in range(len(starts) - 1):
+            hi = starts[index + 1]
+            given = heads[index] if heads is not None else None
+            src = hi - 1
+            if rule == "ttl_bptt":
+                chain = [None]  # a linear classifier
+            else:
+                m = (count - hi) if aux_layers is None else aux_layers[index]
+                chain = list(range(hi, hi + m)) + ([] if hi + m == count else [None])
+            for position, main in enumerate(chain):
+                n_in = rows[src][2]
+                if main is None:
+                    bound = 1.0 / np.sqrt(n_in)
+                    weight = rng.uniform(-bound, bound, (classes, n_in)).astype(np.float32)
+                    bias = rng.uniform(-bound, bound, classes).astype(np.float32)
+                    spec = (f"{layers[hi - 1].name}.head{position}", n_in, classes, src, 0, 1, 1, 1.0, 1.0)
+                else:
+                    weight, bias = layers[main].weight.copy(), None if layers[main].bias is None \
+                        else layers[main].bias.copy()
+                    last = main == count - 1
+                    spec = (f"{layers[hi - 1].name}.head{position}", n_in, layers[main].n_out, src, 1, int(last),
+                            1, layers[main].neuron.lam, layers[main].neuron.v_th)
+                if given is not None:
+                    weight, bias = given[position]
+                rows.append((*spec, np.asarray(weight, np.float32), None if bias is None
+                             else np.asarray(bias, np.float32)))
+                src = len(rows) - 1
+        n_in = np.array([r[1] for r in rows], np.int64)
+        n_out = np.array([r[2] for r in rows], np.int64)
+        return _Graph([r[0] for r in rows], n_in, n_out, np.array([r[3] for r in rows], np.int64),
+                      np.array([r[4] for r in rows], np.uint8), np.array([r[5] for r in rows], np.uint8),
+                      np.array([r[6] for r in rows], np.uint8), np.array([r[7] for r in rows], np.float32),
+                      np.array([r[8] for r in rows], np.float32),
+                      np.array([(layers[g].bias is not None) if g < count else (rows[g][10] is not None)
+                                for g in range(len(rows))], np.uint8),
+                      np.concatenate([[0], np.cumsum(n_in * n_out)]).astype(np.int64),
+                      np.concatenate([[0], np.cumsum(n_out)]).astype(np.int64),
+                      [(r[9], r[10]) for r in rows[count:]])
 
 
 def add_learning_bytes(lc: LayerCounts, errors: np.ndarray, uses_traces: bool) -> None:

@@ -58,7 +58,10 @@ def test_energy_per_training_sample_is_the_cost_model_on_learning_counts():
     report = estimate(NET, counts, chips.load("spinnaker2"))
     assert verdict.energy_per_sample_j == pytest.approx(report.energy_j / 2, rel=1e-12)
     assert any("error_mac" in item for item in verdict.unpriced)  # SpiNNaker 2 publishes no error-MAC energy
-    assert learning_counts(NET, "bptt", 8, 0.2) is None  # no on-chip kernel yet: not priced
+    bptt = learning_counts(NET, "bptt", 8, 0.2)
+    assert bptt.total("error_macs") > 0 and bptt.layers[0].mem_write_bytes["history"].sum() > 0
+    ttl = learning_counts(NET, "ttl_bptt", 8, 0.2, window=2)
+    assert any(lc.mem_read_bytes["aux"].sum() > 0 for lc in ttl.layers)  # the local classifier is aux state
 
 
 def test_unknown_rule_lists_the_known_ones():
@@ -82,4 +85,4 @@ def test_estimate_with_a_rule_prices_one_training_sample(capsys):
     assert main(["estimate", "--net", "32-24-10", "--chip", "spinnaker2", "--rule", "sltt", "-T", "4", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["counts"][1]["error_macs"] > 0 and out["chips"][0]["energy_j"] > 0
-    assert main(["estimate", "--net", "32-24-10", "--rule", "bptt"]) == 2
+    assert main(["estimate", "--net", "32-24-10", "--rule", "hebb"]) == 2

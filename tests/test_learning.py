@@ -98,7 +98,7 @@ def test_forward_counts_while_learning_equal_the_inference_engine():
 def test_on_chip_learning_bad_input():
     from hwsim.learning import LearningError
 
-    with pytest.raises(LearningError, match="unknown on-chip rule 'hebb'; known rules: sltt, sltt_k, ottt_a"):
+    with pytest.raises(LearningError, match="unknown on-chip rule 'hebb'; known rules: bptt, sltt, sltt_k, ottt_a"):
         OnChipLearner(from_spec("4-2"), "hebb")
     with pytest.raises(LearningError, match="K=9 is larger than the number of time steps T=3"):
         OnChipLearner(from_spec("4-2"), "sltt_k", k=9).train_batch(np.zeros((3, 1, 4), np.uint8), np.array([0]))
@@ -137,3 +137,59 @@ def test_per_neuron_totals_while_learning_equal_the_inference_engine():
         np.testing.assert_array_equal(a.neuron_spikes, b.neuron_spikes)
         np.testing.assert_array_equal(a.neuron_active, b.neuron_active)
         np.testing.assert_array_equal(a.input_spikes, b.input_spikes)
+
+
+def _torch_heads(ref, rule):
+    if rule == "ttl_bptt":
+        return [[(h.weight.detach().numpy(), h.bias.detach().numpy())] for h in ref.classifiers]
+    if rule == "stdl":
+        heads = []
+        for aux in ref.aux:
+            chain = []
+            for stage in ([] if aux.body is None else aux.body.stages):
+                bias = None if stage.synapse.bias is None else stage.synapse.bias.detach().numpy()
+                chain.append((stage.synapse.weight.detach().numpy(), bias))
+            if aux.classifier is not None:
+                chain.append((aux.classifier.weight.detach().numpy(), aux.classifier.bias.detach().numpy()))
+            heads.append(chain)
+        return heads
+    return None
+
+
+@pytest.mark.parametrize("rule,opts", [("bptt", {}), ("ttl_bptt", {"window": 2, "block": 1}),
+                                       ("ttl_bptt", {"window": 7, "block": 3}), ("stdl", {"subnet": 1})])
+@pytest.mark.parametrize("batch,reset", [(1, "soft"), (3, "zero")])
+def test_windowed_rules_equal_torch_reference(rule, opts, batch, reset):
+    net = _net(reset)
+    g = torch.Generator().manual_seed(batch + 10)
+    x = (torch.rand(7, batch, 20, generator=g) < 0.4).float()
+    y = torch.randint(0, 5, (batch,), generator=g)
+    ref = build_rule(rule, copy.deepcopy(net), budget_bytes=10**8, batch_size=batch, **opts)
+    heads = _torch_heads(ref, rule)
+    chip_net = copy.deepcopy(net)
+    learner = OnChipLearner(chip_net, rule, lr=0.5, heads=heads, **opts)
+    ref.step(x, y, torch.optim.SGD(list(ref.parameters()), lr=0.5))
+    learner.train_batch(x.numpy().astype(np.uint8), y.numpy())
+    for layer, synapse in zip(chip_net.layers, ref.model.synapses):
+        np.testing.assert_allclose(layer.weight, synapse.weight.detach().numpy(), rtol=0, atol=1e-5)
+        np.testing.assert_allclose(layer.bias, synapse.bias.detach().numpy(), rtol=0, atol=1e-5)
+    if heads:
+        learned = learner.heads()
+        expected = [t for chain in _torch_heads(ref, rule) for t in chain]
+        assert len(learned) == len(expected)
+        for (_, weight, bias), (w_ref, b_ref) in zip(learned, expected):
+            np.testing.assert_allclose(weight, w_ref, rtol=0, atol=1e-5)
+            if b_ref is not None:
+                np.testing.assert_allclose(bias, b_ref, rtol=0, atol=1e-5)
+    assert max(float(np.abs(a.weight - b.weight).max()) for a, b in zip(chip_net.layers, net.layers)) > 1e-3
+
+
+def test_bptt_equals_sltt_when_the_window_is_one_step():
+    net = _net()
+    x = (np.random.default_rng(0).random((6, 2, 20)) < 0.4).astype(np.uint8)
+    y = np.array([1, 3])
+    a, b = copy.deepcopy(net), copy.deepcopy(net)
+    OnChipLearner(a, "ttl_bptt", window=1, block=3).train_batch(x, y)
+    OnChipLearner(b, "sltt").train_batch(x, y)
+    for la, lb in zip(a.layers, b.layers):
+        np.testing.assert_allclose(la.weight, lb.weight, rtol=0, atol=1e-6)
