@@ -6,7 +6,10 @@ every learning operation counted); the reference runs ``methods`` SLTT in torch 
 ``torch.set_num_threads(1)``; both update with plain SGD (lr 0.1), and both networks start equal. Reports
 training samples/s, the ratio (target >= 5x), and the largest weight difference after the run.
 
-    python benchmarks/bench_learning.py [--samples 200] [--timesteps 8] [--json FILE]
+It then trains on-chip SLTT on scikit-learn digits in float and in fixed point (8-bit weights with
+stochastic rounding, 7-bit traces, 8-bit error messages) and reports both test accuracies.
+
+    python benchmarks/bench_learning.py [--samples 200] [--timesteps 8] [--epochs 6] [--json FILE]
 """
 
 from __future__ import annotations
@@ -28,6 +31,22 @@ from hwsim.network import from_spec  # noqa: E402
 from methods import build_rule  # noqa: E402
 
 
+def digits_float_vs_fixed(epochs: int, rule: str = "sltt") -> dict:
+    """On-chip learning on scikit-learn digits (64-128-10, T = 8, lr 0.5), float vs fixed point."""
+    from hwsim.learning import accuracy, fit
+    from methods.data import digits
+
+    data = digits(steps=8, seed=0)
+    xtr, ytr = (a.numpy() for a in data.split("train"))
+    xte, yte = (a.numpy() for a in data.split("test"))
+    out = {}
+    for precision in ("float", "fixed"):
+        learner = OnChipLearner(from_spec("64-128-10", seed=0), rule, lr=0.5, precision=precision)
+        fit(learner, xtr, ytr, epochs=epochs)
+        out[precision] = accuracy(learner, xte, yte)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=200)
@@ -35,6 +54,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0.1)
     parser.add_argument("--rule", default="sltt")
     parser.add_argument("--json", metavar="FILE")
+    parser.add_argument("--epochs", type=int, default=6, help="epochs of the digits float vs fixed comparison")
+    parser.add_argument("--skip-digits", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
     net = from_spec("784-512-10", seed=0)
@@ -78,6 +99,12 @@ def main() -> None:
     print(f"{args.rule} torch reference (CPU, 1 thread): {result['torch_samples_per_s']:.1f} samples/s")
     print(f"ratio: {result['ratio']:.1f}x (target >= 5x: {'met' if result['ratio'] >= 5 else 'MISSED'}); "
           f"weights after {args.samples} samples differ by at most {diff:.2e}")
+    if not args.skip_digits:
+        result["digits"] = digits_float_vs_fixed(args.epochs)
+        d = result["digits"]
+        print(f"digits, on-chip {args.rule}, T=8, {args.epochs} epochs: float {d['float'] * 100:.1f} %, fixed point "
+              f"{d['fixed'] * 100:.1f} % (8-bit weights with stochastic rounding, 7-bit traces, 8-bit errors); "
+              f"difference {abs(d['float'] - d['fixed']) * 100:.1f} points (target <= 3)")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
 

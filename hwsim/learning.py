@@ -49,7 +49,8 @@ class OnChipLearner:
 
     def __init__(self, network: Network, rule: str, lr: float = 0.1, k: int = 2, surrogate: str = "triangle",
                  alpha: float = 1.0, seed: int = 0, window: int = 1, block: int = 1, subnet: int = 1,
-                 aux_layers: list[int] | None = None, heads: list[list[tuple]] | None = None):
+                 aux_layers: list[int] | None = None, heads: list[list[tuple]] | None = None,
+                 precision: str = "float", weight_bits: int = 8, trace_bits: int = 7, error_bits: int = 8):
         if rule not in ON_CHIP_RULES:
             raise LearningError(f"unknown on-chip rule {rule!r}; known rules: {', '.join(ON_CHIP_RULES)}")
         if network.mode != "float":
@@ -63,6 +64,7 @@ class OnChipLearner:
         self.network, self.rule, self.lr, self.k = network, rule, float(lr), int(k)
         self.sur_kind, self.alpha = SURROGATES[surrogate], float(alpha)
         self.rng = np.random.default_rng(seed)
+        self.seed = int(seed)
         layers = network.layers
         self.sizes = np.array([layers[0].n_in] + [layer.n_out for layer in layers], np.int64)
         self.w_off = np.concatenate([[0], np.cumsum([layer.n_in * layer.n_out for layer in layers])]).astype(np.int64)
@@ -73,6 +75,17 @@ class OnChipLearner:
         if len(resets) != 1:
             raise LearningError("on-chip learning needs one reset mode for all layers")
         self.soft = resets.pop() == "soft"
+        if precision not in ("float", "fixed"):
+            raise LearningError(f"precision must be 'float' or 'fixed', got {precision!r}")
+        if precision == "fixed" and rule in WINDOWED_RULES:
+            raise LearningError(f"fixed-point learning is built for the online rules (sltt, sltt_k, ottt_a, ottt_o), "
+                                f"not {rule}")
+        for name, bits in (("weight_bits", weight_bits), ("trace_bits", trace_bits), ("error_bits", error_bits)):
+            if not 2 <= int(bits) <= 24:
+                raise LearningError(f"{name} must be in 2..24, got {bits}")
+        self.precision = precision
+        self.bits = {"weights": int(weight_bits), "traces": int(trace_bits), "errors": int(error_bits)}
+        self.batches = 0
         self.window = int(window)
         self.graph = _Graph.build(network, rule, block, subnet, aux_layers, heads, seed) \
             if rule in WINDOWED_RULES else None
@@ -80,6 +93,14 @@ class OnChipLearner:
         self.grad_w, self.grad_b = np.zeros_like(self.w), np.zeros_like(self.b)
         self.touched = np.zeros(int(self.sizes[:-1].sum()), np.uint8)
         self.has_bias = np.array([layer.bias is not None for layer in layers], np.uint8)
+        self.w_levels = 0 if precision == "float" else 2 ** (self.bits["weights"] - 1) - 1
+        self.w_step = np.ones(len(layers), np.float32)
+        if precision == "fixed":  # weights on a per-layer grid: max |W| / levels, rounded there once
+            for ly in range(len(layers)):
+                part = self.w[self.w_off[ly]: self.w_off[ly + 1]]
+                self.w_step[ly] = max(float(np.abs(part).max()), 1e-12) / self.w_levels
+                part[:] = np.clip(np.rint(part / self.w_step[ly]), -self.w_levels, self.w_levels) * self.w_step[ly]
+            self.sync()
 
     def _pack(self) -> tuple[np.ndarray, np.ndarray]:
         layers = [(layer.weight, layer.bias) for layer in self.network.layers]
@@ -117,6 +138,15 @@ class OnChipLearner:
             raise LearningError(f"SLTT-K: K={self.k} is larger than the number of time steps T={steps}")
         return sorted(self.rng.permutation(steps)[: self.k].tolist())
 
+    def evaluate(self, spikes: np.ndarray) -> np.ndarray:
+        """Forward only (no learning): the read-out summed over the steps, ``(B, classes)``."""
+        lr, self.lr = self.lr, 0.0
+        try:
+            return self.train_batch(spikes, np.zeros(np.asarray(spikes).shape[1], np.int64), learn_steps=[],
+                                    sync=False).readout
+        finally:
+            self.lr = lr
+
     def sync(self) -> Network:
         """Write the learner's weights into the network (fan-in major, as hwsim stores them)."""
         self._unpack(self.w, self.b)
@@ -148,7 +178,10 @@ class OnChipLearner:
         train_online(self.sizes, self.w, self.w_off, self.b, self.b_off, self.b_off, self.lams, self.v_th,
                      self.soft, self.sur_kind, np.float32(self.alpha), in_off, in_events, labels, mask, self.lr,
                      self.rule.startswith("ottt"), self.rule == "ottt_o", self.grad_w, self.grad_b, self.touched,
-                     self.has_bias, counters, readout, neuron_spikes, neuron_active, input_spikes)
+                     self.has_bias, counters, readout, neuron_spikes, neuron_active, input_spikes, self.w_step,
+                     self.w_levels, 0 if self.precision == "float" else 2 ** self.bits["traces"] - 1,
+                     0 if self.precision == "float" else 2 ** (self.bits["errors"] - 1) - 1, self.seed + self.batches)
+        self.batches += 1
         if sync:
             self.sync()
         counts = self._counts(counters, steps, batch)
@@ -190,8 +223,12 @@ class OnChipLearner:
         for c, counter in enumerate(COUNTER_NAMES):
             if counter in lc.events:
                 lc.events[counter][:] = counters[c]
-        add_inference_bytes(lc, "float", has_bias=has_bias)
-        add_learning_bytes(lc, counters[COUNTER_NAMES.index("errors")], uses_traces=self.rule.startswith("ottt"))
+        add_inference_bytes(lc, self.precision, has_bias=has_bias)
+        sizes = {"weights": FLOAT_BYTES, "traces": FLOAT_BYTES, "errors": FLOAT_BYTES, "grad_accum": FLOAT_BYTES}
+        if self.precision == "fixed":
+            sizes = {kind: -(-self.bits[kind] // 8) for kind in ("weights", "traces", "errors")}
+            sizes["grad_accum"] = 2
+        add_learning_bytes(lc, counters[COUNTER_NAMES.index("errors")], self.rule.startswith("ottt"), sizes)
         if history:  # membrane and spike of every neuron and step kept for the backward pass, read back once
             lc.mem_write_bytes["history"] += lc.events["neuron_updates"] * 2 * FLOAT_BYTES
             lc.mem_read_bytes["history"] += lc.events["neuron_updates"] * 2 * FLOAT_BYTES
@@ -286,8 +323,9 @@ class _Graph:
                       [(r[9], r[10]) for r in rows[count:]])
 
 
-def add_learning_bytes(lc: LayerCounts, errors: np.ndarray, uses_traces: bool) -> None:
-    """Learning bytes (float32, 4 B per value), from the learning counters:
+def add_learning_bytes(lc: LayerCounts, errors: np.ndarray, uses_traces: bool, size: dict[str, int]) -> None:
+    """Learning bytes from the learning counters, ``size`` bytes per value of each kind (float: 4 B each;
+    fixed: the bit widths rounded up to bytes, 2-byte accumulators):
 
     * an error MAC reads one weight (``weights``) and one error (``errors``); each error computed is written
       once (``errors``);
@@ -296,14 +334,14 @@ def add_learning_bytes(lc: LayerCounts, errors: np.ndarray, uses_traces: bool) -
     * a weight update reads the accumulator and reads and writes the weight.
     """
     ev = lc.events
-    lc.mem_read_bytes["weights"] += (ev["error_macs"] + ev["weight_updates"]) * FLOAT_BYTES
-    lc.mem_write_bytes["weights"] += ev["weight_updates"] * FLOAT_BYTES
-    lc.mem_read_bytes["errors"] += ev["error_macs"] * FLOAT_BYTES
-    lc.mem_write_bytes["errors"] += errors * FLOAT_BYTES
-    lc.mem_read_bytes["grad_accum"] += (ev["grad_ops"] + ev["weight_updates"]) * FLOAT_BYTES
-    lc.mem_write_bytes["grad_accum"] += ev["grad_ops"] * FLOAT_BYTES
-    lc.mem_read_bytes["traces"] += (ev["trace_updates"] + (ev["grad_ops"] if uses_traces else 0)) * FLOAT_BYTES
-    lc.mem_write_bytes["traces"] += ev["trace_updates"] * FLOAT_BYTES
+    lc.mem_read_bytes["weights"] += (ev["error_macs"] + ev["weight_updates"]) * size["weights"]
+    lc.mem_write_bytes["weights"] += ev["weight_updates"] * size["weights"]
+    lc.mem_read_bytes["errors"] += ev["error_macs"] * size["errors"]
+    lc.mem_write_bytes["errors"] += errors * size["errors"]
+    lc.mem_read_bytes["grad_accum"] += (ev["grad_ops"] + ev["weight_updates"]) * size["grad_accum"]
+    lc.mem_write_bytes["grad_accum"] += ev["grad_ops"] * size["grad_accum"]
+    lc.mem_read_bytes["traces"] += (ev["trace_updates"] + (ev["grad_ops"] if uses_traces else 0)) * size["traces"]
+    lc.mem_write_bytes["traces"] += ev["trace_updates"] * size["traces"]
 
 
 def float_network(network: Network) -> bool:
@@ -311,4 +349,35 @@ def float_network(network: Network) -> bool:
                                            if layer.neuron is not None)
 
 
-__all__ = ["ON_CHIP_RULES", "OnChipLearner", "LearnResult", "LearningError", "NetworkError"]
+
+
+def fit(learner: OnChipLearner, x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int = 32, seed: int = 0,
+        progress: bool = False) -> Counts | None:
+    """Train on samples ``x`` (N, T, *input_shape) 0/1 with labels ``y`` (N,) for ``epochs`` epochs of shuffled
+    mini-batches; returns the counts of the last batch. Weights are synced into the network at the end."""
+    from tqdm import tqdm
+
+    x = np.asarray(x)
+    y = np.asarray(y)
+    if x.shape[0] != y.shape[0]:
+        raise LearningError(f"x has {x.shape[0]} samples, y has {y.shape[0]} labels")
+    last = None
+    for epoch in tqdm(range(epochs), desc=f"on-chip {learner.rule}", disable=not progress, leave=False):
+        order = np.random.default_rng(seed * 1000 + epoch).permutation(len(y))
+        for start in range(0, len(y), batch_size):
+            index = order[start: start + batch_size]
+            last = learner.train_batch(np.moveaxis(x[index], 1, 0).astype(np.uint8), y[index], sync=False).counts
+    learner.sync()
+    return last
+
+
+def accuracy(learner: OnChipLearner, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> float:
+    """Fraction of samples whose read-out (summed over time) peaks at the label."""
+    correct = 0
+    for start in range(0, len(y), batch_size):
+        batch = np.moveaxis(np.asarray(x[start: start + batch_size]), 1, 0).astype(np.uint8)
+        correct += int((learner.evaluate(batch).argmax(1) == np.asarray(y[start: start + batch_size])).sum())
+    return correct / max(len(y), 1)
+
+
+__all__ = ["ON_CHIP_RULES", "OnChipLearner", "LearnResult", "LearningError", "NetworkError", "accuracy", "fit"]

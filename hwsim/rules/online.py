@@ -36,10 +36,42 @@ def surrogate(kind, alpha, x):
     return (1.0 / alpha) if abs(x) <= alpha / 2.0 else 0.0
 
 
+@nb.njit(cache=True, inline="always")
+def stochastic_round(value, step, levels):
+    """``value`` onto the grid ``step * q``, ``|q| <= levels``, rounding up with probability equal to the
+    remainder (unbiased); ``levels = 0`` leaves it as it is."""
+    if levels == 0:
+        return value
+    x = value / step
+    q = np.floor(x)
+    if np.random.random() < x - q:
+        q += 1.0
+    q = min(max(q, -levels), levels)
+    return np.float32(q * step)
+
+
+@nb.njit(cache=True, inline="always")
+def quantise_vector(values, levels):
+    """Round ``values`` in place to ``levels`` steps of a shared scale max|v| / levels (a graded message with
+    one exponent per vector); ``levels = 0`` leaves them."""
+    if levels == 0:
+        return
+    peak = 0.0
+    for i in range(values.shape[0]):
+        peak = max(peak, abs(values[i]))
+    if peak == 0.0:
+        return
+    step = peak / levels
+    for i in range(values.shape[0]):
+        values[i] = np.float32(np.rint(values[i] / step) * step)
+
+
 @nb.njit(cache=True)
-def apply_update(w, bias, grad_w, grad_b, lr, counters, t, w_off, b_off, sizes, touched, t_off, has_bias):
+def apply_update(w, bias, grad_w, grad_b, lr, counters, t, w_off, b_off, sizes, touched, t_off, has_bias,
+                 w_step, w_levels):
     """``W -= lr * grad`` for every synapse with a non-zero gradient (only rows whose presynaptic neuron was
-    active hold any); zero the accumulators and the row flags."""
+    active hold any), onto the chip's weight grid by stochastic rounding when ``w_levels`` > 0; zero the
+    accumulators and the row flags."""
     layers = sizes.shape[0] - 1
     rate = np.float32(lr)
     for ly in range(layers):
@@ -50,10 +82,18 @@ def apply_update(w, bias, grad_w, grad_b, lr, counters, t, w_off, b_off, sizes, 
                 continue
             touched[t_off[ly] + j] = 0
             row = w_off[ly] + j * n_out
+            if w_levels == 0:  # float: a plain, vectorised write-back
+                for i in range(n_out):
+                    g = grad_w[row + i]
+                    written += g != 0.0
+                    w[row + i] -= rate * g
+                    grad_w[row + i] = 0.0
+                continue
             for i in range(n_out):
                 g = grad_w[row + i]
-                written += g != 0.0
-                w[row + i] -= rate * g
+                if g != 0.0:
+                    written += 1
+                    w[row + i] = stochastic_round(w[row + i] - rate * g, w_step[ly], w_levels)
                 grad_w[row + i] = 0.0
         for k in range(b_off[ly], b_off[ly + 1]):
             if has_bias[ly]:  # a layer without bias has none to learn
@@ -66,7 +106,7 @@ def apply_update(w, bias, grad_w, grad_b, lr, counters, t, w_off, b_off, sizes, 
 def train_online(sizes, w, w_off, bias, b_off, n_off, lams, v_th, soft, sur_kind, sur_alpha,
                  in_off, in_events, labels, learn_mask, lr, use_traces, update_every_step,
                  grad_w, grad_b, touched, has_bias, counters, readout_sum, neuron_spikes, neuron_active,
-                 input_spikes):
+                 input_spikes, w_step, w_levels, trace_levels, error_levels, seed):
     layers = sizes.shape[0] - 1
     steps = learn_mask.shape[0]
     batch = labels.shape[0]
@@ -84,6 +124,7 @@ def train_online(sizes, w, w_off, bias, b_off, n_off, lams, v_th, soft, sur_kind
     events = np.zeros(t_off[layers], np.int32)  # presynaptic address events of every layer, this step
     n_events = np.zeros(layers, np.int64)
     one = np.float32(1.0)
+    np.random.seed(seed)  # stochastic rounding draws (numba's own generator)
     for t in range(steps):
         for b in range(batch):
             # ---- forward, event by event --------------------------------------------------------------
@@ -110,6 +151,10 @@ def train_online(sizes, w, w_off, bias, b_off, n_off, lams, v_th, soft, sur_kind
                         traces[b, ev0 + j] *= decay
                     for e in range(count):
                         traces[b, ev0 + events[ev0 + e]] += one
+                    if trace_levels > 0:  # traces held in their bit width: steps of a_max / levels
+                        step = np.float32(1.0 / (1.0 - decay) / trace_levels) if decay < 1.0 else np.float32(1.0)
+                        for j in range(n_in):
+                            traces[b, ev0 + j] = np.float32(np.rint(traces[b, ev0 + j] / step) * step)
                     counters[ly, 7, t] += n_in
                 w2d = w[w_off[ly]: w_off[ly + 1]].reshape((n_in, n_out))
                 acc_l = acc[lo: lo + n_out]
@@ -156,6 +201,7 @@ def train_online(sizes, w, w_off, bias, b_off, n_off, lams, v_th, soft, sur_kind
                 n_in, n_out = sizes[ly], sizes[ly + 1]
                 lo, ev0 = n_off[ly], t_off[ly]
                 delta_l = delta[lo: lo + n_out]
+                quantise_vector(delta_l, error_levels)  # the graded error message as the chip sends it
                 nonzero = 0
                 for i in range(n_out):
                     if delta_l[i] != 0.0:
@@ -203,7 +249,8 @@ def train_online(sizes, w, w_off, bias, b_off, n_off, lams, v_th, soft, sur_kind
                 counters[ly, 5, t] += macs
                 counters[ly - 1, 9, t] += sent
         if update_every_step and learn_mask[t] != 0:
-            apply_update(w, bias, grad_w, grad_b, lr, counters, t, w_off, b_off, sizes, touched, t_off, has_bias)
+            apply_update(w, bias, grad_w, grad_b, lr, counters, t, w_off, b_off, sizes, touched, t_off, has_bias,
+                         w_step, w_levels)
     if not update_every_step:
         apply_update(w, bias, grad_w, grad_b, lr, counters, steps - 1, w_off, b_off, sizes, touched, t_off,
-                     has_bias)
+                     has_bias, w_step, w_levels)
