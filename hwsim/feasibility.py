@@ -74,6 +74,7 @@ class Verdict:
     memory_per_core_bytes: int
     memory_by_kind_bytes: dict[str, int]
     memory_limit_bytes: int | None
+    cores_needed: int = 0
     energy_per_sample_j: float | None = None
     latency_per_sample_s: float | None = None
     missing: list[str] = field(default_factory=list)
@@ -88,14 +89,27 @@ class Verdict:
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("chip", "rule", "verdict", "memory_per_core_bytes",
-                                             "memory_by_kind_bytes", "memory_limit_bytes", "energy_per_sample_j",
+                                             "memory_by_kind_bytes", "memory_limit_bytes", "cores_needed",
+                                             "energy_per_sample_j",
                                              "latency_per_sample_s", "missing", "unknown", "limits_broken",
                                              "unpriced", "assumptions")}
 
 
+def memory_limit(chip: Chip) -> tuple[int | None, bool]:
+    """Bytes of learning memory per core and whether the weights share it (synaptic memory)."""
+    cap = chip.capacity
+    if cap is not None and cap.learning_memory_bytes_per_core:
+        return cap.learning_memory_bytes_per_core, False
+    if cap is not None and cap.synaptic_memory_bytes_per_core:
+        return cap.synaptic_memory_bytes_per_core, True
+    return None, True
+
+
 def learning_state(network: Network, chip: Chip, rule: str, timesteps: int, window: int = 1,
-                   block: int = 1, subnet: int = 1) -> tuple[int, dict[str, int], list[str]]:
-    """Largest learning memory on one core (bytes), its split by kind, and the assumptions taken."""
+                   block: int = 1, subnet: int = 1) -> tuple[int, dict[str, int], list[str], int]:
+    """Largest learning memory on one core (bytes), its split by kind, the assumptions taken, and the cores
+    used. Each layer starts on the cores the inference mapping gives it and is spread over more cores (as
+    many as its neurons allow) until its busiest core fits the chip's memory per core."""
     if rule not in RULE_NEEDS:
         raise FeasibilityError(f"unknown rule {rule!r}; known rules: {', '.join(RULES)}")
     needs = RULE_NEEDS[rule]
@@ -109,15 +123,16 @@ def learning_state(network: Network, chip: Chip, rule: str, timesteps: int, wind
     transposed = not (learning is not None and learning.transposed_weight_reads)
     if transposed:
         assumptions.append("transposed weight reads not published as available: a transposed copy is kept")
+    limit, shared = memory_limit(chip)
     mapping = map_network(network, chip)
     layers = [layer for layer in network.layers if layer.neuron is not None]
     classes = layers[-1].n_out
-    worst, worst_split = 0, {}
-    for index, (layer, placement) in enumerate(zip(layers, mapping.layers)):
-        cores = placement.cores
-        synapses = int(placement.synapses_per_core.max())
-        neurons = int(placement.neurons_per_core.max())
-        axons = int(placement.axons_per_core.max())
+
+    def busiest(index: int, layer, cores: int, placement) -> dict[str, float]:
+        dense = isinstance(layer, Dense)
+        neurons = math.ceil(layer.n_out / cores) if dense else int(placement.neurons_per_core.max())
+        synapses = neurons * layer.n_in if dense else int(placement.synapses_per_core.max())
+        axons = layer.n_in if dense else int(placement.axons_per_core.max())
         split = {"weights": synapses * wbytes}
         if transposed:
             split["weights_transposed"] = synapses * wbytes
@@ -134,12 +149,24 @@ def learning_state(network: Network, chip: Chip, rule: str, timesteps: int, wind
             split["aux"] = math.ceil(layer.n_out * classes * wbytes / cores)
         if needs.aux == "copy" and (index + 1) % subnet == 0 and index + 1 < len(layers):
             following = layers[index + 1:]
-            copy_bytes = sum(lyr.n_in * lyr.n_out for lyr in following) * (wbytes + abytes)
-            split["aux"] = math.ceil(copy_bytes / cores)
+            split["aux"] = math.ceil(sum(lyr.n_in * lyr.n_out for lyr in following) * (wbytes + abytes) / cores)
+        return split
+
+    def load(split: dict[str, float]) -> float:
+        return sum(split.values()) - (0 if shared else split["weights"])
+
+    worst, worst_split, cores_used = 0, {}, 0
+    for index, (layer, placement) in enumerate(zip(layers, mapping.layers)):
+        cores = placement.cores
+        split = busiest(index, layer, cores, placement)
+        while limit is not None and isinstance(layer, Dense) and load(split) > limit and cores < layer.n_out:
+            cores += 1
+            split = busiest(index, layer, cores, placement)
+        cores_used += cores
         total = int(sum(split.values()))
         if total > worst:
             worst, worst_split = total, {k: int(v) for k, v in split.items()}
-    return worst, worst_split, assumptions
+    return worst, worst_split, assumptions, cores_used
 
 
 def check(network: Network, chip: Chip, rule: str, timesteps: int, counts: Counts | None = None,
@@ -149,7 +176,7 @@ def check(network: Network, chip: Chip, rule: str, timesteps: int, counts: Count
 
     if rule not in RULE_NEEDS:
         raise FeasibilityError(f"unknown rule {rule!r}; known rules: {', '.join(RULES)}")
-    memory, split, assumptions = learning_state(network, chip, rule, timesteps, window, block, subnet)
+    memory, split, assumptions, cores_needed = learning_state(network, chip, rule, timesteps, window, block, subnet)
     missing, unknown, broken = [], [], []
     if not all(isinstance(layer, Dense) for layer in network.layers):
         assumptions.append("learning state sized for the layers as mapped; conv learning kernels are not built")
@@ -168,20 +195,18 @@ def check(network: Network, chip: Chip, rule: str, timesteps: int, counts: Count
             elif not value:
                 missing.append(CAPABILITY_TEXT[capability])
     cap = chip.capacity
-    limit = None
-    if cap is not None and cap.learning_memory_bytes_per_core:
-        limit = cap.learning_memory_bytes_per_core
-        used = memory - split.get("weights", 0)
-        if used > limit:
-            broken.append(f"learning memory: {used} bytes of learning state on a core, chip has {limit}")
-    elif cap is not None and cap.synaptic_memory_bytes_per_core:
-        limit = cap.synaptic_memory_bytes_per_core
-        if memory > limit:
-            broken.append(f"synaptic memory: weights + learning state need {memory} bytes on a core, chip has {limit}")
-    elif not general:
+    limit, shared = memory_limit(chip)
+    used = memory - (0 if shared else split.get("weights", 0))
+    if limit is not None and used > limit:
+        what = "weights + learning state" if shared else "learning state"
+        broken.append(f"memory per core: {what} need {used} bytes on a core even spread over every neuron, "
+                      f"chip has {limit}")
+    elif limit is None and not general:
         unknown.append("memory per core (not published)")
+    if cap is not None and cap.cores and cores_needed > cap.cores:
+        broken.append(f"cores: weights and learning state need {cores_needed} cores, the chip has {cap.cores}")
     mapping = map_network(network, chip)
-    broken.extend(mapping.limits_broken)
+    broken.extend(limit_text for limit_text in mapping.limits_broken if not limit_text.startswith("cores:"))
     if missing or broken:
         reasons = [f"needs {m}" for m in missing] + broken
         text = "infeasible: " + "; ".join(reasons)
@@ -189,7 +214,7 @@ def check(network: Network, chip: Chip, rule: str, timesteps: int, counts: Count
         text = "unknown: " + "; ".join(unknown)
     else:
         text = "feasible"
-    verdict = Verdict(chip.name, rule, text, memory, split, limit, missing=missing, unknown=unknown,
+    verdict = Verdict(chip.name, rule, text, memory, split, limit, cores_needed, missing=missing, unknown=unknown,
                       limits_broken=broken, assumptions=assumptions)
     if counts is not None and not missing:
         report = estimate(network, counts, chip)

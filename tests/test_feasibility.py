@@ -16,7 +16,7 @@ NET = from_spec("64-128-10", seed=0)
 
 
 def _memory(rule, steps, **opts):
-    return learning_state(NET, chips.load("loihi"), rule, steps, **opts)[0]
+    return learning_state(NET, chips.load("generic_45nm"), rule, steps, **opts)[0]
 
 
 def test_bptt_memory_per_core_grows_with_T_and_online_rules_do_not():
@@ -33,11 +33,11 @@ def test_ttl_bptt_memory_grows_with_the_window_not_T():
 
 
 def test_state_split_by_kind():
-    _, split, assumptions = learning_state(NET, chips.load("loihi"), "ottt_a", 8)
+    _, split, assumptions, _ = learning_state(NET, chips.load("loihi"), "ottt_a", 8)
     assert {"weights", "weights_transposed", "errors", "grad_accum", "traces"} <= set(split)
     assert split["weights"] == split["weights_transposed"]  # Loihi: transposed reads not published
     assert any("transposed copy" in a for a in assumptions)
-    _, sltt_split, _ = learning_state(NET, chips.load("loihi"), "sltt", 8)
+    _, sltt_split, _, _ = learning_state(NET, chips.load("loihi"), "sltt", 8)
     assert "traces" not in sltt_split
 
 
@@ -86,3 +86,21 @@ def test_estimate_with_a_rule_prices_one_training_sample(capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["counts"][1]["error_macs"] > 0 and out["chips"][0]["energy_j"] > 0
     assert main(["estimate", "--net", "32-24-10", "--rule", "hebb"]) == 2
+
+
+def test_layers_spread_over_more_cores_until_learning_state_fits():
+    big = from_spec("784-512-10", seed=0)
+    loihi = chips.load("loihi")
+    memory, split, _, cores = learning_state(big, loihi, "sltt", 8)
+    assert memory <= 131072  # spread until the busiest core holds weights + state in its 128 KiB
+    assert cores > 5  # more than the 5 cores inference needs
+    verdict = check(big, chips.load("loihi_sanafe"), "sltt", 8)
+    assert "memory per core" not in verdict.verdict
+    assert verdict.cores_needed == cores
+
+
+def test_on_a_bounded_chip_bptt_needs_more_cores_as_T_grows_and_sltt_does_not():
+    loihi = chips.load("loihi")
+    bptt = [learning_state(NET, loihi, "bptt", t)[3] for t in (8, 256, 1024)]
+    sltt = {learning_state(NET, loihi, "sltt", t)[3] for t in (8, 256, 1024)}
+    assert bptt[0] < bptt[1] < bptt[2] and len(sltt) == 1, (bptt, sltt)
