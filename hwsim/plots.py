@@ -68,13 +68,15 @@ def feasibility_heatmap(verdicts: list[dict], path: str | Path, title: str = "")
         r, c = chips.index(v["chip"]), rules.index(v["rule"])
         grid[r, c] = 2 if v["verdict"] == "feasible" else (1 if v["verdict"].startswith("unknown") else 0)
         energy = "-" if v["energy_per_sample_j"] is None else f"{v['energy_per_sample_j'] * 1e6:.3g} µJ"
+        if v["energy_per_sample_j"] is not None and v["unpriced"]:
+            energy += " *"
         ax.text(c, r, f"{energy}\n{v['memory_per_core_bytes'] / 1024:.0f} KiB", ha="center", va="center", fontsize=7)
     ax.imshow(grid, cmap=ListedColormap(["#f4a6a6", "#d9d9d9", "#a6dba0"]), vmin=0, vmax=2, aspect="auto")
     ax.set_xticks(range(len(rules)), rules)
     ax.set_yticks(range(len(chips)), chips)
     ax.set_title(title or "on-chip learning: energy per training sample, learning memory per core")
-    fig.text(0.01, 0.005, "green: feasible · grey: unknown (capability or capacity not published) · red: infeasible",
-             fontsize=7)
+    fig.text(0.01, 0.005, "green: feasible · grey: unknown (capability or capacity not published) · red: infeasible"
+             " · * some actions unpriced (no published figure)", fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
