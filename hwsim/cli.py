@@ -89,6 +89,21 @@ def build_parser() -> argparse.ArgumentParser:
     fea.add_argument("--plot", metavar="FILE.png", help="draw the chips x rules heatmap to a PNG file")
     fea.set_defaults(func=cmd_feasibility)
 
+    exp = sub.add_parser(
+        "export", help="quantise a trained network and write Lava, netx and NIR files with golden spikes",
+        description="Quantise a trained float network to Loihi fixed point (reporting accuracy before and after "
+                    "and every clipped value), write network.npz, model.net (netx), model.nir (NIR), golden.npz "
+                    "and run_lava.py; --verify runs it in Lava (fixed_pt) and checks every layer spike for spike.")
+    exp.add_argument("--checkpoint", required=True, metavar="CKPT",
+                     help="hwsim train checkpoint (its .network.npz beside it) or a saved .npz network")
+    exp.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    exp.add_argument("--verify", action="store_true", help="run in Lava and compare spikes layer by layer")
+    exp.add_argument("--data", metavar="NAME", help="dataset for the accuracy report (default: the checkpoint's)")
+    exp.add_argument("--timesteps", "-T", type=_positive_int, metavar="T",
+                     help="time steps (default: the checkpoint's)")
+    exp.add_argument("--json", action="store_true", help="print the summary as JSON")
+    exp.set_defaults(func=cmd_export)
+
     tr = sub.add_parser(
         "train", help="train a network in torch with a learning rule (BPTT, SLTT, OTTT, TTL-BPTT, STDL, ...)",
         description="Reference training in torch with per-epoch accuracy, activation memory (bytes kept for "
@@ -249,6 +264,39 @@ def cmd_feasibility(args: argparse.Namespace) -> int:
     _print_table(("chip", "rule", "uJ/sample", "KiB/core", "verdict"), rows)
     if args.plot:
         print(f"wrote {args.plot}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from hwsim.export.bundle import export, load_trained
+    from methods.data import load_dataset
+
+    network, config = load_trained(args.checkpoint)
+    dataset = args.data or config.get("dataset")
+    x = y = None
+    if dataset:
+        steps = args.timesteps or config.get("timesteps", 8)
+        data = load_dataset(dataset, steps, seed=config.get("seed", 0), path=config.get("data_path"))
+        x, y = (a.numpy() for a in data.split("test"))
+    summary = export(network, args.out, x, y, verify=args.verify)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    q = summary["quantization"]
+    print(f"wrote {', '.join(summary['files'])} to {args.out}")
+    if q["accuracy_float"] is not None:
+        print(f"accuracy on {dataset} (test): float {q['accuracy_float']:.2%}, fixed point {q['accuracy_fixed']:.2%}")
+    for layer in q["layers"]:
+        print(f"  {layer['name']}: scale {layer['scale']:.3g}, vth {layer['vth']}, dv {layer['dv']}, "
+              f"clipped weights {layer['weights_clipped']}, bias {layer['bias_clipped']}"
+              + (", soft reset -> zero reset" if layer["reset_converted"] else ""))
+    if "verify" in summary:
+        v = summary["verify"]
+        for layer in v["layers"]:
+            print(f"  Lava vs hwsim, {layer['layer']}: {'equal' if layer['equal'] else 'DIFFERENT'} "
+                  f"({layer['spikes']} spikes over {v['timesteps']} steps)")
+        if not v["equal"]:
+            return 1
     return 0
 
 

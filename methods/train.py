@@ -150,6 +150,7 @@ def _checkpoint(path: Path, config: TrainConfig, epoch: int, rule, optimizer, hi
              "modules": [m.state_dict() for m in rule.modules()], "optimizer": optimizer.state_dict(),
              "generator": rule.generator.get_state() if hasattr(rule, "generator") else None,
              "history": [asdict(h) for h in history]}
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)  # atomic: an interruption never leaves a half-written checkpoint

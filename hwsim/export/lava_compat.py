@@ -6,6 +6,11 @@ Python 3.11's ``dataclasses`` refuses a field default whose class is unhashable.
 and shared. The shim makes ``ByteEncoder`` hashable (``unsafe_hash=True``) while that one module is first
 imported, which restores exactly the 3.10 behaviour; nothing else in Lava is touched.
 
+A second, Python-version-independent quirk is handled in the same place: Lava's message infrastructure
+calls ``multiprocessing.set_start_method('fork')`` when it is imported, which raises if anything (tqdm's
+lock, for one) has already fixed the start method. It is imported once here with that call forced, so
+the start method is 'fork' as Lava requires (the Linux default anyway).
+
 Every hwsim module that needs Lava calls :func:`import_lava` first.
 """
 
@@ -15,6 +20,7 @@ import dataclasses
 import sys
 
 _VAR_MODEL = "lava.magma.compiler.var_model"
+_MESSAGING = "lava.magma.runtime.message_infrastructure.multiprocessing"
 
 
 def _install() -> None:
@@ -37,10 +43,24 @@ def _install() -> None:
         dataclasses.dataclass = original
 
 
+def _import_messaging() -> None:
+    if _MESSAGING in sys.modules:
+        return
+    import multiprocessing
+
+    original = multiprocessing.set_start_method
+    multiprocessing.set_start_method = lambda method, force=False: original(method, force=True)
+    try:
+        __import__(_MESSAGING)
+    finally:
+        multiprocessing.set_start_method = original
+
+
 def import_lava() -> None:
     """Make Lava importable on this interpreter; raise a clear error when lava-nc is missing."""
     try:
         _install()
+        _import_messaging()
     except ModuleNotFoundError as err:
         if err.name and err.name.split(".")[0] == "lava":
             raise RuntimeError(

@@ -1,0 +1,108 @@
+"""Export: quantisation, netx layout, NIR round trip, and Lava equality of a network trained by hwsim."""
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from hwsim.cli import main
+from hwsim.engine import bernoulli, simulate
+from hwsim.export import netx, nir_io
+from hwsim.network import Dense, FloatLIF, Network, NetworkError, from_spec, load
+from hwsim.quantize import quantize
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("trained")
+    assert main(["train", "--rule", "sltt", "--epochs", "1", "-T", "6", "--out", str(folder / "sltt.pt"),
+                 "--no-progress"]) == 0
+    return folder / "sltt.pt"
+
+
+@pytest.mark.lava
+def test_export_of_a_trained_mlp_verifies_spike_for_spike_in_lava(trained, tmp_path, capsys):
+    out = tmp_path / "bundle"
+    assert main(["export", "--checkpoint", str(trained), "--out", str(out), "--verify", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["verify"]["equal"] and all(layer["equal"] for layer in summary["verify"]["layers"])
+    assert sum(layer["spikes"] for layer in summary["verify"]["layers"]) > 0  # equality of something
+    assert {"network.npz", "model.net", "model.nir", "golden.npz", "run_lava.py", "quantization.json",
+            "verify.json"} <= set(summary["files"]) | {"verify.json"}
+    q = summary["quantization"]
+    assert q["accuracy_float"] > 0.7 and abs(q["accuracy_float"] - q["accuracy_fixed"]) < 0.05
+
+
+def test_netx_layout_field_by_field(tmp_path):
+    net = from_spec("12-8-3", mode="fixed", seed=2)
+    net.layers[0].bias = np.arange(8, dtype=np.int32)
+    net = Network(12, net.layers)
+    path = netx.write(net, tmp_path / "model.net")
+    with h5py.File(path, "r") as f:
+        assert sorted(f["layer"].keys()) == ["0", "1"]
+        for i, layer in enumerate(net.layers):
+            group = f[f"layer/{i}"]
+            assert group["type"][()] == b"dense"
+            assert group["shape"][()].tolist() == [layer.n_out]
+            np.testing.assert_array_equal(group["weight"][()], layer.weight.astype(np.int64) >> 1)  # 2w, exp -1
+            neuron = group["neuron"]
+            assert neuron["type"][()] == b"CUBA"
+            assert neuron["iDecay"][()] == layer.neuron.du + 1 and neuron["vDecay"][()] == layer.neuron.dv
+            assert neuron["vThMant"][()] == layer.neuron.vth
+            assert neuron["refDelay"][()] == 1 and neuron["gradedSpike"][()] == 0
+        np.testing.assert_array_equal(f["layer/0/bias"][()], np.arange(8))
+        np.testing.assert_array_equal(f["layer/1/bias"][()], np.zeros(3))
+
+
+@pytest.mark.parametrize("spec,shape", [("20-16-5", (20,)), ("2x8x8-c4k3p1-p2-10", (2, 8, 8))])
+def test_nir_read_rebuilds_the_network_and_its_golden_spikes(tmp_path, spec, shape):
+    import nir
+
+    net = from_spec(spec, mode="fixed", seed=1)
+    path = nir_io.write(net, tmp_path / "model.nir")
+    graph = nir.read(path)
+    assert {type(n).__name__ for n in graph.nodes.values()} >= {"Input", "Output", "CubaLIF"}
+    lif = next(n for n in graph.nodes.values() if type(n).__name__ == "CubaLIF")
+    assert np.allclose(lif.tau_syn, 4096 / 4096) and np.allclose(lif.v_threshold, 64 * 64)
+    back = nir_io.read(path)
+    assert back.describe() == net.describe()
+    x = bernoulli((12, 2, *shape), 0.3, seed=3)
+    for a, b in zip(simulate(net, x).spikes, simulate(back, x).spikes):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_quantisation_reports_clipping_and_reset_conversion():
+    tiny = Network(3, [Dense(np.full((2, 3), 1e-4), neuron=FloatLIF(lam=0.5, v_th=1.0))])
+    fixed, report = quantize(tiny)
+    assert report.layers[0].vth_clipped and fixed.layers[0].neuron.vth == 2**17 - 1
+    assert report.layers[0].reset_converted and "soft reset converted" in report.notes[0]
+    assert fixed.layers[0].weight_exp == -1 and set(np.unique(fixed.layers[0].weight)) == {254}
+    zero = Network(3, [Dense(np.ones((2, 3)), neuron=FloatLIF(lam=0.5, v_th=2.0, reset="zero"))])
+    _, report = quantize(zero)
+    assert not report.layers[0].reset_converted and report.layers[0].dv == 2048 and report.layers[0].vth == 254
+
+
+def test_export_errors_name_the_file(tmp_path, capsys):
+    assert main(["export", "--checkpoint", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "o")]) == 2
+    assert "nope.pt: no such checkpoint" in capsys.readouterr().err
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x00not a checkpoint")
+    assert main(["export", "--checkpoint", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert "bad.pt: not a readable hwsim training checkpoint" in capsys.readouterr().err
+    with pytest.raises(NetworkError, match="no such NIR file"):
+        nir_io.read(tmp_path / "missing.nir")
+    junk = tmp_path / "junk.nir"
+    junk.write_bytes(b"junk")
+    with pytest.raises(NetworkError, match="junk.nir: not a readable NIR file"):
+        nir_io.read(junk)
+
+
+def test_exported_network_file_is_the_fixed_network(trained, tmp_path):
+    from hwsim.export.bundle import export, load_trained
+
+    network, config = load_trained(trained)
+    assert config["rule"] == "sltt" and network.mode == "float"
+    summary = export(network, tmp_path / "b")
+    fixed = load(tmp_path / "b" / "network.npz")
+    assert fixed.mode == "fixed" and "verify" not in summary
