@@ -278,6 +278,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         steps = args.timesteps or config.get("timesteps", 8)
         data = load_dataset(dataset, steps, seed=config.get("seed", 0), path=config.get("data_path"))
         x, y = (a.numpy() for a in data.split("test"))
+        x = x.reshape(*x.shape[:2], *network.input_shape)
     summary = export(network, args.out, x, y, verify=args.verify)
     if args.json:
         print(json.dumps(summary, indent=2))

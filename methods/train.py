@@ -20,6 +20,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from tqdm import tqdm
@@ -118,6 +119,8 @@ def build(config: TrainConfig):
         raise DataError("--device cuda: no CUDA device is available here")
     data = load_dataset(config.dataset, config.timesteps, seed=config.seed, path=config.data_path)
     network = from_spec(config.network_spec(), mode="float", seed=config.seed)
+    if network.input_shape != data.shape and int(np.prod(network.input_shape)) == int(np.prod(data.shape)):
+        data.x = data.x.reshape(*data.x.shape[:2], *network.input_shape)  # e.g. digits' 64 inputs as 1x8x8
     if network.input_shape != data.shape:
         raise DataError(f"--net {config.network_spec()}: input {network.input_shape} does not match the "
                         f"{config.dataset} data {data.shape}")

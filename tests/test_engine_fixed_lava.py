@@ -75,3 +75,29 @@ def test_edge_cases_reach_their_edges():
     assert (np.diff(u[:, 0], axis=0) < 0).any() and u.max() > 2**22  # grew to the top, then wrapped
     assert run("spec-mlp").spikes[-1].sum() > 0
     assert run("mixed-odd").spikes[0].sum() > 0
+
+
+CONV_SPECS = ["2x6x6-c3k3p1-8", "2x8x8-c4k3p1-p2-c4k3s2p1-10", "1x7x5-c2k3s2-p2-6"]
+
+
+@pytest.mark.parametrize("spec", CONV_SPECS)
+def test_fixed_conv_and_pool_equal_lava(spec):
+    """Conv2d -> Lava Conv (flipped, (W, H, C) layout, 24-bit wrap), SumPool2d -> diagonal Conv, Flatten ->
+    permuted Dense columns: spikes, v and u equal at every step."""
+    network = from_spec(spec, mode="fixed", seed=3)
+    x = bernoulli((12, 1, *network.input_shape), 0.4, seed=5)
+    ours = simulate(network, x, record=True)
+    lava = run_lava(network, x[:, 0])
+    for k in range(len(lava.spikes)):
+        np.testing.assert_array_equal(ours.spikes[k][:, 0].reshape(12, -1), lava.spikes[k], err_msg=f"{spec} {k}")
+        np.testing.assert_array_equal(ours.membranes[k][:, 0].reshape(12, -1), lava.v[k], err_msg=f"{spec} {k}")
+        np.testing.assert_array_equal(ours.currents[k][:, 0].reshape(12, -1), lava.u[k], err_msg=f"{spec} {k}")
+    assert lava.spikes[0].sum() > 0
+
+
+def test_conv_weights_lava_cannot_fold_are_refused():
+    from hwsim.network import Conv2d, LoihiLIF, Network, NetworkError
+
+    net = Network((1, 4, 4), [Conv2d(np.full((1, 1, 3, 3), 3), neuron=LoihiLIF(), weight_exp=-1)])
+    with pytest.raises(NetworkError, match=r"layer 0 \(conv2d0\): Lava's Conv applies no weight exponent"):
+        run_lava(net, np.zeros((3, 1, 4, 4), np.uint8))

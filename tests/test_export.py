@@ -106,3 +106,15 @@ def test_exported_network_file_is_the_fixed_network(trained, tmp_path):
     summary = export(network, tmp_path / "b")
     fixed = load(tmp_path / "b" / "network.npz")
     assert fixed.mode == "fixed" and "verify" not in summary
+
+
+@pytest.mark.lava
+def test_export_of_a_trained_conv_net_verifies_in_lava(tmp_path, capsys):
+    ckpt = tmp_path / "conv.pt"
+    assert main(["train", "--rule", "sltt", "--net", "1x8x8-c4k3p1-p2-10", "--epochs", "1", "-T", "6",
+                 "--out", str(ckpt), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "b"), "--verify", "--json"]) == 0
+    verify = json.loads(capsys.readouterr().out)["verify"]
+    assert verify["equal"] and [layer["layer"] for layer in verify["layers"]] == ["conv2d0", "sumpool2d1", "dense3"]
+    assert all(layer["spikes"] > 0 for layer in verify["layers"][:2])
