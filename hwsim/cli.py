@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="hwsim train checkpoint (its .network.npz beside it) or a saved .npz network")
     exp.add_argument("--out", required=True, metavar="DIR", help="output folder")
     exp.add_argument("--verify", action="store_true", help="run in Lava and compare spikes layer by layer")
+    exp.add_argument("--learning", action="store_true",
+                     help="also train the read-out in Lava with a three-factor LearningDense rule and correlate its "
+                          "weight change with hwsim's fixed-point OTTT")
     exp.add_argument("--data", metavar="NAME", help="dataset for the accuracy report (default: the checkpoint's)")
     exp.add_argument("--timesteps", "-T", type=_positive_int, metavar="T",
                      help="time steps (default: the checkpoint's)")
@@ -279,7 +282,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         data = load_dataset(dataset, steps, seed=config.get("seed", 0), path=config.get("data_path"))
         x, y = (a.numpy() for a in data.split("test"))
         x = x.reshape(*x.shape[:2], *network.input_shape)
-    summary = export(network, args.out, x, y, verify=args.verify)
+    summary = export(network, args.out, x, y, verify=args.verify, learning=args.learning)
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
@@ -298,6 +301,11 @@ def cmd_export(args: argparse.Namespace) -> int:
                   f"({layer['spikes']} spikes over {v['timesteps']} steps)")
         if not v["equal"]:
             return 1
+    if "learning" in summary:
+        lr = summary["learning"]
+        print(f"  learning in Lava (LearningDense, three-factor OTTT-like rule, {lr['steps']} steps): weight-change "
+              f"correlation with hwsim {lr['correlation']:.3f}, mean |difference| {lr['mean_abs_difference']:.2f} "
+              f"of mean |change| {lr['mean_abs_change']:.2f}")
     return 0
 
 

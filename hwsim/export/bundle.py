@@ -10,7 +10,10 @@ Files written to the output folder:
   mode; any backend can check itself against them;
 * ``run_lava.py`` -- builds the Lava process graph (``RingBuffer -> Dense -> LIF ...``) from
   ``network.npz`` and runs it on ``golden.npz`` under ``Loihi2SimCfg(select_tag="fixed_pt")``;
-* with ``--verify``: ``verify.json`` -- per layer, whether Lava's spikes equal hwsim's, step for step.
+* with ``--verify``: ``verify.json`` -- per layer, whether Lava's spikes equal hwsim's, step for step;
+* with ``--learning``: ``learning.json`` -- the read-out layer trained in Lava by an OTTT-like three-factor
+  ``LearningDense`` rule on the golden sample, against hwsim's fixed-point OTTT prediction (correlation of the
+  weight changes, ``hwsim.export.lava_learning``).
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ def load_trained(path: str | Path) -> tuple[Network, dict]:
 
 
 def export(network: Network, out: str | Path, x: np.ndarray | None = None, y: np.ndarray | None = None,
-           verify: bool = False) -> dict:
+           verify: bool = False, learning: bool = False) -> dict:
     """Quantise (if float), write every file, optionally verify in Lava; returns the summary."""
     from hwsim.export import netx, nir_io
     from hwsim.export.lava import check_lava_expressible
@@ -101,4 +104,12 @@ def export(network: Network, out: str | Path, x: np.ndarray | None = None, y: np
         summary["verify"] = {"equal": all(v["equal"] for v in layers), "layers": layers,
                              "timesteps": int(golden_in.shape[0])}
         (out / "verify.json").write_text(json.dumps(summary["verify"], indent=2))
+    if learning:
+        from hwsim.export.lava_learning import compare_learning
+
+        if network.mode != "float":
+            raise NetworkError("--learning compares against the float network's errors; give the trained float network")
+        label = int(y[0]) if y is not None else 0
+        summary["learning"] = compare_learning(network, sample.reshape(len(sample), -1), label).to_dict()
+        (out / "learning.json").write_text(json.dumps(summary["learning"], indent=2))
     return summary
