@@ -32,6 +32,11 @@ def test_export_of_a_trained_mlp_verifies_spike_for_spike_in_lava(trained, tmp_p
         summary["files"]) and (out / "verify.json").is_file()
     q = summary["quantization"]
     assert q["accuracy_float"] > 0.7 and abs(q["accuracy_float"] - q["accuracy_fixed"]) < 0.05
+    golden = np.load(out / "golden.npz")  # the NIR file alone reproduces the golden spikes
+    rebuilt = nir_io.read(out / "model.nir")
+    result = simulate(rebuilt, golden["input"].reshape(len(golden["input"]), 1, -1))
+    for i, spikes in enumerate(result.spikes):
+        np.testing.assert_array_equal(spikes.reshape(len(spikes), -1), golden[f"layer{i}"])
 
 
 def test_netx_layout_field_by_field(tmp_path):
