@@ -25,9 +25,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/hwsim run --net 784-512-512-10 --timesteps 100 --rate 0.05 --batch 8
-	$(VENV)/bin/hwsim estimate --net 784-512-512-10 --chip all --timesteps 100 --rate 0.05 --plot energy_per_chip.png
-	$(VENV)/bin/hwsim feasibility --net 784-512-10 --chips all --rules all --timesteps 8 --plot feasibility.png
+	$(VENV)/bin/hwsim study --out study
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check hwsim methods chips tests benchmarks

@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 from hwsim.network import MODES, NetworkError
 
@@ -106,6 +107,16 @@ def build_parser() -> argparse.ArgumentParser:
                      help="time steps (default: the checkpoint's)")
     exp.add_argument("--json", action="store_true", help="print the summary as JSON")
     exp.set_defaults(func=cmd_export)
+
+    st = sub.add_parser(
+        "study", help="the main job: train, simulate, learn on chip, price every chip, export, report",
+        description="Runs the whole study (torch training, hwsim float and fixed point, on-chip learning, energy "
+                    "and feasibility on every chip, Lava export with verification) and writes DIR/report.md, "
+                    "figures and DIR/results.json. Finished stages are kept: rerun to resume.")
+    st.add_argument("--config", metavar="FILE.yaml", help="study configuration (default: the built-in study)")
+    st.add_argument("--out", default="study", metavar="DIR", help="output folder (default: study)")
+    st.add_argument("--no-progress", action="store_true", help="no progress bars")
+    st.set_defaults(func=cmd_study)
 
     tr = sub.add_parser(
         "train", help="train a network in torch with a learning rule (BPTT, SLTT, OTTT, TTL-BPTT, STDL, ...)",
@@ -309,6 +320,25 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_study(args: argparse.Namespace) -> int:
+    from hwsim.study import Study, load_config
+
+    study = Study(load_config(args.config), args.out, progress=not args.no_progress)
+    results = study.run()
+    rows = [(rule, r["test_accuracy_percent"], r["activation_kib"]) for rule, r in results["train"]["rules"].items()]
+    print()
+    _print_table(("trained rule", "test acc %", "activation KiB"), rows)
+    sim = results["simulate"]
+    print(f"\nhwsim: float {sim['quantized_float_percent']} %, fixed point {sim['quantized_fixed_percent']} %")
+    feasible = [f"{chip}/{rule}" for chip, rules in results["feasibility"]["table"].items()
+                for rule, v in rules.items() if v["verdict"] == "feasible"]
+    print(f"feasible on-chip learning: {len(feasible)} chip x rule pairs")
+    if not results["export"].get("skipped"):
+        print(f"Lava export verified: {results['export']['verified_equal']}")
+    print(f"report: {Path(args.out) / 'report.md'}; numbers: {Path(args.out) / 'results.json'}")
+    return 0
+
+
 def _dash(value) -> str:
     return "-" if value is None else str(value)
 
@@ -421,13 +451,14 @@ def main(argv: list[str] | None = None) -> int:
     from hwsim.engine import InputError
     from hwsim.feasibility import FeasibilityError
     from hwsim.learning import LearningError
+    from hwsim.study import StudyError
     from methods.data import DataError
     from methods.rule import RuleError
 
     try:
         return args.func(args)
     except (NetworkError, InputError, UsageError, ChipError, DataError, RuleError, LearningError,
-            FeasibilityError) as err:
+            FeasibilityError, StudyError) as err:
         print(f"hwsim {args.command}: error: {err}", file=sys.stderr)
         return 2
 

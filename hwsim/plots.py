@@ -81,3 +81,58 @@ def feasibility_heatmap(verdicts: list[dict], path: str | Path, title: str = "")
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def spike_raster(result, path: str | Path, title: str = "") -> Path:
+    """Spike raster of one sample, one panel per layer (``result`` is an ``Engine.run`` result, batch 1)."""
+    path = Path(path)
+    layers = result.spikes
+    fig, axes = plt.subplots(len(layers), 1, figsize=(8, 1.2 + 1.3 * len(layers)), sharex=True)
+    axes = axes if len(layers) > 1 else [axes]
+    for ax, spikes, name in zip(axes, layers, result.layer_names):
+        steps = spikes.shape[0]
+        flat = spikes[:, 0].reshape(steps, -1)
+        t, n = flat.nonzero()
+        ax.scatter(t, n, s=4, marker="|", color="black")
+        ax.set_ylabel(f"{name}\nneuron")
+        ax.set_ylim(-0.5, flat.shape[1] - 0.5)
+    axes[-1].set_xlabel("time step")
+    fig.suptitle(title or "spike raster")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def memory_vs_timesteps(memory_kib: dict[str, dict[str, float]], path: str | Path, batch: int) -> Path:
+    """Activation memory kept for backward (KiB) against T, one line per rule."""
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for rule, points in memory_kib.items():
+        steps = sorted(int(t) for t in points)
+        ax.plot(steps, [points[str(t)] for t in steps], marker="o", label=rule)
+    ax.set_xlabel("time steps T")
+    ax.set_ylabel(f"activation memory, KiB (batch {batch})")
+    ax.set_title("memory kept for the backward pass")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def accuracy_bars(values: dict[str, float], path: str | Path) -> Path:
+    """Accuracy (%) before and after quantisation."""
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    bars = ax.bar(list(values), list(values.values()), color=["#4c72b0", "#dd8452"])
+    for bar, value in zip(bars, values.values()):
+        ax.text(bar.get_x() + bar.get_width() / 2, value, f"{value:.1f} %", ha="center", va="bottom")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(0, 105)
+    ax.set_title("accuracy before and after quantisation")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -209,7 +209,7 @@ def train(config: TrainConfig, out: str | Path | None = None, resume: str | Path
                 result = rule.step(xb, yb, optimizer)
                 total_loss += result.loss * len(index)
                 correct += int((result.logits.argmax(1).cpu() == yb.cpu()).sum())
-                bar.set_postfix(loss=f"{result.loss:.3f}")
+                bar.set_postfix(loss=f"{result.loss:.3f}", refresh=False)
         report = meter.report()
         stats = EpochStats(epoch, total_loss / len(y_train) * world, correct / len(y_train) * world,
                            evaluate(rule, data, "test", config.device), report.peak_bytes,

@@ -1,0 +1,74 @@
+"""The study report: ``report.md`` (figures and tables) and ``results.json`` (every number it shows).
+
+The report prints values exactly as ``results.json`` stores them (already rounded where shown), so every
+number a reader sees can be found in the JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def write_report(config, results: dict, out: Path) -> None:
+    data = {"config": config.model_dump(), **{k: v for k, v in results.items() if k != "report"}}
+    (out / "results.json").write_text(json.dumps(data, indent=2))
+    c = config
+    lines = [f"# hwsim study: `{c.network}` on {c.dataset}", "",
+             f"Time steps T = {c.timesteps}, {c.epochs} training epochs, batch {c.batch_size}, seed {c.seed}. "
+             "Every number below is in `results.json`.", "", "## Training in torch", "",
+             "| rule | test accuracy (%) | activation memory (KiB) | s/epoch |", "|---|---|---|---|"]
+    for rule, r in results["train"]["rules"].items():
+        lines.append(f"| {rule} | {r['test_accuracy_percent']} | {r['activation_kib']} | {r['seconds_per_epoch']} |")
+    sim = results["simulate"]
+    lines += ["", "## The trained network in hwsim", "",
+              f"On {sim['samples']} test samples: float read-out {sim['quantized_float_percent']} %, "
+              f"fixed point (Lava-exact) {sim['quantized_fixed_percent']} % "
+              f"({sim['clipped_weights']} weights clipped); {sim['sop_per_sample']} SOPs and "
+              f"{sim['spikes_per_sample']} spikes per sample.", "",
+              "![accuracy before and after quantisation](quantization_accuracy.png)", "",
+              "![spike raster](spike_raster.png)", "", "## Activation memory against T", "",
+              f"Peak bytes kept for backward at batch {results['memory']['batch']} (KiB):", ""]
+    steps = sorted({int(t) for r in results["memory"]["activation_kib"].values() for t in r})
+    lines += ["| rule | " + " | ".join(f"T = {t}" for t in steps) + " |", "|---|" + "---|" * len(steps)]
+    for rule, points in results["memory"]["activation_kib"].items():
+        lines.append(f"| {rule} | " + " | ".join(str(points[str(t)]) for t in steps) + " |")
+    lines += ["", "![memory against T](memory_vs_T.png)", "", "## On-chip fine-tuning (numba, counted)", ""]
+    if results["on_chip"]["rules"]:
+        lines += ["| rule | samples | accuracy before (%) | after (%) | error MACs | gradient ops | weights written |",
+                  "|---|---|---|---|---|---|---|"]
+        for rule, r in results["on_chip"]["rules"].items():
+            lines.append(f"| {rule} | {r['samples']} | {r['before_percent']} | {r['after_percent']} | "
+                         f"{r['error_macs_last_sample']} | {r['grad_ops_last_sample']} | "
+                         f"{r['weight_updates_last_sample']} |")
+        lines += ["", "(operation counts of the last training sample)"]
+    else:
+        lines.append(results["on_chip"].get("note", ""))
+    lines += ["", "## Inference on every chip", "",
+              f"Fixed-point network, {results['costs']['samples']} test samples.", "",
+              "| chip | energy per sample (uJ) | latency per sample (ms) | fits | cores | unpriced actions |",
+              "|---|---|---|---|---|---|"]
+    for chip, r in results["costs"]["chips"].items():
+        energy = r["energy_uj_per_sample"] if r["energy_uj_per_sample"] else "-"
+        latency = r["latency_ms_per_sample"] if r["latency_ms_per_sample"] is not None else "-"
+        lines.append(f"| {chip} | {energy} | {latency} | {'yes' if r['fits'] else 'no'} | {r['cores']} | "
+                     f"{r['unpriced']} |")
+    lines += ["", "![energy per chip](energy_per_chip.png)", "", "## On-chip learning: chips x rules", "",
+              "![feasibility](feasibility.png)", "",
+              "| chip | rule | memory per core (KiB) | uJ per sample | verdict |",
+              "|---|---|---|---|---|"]
+    for chip, rules in results["feasibility"]["table"].items():
+        for rule, r in rules.items():
+            energy = "-" if r["energy_uj_per_sample"] is None else r["energy_uj_per_sample"]
+            lines.append(f"| {chip} | {rule} | {r['memory_kib_per_core']} | {energy} | `{r['verdict']}` |")
+    export = results["export"]
+    lines += ["", "## Export to Lava", ""]
+    if export.get("skipped"):
+        lines.append("Skipped (export: false).")
+    else:
+        lines.append(f"Files in `export/`; Lava `fixed_pt` equals hwsim on every layer: "
+                     f"{'yes' if export['verified_equal'] else 'NO'}.")
+        if "learning_correlation" in export:
+            lines.append(f"Three-factor `LearningDense` rule in Lava against hwsim's fixed-point OTTT: weight-change "
+                         f"correlation {export['learning_correlation']}.")
+    (out / "report.md").write_text("\n".join(lines) + "\n")

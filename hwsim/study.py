@@ -1,0 +1,342 @@
+"""``hwsim study``: the main job -- train, simulate, learn on chip, price on every chip, export, report.
+
+Stages (each writes ``DIR/stages/<stage>.json`` when it finishes; a rerun skips finished stages, so an
+interrupted study resumes where it stopped without redoing or losing anything):
+
+1. ``train`` -- the network on the dataset with each of ``train_rules`` in torch (``methods``);
+2. ``simulate`` -- the first trained network in hwsim: float and fixed-point accuracy, counts, a raster;
+3. ``memory`` -- activation memory per rule at each of ``memory_timesteps`` (the saved-tensor meter);
+4. ``on_chip`` -- on-chip fine-tuning of the trained network with each of ``on_chip.rules`` (numba);
+5. ``costs`` -- inference energy, latency and fit on every chip;
+6. ``feasibility`` -- chips x rules verdicts, learning memory per core, energy per training sample;
+7. ``export`` -- Lava/netx/NIR export with Lava verification (and the learning export);
+8. ``report`` -- ``report.md``, figures and ``results.json`` (every number of the report).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+STAGES = ("train", "simulate", "memory", "on_chip", "costs", "feasibility", "export", "report")
+
+
+class StudyError(ValueError):
+    """An invalid study configuration or output folder; the message names the key or file."""
+
+
+class OnChipConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rules: list[Literal["sltt", "sltt_k", "ottt_a", "ottt_o"]] = ["sltt", "ottt_a"]
+    samples: int = Field(200, ge=1, description="training samples of on-chip fine-tuning")
+    lr: float = Field(0.02, gt=0)
+
+
+class StudyConfig(BaseModel):
+    """A study (all keys optional; defaults are the built-in study ``make demo`` runs)."""
+
+    model_config = ConfigDict(extra="forbid")
+    dataset: Literal["digits", "randman"] = "digits"
+    network: str = "64-128-10"
+    timesteps: int = Field(8, ge=1)
+    epochs: int = Field(4, ge=1)
+    batch_size: int = Field(32, ge=1)
+    train_rules: list[Literal["bptt", "sltt", "sltt_k", "ottt_a", "ottt_o", "ttl_bptt", "stdl"]] = ["sltt", "bptt"]
+    rules: list[Literal["bptt", "sltt", "sltt_k", "ottt_a", "ottt_o", "ttl_bptt", "stdl"]] = [
+        "bptt", "sltt", "sltt_k", "ottt_a", "ottt_o", "ttl_bptt", "stdl"]
+    chips: list[str] | Literal["all"] = "all"
+    memory_timesteps: list[int] = [4, 8, 16]
+    ttl_window: int = Field(2, ge=1)
+    stdl_budget_bytes: int = Field(1 << 20, ge=1)
+    on_chip: OnChipConfig = OnChipConfig()
+    eval_samples: int = Field(300, ge=1, description="test samples for accuracy and costs")
+    export: bool = True
+    seed: int = 0
+
+    @field_validator("network")
+    @classmethod
+    def _spec(cls, value: str) -> str:
+        from hwsim.network import NetworkError, from_spec
+
+        try:
+            from_spec(value)
+        except NetworkError as err:
+            raise ValueError(str(err)) from None
+        return value
+
+    @field_validator("chips")
+    @classmethod
+    def _chips(cls, value):
+        import chips
+
+        if value != "all":
+            for name in value:
+                chips.load(name)
+        return value
+
+    @field_validator("memory_timesteps")
+    @classmethod
+    def _steps(cls, value: list[int]) -> list[int]:
+        if not value or min(value) < 1:
+            raise ValueError("needs at least one time step count, each >= 1")
+        return value
+
+
+def load_config(path: str | Path | None) -> StudyConfig:
+    if path is None:
+        return StudyConfig()
+    path = Path(path)
+    if not path.is_file():
+        raise StudyError(f"{path}: no such study configuration")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise StudyError(f"{path}: malformed YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise StudyError(f"{path}: expected a mapping of study keys")
+    try:
+        return StudyConfig.model_validate(data)
+    except ValidationError as err:
+        problems = []
+        for e in err.errors():
+            key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+            if e["type"] == "extra_forbidden":
+                problems.append(f"key {key!r} is not a study key (known: {', '.join(StudyConfig.model_fields)})")
+            else:
+                problems.append(f"key {key!r}: {e['msg']} (got {e.get('input')!r})")
+        raise StudyError(f"{path}: " + "; ".join(problems)) from None
+    except Exception as err:  # a chip name the loader refuses
+        raise StudyError(f"{path}: key 'chips': {err}") from None
+
+
+class Study:
+    """Runs the stages into ``out`` (see module docstring)."""
+
+    def __init__(self, config: StudyConfig, out: str | Path, progress: bool = True, log=print):
+        self.config, self.out, self.progress, self.log = config, Path(out), progress, log
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "stages").mkdir(exist_ok=True)
+        saved = self.out / "study.yaml"
+        text = yaml.safe_dump(config.model_dump(), sort_keys=True)
+        if saved.is_file() and saved.read_text() != text:
+            raise StudyError(f"{self.out}: holds a study with another configuration ({saved}); use another --out")
+        saved.write_text(text)
+        import chips
+
+        self.chip_names = chips.names() if config.chips == "all" else list(config.chips)
+
+    # -- bookkeeping ---------------------------------------------------------------------------------
+    def run(self) -> dict:
+        results = {}
+        for stage in STAGES:
+            path = self.out / "stages" / f"{stage}.json"
+            if path.is_file():
+                results[stage] = json.loads(path.read_text())
+                self.log(f"[{stage}] done before, kept")
+                continue
+            start = time.perf_counter()
+            self.log(f"[{stage}] running")
+            results[stage] = getattr(self, f"stage_{stage}")(results)
+            results[stage]["seconds"] = round(time.perf_counter() - start, 2)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(results[stage], indent=2))
+            tmp.replace(path)  # a stage counts as finished only once its results are on disk
+        return results
+
+    def _data(self):
+        from methods.data import load_dataset
+
+        data = load_dataset(self.config.dataset, self.config.timesteps, seed=self.config.seed)
+        x, y = (a.numpy() for a in data.split("test"))
+        n = min(self.config.eval_samples, len(y))
+        return data, x[:n], y[:n]
+
+    def _trained(self):
+        from hwsim.network import load
+
+        return load(self.out / "train" / f"{self.config.train_rules[0]}.network.npz")
+
+    # -- stages --------------------------------------------------------------------------------------
+    def stage_train(self, results: dict) -> dict:
+        from methods.train import TrainConfig, train
+
+        c = self.config
+        out = {}
+        for rule in c.train_rules:
+            config = TrainConfig(rule=rule, dataset=c.dataset, epochs=c.epochs, timesteps=c.timesteps,
+                                 net=c.network, batch_size=c.batch_size, seed=c.seed, window=c.ttl_window,
+                                 budget_bytes=c.stdl_budget_bytes)
+            ckpt = self.out / "train" / f"{rule}.pt"
+            resume = ckpt if ckpt.is_file() else None
+            result = train(config, out=ckpt, resume=resume, progress=self.progress, log=lambda *_: None)
+            last = result.history[-1]
+            out[rule] = {"test_accuracy_percent": round(100 * last.test_accuracy, 1),
+                         "activation_kib": round(max(h.activation_bytes for h in result.history) / 1024, 1),
+                         "seconds_per_epoch": round(float(np.mean([h.seconds for h in result.history])), 2)}
+            self.log(f"  {rule}: test {out[rule]['test_accuracy_percent']} %")
+        return {"rules": out, "epochs": c.epochs, "timesteps": c.timesteps}
+
+    def stage_simulate(self, results: dict) -> dict:
+        from hwsim.engine import Engine
+        from hwsim.learning import OnChipLearner, accuracy
+        from hwsim.plots import spike_raster
+        from hwsim.quantize import quantize
+
+        _, x, y = self._data()
+        network = self._trained()
+        x = x.reshape(*x.shape[:2], *network.input_shape)
+        float_acc = accuracy(OnChipLearner(network, "sltt"), x, y) if _dense(network) else None
+        fixed, report = quantize(network, x, y)
+        from hwsim.network import save
+
+        save(fixed, self.out / "fixed.network.npz")
+        counts = Engine(network).run(np.moveaxis(x, 0, 1).astype(np.uint8)).counts
+        spike_raster(Engine(fixed).run(np.moveaxis(x[:1], 0, 1).astype(np.uint8)), self.out / "spike_raster.png",
+                     title=f"one {self.config.dataset} test sample, fixed point")
+        return {"float_accuracy_percent": None if float_acc is None else round(100 * float_acc, 1),
+                "quantized_float_percent": round(100 * report.accuracy_float, 1),
+                "quantized_fixed_percent": round(100 * report.accuracy_fixed, 1),
+                "samples": int(len(y)), "sop_per_sample": int(counts.total("sop") // counts.batch),
+                "spikes_per_sample": int(sum(lc.total("spikes_out") for lc in counts.layers) // counts.batch),
+                "clipped_weights": int(sum(q.weights_clipped for q in report.layers))}
+
+    def stage_memory(self, results: dict) -> dict:
+        import torch
+
+        from hwsim.network import from_spec
+        from methods import build_rule
+        from methods.memory import ActivationMeter
+
+        c = self.config
+        net = from_spec(c.network, seed=c.seed)
+        g = torch.Generator().manual_seed(c.seed)
+        out = {}
+        for rule in c.rules:
+            out[rule] = {}
+            for steps in c.memory_timesteps:
+                r = build_rule(rule, net, window=min(c.ttl_window, steps), budget_bytes=c.stdl_budget_bytes,
+                               batch_size=c.batch_size, seed=c.seed)
+                x = (torch.rand(steps, c.batch_size, *net.input_shape, generator=g) < 0.2).float()
+                y = torch.randint(0, r.model.n_classes, (c.batch_size,), generator=g)
+                with ActivationMeter(*r.modules()) as meter:
+                    if rule == "ottt_o":  # updates inside the sample: needs its optimizer
+                        r.step(x, y, torch.optim.SGD(list(r.parameters()), lr=0.0))
+                    else:
+                        r.accumulate(x, y)
+                out[rule][str(steps)] = round(meter.report().peak_bytes / 1024, 1)
+        from hwsim.plots import memory_vs_timesteps
+
+        memory_vs_timesteps(out, self.out / "memory_vs_T.png", batch=c.batch_size)
+        return {"activation_kib": out, "batch": c.batch_size}
+
+    def stage_on_chip(self, results: dict) -> dict:
+        from hwsim.learning import OnChipLearner, accuracy, fit
+
+        c = self.config
+        data, x_test, y_test = self._data()
+        x_train, y_train = (a.numpy() for a in data.split("train"))
+        n = min(c.on_chip.samples, len(y_train))
+        out = {}
+        base = self._trained()
+        if not _dense(base):
+            return {"rules": {}, "note": "on-chip learning kernels take dense networks"}
+        for rule in c.on_chip.rules:
+            import copy
+
+            learner = OnChipLearner(copy.deepcopy(base), rule, lr=c.on_chip.lr, seed=c.seed)
+            before = accuracy(learner, x_test, y_test)
+            counts = fit(learner, x_train[:n], y_train[:n], epochs=1, batch_size=1, seed=c.seed)
+            after = accuracy(learner, x_test, y_test)
+            out[rule] = {"before_percent": round(100 * before, 1), "after_percent": round(100 * after, 1),
+                         "samples": n, "error_macs_last_sample": counts.total("error_macs"),
+                         "grad_ops_last_sample": counts.total("grad_ops"),
+                         "weight_updates_last_sample": counts.total("weight_updates")}
+        return {"rules": out}
+
+    def stage_costs(self, results: dict) -> dict:
+        import chips
+        from hwsim.cost import estimate
+        from hwsim.engine import Engine
+        from hwsim.network import load
+        from hwsim.plots import energy_breakdown
+
+        _, x, _ = self._data()
+        fixed = load(self.out / "fixed.network.npz")
+        x = x.reshape(*x.shape[:2], *fixed.input_shape)[:32]
+        counts = Engine(fixed).run(np.moveaxis(x, 0, 1).astype(np.uint8)).counts
+        reports = [estimate(fixed, counts, chips.load(name)).to_dict() for name in self.chip_names]
+        energy_breakdown(reports, self.out / "energy_per_chip.png",
+                         title=f"{self.config.network} on {self.config.dataset}, T={self.config.timesteps}")
+        return {"chips": {r["chip"]: {"energy_uj_per_sample": _sig(r["energy_per_sample_j"] * 1e6),
+                                      "latency_ms_per_sample": None if r["latency_s"] is None else
+                                      _sig(r["latency_s"] / counts.batch * 1e3),
+                                      "fits": r["fits"], "cores": r["cores_used"], "unpriced": len(r["unpriced"]),
+                                      "limits_broken": r["limits_broken"]} for r in reports},
+                "samples": int(counts.batch)}
+
+    def stage_feasibility(self, results: dict) -> dict:
+        import chips
+        from hwsim.feasibility import check, learning_counts
+        from hwsim.plots import feasibility_heatmap
+
+        c = self.config
+        network = self._trained()
+        verdicts = []
+        for rule in c.rules:
+            counts = learning_counts(network, rule, c.timesteps, 0.2, seed=c.seed, window=c.ttl_window) \
+                if _dense(network) else None
+            for name in self.chip_names:
+                verdicts.append(check(network, chips.load(name), rule, c.timesteps, counts,
+                                      window=c.ttl_window).to_dict())
+        feasibility_heatmap(verdicts, self.out / "feasibility.png",
+                            title=f"{c.network}, T={c.timesteps}: on-chip learning")
+        table = {}
+        for v in verdicts:
+            table.setdefault(v["chip"], {})[v["rule"]] = {
+                "verdict": v["verdict"], "memory_kib_per_core": round(v["memory_per_core_bytes"] / 1024, 1),
+                "energy_uj_per_sample": None if v["energy_per_sample_j"] is None else
+                _sig(v["energy_per_sample_j"] * 1e6)}
+        return {"table": table}
+
+    def stage_export(self, results: dict) -> dict:
+        if not self.config.export:
+            return {"skipped": True}
+        from hwsim.export.bundle import export
+
+        _, x, y = self._data()
+        network = self._trained()
+        x = x.reshape(*x.shape[:2], *network.input_shape)
+        summary = export(network, self.out / "export", x[:16], y[:16], verify=True, learning=_dense(network))
+        out = {"verified_equal": summary["verify"]["equal"],
+               "layers": {v["layer"]: v["equal"] for v in summary["verify"]["layers"]},
+               "files": summary["files"]}
+        if "learning" in summary:
+            out["learning_correlation"] = round(summary["learning"]["correlation"], 3)
+        return out
+
+    def stage_report(self, results: dict) -> dict:
+        from hwsim.plots import accuracy_bars
+        from hwsim.report import write_report
+
+        sim = results["simulate"]
+        accuracy_bars({"float (torch read-out)": sim["quantized_float_percent"],
+                       "fixed point (hwsim, Lava-exact)": sim["quantized_fixed_percent"]},
+                      self.out / "quantization_accuracy.png")
+        write_report(self.config, results, self.out)
+        return {"report": "report.md", "results": "results.json"}
+
+
+def _dense(network) -> bool:
+    from hwsim.network import Dense
+
+    return all(isinstance(layer, Dense) for layer in network.layers)
+
+
+def _sig(value: float, digits: int = 3) -> float:
+    return float(f"{value:.{digits}g}")
