@@ -1,0 +1,138 @@
+"""The main job: a tiny study writes valid figures, every report number is in results.json, it resumes."""
+
+import json
+import re
+
+import pytest
+
+from hwsim.cli import main
+from hwsim.study import STAGES, Study, StudyError, load_config
+
+TINY = """
+epochs: 1
+eval_samples: 40
+chips: [loihi, spinnaker2, odin]
+rules: [bptt, sltt, ottt_o]
+memory_timesteps: [2, 4]
+on_chip: {rules: [sltt], samples: 10}
+"""
+FIGURES = ("energy_per_chip.png", "memory_vs_T.png", "feasibility.png", "spike_raster.png",
+           "quantization_accuracy.png")
+
+
+@pytest.fixture(scope="module")
+def study_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("study")
+    config = folder / "tiny.yaml"
+    config.write_text(TINY)
+    assert main(["study", "--config", str(config), "--out", str(folder / "out"), "--no-progress"]) == 0
+    return folder
+
+
+def _numbers(value) -> set[float]:
+    found = set()
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found |= _numbers(v) | _numbers(k)
+    elif isinstance(value, list):
+        for v in value:
+            found |= _numbers(v)
+    elif isinstance(value, bool):
+        pass
+    elif isinstance(value, (int, float)):
+        found.add(float(value))
+    elif isinstance(value, str):
+        found |= {float(m) for m in re.findall(r"\d+(?:\.\d+)?", value)}
+    return found
+
+
+@pytest.mark.lava
+def test_study_writes_figures_report_and_json(study_dir):
+    out = study_dir / "out"
+    for name in FIGURES:
+        data = (out / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, name
+    report = (out / "report.md").read_text()
+    results = json.loads((out / "results.json").read_text())
+    known = _numbers(results)
+    text = re.sub(r"`[^`]*`", " ", report)  # code spans hold names, not figures
+    text = re.sub(r"\([^)]*\.png\)", " ", text)  # image file names
+    shown = [float(m) for m in re.findall(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.])", text)]
+    assert len(shown) > 40
+    missing = sorted({n for n in shown if n not in known})
+    assert not missing, f"numbers in report.md that results.json does not hold: {missing}"
+    assert results["export"]["verified_equal"] is True
+    assert results["memory"]["activation_kib"]["bptt"]["4"] > results["memory"]["activation_kib"]["bptt"]["2"]
+    assert results["memory"]["activation_kib"]["sltt"]["4"] == results["memory"]["activation_kib"]["sltt"]["2"]
+
+
+@pytest.mark.lava
+def test_rerun_resumes_without_redoing_finished_stages(study_dir, capsys):
+    out = study_dir / "out"
+    stages = {s: (out / "stages" / f"{s}.json").stat().st_mtime_ns for s in STAGES}
+    (out / "stages" / "report.json").unlink()
+    (out / "report.md").unlink()
+    config = load_config(study_dir / "tiny.yaml")
+    logs = []
+    Study(config, out, progress=False, log=logs.append).run()
+    assert [line for line in logs if "done before, kept" in line] == [f"[{s}] done before, kept" for s in STAGES[:-1]]
+    for stage in STAGES[:-1]:
+        assert (out / "stages" / f"{stage}.json").stat().st_mtime_ns == stages[stage]
+    assert (out / "report.md").is_file()
+
+
+def test_interrupted_stage_leaves_the_finished_ones(tmp_path, monkeypatch):
+    config = load_config(None).model_copy(update={"epochs": 1, "eval_samples": 20, "chips": ["odin"],
+                                                  "rules": ["sltt"], "memory_timesteps": [2], "export": False})
+    config.on_chip.samples = 5
+
+    def boom(self, results):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Study, "stage_costs", boom)
+    with pytest.raises(KeyboardInterrupt):
+        Study(config, tmp_path, progress=False, log=lambda *_: None).run()
+    done = sorted(p.stem for p in (tmp_path / "stages").glob("*.json"))
+    assert done == sorted(["train", "simulate", "memory", "on_chip"])
+    monkeypatch.undo()
+    logs = []
+    results = Study(config, tmp_path, progress=False, log=logs.append).run()
+    assert "[train] done before, kept" in logs and "[costs] running" in logs
+    assert results["costs"]["chips"]["odin"]["fits"] in (True, False)
+
+
+@pytest.mark.parametrize("text,fragment", [
+    ("epoch: 3\n", "key 'epoch' is not a study key"),
+    ("timesteps: 0\n", "key 'timesteps'"),
+    ("rules: [sltt, hebb]\n", "key 'rules.1'"),
+    ("network: 64-abc-10\n", "key 'network'"),
+    ("chips: [loihi9]\n", "unknown chip 'loihi9'"),
+    ("on_chip: {rules: [sltt], speed: 3}\n", "key 'on_chip.speed' is not a study key"),
+    ("[1, 2\n", "malformed YAML"),
+])
+def test_invalid_configs_name_the_key(tmp_path, text, fragment):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(StudyError) as err:
+        load_config(path)
+    assert fragment in str(err.value) and "bad.yaml" in str(err.value)
+
+
+def test_another_config_in_the_same_folder_is_refused(tmp_path):
+    Study(load_config(None), tmp_path, progress=False)
+    other = load_config(None).model_copy(update={"epochs": 9})
+    with pytest.raises(StudyError, match="another configuration"):
+        Study(other, tmp_path, progress=False)
+
+
+def test_help_of_every_command_states_units(capsys):
+    for command in ("run", "estimate", "chips", "train", "feasibility", "export", "study"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = capsys.readouterr().out
+        assert len(text) > 200, command
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    top = capsys.readouterr().out
+    for command in ("run", "estimate", "chips", "train", "feasibility", "export", "study"):
+        assert command in top
