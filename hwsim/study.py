@@ -133,8 +133,12 @@ class Study:
 
     # -- bookkeeping ---------------------------------------------------------------------------------
     def run(self) -> dict:
+        from tqdm import tqdm
+
         results = {}
-        for stage in STAGES:
+        bar = tqdm(STAGES, desc="study", unit="stage", disable=not self.progress, leave=False)
+        for stage in bar:
+            bar.set_description(f"study: {stage}")
             path = self.out / "stages" / f"{stage}.json"
             if path.is_file():
                 results[stage] = json.loads(path.read_text())
@@ -251,7 +255,8 @@ class Study:
 
             learner = OnChipLearner(copy.deepcopy(base), rule, lr=c.on_chip.lr, seed=c.seed)
             before = accuracy(learner, x_test, y_test)
-            counts = fit(learner, x_train[:n], y_train[:n], epochs=1, batch_size=1, seed=c.seed)
+            counts = fit(learner, x_train[:n], y_train[:n], epochs=1, batch_size=1, seed=c.seed,
+                         progress=self.progress)
             after = accuracy(learner, x_test, y_test)
             out[rule] = {"before_percent": round(100 * before, 1), "after_percent": round(100 * after, 1),
                          "samples": n, "error_macs_last_sample": counts.total("error_macs"),
