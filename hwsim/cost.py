@@ -148,6 +148,9 @@ def estimate(network: Network, counts: Counts, chip: Chip, mapping: Mapping | No
     unpriced.extend(f"{action}: {count} events, no {figure} in profile {chip.name}"
                     for (action, figure), count in gaps.items())
     step_latency, assumptions = step_latency_s(mapping, counts, chip)
+    if counts.phase == "learning" and step_latency is not None:
+        assumptions.append("latency counts the forward work, routing and barriers; the time of learning operations "
+                           "(error MACs, gradient ops, weight write-back) is not included")
     samples = counts.batch
     latency = step_latency * counts.timesteps * samples if step_latency is not None else None
     if chip.static is not None and not all_in:
