@@ -77,9 +77,6 @@ class OnChipLearner:
         self.soft = resets.pop() == "soft"
         if precision not in ("float", "fixed"):
             raise LearningError(f"precision must be 'float' or 'fixed', got {precision!r}")
-        if precision == "fixed" and rule in WINDOWED_RULES:
-            raise LearningError(f"fixed-point learning is built for the online rules (sltt, sltt_k, ottt_a, ottt_o), "
-                                f"not {rule}")
         for name, bits in (("weight_bits", weight_bits), ("trace_bits", trace_bits), ("error_bits", error_bits)):
             if not 2 <= int(bits) <= 24:
                 raise LearningError(f"{name} must be in 2..24, got {bits}")
@@ -94,10 +91,11 @@ class OnChipLearner:
         self.touched = np.zeros(int(self.sizes[:-1].sum()), np.uint8)
         self.has_bias = np.array([layer.bias is not None for layer in layers], np.uint8)
         self.w_levels = 0 if precision == "float" else 2 ** (self.bits["weights"] - 1) - 1
-        self.w_step = np.ones(len(layers), np.float32)
+        offsets = self.graph.w_off if self.graph is not None else self.w_off
+        self.w_step = np.ones(len(offsets) - 1, np.float32)
         if precision == "fixed":  # weights on a per-layer grid: max |W| / levels, rounded there once
-            for ly in range(len(layers)):
-                part = self.w[self.w_off[ly]: self.w_off[ly + 1]]
+            for ly in range(len(offsets) - 1):
+                part = self.w[offsets[ly]: offsets[ly + 1]]
                 self.w_step[ly] = max(float(np.abs(part).max()), 1e-12) / self.w_levels
                 part[:] = np.clip(np.rint(part / self.w_step[ly]), -self.w_levels, self.w_levels) * self.w_step[ly]
             self.sync()
@@ -203,7 +201,10 @@ class OnChipLearner:
         train_windowed(gr.n_in, gr.n_out, gr.src, gr.lif, gr.readout, gr.pass_error, len(self.network.layers) - 1,
                        self.w, gr.w_off, self.b, gr.b_off, gr.b_off, gr.lams, gr.v_th, self.soft, self.sur_kind,
                        np.float32(self.alpha), in_off, in_events, labels, steps, window, self.lr, self.grad_w,
-                       self.grad_b, gr.has_bias, counters, readout, neuron_spikes, neuron_active, input_spikes)
+                       self.grad_b, gr.has_bias, counters, readout, neuron_spikes, neuron_active, input_spikes,
+                       self.w_step, self.w_levels,
+                       0 if self.precision == "float" else 2 ** (self.bits["errors"] - 1) - 1, self.seed + self.batches)
+        self.batches += 1
         if sync:
             self.sync()
         counts = Counts(timesteps=steps, batch=batch, mode="float", phase="learning")

@@ -17,7 +17,9 @@ layers (the state entering the window is a constant):
 
 W^T products are done only at neurons whose surrogate derivative is non-zero. ``window = T`` with one block
 is BPTT; ``window = 1`` drops every temporal term (SLTT-like per-step learning, as STDL-online uses).
-Weights are updated once per batch (plain SGD). Layouts and counters as ``hwsim.rules.online``.
+Weights are updated once per batch (plain SGD); in fixed point (``w_levels`` > 0) error messages are
+quantised and weights written back onto their grid by stochastic rounding, as in ``hwsim.rules.online``.
+Layouts and counters as ``hwsim.rules.online``.
 """
 
 from __future__ import annotations
@@ -26,15 +28,17 @@ import numba as nb
 import numpy as np
 
 from hwsim.kernels.synapses import dense_events
-from hwsim.rules.online import surrogate
+from hwsim.rules.online import quantise_vector, stochastic_round, surrogate
 
 
 @nb.njit(cache=True)
 def train_windowed(n_in, n_out, src, lif, readout, pass_error, main_out, w, w_off, bias, b_off, n_off, lams, v_th,
                    soft, sur_kind, sur_alpha, in_off, in_events, labels, steps, window, lr, grad_w, grad_b, has_bias,
-                   counters, readout_sum, neuron_spikes, neuron_active, input_spikes):
+                   counters, readout_sum, neuron_spikes, neuron_active, input_spikes, w_step, w_levels,
+                   error_levels, seed):
     graph = n_in.shape[0]
     batch = labels.shape[0]
+    np.random.seed(seed)  # stochastic rounding of the weight write-back (fixed point)
     n_total = n_off[graph]
     scale = np.float32(1.0 / (batch * steps))
     one = np.float32(1.0)
@@ -141,6 +145,7 @@ def train_windowed(n_in, n_out, src, lif, readout, pass_error, main_out, w, w_of
                             p = np.exp(acc[c] - peak) / total
                             dI[lo + c] += np.float32(p - (1.0 if labels[b] == c else 0.0)) * scale
                         counters[g, 9, t] += no
+                    quantise_vector(dI[lo: lo + no], error_levels)  # the graded error message as sent
                     # gradients: dW += dI s_src^T (gated by presynaptic spikes), db += dI
                     nonzero = 0
                     for i in range(no):
@@ -189,8 +194,9 @@ def train_windowed(n_in, n_out, src, lif, readout, pass_error, main_out, w, w_of
             row = w_off[g] + j * no
             for i in range(no):
                 gr = grad_w[row + i]
-                written += gr != 0.0
-                w[row + i] -= rate * gr
+                if gr != 0.0:
+                    written += 1
+                    w[row + i] = stochastic_round(w[row + i] - rate * gr, w_step[g], w_levels)
                 grad_w[row + i] = 0.0
         for k in range(b_off[g], b_off[g + 1]):
             if has_bias[g]:
