@@ -54,7 +54,8 @@ class OnChipLearner:
         if rule not in ON_CHIP_RULES:
             raise LearningError(f"unknown on-chip rule {rule!r}; known rules: {', '.join(ON_CHIP_RULES)}")
         if network.mode != "float":
-            raise LearningError("on-chip learning runs float networks here; fixed-point learning is not built yet")
+            raise LearningError("on-chip learning takes the float network; pass precision='fixed' to learn in the "
+                                "chip's fixed point (8-bit weights, 7-bit traces, 8-bit errors)")
         for i, layer in enumerate(network.layers):
             if not isinstance(layer, Dense):
                 raise LearningError(f"layer {i} ({layer.name}): on-chip learning supports dense layers, "
