@@ -87,37 +87,44 @@ def estimate(network: Network, counts: Counts, chip: Chip, mapping: Mapping | No
         if count > 0:
             gaps[(action, figure)] = gaps.get((action, figure), 0) + int(count)
 
-    for lc, placement in zip(counts.layers, mapping.layers):
-        cores = placement.first_core + np.arange(placement.cores)
+    heads = len(counts.layers) - len(mapping.layers)
+    for index, lc in enumerate(counts.layers):
+        # learning heads (TTL-BPTT classifiers, STDL auxiliary copies) have no placement: priced by totals
+        placement = mapping.layers[index] if index < len(mapping.layers) else None
+        cores = None if placement is None else placement.first_core + np.arange(placement.cores)
+
+        def split(attr: str, figure: float, placement=placement):
+            return None if placement is None else _per_core(getattr(placement, attr)) * figure * PJ
+
         name = lc.name
         sops = lc.total("sop")
         sop_pj = None
         if e is not None:
             sop_pj = e.sop_conv_pj if lc.kind in ("conv2d", "sumpool2d") and e.sop_conv_pj is not None else e.sop_pj
         if sop_pj is not None:
-            add("sop", name, sops * sop_pj * PJ, cores, _per_core(placement.sop_per_core) * sop_pj * PJ)
+            add("sop", name, sops * sop_pj * PJ, cores, split("sop_per_core", sop_pj))
         else:
             missing("sop", sops, "energy.sop_pj")
 
         updates, active = lc.total("neuron_updates"), lc.total("neuron_updates_active")
         if e is not None and e.neuron_update_active_pj is not None and e.neuron_update_idle_pj is not None:
             a, i = e.neuron_update_active_pj, e.neuron_update_idle_pj
-            add("neuron_update", name, (active * a + (updates - active) * i) * PJ, cores,
-                _neuron_core_pj(placement, a, i) * PJ)
+            per_core = None if placement is None else _neuron_core_pj(placement, a, i) * PJ
+            add("neuron_update", name, (active * a + (updates - active) * i) * PJ, cores, per_core)
         elif e is not None and e.neuron_update_pj is not None:
             add("neuron_update", name, updates * e.neuron_update_pj * PJ, cores,
-                _per_core(placement.updates_per_core) * e.neuron_update_pj * PJ)
+                split("updates_per_core", e.neuron_update_pj))
         elif not all_in:
             missing("neuron_update", updates, "energy.neuron_update_pj (or _active_pj and _idle_pj)")
 
         spikes = lc.total("spikes_out")
         if e is not None and e.spike_out_pj is not None:
-            add("spike_out", name, spikes * e.spike_out_pj * PJ, cores,
-                _per_core(placement.spikes_per_core) * e.spike_out_pj * PJ)
+            add("spike_out", name, spikes * e.spike_out_pj * PJ, cores, split("spikes_per_core", e.spike_out_pj))
         elif not all_in:
             missing("spike_out", spikes, "energy.spike_out_pj")
 
-        hops_ew, hops_ns = placement.hops_ew_in, placement.hops_ns_in
+        hops_ew = 0 if placement is None else placement.hops_ew_in
+        hops_ns = 0 if placement is None else placement.hops_ns_in
         if e is not None and e.hop_ew_pj is not None and e.hop_ns_pj is not None:
             add("routing", name, (hops_ew * e.hop_ew_pj + hops_ns * e.hop_ns_pj) * PJ)
         elif e is not None and e.hop_pj is not None:
@@ -148,6 +155,9 @@ def estimate(network: Network, counts: Counts, chip: Chip, mapping: Mapping | No
     unpriced.extend(f"{action}: {count} events, no {figure} in profile {chip.name}"
                     for (action, figure), count in gaps.items())
     step_latency, assumptions = step_latency_s(mapping, counts, chip)
+    if heads > 0:
+        assumptions.append(f"{heads} learning head layers (local classifiers, auxiliary copies) priced by their "
+                           f"totals, without placement or routing")
     if counts.phase == "learning" and step_latency is not None:
         assumptions.append("latency counts the forward work, routing and barriers; the time of learning operations "
                            "(error MACs, gradient ops, weight write-back) is not included")

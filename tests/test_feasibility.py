@@ -104,3 +104,13 @@ def test_on_a_bounded_chip_bptt_needs_more_cores_as_T_grows_and_sltt_does_not():
     bptt = [learning_state(NET, loihi, "bptt", t)[3] for t in (8, 256, 1024)]
     sltt = {learning_state(NET, loihi, "sltt", t)[3] for t in (8, 256, 1024)}
     assert bptt[0] < bptt[1] < bptt[2] and len(sltt) == 1, (bptt, sltt)
+
+
+def test_learning_heads_are_priced():
+    net = from_spec("64-128-64-10", seed=0)
+    counts = learning_counts(net, "ttl_bptt", 8, 0.2, window=2)
+    assert [lc.name for lc in counts.layers][-2:] == ["dense0.head0", "dense1.head0"]
+    report = estimate(net, counts, chips.load("generic_45nm"))
+    assert report.energy_by_layer_j["dense0.head0"] > 0 and report.energy_by_layer_j["dense1.head0"] > 0
+    assert report.energy_j == pytest.approx(sum(report.energy_by_layer_j.values()), rel=1e-12)
+    assert any("learning head layers" in a for a in report.assumptions)
