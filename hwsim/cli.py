@@ -159,8 +159,9 @@ def _add_run_arguments(cmd: argparse.ArgumentParser, default_mode: str) -> None:
                      help="input spike probability per input neuron per step, 0..1 (default 0.05)")
     cmd.add_argument("--batch", "-B", type=_positive_int, default=1, metavar="B",
                      help="independent samples (default 1); energies are also given per sample")
-    cmd.add_argument("--mode", default=default_mode, metavar="MODE",
-                     help=f"numeric form: float (float32 LIF) or fixed (Loihi fixed point); default {default_mode}")
+    cmd.add_argument("--mode", default=None, metavar="MODE",
+                     help=f"numeric form: float (float32 LIF) or fixed (Loihi fixed point); default {default_mode} "
+                          f"for a spec, the file's own for a saved network (a float file asked for fixed is quantised)")
     cmd.add_argument("--seed", type=int, default=0, metavar="S", help="seed for weights and input (default 0)")
     cmd.add_argument("--json", action="store_true", help="print results as JSON")
 

@@ -17,25 +17,31 @@ class UsageError(ValueError):
     """A command-line argument is invalid."""
 
 
-def _load_network(net: str, mode: str, seed: int):
+def _load_network(net: str, mode: str | None, seed: int, default: str = "float"):
+    """A saved network (its own mode unless ``mode`` asks otherwise: a float file is then quantised) or a
+    random one from a spec string (``mode``, else ``default``)."""
     from pathlib import Path
 
     from hwsim.network import from_spec, load
 
-    if mode not in MODES:
+    if mode is not None and mode not in MODES:
         raise UsageError(f"--mode: unknown mode {mode!r}; expected one of {', '.join(MODES)}")
     if net.endswith(".npz") or Path(net).is_file():
         network = load(net)
-        if network.mode != mode:
-            raise UsageError(f"--mode {mode}: {net} is a {network.mode}-mode network")
-        return network
-    return from_spec(net, mode=mode, seed=seed)
+        if mode is None or network.mode == mode:
+            return network
+        if mode == "fixed":
+            from hwsim.quantize import quantize
+
+            return quantize(network)[0]
+        raise UsageError(f"--mode float: {net} is a fixed-point network; it has no float form")
+    return from_spec(net, mode=mode or default, seed=seed)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from hwsim.engine import Engine, bernoulli
 
-    network = _load_network(args.net, args.mode, args.seed)
+    network = _load_network(args.net, args.mode, args.seed, default="float")
     spikes = bernoulli((args.timesteps, args.batch, *network.input_shape), args.rate, seed=args.seed + 1)
     engine = Engine(network)
     engine.run(spikes[:1, :1])  # load the compiled kernels once, so the timing below is the run alone
@@ -211,7 +217,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         network = _load_network(args.net, "float", args.seed)
         counts = learning_counts(network, args.rule, args.timesteps, args.rate, batch=args.batch, seed=args.seed)
     else:
-        network = _load_network(args.net, args.mode, args.seed)
+        network = _load_network(args.net, args.mode, args.seed, default="fixed")
         spikes = bernoulli((args.timesteps, args.batch, *network.input_shape), args.rate, seed=args.seed + 1)
         counts = Engine(network).run(spikes).counts
     reports = []

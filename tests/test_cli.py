@@ -86,3 +86,14 @@ def test_estimate_unknown_chip_is_one_line():
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "unknown chip 'loihi9'; known chips: anp_i" in proc.stderr
     assert proc.stderr.strip().count("\n") == 0
+
+
+def test_saved_networks_run_in_their_own_mode_or_are_quantised(tmp_path, capsys):
+    path = save(from_spec("30-12-4", mode="float", seed=1), tmp_path / "float.npz")
+    assert main(["run", "--net", str(path), "-T", "4", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["mode"] == "float"
+    assert main(["run", "--net", str(path), "-T", "4", "--mode", "fixed", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["mode"] == "fixed"  # quantised on the way
+    fixed = save(from_spec("30-12-4", mode="fixed", seed=1), tmp_path / "fixed.npz")
+    assert main(["run", "--net", str(fixed), "--mode", "float"]) == 2
+    assert "has no float form" in capsys.readouterr().err
