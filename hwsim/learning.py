@@ -23,7 +23,7 @@ import numpy as np
 from hwsim.counts import Counts, LayerCounts, add_inference_bytes
 from hwsim.engine import check_input
 from hwsim.kernels.synapses import scan_events
-from hwsim.network import Dense, FloatLIF, Network, NetworkError
+from hwsim.network import Dense, Network, NetworkError
 from hwsim.rules.online import COUNTER_NAMES, RECTANGLE, SIGMOID, TRIANGLE, train_online
 from hwsim.rules.windowed import train_windowed
 
@@ -344,11 +344,6 @@ def add_learning_bytes(lc: LayerCounts, errors: np.ndarray, uses_traces: bool, s
     lc.mem_write_bytes["grad_accum"] += ev["grad_ops"] * size["grad_accum"]
     lc.mem_read_bytes["traces"] += (ev["trace_updates"] + (ev["grad_ops"] if uses_traces else 0)) * size["traces"]
     lc.mem_write_bytes["traces"] += ev["trace_updates"] * size["traces"]
-
-
-def float_network(network: Network) -> bool:
-    return network.mode == "float" and all(isinstance(layer.neuron, FloatLIF) for layer in network.layers
-                                           if layer.neuron is not None)
 
 
 

@@ -96,9 +96,3 @@ def lif_step(current: torch.Tensor, state: LIFState | None, neuron: FloatLIF, su
             u = neuron.lam * (u_prev * (1.0 - s_prev)) + current
     s = spike(u - neuron.v_th, surrogate)
     return s, LIFState(u, s)
-
-
-def surrogate_from_name(name: str, **kwargs) -> Surrogate:
-    if name not in SURROGATES:
-        raise ValueError(f"unknown surrogate {name!r}; expected one of {', '.join(SURROGATES)}")
-    return SURROGATES[name](**kwargs)

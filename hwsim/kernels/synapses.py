@@ -161,7 +161,3 @@ def scan_events(spikes):
             events, count = emit_events(spikes[t, b], events, count)
             offsets[b * steps + t + 1] = count
     return offsets, events[:count]
-
-
-def empty_geom() -> np.ndarray:
-    return np.zeros(10, np.int64)
