@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 import numba
@@ -23,8 +24,15 @@ def _kernel_cache_dir() -> Path:
     for folder in ("kernels", "rules"):
         for source in sorted((package / folder).glob("**/*.py")):
             digest.update(source.read_bytes())
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hwsim" / "numba"
-    return base / digest.hexdigest()[:16]
+    name = digest.hexdigest()[:16]
+    for base in (Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hwsim" / "numba",
+                 Path(tempfile.gettempdir()) / "hwsim-numba"):
+        try:
+            (base / name).mkdir(parents=True, exist_ok=True)
+            return base / name
+        except OSError:  # a read-only home: fall back to the temporary folder
+            continue
+    return Path(tempfile.mkdtemp(prefix="hwsim-numba-"))
 
 
 if not os.environ.get("NUMBA_CACHE_DIR"):
