@@ -41,7 +41,9 @@ LEARNING_ACTIONS = {"weight_update": ("weight_updates", "weight_update_pj"),
 
 @dataclass
 class CostReport:
-    """Energy (J), latency (s) and fit of one run on one chip."""
+    """Energy (J), latency (s) and fit of one run on one chip: totals, by action, by layer and by core (a
+    core's SOPs, neuron updates and spikes plus an equal share of static power; routing and memory traffic
+    belong to the network, not a core)."""
 
     chip: str
     energy_j: float
@@ -62,7 +64,8 @@ class CostReport:
                 "energy_per_sample_j": self.energy_j / self.samples,
                 "latency_s": self.latency_s, "step_latency_s": self.step_latency_s, "fits": self.fits,
                 "cores_used": self.cores_used, "limits_broken": self.limits_broken, "unpriced": self.unpriced,
-                "energy_by_layer_j": self.energy_by_layer_j, "assumptions": self.assumptions}
+                "energy_by_layer_j": self.energy_by_layer_j, "energy_by_core_j": self.energy_by_core_j,
+                "assumptions": self.assumptions}
 
 
 def estimate(network: Network, counts: Counts, chip: Chip, mapping: Mapping | None = None) -> CostReport:

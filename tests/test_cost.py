@@ -150,3 +150,12 @@ def test_truenorth_reproduction_example():
     assert r["events_per_s"] == pytest.approx(2**20 * 20 * 128, rel=0.05)
     assert r["pj_per_event"] == pytest.approx(2.3 + 42e-3 / r["events_per_s"] * 1e12, rel=1e-9)
     assert r["all_in_profile_pj"] == pytest.approx(26.0, rel=1e-12)
+
+
+def test_energy_by_core_adds_up_to_compute_plus_static():
+    net = from_spec("40-30-10", mode="fixed", seed=1)
+    counts = Engine(net).run(bernoulli((20, 2, 40), 0.3, seed=2)).counts
+    report = estimate(net, counts, chips.load("loihi")).to_dict()
+    per_action = report["energy_by_action_j"]
+    compute = per_action["sop"] + per_action["neuron_update"] + per_action["spike_out"] + per_action["static"]
+    assert len(report["energy_by_core_j"]) == 2 and sum(report["energy_by_core_j"]) == pytest.approx(compute)
