@@ -12,9 +12,9 @@ Energy (joules) by action, each from exact counts and one figure of the chip pro
 * learning actions -- ``weight_update``, ``trace_update``, ``error_mac``, ``grad_op`` x their figures;
 * ``static`` -- ``static_power_mw`` x simulated time, unless the figures are all-in (``energy.all_in``).
 
-Latency per step = the busiest core's work (its SOPs, active/idle neuron updates, spikes and weight
-updates x the chip's time per action) averaged over the run's steps and samples, plus the longest route
-(hops x hop time) and the barrier time for the tiles in use (linear between the published points,
+Latency per step = the busiest core's work (its SOPs, active/idle neuron updates, spikes and, when
+learning, weights written x the chip's time per action) averaged over the run's steps and samples, plus the
+longest route (hops x hop time) and the barrier time for the tiles in use (linear between the published points,
 clamped at the ends). A chip with a fixed tick (``timing.step_time_us``) runs at that tick. Simulated
 time = T x B x step latency. An action with a count but no figure is listed in ``unpriced``; nothing is
 invented.
@@ -162,8 +162,8 @@ def estimate(network: Network, counts: Counts, chip: Chip, mapping: Mapping | No
         assumptions.append(f"{heads} learning head layers (local classifiers, auxiliary copies) priced by their "
                            f"totals, without placement or routing")
     if counts.phase == "learning" and step_latency is not None:
-        assumptions.append("latency counts the forward work, routing and barriers; the time of learning operations "
-                           "(error MACs, gradient ops, weight write-back) is not included")
+        assumptions.append("latency counts the forward work, routing, barriers and the weight write-back where the "
+                           "chip publishes its time; error MACs and gradient ops have no published time")
     samples = counts.batch
     latency = step_latency * counts.timesteps * samples if step_latency is not None else None
     if chip.static is not None and not all_in:
@@ -198,6 +198,8 @@ def step_latency_s(mapping: Mapping, counts: Counts, chip: Chip) -> tuple[float 
             ns = ns + _per_core(p.updates_per_core) * t.neuron_update_ns
         if t.spike_out_ns is not None:
             ns = ns + _per_core(p.spikes_per_core) * t.spike_out_ns
+        if t.weight_update_ns is not None and p.weight_updates_per_core is not None:
+            ns = ns + _per_core(p.weight_updates_per_core) * t.weight_update_ns
         work.append(ns)
     per_step = counts.timesteps * counts.batch
     busiest = max(float(w.max()) for w in work) / per_step

@@ -22,7 +22,8 @@ Conventions (per layer; ``B`` = batch size, every counter summed over the batch)
   itself is part of the SOP (dendritic accumulators), not counted as memory traffic.
 * ``neuron_spikes`` -- per output neuron, spikes over all steps and samples, shape ``(n_out,)``;
   ``neuron_active`` -- per output neuron, active updates, ``(n_out,)``; ``input_spikes`` -- per
-  presynaptic neuron, ``(n_in,)``. The mapper uses them to split work across cores.
+  presynaptic neuron, ``(n_in,)``; while learning, ``neuron_weight_updates`` -- weights written per
+  postsynaptic neuron, ``(n_out,)``. The mapper uses them to split work across cores.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class LayerCounts:
     neuron_spikes: np.ndarray | None = None
     neuron_active: np.ndarray | None = None
     input_spikes: np.ndarray | None = None
+    neuron_weight_updates: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         for name in EVENT_COUNTERS:

@@ -174,12 +174,14 @@ class OnChipLearner:
         neuron_spikes = np.zeros(int(self.b_off[-1]), np.int64)
         neuron_active = np.zeros_like(neuron_spikes)
         input_spikes = np.zeros(int(self.sizes[:-1].sum()), np.int64)
+        neuron_writes = np.zeros_like(neuron_spikes)
         train_online(self.sizes, self.w, self.w_off, self.b, self.b_off, self.b_off, self.lams, self.v_th,
                      self.soft, self.sur_kind, np.float32(self.alpha), in_off, in_events, labels, mask, self.lr,
                      self.rule.startswith("ottt"), self.rule == "ottt_o", self.grad_w, self.grad_b, self.touched,
                      self.has_bias, counters, readout, neuron_spikes, neuron_active, input_spikes, self.w_step,
                      self.w_levels, 0 if self.precision == "float" else 2 ** self.bits["traces"] - 1,
-                     0 if self.precision == "float" else 2 ** (self.bits["errors"] - 1) - 1, self.seed + self.batches)
+                     0 if self.precision == "float" else 2 ** (self.bits["errors"] - 1) - 1, self.seed + self.batches,
+                     neuron_writes)
         self.batches += 1
         if sync:
             self.sync()
@@ -189,6 +191,7 @@ class OnChipLearner:
             lc.neuron_spikes = neuron_spikes[self.b_off[ly]: self.b_off[ly + 1]]
             lc.neuron_active = neuron_active[self.b_off[ly]: self.b_off[ly + 1]]
             lc.input_spikes = input_spikes[in_off[ly]: in_off[ly + 1]]
+            lc.neuron_weight_updates = neuron_writes[self.b_off[ly]: self.b_off[ly + 1]]
         return LearnResult(counts, readout, chosen)
 
     def _train_windowed(self, in_off, in_events, labels, steps, batch, chosen, sync) -> LearnResult:
@@ -199,12 +202,14 @@ class OnChipLearner:
         neuron_spikes = np.zeros(int(gr.b_off[-1]), np.int64)
         neuron_active = np.zeros_like(neuron_spikes)
         input_spikes = np.zeros(int(gr.n_in.sum()), np.int64)
+        neuron_writes = np.zeros_like(neuron_spikes)
         train_windowed(gr.n_in, gr.n_out, gr.src, gr.lif, gr.readout, gr.pass_error, len(self.network.layers) - 1,
                        self.w, gr.w_off, self.b, gr.b_off, gr.b_off, gr.lams, gr.v_th, self.soft, self.sur_kind,
                        np.float32(self.alpha), in_off, in_events, labels, steps, window, self.lr, self.grad_w,
                        self.grad_b, gr.has_bias, counters, readout, neuron_spikes, neuron_active, input_spikes,
                        self.w_step, self.w_levels,
-                       0 if self.precision == "float" else 2 ** (self.bits["errors"] - 1) - 1, self.seed + self.batches)
+                       0 if self.precision == "float" else 2 ** (self.bits["errors"] - 1) - 1, self.seed + self.batches,
+                       neuron_writes)
         self.batches += 1
         if sync:
             self.sync()
@@ -217,6 +222,7 @@ class OnChipLearner:
             lc.neuron_spikes = neuron_spikes[gr.b_off[g]: gr.b_off[g + 1]]
             lc.neuron_active = neuron_active[gr.b_off[g]: gr.b_off[g + 1]]
             lc.input_spikes = input_spikes[in_base[g]: in_base[g + 1]]
+            lc.neuron_weight_updates = neuron_writes[gr.b_off[g]: gr.b_off[g + 1]]
             counts.layers.append(lc)
         return LearnResult(counts, readout, chosen)
 

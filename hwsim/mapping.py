@@ -48,6 +48,7 @@ class LayerPlacement:
     updates_per_core: np.ndarray | None = None
     active_per_core: np.ndarray | None = None
     spikes_per_core: np.ndarray | None = None
+    weight_updates_per_core: np.ndarray | None = None
     packets_in: int = 0
     hops_ew_in: int = 0
     hops_ns_in: int = 0
@@ -284,6 +285,9 @@ def _split_work(mapping: Mapping, geos: list[_LayerGeometry], counts: Counts, ch
                                                 minlength=placement.cores).astype(np.int64)
         placement.spikes_per_core = np.bincount(owner, weights=lc.neuron_spikes,
                                                 minlength=placement.cores).astype(np.int64)
+        if lc.neuron_weight_updates is not None:
+            placement.weight_updates_per_core = np.bincount(owner, weights=lc.neuron_weight_updates,
+                                                            minlength=placement.cores).astype(np.int64)
         # packets and hops into this layer: from the feeding layer's cores, or from the I/O tile for inputs
         dest_cores = placement.first_core + np.arange(placement.cores)
         dx, dy = tile_xy(dest_cores, chip, mapping.cores_used)

@@ -159,3 +159,17 @@ def test_energy_by_core_adds_up_to_compute_plus_static():
     per_action = report["energy_by_action_j"]
     compute = per_action["sop"] + per_action["neuron_update"] + per_action["spike_out"] + per_action["static"]
     assert len(report["energy_by_core_j"]) == 2 and sum(report["energy_by_core_j"]) == pytest.approx(compute)
+
+
+def test_learning_latency_includes_the_weight_write_back_where_timed():
+    from hwsim.feasibility import learning_counts
+
+    net = from_spec("40-30-10", seed=1)
+    counts = learning_counts(net, "sltt", 6, 0.3, batch=2)
+    chip = chips.load("loihi")
+    mapping = map_network(net, chip, counts)
+    with_writes = estimate(net, counts, chip, mapping).step_latency_s
+    for placement in mapping.layers:
+        placement.weight_updates_per_core = None
+    without = estimate(net, counts, chip, mapping).step_latency_s
+    assert with_writes > without

@@ -244,3 +244,14 @@ def test_fixed_point_windowed_rules_learn_on_the_grid(rule, opts):
     for g in range(len(offsets) - 1):
         q = learner.w[offsets[g]: offsets[g + 1]] / learner.w_step[g]
         np.testing.assert_allclose(q, np.rint(q), atol=1e-3)
+
+
+def test_weights_written_per_postsynaptic_neuron_add_up():
+    from hwsim.feasibility import learning_counts
+
+    net = from_spec("30-20-6", seed=2)
+    for rule in ("sltt", "bptt", "stdl"):
+        counts = learning_counts(net, rule, 5, 0.3, batch=2)
+        for lc in counts.layers:
+            assert lc.neuron_weight_updates.sum() == lc.total("weight_updates"), (rule, lc.name)
+        assert counts.total("weight_updates") > 0

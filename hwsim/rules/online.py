@@ -68,10 +68,10 @@ def quantise_vector(values, levels):
 
 @nb.njit(cache=True)
 def apply_update(w, bias, grad_w, grad_b, lr, counters, t, w_off, b_off, sizes, touched, t_off, has_bias,
-                 w_step, w_levels):
+                 w_step, w_levels, neuron_writes):
     """``W -= lr * grad`` for every synapse with a non-zero gradient (only rows whose presynaptic neuron was
     active hold any), onto the chip's weight grid by stochastic rounding when ``w_levels`` > 0; zero the
-    accumulators and the row flags."""
+    accumulators and the row flags. ``neuron_writes`` counts the weights written per postsynaptic neuron."""
     layers = sizes.shape[0] - 1
     rate = np.float32(lr)
     for ly in range(layers):
@@ -86,6 +86,7 @@ def apply_update(w, bias, grad_w, grad_b, lr, counters, t, w_off, b_off, sizes, 
                 for i in range(n_out):
                     g = grad_w[row + i]
                     written += g != 0.0
+                    neuron_writes[b_off[ly] + i] += g != 0.0
                     w[row + i] -= rate * g
                     grad_w[row + i] = 0.0
                 continue
@@ -93,6 +94,7 @@ def apply_update(w, bias, grad_w, grad_b, lr, counters, t, w_off, b_off, sizes, 
                 g = grad_w[row + i]
                 if g != 0.0:
                     written += 1
+                    neuron_writes[b_off[ly] + i] += 1
                     w[row + i] = stochastic_round(w[row + i] - rate * g, w_step[ly], w_levels)
                 grad_w[row + i] = 0.0
         for k in range(b_off[ly], b_off[ly + 1]):
@@ -106,7 +108,7 @@ def apply_update(w, bias, grad_w, grad_b, lr, counters, t, w_off, b_off, sizes, 
 def train_online(sizes, w, w_off, bias, b_off, n_off, lams, v_th, soft, sur_kind, sur_alpha,
                  in_off, in_events, labels, learn_mask, lr, use_traces, update_every_step,
                  grad_w, grad_b, touched, has_bias, counters, readout_sum, neuron_spikes, neuron_active,
-                 input_spikes, w_step, w_levels, trace_levels, error_levels, seed):
+                 input_spikes, w_step, w_levels, trace_levels, error_levels, seed, neuron_writes):
     layers = sizes.shape[0] - 1
     steps = learn_mask.shape[0]
     batch = labels.shape[0]
@@ -250,7 +252,7 @@ def train_online(sizes, w, w_off, bias, b_off, n_off, lams, v_th, soft, sur_kind
                 counters[ly - 1, 9, t] += sent
         if update_every_step and learn_mask[t] != 0:
             apply_update(w, bias, grad_w, grad_b, lr, counters, t, w_off, b_off, sizes, touched, t_off, has_bias,
-                         w_step, w_levels)
+                         w_step, w_levels, neuron_writes)
     if not update_every_step:
         apply_update(w, bias, grad_w, grad_b, lr, counters, steps - 1, w_off, b_off, sizes, touched, t_off,
-                     has_bias, w_step, w_levels)
+                     has_bias, w_step, w_levels, neuron_writes)

@@ -35,7 +35,7 @@ from hwsim.rules.online import quantise_vector, stochastic_round, surrogate
 def train_windowed(n_in, n_out, src, lif, readout, pass_error, main_out, w, w_off, bias, b_off, n_off, lams, v_th,
                    soft, sur_kind, sur_alpha, in_off, in_events, labels, steps, window, lr, grad_w, grad_b, has_bias,
                    counters, readout_sum, neuron_spikes, neuron_active, input_spikes, w_step, w_levels,
-                   error_levels, seed):
+                   error_levels, seed, neuron_writes):
     graph = n_in.shape[0]
     batch = labels.shape[0]
     np.random.seed(seed)  # stochastic rounding of the weight write-back (fixed point)
@@ -196,6 +196,7 @@ def train_windowed(n_in, n_out, src, lif, readout, pass_error, main_out, w, w_of
                 gr = grad_w[row + i]
                 if gr != 0.0:
                     written += 1
+                    neuron_writes[b_off[g] + i] += 1
                     w[row + i] = stochastic_round(w[row + i] - rate * gr, w_step[g], w_levels)
                 grad_w[row + i] = 0.0
         for k in range(b_off[g], b_off[g + 1]):
