@@ -77,18 +77,23 @@ def apply_update(w, bias, grad_w, grad_b, lr, counters, t, w_off, b_off, sizes, 
     for ly in range(layers):
         n_in, n_out = sizes[ly], sizes[ly + 1]
         written = 0
+        lo = b_off[ly]
+        before = 0
+        for i in range(n_out):
+            before += neuron_writes[lo + i]
         for j in range(n_in):
             if touched[t_off[ly] + j] == 0:
                 continue
             touched[t_off[ly] + j] = 0
             row = w_off[ly] + j * n_out
             if w_levels == 0:  # float: a plain, vectorised write-back
+                w_row = w[row: row + n_out]
+                g_row = grad_w[row: row + n_out]
+                counts = neuron_writes[lo: lo + n_out]
                 for i in range(n_out):
-                    g = grad_w[row + i]
-                    written += g != 0.0
-                    neuron_writes[b_off[ly] + i] += g != 0.0
-                    w[row + i] -= rate * g
-                    grad_w[row + i] = 0.0
+                    counts[i] += g_row[i] != 0.0
+                    w_row[i] -= rate * g_row[i]
+                    g_row[i] = 0.0
                 continue
             for i in range(n_out):
                 g = grad_w[row + i]
@@ -101,6 +106,11 @@ def apply_update(w, bias, grad_w, grad_b, lr, counters, t, w_off, b_off, sizes, 
             if has_bias[ly]:  # a layer without bias has none to learn
                 bias[k] -= rate * grad_b[k]
             grad_b[k] = 0.0
+        if w_levels == 0:
+            after = 0
+            for i in range(n_out):
+                after += neuron_writes[lo + i]
+            written = after - before
         counters[ly, 8, t] += written
 
 

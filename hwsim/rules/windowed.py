@@ -192,13 +192,20 @@ def train_windowed(n_in, n_out, src, lif, readout, pass_error, main_out, w, w_of
             if touched[in_base[g] + j] == 0:
                 continue
             row = w_off[g] + j * no
+            w_row, g_row, counts = w[row: row + no], grad_w[row: row + no], neuron_writes[b_off[g]: b_off[g] + no]
+            if w_levels == 0:  # float: a plain, vectorised write-back
+                for i in range(no):
+                    written += g_row[i] != 0.0
+                    counts[i] += g_row[i] != 0.0
+                    w_row[i] -= rate * g_row[i]
+                    g_row[i] = 0.0
+                continue
             for i in range(no):
-                gr = grad_w[row + i]
-                if gr != 0.0:
+                if g_row[i] != 0.0:
                     written += 1
-                    neuron_writes[b_off[g] + i] += 1
-                    w[row + i] = stochastic_round(w[row + i] - rate * gr, w_step[g], w_levels)
-                grad_w[row + i] = 0.0
+                    counts[i] += 1
+                    w_row[i] = stochastic_round(w_row[i] - rate * g_row[i], w_step[g], w_levels)
+                g_row[i] = 0.0
         for k in range(b_off[g], b_off[g + 1]):
             if has_bias[g]:
                 bias[k] -= rate * grad_b[k]
