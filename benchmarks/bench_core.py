@@ -7,7 +7,8 @@ timed as it runs, with its own processes). Reported per contender:
 * synaptic events/s -- the SOPs of that run (hwsim's exact count for the same network and input; for the
   torch loop, the SOPs an event-driven core would do for the same work) per second of wall time;
 * steps/s -- simulated time steps per second (all batch samples advance together);
-* ratios against torch (same batch) and, for fixed mode, against Lava (batch 1).
+* ratios against torch (same batch) and, for fixed mode, against Lava (batch 1);
+* the counting overhead: hwsim float against the same event propagation and LIF with no counter at all.
 
 Lava is timed after a one-step warm-up run (graph compilation and process start-up excluded), with no
 monitors. hwsim is timed on a built :class:`hwsim.engine.Engine` after one warm-up call (kernel load
@@ -26,12 +27,14 @@ import sys
 import time
 from pathlib import Path
 
+import numba as nb
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hwsim.engine import Engine, bernoulli  # noqa: E402
+from hwsim.kernels.synapses import dense_events, emit_events, scan_events  # noqa: E402
 from hwsim.network import FloatLIF, Network, from_spec  # noqa: E402
 
 SPEC, STEPS = "784-512-512-10", 100
@@ -45,6 +48,17 @@ def best_of(fn, repeats: int) -> float:
         fn()
         best = min(best, time.perf_counter() - start)
     return best
+
+
+def interleaved(first, second, repeats: int) -> tuple[float, float]:
+    """Best time of each of two callables, run alternately so that machine noise hits both alike."""
+    best = [float("inf"), float("inf")]
+    for _ in range(repeats):
+        for k, fn in enumerate((first, second)):
+            start = time.perf_counter()
+            fn()
+            best[k] = min(best[k], time.perf_counter() - start)
+    return best[0], best[1]
 
 
 def torch_loop(network: Network, x: torch.Tensor) -> torch.Tensor:
@@ -64,6 +78,46 @@ def torch_loop(network: Network, x: torch.Tensor) -> torch.Tensor:
                 inp = s[k]
             out.append(inp)
     return torch.stack(out)
+
+
+@nb.njit(cache=True)
+def _bare_float_layer(in_off, in_events, w2d, lam, v_th, steps, batch):
+    """The float layer without any counter: the same event propagation, LIF and spike output (dense and as
+    events), for the overhead check."""
+    n_out = w2d.shape[1]
+    s_out = np.zeros((steps, batch, n_out), np.uint8)
+    out_off = np.zeros(batch * steps + 1, np.int64)
+    out_events = np.empty(max(16, in_events.shape[0]), np.int32)
+    fired = np.zeros(n_out, np.uint8)
+    acc = np.zeros(n_out, np.float32)
+    u = np.zeros(n_out, np.float32)
+    s = np.zeros(n_out, np.float32)
+    count = 0
+    for b in range(batch):
+        u[:] = 0.0
+        s[:] = 0.0
+        for t in range(steps):
+            slot = b * steps + t
+            acc[:] = 0.0
+            dense_events(in_events, in_off[slot], in_off[slot + 1], w2d, acc)
+            for i in range(n_out):
+                u[i] = lam * (u[i] - v_th * s[i]) + acc[i]
+                spike = u[i] >= v_th
+                s[i] = np.float32(1.0) if spike else np.float32(0.0)
+                fired[i] = spike
+                s_out[t, b, i] = spike
+            out_events, count = emit_events(fired, out_events, count)
+            out_off[slot + 1] = count
+    return out_off, out_events
+
+
+def bare_run(network: Network, x: np.ndarray) -> None:
+    """Run the float network through the uncounted kernels (weights already transposed)."""
+    steps, batch = x.shape[:2]
+    off, events = scan_events(np.ascontiguousarray(x.reshape(steps, batch, -1)))
+    for layer, w2d in zip(network.layers, network._bare_weights):
+        off, events = _bare_float_layer(off, events, w2d, np.float32(layer.neuron.lam), np.float32(layer.neuron.v_th),
+                                        steps, batch)
 
 
 def time_lava(network: Network, x: np.ndarray) -> float:
@@ -91,6 +145,7 @@ def main() -> None:
     torch.set_num_threads(1)
 
     float_net, fixed_net = from_spec(SPEC, "float"), from_spec(SPEC, "fixed")
+    float_net._bare_weights = [np.ascontiguousarray(layer.weight.T) for layer in float_net.layers]
     engines = {"float": Engine(float_net), "fixed": Engine(fixed_net)}
     rows, results = [], {"network": SPEC, "timesteps": STEPS, "machine": platform.processor() or platform.machine(),
                          "cpu_count": os.cpu_count(), "runs": []}
@@ -105,6 +160,11 @@ def main() -> None:
                 seconds = best_of(lambda engine=engine, x=x: engine.run(x), args.repeats)
                 entry[mode] = {"seconds": seconds, "sop": sops, "sops_per_s": sops / seconds,
                                "steps_per_s": STEPS / seconds}
+            bare_run(float_net, x[:2])
+            counted, bare = interleaved(lambda x=x: engines["float"].run(x), lambda x=x: bare_run(float_net, x),
+                                        3 * args.repeats)
+            entry["bare_float"] = {"seconds": bare, "steps_per_s": STEPS / bare}
+            entry["counting_overhead"] = counted / bare - 1.0
             xt = torch.from_numpy(x.astype(np.float32))
             torch_out = torch_loop(float_net, xt)
             seconds = best_of(lambda xt=xt: torch_loop(float_net, xt), args.repeats)
@@ -149,6 +209,10 @@ def main() -> None:
         if entry["rate"] == 0.05:
             key = "torch_b1" if entry["batch"] == 1 else "torch_b64"
             checks.append((f"float / torch, batch {entry['batch']}, 5%", entry["float_vs_torch"], TARGETS[key]))
+    print("\ncounting overhead (hwsim float Engine.run, all counters and Python bookkeeping, vs the same kernels "
+          "with no counter)")
+    for entry in results["runs"]:
+        print(f"  {entry['rate']:.0%}, batch {entry['batch']:>2}: {entry['counting_overhead']:+.1%}")
     print("\ntargets")
     for name, value, target in checks:
         print(f"  {'met ' if value >= target else 'MISS'}  {name:<34} {value:9.2f}  (>= {target:g})")

@@ -59,11 +59,14 @@ class LayerCounts:
     neuron_weight_updates: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        # one block of (counters + 2 x memory kinds) rows, handed out as per-counter views
+        block = np.zeros((len(EVENT_COUNTERS) + 2 * len(MEMORY_KINDS), self.timesteps), np.int64)
+        rows = iter(block)
         for name in EVENT_COUNTERS:
-            self.events.setdefault(name, np.zeros(self.timesteps, np.int64))
+            self.events.setdefault(name, next(rows))
         for kind in MEMORY_KINDS:
-            self.mem_read_bytes.setdefault(kind, np.zeros(self.timesteps, np.int64))
-            self.mem_write_bytes.setdefault(kind, np.zeros(self.timesteps, np.int64))
+            self.mem_read_bytes.setdefault(kind, next(rows))
+            self.mem_write_bytes.setdefault(kind, next(rows))
 
     def total(self, counter: str) -> int:
         """Sum over steps of an event counter, or of ``mem_read_bytes``/``mem_write_bytes`` (all kinds)."""

@@ -160,6 +160,8 @@ class Engine:
         network = self.network
         s_in = check_input(network, spikes)
         steps, batch = s_in.shape[:2]
+        if steps * batch >= 2**31:
+            raise InputError(f"T x B = {steps * batch} steps in one run; split the batch (limit 2**31)")
         in_off, in_events = scan_events(s_in)
         counts = Counts(timesteps=steps, batch=batch, mode=network.mode)
         out_spikes, membranes, currents, names = [], [], [], []

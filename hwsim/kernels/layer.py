@@ -31,6 +31,8 @@ def run_float_layer(kind, in_off, in_events, w2d, geom, bias, lam, v_th, soft, s
     s = np.zeros(n_out, np.float32)
     no_rec = np.zeros(0, np.float32)
     record = u_rec.shape[0] > 0
+    spikes32 = np.zeros(n_out, np.int32)  # per-neuron totals kept narrow in the loop (T * B < 2**31)
+    active32 = np.zeros(n_out, np.int32)
     for b in range(batch):
         u[:] = 0.0
         s[:] = 0.0
@@ -40,12 +42,13 @@ def run_float_layer(kind, in_off, in_events, w2d, geom, bias, lam, v_th, soft, s
             spikes_in[t] += in_off[slot + 1] - in_off[slot]
             sop[t] += propagate(kind, in_events, in_off[slot], in_off[slot + 1], w2d, geom, acc, input_spikes)
             rec = u_rec[t, b] if record else no_rec
-            fired, busy = lif_float_step(acc, bias, lam, v_th, soft, u, s, s_out[t, b], rec, neuron_spikes,
-                                         neuron_active)
+            fired, busy = lif_float_step(acc, bias, lam, v_th, soft, u, s, s_out[t, b], rec, spikes32, active32)
             spikes_out[t] += fired
             active[t] += busy
             out_events, count = emit_events(s_out[t, b], out_events, count)
             out_off[slot + 1] = count
+    neuron_spikes += spikes32
+    neuron_active += active32
     return out_off, out_events
 
 
@@ -68,6 +71,8 @@ def run_fixed_layer(kind, in_off, in_events, w2d, factor, geom, weight_exp, du, 
     v = np.zeros(n_out, np.int32)
     no_rec = np.zeros(0, np.int32)
     record = v_rec.shape[0] > 0
+    spikes32 = np.zeros(n_out, np.int32)  # per-neuron totals kept narrow in the loop (T * B < 2**31)
+    active32 = np.zeros(n_out, np.int32)
     for b in range(batch):
         u[:] = 0
         v[:] = 0
@@ -76,7 +81,7 @@ def run_fixed_layer(kind, in_off, in_events, w2d, factor, geom, weight_exp, du, 
             rec_v = v_rec[t, b] if record else no_rec
             rec_u = u_rec[t, b] if record else no_rec
             fired, busy = lif_fixed_step(pending, du, dv, vth, bias_eff, u, v, s_out[t, b], rec_v, rec_u,
-                                         neuron_spikes, neuron_active)
+                                         spikes32, active32)
             spikes_out[t] += fired
             active[t] += busy
             out_events, count = emit_events(s_out[t, b], out_events, count)
@@ -92,4 +97,6 @@ def run_fixed_layer(kind, in_off, in_events, w2d, factor, geom, weight_exp, du, 
                 if kind != DENSE:
                     a = ((a + U24) & MASK24) - U24  # Lava Conv's signed 24-bit wrap of its output
                 pending[i] = np.int32(a)  # the int32 channel from synapse to neuron
+    neuron_spikes += spikes32
+    neuron_active += active32
     return out_off, out_events

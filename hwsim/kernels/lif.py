@@ -33,7 +33,7 @@ def trunc_decay(x, factor):
     return (p + ((p >> 63) & 4095)) >> 12
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def lif_float_step(acc, bias, lam, v_th, soft, u, s, s_out, u_rec, neuron_spikes, neuron_active):
     """One float step for ``n`` neurons. ``acc`` (n,) synaptic input; ``u``/``s`` float32 state (updated in
     place); writes spikes to ``s_out`` (n,) uint8 (zero on entry), u before reset to ``u_rec`` (n,) when it
@@ -43,28 +43,39 @@ def lif_float_step(acc, bias, lam, v_th, soft, u, s, s_out, u_rec, neuron_spikes
     spikes = 0
     active = 0
     one = np.float32(1.0)
-    for i in range(n):
-        busy = acc[i] != 0
-        neuron_active[i] += np.int64(busy)
-        active += np.int64(busy)
-    if soft:
+    zero = np.float32(0.0)
+    if soft:  # one fused, branch-free pass per reset mode: update, fire, count
         for i in range(n):
-            u[i] = lam * (u[i] - v_th * s[i]) + (acc[i] + bias[i])
+            a = acc[i]
+            x = lam * (u[i] - v_th * s[i]) + (a + bias[i])
+            u[i] = x
+            fired = x >= v_th
+            busy = a != zero
+            s[i] = one if fired else zero
+            s_out[i] = np.uint8(fired)
+            neuron_spikes[i] += fired
+            neuron_active[i] += busy
+            spikes += fired
+            active += busy
     else:
         for i in range(n):
-            u[i] = lam * (u[i] * (one - s[i])) + (acc[i] + bias[i])
-    for i in range(n):
-        fired = u[i] >= v_th
-        s[i] = one if fired else np.float32(0.0)
-        s_out[i] = np.uint8(fired)
-        neuron_spikes[i] += np.int64(fired)
-        spikes += np.int64(fired)
+            a = acc[i]
+            x = lam * (u[i] * (one - s[i])) + (a + bias[i])
+            u[i] = x
+            fired = x >= v_th
+            busy = a != zero
+            s[i] = one if fired else zero
+            s_out[i] = np.uint8(fired)
+            neuron_spikes[i] += fired
+            neuron_active[i] += busy
+            spikes += fired
+            active += busy
     if u_rec.shape[0] > 0:
         u_rec[:] = u
     return spikes, active
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always")
 def lif_fixed_step(a, du, dv, vth, bias_eff, u, v, s_out, v_rec, u_rec, neuron_spikes, neuron_active):
     """One fixed-point step. ``a`` (n,) int32 synaptic input as Lava's Dense sends it (already shifted by
     weight_exp and wrapped to int32); ``u``/``v`` int32 state (updated in place); ``bias_eff`` =
