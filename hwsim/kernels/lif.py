@@ -40,8 +40,8 @@ def lif_float_step(acc, bias, lam, v_th, soft, u, s, s_out, u_rec, neuron_spikes
     is non-empty, counts each spike into ``neuron_spikes`` (n,) and each update with non-zero synaptic input
     into ``neuron_active`` (n,). Returns ``(spikes, active updates)``."""
     n = u.shape[0]
-    spikes = 0
-    active = 0
+    spikes = np.int32(0)  # 32-bit tallies keep the loop in one vector width with the float32 state
+    active = np.int32(0)
     one = np.float32(1.0)
     zero = np.float32(0.0)
     if soft:  # one fused, branch-free pass per reset mode: update, fire, count
@@ -53,10 +53,10 @@ def lif_float_step(acc, bias, lam, v_th, soft, u, s, s_out, u_rec, neuron_spikes
             busy = a != zero
             s[i] = one if fired else zero
             s_out[i] = np.uint8(fired)
-            neuron_spikes[i] += fired
-            neuron_active[i] += busy
-            spikes += fired
-            active += busy
+            neuron_spikes[i] += np.int32(fired)
+            neuron_active[i] += np.int32(busy)
+            spikes += np.int32(fired)
+            active += np.int32(busy)
     else:
         for i in range(n):
             a = acc[i]
@@ -66,10 +66,10 @@ def lif_float_step(acc, bias, lam, v_th, soft, u, s, s_out, u_rec, neuron_spikes
             busy = a != zero
             s[i] = one if fired else zero
             s_out[i] = np.uint8(fired)
-            neuron_spikes[i] += fired
-            neuron_active[i] += busy
-            spikes += fired
-            active += busy
+            neuron_spikes[i] += np.int32(fired)
+            neuron_active[i] += np.int32(busy)
+            spikes += np.int32(fired)
+            active += np.int32(busy)
     if u_rec.shape[0] > 0:
         u_rec[:] = u
     return spikes, active
