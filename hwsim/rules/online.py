@@ -19,6 +19,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from hwsim.kernels.lif import lif_float_step
 from hwsim.kernels.synapses import dense_events
 
 COUNTER_NAMES = ("spikes_in", "spikes_out", "sop", "neuron_updates", "neuron_updates_active", "error_macs",
@@ -135,6 +136,8 @@ def train_online(sizes, w, w_off, bias, b_off, n_off, lams, v_th, soft, sur_kind
     delta = np.zeros(n_total, np.float32)
     events = np.zeros(t_off[layers], np.int32)  # presynaptic address events of every layer, this step
     n_events = np.zeros(layers, np.int64)
+    spike_buf = np.zeros(n_total, np.uint8)
+    no_rec = np.zeros(0, np.float32)
     one = np.float32(1.0)
     np.random.seed(seed)  # stochastic rounding draws (numba's own generator)
     for t in range(steps):
@@ -175,21 +178,12 @@ def train_online(sizes, w, w_off, bias, b_off, n_off, lams, v_th, soft, sur_kind
                 counters[ly, 0, t] += count
                 counters[ly, 2, t] += count * n_out
                 counters[ly, 3, t] += n_out
-                lam, threshold, fired, active = lams[ly], v_th[ly], 0, 0
-                for i in range(n_out):
-                    k = lo + i
-                    busy = acc[k] != 0.0
-                    active += busy
-                    neuron_active[k] += busy
-                    acc[k] = acc[k] + bias[b_off[ly] + i]
-                    if soft:
-                        u[b, k] = lam * (u[b, k] - threshold * s[b, k]) + acc[k]
-                    else:
-                        u[b, k] = lam * (u[b, k] * (one - s[b, k])) + acc[k]
-                    spike = u[b, k] >= threshold
-                    s[b, k] = one if spike else np.float32(0.0)
-                    fired += spike
-                    neuron_spikes[k] += spike
+                bias_l = bias[b_off[ly]: b_off[ly] + n_out]
+                fired, active = lif_float_step(acc_l, bias_l, lams[ly], v_th[ly], soft, u[b, lo: lo + n_out],
+                                               s[b, lo: lo + n_out], spike_buf[lo: lo + n_out], no_rec,
+                                               neuron_spikes[lo: lo + n_out], neuron_active[lo: lo + n_out])
+                for i in range(n_out):  # the read-out current includes the bias
+                    acc_l[i] += bias_l[i]
                 counters[ly, 1, t] += fired
                 counters[ly, 4, t] += active
             out = n_off[layers - 1]

@@ -27,6 +27,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from hwsim.kernels.lif import lif_float_step
 from hwsim.kernels.synapses import dense_events
 from hwsim.rules.online import quantise_vector, stochastic_round, surrogate
 
@@ -52,6 +53,7 @@ def train_windowed(n_in, n_out, src, lif, readout, pass_error, main_out, w, w_of
     for g in range(graph):
         in_base[g + 1] = in_base[g] + n_in[g]
     events = np.zeros(in_base[graph], np.int32)
+    spike_buf = np.zeros(n_total, np.uint8)
     touched = np.zeros(in_base[graph], np.uint8)
     du = np.zeros(n_total, np.float32)  # dL/du at t+1, carried backwards through the window
     ds = np.zeros(n_total, np.float32)
@@ -87,25 +89,21 @@ def train_windowed(n_in, n_out, src, lif, readout, pass_error, main_out, w, w_of
                     counters[g, 0, t] += count
                     counters[g, 2, t] += count * no
                     counters[g, 3, t] += no
+                    bias_g = bias[b_off[g]: b_off[g] + no]
                     fired, active = 0, 0
-                    for i in range(no):
-                        k = lo + i
-                        busy = acc[i] != 0.0
-                        active += busy
-                        neuron_active[k] += busy
-                        acc[i] = acc[i] + bias[b_off[g] + i]
-                        if not lif[g]:
-                            continue
-                        if soft:
-                            u[b, k] = lams[g] * (u[b, k] - v_th[g] * s[b, k]) + acc[i]
-                        else:
-                            u[b, k] = lams[g] * (u[b, k] * (one - s[b, k])) + acc[i]
-                        spike = u[b, k] >= v_th[g]
-                        s[b, k] = one if spike else np.float32(0.0)
-                        fired += spike
-                        neuron_spikes[k] += spike
-                        u_hist[h, b, k] = u[b, k]
-                        s_hist[h, b, k] = s[b, k]
+                    if lif[g]:  # the engine's LIF; the history keeps u (before reset) and the spikes
+                        fired, active = lif_float_step(acc, bias_g, lams[g], v_th[g], soft, u[b, lo: lo + no],
+                                                       s[b, lo: lo + no], spike_buf[lo: lo + no],
+                                                       u_hist[h, b, lo: lo + no], neuron_spikes[lo: lo + no],
+                                                       neuron_active[lo: lo + no])
+                        s_hist[h, b, lo: lo + no] = s[b, lo: lo + no]
+                    else:  # a linear classifier head: no neurons, only its input is counted
+                        for i in range(no):
+                            busy = acc[i] != 0.0
+                            active += busy
+                            neuron_active[lo + i] += busy
+                    for i in range(no):  # the read-out current includes the bias
+                        acc[i] += bias_g[i]
                     counters[g, 1, t] += fired
                     counters[g, 4, t] += active
                 for c in range(n_out[main_out]):
