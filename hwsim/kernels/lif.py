@@ -34,6 +34,14 @@ def trunc_decay(x, factor):
 
 
 @nb.njit(cache=True, inline="always")
+def leak(soft, lam, v_th, u, s):
+    """The decayed membrane before this step's input: soft reset subtracts v_th, zero reset clears u."""
+    if soft:
+        return lam * (u - v_th * s)
+    return lam * (u * (np.float32(1.0) - s))
+
+
+@nb.njit(cache=True, inline="always")
 def lif_float_step(acc, bias, lam, v_th, soft, u, s, s_out, u_rec, neuron_spikes, neuron_active):
     """One float step for ``n`` neurons. ``acc`` (n,) synaptic input; ``u``/``s`` float32 state (updated in
     place); writes spikes to ``s_out`` (n,) uint8 (zero on entry), u before reset to ``u_rec`` (n,) when it
@@ -44,32 +52,18 @@ def lif_float_step(acc, bias, lam, v_th, soft, u, s, s_out, u_rec, neuron_spikes
     active = np.int32(0)
     one = np.float32(1.0)
     zero = np.float32(0.0)
-    if soft:  # one fused, branch-free pass per reset mode: update, fire, count
-        for i in range(n):
-            a = acc[i]
-            x = lam * (u[i] - v_th * s[i]) + (a + bias[i])
-            u[i] = x
-            fired = x >= v_th
-            busy = a != zero
-            s[i] = one if fired else zero
-            s_out[i] = np.uint8(fired)
-            neuron_spikes[i] += np.int32(fired)
-            neuron_active[i] += np.int32(busy)
-            spikes += np.int32(fired)
-            active += np.int32(busy)
-    else:
-        for i in range(n):
-            a = acc[i]
-            x = lam * (u[i] * (one - s[i])) + (a + bias[i])
-            u[i] = x
-            fired = x >= v_th
-            busy = a != zero
-            s[i] = one if fired else zero
-            s_out[i] = np.uint8(fired)
-            neuron_spikes[i] += np.int32(fired)
-            neuron_active[i] += np.int32(busy)
-            spikes += np.int32(fired)
-            active += np.int32(busy)
+    for i in range(n):  # one fused pass: update, fire, count (the reset branch is loop-invariant)
+        a = acc[i]
+        x = leak(soft, lam, v_th, u[i], s[i]) + (a + bias[i])
+        u[i] = x
+        fired = x >= v_th
+        busy = a != zero
+        s[i] = one if fired else zero
+        s_out[i] = np.uint8(fired)
+        neuron_spikes[i] += np.int32(fired)
+        neuron_active[i] += np.int32(busy)
+        spikes += np.int32(fired)
+        active += np.int32(busy)
     if u_rec.shape[0] > 0:
         u_rec[:] = u
     return spikes, active
