@@ -2,13 +2,12 @@
 
 import json
 
-import h5py
 import numpy as np
 import pytest
 
 from hwsim.cli import main
 from hwsim.engine import bernoulli, simulate
-from hwsim.export import netx, nir_io
+from hwsim.export import nir_io
 from hwsim.network import Dense, FloatLIF, Network, NetworkError, from_spec, load
 from hwsim.quantize import quantize
 
@@ -37,27 +36,6 @@ def test_export_of_a_trained_mlp_verifies_spike_for_spike_in_lava(trained, tmp_p
     result = simulate(rebuilt, golden["input"].reshape(len(golden["input"]), 1, -1))
     for i, spikes in enumerate(result.spikes):
         np.testing.assert_array_equal(spikes.reshape(len(spikes), -1), golden[f"layer{i}"])
-
-
-def test_netx_layout_field_by_field(tmp_path):
-    net = from_spec("12-8-3", mode="fixed", seed=2)
-    net.layers[0].bias = np.arange(8, dtype=np.int32)
-    net = Network(12, net.layers)
-    path = netx.write(net, tmp_path / "model.net")
-    with h5py.File(path, "r") as f:
-        assert sorted(f["layer"].keys()) == ["0", "1"]
-        for i, layer in enumerate(net.layers):
-            group = f[f"layer/{i}"]
-            assert group["type"][()] == b"dense"
-            assert group["shape"][()].tolist() == [layer.n_out]
-            np.testing.assert_array_equal(group["weight"][()], layer.weight.astype(np.int64) >> 1)  # 2w, exp -1
-            neuron = group["neuron"]
-            assert neuron["type"][()] == b"CUBA"
-            assert neuron["iDecay"][()] == layer.neuron.du + 1 and neuron["vDecay"][()] == layer.neuron.dv
-            assert neuron["vThMant"][()] == layer.neuron.vth
-            assert neuron["refDelay"][()] == 1 and neuron["gradedSpike"][()] == 0
-        np.testing.assert_array_equal(f["layer/0/bias"][()], np.arange(8))
-        np.testing.assert_array_equal(f["layer/1/bias"][()], np.zeros(3))
 
 
 @pytest.mark.parametrize("spec,shape", [("20-16-5", (20,)), ("2x8x8-c4k3p1-p2-10", (2, 8, 8))])

@@ -114,8 +114,13 @@ def export(network: Network, out: str | Path, x: np.ndarray | None = None, y: np
         fixed, report = network, QuantReport(notes=["network was already fixed point"])
     save(fixed, out / "network.npz")
     (out / "quantization.json").write_text(json.dumps(report.to_dict(), indent=2))
-    netx.write(fixed, out / "model.net")
-    nir_io.write(fixed, out / "model.nir")
+    not_written = {}
+    for name, writer in (("model.net", netx.write), ("model.nir", nir_io.write)):
+        try:
+            writer(fixed, out / name)
+        except NetworkError as err:  # a value the format cannot hold exactly: no file rather than a wrong one
+            not_written[name] = str(err)
+            (out / name).unlink(missing_ok=True)
     depth = sum(1 for layer in fixed.layers if layer.neuron is not None)
     if x is not None:
         sample = np.asarray(x[0]).reshape(np.asarray(x[0]).shape[0], -1)
@@ -128,6 +133,8 @@ def export(network: Network, out: str | Path, x: np.ndarray | None = None, y: np
     (out / "README.md").write_text(README)
     (out / "run_lava.py").write_text(RUN_LAVA)
     summary = {"out": str(out), "files": sorted(p.name for p in out.iterdir()), "quantization": report.to_dict()}
+    if not_written:
+        summary["not_written"] = not_written
     if verify:
         from hwsim.export.lava import run_lava
 
