@@ -142,7 +142,8 @@ def test_foreign_graphs_that_hwsim_cannot_run_are_refused_with_the_node_named(tm
     w = np.ones((3, 3))
     lif = lambda: nir.LIF(tau=np.full(3, 2e-4), r=np.full(3, 2.0), v_leak=np.zeros(3),  # noqa: E731
                           v_threshold=np.ones(3), v_reset=np.zeros(3))
-    io = {"in": nir.Input(input_type={"input": np.array([3])}), "out": nir.Output(output_type={"output": np.array([3])})}
+    io = {"in": nir.Input(input_type={"input": np.array([3])}),
+          "out": nir.Output(output_type={"output": np.array([3])})}
     recurrent = _write(tmp_path, io | {"a": nir.Linear(weight=w), "n": lif(), "rec": nir.Linear(weight=w)},
                        [("in", "a"), ("a", "n"), ("n", "rec"), ("rec", "a"), ("n", "out")], "rec.nir")
     with pytest.raises(NetworkError, match=r"rec.nir: .*(recurrent|feeds both|inputs)"):
@@ -172,7 +173,8 @@ def test_cubalif_without_current_memory_and_if_convert_exactly(tmp_path):
     w = np.array([[0.5, -0.25], [0.75, 0.5]])
     cuba = nir.CubaLIF(tau_syn=np.full(2, dt), tau_mem=np.full(2, 4 * dt), r=np.full(2, 4.0), v_leak=np.zeros(2),
                        v_threshold=np.full(2, 0.6), w_in=np.ones(2))
-    io = {"in": nir.Input(input_type={"input": np.array([2])}), "out": nir.Output(output_type={"output": np.array([2])})}
+    io = {"in": nir.Input(input_type={"input": np.array([2])}),
+          "out": nir.Output(output_type={"output": np.array([2])})}
     graph = nir.NIRGraph(nodes=io | {"a": nir.Affine(weight=w, bias=np.array([0.125, 0.0])), "n": cuba},
                          edges=[("in", "a"), ("a", "n"), ("n", "out")], metadata={"dt": dt}, type_check=False)
     net = nir_io.from_nir(graph)

@@ -1,0 +1,81 @@
+"""Spike input from files (``--input``) and every network format on ``--net``."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from hwsim.cli import main
+from hwsim.engine import InputError, bernoulli, simulate
+from hwsim.export import netx, nir_io
+from hwsim.inputs import events_to_file, load_spikes
+from hwsim.network import from_spec, save
+
+
+def test_dense_spike_file_is_what_the_engine_runs(tmp_path):
+    x = bernoulli((9, 2, 1, 4, 5), 0.3, seed=1)
+    np.savez(tmp_path / "s.npz", spikes=x.astype(bool))
+    np.testing.assert_array_equal(load_spikes(tmp_path / "s.npz", (1, 4, 5)), x)
+    np.save(tmp_path / "one.npy", x[:, 0].astype(np.float32))  # (T, *shape): one sample
+    assert load_spikes(tmp_path / "one.npy", (1, 4, 5)).shape == (9, 1, 1, 4, 5)
+    assert load_spikes(tmp_path / "s.npz", (1, 4, 5), timesteps=4).shape[0] == 4
+
+
+def test_events_are_binned_into_the_input_grid(tmp_path):
+    path = events_to_file(tmp_path / "e.npz", t=[0, 0, 2.5, 2.7, 7], x=[1, 1, 3, 3, 0], y=[0, 0, 1, 1, 2],
+                          p=[0, 0, 1, 1, 1], sensor_size=(4, 3, 2), dt=1.0)
+    spikes = load_spikes(path, (2, 3, 4))
+    assert spikes.shape == (8, 1, 2, 3, 4) and spikes.sum() == 3  # two duplicates merge; 2.5 and 2.7 -> step 2
+    assert spikes[0, 0, 0, 0, 1] == 1 and spikes[2, 0, 1, 1, 3] == 1 and spikes[7, 0, 1, 2, 0] == 1
+    flat = load_spikes(path, (24,), timesteps=5)  # flattened channels first; the event at step 7 is dropped
+    assert flat.shape == (5, 1, 24) and flat[2, 0, (1 * 3 + 1) * 4 + 3] == 1 and flat.sum() == 2
+    audio = events_to_file(tmp_path / "a.npz", t=[0, 1000, 2000], x=[3, 0, 3], b=[0, 1, 1], sensor_size=(4,),
+                           dt=1000.0)
+    s = load_spikes(audio, (4,))
+    assert s.shape == (3, 2, 4) and s[0, 0, 3] and s[1, 1, 0] and s[2, 1, 3]
+
+
+@pytest.mark.parametrize("arrays,message", [
+    ({"spikes": np.zeros((5, 1, 7))}, r"bad.npz: spikes have shape \(5, 1, 7\); the network needs \(T, B, 6\)"),
+    ({"spikes": np.full((5, 1, 6), 2)}, r"bad.npz: spikes must be 0/1; found the value 2"),
+    ({"spikes": np.array([["a"] * 6] * 5)}, r"bad.npz: spikes have dtype <U1"),
+    ({"t": np.array([0, 1]), "x": np.array([0, 9]), "sensor_size": np.array([6])},
+     r"bad.npz: event field 'x' spans 0..9, outside the sensor"),
+    ({"t": np.array([0, 1]), "x": np.array([0, 1])}, r"bad.npz: events need 'sensor_size'"),
+    ({"a": np.zeros(3), "b": np.zeros(3)}, r"bad.npz: expected an array 'spikes'"),
+])
+def test_bad_input_files_are_one_clear_line(tmp_path, arrays, message):
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(InputError, match=message):
+        load_spikes(tmp_path / "bad.npz", (6,))
+
+
+def test_run_takes_every_network_format_and_a_spike_file(tmp_path, capsys):
+    net = from_spec("1x6x6-c2k3p1-p2-4", mode="fixed", seed=3)
+    files = {"npz": save(net, tmp_path / "n.npz"), "nir": nir_io.write(net, tmp_path / "n.nir"),
+             "net": netx.write(net, tmp_path / "n.net")}
+    x = bernoulli((12, 3, 1, 6, 6), 0.3, seed=2)
+    np.savez(tmp_path / "in.npz", spikes=x)
+    expected = [int(s.sum()) for s in simulate(net, x).spikes]
+    for kind, path in files.items():
+        assert main(["run", "--net", str(path), "--input", str(tmp_path / "in.npz"), "--json"]) == 0, kind
+        out = json.loads(capsys.readouterr().out)
+        assert out["timesteps"] == 12 and out["batch"] == 3
+        assert [layer["spikes_out"] for layer in out["layers"]] == expected, kind
+    assert main(["estimate", "--net", str(files["nir"]), "--input", str(tmp_path / "in.npz"), "--chip", "loihi2",
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["input"].endswith("in.npz")
+
+
+def test_commands_name_the_bad_file(tmp_path, capsys):
+    np.savez(tmp_path / "wrong.npz", spikes=np.zeros((4, 1, 3)))
+    assert main(["run", "--net", "6-4", "--input", str(tmp_path / "wrong.npz")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "wrong.npz: spikes have shape (4, 1, 3)" in err and len(err.splitlines()) == 1
+    assert main(["run", "--net", str(tmp_path / "missing.nir")]) == 2
+    assert "missing.nir: no such NIR file" in capsys.readouterr().err
+    (tmp_path / "m.xyz").write_text("x")
+    assert main(["run", "--net", str(tmp_path / "m.xyz")]) == 2
+    assert "unknown network file type '.xyz'" in capsys.readouterr().err
