@@ -122,3 +122,23 @@ def test_export_cli_reports_learning_correlation(trained, tmp_path, capsys):
     assert main(["export", "--checkpoint", str(trained), "--out", str(tmp_path / "b"), "--learning", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["learning"]["correlation"] >= 0.9 and (tmp_path / "b" / "learning.json").is_file()
+
+
+@pytest.mark.lava
+def test_run_lava_script_needs_only_lava_and_numpy(tmp_path):
+    import subprocess
+    import sys
+
+    from hwsim.export.bundle import export
+
+    net = from_spec("1x9x9-c3k3s2p1-p2-f-5", mode="fixed", seed=2)
+    export(net, tmp_path / "b")
+    golden = np.load(tmp_path / "b" / "golden.npz")
+    assert "delay_steps_per_synapse" in json.loads(str(golden["meta"]))
+    assert "one step per connection" in (tmp_path / "b" / "README.md").read_text()
+    block_hwsim = ("import sys, runpy; sys.modules['hwsim'] = None; sys.argv = ['run_lava.py']; "
+                   "runpy.run_path('run_lava.py', run_name='__main__')")
+    done = subprocess.run([sys.executable, "-c", block_hwsim], cwd=tmp_path / "b", capture_output=True, text=True,
+                          timeout=300, env={"PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "spikes equal per layer: [True, True, True]" in done.stdout

@@ -79,3 +79,42 @@ def test_commands_name_the_bad_file(tmp_path, capsys):
     (tmp_path / "m.xyz").write_text("x")
     assert main(["run", "--net", str(tmp_path / "m.xyz")]) == 2
     assert "unknown network file type '.xyz'" in capsys.readouterr().err
+
+
+def test_dataset_file_keeps_its_split_and_names_a_missing_key(tmp_path):
+    from methods.data import DataError, LazySpikes, load_dataset
+
+    rng = np.random.default_rng(0)
+    x_train, x_test = rng.random((10, 5, 6)) < 0.3, rng.random((4, 5, 6)) < 0.3
+    np.savez(tmp_path / "d.npz", x_train=x_train, y_train=np.arange(10) % 3, x_test=x_test,
+             y_test=np.array([2, 1, 0, 1]))
+    data = load_dataset(str(tmp_path / "d.npz"), 4)
+    assert isinstance(data.x, LazySpikes) and data.n_classes == 3 and data.shape == (6,) and data.timesteps == 4
+    xt, yt = data.split("test")
+    np.testing.assert_array_equal(xt[np.arange(4)].numpy(), x_test[:, :4].astype(np.float32))
+    assert yt.tolist() == [2, 1, 0, 1] and len(data.split("train")[1]) == 10
+    np.savez(tmp_path / "m.npz", x_train=x_train, y_train=np.arange(10), x_test=x_test)
+    with pytest.raises(DataError, match=r"m.npz: missing key 'y_test'"):
+        load_dataset(str(tmp_path / "m.npz"), 4)
+    np.savez(tmp_path / "v.npz", x_train=x_train * 3, y_train=np.arange(10), x_test=x_test, y_test=np.arange(4))
+    with pytest.raises(DataError, match=r"v.npz: x_train must hold 0/1 spikes; found the value 3"):
+        load_dataset(str(tmp_path / "v.npz"), 4)
+
+
+def test_event_datasets_keep_the_official_split_and_stay_events(tmp_path):
+    import h5py
+
+    from methods.data import LazySpikes, shd
+
+    for part, labels in (("train", [4, 19, 2]), ("test", [7])):
+        with h5py.File(tmp_path / f"shd_{part}.h5", "w") as f:
+            times = f.create_dataset("spikes/times", (len(labels),), dtype=h5py.vlen_dtype(np.float32))
+            units = f.create_dataset("spikes/units", (len(labels),), dtype=h5py.vlen_dtype(np.uint16))
+            for i in range(len(labels)):
+                times[i], units[i] = np.array([0.1 * i], np.float32), np.array([i + 1], np.uint16)
+            f["labels"] = np.array(labels)
+    data = shd(tmp_path, steps=5)
+    assert isinstance(data.x, LazySpikes) and data.n_train == 3
+    assert data.split("test")[1].tolist() == [7] and data.split("train")[1].tolist() == [4, 19, 2]
+    batch = data.x[np.array([1, 3])]
+    assert batch.shape == (2, 5, 700) and batch[0, 0, 2] == 1 and batch[1, 0, 1] == 1 and batch.sum() == 2

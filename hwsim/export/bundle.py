@@ -26,23 +26,7 @@ import numpy as np
 from hwsim.engine import simulate
 from hwsim.network import Network, NetworkError, load, save
 
-RUN_LAVA = '''"""Run the exported network in Lava (fixed_pt) on the golden input and compare with the golden output."""
-import sys
-from pathlib import Path
-
-import numpy as np
-
-from hwsim.export.lava import run_lava
-from hwsim.network import load
-
-here = Path(__file__).resolve().parent
-network = load(here / "network.npz")
-golden = np.load(here / "golden.npz")
-result = run_lava(network, golden["input"], probe_state=False)
-same = [bool(np.array_equal(s, golden[f"layer{i}"])) for i, s in enumerate(result.spikes)]
-print("spikes equal per layer:", same)
-sys.exit(0 if all(same) else 1)
-'''
+RUN_LAVA = (Path(__file__).with_name("run_lava_template.py")).read_text()
 
 
 GOLDEN_META = {
