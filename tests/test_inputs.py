@@ -118,3 +118,51 @@ def test_event_datasets_keep_the_official_split_and_stay_events(tmp_path):
     assert data.split("test")[1].tolist() == [7] and data.split("train")[1].tolist() == [4, 19, 2]
     batch = data.x[np.array([1, 3])]
     assert batch.shape == (2, 5, 700) and batch[0, 0, 2] == 1 and batch[1, 0, 1] == 1 and batch.sum() == 2
+
+
+def test_tonic_datasets_keep_their_split_and_are_binned_per_sample(tmp_path, monkeypatch):
+    """tonic is optional; its dataset interface (``cls(save_to, train)``, ``sensor_size``, ``classes``,
+    ``ds[i] -> (structured events t, x, y, p; label)``) is stood in for here, so hwsim's side is what is tested."""
+    import sys
+    import types
+
+    from methods.data import DataError, load_dataset
+
+    dtype = [("t", np.int64), ("x", np.int64), ("y", np.int64), ("p", np.int64)]
+
+    class Fake:
+        sensor_size = (4, 3, 2)
+        classes = ["a", "b", "c"]
+
+        def __init__(self, save_to, train):
+            assert save_to == str(tmp_path)
+            self.samples = [(np.array([(0, 1, 2, 1), (900, 3, 0, 0)], dtype), 2)] if train else [
+                (np.array([(50, 0, 0, 1)], dtype), 0), (np.array([(10, 2, 1, 0), (10, 2, 1, 0)], dtype), 1)]
+
+        def __len__(self):
+            return len(self.samples)
+
+        def __getitem__(self, i):
+            return self.samples[i]
+
+    monkeypatch.setitem(sys.modules, "tonic", types.SimpleNamespace(datasets=types.SimpleNamespace(Fake=Fake)))
+    data = load_dataset("tonic:Fake", 3, path=tmp_path)
+    assert data.n_train == 1 and data.n_classes == 3 and data.shape == (2, 3, 4)
+    assert data.split("train")[1].tolist() == [2] and data.split("test")[1].tolist() == [0, 1]
+    x = data.x[np.arange(3)]
+    assert x[0, 0, 1, 2, 1] == 1 and x[0, 2, 0, 0, 3] == 1 and x[0].sum() == 2
+    assert x[1, 2, 1, 0, 0] == 1 and x[2].sum() == 1  # each sample spans its own T frames
+    with pytest.raises(DataError, match="tonic has no dataset 'Nope'"):
+        load_dataset("tonic:Nope", 3, path=tmp_path)
+
+
+def test_feasibility_and_estimate_learning_take_a_spike_file(tmp_path, capsys):
+    x = bernoulli((6, 2, 10), 0.3, seed=1)
+    np.savez(tmp_path / "in.npz", spikes=x)
+    assert main(["feasibility", "--net", "10-8-3", "--rules", "sltt", "--chips", "loihi2", "--input",
+                 str(tmp_path / "in.npz"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["rule"] == "sltt"
+    assert main(["estimate", "--net", "10-8-3", "--rule", "sltt", "--chip", "loihi2", "--input",
+                 str(tmp_path / "in.npz"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["timesteps"] == 6 and out["batch"] == 2

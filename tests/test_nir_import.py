@@ -51,7 +51,7 @@ def _compare(path, framework_spikes, x):
     return net
 
 
-@pytest.mark.parametrize("conv", [False, True])
+@pytest.mark.parametrize("conv", [False, True, "conv-pool"])
 def test_snntorch_exported_graph_runs_equal_in_hwsim(tmp_path, conv):
     pytest.importorskip("snntorch")
     import nir
@@ -67,7 +67,11 @@ def test_snntorch_exported_graph_runs_equal_in_hwsim(tmp_path, conv):
         return snn.Leaky(beta=torch.full(shape, beta), threshold=torch.ones(shape), init_hidden=True,
                          reset_mechanism="zero", reset_delay=False)
 
-    if conv:
+    if conv == "conv-pool":  # Conv2d -> AvgPool2d -> neuron: merged into one strided conv on import
+        layers = [torch.nn.Conv2d(1, 3, 3, padding=1), torch.nn.AvgPool2d(2), leaky(0.5, 3, 4, 4),
+                  torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 5), leaky(0.875, 5)]
+        shape = (1, 8, 8)
+    elif conv:
         layers = [torch.nn.Conv2d(1, 3, 3, padding=1), leaky(0.75, 3, 8, 8), torch.nn.AvgPool2d(2),
                   leaky(0.5, 3, 4, 4), torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 5), leaky(0.875, 5)]
         shape = (1, 8, 8)

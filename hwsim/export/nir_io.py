@@ -339,9 +339,14 @@ def from_nir(graph, dt: float | None = None) -> Network:
         node = graph.nodes[name]
         kind = type(node).__name__
         if isinstance(node, (nir.Affine, nir.Linear, nir.Conv2d, nir.SumPool2d, nir.AvgPool2d)):
+            if pending is not None and isinstance(pending[1], nir.Conv2d) and isinstance(
+                    node, (nir.SumPool2d, nir.AvgPool2d)):
+                pending = (pending[0], _conv_then_pool(pending[0], pending[1], name, node))
+                continue
             if pending is not None:
                 raise NetworkError(f"node '{name}' ({kind}) follows synapse node '{pending[0]}' with no neuron in "
-                                   f"between; hwsim needs a neuron after every synapse")
+                                   f"between; hwsim needs a neuron after every synapse (a Conv2d followed by a "
+                                   f"pooling node is the one pair it merges)")
             pending = (name, node)
         elif isinstance(node, nir.Flatten):
             if pending is not None:
@@ -417,6 +422,31 @@ def _layer(syn_name: str, syn, neuron_name: str, neuron, in_shape, dt: float) ->
                            f"no bias")
     tap = gain / (k * k) if isinstance(syn, nir.AvgPool2d) else gain
     return SumPool2d(k, _pair(syn.stride, syn_name, syn_kind, "stride"), weight=tap, neuron=lif, name=syn_name)
+
+
+def _conv_then_pool(conv_name: str, conv, pool_name: str, pool):
+    """One Conv2d equal to ``conv`` followed by sum/average ``pool`` (both linear, so exact): kernel
+    ``s*(kp-1) + k``, stride ``s*sp``, the conv's padding; the bias summed over the window (kept for average)."""
+    import nir
+
+    s = _pair(conv.stride, conv_name, "Conv2d", "stride")
+    if _pair(conv.dilation, conv_name, "Conv2d", "dilation") != 1 or int(np.asarray(conv.groups)) != 1:
+        raise NetworkError(f"node '{conv_name}' (Conv2d): only an ungrouped, undilated Conv2d merges with the "
+                           f"pooling node '{pool_name}' after it")
+    kind = type(pool).__name__
+    kp, sp = _pair(pool.kernel_size, pool_name, kind, "kernel_size"), _pair(pool.stride, pool_name, kind, "stride")
+    if _pair(pool.padding, pool_name, kind, "padding") != 0:
+        raise NetworkError(f"node '{pool_name}' ({kind}): padded pooling has no hwsim form")
+    weight = np.asarray(conv.weight, np.float64)
+    o, c, k, _ = weight.shape
+    tap = 1.0 / (kp * kp) if kind == "AvgPool2d" else 1.0
+    merged = np.zeros((o, c, s * (kp - 1) + k, s * (kp - 1) + k))
+    for i in range(kp):
+        for j in range(kp):
+            merged[:, :, i * s: i * s + k, j * s: j * s + k] += weight * tap
+    bias = np.asarray(conv.bias, np.float64) * np.ones(o) * (1.0 if kind == "AvgPool2d" else kp * kp)
+    return nir.Conv2d(input_shape=None, weight=merged, stride=s * sp, padding=conv.padding, dilation=1, groups=1,
+                      bias=bias)
 
 
 def _per_channel(drive: np.ndarray, channels: int, name: str, kind: str) -> np.ndarray:
