@@ -128,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--rule", required=True, metavar="RULE",
                     help="bptt, sltt, sltt_k, ottt_a, ottt_o, ttl_bptt, stdl or revsnn")
     tr.add_argument("--dataset", default="digits", metavar="NAME",
-                    help="digits (built in), randman (procedural), or mnist/nmnist/shd from --data-path")
+                    help="digits (built in), randman (procedural), mnist/nmnist/shd from --data-path, a FILE.npz "
+                         "(x_train, y_train, x_test, y_test) or tonic:<Name> (optional tonic package)")
     tr.add_argument("--epochs", type=_positive_int, default=5, metavar="E", help="epochs (default 5)")
     tr.add_argument("--timesteps", "-T", type=_positive_int, default=8, metavar="T",
                     help="time steps per sample (default 8)")

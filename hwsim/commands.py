@@ -289,8 +289,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.rule not in RULES:
         raise UsageError(f"--rule: unknown rule {args.rule!r}; known rules: {', '.join(RULES)}")
-    if args.dataset not in DATASETS:
-        raise UsageError(f"--dataset: unknown dataset {args.dataset!r}; known datasets: {', '.join(DATASETS)}")
+    own = args.dataset.endswith(".npz") or args.dataset.startswith("tonic:")
+    if args.dataset not in DATASETS and not own:
+        raise UsageError(f"--dataset: unknown dataset {args.dataset!r}; known datasets: {', '.join(DATASETS)}, "
+                         f"a FILE.npz (x_train, y_train, x_test, y_test) or tonic:<Name>")
+    if own and not args.net:
+        raise UsageError(f"--dataset {args.dataset}: give --net for your own data (e.g. --net 700-128-20)")
     config = TrainConfig(rule=args.rule, dataset=args.dataset, epochs=args.epochs, timesteps=args.timesteps,
                          net=args.net, batch_size=args.batch_size, lr=args.lr, seed=args.seed, k=args.k,
                          window=args.window, block=args.block, subnet=args.subnet, budget_bytes=args.budget_bytes,
