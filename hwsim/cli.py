@@ -79,11 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="For every chip and learning rule: the verdict (feasible, infeasible with the missing "
                     "capability or broken limit named, or unknown where the chip does not publish it), the "
                     "learning memory per core (bytes) and the energy (J) and latency (s) per training sample.")
-    fea.add_argument("--net", required=True, metavar="SPEC|FILE", help="network spec or saved .npz (dense layers)")
+    fea.add_argument("--net", required=True, metavar="SPEC|FILE",
+                     help="network spec string or a network file: .npz (hwsim), .nir (NIR), .net (netx)")
     fea.add_argument("--chips", default="all", metavar="NAMES|all", help="comma-separated chip names or 'all'")
     fea.add_argument("--rules", default="all", metavar="RULES|all", help="comma-separated rules or 'all'")
     fea.add_argument("--timesteps", "-T", type=_positive_int, default=8, metavar="T", help="time steps (8)")
     fea.add_argument("--rate", type=_probability, default=0.1, metavar="P", help="input spike probability (0.1)")
+    fea.add_argument("--input", metavar="FILE", help=INPUT_HELP)
     fea.add_argument("--window", type=_positive_int, default=2, help="TTL-BPTT window k in steps (2)")
     fea.add_argument("--seed", type=int, default=0, help="seed for weights, input and labels")
     fea.add_argument("--json", action="store_true", help="print the verdicts as JSON")
@@ -126,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--rule", required=True, metavar="RULE",
                     help="bptt, sltt, sltt_k, ottt_a, ottt_o, ttl_bptt, stdl or revsnn")
     tr.add_argument("--dataset", default="digits", metavar="NAME",
-                    help="digits (built in), randman (procedural), or mnist/nmnist/shd from --data-path")
+                    help="digits (built in), randman (procedural), mnist/nmnist/shd from --data-path, a FILE.npz "
+                         "(x_train, y_train, x_test, y_test) or tonic:<Name> (optional tonic package)")
     tr.add_argument("--epochs", type=_positive_int, default=5, metavar="E", help="epochs (default 5)")
     tr.add_argument("--timesteps", "-T", type=_positive_int, default=8, metavar="T",
                     help="time steps per sample (default 8)")
@@ -150,13 +153,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+INPUT_HELP = ("spike input instead of --rate: .npz with 'spikes' (T, B, *input_shape) of 0/1, or events t, x[, y, p] "
+              "with sensor_size (T and B come from the file; -T truncates)")
+
+
 def _add_run_arguments(cmd: argparse.ArgumentParser, default_mode: str) -> None:
     cmd.add_argument("--net", required=True, metavar="SPEC|FILE",
-                     help="network spec string (e.g. 784-512-10, 1x28x28-c8k3p1-p2-10) or a saved .npz network")
+                     help="network spec string (e.g. 784-512-10, 1x28x28-c8k3p1-p2-10) or a network file: .npz "
+                          "(hwsim), .nir (NIR, e.g. from snnTorch), .net (lava-dl netx)")
     cmd.add_argument("--timesteps", "-T", type=_positive_int, default=100, metavar="T",
                      help="number of time steps (default 100)")
     cmd.add_argument("--rate", type=_probability, default=0.05, metavar="P",
                      help="input spike probability per input neuron per step, 0..1 (default 0.05)")
+    cmd.add_argument("--input", metavar="FILE", help=INPUT_HELP)
     cmd.add_argument("--batch", "-B", type=_positive_int, default=1, metavar="B",
                      help="independent samples (default 1); energies are also given per sample")
     cmd.add_argument("--mode", default=None, metavar="MODE",
@@ -169,6 +178,9 @@ def _add_run_arguments(cmd: argparse.ArgumentParser, default_mode: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    given = sys.argv[1:] if argv is None else argv
+    args.timesteps_given = any(a in ("-T", "--timesteps") or a.startswith("--timesteps=") or
+                               (a.startswith("-T") and a[2:].isdigit()) for a in given)
     if args.command is None:
         parser.print_help()
         return 2

@@ -18,16 +18,15 @@ class UsageError(ValueError):
 
 
 def _load_network(net: str, mode: str | None, seed: int, default: str = "float"):
-    """A saved network (its own mode unless ``mode`` asks otherwise: a float file is then quantised) or a
-    random one from a spec string (``mode``, else ``default``)."""
-    from pathlib import Path
-
-    from hwsim.network import from_spec, load
+    """A network file (``.npz``, ``.nir``, ``.net``; its own mode unless ``mode`` asks otherwise: a float
+    network is then quantised) or a random one from a spec string (``mode``, else ``default``)."""
+    from hwsim.export.formats import is_network_file, load_network
+    from hwsim.network import from_spec
 
     if mode is not None and mode not in MODES:
         raise UsageError(f"--mode: unknown mode {mode!r}; expected one of {', '.join(MODES)}")
-    if net.endswith(".npz") or Path(net).is_file():
-        network = load(net)
+    if is_network_file(net):
+        network = load_network(net)
         if mode is None or network.mode == mode:
             return network
         if mode == "fixed":
@@ -38,11 +37,29 @@ def _load_network(net: str, mode: str | None, seed: int, default: str = "float")
     return from_spec(net, mode=mode or default, seed=seed)
 
 
+def _input_spikes(args: argparse.Namespace, network):
+    """``--input FILE`` spikes (T from the file unless -T is given), else Bernoulli noise at ``--rate``."""
+    from hwsim.engine import bernoulli
+
+    if getattr(args, "input", None):
+        from hwsim.inputs import load_spikes
+
+        spikes = load_spikes(args.input, network.input_shape, args.timesteps if args.timesteps_given else None)
+        args.timesteps = spikes.shape[0]
+        args.batch = spikes.shape[1]
+        return spikes
+    return bernoulli((args.timesteps, args.batch, *network.input_shape), args.rate, seed=args.seed + 1)
+
+
+def _input_text(args: argparse.Namespace) -> str:
+    return f"input {args.input}" if getattr(args, "input", None) else f"input rate {args.rate:g}"
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from hwsim.engine import Engine, bernoulli
+    from hwsim.engine import Engine
 
     network = _load_network(args.net, args.mode, args.seed, default="float")
-    spikes = bernoulli((args.timesteps, args.batch, *network.input_shape), args.rate, seed=args.seed + 1)
+    spikes = _input_spikes(args, network)
     engine = Engine(network)
     engine.run(spikes[:1, :1])  # load the compiled kernels once, so the timing below is the run alone
     start = time.perf_counter()
@@ -54,7 +71,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps({"timesteps": counts.timesteps, "batch": counts.batch, "mode": counts.mode,
                           "layers": layers}, indent=2))
         return 0
-    print(f"{network!r}\nT={counts.timesteps} steps, batch {counts.batch}, input rate {args.rate:g}, "
+    print(f"{network!r}\nT={counts.timesteps} steps, batch {counts.batch}, {_input_text(args)}, "
           f"mode {counts.mode}")
     header = ("layer", "kind", "n_in", "n_out", "spikes_in", "spikes_out", "rate_out", "SOP", "neuron_upd",
               "read_B", "write_B")
@@ -114,9 +131,11 @@ def cmd_feasibility(args: argparse.Namespace) -> int:
         if rule not in RULES:
             raise UsageError(f"--rules: unknown rule {rule!r}; known rules: {', '.join(RULES)}")
     network = _load_network(args.net, "float", args.seed)
+    spikes = _input_spikes(args, network) if getattr(args, "input", None) else None
     verdicts = []
     for rule in rules:
-        counts = learning_counts(network, rule, args.timesteps, args.rate, seed=args.seed, window=args.window)
+        counts = learning_counts(network, rule, args.timesteps, args.rate, seed=args.seed, window=args.window,
+                                 spikes=spikes)
         for chip in targets:
             verdict = check(network, chip, rule, args.timesteps, counts, window=args.window)
             if counts is None and not verdict.missing:
@@ -204,7 +223,7 @@ def _dash(value) -> str:
 def cmd_estimate(args: argparse.Namespace) -> int:
     import chips
     from hwsim.cost import estimate
-    from hwsim.engine import Engine, bernoulli
+    from hwsim.engine import Engine
     from hwsim.mapping import map_network
 
     targets = chips.load_all() if args.chip == "all" else [chips.load(args.chip)]
@@ -215,11 +234,12 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         if args.rule not in ON_CHIP_RULES:
             raise UsageError(f"--rule: no on-chip kernel for {args.rule!r}; rules with one: {', '.join(ON_CHIP_RULES)}")
         network = _load_network(args.net, "float", args.seed)
-        counts = learning_counts(network, args.rule, args.timesteps, args.rate, batch=args.batch, seed=args.seed)
+        spikes = _input_spikes(args, network) if getattr(args, "input", None) else None
+        counts = learning_counts(network, args.rule, args.timesteps, args.rate, batch=args.batch, seed=args.seed,
+                                 spikes=spikes)
     else:
         network = _load_network(args.net, args.mode, args.seed, default="fixed")
-        spikes = bernoulli((args.timesteps, args.batch, *network.input_shape), args.rate, seed=args.seed + 1)
-        counts = Engine(network).run(spikes).counts
+        counts = Engine(network).run(_input_spikes(args, network)).counts
     reports = []
     for chip in targets:
         mapping = map_network(network, chip, counts)
@@ -229,7 +249,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     if args.plot:
         from hwsim.plots import energy_breakdown
 
-        energy_breakdown(reports, args.plot, title=f"{args.net}, T={args.timesteps}, rate {args.rate:g}, "
+        energy_breakdown(reports, args.plot, title=f"{args.net}, T={args.timesteps}, {_input_text(args)}, "
                                                    f"{args.mode} mode")
     layers = []
     for lc in counts.layers:
@@ -237,10 +257,11 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         layers.append(record)
     if args.json:
         print(json.dumps({"net": args.net, "timesteps": counts.timesteps, "batch": counts.batch,
-                          "mode": counts.mode, "rate": args.rate, "counts": layers, "chips": reports}, indent=2))
+                          "mode": counts.mode, "rate": None if getattr(args, "input", None) else args.rate,
+                          "input": getattr(args, "input", None), "counts": layers, "chips": reports}, indent=2))
         return 0
     what = f"on-chip {args.rule} training" if args.rule else "inference"
-    print(f"{network!r}\n{what}: T={counts.timesteps} steps, batch {counts.batch}, input rate {args.rate:g}, "
+    print(f"{network!r}\n{what}: T={counts.timesteps} steps, batch {counts.batch}, {_input_text(args)}, "
           f"{counts.total('sop')} SOPs\n")
     rows = []
     for r in reports:
@@ -268,8 +289,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.rule not in RULES:
         raise UsageError(f"--rule: unknown rule {args.rule!r}; known rules: {', '.join(RULES)}")
-    if args.dataset not in DATASETS:
-        raise UsageError(f"--dataset: unknown dataset {args.dataset!r}; known datasets: {', '.join(DATASETS)}")
+    own = args.dataset.endswith(".npz") or args.dataset.startswith("tonic:")
+    if args.dataset not in DATASETS and not own:
+        raise UsageError(f"--dataset: unknown dataset {args.dataset!r}; known datasets: {', '.join(DATASETS)}, "
+                         f"a FILE.npz (x_train, y_train, x_test, y_test) or tonic:<Name>")
+    if own and not args.net:
+        raise UsageError(f"--dataset {args.dataset}: give --net for your own data (e.g. --net 700-128-20)")
     config = TrainConfig(rule=args.rule, dataset=args.dataset, epochs=args.epochs, timesteps=args.timesteps,
                          net=args.net, batch_size=args.batch_size, lr=args.lr, seed=args.seed, k=args.k,
                          window=args.window, block=args.block, subnet=args.subnet, budget_bytes=args.budget_bytes,

@@ -227,9 +227,11 @@ def check(network: Network, chip: Chip, rule: str, timesteps: int, counts: Count
 
 
 def learning_counts(network: Network, rule: str, timesteps: int, rate: float, batch: int = 1, seed: int = 0,
-                    k: int = 2, window: int = 1, block: int = 1, subnet: int = 1) -> Counts | None:
-    """Counts of one on-chip training batch of ``rule`` on Bernoulli input with random labels (None when no
-    on-chip kernel exists for it)."""
+                    k: int = 2, window: int = 1, block: int = 1, subnet: int = 1,
+                    spikes: np.ndarray | None = None) -> Counts | None:
+    """Counts of one on-chip training batch of ``rule`` on Bernoulli input (or the given 0/1 ``spikes``
+    ``(T, B, *input_shape)``, which then set T and B) with random labels (None when no on-chip kernel
+    exists for it)."""
     import copy
 
     from hwsim.engine import bernoulli
@@ -237,8 +239,11 @@ def learning_counts(network: Network, rule: str, timesteps: int, rate: float, ba
 
     if rule not in ON_CHIP_RULES:
         return None
+    if spikes is not None:
+        timesteps, batch = int(spikes.shape[0]), int(spikes.shape[1])
     learner = OnChipLearner(copy.deepcopy(network), rule, k=min(k, timesteps), seed=seed,
                             window=min(window, timesteps), block=block, subnet=subnet)
-    spikes = bernoulli((timesteps, batch, *network.input_shape), rate, seed=seed + 1)
+    if spikes is None:
+        spikes = bernoulli((timesteps, batch, *network.input_shape), rate, seed=seed + 1)
     labels = np.random.default_rng(seed).integers(0, network.layers[-1].n_out, batch)
     return learner.train_batch(spikes, labels).counts

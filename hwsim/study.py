@@ -42,7 +42,9 @@ class StudyConfig(BaseModel):
     """A study (all keys optional; defaults are the built-in study ``make demo`` runs)."""
 
     model_config = ConfigDict(extra="forbid")
-    dataset: Literal["digits", "randman"] = "digits"
+    dataset: str = Field("digits", description="digits, randman, a .npz file (x_train, y_train, x_test, y_test: "
+                                                 "0/1 spikes (N, T, *shape) and labels) or tonic:<Name>")
+    data_path: str | None = Field(None, description="folder for tonic datasets")
     network: str = "64-128-10"
     timesteps: int = Field(8, ge=1)
     epochs: int = Field(4, ge=1)
@@ -58,6 +60,18 @@ class StudyConfig(BaseModel):
     eval_samples: int = Field(300, ge=1, description="test samples for accuracy and costs")
     export: bool = True
     seed: int = 0
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset(cls, value: str) -> str:
+        if value in ("digits", "randman") or value.startswith("tonic:"):
+            return value
+        if value.endswith(".npz"):
+            if not Path(value).is_file():
+                raise ValueError(f"dataset file {value}: no such file")
+            return value
+        raise ValueError(f"unknown dataset {value!r}; expected digits, randman, a .npz file with x_train, y_train, "
+                         f"x_test, y_test, or tonic:<Name>")
 
     @field_validator("network")
     @classmethod
@@ -156,7 +170,8 @@ class Study:
     def _data(self):
         from methods.data import load_dataset
 
-        data = load_dataset(self.config.dataset, self.config.timesteps, seed=self.config.seed)
+        data = load_dataset(self.config.dataset, self.config.timesteps, seed=self.config.seed,
+                            path=self.config.data_path)
         x, y = (a.numpy() for a in data.split("test"))
         n = min(self.config.eval_samples, len(y))
         return data, x[:n], y[:n]
@@ -173,7 +188,8 @@ class Study:
         c = self.config
         out = {}
         for rule in c.train_rules:
-            config = TrainConfig(rule=rule, dataset=c.dataset, epochs=c.epochs, timesteps=c.timesteps,
+            config = TrainConfig(rule=rule, dataset=c.dataset, data_path=c.data_path, epochs=c.epochs,
+                                 timesteps=c.timesteps,
                                  net=c.network, batch_size=c.batch_size, seed=c.seed, window=c.ttl_window,
                                  budget_bytes=c.stdl_budget_bytes)
             ckpt = self.out / "train" / f"{rule}.pt"
