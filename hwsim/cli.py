@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from hwsim import __version__
 from hwsim.commands import (
-    UsageError,
     cmd_chips,
     cmd_estimate,
     cmd_export,
@@ -18,7 +18,6 @@ from hwsim.commands import (
     cmd_study,
     cmd_train,
 )
-from hwsim.network import NetworkError
 
 
 def _positive_int(text: str) -> int:
@@ -45,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hwsim",
         description="Neuromorphic on-chip learning simulator: event-driven LIF cores with exact counts.")
+    parser.add_argument("--version", action="version", version=f"hwsim {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser(
@@ -166,24 +166,30 @@ def _add_run_arguments(cmd: argparse.ArgumentParser, default_mode: str) -> None:
     cmd.add_argument("--json", action="store_true", help="print results as JSON")
 
 
+def _user_errors() -> tuple[type[Exception], ...]:
+    """The error classes that mean bad input (one line on stderr, exit 2), from modules that import nothing
+    heavy; a chip error can only come from an already imported ``chips``."""
+    from hwsim import errors
+    from methods.errors import DataError, RuleError
+
+    found = [errors.NetworkError, errors.InputError, errors.UsageError, errors.LearningError,
+             errors.FeasibilityError, errors.StudyError, DataError, RuleError]
+    if "chips" in sys.modules:
+        found.append(sys.modules["chips"].ChipError)
+    return tuple(found)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help()
+        parser.print_help(sys.stderr)
         return 2
-    from chips import ChipError
-    from hwsim.engine import InputError
-    from hwsim.feasibility import FeasibilityError
-    from hwsim.learning import LearningError
-    from hwsim.study import StudyError
-    from methods.data import DataError
-    from methods.rule import RuleError
-
     try:
         return args.func(args)
-    except (NetworkError, InputError, UsageError, ChipError, DataError, RuleError, LearningError,
-            FeasibilityError, StudyError) as err:
+    except ValueError as err:
+        if not isinstance(err, _user_errors()):
+            raise
         print(f"hwsim {args.command}: error: {err}", file=sys.stderr)
         return 2
 

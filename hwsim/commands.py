@@ -7,14 +7,11 @@ import json
 import time
 from pathlib import Path
 
-from hwsim.network import MODES
+from hwsim.errors import UsageError
 
 RUN_FIELDS = ("name", "kind", "n_in", "n_out", "spikes_in", "spikes_out", "sop", "neuron_updates",
               "mem_read_bytes", "mem_write_bytes")
 
-
-class UsageError(ValueError):
-    """A command-line argument is invalid."""
 
 
 def _load_network(net: str, mode: str | None, seed: int, default: str = "float"):
@@ -22,7 +19,7 @@ def _load_network(net: str, mode: str | None, seed: int, default: str = "float")
     random one from a spec string (``mode``, else ``default``)."""
     from pathlib import Path
 
-    from hwsim.network import from_spec, load
+    from hwsim.network import MODES, from_spec, load
 
     if mode is not None and mode not in MODES:
         raise UsageError(f"--mode: unknown mode {mode!r}; expected one of {', '.join(MODES)}")

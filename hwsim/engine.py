@@ -12,13 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwsim.counts import Counts, LayerCounts, add_inference_bytes
+from hwsim.errors import InputError
 from hwsim.kernels.layer import run_fixed_layer, run_float_layer
 from hwsim.kernels.synapses import CONV, DENSE, POOL, scan_events
 from hwsim.network import Conv2d, Dense, Flatten, FloatLIF, LoihiLIF, Network, NetworkError, SumPool2d
-
-
-class InputError(ValueError):
-    """Spike input of the wrong shape, dtype or values; the message says what was expected."""
 
 
 @dataclass

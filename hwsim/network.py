@@ -27,15 +27,14 @@ from typing import Literal
 
 import numpy as np
 
+from hwsim.errors import NetworkError
+
 Shape = tuple[int, ...]
 Mode = Literal["float", "fixed"]
 MODES = ("float", "fixed")
 FORMAT_NAME = "hwsim-network"
 FORMAT_VERSION = 1
 
-
-class NetworkError(ValueError):
-    """A network description, spec string, parameter or file is invalid; the message names what."""
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -24,11 +24,9 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from hwsim.errors import StudyError
+
 STAGES = ("train", "simulate", "memory", "on_chip", "costs", "feasibility", "export", "report")
-
-
-class StudyError(ValueError):
-    """An invalid study configuration or output folder; the message names the key or file."""
 
 
 class OnChipConfig(BaseModel):
