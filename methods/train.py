@@ -48,7 +48,7 @@ class TrainConfig:
     momentum: float = 0.9
     seed: int = 0
     k: int = 2
-    window: int = 1
+    window: int = 2  # TTL-BPTT truncation window (the CLI default too; 1 would be SLTT)
     block: int = 1
     subnet: int = 1
     budget_bytes: int = 1 << 20
