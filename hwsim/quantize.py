@@ -108,7 +108,7 @@ def quantize(network: Network, x: np.ndarray | None = None, y: np.ndarray | None
         else:
             layers.append(SumPool2d(layer.kernel, layer.stride, weight=int(2 * w_int[0]), **common))
         report.layers.append(info)
-    fixed = Network(network.input_shape, layers)
+    fixed = Network(network.input_shape, layers, timesteps=network.timesteps)
     if any(q.reset_converted for q in report.layers):
         report.notes.append("soft reset converted to Lava's zero reset (the accuracy after includes its cost)")
     if x is not None and y is not None:
@@ -179,7 +179,7 @@ def fixed_accuracy(network: Network, x: np.ndarray, y: np.ndarray, batch: int = 
     correct = 0
     for start, xb in _batches(x, batch):
         padded = np.concatenate([xb, np.zeros((depth, *xb.shape[1:]), xb.dtype)]).astype(np.uint8)
-        result = engine.run(padded, record=True)
+        result = engine.run(padded, record=True, time_major=True)  # T + L steps: axis 0 is time
         readout = result.currents[-1].reshape(padded.shape[0], padded.shape[1], -1).astype(np.int64).sum(axis=0)
         correct += int((readout.argmax(1) == y[start: start + readout.shape[0]]).sum())
     return correct / max(len(y), 1)

@@ -119,6 +119,7 @@ def build(config: TrainConfig):
         raise DataError("--device cuda: no CUDA device is available here")
     data = load_dataset(config.dataset, config.timesteps, seed=config.seed, path=config.data_path)
     network = from_spec(config.network_spec(), mode="float", seed=config.seed)
+    network.timesteps = config.timesteps  # saved with it: the engine then refuses (N, T, ...) input by mistake
     if network.input_shape != data.shape and int(np.prod(network.input_shape)) == int(np.prod(data.shape)):
         data.x = data.x.reshape(*data.x.shape[:2], *network.input_shape)  # e.g. digits' 64 inputs as 1x8x8
     if network.input_shape != data.shape:

@@ -142,6 +142,9 @@ def test_train_without_out_keeps_every_model(tmp_path, monkeypatch, capsys):
     assert (first["checkpoint"], second["checkpoint"]) == ("runs/sltt-digits.pt", "runs/sltt-digits-2.pt")
     for record in (first, second):  # nothing overwritten: both runs' files are there
         assert Path(record["checkpoint"]).is_file() and Path(record["network"]).is_file()
+    from hwsim.network import load
+
+    assert load(first["network"]).timesteps == 2  # the trained T travels with the network (the axis guard)
 
 
 def test_export_verification_failure_exits_1(tmp_path, monkeypatch, capsys):
