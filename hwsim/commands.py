@@ -47,9 +47,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     network = _load_network(args.net, args.mode, args.seed)
     spikes = bernoulli((args.timesteps, args.batch, *network.input_shape), args.rate, seed=args.seed + 1)
     engine = Engine(network)
-    engine.run(spikes[:1, :1])  # load the compiled kernels once, so the timing below is the run alone
+    engine.run(spikes[:1, :1], time_major=True)  # load the compiled kernels once, so the timing below is the run alone
     start = time.perf_counter()
-    result = engine.run(spikes)
+    result = engine.run(spikes, time_major=True)  # built (T, B, ...) here: no axis guess
     elapsed = time.perf_counter() - start
     counts = result.counts
     layers = [{key: layer.to_dict()[key] for key in RUN_FIELDS} for layer in counts.layers]
@@ -223,7 +223,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     else:
         network = _load_network(args.net, args.mode, args.seed)
         spikes = bernoulli((args.timesteps, args.batch, *network.input_shape), args.rate, seed=args.seed + 1)
-        counts = Engine(network).run(spikes).counts
+        counts = Engine(network).run(spikes, time_major=True).counts
     reports = []
     for chip in targets:
         mapping = map_network(network, chip, counts)

@@ -171,15 +171,21 @@ def float_accuracy(network: Network, x: np.ndarray, y: np.ndarray, batch: int = 
     return correct / max(len(y), 1)
 
 
-def fixed_accuracy(network: Network, x: np.ndarray, y: np.ndarray, batch: int = 256) -> float:
-    """Accuracy of a fixed-point network: run T + L steps (Lava's per-layer delay) and take the output
-    layer's summed current ``u``."""
-    engine = Engine(network)
+def fixed_readout(network: Network, spikes: np.ndarray) -> np.ndarray:
+    """The fixed-point read-out, ``(B, classes)`` int64, for 0/1 ``spikes`` ``(T, B, *input_shape)``: run
+    T + L steps (the input padded with silence for Lava's one-step delay per layer) and sum the output layer's
+    current ``u`` over them."""
     depth = sum(1 for layer in network.layers if layer.neuron is not None)
+    spikes = np.asarray(spikes)
+    padded = np.concatenate([spikes, np.zeros((depth, *spikes.shape[1:]), spikes.dtype)]).astype(np.uint8)
+    result = Engine(network).run(padded, record=True, time_major=True)  # T + L steps: axis 0 is time
+    return result.currents[-1].reshape(padded.shape[0], padded.shape[1], -1).astype(np.int64).sum(axis=0)
+
+
+def fixed_accuracy(network: Network, x: np.ndarray, y: np.ndarray, batch: int = 256) -> float:
+    """Accuracy of a fixed-point network (see :func:`fixed_readout`). ``x`` (N, T, *input_shape) 0/1."""
     correct = 0
     for start, xb in _batches(x, batch):
-        padded = np.concatenate([xb, np.zeros((depth, *xb.shape[1:]), xb.dtype)]).astype(np.uint8)
-        result = engine.run(padded, record=True, time_major=True)  # T + L steps: axis 0 is time
-        readout = result.currents[-1].reshape(padded.shape[0], padded.shape[1], -1).astype(np.int64).sum(axis=0)
+        readout = fixed_readout(network, xb)
         correct += int((readout.argmax(1) == y[start: start + readout.shape[0]]).sum())
     return correct / max(len(y), 1)
