@@ -31,6 +31,7 @@ def _load_network(net: str, mode: str | None, seed: int, default: str = DEFAULT_
         raise UsageError(f"--mode: unknown mode {mode!r}; expected one of {', '.join(MODES)}")
     if net.endswith(".npz") or Path(net).is_file():
         network = load(net)
+        network.timesteps = None  # the commands build (T, B, ...) input from -T/-B themselves: no axis guess
         if mode is None or network.mode == mode:
             return network
         if mode == "fixed":

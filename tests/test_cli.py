@@ -239,3 +239,14 @@ def test_estimate_and_run_count_the_same_events_by_default(capsys):
     est = json.loads(capsys.readouterr().out)
     assert run["mode"] == est["mode"] == "fixed"
     assert [layer["sop"] for layer in run["layers"]] == [layer["sop"] for layer in est["counts"]]
+
+
+def test_commands_run_a_trained_network_at_any_T_and_batch(tmp_path, capsys):
+    net = from_spec("16-8-4", seed=0)
+    net.timesteps = 8  # trained with T = 8: a batch of 8 at another T must not be mistaken for (N, T) data
+    path = save(net, tmp_path / "trained.npz")
+    common = ["--net", str(path), "-T", "20", "-B", "8", "--json"]
+    for argv in (["run", *common], ["estimate", *common, "--chip", "loihi"],
+                 ["estimate", *common, "--chip", "loihi", "--rule", "sltt"]):
+        assert main(argv) == 0, capsys.readouterr().err
+        assert json.loads(capsys.readouterr().out)["timesteps"] == 20
