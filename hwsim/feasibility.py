@@ -32,6 +32,7 @@ import numpy as np
 
 from chips.schema import Chip
 from hwsim.counts import Counts
+from hwsim.errors import FeasibilityError
 from hwsim.mapping import map_network
 from hwsim.network import Dense, Network
 
@@ -59,9 +60,6 @@ RULE_NEEDS = {
     "stdl": Needs(("graded_error_messages", "third_factor"), True, False, None, "copy"),
 }
 
-
-class FeasibilityError(ValueError):
-    """An unknown rule or an option the analysis cannot take."""
 
 
 @dataclass

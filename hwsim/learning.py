@@ -22,6 +22,7 @@ import numpy as np
 
 from hwsim.counts import Counts, LayerCounts, add_inference_bytes
 from hwsim.engine import check_input
+from hwsim.errors import LearningError
 from hwsim.kernels.synapses import scan_events
 from hwsim.network import Dense, Network, NetworkError
 from hwsim.rules.online import COUNTER_NAMES, RECTANGLE, SIGMOID, TRIANGLE, train_online
@@ -32,9 +33,6 @@ WINDOWED_RULES = ("bptt", "ttl_bptt", "stdl")
 SURROGATES = {"triangle": TRIANGLE, "sigmoid": SIGMOID, "rectangle": RECTANGLE}
 FLOAT_BYTES = 4
 
-
-class LearningError(ValueError):
-    """A rule or option the on-chip learner cannot run; the message says which and why."""
 
 
 @dataclass

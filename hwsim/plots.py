@@ -1,4 +1,5 @@
-"""Matplotlib figures (Agg backend, written to PNG files)."""
+"""Matplotlib figures (Agg backend, written to PNG files); more in :mod:`hwsim.figures`, colours from
+:mod:`hwsim.palette` (one colour per rule, chip, action and verdict in every figure)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+from hwsim.palette import VERDICT_COLORS, action_color, chip_color, rule_color  # noqa: E402
 
 ACTION_ORDER = ("sop", "neuron_update", "spike_out", "routing", "memory", "static",
                 "weight_update", "trace_update", "error_mac", "grad_op")
@@ -26,7 +29,7 @@ def energy_breakdown(reports: list[dict], path: str | Path, title: str = "") -> 
     actions = [a for a in ACTION_ORDER if any(r["energy_by_action_j"].get(a, 0) > 0 for r in reports)]
     fig, (ax_total, ax_share) = plt.subplots(1, 2, figsize=(12, 0.45 * len(reports) + 1.8), sharey=True)
     totals = [r["energy_per_sample_j"] * 1e6 for r in reports]
-    ax_total.barh(names, totals, color="#4c72b0")
+    ax_total.barh(names, totals, color=[chip_color(r["chip"]) for r in reports])
     ax_total.set_xscale("log")
     ax_total.set_xlabel("energy per sample (µJ, log scale)")
     ax_total.invert_yaxis()
@@ -34,10 +37,9 @@ def energy_breakdown(reports: list[dict], path: str | Path, title: str = "") -> 
         label = f"{value:.3g}" + (" *" if r["unpriced"] else "")
         ax_total.text(value, y, " " + label, va="center", fontsize=8)
     left = [0.0] * len(reports)
-    cmap = plt.get_cmap("tab10")
-    for k, action in enumerate(actions):
+    for action in actions:
         share = [r["energy_by_action_j"].get(action, 0.0) / r["energy_j"] * 100 for r in reports]
-        ax_share.barh(names, share, left=left, color=cmap(k % 10), label=action)
+        ax_share.barh(names, share, left=left, color=action_color(action), label=action)
         left = [a + b for a, b in zip(left, share)]
     ax_share.set_xlabel("share of energy by action (%)")
     ax_share.set_xlim(0, 100)
@@ -71,7 +73,8 @@ def feasibility_heatmap(verdicts: list[dict], path: str | Path, title: str = "")
         if v["energy_per_sample_j"] is not None and v["unpriced"]:
             energy += " *"
         ax.text(c, r, f"{energy}\n{v['memory_per_core_bytes'] / 1024:.0f} KiB", ha="center", va="center", fontsize=7)
-    ax.imshow(grid, cmap=ListedColormap(["#f4a6a6", "#d9d9d9", "#a6dba0"]), vmin=0, vmax=2, aspect="auto")
+    ax.imshow(grid, cmap=ListedColormap([VERDICT_COLORS[v] for v in ("infeasible", "unknown", "feasible")]),
+              vmin=0, vmax=2, aspect="auto")
     ax.set_xticks(range(len(rules)), rules)
     ax.set_yticks(range(len(chips)), chips)
     ax.set_title(title or "on-chip learning: energy per training sample, learning memory per core")
@@ -83,25 +86,11 @@ def feasibility_heatmap(verdicts: list[dict], path: str | Path, title: str = "")
     return path
 
 
-def spike_raster(result, path: str | Path, title: str = "") -> Path:
-    """Spike raster of one sample, one panel per layer (``result`` is an ``Engine.run`` result, batch 1)."""
-    path = Path(path)
-    layers = result.spikes
-    fig, axes = plt.subplots(len(layers), 1, figsize=(8, 1.2 + 1.3 * len(layers)), sharex=True)
-    axes = axes if len(layers) > 1 else [axes]
-    for ax, spikes, name in zip(axes, layers, result.layer_names):
-        steps = spikes.shape[0]
-        flat = spikes[:, 0].reshape(steps, -1)
-        t, n = flat.nonzero()
-        ax.scatter(t, n, s=4, marker="|", color="black")
-        ax.set_ylabel(f"{name}\nneuron")
-        ax.set_ylim(-0.5, flat.shape[1] - 0.5)
-    axes[-1].set_xlabel("time step")
-    fig.suptitle(title or "spike raster")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+def spike_raster(result, path: str | Path | None = None, title: str = "", inputs=None):
+    """Spike raster of one sample with the input (see :func:`hwsim.figures.spike_raster`); returns the Figure."""
+    from hwsim.figures import spike_raster as raster
+
+    return raster(result, path, title=title, inputs=inputs)
 
 
 def memory_vs_timesteps(memory_kib: dict[str, dict[str, float]], path: str | Path, batch: int) -> Path:
@@ -110,7 +99,7 @@ def memory_vs_timesteps(memory_kib: dict[str, dict[str, float]], path: str | Pat
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for rule, points in memory_kib.items():
         steps = sorted(int(t) for t in points)
-        ax.plot(steps, [points[str(t)] for t in steps], marker="o", label=rule)
+        ax.plot(steps, [points[str(t)] for t in steps], marker="o", label=rule, color=rule_color(rule))
     ax.set_xlabel("time steps T")
     ax.set_ylabel(f"activation memory, KiB (batch {batch})")
     ax.set_title("memory kept for the backward pass")
@@ -122,17 +111,9 @@ def memory_vs_timesteps(memory_kib: dict[str, dict[str, float]], path: str | Pat
     return path
 
 
-def accuracy_bars(values: dict[str, float], path: str | Path) -> Path:
-    """Accuracy (%) before and after quantisation."""
-    path = Path(path)
-    fig, ax = plt.subplots(figsize=(5.5, 3.2))
-    bars = ax.bar(list(values), list(values.values()), color=["#4c72b0", "#dd8452"])
-    for bar, value in zip(bars, values.values()):
-        ax.text(bar.get_x() + bar.get_width() / 2, value, f"{value:.1f} %", ha="center", va="bottom")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_ylim(0, 105)
-    ax.set_title("accuracy before and after quantisation")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+def accuracy_bars(values: dict[str, float], path: str | Path | None = None, samples: int | None = None):
+    """Accuracy (%) before and after quantisation on a zoomed axis with the difference labelled (see
+    :func:`hwsim.figures.accuracy_comparison`); returns the Figure."""
+    from hwsim.figures import accuracy_comparison
+
+    return accuracy_comparison(values, path, samples=samples)

@@ -24,11 +24,9 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from hwsim.errors import StudyError
+
 STAGES = ("train", "simulate", "memory", "on_chip", "costs", "feasibility", "export", "report")
-
-
-class StudyError(ValueError):
-    """An invalid study configuration or output folder; the message names the key or file."""
 
 
 class OnChipConfig(BaseModel):
@@ -217,8 +215,9 @@ class Study:
 
         save(fixed, self.out / "fixed.network.npz")
         counts = Engine(network).run(np.moveaxis(x, 0, 1).astype(np.uint8)).counts
-        spike_raster(Engine(fixed).run(np.moveaxis(x[:1], 0, 1).astype(np.uint8)), self.out / "spike_raster.png",
-                     title=f"one {self.config.dataset} test sample, fixed point")
+        first = np.moveaxis(x[:1], 0, 1).astype(np.uint8)
+        spike_raster(Engine(fixed).run(first), self.out / "spike_raster.png", inputs=first,
+                     title=f"{self.config.network}: one {self.config.dataset} test sample, fixed point")
         return {"float_accuracy_percent": None if float_acc is None else round(100 * float_acc, 1),
                 "quantized_float_percent": round(100 * report.accuracy_float, 1),
                 "quantized_fixed_percent": round(100 * report.accuracy_fixed, 1),
@@ -342,14 +341,12 @@ class Study:
         return out
 
     def stage_report(self, results: dict) -> dict:
-        from hwsim.plots import accuracy_bars
         from hwsim.report import write_report
+        from hwsim.study_figures import append_to_report, make_figures
 
-        sim = results["simulate"]
-        accuracy_bars({"float (torch read-out)": sim["quantized_float_percent"],
-                       "fixed point (hwsim, Lava-exact)": sim["quantized_fixed_percent"]},
-                      self.out / "quantization_accuracy.png")
+        results["figures"] = make_figures(self, results)
         write_report(self.config, results, self.out)
+        append_to_report(self.out / "report.md", results["figures"])
         return {"report": "report.md", "results": "results.json"}
 
 

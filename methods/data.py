@@ -23,11 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from methods.errors import DataError
+
 DATASETS = ("digits", "randman", "mnist", "nmnist", "shd")
-
-
-class DataError(ValueError):
-    """A dataset name, file or option is wrong; the message names it and what was expected."""
 
 
 @dataclass

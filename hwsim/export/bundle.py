@@ -111,7 +111,7 @@ def export(network: Network, out: str | Path, x: np.ndarray | None = None, y: np
     else:
         sample = (np.random.default_rng(0).random((16, int(np.prod(fixed.input_shape)))) < 0.2)
     golden_in = np.concatenate([sample, np.zeros((depth, sample.shape[1]))]).astype(np.uint8)
-    result = simulate(fixed, golden_in.reshape(golden_in.shape[0], 1, *fixed.input_shape))
+    result = simulate(fixed, golden_in.reshape(golden_in.shape[0], 1, *fixed.input_shape), time_major=True)
     golden = {"input": golden_in} | {f"layer{i}": s.reshape(s.shape[0], -1) for i, s in enumerate(result.spikes)}
     np.savez(out / "golden.npz", meta=np.array(json.dumps(GOLDEN_META | {"layers": result.layer_names})), **golden)
     (out / "README.md").write_text(README)
