@@ -20,6 +20,12 @@ from hwsim.commands import (
 )
 from hwsim.network import NetworkError
 
+DEFAULT_RATE = 0.05  # input spike probability: one default for run, estimate and feasibility
+DEFAULT_TIMESTEPS = 100
+DEFAULT_WINDOW = 1  # TTL-BPTT window: the same default for train, estimate --rule and feasibility
+STATIC_HELP = ("static power: whole-chip (default: the chip's static power x simulated time), cores-used (only the "
+               "cores in use, where the profile supports it) or none (dynamic energy only)")
+
 
 def _positive_int(text: str) -> int:
     try:
@@ -71,7 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--plot", metavar="FILE.png", help="draw the energy breakdown per chip to a PNG file")
     est.add_argument("--rule", metavar="RULE",
                      help="price one on-chip training sample with this rule (bptt, sltt, sltt_k, ottt_a, ottt_o, "
-                          "ttl_bptt, stdl) instead of inference; labels are random")
+                          "ttl_bptt, stdl) instead of inference; labels are random; prints the feasibility verdict")
+    est.add_argument("--window", type=_positive_int, default=DEFAULT_WINDOW,
+                     help=f"TTL-BPTT window k in steps, with --rule ({DEFAULT_WINDOW})")
+    est.add_argument("--static", default="whole-chip", choices=["whole-chip", "cores-used", "none"], help=STATIC_HELP)
     est.set_defaults(func=cmd_estimate)
 
     fea = sub.add_parser(
@@ -82,9 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     fea.add_argument("--net", required=True, metavar="SPEC|FILE", help="network spec or saved .npz (dense layers)")
     fea.add_argument("--chips", default="all", metavar="NAMES|all", help="comma-separated chip names or 'all'")
     fea.add_argument("--rules", default="all", metavar="RULES|all", help="comma-separated rules or 'all'")
-    fea.add_argument("--timesteps", "-T", type=_positive_int, default=8, metavar="T", help="time steps (8)")
-    fea.add_argument("--rate", type=_probability, default=0.1, metavar="P", help="input spike probability (0.1)")
-    fea.add_argument("--window", type=_positive_int, default=2, help="TTL-BPTT window k in steps (2)")
+    fea.add_argument("--timesteps", "-T", type=_positive_int, default=DEFAULT_TIMESTEPS, metavar="T",
+                     help=f"time steps ({DEFAULT_TIMESTEPS}, as estimate)")
+    fea.add_argument("--rate", type=_probability, default=DEFAULT_RATE, metavar="P",
+                     help=f"input spike probability ({DEFAULT_RATE}, as estimate)")
+    fea.add_argument("--window", type=_positive_int, default=DEFAULT_WINDOW,
+                     help=f"TTL-BPTT window k in steps ({DEFAULT_WINDOW})")
+    fea.add_argument("--static", default="whole-chip", choices=["whole-chip", "cores-used", "none"], help=STATIC_HELP)
     fea.add_argument("--seed", type=int, default=0, help="seed for weights, input and labels")
     fea.add_argument("--json", action="store_true", help="print the verdicts as JSON")
     fea.add_argument("--plot", metavar="FILE.png", help="draw the chips x rules heatmap to a PNG file")
@@ -135,7 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--lr", type=float, default=0.1, help="SGD learning rate (momentum 0.9), default 0.1")
     tr.add_argument("--seed", type=int, default=0, help="seed for data encoding, weights and shuffling")
     tr.add_argument("--k", type=_positive_int, default=2, help="SLTT-K: time steps with a backward pass (2)")
-    tr.add_argument("--window", type=_positive_int, default=1, help="TTL-BPTT: truncation window in steps (1)")
+    tr.add_argument("--window", type=_positive_int, default=DEFAULT_WINDOW,
+                    help=f"TTL-BPTT: truncation window in steps ({DEFAULT_WINDOW})")
     tr.add_argument("--block", type=_positive_int, default=1, help="TTL-BPTT: layers per local block (1)")
     tr.add_argument("--subnet", type=_positive_int, default=1, help="STDL: layers per subnetwork (1)")
     tr.add_argument("--budget-bytes", type=_positive_int, default=1 << 20,
@@ -153,10 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_run_arguments(cmd: argparse.ArgumentParser, default_mode: str) -> None:
     cmd.add_argument("--net", required=True, metavar="SPEC|FILE",
                      help="network spec string (e.g. 784-512-10, 1x28x28-c8k3p1-p2-10) or a saved .npz network")
-    cmd.add_argument("--timesteps", "-T", type=_positive_int, default=100, metavar="T",
-                     help="number of time steps (default 100)")
-    cmd.add_argument("--rate", type=_probability, default=0.05, metavar="P",
-                     help="input spike probability per input neuron per step, 0..1 (default 0.05)")
+    cmd.add_argument("--timesteps", "-T", type=_positive_int, default=DEFAULT_TIMESTEPS, metavar="T",
+                     help=f"number of time steps (default {DEFAULT_TIMESTEPS})")
+    cmd.add_argument("--rate", type=_probability, default=DEFAULT_RATE, metavar="P",
+                     help=f"input spike probability per input neuron per step, 0..1 (default {DEFAULT_RATE})")
     cmd.add_argument("--batch", "-B", type=_positive_int, default=1, metavar="B",
                      help="independent samples (default 1); energies are also given per sample")
     cmd.add_argument("--mode", default=None, metavar="MODE",

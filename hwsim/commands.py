@@ -203,19 +203,21 @@ def _dash(value) -> str:
 
 def cmd_estimate(args: argparse.Namespace) -> int:
     import chips
-    from hwsim.cost import estimate
+    from hwsim.cost import energy_text, estimate
     from hwsim.engine import Engine, bernoulli
     from hwsim.mapping import map_network
 
     targets = chips.load_all() if args.chip == "all" else [chips.load(args.chip)]
+    static = getattr(args, "static", "whole-chip")
     if args.rule:
-        from hwsim.feasibility import learning_counts
+        from hwsim.feasibility import check, learning_counts
         from hwsim.learning import ON_CHIP_RULES
 
         if args.rule not in ON_CHIP_RULES:
             raise UsageError(f"--rule: no on-chip kernel for {args.rule!r}; rules with one: {', '.join(ON_CHIP_RULES)}")
         network = _load_network(args.net, "float", args.seed)
-        counts = learning_counts(network, args.rule, args.timesteps, args.rate, batch=args.batch, seed=args.seed)
+        counts = learning_counts(network, args.rule, args.timesteps, args.rate, batch=args.batch, seed=args.seed,
+                                 window=args.window)
     else:
         network = _load_network(args.net, args.mode, args.seed, default="fixed")
         spikes = bernoulli((args.timesteps, args.batch, *network.input_shape), args.rate, seed=args.seed + 1)
@@ -223,8 +225,10 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     reports = []
     for chip in targets:
         mapping = map_network(network, chip, counts)
-        report = estimate(network, counts, chip, mapping).to_dict()
+        report = estimate(network, counts, chip, mapping, static=static).to_dict()
         report["mapping"] = mapping.to_dict(chip)
+        if args.rule:  # the same verdict as `hwsim feasibility` for this chip, rule and T
+            report["verdict"] = check(network, chip, args.rule, args.timesteps, window=args.window).verdict
         reports.append(report)
     if args.plot:
         from hwsim.plots import energy_breakdown
@@ -237,26 +241,52 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         layers.append(record)
     if args.json:
         print(json.dumps({"net": args.net, "timesteps": counts.timesteps, "batch": counts.batch,
-                          "mode": counts.mode, "rate": args.rate, "counts": layers, "chips": reports}, indent=2))
+                          "mode": counts.mode, "rate": args.rate, "static": static, "counts": layers,
+                          "chips": reports}, indent=2))
         return 0
     what = f"on-chip {args.rule} training" if args.rule else "inference"
     print(f"{network!r}\n{what}: T={counts.timesteps} steps, batch {counts.batch}, input rate {args.rate:g}, "
-          f"{counts.total('sop')} SOPs\n")
+          f"{counts.total('sop')} SOPs; static power: {static}\n")
     rows = []
     for r in reports:
         latency = "-" if r["latency_s"] is None else f"{r['latency_s'] / counts.batch * 1e3:.3g}"
-        top = max(r["energy_by_action_j"].items(), key=lambda kv: kv[1], default=("-", 0))[0]
-        energy = f"{r['energy_per_sample_j'] * 1e6:.4g}" if r["energy_by_action_j"] else "-"
-        rows.append((r["chip"], energy, latency, "yes" if r["fits"] else "NO",
-                     r["cores_used"], top, len(r["unpriced"])))
-    _print_table(("chip", "uJ/sample", "ms/sample", "fits", "cores", "largest", "unpriced"), rows)
+        dynamic = [k for k in r["energy_by_action_j"] if k != "static"]
+        top = max(((k, r["energy_by_action_j"][k]) for k in dynamic), key=lambda kv: kv[1], default=("-", 0))[0]
+        n_unpriced = len(r["unpriced"])
+        priced = bool(dynamic)
+        static_cell = ("-" if r["static_mode"] in ("unpublished", "none") or (r["static_mode"] == "whole-chip"
+                       and r["latency_s"] is None) else f"{r['energy_static_per_sample_j'] * 1e6:.4g}")
+        if r["static_mode"] == "all-in":
+            static_cell = "in all-in"
+        row = [r["chip"], energy_text(r["energy_dynamic_per_sample_j"], 0, priced) if priced else "-", static_cell,
+               energy_text(r["energy_per_sample_j"], n_unpriced, priced), latency, _fits_text(r["fits"]),
+               r["cores_used"], top]
+        if args.rule:
+            row.append(r["verdict"].split(":")[0])
+        rows.append(tuple(row))
+    header = ["chip", "dynamic/sample", "static uJ", "energy/sample", "ms/sample", "fits", "cores", "largest"]
+    if args.rule:
+        header.append("verdict")
+    _print_table(tuple(header), rows)
     for r in reports:
         for limit in r["limits_broken"]:
             print(f"  {r['chip']}: does not fit: {limit}")
-    print("\nunpriced = actions with counts but no published figure (see --json); nothing is invented.")
+        if r["fits"] is None:
+            print(f"  {r['chip']}: fit unknown: {r['fits_reason']}")
+        for warning in r["warnings"]:
+            print(f"  warning: {warning}")
+        if args.rule and r["verdict"] != "feasible":
+            print(f"  {r['chip']}: {r['verdict']}")
+    print("\nStatic: " + "; ".join(f"{r['chip']}: {r['static_assumption']}" for r in reports if r["static_assumption"]))
+    print("≥ = a lower bound: actions with counts but no published figure are unpriced (listed with their counts "
+          "in --json), never counted as zero.")
     if args.plot:
         print(f"wrote {args.plot}")
     return 0
+
+
+def _fits_text(fits) -> str:
+    return "unknown" if fits is None else ("yes" if fits else "NO")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
