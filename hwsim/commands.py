@@ -106,7 +106,7 @@ def cmd_chips(args: argparse.Namespace) -> int:
 
 def cmd_feasibility(args: argparse.Namespace) -> int:
     import chips
-    from hwsim.feasibility import RULES, check, learning_counts
+    from hwsim.feasibility import RULES, check, learning_counts, rank
 
     targets = chips.load_all() if args.chips == "all" else [chips.load(n.strip()) for n in args.chips.split(",")]
     rules = list(RULES) if args.rules == "all" else [r.strip() for r in args.rules.split(",")]
@@ -114,14 +114,18 @@ def cmd_feasibility(args: argparse.Namespace) -> int:
         if rule not in RULES:
             raise UsageError(f"--rules: unknown rule {rule!r}; known rules: {', '.join(RULES)}")
     network = _load_network(args.net, "float", args.seed)
-    verdicts = []
+    static = getattr(args, "static", "whole-chip")
+    found = []
     for rule in rules:
         counts = learning_counts(network, rule, args.timesteps, args.rate, seed=args.seed, window=args.window)
         for chip in targets:
-            verdict = check(network, chip, rule, args.timesteps, counts, window=args.window)
+            verdict = check(network, chip, rule, args.timesteps, counts, window=args.window, static=static)
             if counts is None and not verdict.missing:
                 verdict.unpriced.append(f"energy: no on-chip learning kernel for {rule} yet")
-            verdicts.append(verdict.to_dict())
+                verdict.energy_text = "unpriced (no kernel)"
+            found.append(verdict)
+    rank(found)
+    verdicts = [v.to_dict() for v in found]
     if args.plot:
         from hwsim.plots import feasibility_heatmap
 
@@ -129,11 +133,23 @@ def cmd_feasibility(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(verdicts, indent=2))
         return 0
+    print(f"{network!r}: one training sample, T={args.timesteps}, input rate {args.rate:g}, static power: {static}\n")
     rows = []
     for v in verdicts:
-        energy = "-" if v["energy_per_sample_j"] is None else f"{v['energy_per_sample_j'] * 1e6:.4g}"
-        rows.append((v["chip"], v["rule"], energy, f"{v['memory_per_core_bytes'] / 1024:.1f}", v["verdict"]))
-    _print_table(("chip", "rule", "uJ/sample", "KiB/core", "verdict"), rows)
+        latency = "-" if v["latency_per_sample_s"] is None else f"{v['latency_per_sample_s'] * 1e3:.3g}"
+        max_t = v["max_timesteps"] if v["max_timesteps"] is not None else (
+            "any" if v["max_timesteps_note"].startswith("any") else "?")
+        rows.append((v["chip"], v["rule"], v["verdict"].split(":")[0], max_t, v["cores_needed"],
+                     f"{v['memory_per_core_bytes'] / 1024:.1f}", v["energy_text"], latency,
+                     "-" if v["rank"] is None else f"{v['rank']}{' (≥)' if v['lower_bound'] else ''}"))
+    _print_table(("chip", "rule", "verdict", "max T", "cores", "KiB/core", "energy/sample", "ms/sample", "rank"),
+                 rows)
+    print()
+    for v in verdicts:
+        if v["verdict"] != "feasible":
+            print(f"  {v['chip']}/{v['rule']}: {v['verdict']}")
+    print("\nmax T: largest T whose learning state fits (any: the state does not grow with T; ?: memory unknown). "
+          "rank: feasible pairs by energy per training sample; (≥): ranked by a lower bound, may rank further down.")
     if args.plot:
         print(f"wrote {args.plot}")
     return 0
