@@ -249,8 +249,9 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     if args.plot:
         from hwsim.plots import energy_breakdown
 
-        energy_breakdown(reports, args.plot, title=f"{args.net}, T={args.timesteps}, rate {args.rate:g}, "
-                                                   f"{args.mode} mode")
+        what = f"on-chip {args.rule} training" if args.rule else f"{counts.mode} inference"
+        energy_breakdown(reports, args.plot, title=f"{args.net}, T={args.timesteps}, rate {args.rate:g}, {what}, "
+                                                   f"static: {static}")
     layers = []
     for lc in counts.layers:
         record = lc.to_dict()
