@@ -100,8 +100,11 @@ def feasibility_heatmap(verdicts: list[dict], path: str | Path, title: str = "")
         if v["energy_per_sample_j"] is not None and v.get("lower_bound", bool(v["unpriced"])):
             energy = "≥ " + energy
         max_t = v.get("max_timesteps")
-        t_text = (f"T ≤ {max_t}" if max_t else "fits no T") if max_t is not None else ("any T" if str(v.get("max_timesteps_note", "")
-                                                                          ).startswith("any") else "T ?")
+        note = str(v.get("max_timesteps_note", ""))
+        if max_t is not None:
+            t_text = f"T ≤ {max_t}" if max_t else "fits no T"
+        else:
+            t_text = "any T" if note.startswith("any") else "T ?"
         rank = f" · #{v['rank']}" if v.get("rank") is not None else ""
         ax.text(c, r, f"{_short_reason(v['verdict'])}\n{energy}{rank}\n{t_text}", ha="center", va="center",
                 fontsize=6)
