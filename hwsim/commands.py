@@ -90,17 +90,23 @@ def cmd_chips(args: argparse.Namespace) -> int:
     rows = []
     for chip in chips.load_all():
         e, cap = chip.energy, chip.capacity
+        op = e.operating_point if e and e.operating_point else None
         rows.append({"name": chip.name, "full_name": chip.full_name, "kind": chip.kind,
                      "cores": cap.cores if cap else None, "sop_pj": e.sop_pj if e else None,
                      "all_in": e.all_in if e else None,
+                     "operating_point": op.model_dump() if op else None,
+                     "static_power_mw": chip.static.static_power_mw if chip.static else None,
                      "on_chip_learning": chip.learning.on_chip_learning if chip.learning else None,
-                     "energy_source": e.source if e else None})
+                     "energy_basis": e.basis if e else None, "energy_source": e.source if e else None})
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    _print_table(("name", "chip", "cores", "pJ/SOP", "all-in", "learns"),
-                 [(r["name"], r["full_name"], _dash(r["cores"]), _dash(r["sop_pj"]), _dash(r["all_in"]),
-                   _dash(r["on_chip_learning"])) for r in rows])
+    _print_table(("name", "chip", "cores", "pJ/SOP (dynamic)", "static mW", "all-in", "basis", "learns"),
+                 [(r["name"], r["full_name"], _dash(r["cores"]), _dash(r["sop_pj"]), _dash(r["static_power_mw"]),
+                   "yes" if r["all_in"] else "-", _dash(r["energy_basis"]), _dash(r["on_chip_learning"]))
+                  for r in rows])
+    print("\nall-in: the per-SOP figure includes static power at its operating point; static mW: whole chip "
+          "(gpu: idle). '-': not published.")
     return 0
 
 

@@ -170,3 +170,12 @@ def test_estimate_rule_and_feasibility_give_the_same_verdict_with_the_same_defau
         assert main(["feasibility", "--net", "32-24-10", "--rules", "ottt_a", "--chips", chip, "-T", "6",
                      "--json"]) == 0
         assert json.loads(capsys.readouterr().out)[0]["verdict"] == estimated, chip
+
+
+def test_heatmap_cells_carry_the_reason_not_just_a_colour():
+    from hwsim.plots import _short_reason
+
+    assert _short_reason("feasible") == "feasible"
+    text = _short_reason("infeasible: needs graded error messages; needs a third factor")
+    assert text.startswith("needs graded error") and len(text) <= 26
+    assert _short_reason("unknown: memory per core (not published)").startswith("memory per core")
