@@ -139,7 +139,7 @@ def memory_limit(chip: Chip) -> tuple[int | None, bool]:
 
 
 def learning_state(network: Network, chip: Chip, rule: str, timesteps: int, window: int = 1,
-                   block: int = 1, subnet: int = 1) -> tuple[int, dict[str, int], list[str], int]:
+                   block: int = 1, subnet: int = 1, mapping=None) -> tuple[int, dict[str, int], list[str], int]:
     """Largest learning memory on one core (bytes), its split by kind, the assumptions taken, and the cores
     used. Each layer starts on the cores the inference mapping gives it and is spread over more cores (as
     many as its neurons allow) until its busiest core fits the chip's memory per core."""
@@ -157,7 +157,7 @@ def learning_state(network: Network, chip: Chip, rule: str, timesteps: int, wind
     if transposed:
         assumptions.append("transposed weight reads not published as available: a transposed copy is kept")
     limit, shared = memory_limit(chip)
-    mapping = map_network(network, chip)
+    mapping = mapping or map_network(network, chip)  # the inference mapping (independent of T)
     layers = [layer for layer in network.layers if layer.neuron is not None]
     classes = layers[-1].n_out
 
@@ -203,9 +203,9 @@ def learning_state(network: Network, chip: Chip, rule: str, timesteps: int, wind
 
 
 def _memory_fits(network: Network, chip: Chip, rule: str, timesteps: int, window: int, block: int,
-                 subnet: int) -> bool | None:
+                 subnet: int, mapping=None) -> bool | None:
     """Whether the learning state at ``timesteps`` fits the chip's memory per core and cores (None: unknown)."""
-    memory, split, _, cores = learning_state(network, chip, rule, timesteps, window, block, subnet)
+    memory, split, _, cores = learning_state(network, chip, rule, timesteps, window, block, subnet, mapping)
     limit, shared = memory_limit(chip)
     if limit is None:
         return None
@@ -220,9 +220,10 @@ def max_timesteps(network: Network, chip: Chip, rule: str, window: int = 1, bloc
     if rule not in RULE_NEEDS:
         raise FeasibilityError(f"unknown rule {rule!r}; known rules: {', '.join(RULES)}")
     history = RULE_NEEDS[rule].history
+    mapping = map_network(network, chip)
 
     def fits(t: int) -> bool | None:
-        return _memory_fits(network, chip, rule, t, window, block, subnet)
+        return _memory_fits(network, chip, rule, t, window, block, subnet, mapping)
 
     first = fits(1)
     if first is None:
