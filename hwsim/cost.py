@@ -310,6 +310,8 @@ def _add_static(report: CostReport, chip: Chip, mode: str, mapping: Mapping, cou
         share = min(1.0, mapping.cores_used / chip.capacity.cores)
         report.static_assumption = (f"{s.static_power_mw} mW x {mapping.cores_used}/{chip.capacity.cores} cores in "
                                     f"use x simulated time")
+    elif chip.kind == "gpu":
+        report.static_assumption = f"{s.static_power_mw / 1e3:g} W idle power of the whole GPU x run time"
     else:
         report.static_assumption = f"{s.static_power_mw} mW for the whole chip x simulated time"
     report.static_mode = mode

@@ -50,9 +50,10 @@ def energy_breakdown(reports: list[dict], path: str | Path, title: str = "") -> 
     ax_total.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=8)
     left = [0.0] * len(reports)
     cmap = plt.get_cmap("tab20")
+    palette = [cmap(i) for i in range(20) if i not in (2, 3)]  # the oranges are kept for static power
     for k, action in enumerate(actions):
         share = [r["energy_by_action_j"].get(action, 0.0) / r["energy_j"] * 100 for r in reports]
-        colour = STATIC_COLOUR if action == "static" else cmap(k % 20)
+        colour = STATIC_COLOUR if action == "static" else palette[k % len(palette)]
         ax_share.barh(range(len(reports)), share, left=left, color=colour, label=action)
         left = [a + b for a, b in zip(left, share)]
     ax_share.set_xlabel("share of the priced energy by action (%)")

@@ -49,7 +49,7 @@ def write_report(config, results: dict, out: Path) -> None:
               "and static energy (static power x simulated time; the assumption per chip below) apart; ≥ marks a "
               "lower bound: actions with a count but no published figure, listed in `results.json` with their "
               "counts, never counted as zero.", "",
-              "| chip | dynamic (uJ/sample) | static (uJ/sample) | energy per sample | latency per sample (ms) "
+              "| chip | dynamic (uJ/sample) | static (uJ/sample) | energy per sample (uJ) | latency per sample (ms) "
               "| fits | cores | static assumption |", "|---|---|---|---|---|---|---|---|"]
     for chip, r in results["costs"]["chips"].items():
         priced = bool(r["energy_uj_per_sample"])
@@ -65,8 +65,9 @@ def write_report(config, results: dict, out: Path) -> None:
     lines += ["", "![energy per chip](energy_per_chip.png)", "", "## On-chip learning: chips x rules", "",
               "![feasibility](feasibility.png)", "",
               "Energy of one training sample (≥: a lower bound); largest T whose learning state fits (any: it does "
-              "not grow with T); rank by energy per training sample among the feasible pairs.", "",
-              "| chip | rule | verdict | max T | cores | memory per core (KiB) | energy per sample | rank |",
+              "not grow with T); rank by energy per training sample among the feasible pairs ((≥): ranked by a "
+              "lower bound, its true place may be further down).", "",
+              "| chip | rule | verdict | max T | cores | memory per core (KiB) | energy per sample (uJ) | rank |",
               "|---|---|---|---|---|---|---|---|"]
     for chip, rules in results["feasibility"]["table"].items():
         for rule, r in rules.items():
@@ -75,7 +76,7 @@ def write_report(config, results: dict, out: Path) -> None:
             max_t = r.get("max_timesteps")
             max_t = max_t if max_t is not None else ("any" if str(r.get("max_timesteps_note", "")).startswith("any")
                                                      else "?")
-            rank = "-" if r.get("rank") is None else r["rank"]
+            rank = "-" if r.get("rank") is None else f"{r['rank']}{' (≥)' if r.get('lower_bound') else ''}"
             lines.append(f"| {chip} | {rule} | `{r['verdict']}` | {max_t} | {r.get('cores_needed', '-')} | "
                          f"{r['memory_kib_per_core']} | {energy} | {rank} |")
     export = results["export"]
