@@ -139,20 +139,20 @@ for g in groups[1:]:
     core += (len(g.neurons) + 127) // 128
 chip = sanafe.SpikingChip(arch)
 chip.load(net)
-r = chip.sim(T, timing_model="detailed")
+r = chip.sim(T, timing_model=sys.argv[4])
 print(json.dumps({k: r[k] for k in ("energy", "sim_time", "spikes", "packets_sent")}))
 """
 
 
-def run_sanafe(python: str, timesteps: int) -> dict:
-    """SANA-FE's own run (its Loihi architecture) in the given interpreter; raises RuntimeError with the
-    reason when it cannot run."""
+def run_sanafe(python: str, timesteps: int, timing: str = "detailed") -> dict:
+    """SANA-FE's own run (its Loihi architecture, ``timing`` model "detailed" or "simple") in the given
+    interpreter; raises RuntimeError with the reason when it cannot run."""
     probe = subprocess.run([python, "-c", "import sanafe, os; print(os.path.dirname(sanafe.__file__))"],
                            capture_output=True, text=True)
     if probe.returncode != 0:
         raise RuntimeError(f"{python} cannot import sanafe: {probe.stderr.strip().splitlines()[-1:]}")
     arch = Path(probe.stdout.strip()) / "examples" / "loihi.yaml"
-    run = subprocess.run([python, "-c", LIVE, str(DATA / "workload_T1000.npz"), str(arch), str(timesteps)],
+    run = subprocess.run([python, "-c", LIVE, str(DATA / "workload_T1000.npz"), str(arch), str(timesteps), timing],
                          capture_output=True, text=True, timeout=1800)
     if run.returncode != 0:
         raise RuntimeError(f"SANA-FE run failed: {run.stderr.strip().splitlines()[-1][:300]}")
@@ -186,10 +186,12 @@ def compare(sanafe_python: str | None = None, timesteps: int = 1000) -> dict[str
                "hwsim's own run": price(net, hwsim_counts(net, workload)),
                "SANA-FE 2.2.9 (stored)": sanafe_figures(sanafe_result())}
     if sanafe_python:
-        try:
-            columns["SANA-FE (live)"] = run_sanafe(sanafe_python, timesteps)
-        except (RuntimeError, OSError, subprocess.TimeoutExpired, json.JSONDecodeError) as err:
-            print(f"SANA-FE live run not available: {err}", file=sys.stderr)
+        for timing in ("detailed", "simple"):
+            try:
+                columns[f"SANA-FE live, {timing} timing"] = run_sanafe(sanafe_python, timesteps, timing)
+            except (RuntimeError, OSError, subprocess.TimeoutExpired, json.JSONDecodeError) as err:
+                print(f"SANA-FE live run ({timing} timing) not available: {err}", file=sys.stderr)
+                break
     return columns
 
 
@@ -199,8 +201,11 @@ def main() -> None:
                         help="interpreter of a separate environment with sanafe 2.2.9 installed, to run it live")
     args = parser.parse_args()
     print(table(compare(args.sanafe_python)))
-    print("\nSANA-FE's latency is its detailed timing model (its NoC blocking heuristic); its simple model gives "
-          "40.7 us per step. hwsim's is the busiest core's work + longest route + the sync table.")
+    print("\nSANA-FE's stored latency is its detailed timing model (with its NoC blocking heuristic); its simple model "
+          "gives 40.7 us per step. hwsim's is the busiest core's work + the longest route + the sync table.")
+    if not args.sanafe_python:
+        print("SANA-FE was not run live (give --sanafe-python; install it in its own venv: python3 -m venv "
+              "/tmp/sanafe_venv && /tmp/sanafe_venv/bin/pip install sanafe==2.2.9).")
 
 
 if __name__ == "__main__":

@@ -113,3 +113,22 @@ def test_unknown_chip_lists_the_known_ones():
         assert name in str(err.value)
     with pytest.raises(ChipError, match="no such chip profile"):
         chips.load("/nonexistent/chip.yaml")
+
+
+def test_profile_fixes_hold():
+    from hwsim.cost import step_latency_s
+    from hwsim.mapping import map_network
+    from hwsim.network import from_spec
+
+    tianjic = chips.load("tianjic")
+    assert tianjic.capacity.fan_in_axons_per_core == 256 and tianjic.capacity.synaptic_memory_bytes_per_core == 22528
+    net = from_spec("200-100")
+    assert step_latency_s(map_network(net, tianjic), None, tianjic)[0] == 5050 / 300e6  # 16.8 us per step
+    odin = chips.load("odin")
+    assert odin.learning.local_traces is False and odin.learning.post_traces is True and odin.layout.noc is False
+    assert chips.load("loihi2").capacity.synaptic_memory_bytes_per_core == 128 * 1024
+    spinnaker, seneca = chips.load("spinnaker2").learning, chips.load("seneca").learning
+    keys = ("programmable", "local_traces", "third_factor", "graded_error_messages", "transposed_weight_reads")
+    assert [getattr(spinnaker, k) for k in keys] == [getattr(seneca, k) for k in keys] == [True] * 5
+    assert chips.load("loihi").learning.spike_coded_errors is True
+    assert chips.load("truenorth").energy.operating_point.cores == 4096
