@@ -31,6 +31,10 @@ from hwsim.commands import (
     cmd_train,
 )
 
+DEFAULT_TIMESTEPS = 100  # one default for run, estimate (also --rule) and feasibility
+STATIC_HELP = ("static power: whole-chip (default: the chip's static power x simulated time), cores-used (only the "
+               "cores in use, where the profile supports it) or none (dynamic energy only)")
+
 
 def _positive_int(text: str) -> int:
     try:
@@ -82,7 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--plot", metavar="FILE.png", help="draw the energy breakdown per chip to a PNG file")
     est.add_argument("--rule", metavar="RULE",
                      help="price one on-chip training sample with this rule (bptt, sltt, sltt_k, ottt_a, ottt_o, "
-                          "ttl_bptt, stdl) instead of inference; labels are random")
+                          "ttl_bptt, stdl) instead of inference; labels are random; prints the feasibility verdict")
+    est.add_argument("--window", type=_positive_int, default=DEFAULT_WINDOW,
+                     help=f"TTL-BPTT window k in steps, with --rule ({DEFAULT_WINDOW})")
+    est.add_argument("--static", default="whole-chip", choices=["whole-chip", "cores-used", "none"], help=STATIC_HELP)
     est.set_defaults(func=cmd_estimate)
 
     fea = sub.add_parser(
@@ -94,12 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="network spec string or a network file: .npz (hwsim), .nir (NIR), .net (netx)")
     _add_chip_argument(fea)
     fea.add_argument("--rules", default="all", metavar="RULES|all", help="comma-separated rules or 'all'")
-    fea.add_argument("--timesteps", "-T", type=_positive_int, default=8, metavar="T", help="time steps (8)")
+    fea.add_argument("--timesteps", "-T", type=_positive_int, default=DEFAULT_TIMESTEPS, metavar="T",
+                     help=f"time steps (default {DEFAULT_TIMESTEPS}, as estimate)")
     fea.add_argument("--rate", type=_probability, default=DEFAULT_RATE, metavar="P",
                      help=f"input spike probability per input neuron per step, 0..1 (default {DEFAULT_RATE:g})")
     fea.add_argument("--input", metavar="FILE", help=INPUT_HELP)
     fea.add_argument("--window", type=_positive_int, default=DEFAULT_WINDOW,
                      help=f"TTL-BPTT truncation window k in steps (default {DEFAULT_WINDOW})")
+    fea.add_argument("--static", default="whole-chip", choices=["whole-chip", "cores-used", "none"], help=STATIC_HELP)
     fea.add_argument("--seed", type=int, default=0, help="seed for weights, input and labels")
     fea.add_argument("--json", action="store_true", help="print the verdicts as JSON")
     fea.add_argument("--plot", metavar="FILE.png", help="draw the chips x rules heatmap to a PNG file")
@@ -179,8 +188,8 @@ def _add_run_arguments(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--net", required=True, metavar="SPEC|FILE",
                      help="network spec string (e.g. 784-512-10, 1x28x28-c8k3p1-p2-10) or a network file: .npz "
                           "(hwsim), .nir (NIR, e.g. from snnTorch), .net (lava-dl netx)")
-    cmd.add_argument("--timesteps", "-T", type=_positive_int, default=100, metavar="T",
-                     help="number of time steps (default 100)")
+    cmd.add_argument("--timesteps", "-T", type=_positive_int, default=DEFAULT_TIMESTEPS, metavar="T",
+                     help=f"number of time steps (default {DEFAULT_TIMESTEPS})")
     cmd.add_argument("--rate", type=_probability, default=DEFAULT_RATE, metavar="P",
                      help=f"input spike probability per input neuron per step, 0..1 (default {DEFAULT_RATE:g})")
     cmd.add_argument("--input", metavar="FILE", help=INPUT_HELP)

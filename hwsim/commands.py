@@ -111,22 +111,28 @@ def cmd_chips(args: argparse.Namespace) -> int:
     rows = []
     for chip in chips.load_all():
         e, cap = chip.energy, chip.capacity
+        op = e.operating_point if e and e.operating_point else None
         rows.append({"name": chip.name, "full_name": chip.full_name, "kind": chip.kind,
                      "cores": cap.cores if cap else None, "sop_pj": e.sop_pj if e else None,
                      "all_in": e.all_in if e else None,
+                     "operating_point": op.model_dump() if op else None,
+                     "static_power_mw": chip.static.static_power_mw if chip.static else None,
                      "on_chip_learning": chip.learning.on_chip_learning if chip.learning else None,
-                     "energy_source": e.source if e else None})
+                     "energy_basis": e.basis if e else None, "energy_source": e.source if e else None})
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    _print_table(("name", "chip", "cores", "pJ/SOP", "all-in", "learns"),
-                 [(r["name"], r["full_name"], _dash(r["cores"]), _dash(r["sop_pj"]), _dash(r["all_in"]),
-                   _dash(r["on_chip_learning"])) for r in rows])
+    _print_table(("name", "chip", "cores", "pJ/SOP (dynamic)", "static mW", "all-in", "basis", "learns"),
+                 [(r["name"], r["full_name"], _dash(r["cores"]), _dash(r["sop_pj"]), _dash(r["static_power_mw"]),
+                   "yes" if r["all_in"] else "-", _dash(r["energy_basis"]), _dash(r["on_chip_learning"]))
+                  for r in rows])
+    print("\nall-in: the per-SOP figure includes static power at its operating point; static mW: whole chip "
+          "(gpu: idle). '-': not published.")
     return 0
 
 
 def cmd_feasibility(args: argparse.Namespace) -> int:
-    from hwsim.feasibility import RULES, check, learning_counts
+    from hwsim.feasibility import RULES, check, learning_counts, rank
 
     targets = _chip_list(args.chip)
     _output_parent("--plot", args.plot)
@@ -136,15 +142,19 @@ def cmd_feasibility(args: argparse.Namespace) -> int:
             raise UsageError(f"--rules: unknown rule {rule!r}; known rules: {', '.join(RULES)}")
     network = _load_network(args.net, "float", args.seed)
     spikes = _input_spikes(args, network) if getattr(args, "input", None) else None
-    verdicts = []
+    static = getattr(args, "static", "whole-chip")
+    found = []
     for rule in rules:
         counts = learning_counts(network, rule, args.timesteps, args.rate, seed=args.seed, window=args.window,
                                  spikes=spikes)
         for chip in targets:
-            verdict = check(network, chip, rule, args.timesteps, counts, window=args.window)
+            verdict = check(network, chip, rule, args.timesteps, counts, window=args.window, static=static)
             if counts is None and not verdict.missing:
                 verdict.unpriced.append(f"energy: no on-chip learning kernel for {rule} yet")
-            verdicts.append(verdict.to_dict())
+                verdict.energy_text = "unpriced (no kernel)"
+            found.append(verdict)
+    rank(found)
+    verdicts = [v.to_dict() for v in found]
     if args.plot:
         from hwsim.plots import feasibility_heatmap
 
@@ -152,11 +162,23 @@ def cmd_feasibility(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(verdicts, indent=2))
         return 0
+    print(f"{network!r}: one training sample, T={args.timesteps}, input rate {args.rate:g}, static power: {static}\n")
     rows = []
     for v in verdicts:
-        energy = "-" if v["energy_per_sample_j"] is None else f"{v['energy_per_sample_j'] * 1e6:.4g}"
-        rows.append((v["chip"], v["rule"], energy, f"{v['memory_per_core_bytes'] / 1024:.1f}", v["verdict"]))
-    _print_table(("chip", "rule", "uJ/sample", "KiB/core", "verdict"), rows)
+        latency = "-" if v["latency_per_sample_s"] is None else f"{v['latency_per_sample_s'] * 1e3:.3g}"
+        max_t = v["max_timesteps"] if v["max_timesteps"] is not None else (
+            "any" if v["max_timesteps_note"].startswith("any") else "?")
+        rows.append((v["chip"], v["rule"], v["verdict"].split(":")[0], max_t, v["cores_needed"],
+                     f"{v['memory_per_core_bytes'] / 1024:.1f}", v["energy_text"], latency,
+                     "-" if v["rank"] is None else f"{v['rank']}{' (≥)' if v['lower_bound'] else ''}"))
+    _print_table(("chip", "rule", "verdict", "max T", "cores", "KiB/core", "energy/sample", "ms/sample", "rank"),
+                 rows)
+    print()
+    for v in verdicts:
+        if v["verdict"] != "feasible":
+            print(f"  {v['chip']}/{v['rule']}: {v['verdict']}")
+    print("\nmax T: largest T whose learning state fits (any: the state does not grow with T; ?: memory unknown). "
+          "rank: feasible pairs by energy per training sample; (≥): ranked by a lower bound, may rank further down.")
     if args.plot:
         print(f"wrote {args.plot}")
     return 0
@@ -226,14 +248,15 @@ def _dash(value) -> str:
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
-    from hwsim.cost import estimate
+    from hwsim.cost import energy_text, estimate
     from hwsim.engine import Engine
     from hwsim.mapping import map_network
 
     targets = _chip_list(args.chip)
     _output_parent("--plot", args.plot)
+    static = getattr(args, "static", "whole-chip")
     if args.rule:
-        from hwsim.feasibility import learning_counts
+        from hwsim.feasibility import check, learning_counts
         from hwsim.learning import ON_CHIP_RULES
 
         if args.rule not in ON_CHIP_RULES:
@@ -241,22 +264,24 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         network = _load_network(args.net, "float", args.seed)
         spikes = _input_spikes(args, network) if getattr(args, "input", None) else None
         counts = learning_counts(network, args.rule, args.timesteps, args.rate, batch=args.batch, seed=args.seed,
-                                 spikes=spikes)
+                                 window=args.window, spikes=spikes)
     else:
         network = _load_network(args.net, args.mode, args.seed)
         counts = Engine(network).run(_input_spikes(args, network), time_major=True).counts
     reports = []
     for chip in targets:
         mapping = map_network(network, chip, counts)
-        report = estimate(network, counts, chip, mapping).to_dict()
+        report = estimate(network, counts, chip, mapping, static=static).to_dict()
         report["mapping"] = mapping.to_dict(chip)
+        if args.rule:  # the same verdict as `hwsim feasibility` for this chip, rule and T
+            report["verdict"] = check(network, chip, args.rule, args.timesteps, window=args.window).verdict
         reports.append(report)
     if args.plot:
         from hwsim.plots import energy_breakdown
 
         what = f"on-chip {args.rule} training" if args.rule else f"inference, {counts.mode} point"
         energy_breakdown(reports, args.plot, title=f"{args.net}, T={args.timesteps}, {_input_text(args)}, "
-                                                   f"batch {counts.batch}: {what}")
+                                                   f"batch {counts.batch}, {what}, static: {static}")
     layers = []
     for lc in counts.layers:
         record = lc.to_dict()
@@ -264,26 +289,52 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"net": args.net, "timesteps": counts.timesteps, "batch": counts.batch,
                           "mode": counts.mode, "rate": None if getattr(args, "input", None) else args.rate,
-                          "input": getattr(args, "input", None), "counts": layers, "chips": reports}, indent=2))
+                          "input": getattr(args, "input", None), "static": static, "counts": layers,
+                          "chips": reports}, indent=2))
         return 0
     what = f"on-chip {args.rule} training" if args.rule else "inference"
     print(f"{network!r}\n{what}: T={counts.timesteps} steps, batch {counts.batch}, {_input_text(args)}, "
-          f"{counts.total('sop')} SOPs\n")
+          f"{counts.total('sop')} SOPs; static power: {static}\n")
     rows = []
     for r in reports:
         latency = "-" if r["latency_s"] is None else f"{r['latency_s'] / counts.batch * 1e3:.3g}"
-        top = max(r["energy_by_action_j"].items(), key=lambda kv: kv[1], default=("-", 0))[0]
-        energy = f"{r['energy_per_sample_j'] * 1e6:.4g}" if r["energy_by_action_j"] else "-"
-        rows.append((r["chip"], energy, latency, "yes" if r["fits"] else "NO",
-                     r["cores_used"], top, len(r["unpriced"])))
-    _print_table(("chip", "uJ/sample", "ms/sample", "fits", "cores", "largest", "unpriced"), rows)
+        dynamic = [k for k in r["energy_by_action_j"] if k != "static"]
+        top = max(((k, r["energy_by_action_j"][k]) for k in dynamic), key=lambda kv: kv[1], default=("-", 0))[0]
+        n_unpriced = len(r["unpriced"])
+        priced = bool(dynamic)
+        static_cell = ("-" if r["static_mode"] in ("unpublished", "none") or (r["static_mode"] == "whole-chip"
+                       and r["latency_s"] is None) else f"{r['energy_static_per_sample_j'] * 1e6:.4g}")
+        if r["static_mode"] == "all-in":
+            static_cell = "in all-in"
+        row = [r["chip"], energy_text(r["energy_dynamic_per_sample_j"], 0, priced) if priced else "-", static_cell,
+               energy_text(r["energy_per_sample_j"], n_unpriced, priced), latency, _fits_text(r["fits"]),
+               r["cores_used"], top]
+        if args.rule:
+            row.append(r["verdict"].split(":")[0])
+        rows.append(tuple(row))
+    header = ["chip", "dynamic/sample", "static uJ", "energy/sample", "ms/sample", "fits", "cores", "largest"]
+    if args.rule:
+        header.append("verdict")
+    _print_table(tuple(header), rows)
     for r in reports:
         for limit in r["limits_broken"]:
             print(f"  {r['chip']}: does not fit: {limit}")
-    print("\nunpriced = actions with counts but no published figure (see --json); nothing is invented.")
+        if r["fits"] is None:
+            print(f"  {r['chip']}: fit unknown: {r['fits_reason']}")
+        for warning in r["warnings"]:
+            print(f"  warning: {warning}")
+        if args.rule and r["verdict"] != "feasible":
+            print(f"  {r['chip']}: {r['verdict']}")
+    print("\nStatic: " + "; ".join(f"{r['chip']}: {r['static_assumption']}" for r in reports if r["static_assumption"]))
+    print("≥ = a lower bound: actions with counts but no published figure are unpriced (listed with their counts "
+          "in --json), never counted as zero.")
     if args.plot:
         print(f"wrote {args.plot}")
     return 0
+
+
+def _fits_text(fits) -> str:
+    return "unknown" if fits is None else ("yes" if fits else "NO")
 
 
 def cmd_train(args: argparse.Namespace) -> int:

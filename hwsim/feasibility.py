@@ -19,8 +19,19 @@ errors, accumulators 2 bytes (16 bit, as Lava's Loihi learning accumulator); his
 ``ceil(state_bits / 8)`` + 1 (membrane and spike). The learning state of a layer lives on its cores (the
 mapping of ``hwsim.mapping``); it must fit ``learning_memory_bytes_per_core`` when published, else the
 synaptic memory together with the weights. A capability the chip's profile does not publish gives the
-verdict "unknown", never a guess; a missing one gives "infeasible: needs ...". Energy and latency per
-training sample come from an on-chip learning run (``hwsim.learning``) priced by ``hwsim.cost``.
+verdict "unknown", never a guess; a missing one gives "infeasible: needs ...". A chip whose errors can
+travel as spikes (``learning.spike_coded_errors``: Loihi 1, Renner et al., Nat. Commun. 15:9691, 2024)
+meets the need for graded error messages, with that assumption stated.
+
+``max_timesteps``: the largest T whose learning state fits (memory per core and the chip's cores). BPTT keeps
+the whole history, so it stops fitting at some T; TTL-BPTT's history grows up to its window; the online
+rules (SLTT, OTTT, STDL) keep no history: ``max_timesteps`` is then ``None`` with
+``max_timesteps_note`` "any T" (or the reason it is unknown or 0).
+
+Energy and latency per training sample come from an on-chip learning run (``hwsim.learning``) priced by
+``hwsim.cost``: dynamic and static apart, every learning action priced or listed in ``unpriced`` (the
+energy is then a lower bound). :func:`rank` orders the feasible, fully priced chip x rule pairs by energy
+per training sample; lower bounds are not ranked, and say why.
 """
 
 from __future__ import annotations
@@ -39,6 +50,9 @@ from hwsim.network import Dense, Network
 RULES = ("bptt", "sltt", "sltt_k", "ottt_a", "ottt_o", "ttl_bptt", "stdl")
 CAPABILITY_TEXT = {"graded_error_messages": "graded error messages", "third_factor": "a third factor",
                    "local_traces": "local presynaptic traces"}
+T_SEARCH_MAX = 1 << 20  # max_timesteps search stops here (reported as ">= T_SEARCH_MAX")
+SPIKE_ERRORS = ("errors sent as spikes (no graded payload): exact backpropagation ran this way on Loihi 1 "
+                "(Renner et al., Nat. Commun. 15:9691, 2024); the error precision is reduced")
 
 
 @dataclass(frozen=True)
@@ -80,17 +94,36 @@ class Verdict:
     limits_broken: list[str] = field(default_factory=list)
     unpriced: list[str] = field(default_factory=list)
     assumptions: list[str] = field(default_factory=list)
+    fits: bool | None = None
+    max_timesteps: int | None = None
+    max_timesteps_note: str = ""
+    energy_j: float | None = None
+    energy_dynamic_j: float | None = None
+    energy_static_j: float | None = None
+    static_mode: str = ""
+    unpriced_counts: dict[str, int] = field(default_factory=dict)
+    energy_text: str = "-"
+    rank: int | None = None
+    rank_note: str = ""
+    timesteps: int = 0
 
     @property
     def feasible(self) -> bool:
         return self.verdict == "feasible"
 
+    @property
+    def lower_bound(self) -> bool:
+        return bool(self.unpriced)
+
     def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("chip", "rule", "verdict", "memory_per_core_bytes",
-                                             "memory_by_kind_bytes", "memory_limit_bytes", "cores_needed",
-                                             "energy_per_sample_j",
-                                             "latency_per_sample_s", "missing", "unknown", "limits_broken",
-                                             "unpriced", "assumptions")}
+        out = {k: getattr(self, k) for k in ("chip", "rule", "verdict", "fits", "timesteps", "max_timesteps",
+                                            "max_timesteps_note", "memory_per_core_bytes", "memory_by_kind_bytes",
+                                            "memory_limit_bytes", "cores_needed", "energy_j", "energy_dynamic_j",
+                                            "energy_static_j", "static_mode", "energy_per_sample_j", "energy_text",
+                                            "latency_per_sample_s", "rank", "rank_note", "missing", "unknown",
+                                            "limits_broken", "unpriced", "unpriced_counts", "assumptions")}
+        out["lower_bound"] = self.lower_bound
+        return out
 
 
 def memory_limit(chip: Chip) -> tuple[int | None, bool]:
@@ -104,7 +137,7 @@ def memory_limit(chip: Chip) -> tuple[int | None, bool]:
 
 
 def learning_state(network: Network, chip: Chip, rule: str, timesteps: int, window: int = 1,
-                   block: int = 1, subnet: int = 1) -> tuple[int, dict[str, int], list[str], int]:
+                   block: int = 1, subnet: int = 1, mapping=None) -> tuple[int, dict[str, int], list[str], int]:
     """Largest learning memory on one core (bytes), its split by kind, the assumptions taken, and the cores
     used. Each layer starts on the cores the inference mapping gives it and is spread over more cores (as
     many as its neurons allow) until its busiest core fits the chip's memory per core."""
@@ -122,7 +155,7 @@ def learning_state(network: Network, chip: Chip, rule: str, timesteps: int, wind
     if transposed:
         assumptions.append("transposed weight reads not published as available: a transposed copy is kept")
     limit, shared = memory_limit(chip)
-    mapping = map_network(network, chip)
+    mapping = mapping or map_network(network, chip)  # the inference mapping (independent of T)
     layers = [layer for layer in network.layers if layer.neuron is not None]
     classes = layers[-1].n_out
 
@@ -167,8 +200,68 @@ def learning_state(network: Network, chip: Chip, rule: str, timesteps: int, wind
     return worst, worst_split, assumptions, cores_used
 
 
+def _memory_fits(network: Network, chip: Chip, rule: str, timesteps: int, window: int, block: int,
+                 subnet: int, mapping=None) -> bool | None:
+    """Whether the learning state at ``timesteps`` fits the chip's memory per core and cores (None: unknown)."""
+    memory, split, _, cores = learning_state(network, chip, rule, timesteps, window, block, subnet, mapping)
+    limit, shared = memory_limit(chip)
+    if limit is None:
+        return None
+    used = memory - (0 if shared else split.get("weights", 0))
+    cap = chip.capacity
+    return used <= limit and not (cap is not None and cap.cores and cores > cap.cores)
+
+
+def max_timesteps(network: Network, chip: Chip, rule: str, window: int = 1, block: int = 1,
+                  subnet: int = 1) -> tuple[int | None, str]:
+    """The largest T whose learning state fits (see module docstring) and a note saying what it means."""
+    if rule not in RULE_NEEDS:
+        raise FeasibilityError(f"unknown rule {rule!r}; known rules: {', '.join(RULES)}")
+    history = RULE_NEEDS[rule].history
+    mapping = map_network(network, chip)
+
+    def fits(t: int) -> bool | None:
+        return _memory_fits(network, chip, rule, t, window, block, subnet, mapping)
+
+    first = fits(1)
+    if first is None:
+        return None, "unknown: memory per core not published"
+    if not first:
+        return 0, "the learning state does not fit even at T = 1"
+    if history is None or (history == "window" and fits(window)):
+        return None, "any T: the learning state does not grow with T"
+    lo, hi = 1, 2
+    while hi <= T_SEARCH_MAX and fits(hi):
+        lo, hi = hi, hi * 2
+    if hi > T_SEARCH_MAX:
+        return lo, f">= {lo}: still fits at the search limit"
+    while hi - lo > 1:  # fits(lo), not fits(hi)
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return lo, f"T <= {lo}: the {'history' if history == 'T' else 'window history'} grows with T"
+
+
+def rank(verdicts: list[Verdict]) -> None:
+    """Number the feasible chip x rule pairs with a learning energy by energy per training sample (1 = least);
+    a pair whose energy is a lower bound is ranked by its bound and says so (its true place may be further
+    down); the others get ``rank`` None and ``rank_note`` saying why."""
+    ranked = []
+    for v in verdicts:
+        if not v.feasible:
+            v.rank_note = "not ranked: " + v.verdict.split(":")[0]
+        elif v.energy_per_sample_j is None:
+            v.rank_note = "not ranked: energy not priced"
+        else:
+            ranked.append(v)
+    for position, v in enumerate(sorted(ranked, key=lambda v: v.energy_per_sample_j), start=1):
+        v.rank = position
+        v.rank_note = f"by energy per training sample (static: {v.static_mode})"
+        if v.unpriced:
+            v.rank_note += f"; ranked by a lower bound ({len(v.unpriced)} actions unpriced): may rank further down"
+
+
 def check(network: Network, chip: Chip, rule: str, timesteps: int, counts: Counts | None = None,
-          window: int = 1, block: int = 1, subnet: int = 1) -> Verdict:
+          window: int = 1, block: int = 1, subnet: int = 1, static: str = "whole-chip") -> Verdict:
     """The verdict for ``rule`` on ``chip``; ``counts`` (a learning run) adds energy and latency."""
     from hwsim.cost import estimate
 
@@ -188,6 +281,9 @@ def check(network: Network, chip: Chip, rule: str, timesteps: int, counts: Count
     else:
         for capability in RULE_NEEDS[rule].capabilities:
             value = getattr(chip.learning, capability)
+            if capability == "graded_error_messages" and not value and chip.learning.spike_coded_errors:
+                assumptions.append(SPIKE_ERRORS)
+                continue
             if value is None:
                 unknown.append(f"{CAPABILITY_TEXT[capability]} (not published)")
             elif not value:
@@ -213,14 +309,22 @@ def check(network: Network, chip: Chip, rule: str, timesteps: int, counts: Count
     else:
         text = "feasible"
     verdict = Verdict(chip.name, rule, text, memory, split, limit, cores_needed, missing=missing, unknown=unknown,
-                      limits_broken=broken, assumptions=assumptions)
+                      limits_broken=broken, assumptions=assumptions, timesteps=timesteps)
+    verdict.fits = False if broken else (None if limit is None else True)
+    verdict.max_timesteps, verdict.max_timesteps_note = max_timesteps(network, chip, rule, window, block, subnet)
     if counts is not None and not missing:
-        report = estimate(network, counts, chip)
-        priced = bool(report.energy_by_action_j)
+        report = estimate(network, counts, chip, static=static)
+        priced = report.priced
+        verdict.energy_j = report.energy_j if priced else None
+        verdict.energy_dynamic_j = report.energy_dynamic_j if priced else None
+        verdict.energy_static_j = report.energy_static_j if priced else None
+        verdict.static_mode = report.static_mode
         verdict.energy_per_sample_j = report.energy_j / counts.batch if priced else None
         verdict.latency_per_sample_s = None if report.latency_s is None else report.latency_s / counts.batch
         verdict.unpriced = report.unpriced
-        verdict.assumptions += report.assumptions
+        verdict.unpriced_counts = report.unpriced_counts
+        verdict.energy_text = report.energy_text()
+        verdict.assumptions += report.assumptions + report.warnings
     return verdict
 
 

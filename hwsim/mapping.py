@@ -6,9 +6,15 @@ neurons, synapses, synaptic memory at the chip's weight precision, and the fan-o
 feeds it. Cores are numbered in layer order and laid out ``cores_per_tile`` per tile, tiles row by row on
 a mesh ``mesh_width_tiles`` wide (both from the profile; absent: one core per tile, a square mesh).
 
+Verdict: ``fits`` is False when a published limit is broken, None (unknown) when the chip publishes no
+capacity to check (no capacity group, or neither a per-core synapse/memory limit nor a chip-wide synapse
+limit), else True; ``fits_reason`` says which. Every capacity field of the schema is checked here except
+``learning_memory_bytes_per_core`` (``hwsim.feasibility``).
+
 Routing: a spike travels as one packet to every core that hosts at least one of its targets (multicast
 per core, as on Loihi); its hops are the Manhattan distance between the tiles (east-west and north-south
-counted apart). Input spikes enter at tile (0, 0); output spikes leave the chip unrouted.
+counted apart). Input spikes enter at tile (0, 0); output spikes leave the chip unrouted. A chip without an
+on-chip network (``layout.noc: false``) counts packets but no hops.
 
 Work per core comes from exact per-neuron counts: the SOPs a core performs are the sum, over its
 neurons, of the spikes that arrived on their input synapses (``input_spikes`` times the structural
@@ -64,9 +70,10 @@ class Mapping:
     cores_used: int
     cores_available: int | None
     tiles_used: int
-    fits: bool
+    fits: bool | None
     limits_broken: list[str] = field(default_factory=list)
     assumptions: list[str] = field(default_factory=list)
+    fits_reason: str = ""
 
     def utilisation(self, chip: Chip) -> dict[str, float]:
         """Fraction of the used cores' neuron slots and synaptic memory that is occupied."""
@@ -81,7 +88,7 @@ class Mapping:
         return out
 
     def to_dict(self, chip: Chip) -> dict:
-        return {"chip": self.chip, "fits": self.fits, "cores_used": self.cores_used,
+        return {"chip": self.chip, "fits": self.fits, "fits_reason": self.fits_reason, "cores_used": self.cores_used,
                 "cores_available": self.cores_available, "tiles_used": self.tiles_used,
                 "limits_broken": self.limits_broken, "assumptions": self.assumptions,
                 "utilisation": self.utilisation(chip),
@@ -132,9 +139,13 @@ def _synapse_capacity(chip: Chip) -> int | None:
     if cap.synapses_per_core:
         limits.append(cap.synapses_per_core)
     if cap.synaptic_memory_bytes_per_core:
-        bits = chip.precision.weight_bits if chip.precision and chip.precision.weight_bits else 8
-        limits.append(cap.synaptic_memory_bytes_per_core * 8 // bits)
+        limits.append(cap.synaptic_memory_bytes_per_core * 8 // weight_bits(chip))
     return min(limits) if limits else None
+
+
+def weight_bits(chip: Chip) -> int:
+    """Bits per stored weight: the profile's ``precision.weight_bits``, else 8 (stated in the assumptions)."""
+    return chip.precision.weight_bits if chip.precision and chip.precision.weight_bits else 8
 
 
 def _blocks(n: int, cores: int) -> np.ndarray:
@@ -181,23 +192,30 @@ class _LayerGeometry:
         return None if self.conn is None else ((self.conn @ _block_matrix(self.n_out, cores)) > 0).tocsr()
 
 
-def map_network(network: Network, chip: Chip, counts: Counts | None = None) -> Mapping:
+def map_network(network: Network, chip: Chip, counts: Counts | None = None,
+                neurons_per_core: int | None = None) -> Mapping:
     """Place ``network`` on ``chip``; with ``counts`` (from :class:`hwsim.engine.Engine`) also split the
-    work, spikes and routing over the cores."""
+    work, spikes and routing over the cores. ``neurons_per_core`` places at most that many neurons on a
+    core (a "spread" mapping, e.g. SANA-FE's 128 per core), below the chip's own limit."""
     cap = chip.capacity
     broken: list[str] = []
     assumptions: list[str] = []
     geos = [_LayerGeometry(layer, i, o) for layer, i, o in neuron_layers(network)]
     syn_cap = _synapse_capacity(chip)
     neuron_cap = cap.neurons_per_core if cap else None
+    spread = neuron_cap if neurons_per_core is None else min(neurons_per_core, neuron_cap or neurons_per_core)
+    if neurons_per_core is not None:
+        assumptions.append(f"spread mapping: at most {neurons_per_core} neurons per core (asked for)")
     if cap is None:
         assumptions.append(f"{chip.name} publishes no per-core capacity: one core per layer, limits unchecked")
+    if cap is not None and cap.synaptic_memory_bytes_per_core and not (chip.precision and chip.precision.weight_bits):
+        assumptions.append("weight precision not published: 8-bit weights assumed for the synaptic memory")
 
     core_counts = []
     for geo in geos:
         cores = 1
-        if neuron_cap:
-            cores = max(cores, math.ceil(geo.n_out / neuron_cap))
+        if spread:
+            cores = max(cores, math.ceil(geo.n_out / spread))
         if syn_cap:
             cores = max(cores, math.ceil(int(geo.fan_in.sum()) / syn_cap))
             while cores < geo.n_out and int(geo.per_core(cores)[0].max()) > syn_cap:
@@ -232,6 +250,9 @@ def map_network(network: Network, chip: Chip, counts: Counts | None = None) -> M
         if cap and cap.fan_in_axons_per_core and axons.max() > cap.fan_in_axons_per_core:
             broken.append(f"fan_in_axons_per_core: {where} needs {axons.max()} input axons on a core, "
                           f"chip allows {cap.fan_in_axons_per_core}")
+        if cap and cap.fan_in_per_neuron and geo.fan_in.max() > cap.fan_in_per_neuron:
+            broken.append(f"fan_in_per_neuron: neurons of {where} have {int(geo.fan_in.max())} input synapses, "
+                          f"chip allows {cap.fan_in_per_neuron} per neuron")
         if cap and cap.fan_out_per_neuron and geo.fan_out.max() > cap.fan_out_per_neuron:
             broken.append(f"fan_out_per_neuron: inputs of {where} reach {int(geo.fan_out.max())} neurons, "
                           f"chip allows {cap.fan_out_per_neuron} per neuron")
@@ -248,14 +269,34 @@ def map_network(network: Network, chip: Chip, counts: Counts | None = None) -> M
     available = cap.cores if cap else None
     if available and cores_used > available:
         broken.append(f"cores: the network needs {cores_used} cores, the chip has {available}")
+    neurons = sum(geo.n_out for geo in geos)
+    synapses = sum(int(geo.fan_in.sum()) for geo in geos)
+    if cap and cap.max_neurons and neurons > cap.max_neurons:
+        broken.append(f"max_neurons: the network has {neurons} neurons, the chip holds {cap.max_neurons}")
+    if cap and cap.max_synapses and synapses > cap.max_synapses:
+        broken.append(f"max_synapses: the network has {synapses} synapses, the chip holds {cap.max_synapses}")
     per_tile = chip.layout.cores_per_tile if chip.layout and chip.layout.cores_per_tile else 1
     tiles_used = math.ceil(cores_used / per_tile)
-    mapping = Mapping(chip.name, placements, cores_used, available, tiles_used, not broken, broken, assumptions)
+    fits, reason = _verdict(chip, broken)
+    mapping = Mapping(chip.name, placements, cores_used, available, tiles_used, fits, broken, assumptions, reason)
     if chip.layout is None or chip.layout.mesh_width_tiles is None:
         assumptions.append("mesh layout not published: one core per tile on a square mesh (assumed)")
     if counts is not None:
         _split_work(mapping, geos, counts, chip)
     return mapping
+
+
+def _verdict(chip: Chip, broken: list[str]) -> tuple[bool | None, str]:
+    """``fits`` (True, False or None for unknown) and the reason in words."""
+    if broken:
+        return False, "breaks " + "; ".join(broken)
+    cap = chip.capacity
+    if cap is None:
+        return None, f"{chip.name} publishes no capacity: fit unknown"
+    if not (cap.synapses_per_core or cap.synaptic_memory_bytes_per_core or cap.max_synapses):
+        return None, f"{chip.name} publishes no synapse capacity (per core or per chip): fit unknown"
+    checked = [name for name, value in cap.figures().items() if name != "learning_memory_bytes_per_core" and value]
+    return True, "within every published limit (" + ", ".join(checked) + ")"
 
 
 def tile_xy(core: np.ndarray | int, chip: Chip, cores_used: int) -> tuple[np.ndarray, np.ndarray]:
@@ -299,6 +340,10 @@ def _split_work(mapping: Mapping, geos: list[_LayerGeometry], counts: Counts, ch
             src_core = prev.first_core + np.repeat(np.arange(prev.cores), prev.neurons_per_core)
             sx, sy = tile_xy(src_core, chip, mapping.cores_used)
         spikes = lc.input_spikes
+        if chip.layout is not None and not chip.layout.noc:
+            per_input = placement.cores if reach is None else np.asarray(reach.sum(axis=1)).ravel()
+            placement.packets_in = int((spikes * per_input).sum())
+            continue
         if reach is None:
             hop_x = np.abs(sx[:, None] - dx[None, :]).sum(axis=1)
             hop_y = np.abs(sy[:, None] - dy[None, :]).sum(axis=1)

@@ -39,6 +39,8 @@ CHIP_COLORS = {
 
 ACTION_COLORS = {
     "sop": "#1f77b4",
+    "dense_mac": "#aec7e8",
+    "packet": "#ff9896",
     "neuron_update": "#ff7f0e",
     "spike_out": "#2ca02c",
     "routing": "#d62728",

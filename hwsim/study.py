@@ -294,15 +294,21 @@ class Study:
         energy_breakdown(reports, self.out / "energy_per_chip.png",
                          title=f"{self.config.network} on {self.config.dataset}, T={self.config.timesteps}")
         return {"chips": {r["chip"]: {"energy_uj_per_sample": _sig(r["energy_per_sample_j"] * 1e6),
+                                      "energy_dynamic_uj_per_sample": _sig(r["energy_dynamic_per_sample_j"] * 1e6),
+                                      "energy_static_uj_per_sample": _sig(r["energy_static_per_sample_j"] * 1e6),
+                                      "static_mode": r["static_mode"], "static_assumption": r["static_assumption"],
+                                      "lower_bound": r["lower_bound"], "energy_text": r["energy_text"],
                                       "latency_ms_per_sample": None if r["latency_s"] is None else
                                       _sig(r["latency_s"] / counts.batch * 1e3),
-                                      "fits": r["fits"], "cores": r["cores_used"], "unpriced": len(r["unpriced"]),
-                                      "limits_broken": r["limits_broken"]} for r in reports},
+                                      "fits": r["fits"], "fits_reason": r["fits_reason"], "cores": r["cores_used"],
+                                      "unpriced": r["unpriced"], "unpriced_counts": r["unpriced_counts"],
+                                      "warnings": r["warnings"], "limits_broken": r["limits_broken"]}
+                          for r in reports},
                 "samples": int(counts.batch)}
 
     def stage_feasibility(self, results: dict) -> dict:
         import chips
-        from hwsim.feasibility import check, learning_counts
+        from hwsim.feasibility import check, learning_counts, rank
         from hwsim.plots import feasibility_heatmap
 
         c = self.config
@@ -312,16 +318,26 @@ class Study:
             counts = learning_counts(network, rule, c.timesteps, 0.2, seed=c.seed, window=c.ttl_window) \
                 if _dense(network) else None
             for name in self.chip_names:
-                verdicts.append(check(network, chips.load(name), rule, c.timesteps, counts,
-                                      window=c.ttl_window).to_dict())
+                verdicts.append(check(network, chips.load(name), rule, c.timesteps, counts, window=c.ttl_window))
+        rank(verdicts)
+        verdicts = [v.to_dict() for v in verdicts]
         feasibility_heatmap(verdicts, self.out / "feasibility.png",
                             title=f"{c.network}, T={c.timesteps}: on-chip learning")
         table = {}
         for v in verdicts:
             table.setdefault(v["chip"], {})[v["rule"]] = {
-                "verdict": v["verdict"], "memory_kib_per_core": round(v["memory_per_core_bytes"] / 1024, 1),
+                "verdict": v["verdict"], "fits": v["fits"], "cores_needed": v["cores_needed"],
+                "max_timesteps": v["max_timesteps"], "max_timesteps_note": v["max_timesteps_note"],
+                "memory_kib_per_core": round(v["memory_per_core_bytes"] / 1024, 1),
                 "energy_uj_per_sample": None if v["energy_per_sample_j"] is None else
-                _sig(v["energy_per_sample_j"] * 1e6)}
+                _sig(v["energy_per_sample_j"] * 1e6),
+                "energy_dynamic_uj": None if v["energy_dynamic_j"] is None else _sig(v["energy_dynamic_j"] * 1e6),
+                "energy_static_uj": None if v["energy_static_j"] is None else _sig(v["energy_static_j"] * 1e6),
+                "static_mode": v["static_mode"], "lower_bound": v["lower_bound"], "energy_text": v["energy_text"],
+                "latency_ms_per_sample": None if v["latency_per_sample_s"] is None else
+                _sig(v["latency_per_sample_s"] * 1e3),
+                "rank": v["rank"], "rank_note": v["rank_note"], "unpriced": v["unpriced"],
+                "unpriced_counts": v["unpriced_counts"]}
         return {"table": table}
 
     def stage_export(self, results: dict) -> dict:
