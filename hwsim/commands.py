@@ -375,6 +375,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _default_checkpoint(rule: str, dataset: str) -> Path:
     """``runs/RULE-DATASET.pt``, numbered (``-2``, ``-3``, ...) when an earlier run holds the name."""
+    if dataset.lower().endswith(".npz") or "/" in dataset or "\\" in dataset:
+        dataset = Path(dataset).stem  # a data file: its name, never its folders
+    dataset = dataset.replace(":", "-")  # tonic:NMNIST -> tonic-NMNIST
     path, n = Path("runs") / f"{rule}-{dataset}.pt", 1
     while path.exists() or path.with_suffix(".network.npz").exists():
         n += 1

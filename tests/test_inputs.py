@@ -168,13 +168,14 @@ def test_feasibility_and_estimate_learning_take_a_spike_file(tmp_path, capsys):
     assert out["timesteps"] == 6 and out["batch"] == 2
 
 
-def test_train_takes_a_dataset_file(tmp_path, capsys):
+def test_train_takes_a_dataset_file(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default checkpoint goes to runs/ under the working folder
     rng = np.random.default_rng(1)
     np.savez(tmp_path / "d.npz", x_train=rng.random((40, 4, 6)) < 0.4, y_train=rng.integers(0, 3, 40),
              x_test=rng.random((12, 4, 6)) < 0.4, y_test=rng.integers(0, 3, 12))
     assert main(["train", "--rule", "sltt", "--dataset", str(tmp_path / "d.npz"), "--net", "6-5-3", "--epochs", "1",
                  "-T", "4", "--no-progress", "--json"]) == 0
-    capsys.readouterr()
+    assert json.loads(capsys.readouterr().out)["checkpoint"] == "runs/sltt-d.pt"
     np.savez(tmp_path / "k.npz", x_train=np.zeros((2, 4, 6)), y_train=np.zeros(2, int), x_test=np.zeros((1, 4, 6)))
     assert main(["train", "--rule", "sltt", "--dataset", str(tmp_path / "k.npz"), "--net", "6-5-3", "--epochs", "1",
                  "--no-progress"]) == 2
