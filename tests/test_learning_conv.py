@@ -238,3 +238,131 @@ def test_conv_rule_options_that_cannot_apply():
         OnChipLearner(net, "sltt_k", k=9).train_batch(np.zeros((3, 1, 2, 8, 8), np.uint8), np.array([0]))
     with pytest.raises(LearningError, match="TTL-BPTT window k=4 is longer than T=3"):
         OnChipLearner(net, "ttl_bptt", window=4).train_batch(np.zeros((3, 1, 2, 8, 8), np.uint8), np.array([0]))
+
+
+# ---- mapping, feasibility and costs of conv learning ------------------------------------------------------
+def _chip(sharing, tmp_path=None, **capacity):
+    """Loihi's profile with the given conv weight sharing and capacity overrides (optionally as a file)."""
+    import yaml
+
+    import chips
+    from chips.schema import Chip
+
+    data = yaml.safe_load((chips.CHIP_DIR / "loihi.yaml").read_text())
+    data["conv"]["weight_sharing"] = sharing
+    data["capacity"].update(capacity)
+    if tmp_path is None:
+        return Chip.model_validate(data)
+    path = tmp_path / f"loihi_{sharing}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+CONV_NET = "2x8x8-c4k3p1-4"  # conv: 4 channels x 8 x 8 = 256 neurons, kernel 2 x 3 x 3 = 18 weights
+
+
+def test_conv_layers_are_placed_by_channel_tiles_with_the_chips_weight_sharing():
+    """256 conv neurons on cores of 100: blocks of 86 (channel planes of 64): neurons 0-85 (channels 0, 1),
+    86-171 (1, 2), 172-255 (2, 3)."""
+    from hwsim.mapping import map_network
+
+    net = from_spec(CONV_NET, seed=0)
+    stored = {}
+    for sharing in ("per_core_copy", "shared_kernel", "expanded"):
+        mapping = map_network(net, _chip(sharing, neurons_per_core=100))
+        conv = mapping.layers[0]
+        assert conv.cores == 3 and conv.neurons_per_core.tolist() == [86, 86, 84]
+        stored[sharing] = conv.synapses_per_core.tolist()
+        assert any(f"conv weights on loihi: {sharing}" in a for a in mapping.assumptions)
+    assert stored["per_core_copy"] == [2 * 18, 2 * 18, 2 * 18]
+    assert stored["shared_kernel"] == [4 * 18, 0, 0]
+    assert sum(stored["expanded"]) == map_network(net, _chip("expanded")).layers[0].synapses  # every connection
+
+
+def test_conv_weight_writes_per_core_follow_the_copies():
+    """A shared kernel weight is written once per stored copy: channels (1, 2, 3, 4) writes ->
+    per-core copies (3, 5, 7); one shared kernel (3, 3, 4) (each channel on its first core)."""
+    from hwsim.mapping import _LayerGeometry, conv_weight_writes, neuron_layers
+
+    layer, i_shape, o_shape = neuron_layers(from_spec(CONV_NET, seed=0))[0]
+    writes = np.array([1, 2, 3, 4])
+    copy_geo = _LayerGeometry(layer, i_shape, o_shape, "per_core_copy")
+    assert conv_weight_writes(copy_geo, 3, writes).tolist() == [3, 5, 7]
+    shared_geo = _LayerGeometry(layer, i_shape, o_shape, "shared_kernel")
+    assert conv_weight_writes(shared_geo, 3, writes).tolist() == [3, 3, 4]
+
+
+def test_conv_learning_energy_prices_every_written_copy():
+    """Loihi prices weight updates: on a per-core-copy chip the conv layer's write energy is its writes per
+    core (channels' writes x the cores that hold them) x the figure, more than the logical count."""
+    import chips
+    from hwsim.cost import estimate
+    from hwsim.feasibility import learning_counts
+    from hwsim.mapping import map_network
+
+    net = from_spec(CONV_NET, seed=0)
+    counts = learning_counts(net, "sltt", 6, 0.3, batch=2, seed=1)
+    chip = _chip("per_core_copy", neurons_per_core=100)
+    mapping = map_network(net, chip, counts)
+    conv = mapping.layers[0]
+    expected = int(channels_per_core_writes(counts.layers[0].channel_weight_updates))
+    assert int(conv.weight_updates_per_core.sum()) == expected > counts.layers[0].total("weight_updates")
+    report = estimate(net, counts, chip, mapping)
+    written = expected + counts.layers[1].total("weight_updates")
+    assert report.energy_by_action_j["weight_update"] == pytest.approx(
+        written * chips.load("loihi").energy.weight_update_pj * 1e-12, rel=1e-12)
+
+
+def channels_per_core_writes(writes):
+    """Cores 0..2 host channels (0, 1), (1, 2), (2, 3): the copies of each channel's writes."""
+    return writes[0] + 2 * writes[1] + 2 * writes[2] + writes[3]
+
+
+def test_conv_learning_memory_per_core_follows_the_stored_weights():
+    from hwsim.feasibility import learning_state
+    from hwsim.mapping import core_load, neuron_layers
+
+    net = from_spec("2x8x8-c4k3p1", seed=0)  # the conv layer alone
+    chip = _chip("per_core_copy", neurons_per_core=100)
+    memory, split, assumptions, cores = learning_state(net, chip, "ottt_a", 8)
+    assert cores == 3 and memory == sum(split.values())
+    layer, i_shape, o_shape = neuron_layers(net)[0]
+    neurons, weights, axons = core_load(layer, i_shape, o_shape, 3, "per_core_copy")
+    assert (neurons, weights) == (86, 36)
+    assert split["weights"] == weights and split["grad_accum"] == 2 * weights  # 8-bit weights, 16-bit accumulators
+    assert split["errors"] == 2 * neurons and split["traces"] == axons  # 1-byte traces
+    assert any("conv learning state" in a for a in assumptions)
+
+
+def test_a_conv_net_too_large_for_a_core_names_the_limit(tmp_path, capsys):
+    """One channel's kernel (64 x 3 x 3 = 576 weights) exceeds a core holding 512: the estimate says so in
+    one line, and the feasibility verdict names the limit."""
+    import chips
+    from hwsim.cli import main
+    from hwsim.feasibility import check
+
+    path = _chip("per_core_copy", tmp_path, synaptic_memory_bytes_per_core=512)
+    net = from_spec("64x6x6-c8k3p1-4", seed=0)
+    verdict = check(net, chips.load(str(path)), "sltt", 4)
+    assert "synapses_per_core: layer conv2d0 needs 576 kernel weights (per_core_copy) on a core" in verdict.verdict
+    assert main(["estimate", "--net", "64x6x6-c8k3p1-4", "--chip", str(path), "-T", "3"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "does not fit" in line]
+    assert lines and "needs 576 kernel weights (per_core_copy) on a core" in lines[0] and "chip holds 512" in lines[0]
+
+
+def test_estimate_and_feasibility_take_conv_nets(capsys):
+    import json
+
+    from hwsim.cli import main
+
+    assert main(["estimate", "--net", "2x8x8-c4k3p1-p2-4", "--chip", "loihi", "--rule", "ottt_a", "-T", "4",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    conv = out["counts"][0]
+    assert conv["kind"] == "conv2d" and conv["grad_ops"] > 0 and conv["trace_updates"] > 0
+    assert out["counts"][2]["error_macs"] > 0 and out["chips"][0]["energy_j"] > 0
+    assert main(["feasibility", "--net", "2x8x8-c4k3p1-p2-4", "--chips", "loihi,spinnaker2", "--rules", "sltt,stdl",
+                 "-T", "4", "--json"]) == 0
+    verdicts = json.loads(capsys.readouterr().out)
+    assert len(verdicts) == 4 and all(v["memory_per_core_bytes"] > 0 for v in verdicts)
+    assert all("energy: no on-chip learning kernel" not in " ".join(v["unpriced"]) for v in verdicts)
