@@ -2,12 +2,13 @@
 
 Placement: every neuron layer gets its own cores (layers never share a core); a layer's neurons are cut
 into equal contiguous blocks (flattened channel-major order), as few as the chip's per-core limits allow:
-neurons, synapses, synaptic memory at the chip's weight precision, and the fan-out edges of the core that
-feeds it. A conv layer's blocks are tiles of its output channels (channel-major), and the weights a core
-holds follow the chip's ``conv.weight_sharing``: every connection (``expanded``, the default), the kernels of
-the channels it hosts (``per_core_copy``) or the layer's kernel once, on its first core (``shared_kernel``).
-Cores are numbered in layer order and laid out ``cores_per_tile`` per tile, tiles row by row on
-a mesh ``mesh_width_tiles`` wide (both from the profile; absent: one core per tile, a square mesh).
+neurons, synapses, synaptic memory at the chip's weight precision, input axons (a conv or pool layer is cut
+into smaller output tiles until each core's inputs fit), and the fan-out edges of the core that feeds it.
+A conv layer's blocks are tiles of its output channels (channel-major), and the weights a core holds follow
+the chip's ``conv.weight_sharing``: every connection (``expanded``, the default), the kernels of the
+channels it hosts (``per_core_copy``) or the layer's kernel once, on its first core (``shared_kernel``).
+Cores are numbered in layer order and laid out ``cores_per_tile`` per tile, tiles row by row on a mesh
+``mesh_width_tiles`` wide (both from the profile; absent: one core per tile, a square mesh).
 
 Routing: a spike travels as one packet to every core that hosts at least one of its targets (multicast
 per core, as on Loihi); its hops are the Manhattan distance between the tiles (east-west and north-south
@@ -258,6 +259,12 @@ def map_network(network: Network, chip: Chip, counts: Counts | None = None) -> M
                 cores = max(cores, geo.n_out // geo.plane)  # one channel per core is the best there is
             while cores < geo.n_out and geo.min_stored() <= syn_cap and int(geo.stored(cores).max()) > syn_cap:
                 cores += 1
+        axon_cap = cap.fan_in_axons_per_core if cap else None
+        if axon_cap and geo.conn is not None:  # conv / pool: smaller tiles of outputs read fewer inputs
+            def fits(c, geo=geo, limit=axon_cap):
+                return int(geo.per_core(_usable(geo.n_out, c))[1].max()) <= limit
+
+            cores = _usable(geo.n_out, _fewest_cores(fits, cores, geo.n_out))
         core_counts.append(cores)
     edge_cap = cap.fan_out_edges_per_core if cap else None
     if edge_cap:  # a feeding core's neurons x destination cores must fit its routing table
@@ -315,6 +322,27 @@ def map_network(network: Network, chip: Chip, counts: Counts | None = None) -> M
     if counts is not None:
         _split_work(mapping, geos, counts, chip)
     return mapping
+
+
+def _usable(n: int, cores: int) -> int:
+    """The cores that contiguous blocks of ceil(n / cores) neurons really fill (never an empty core)."""
+    return math.ceil(n / math.ceil(n / cores))
+
+
+def _fewest_cores(fits, cores: int, most: int) -> int:
+    """The fewest cores from ``cores`` up to ``most`` for which ``fits(cores)`` holds (doubling, then
+    bisection: the load per core falls as tiles shrink); ``cores`` itself when nothing fits."""
+    if fits(cores):
+        return cores
+    low, high = cores, cores
+    while not fits(high):
+        if high >= most:
+            return cores
+        low, high = high, min(2 * high, most)
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if fits(middle) else (middle, high)
+    return high
 
 
 def tile_xy(core: np.ndarray | int, chip: Chip, cores_used: int) -> tuple[np.ndarray, np.ndarray]:

@@ -33,7 +33,7 @@ class StudyError(ValueError):
 
 class OnChipConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    rules: list[Literal["sltt", "sltt_k", "ottt_a", "ottt_o"]] = ["sltt", "ottt_a"]
+    rules: list[Literal["sltt", "sltt_k", "ottt_a", "ottt_o", "bptt", "ttl_bptt", "stdl"]] = ["sltt", "ottt_a"]
     samples: int = Field(200, ge=1, description="training samples of on-chip fine-tuning")
     lr: float = Field(0.02, gt=0)
 
@@ -42,7 +42,7 @@ class StudyConfig(BaseModel):
     """A study (all keys optional; defaults are the built-in study ``make demo`` runs)."""
 
     model_config = ConfigDict(extra="forbid")
-    dataset: Literal["digits", "randman"] = "digits"
+    dataset: Literal["digits", "randman", "dvs_bars"] = "digits"
     network: str = "64-128-10"
     timesteps: int = Field(8, ge=1)
     epochs: int = Field(4, ge=1)
@@ -195,7 +195,7 @@ class Study:
         _, x, y = self._data()
         network = self._trained()
         x = x.reshape(*x.shape[:2], *network.input_shape)
-        float_acc = accuracy(OnChipLearner(network, "sltt"), x, y) if _dense(network) else None
+        float_acc = accuracy(OnChipLearner(network, "sltt"), x, y)
         fixed, report = quantize(network, x, y)
         from hwsim.network import save
 
@@ -248,12 +248,13 @@ class Study:
         n = min(c.on_chip.samples, len(y_train))
         out = {}
         base = self._trained()
-        if not _dense(base):
-            return {"rules": {}, "note": "on-chip learning kernels take dense networks"}
+        x_test = x_test.reshape(*x_test.shape[:2], *base.input_shape)
+        x_train = x_train.reshape(*x_train.shape[:2], *base.input_shape)
         for rule in c.on_chip.rules:
             import copy
 
-            learner = OnChipLearner(copy.deepcopy(base), rule, lr=c.on_chip.lr, seed=c.seed)
+            learner = OnChipLearner(copy.deepcopy(base), rule, lr=c.on_chip.lr, seed=c.seed,
+                                    window=min(c.ttl_window, c.timesteps))
             before = accuracy(learner, x_test, y_test)
             counts = fit(learner, x_train[:n], y_train[:n], epochs=1, batch_size=1, seed=c.seed,
                          progress=self.progress)
@@ -294,8 +295,7 @@ class Study:
         network = self._trained()
         verdicts = []
         for rule in c.rules:
-            counts = learning_counts(network, rule, c.timesteps, 0.2, seed=c.seed, window=c.ttl_window) \
-                if _dense(network) else None
+            counts = learning_counts(network, rule, c.timesteps, 0.2, seed=c.seed, window=c.ttl_window)
             for name in self.chip_names:
                 verdicts.append(check(network, chips.load(name), rule, c.timesteps, counts,
                                       window=c.ttl_window).to_dict())
@@ -317,7 +317,7 @@ class Study:
         _, x, y = self._data()
         network = self._trained()
         x = x.reshape(*x.shape[:2], *network.input_shape)
-        summary = export(network, self.out / "export", x[:16], y[:16], verify=True, learning=_dense(network))
+        summary = export(network, self.out / "export", x[:16], y[:16], verify=True, learning=_dense_readout(network))
         out = {"verified_equal": summary["verify"]["equal"],
                "layers": {v["layer"]: v["equal"] for v in summary["verify"]["layers"]},
                "files": summary["files"]}
@@ -337,10 +337,11 @@ class Study:
         return {"report": "report.md", "results": "results.json"}
 
 
-def _dense(network) -> bool:
+def _dense_readout(network) -> bool:
+    """The learning export trains a dense read-out (the layers before it may be conv and pool)."""
     from hwsim.network import Dense
 
-    return all(isinstance(layer, Dense) for layer in network.layers)
+    return isinstance(network.layers[-1], Dense)
 
 
 def _sig(value: float, digits: int = 3) -> float:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-DATASETS = ("digits", "randman", "mnist", "nmnist", "shd")
+DATASETS = ("digits", "randman", "dvs_bars", "mnist", "nmnist", "shd")
 
 
 class DataError(ValueError):
@@ -241,6 +241,10 @@ def load_dataset(name: str, steps: int, seed: int = 0, path: str | Path | None =
         return digits(steps, seed=seed, **options)
     if name == "randman":
         return randman(steps, seed=seed, **options)
+    if name == "dvs_bars":  # procedural event-camera task (methods/dvs_synthetic.py)
+        from methods.dvs_synthetic import dvs_bars
+
+        return dvs_bars(steps, seed=seed, **options)
     if path is None:
         raise DataError(f"dataset {name!r} reads local files: give --data-path (nothing is downloaded)")
     if name == "mnist":
