@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="For every chip and learning rule: the verdict (feasible, infeasible with the missing "
                     "capability or broken limit named, or unknown where the chip does not publish it), the "
                     "learning memory per core (bytes) and the energy (J) and latency (s) per training sample.")
-    fea.add_argument("--net", required=True, metavar="SPEC|FILE", help="network spec or saved .npz (dense layers)")
+    fea.add_argument("--net", required=True, metavar="SPEC|FILE", help="network spec or saved .npz (dense or conv)")
     fea.add_argument("--chips", default="all", metavar="NAMES|all", help="comma-separated chip names or 'all'")
     fea.add_argument("--rules", default="all", metavar="RULES|all", help="comma-separated rules or 'all'")
     fea.add_argument("--timesteps", "-T", type=_positive_int, default=8, metavar="T", help="time steps (8)")

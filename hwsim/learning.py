@@ -1,7 +1,7 @@
 """On-chip learning: run a time-local rule the way a chip would and count every learning operation.
 
-``OnChipLearner(network, rule).train_batch(spikes, labels)`` trains one mini-batch of a float dense
-network in place and returns the learning-phase :class:`~hwsim.counts.Counts`: the forward events of the
+``OnChipLearner(network, rule).train_batch(spikes, labels)`` trains one mini-batch of a float network
+in place and returns the learning-phase :class:`~hwsim.counts.Counts`: the forward events of the
 inference engine plus ``error_macs`` (W^T delta products, only at neurons with g' != 0), ``grad_ops``
 (per-synapse gradient accumulations, gated by presynaptic spikes or traces), ``trace_updates``,
 ``weight_updates`` (weights written back) and bytes by memory kind.
@@ -12,6 +12,13 @@ heads of locally trained blocks, with state history inside a window). The read-o
 those of ``methods/``: the last layer's synaptic current, cross-entropy per step / T, plain SGD -- so the
 weight change equals the torch reference's ``-lr * grad``. TTL-BPTT's local classifiers and STDL's
 auxiliary networks (the heads) live in the learner; pass ``heads`` to start them from given weights.
+
+Networks with conv and sum-pool layers (a Flatten before the dense read-out) run every rule in one graph
+kernel, ``hwsim/kernels/conv_learning.py`` (graph built by ``hwsim/learning_conv.py``): a conv kernel is
+shared by all output positions, so its gradient accumulates into the one shared weight and a written kernel
+weight counts once; ``channel_weight_updates`` holds those writes per output channel, and the mapper turns
+them into writes per core with the chip's weight sharing. Pools have fixed taps: they pass errors, learn
+nothing. Heads of a conv network are given per layer of the chain; a pool copy takes ``(None, None)``.
 """
 
 from __future__ import annotations
@@ -45,7 +52,8 @@ class LearnResult:
 
 
 class OnChipLearner:
-    """Trains a float dense :class:`Network` in place with an on-chip rule (see module docstring)."""
+    """Trains a float :class:`Network` (dense, or conv + pool + dense) in place with an on-chip rule (see
+    module docstring)."""
 
     def __init__(self, network: Network, rule: str, lr: float = 0.1, k: int = 2, surrogate: str = "triangle",
                  alpha: float = 1.0, seed: int = 0, window: int = 1, block: int = 1, subnet: int = 1,
