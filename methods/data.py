@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-DATASETS = ("digits", "randman", "dvs_bars", "mnist", "nmnist", "shd")
+DATASETS = ("digits", "randman", "mnist", "nmnist", "shd", "dvs_bars")
 
 
 class DataError(ValueError):
