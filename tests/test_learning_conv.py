@@ -366,3 +366,18 @@ def test_estimate_and_feasibility_take_conv_nets(capsys):
     verdicts = json.loads(capsys.readouterr().out)
     assert len(verdicts) == 4 and all(v["memory_per_core_bytes"] > 0 for v in verdicts)
     assert all("energy: no on-chip learning kernel" not in " ".join(v["unpriced"]) for v in verdicts)
+
+
+@pytest.mark.parametrize("rule", ["sltt_k", "ottt_o", "bptt", "ttl_bptt", "stdl"])
+def test_fixed_point_conv_rules_keep_every_weight_on_its_grid(rule):
+    """Every rule in fixed point on a conv net: weights (heads included) move and stay on their 8-bit grids."""
+    net = from_spec("2x8x8-c4k3p1-p2-c6k3p1-4", seed=0)
+    x = (np.random.default_rng(0).random((5, 3, 2, 8, 8)) < 0.3).astype(np.uint8)
+    learner = OnChipLearner(net, rule, precision="fixed", lr=0.5, window=2)
+    before = learner.w.copy()
+    counts = learner.train_batch(x, np.array([0, 1, 2])).counts
+    assert counts.total("weight_updates") > 0 and not np.array_equal(before, learner.w)
+    for g in range(len(learner.nodes)):
+        q = learner.w[learner.arrays.w_off[g]: learner.arrays.w_off[g + 1]] / learner.w_step[g]
+        np.testing.assert_allclose(q, np.rint(q), atol=1e-3)
+        assert np.abs(np.rint(q)).max(initial=0) <= 127
