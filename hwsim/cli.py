@@ -19,6 +19,7 @@ from hwsim.commands import (
     cmd_train,
 )
 from hwsim.network import NetworkError
+from hwsim.stdl import DEFAULT_BUDGET_BYTES as STDL_BUDGET_BYTES
 
 
 def _positive_int(text: str) -> int:
@@ -39,6 +40,7 @@ def _probability(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {value}")
     return value
+
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,8 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--window", type=_positive_int, default=1, help="TTL-BPTT: truncation window in steps (1)")
     tr.add_argument("--block", type=_positive_int, default=1, help="TTL-BPTT: layers per local block (1)")
     tr.add_argument("--subnet", type=_positive_int, default=1, help="STDL: layers per subnetwork (1)")
-    tr.add_argument("--budget-bytes", type=_positive_int, default=1 << 20,
-                    help="STDL: training-memory budget of each auxiliary network, bytes (1 MiB)")
+    tr.add_argument("--budget-bytes", type=_positive_int, default=STDL_BUDGET_BYTES,
+                    help=f"STDL: training-memory budget of each auxiliary network, bytes ({STDL_BUDGET_BYTES})")
     tr.add_argument("--data-path", metavar="PATH", help="folder or file of a local dataset (mnist, nmnist, shd)")
     tr.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     tr.add_argument("--out", metavar="CKPT", help="checkpoint file written after every epoch (and CKPT.network.npz)")

@@ -270,6 +270,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError(f"--rule: unknown rule {args.rule!r}; known rules: {', '.join(RULES)}")
     if args.dataset not in DATASETS:
         raise UsageError(f"--dataset: unknown dataset {args.dataset!r}; known datasets: {', '.join(DATASETS)}")
+    if args.rule == "sltt_k" and args.k > args.timesteps:
+        raise UsageError(f"--k: SLTT-K backpropagates at K of the T steps; K={args.k} is larger than "
+                         f"--timesteps T={args.timesteps}")
     config = TrainConfig(rule=args.rule, dataset=args.dataset, epochs=args.epochs, timesteps=args.timesteps,
                          net=args.net, batch_size=args.batch_size, lr=args.lr, seed=args.seed, k=args.k,
                          window=args.window, block=args.block, subnet=args.subnet, budget_bytes=args.budget_bytes,

@@ -9,7 +9,7 @@ For a rule, ``RULE_NEEDS`` lists what its learning engine must offer and which s
 | ottt_a | + local traces | + presynaptic traces |
 | ottt_o | local traces, graded error messages, third factor | traces, error buffer (updates every step) |
 | ttl_bptt | graded error messages, third factor | accumulators, history of the window k, local classifiers |
-| stdl | graded error messages, third factor | accumulators, auxiliary copies of the following layers |
+| stdl | graded error messages, third factor | accumulators, auxiliary networks chosen by ``hwsim.stdl.plan`` |
 
 Every rule sends errors backwards through W^T: a chip that cannot read its synaptic memory transposed
 (``learning.transposed_weight_reads`` false or unpublished) keeps a transposed copy of the weights.
@@ -106,7 +106,8 @@ def memory_limit(chip: Chip) -> tuple[int | None, bool]:
 
 
 def learning_state(network: Network, chip: Chip, rule: str, timesteps: int, window: int = 1,
-                   block: int = 1, subnet: int = 1) -> tuple[int, dict[str, int], list[str], int]:
+                   block: int = 1, subnet: int = 1, budget_bytes: int | None = None
+                   ) -> tuple[int, dict[str, int], list[str], int]:
     """Largest learning memory on one core (bytes), its split by kind, the assumptions taken, and the cores
     used. Each layer starts on the cores the inference mapping gives it and is spread over more cores (as
     many as its neurons allow) until its busiest core fits the chip's memory per core."""
@@ -127,6 +128,7 @@ def learning_state(network: Network, chip: Chip, rule: str, timesteps: int, wind
     mapping = map_network(network, chip)
     layers = [layer for layer in network.layers if layer.neuron is not None]
     classes = layers[-1].n_out
+    stdl_aux = _stdl_aux_synapses(network, subnet, budget_bytes) if needs.aux == "copy" else {}
 
     def busiest(index: int, layer, cores: int, placement) -> dict[str, float]:
         dense = isinstance(layer, Dense)
@@ -147,9 +149,8 @@ def learning_state(network: Network, chip: Chip, rule: str, timesteps: int, wind
             split["history"] = min(window, timesteps) * neurons * sbytes
         if needs.aux == "classifier" and (index + 1) % block == 0 and index + 1 < len(layers):
             split["aux"] = math.ceil(layer.n_out * classes * wbytes / cores)
-        if needs.aux == "copy" and (index + 1) % subnet == 0 and index + 1 < len(layers):
-            following = layers[index + 1:]
-            split["aux"] = math.ceil(sum(lyr.n_in * lyr.n_out for lyr in following) * (wbytes + abytes) / cores)
+        if index in stdl_aux:  # STDL: the auxiliary network the budget admits, weights and accumulators
+            split["aux"] = math.ceil(stdl_aux[index] * (wbytes + abytes) / cores)
         return split
 
     def load(split: dict[str, float]) -> float:
@@ -169,14 +170,28 @@ def learning_state(network: Network, chip: Chip, rule: str, timesteps: int, wind
     return worst, worst_split, assumptions, cores_used
 
 
+def _stdl_aux_synapses(network: Network, subnet: int, budget_bytes: int | None) -> dict[int, int]:
+    """Synapses of STDL's auxiliary network behind each subnetwork's last neuron layer (``hwsim.stdl.plan``)."""
+    from hwsim.stdl import DEFAULT_BUDGET_BYTES, STDLError, init_weights, plan
+
+    try:
+        chosen = plan(network, subnet, DEFAULT_BUDGET_BYTES if budget_bytes is None else budget_bytes)
+    except STDLError as err:
+        raise FeasibilityError(str(err)) from None
+    weights = init_weights(network, chosen)
+    return {hi - 1: sum(0 if w is None else int(w.size) for w, _ in chain)
+            for (_, hi), chain in zip(chosen.subnets, weights)}
+
+
 def check(network: Network, chip: Chip, rule: str, timesteps: int, counts: Counts | None = None,
-          window: int = 1, block: int = 1, subnet: int = 1) -> Verdict:
+          window: int = 1, block: int = 1, subnet: int = 1, budget_bytes: int | None = None) -> Verdict:
     """The verdict for ``rule`` on ``chip``; ``counts`` (a learning run) adds energy and latency."""
     from hwsim.cost import estimate
 
     if rule not in RULE_NEEDS:
         raise FeasibilityError(f"unknown rule {rule!r}; known rules: {', '.join(RULES)}")
-    memory, split, assumptions, cores_needed = learning_state(network, chip, rule, timesteps, window, block, subnet)
+    memory, split, assumptions, cores_needed = learning_state(network, chip, rule, timesteps, window, block, subnet,
+                                                              budget_bytes)
     missing, unknown, broken = [], [], []
     if not all(isinstance(layer, Dense) for layer in network.layers):
         assumptions.append("learning state sized for the layers as mapped; conv learning kernels are not built")
@@ -227,7 +242,8 @@ def check(network: Network, chip: Chip, rule: str, timesteps: int, counts: Count
 
 
 def learning_counts(network: Network, rule: str, timesteps: int, rate: float, batch: int = 1, seed: int = 0,
-                    k: int = 2, window: int = 1, block: int = 1, subnet: int = 1) -> Counts | None:
+                    k: int = 2, window: int = 1, block: int = 1, subnet: int = 1,
+                    budget_bytes: int | None = None) -> Counts | None:
     """Counts of one on-chip training batch of ``rule`` on Bernoulli input with random labels (None when no
     on-chip kernel exists for it)."""
     import copy
@@ -238,7 +254,7 @@ def learning_counts(network: Network, rule: str, timesteps: int, rate: float, ba
     if rule not in ON_CHIP_RULES:
         return None
     learner = OnChipLearner(copy.deepcopy(network), rule, k=min(k, timesteps), seed=seed,
-                            window=min(window, timesteps), block=block, subnet=subnet)
+                            window=min(window, timesteps), block=block, subnet=subnet, budget_bytes=budget_bytes)
     spikes = bernoulli((timesteps, batch, *network.input_shape), rate, seed=seed + 1)
     labels = np.random.default_rng(seed).integers(0, network.layers[-1].n_out, batch)
     return learner.train_batch(spikes, labels).counts

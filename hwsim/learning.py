@@ -11,7 +11,9 @@ Rules with an on-chip kernel: ``sltt``, ``sltt_k``, ``ottt_a``, ``ottt_o`` (``hw
 heads of locally trained blocks, with state history inside a window). The read-out, loss and update are
 those of ``methods/``: the last layer's synaptic current, cross-entropy per step / T, plain SGD -- so the
 weight change equals the torch reference's ``-lr * grad``. TTL-BPTT's local classifiers and STDL's
-auxiliary networks (the heads) live in the learner; pass ``heads`` to start them from given weights.
+auxiliary networks (the heads) live in the learner; pass ``heads`` to start them from given weights. STDL's
+auxiliary networks are those :func:`hwsim.stdl.plan` chooses for ``budget_bytes`` at ``batch_size`` (the same
+choice and the same initial weights as the torch rule built with the same budget, batch size and seed).
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ class OnChipLearner:
 
     def __init__(self, network: Network, rule: str, lr: float = 0.1, k: int = 2, surrogate: str = "triangle",
                  alpha: float = 1.0, seed: int = 0, window: int = 1, block: int = 1, subnet: int = 1,
-                 aux_layers: list[int] | None = None, heads: list[list[tuple]] | None = None,
+                 budget_bytes: int | None = None, batch_size: int = 32, heads: list[list[tuple]] | None = None,
                  precision: str = "float", weight_bits: int = 8, trace_bits: int = 7, error_bits: int = 8):
         if rule not in ON_CHIP_RULES:
             raise LearningError(f"unknown on-chip rule {rule!r}; known rules: {', '.join(ON_CHIP_RULES)}")
@@ -85,7 +87,8 @@ class OnChipLearner:
         self.bits = {"weights": int(weight_bits), "traces": int(trace_bits), "errors": int(error_bits)}
         self.batches = 0
         self.window = int(window)
-        self.graph = _Graph.build(network, rule, block, subnet, aux_layers, heads, seed) \
+        self.stdl_plan = _stdl_plan(network, subnet, budget_bytes, batch_size) if rule == "stdl" else None
+        self.graph = _Graph.build(network, rule, block, subnet, self.stdl_plan, heads, seed) \
             if rule in WINDOWED_RULES else None
         self.w, self.b = self._pack()
         self.grad_w, self.grad_b = np.zeros_like(self.w), np.zeros_like(self.b)
@@ -278,7 +281,7 @@ class _Graph:
         return len(self.names)
 
     @staticmethod
-    def build(network: Network, rule: str, block: int, subnet: int, aux_layers, heads, seed: int) -> _Graph:
+    def build(network: Network, rule: str, block: int, subnet: int, stdl_plan, heads, seed: int) -> _Graph:
         layers = network.layers
         count = len(layers)
         classes = layers[-1].n_out
@@ -286,6 +289,11 @@ class _Graph:
         if size < 1 or (rule == "ttl_bptt" and count % size) or (rule == "stdl" and size >= count and count > 1):
             raise LearningError(f"{rule}: block/subnetwork size {size} does not fit the network's {count} layers")
         starts = list(range(0, count, size))
+        if stdl_plan is not None:  # STDL: the budget's choice and the auxiliary layers' own initial weights
+            from hwsim.stdl import init_weights
+
+            starts = [lo for lo, _ in stdl_plan.subnets]
+            initial = init_weights(network, stdl_plan, seed)
         rows = []  # (name, n_in, n_out, src, lif, readout, pass_error, lam, v_th, weight, bias)
         for g, layer in enumerate(layers):
             rows.append((layer.name, layer.n_in, layer.n_out, g - 1, 1, int(g == count - 1),
@@ -298,8 +306,9 @@ class _Graph:
             if rule == "ttl_bptt":
                 chain = [None]  # a linear classifier
             else:
-                m = (count - hi) if aux_layers is None else aux_layers[index]
-                chain = list(range(hi, hi + m)) + ([] if hi + m == count else [None])
+                aux = stdl_plan.auxiliary[index]
+                chain = list(aux.layers) + ([None] if aux.classifier else [])
+                given = initial[index] if given is None else given
             for position, main in enumerate(chain):
                 n_in = rows[src][2]
                 if main is None:
@@ -307,9 +316,8 @@ class _Graph:
                     weight = rng.uniform(-bound, bound, (classes, n_in)).astype(np.float32)
                     bias = rng.uniform(-bound, bound, classes).astype(np.float32)
                     spec = (f"{layers[hi - 1].name}.head{position}", n_in, classes, src, 0, 1, 1, 1.0, 1.0)
-                else:
-                    weight, bias = layers[main].weight.copy(), None if layers[main].bias is None \
-                        else layers[main].bias.copy()
+                else:  # an auxiliary layer of STDL: the mirrored layer's architecture (weights from the plan)
+                    weight, bias = None, None
                     last = main == count - 1
                     spec = (f"{layers[hi - 1].name}.head{position}", n_in, layers[main].n_out, src, 1, int(last),
                             1, layers[main].neuron.lam, layers[main].neuron.v_th)
@@ -329,6 +337,16 @@ class _Graph:
                       np.concatenate([[0], np.cumsum(n_in * n_out)]).astype(np.int64),
                       np.concatenate([[0], np.cumsum(n_out)]).astype(np.int64),
                       [(r[9], r[10]) for r in rows[count:]])
+
+
+def _stdl_plan(network: Network, subnet: int, budget_bytes: int | None, batch_size: int):
+    """STDL's subnetworks and auxiliary networks for the budget (:func:`hwsim.stdl.plan`, as the torch rule)."""
+    from hwsim.stdl import DEFAULT_BUDGET_BYTES, STDLError, plan
+
+    try:
+        return plan(network, subnet, DEFAULT_BUDGET_BYTES if budget_bytes is None else budget_bytes, batch_size)
+    except STDLError as err:
+        raise LearningError(str(err)) from None
 
 
 def add_learning_bytes(lc: LayerCounts, errors: np.ndarray, uses_traces: bool, size: dict[str, int]) -> None:

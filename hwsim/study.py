@@ -53,7 +53,7 @@ class StudyConfig(BaseModel):
     chips: list[str] | Literal["all"] = "all"
     memory_timesteps: list[int] = [4, 8, 16]
     ttl_window: int = Field(2, ge=1)
-    stdl_budget_bytes: int = Field(1 << 20, ge=1)
+    stdl_budget_bytes: int = Field(128 * 1024, ge=1)  # hwsim.stdl.DEFAULT_BUDGET_BYTES
     on_chip: OnChipConfig = OnChipConfig()
     eval_samples: int = Field(300, ge=1, description="test samples for accuracy and costs")
     export: bool = True

@@ -15,10 +15,11 @@ RULES = ("bptt", "sltt", "sltt_k", "ottt_a", "ottt_o", "ttl_bptt", "stdl", "revs
 
 
 def build_rule(name: str, network: Network, *, k: int = 2, window: int = 1, block: int = 1, subnet: int = 1,
-               budget_bytes: int = 1 << 20, batch_size: int = 32, surrogate=None, seed: int = 0,
+               budget_bytes: int | None = None, batch_size: int = 32, surrogate=None, seed: int = 0,
                device: str | torch.device = "cpu") -> TrainingRule:
     """A training rule by name. Options: ``k`` (SLTT-K), ``window``/``block`` (TTL-BPTT), ``subnet``/
-    ``budget_bytes``/``batch_size`` (STDL). The model is moved to ``device``."""
+    ``budget_bytes``/``batch_size`` (STDL; budget default :data:`hwsim.stdl.DEFAULT_BUDGET_BYTES`). The model is
+    moved to ``device``."""
     from methods.bptt import BPTT
     from methods.models import SpikingNet
     from methods.ottt import OTTT
@@ -40,7 +41,10 @@ def build_rule(name: str, network: Network, *, k: int = 2, window: int = 1, bloc
         return OTTT(model, variant=name[-1].upper())
     if name == "ttl_bptt":
         return TTLBPTT(model, window=window, block=block, seed=seed)
-    return STDL(model, subnet=subnet, budget_bytes=budget_bytes, batch_size=batch_size, seed=seed)
+    from hwsim.stdl import DEFAULT_BUDGET_BYTES
+
+    budget = DEFAULT_BUDGET_BYTES if budget_bytes is None else budget_bytes
+    return STDL(model, subnet=subnet, budget_bytes=budget, batch_size=batch_size, seed=seed, network=network)
 
 
 __all__ = ["RULES", "RuleError", "TrainingRule", "build_rule"]

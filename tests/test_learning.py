@@ -167,7 +167,8 @@ def test_windowed_rules_equal_torch_reference(rule, opts, batch, reset):
     ref = build_rule(rule, copy.deepcopy(net), budget_bytes=10**8, batch_size=batch, **opts)
     heads = _torch_heads(ref, rule)
     chip_net = copy.deepcopy(net)
-    learner = OnChipLearner(chip_net, rule, lr=0.5, heads=heads, **opts)
+    extra = {"budget_bytes": 10**8, "batch_size": batch} if rule == "stdl" else {}
+    learner = OnChipLearner(chip_net, rule, lr=0.5, heads=heads, **opts, **extra)
     ref.step(x, y, torch.optim.SGD(list(ref.parameters()), lr=0.5))
     learner.train_batch(x.numpy().astype(np.uint8), y.numpy())
     for layer, synapse in zip(chip_net.layers, ref.model.synapses):

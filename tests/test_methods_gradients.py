@@ -210,7 +210,7 @@ def test_stdl_gradient_of_a_subnetwork_comes_from_its_auxiliary_network():
     rule.aux.double()
     rule.accumulate(x, y)
     assert float(rule.model.synapses[0].weight.grad.abs().sum()) > 0
-    # first subnetwork alone, trained online (SLTT) against its auxiliary copy = same gradient
+    # first subnetwork alone, trained online (SLTT) against its auxiliary network = same gradient
     from methods.models import SpikingNet
 
     stages = rule.model.stages[:1] + rule.aux[0].body.stages
