@@ -104,17 +104,29 @@ def spike_raster(result, path: str | Path, title: str = "") -> Path:
     return path
 
 
-def memory_vs_timesteps(memory_kib: dict[str, dict[str, float]], path: str | Path, batch: int) -> Path:
-    """Activation memory kept for backward (KiB) against T, one line per rule."""
+RULE_STYLE = {"bptt": ("#c44e52", "o"), "sltt": ("#4c72b0", "s"), "sltt_k": ("#8172b2", "v"),
+              "ottt_a": ("#55a868", "^"), "ottt_o": ("#64b5cd", "<"), "ttl_bptt": ("#ccb974", "D"),
+              "stdl": ("#dd8452", "P"), "revsnn": ("#937860", "X")}
+
+
+def memory_vs_timesteps(memory_kib: dict[str, dict[str, float]], path: str | Path, batch: int,
+                        allocator_kib: dict[str, dict[str, float]] | None = None) -> Path:
+    """Training memory (KiB) against T, one colour and marker per rule: the saved-tensor meter (solid) and,
+    when given, the allocator peak (dashed), the bytes that actually existed."""
     path = Path(path)
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    for rule, points in memory_kib.items():
+    fig, ax = plt.subplots(figsize=(7, 4.3))
+    for n, (rule, points) in enumerate(memory_kib.items()):
+        colour, marker = RULE_STYLE.get(rule, (plt.get_cmap("tab10")(n % 10), "o"))
         steps = sorted(int(t) for t in points)
-        ax.plot(steps, [points[str(t)] for t in steps], marker="o", label=rule)
+        ax.plot(steps, [points[str(t)] for t in steps], marker=marker, color=colour, label=f"{rule} (meter)")
+        if allocator_kib and rule in allocator_kib:
+            alloc = allocator_kib[rule]
+            ax.plot(steps, [alloc[str(t)] for t in steps], marker=marker, color=colour, linestyle="--",
+                    mfc="none", label=f"{rule} (allocator)")
     ax.set_xlabel("time steps T")
-    ax.set_ylabel(f"activation memory, KiB (batch {batch})")
-    ax.set_title("memory kept for the backward pass")
-    ax.legend(fontsize=8)
+    ax.set_ylabel(f"KiB (batch {batch})")
+    ax.set_title("training memory: saved for backward (solid) and allocator peak (dashed)")
+    ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

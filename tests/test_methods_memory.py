@@ -75,3 +75,61 @@ def test_reversible_memory_does_not_grow_with_depth():
 
     assert peak(2, True) == peak(8, True)
     assert peak(8, False) > peak(2, False) > peak(2, True)
+
+
+# --- the allocator beside the meter: a rule cannot keep more than the meter reports --------------------------
+
+def _both(name, steps, rule=None, **opts):
+    from methods.memory import measure
+
+    rule = rule or build_rule(name, from_spec(NET, seed=0), batch_size=8, **opts)
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(steps, 8, 32, generator=g) < 0.3).float()
+    y = torch.randint(0, 10, (8,), generator=g)
+    optimizer = torch.optim.SGD(list(rule.parameters()), lr=0.0) if name == "ottt_o" else None
+    return measure(rule, x, y, optimizer)
+
+
+def _hidden_growth(name, make=None, **opts):
+    """How much more the allocator holds beyond the meter at T = 16 than at T = 4 (bytes)."""
+    reports = [_both(name, steps, None if make is None else make(), **opts) for steps in (4, 16)]
+    assert all(r.allocator_peak_bytes is not None and r.allocator_peak_bytes > 0 for r in reports)
+    return reports[1].unmetered_bytes - reports[0].unmetered_bytes, reports
+
+
+class _LeakySLTT:
+    """SLTT that also stashes every step's membranes in an attribute: the meter cannot see them."""
+
+    def __new__(cls):
+        from methods.sltt import SLTT
+
+        class Leaky(SLTT):
+            def accumulate(self, x, y):
+                self.stash = []
+                states, result = None, None
+                for t in range(x.shape[0]):
+                    out, _, states = self.model.step(x[t], states, detach_state=True)
+                    self.stash.append([s.u.detach().clone() for s in states])
+                    result = out
+                from methods.rule import step_loss
+
+                step_loss(result, y, x.shape[0]).backward()
+                return None
+
+        from methods.models import SpikingNet
+
+        return Leaky(SpikingNet.from_network(from_spec(NET, seed=0)))
+
+
+def test_allocator_catches_state_hidden_from_the_meter():
+    growth, reports = _hidden_growth("sltt", make=_LeakySLTT)
+    assert reports[0].peak_bytes == reports[1].peak_bytes  # the meter is fooled: flat in T
+    assert growth >= 12 * 8 * (48 + 48 + 10) * 4  # the allocator sees 12 more steps of membranes
+
+
+@pytest.mark.parametrize("name,opts", [("bptt", {}), ("sltt", {}), ("sltt_k", {"k": 2}), ("ottt_a", {}),
+                                       ("ottt_o", {}), ("ttl_bptt", {"window": 2}), ("stdl", {}), ("revsnn", {})])
+def test_no_rule_keeps_more_than_the_meter_reports(name, opts):
+    """Beyond the meter the allocator holds only transient backward buffers: the same at T = 4 and T = 16."""
+    growth, _ = _hidden_growth(name, **opts)
+    assert growth <= 1024, f"{name}: {growth} bytes more held outside the meter at T=16 than at T=4"
