@@ -90,7 +90,7 @@ def _forward_values(net, x, ottt=False):
     for t in range(x.shape[0]):
         inp, record = x[t], []
         for k, (w, b) in enumerate(params):
-            trace[k] = inp if trace[k] is None else lam * trace[k] + inp
+            trace[k] = inp if trace[k] is None or k == 0 else lam * trace[k] + inp  # no trace on the input
             current = inp @ w.T + b
             u[k] = current if u[k] is None else lam * (u[k] - 0.5 * s[k]) + current
             s[k] = (u[k] >= 0.5).double()
