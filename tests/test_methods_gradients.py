@@ -210,3 +210,26 @@ def test_float32_training_runs_on_default_dtype():
     x, y = _data()
     rule.accumulate(x.float(), y)
     assert rule.model.synapses[0].weight.grad.dtype == torch.float32
+
+
+def test_ttl_bptt_window_cadence_updates_once_per_window():
+    """update='window': the optimizer steps after every window's backward (truncated BPTT); one window of T
+    steps equals the per-batch cadence."""
+    net, (x, y) = _net(), _data()
+    calls = []
+
+    class Counting(torch.optim.SGD):
+        def step(self, closure=None):
+            calls.append(1)
+            return super().step(closure)
+
+    rule = _rule("ttl_bptt", net, window=2, block=1, ttl_update="window")
+    rule.step(x, y, Counting(list(rule.parameters()), lr=0.1))
+    assert len(calls) == 3  # T = 6, windows of 2
+    whole = [_rule("ttl_bptt", net, window=6, block=1, ttl_update=u) for u in ("window", "batch")]
+    for rule in whole:
+        rule.step(x, y, torch.optim.SGD(list(rule.parameters()), lr=0.1))
+    for a, b in zip(whole[0].parameters(), whole[1].parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    with pytest.raises(Exception, match="update cadence must be 'batch' or 'window'"):
+        _rule("ttl_bptt", net, window=2, ttl_update="epoch")
