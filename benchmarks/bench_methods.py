@@ -3,7 +3,8 @@
 For T in (4, 8, 16) and each dataset, every rule trains the same network (64-128-128-10, same initial
 weights, SGD lr 0.1 momentum 0.9, batch 32, ``--epochs`` epochs, averaged over ``--seeds`` seeds) and the
 table reports the final test accuracy, the peak activation memory kept for backward (methods.memory
-meter, bytes), and the time per epoch -- each also relative to BPTT at the same T.
+saved-tensor meter, bytes) with the allocator peak beside it (one batch after a warm-up, random input of
+the same shape), and the time per epoch -- each also relative to BPTT at the same T.
 
     python benchmarks/bench_methods.py [--epochs 8] [--seeds 2] [--json FILE] [--markdown FILE]
     python benchmarks/bench_methods.py --claims [--json FILE] [--markdown FILE]
@@ -29,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from methods import RULES  # noqa: E402
 from methods.train import TrainConfig, train  # noqa: E402
 
-OPTIONS = {"sltt_k": {"k": 2}, "ttl_bptt": {"window": 2, "block": 1}, "stdl": {"subnet": 1, "budget_bytes": 1 << 20}}
+OPTIONS = {"sltt_k": {"k": 2}, "ttl_bptt": {"window": 2, "block": 1}, "stdl": {"subnet": 1, "budget_bytes": 128 * 1024}}
 NET = "64-128-128-10"
 
 
@@ -39,7 +40,14 @@ def run(rule: str, dataset: str, steps: int, epochs: int, seed: int) -> dict:
     start = time.perf_counter()
     result = train(config, progress=False, log=lambda *_: None)
     last = result.history[-1]
+    from hwsim.network import from_spec
+    from methods import build_rule
+
+    opts = {k: v for k, v in OPTIONS.get(rule, {}).items() if k != "budget_bytes"}
+    allocator = _memory(build_rule(rule, from_spec(NET, seed=seed), batch_size=CLAIM_BATCH, seed=seed,
+                                   budget_bytes=OPTIONS.get(rule, {}).get("budget_bytes"), **opts), steps, seed=seed)
     return {"accuracy": last.test_accuracy, "activation_bytes": max(h.activation_bytes for h in result.history),
+            "allocator_bytes": int(allocator["allocator_kib"] * 1024),
             "seconds_per_epoch": (time.perf_counter() - start) / epochs, "describe": result.describe}
 
 
@@ -68,25 +76,29 @@ def main() -> None:
                        "accuracy": float(np.mean([r["accuracy"] for r in runs])),
                        "accuracy_std": float(np.std([r["accuracy"] for r in runs])),
                        "activation_bytes": int(np.mean([r["activation_bytes"] for r in runs])),
+                       "allocator_bytes": int(np.mean([r["allocator_bytes"] for r in runs])),
                        "seconds_per_epoch": float(np.mean([r["seconds_per_epoch"] for r in runs])),
                        "describe": runs[0]["describe"]}
                 if rule == "bptt":
                     base = row
                 if base is not None:
                     row["memory_vs_bptt"] = row["activation_bytes"] / base["activation_bytes"]
+                    row["allocator_vs_bptt"] = row["allocator_bytes"] / base["allocator_bytes"]
                     row["time_vs_bptt"] = row["seconds_per_epoch"] / base["seconds_per_epoch"]
                     row["accuracy_minus_bptt"] = row["accuracy"] - base["accuracy"]
                 rows.append(row)
                 print(f"{dataset:8s} T={steps:2d} {rule:9s} acc {row['accuracy']:.3f}±{row['accuracy_std']:.3f}  "
-                      f"mem {row['activation_bytes'] / 1024:8.1f} KiB ({row.get('memory_vs_bptt', 1):.2f}x)  "
+                      f"mem {row['activation_bytes'] / 1024:8.1f} KiB ({row.get('memory_vs_bptt', 1):.2f}x), allocator "
+                      f"{row['allocator_bytes'] / 1024:8.1f} KiB ({row.get('allocator_vs_bptt', 1):.2f}x)  "
                       f"{row['seconds_per_epoch']:.2f} s/epoch ({row.get('time_vs_bptt', 1):.2f}x)", flush=True)
-    lines = ["| dataset | T | rule | test acc. | Δ acc. vs BPTT (points) | activation memory | vs BPTT | s/epoch "
-             "| vs BPTT |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| dataset | T | rule | test acc. | Δ acc. vs BPTT (points) | saved for backward (meter) | vs BPTT "
+             "| allocator peak | vs BPTT | s/epoch | vs BPTT |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         accuracy = f"{r['accuracy'] * 100:.1f} ± {r['accuracy_std'] * 100:.1f}"
         lines.append(f"| {r['dataset']} | {r['T']} | {r['rule']} | {accuracy} | "
                      f"{r.get('accuracy_minus_bptt', 0) * 100:+.1f} | {r['activation_bytes'] / 1024:.1f} KiB | "
-                     f"{r.get('memory_vs_bptt', 1):.2f}× | {r['seconds_per_epoch']:.2f} | "
+                     f"{r.get('memory_vs_bptt', 1):.2f}× | {r['allocator_bytes'] / 1024:.1f} KiB | "
+                     f"{r.get('allocator_vs_bptt', 1):.2f}× | {r['seconds_per_epoch']:.2f} | "
                      f"{r.get('time_vs_bptt', 1):.2f}× |")
     table = "\n".join(lines)
     print("\n" + table)

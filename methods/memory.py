@@ -141,7 +141,11 @@ def _peak_of(profiler) -> int:
 def measure(rule, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer | None = None) -> MemoryReport:
     """Both meters over one batch of ``rule`` (``accumulate``, or ``step`` with ``optimizer``), after one warm-up
     batch so the parameters' gradient buffers already exist. The gradients the two batches accumulate are
-    left in ``.grad``."""
+    left in ``.grad``. A rule that updates inside the batch (OTTT_O, TTL-BPTT per window) runs ``step`` with
+    ``optimizer`` or, without one, plain SGD at learning rate 0 (weights unchanged); its optimizer frees and
+    re-allocates the gradient buffers, so its allocator peak includes them."""
+    if optimizer is None and getattr(rule, "updates_inside_batch", False):
+        optimizer = torch.optim.SGD(list(rule.parameters()), lr=0.0)
 
     def run():
         if optimizer is not None:

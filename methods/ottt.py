@@ -26,6 +26,7 @@ class OTTT(TrainingRule):
             raise RuleError(f"OTTT variant must be 'A' (accumulate) or 'O' (update every step), got {variant!r}")
         self.variant = variant
         self.name = f"ottt_{variant.lower()}"
+        self.updates_inside_batch = variant == "O"
 
     def _run(self, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer | None) -> StepResult:
         model, steps = self.model, x.shape[0]

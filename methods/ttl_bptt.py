@@ -34,6 +34,7 @@ class TTLBPTT(TrainingRule):
         if update not in ("batch", "window"):
             raise RuleError(f"TTL-BPTT update cadence must be 'batch' or 'window', got {update!r}")
         self.update = update
+        self.updates_inside_batch = update == "window"
         layers = len(model.stages)
         if window < 1:
             raise RuleError(f"TTL-BPTT needs a window k >= 1, got {window}")
