@@ -71,7 +71,7 @@ def test_stdl_is_not_sltt_after_training(budget):
         if aux.body is not None:
             assert not torch.allclose(aux.body.synapses[0].weight, stage.synapse.weight)
     optimizers = [torch.optim.SGD(list(r.parameters()), lr=0.1, momentum=0.9) for r in (stdl, sltt)]
-    for x, y in _batches(20, 4, 32, 64):
+    for x, y in _batches(10, 4, 32, 64):
         for rule, optimizer in zip((stdl, sltt), optimizers):
             rule.step(x, y, optimizer)
     pairs = zip(stdl.model.parameters(), sltt.model.parameters())
