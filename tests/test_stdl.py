@@ -127,3 +127,20 @@ def test_a_budget_too_small_is_one_clear_line(capsys):
     assert main(["train", "--rule", "stdl", "--budget-bytes", "100", "--epochs", "1", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "budget 100 bytes is too small for any auxiliary network" in err and err.count("\n") == 1
+
+
+def test_feasibility_and_on_chip_counts_honour_the_budget():
+    import chips
+    from hwsim.feasibility import FeasibilityError, learning_counts, learning_state
+
+    net = from_spec("64-128-128-10", seed=0)
+    loihi = chips.load("loihi")
+    _, loose, _, _ = learning_state(net, loihi, "stdl", 8, budget_bytes=10**7)
+    _, tight, _, _ = learning_state(net, loihi, "stdl", 8)  # default budget: a classifier behind dense0
+    assert tight["aux"] < loose["aux"]
+    heads = {budget: [lc.name for lc in learning_counts(net, "stdl", 4, 0.3, budget_bytes=budget).layers[3:]]
+             for budget in (None, 10**7)}
+    assert heads == {None: ["dense0.head0", "dense1.head0"],
+                     10**7: ["dense0.head0", "dense0.head1", "dense1.head0"]}
+    with pytest.raises(FeasibilityError, match="budget 100 bytes is too small"):
+        learning_state(net, loihi, "stdl", 8, budget_bytes=100)
