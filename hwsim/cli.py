@@ -42,7 +42,6 @@ def _probability(text: str) -> float:
     return value
 
 
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hwsim",

@@ -114,9 +114,9 @@ def plan(network: Network, subnet: int = 1, budget_bytes: int = DEFAULT_BUDGET_B
     """Subnetworks and their auxiliary networks for ``budget_bytes`` (see the module docstring)."""
     neuron = _neuron_layers(network)
     count = len(neuron)
-    if count < 2:
-        raise STDLError(f"STDL needs at least two neuron layers to cut into subnetworks, got {count}")
-    if not 1 <= subnet < count:
+    if count < 1:
+        raise STDLError("STDL needs at least one neuron layer")
+    if subnet < 1 or (subnet >= count and count > 1):  # one layer: one subnetwork, trained by the read-out
         raise STDLError(f"STDL subnetwork size must be in 1..{count - 1} for a network of {count} neuron layers, "
                         f"got {subnet}")
     if budget_bytes <= 0:
