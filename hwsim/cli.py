@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     fea.add_argument("--timesteps", "-T", type=_positive_int, default=8, metavar="T", help="time steps (8)")
     fea.add_argument("--rate", type=_probability, default=0.1, metavar="P", help="input spike probability (0.1)")
     fea.add_argument("--window", type=_positive_int, default=2, help="TTL-BPTT window k in steps (2)")
+    fea.add_argument("--budget-bytes", type=_positive_int, default=STDL_BUDGET_BYTES,
+                     help=f"STDL: training-memory budget of each auxiliary network, bytes ({STDL_BUDGET_BYTES})")
     fea.add_argument("--seed", type=int, default=0, help="seed for weights, input and labels")
     fea.add_argument("--json", action="store_true", help="print the verdicts as JSON")
     fea.add_argument("--plot", metavar="FILE.png", help="draw the chips x rules heatmap to a PNG file")

@@ -116,9 +116,11 @@ def cmd_feasibility(args: argparse.Namespace) -> int:
     network = _load_network(args.net, "float", args.seed)
     verdicts = []
     for rule in rules:
-        counts = learning_counts(network, rule, args.timesteps, args.rate, seed=args.seed, window=args.window)
+        counts = learning_counts(network, rule, args.timesteps, args.rate, seed=args.seed, window=args.window,
+                                 budget_bytes=args.budget_bytes)
         for chip in targets:
-            verdict = check(network, chip, rule, args.timesteps, counts, window=args.window)
+            verdict = check(network, chip, rule, args.timesteps, counts, window=args.window,
+                            budget_bytes=args.budget_bytes)
             if counts is None and not verdict.missing:
                 verdict.unpriced.append(f"energy: no on-chip learning kernel for {rule} yet")
             verdicts.append(verdict.to_dict())

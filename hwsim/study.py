@@ -296,11 +296,11 @@ class Study:
         network = self._trained()
         verdicts = []
         for rule in c.rules:
-            counts = learning_counts(network, rule, c.timesteps, 0.2, seed=c.seed, window=c.ttl_window) \
-                if _dense(network) else None
+            counts = learning_counts(network, rule, c.timesteps, 0.2, seed=c.seed, window=c.ttl_window,
+                                     budget_bytes=c.stdl_budget_bytes) if _dense(network) else None
             for name in self.chip_names:
-                verdicts.append(check(network, chips.load(name), rule, c.timesteps, counts,
-                                      window=c.ttl_window).to_dict())
+                verdicts.append(check(network, chips.load(name), rule, c.timesteps, counts, window=c.ttl_window,
+                                      budget_bytes=c.stdl_budget_bytes).to_dict())
         feasibility_heatmap(verdicts, self.out / "feasibility.png",
                             title=f"{c.network}, T={c.timesteps}: on-chip learning")
         table = {}
