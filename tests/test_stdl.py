@@ -144,3 +144,17 @@ def test_feasibility_and_on_chip_counts_honour_the_budget():
                      10**7: ["dense0.head0", "dense0.head1", "dense1.head0"]}
     with pytest.raises(FeasibilityError, match="budget 100 bytes is too small"):
         learning_state(net, loihi, "stdl", 8, budget_bytes=100)
+
+
+def test_one_default_budget_everywhere():
+    """Torch training, the study, the CLI and the on-chip learner share hwsim.stdl's default budget."""
+    from hwsim.cli import build_parser
+    from hwsim.stdl import DEFAULT_BUDGET_BYTES
+    from hwsim.study import StudyConfig
+    from methods.train import TrainConfig
+
+    parser = build_parser()
+    train = parser.parse_args(["train", "--rule", "stdl"])
+    feasibility = parser.parse_args(["feasibility", "--net", "8-4"])
+    assert TrainConfig("stdl").budget_bytes == StudyConfig().stdl_budget_bytes == DEFAULT_BUDGET_BYTES
+    assert train.budget_bytes == feasibility.budget_bytes == DEFAULT_BUDGET_BYTES
