@@ -1,11 +1,14 @@
 """The ``hwsim`` command line.
 
-Bad input ends with one line on stderr naming what was wrong (exit status 2), never a traceback.
+Bad input ends with one line on stderr naming what was wrong (exit status 2), a failure while working with
+one line (exit status 1), Ctrl-C with one line (exit status 130); never a traceback (``HWSIM_TRACEBACK=1``
+shows one for an internal error). Exit codes and error kinds: :mod:`hwsim.errors`.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from hwsim.commands import (
@@ -18,7 +21,9 @@ from hwsim.commands import (
     cmd_study,
     cmd_train,
 )
+from hwsim.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, Failure, one_line
 from hwsim.network import NetworkError
+from hwsim.validate import OneLineParser, device, finite_positive_float, seed
 
 
 def _positive_int(text: str) -> int:
@@ -42,7 +47,7 @@ def _probability(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="hwsim",
         description="Neuromorphic on-chip learning simulator: event-driven LIF cores with exact counts.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -85,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     fea.add_argument("--timesteps", "-T", type=_positive_int, default=8, metavar="T", help="time steps (8)")
     fea.add_argument("--rate", type=_probability, default=0.1, metavar="P", help="input spike probability (0.1)")
     fea.add_argument("--window", type=_positive_int, default=2, help="TTL-BPTT window k in steps (2)")
-    fea.add_argument("--seed", type=int, default=0, help="seed for weights, input and labels")
+    fea.add_argument("--seed", type=seed, default=0, help="seed for weights, input and labels")
     fea.add_argument("--json", action="store_true", help="print the verdicts as JSON")
     fea.add_argument("--plot", metavar="FILE.png", help="draw the chips x rules heatmap to a PNG file")
     fea.set_defaults(func=cmd_feasibility)
@@ -132,8 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="time steps per sample (default 8)")
     tr.add_argument("--net", metavar="SPEC", help="network spec (default per dataset, e.g. 64-128-10 for digits)")
     tr.add_argument("--batch-size", type=_positive_int, default=32, metavar="B", help="samples per batch (32)")
-    tr.add_argument("--lr", type=float, default=0.1, help="SGD learning rate (momentum 0.9), default 0.1")
-    tr.add_argument("--seed", type=int, default=0, help="seed for data encoding, weights and shuffling")
+    tr.add_argument("--lr", type=finite_positive_float, default=0.1,
+                    help="SGD learning rate (momentum 0.9), default 0.1")
+    tr.add_argument("--seed", type=seed, default=0, help="seed for data encoding, weights and shuffling")
     tr.add_argument("--k", type=_positive_int, default=2, help="SLTT-K: time steps with a backward pass (2)")
     tr.add_argument("--window", type=_positive_int, default=1, help="TTL-BPTT: truncation window in steps (1)")
     tr.add_argument("--block", type=_positive_int, default=1, help="TTL-BPTT: layers per local block (1)")
@@ -141,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--budget-bytes", type=_positive_int, default=1 << 20,
                     help="STDL: training-memory budget of each auxiliary network, bytes (1 MiB)")
     tr.add_argument("--data-path", metavar="PATH", help="folder or file of a local dataset (mnist, nmnist, shd)")
-    tr.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    tr.add_argument("--device", type=device, default="cpu", help="cpu or cuda (default cpu)")
     tr.add_argument("--out", metavar="CKPT", help="checkpoint file written after every epoch (and CKPT.network.npz)")
     tr.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint (same configuration)")
     tr.add_argument("--json", action="store_true", help="print the per-epoch history as JSON at the end")
@@ -162,30 +168,64 @@ def _add_run_arguments(cmd: argparse.ArgumentParser, default_mode: str) -> None:
     cmd.add_argument("--mode", default=None, metavar="MODE",
                      help=f"numeric form: float (float32 LIF) or fixed (Loihi fixed point); default {default_mode} "
                           f"for a spec, the file's own for a saved network (a float file asked for fixed is quantised)")
-    cmd.add_argument("--seed", type=int, default=0, metavar="S", help="seed for weights and input (default 0)")
+    cmd.add_argument("--seed", type=seed, default=0, metavar="S", help="seed for weights and input (default 0)")
     cmd.add_argument("--json", action="store_true", help="print results as JSON")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 2
+    """Run one command; returns the exit code (0 ok, 1 failure, 2 bad input, 130 interrupted)."""
+    command = "hwsim"
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)  # --help and a bad argument (one line printed, status 2) exit here
+        if args.command is None:
+            print("hwsim: error: give a COMMAND (run, chips, estimate, feasibility, export, study, train); "
+                  "see hwsim --help", file=sys.stderr)
+            return EXIT_USAGE
+        command = f"hwsim {args.command}"
+        return _dispatch(args, command)
+    except KeyboardInterrupt:
+        print(f"{command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _dispatch(args: argparse.Namespace, command: str) -> int:
     from chips import ChipError
     from hwsim.engine import InputError
     from hwsim.feasibility import FeasibilityError
     from hwsim.learning import LearningError
+    from hwsim.safeio import NpzError
     from hwsim.study import StudyError
     from methods.data import DataError
     from methods.rule import RuleError
 
+    def fail(kind: str, message: object, code: int) -> int:
+        print(f"{command}: {kind}: {one_line(str(message), 600)}", file=sys.stderr)
+        return code
+
     try:
         return args.func(args)
     except (NetworkError, InputError, UsageError, ChipError, DataError, RuleError, LearningError,
-            FeasibilityError, StudyError) as err:
-        print(f"hwsim {args.command}: error: {err}", file=sys.stderr)
-        return 2
+            FeasibilityError, StudyError, NpzError) as err:
+        return fail("error", err, EXIT_USAGE)
+    except Failure as err:
+        return fail("error", err, EXIT_FAILURE)
+    except MemoryError:
+        return fail("error", "out of memory (the sizes asked for need more memory than this machine gives)",
+                    EXIT_FAILURE)
+    except BrokenPipeError:  # output piped into a command that stopped reading (head, less)
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 -- keep the interpreter from a second error at exit
+        return EXIT_FAILURE
+    except OSError as err:
+        where = f" ({err.filename})" if err.filename else ""
+        return fail("error", f"{err.strerror or err}{where}", EXIT_FAILURE)
+    except KeyboardInterrupt:
+        raise
+    except Exception as err:
+        if os.environ.get("HWSIM_TRACEBACK"):
+            raise
+        return fail("internal error", f"{type(err).__name__}: {err} (a bug in hwsim; HWSIM_TRACEBACK=1 shows "
+                                      f"where)", EXIT_FAILURE)
 
 
 if __name__ == "__main__":

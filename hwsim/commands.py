@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 
+from hwsim.errors import UsageError
 from hwsim.network import MODES
+from hwsim.safeio import PLOT_SUFFIXES, OutputLock, check_output_dir, check_output_file
+from hwsim.validate import check_run_size
 
 RUN_FIELDS = ("name", "kind", "n_in", "n_out", "spikes_in", "spikes_out", "sop", "neuron_updates",
               "mem_read_bytes", "mem_write_bytes")
 
-
-class UsageError(ValueError):
-    """A command-line argument is invalid."""
+__all__ = ["UsageError"]  # re-exported: commands raise it for bad arguments (exit code 2)
 
 
 def _load_network(net: str, mode: str | None, seed: int, default: str = "float"):
@@ -42,6 +44,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from hwsim.engine import Engine, bernoulli
 
     network = _load_network(args.net, args.mode, args.seed, default="float")
+    check_run_size(network, args.timesteps, args.batch)
     spikes = bernoulli((args.timesteps, args.batch, *network.input_shape), args.rate, seed=args.seed + 1)
     engine = Engine(network)
     engine.run(spikes[:1, :1])  # load the compiled kernels once, so the timing below is the run alone
@@ -108,12 +111,15 @@ def cmd_feasibility(args: argparse.Namespace) -> int:
     import chips
     from hwsim.feasibility import RULES, check, learning_counts
 
+    if args.plot:
+        check_output_file(args.plot, "--plot", PLOT_SUFFIXES)
     targets = chips.load_all() if args.chips == "all" else [chips.load(n.strip()) for n in args.chips.split(",")]
     rules = list(RULES) if args.rules == "all" else [r.strip() for r in args.rules.split(",")]
     for rule in rules:
         if rule not in RULES:
             raise UsageError(f"--rules: unknown rule {rule!r}; known rules: {', '.join(RULES)}")
     network = _load_network(args.net, "float", args.seed)
+    check_run_size(network, args.timesteps, 1)
     verdicts = []
     for rule in rules:
         counts = learning_counts(network, rule, args.timesteps, args.rate, seed=args.seed, window=args.window)
@@ -141,17 +147,26 @@ def cmd_feasibility(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from hwsim.export.bundle import export, load_trained
-    from methods.data import load_dataset
+    from methods.data import DATASETS, load_dataset
 
     network, config = load_trained(args.checkpoint)
+    if args.learning and network.mode != "float":
+        raise UsageError(f"--learning compares against the float network's errors; {args.checkpoint} is fixed point")
+    check_output_dir(args.out, "--out")
     dataset = args.data or config.get("dataset")
+    if dataset is not None and dataset not in DATASETS:
+        raise UsageError(f"--data: unknown dataset {dataset!r}; known datasets: {', '.join(DATASETS)}")
     x = y = None
     if dataset:
         steps = args.timesteps or config.get("timesteps", 8)
         data = load_dataset(dataset, steps, seed=config.get("seed", 0), path=config.get("data_path"))
+        if math.prod(data.shape) != math.prod(network.input_shape):
+            raise UsageError(f"--data {dataset}: samples of shape {data.shape} do not fit the network's input "
+                             f"{network.input_shape} ({args.checkpoint})")
         x, y = (a.numpy() for a in data.split("test"))
         x = x.reshape(*x.shape[:2], *network.input_shape)
-    summary = export(network, args.out, x, y, verify=args.verify, learning=args.learning)
+    with OutputLock(args.out, f"--out {args.out}", folder=True):
+        summary = export(network, args.out, x, y, verify=args.verify, learning=args.learning)
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
@@ -181,7 +196,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_study(args: argparse.Namespace) -> int:
     from hwsim.study import Study, load_config
 
-    study = Study(load_config(args.config), args.out, progress=not args.no_progress)
+    config = load_config(args.config)
+    check_output_dir(args.out, "--out")
+    study = Study(config, args.out, progress=not args.no_progress)
     results = study.run()
     rows = [(rule, r["test_accuracy_percent"], r["activation_kib"]) for rule, r in results["train"]["rules"].items()]
     print()
@@ -207,6 +224,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     from hwsim.engine import Engine, bernoulli
     from hwsim.mapping import map_network
 
+    if args.plot:
+        check_output_file(args.plot, "--plot", PLOT_SUFFIXES)
     targets = chips.load_all() if args.chip == "all" else [chips.load(args.chip)]
     if args.rule:
         from hwsim.feasibility import learning_counts
@@ -215,9 +234,11 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         if args.rule not in ON_CHIP_RULES:
             raise UsageError(f"--rule: no on-chip kernel for {args.rule!r}; rules with one: {', '.join(ON_CHIP_RULES)}")
         network = _load_network(args.net, "float", args.seed)
+        check_run_size(network, args.timesteps, args.batch)
         counts = learning_counts(network, args.rule, args.timesteps, args.rate, batch=args.batch, seed=args.seed)
     else:
         network = _load_network(args.net, args.mode, args.seed, default="fixed")
+        check_run_size(network, args.timesteps, args.batch)
         spikes = bernoulli((args.timesteps, args.batch, *network.input_shape), args.rate, seed=args.seed + 1)
         counts = Engine(network).run(spikes).counts
     reports = []
@@ -274,6 +295,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                          net=args.net, batch_size=args.batch_size, lr=args.lr, seed=args.seed, k=args.k,
                          window=args.window, block=args.block, subnet=args.subnet, budget_bytes=args.budget_bytes,
                          data_path=args.data_path, device=args.device)
+    if args.out is not None:
+        check_output_file(args.out, "--out")
     result = train(config, out=args.out, resume=args.resume, progress=not args.no_progress)
     if args.json:
         print(json.dumps({"config": asdict(config), "rule": result.describe,
