@@ -11,7 +11,6 @@ import difflib
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
 from pydantic import ValidationError
 
 from chips.schema import UNIT_SUFFIXES, Chip
@@ -47,12 +46,13 @@ def load_all() -> list[Chip]:
 def _load_file(path: Path) -> Chip:
     if not path.is_file():
         raise ChipError(f"{path}: no such chip profile")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        where = getattr(err, "problem_mark", None)
-        line = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
-        raise ChipError(f"{path}: malformed YAML{line}: {getattr(err, 'problem', err)}") from None
+    from hwsim.errors import UsageError
+    from hwsim.safeio import load_yaml
+
+    try:  # UTF-8 text, no duplicate keys, YAML 1.2 numbers (5e1), bounded alias expansion
+        data = load_yaml(path, "chip profile")
+    except UsageError as err:
+        raise ChipError(str(err)) from None
     if not isinstance(data, dict):
         raise ChipError(f"{path}: expected a mapping of fields at the top level, got {type(data).__name__}")
     try:
@@ -65,7 +65,10 @@ def _load_file(path: Path) -> Chip:
 
 
 def _describe(error: dict) -> str:
-    loc = [str(part) for part in error["loc"]]
+    """One problem, in words; values are shown bounded (:func:`hwsim.errors.short`), never in full."""
+    from hwsim.errors import short
+
+    loc = [str(part)[:60] for part in error["loc"]]
     field = ".".join(loc) or "(top level)"
     kind = error["type"]
     if kind == "extra_forbidden":
@@ -79,11 +82,21 @@ def _describe(error: dict) -> str:
         return f"field {field!r} is missing"
     value = error.get("input")
     if kind in ("greater_than_equal", "greater_than"):
-        return f"field {field!r} must be {'>= 0' if kind == 'greater_than_equal' else '> 0'}, got {value!r}"
-    if kind in ("float_type", "int_type") and isinstance(value, str):
-        return (f"field {field!r} must be a plain number in the unit its name gives, got the string {value!r} "
+        return f"field {field!r} must be {'>= 0' if kind == 'greater_than_equal' else '> 0'}, got {short(value)}"
+    if kind == "finite_number":
+        return f"field {field!r} must be a finite number, got {short(value)}"
+    if kind in ("float_type", "int_type") and isinstance(value, str) and not _number(value):
+        return (f"field {field!r} must be a plain number in the unit its name gives, got the string {short(value)} "
                 f"(write units in the field name, not the value)")
-    return f"field {field!r}: {error['msg']} (got {value!r})"
+    return f"field {field!r}: {error['msg']} (got {short(value)})"
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _known_fields(loc: list[str]) -> list[str]:
