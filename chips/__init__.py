@@ -14,6 +14,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from chips.schema import UNIT_SUFFIXES, Chip
+from hwsim.errors import short
 
 CHIP_DIR = Path(__file__).resolve().parent
 
@@ -29,12 +30,18 @@ def names() -> list[str]:
 
 def load(name_or_path: str | Path) -> Chip:
     """Load a shipped profile by name, or a profile file by path."""
+    from hwsim.safeio import is_file
+
     text = str(name_or_path)
     path = Path(text)
-    if text.endswith((".yaml", ".yml")) or path.is_file():
-        return _load_file(path.resolve())
+    if text.endswith((".yaml", ".yml")) or is_file(path):
+        try:
+            return _load_file(path.resolve())
+        except OSError as err:  # a name the OS refuses (too long)
+            raise ChipError(f"{short(text)}: cannot read the chip profile ({err.strerror or err})") from None
     if text not in names():
-        raise ChipError(f"unknown chip {text!r}; known chips: {', '.join(names())} (or give a path to a .yaml file)")
+        raise ChipError(f"unknown chip {short(text)}; known chips: {', '.join(names())} "
+                        f"(or give a path to a .yaml file)")
     return _load_file(CHIP_DIR / f"{text}.yaml")
 
 
@@ -66,8 +73,6 @@ def _load_file(path: Path) -> Chip:
 
 def _describe(error: dict) -> str:
     """One problem, in words; values are shown bounded (:func:`hwsim.errors.short`), never in full."""
-    from hwsim.errors import short
-
     loc = [str(part)[:60] for part in error["loc"]]
     field = ".".join(loc) or "(top level)"
     kind = error["type"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from hwsim.errors import UsageError
 from hwsim.network import MODES
-from hwsim.safeio import PLOT_SUFFIXES, OutputLock, check_output_dir, check_output_file
+from hwsim.safeio import PLOT_SUFFIXES, OutputLock, check_output_dir, check_output_file, is_file
 from hwsim.validate import check_run_size
 
 RUN_FIELDS = ("name", "kind", "n_in", "n_out", "spikes_in", "spikes_out", "sop", "neuron_updates",
@@ -22,13 +22,13 @@ __all__ = ["UsageError"]  # re-exported: commands raise it for bad arguments (ex
 def _load_network(net: str, mode: str | None, seed: int, default: str = "float"):
     """A saved network (its own mode unless ``mode`` asks otherwise: a float file is then quantised) or a
     random one from a spec string (``mode``, else ``default``)."""
-    from pathlib import Path
 
-    from hwsim.network import from_spec, load
+    from hwsim.errors import short
+    from hwsim.network import NetworkError, from_spec, load
 
     if mode is not None and mode not in MODES:
         raise UsageError(f"--mode: unknown mode {mode!r}; expected one of {', '.join(MODES)}")
-    if net.endswith(".npz") or Path(net).is_file():
+    if net.endswith(".npz") or is_file(net):
         network = load(net)
         if mode is None or network.mode == mode:
             return network
@@ -37,7 +37,12 @@ def _load_network(net: str, mode: str | None, seed: int, default: str = "float")
 
             return quantize(network)[0]
         raise UsageError(f"--mode float: {net} is a fixed-point network; it has no float form")
-    return from_spec(net, mode=mode or default, seed=seed)
+    try:
+        return from_spec(net, mode=mode or default, seed=seed)
+    except NetworkError as err:
+        if net in str(err):
+            raise
+        raise NetworkError(f"--net {short(net)}: {err}") from None
 
 
 def cmd_run(args: argparse.Namespace) -> int:

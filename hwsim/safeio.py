@@ -128,6 +128,14 @@ class OutputLock:
         self.release()
 
 
+def is_file(text: str | Path) -> bool:
+    """Whether ``text`` names an existing file; False (not an exception) for names the OS refuses."""
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):  # a name too long, or with a NUL byte
+        return False
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Output checks (before any work)
 # ---------------------------------------------------------------------------------------------------------
@@ -153,7 +161,7 @@ def check_output_file(path: str | Path, what: str, suffixes: tuple[str, ...] | N
         raise UsageError(f"{what} {path}: expected a file name ending in {', '.join(suffixes)}")
     if path.is_dir():
         raise UsageError(f"{what} {path}: is a folder; expected a file name")
-    _check_parents(path.parent, what)
+    _check_parents(path.parent, what, shown=path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _probe(path.parent)
@@ -164,11 +172,11 @@ def check_output_file(path: str | Path, what: str, suffixes: tuple[str, ...] | N
     return path
 
 
-def _check_parents(path: Path, what: str) -> None:
+def _check_parents(path: Path, what: str, shown: Path | None = None) -> None:
     for parent in [path, *path.parents]:
         if parent.exists():
             if not parent.is_dir():
-                raise UsageError(f"{what} {path}: {parent} is a file, not a folder")
+                raise UsageError(f"{what} {shown or path}: {parent} is a file, not a folder")
             return
 
 

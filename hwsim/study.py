@@ -116,7 +116,8 @@ def load_config(path: str | Path | None) -> StudyConfig:
         for e in err.errors():
             key = ".".join(str(p) for p in e["loc"]) or "(top level)"
             if e["type"] == "extra_forbidden":
-                problems.append(f"key {short(key, 60)} is not a study key (known: {', '.join(StudyConfig.model_fields)})")
+                problems.append(f"key {short(key, 60)} is not a study key "
+                                f"(known: {', '.join(StudyConfig.model_fields)})")
             else:
                 problems.append(f"key {short(key, 60)}: {e['msg']} (got {short(e.get('input'))})")
         raise StudyError(f"{path}: " + "; ".join(problems)) from None

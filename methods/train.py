@@ -219,7 +219,8 @@ def load_checkpoint(path: str | Path) -> dict:
             raise DataError(f"{path}: damaged checkpoint: field {key!r} should be a {kind.__name__}, is {got}")
     state["config"] = asdict(_config_from(state["config"], path))
     if state["epoch"] < 0 or state["epoch"] >= state["config"]["epochs"]:
-        raise DataError(f"{path}: damaged checkpoint: epoch {state['epoch']} outside 0..{state['config']['epochs'] - 1}")
+        raise DataError(f"{path}: damaged checkpoint: epoch {state['epoch']} outside "
+                        f"0..{state['config']['epochs'] - 1}")
     return state
 
 

@@ -104,7 +104,8 @@ def export(network: Network, out: str | Path, x: np.ndarray | None = None, y: np
     with atomic_path(out / "golden.npz") as tmp, open(tmp, "wb") as handle:
         np.savez(handle, **golden)
     atomic_write(out / "run_lava.py", RUN_LAVA)
-    summary = {"out": str(out), "files": sorted(p.name for p in out.iterdir() if not p.name.startswith(".")), "quantization": report.to_dict()}
+    files = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))  # not the lock file
+    summary = {"out": str(out), "files": files, "quantization": report.to_dict()}
     if verify:
         check_lava_expressible(fixed)
         lava = run_isolated("verify", fixed, golden_in)  # in a child that dies with this process
