@@ -125,7 +125,10 @@ class OutputLock:
         self.release()
 
     def __del__(self) -> None:
-        self.release()
+        try:
+            self.release()
+        except Exception:  # at interpreter exit: the OS drops the lock anyway
+            pass
 
 
 def is_file(text: str | Path) -> bool:
@@ -233,7 +236,7 @@ def _read_member(handle, name: str, budget: int, kinds: str) -> np.ndarray:
     except (ValueError, OSError, EOFError) as err:
         raise NpzError(f"member {short(name)}: not a .npy array ({one_line(str(err), 120)})") from None
     if dtype.hasobject or dtype.kind not in kinds or dtype.fields is not None:
-        raise NpzError(f"member {short(name)}: dtype {short(str(dtype), 40)} not allowed "
+        raise NpzError(f"member {short(name)}: dtype {str(dtype)[:40]} not allowed "
                        f"(expected {', '.join(_KIND_NAMES[k] for k in kinds)})")
     nbytes = math.prod(shape) * dtype.itemsize
     if nbytes > budget:
