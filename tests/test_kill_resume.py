@@ -28,7 +28,8 @@ from hwsim.safeio import OutputLock
 from methods.train import TrainConfig, load_checkpoint, network_digest, train
 
 ROOT = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1",
+       "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
 TRAIN = dict(rule="sltt", dataset="digits", epochs=3, timesteps=2, net="64-16-10", batch_size=128, seed=3)
 TRAIN_ARGS = ["--rule", "sltt", "--epochs", "3", "-T", "2", "--net", "64-16-10", "--batch-size", "128", "--seed", "3",
               "--no-progress"]
@@ -191,13 +192,14 @@ def test_two_processes_training_into_one_checkpoint(tmp_path):
 def test_ctrl_c_prints_one_line_and_exits_130(tmp_path):
     proc = _cli("train", "--rule", "sltt", "--epochs", "200", "-T", "2", "--net", "64-16-10", "--no-progress",
                 "--out", str(tmp_path / "c.pt"), cwd=tmp_path)
-    line = proc.stdout.readline()  # the first epoch is over: inside the training loop now
-    assert line.startswith("epoch 1/200"), line + proc.stderr.read()
+    lines = [proc.stdout.readline() for _ in range(2)]  # epoch 1 is over and checkpointed: inside the loop now
+    assert lines[1].startswith("epoch 2/200"), "".join(lines) + proc.stderr.read()
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert err.strip() == "hwsim train: interrupted"
     assert load_checkpoint(tmp_path / "c.pt")["epoch"] >= 0  # every finished epoch is kept
+    assert not list(tmp_path.glob(".*tmp*")), "a temporary file was left"
 
 
 def _group_alive(pgid: int) -> list[int]:
@@ -232,11 +234,13 @@ def _children(pid: int) -> list[int]:
 @pytest.mark.lava
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
 def test_a_killed_export_leaves_no_lava_process(tmp_path):
+    """SIGKILL ``hwsim export --verify`` while Lava runs a 300-step sample: within seconds no process of the
+    Lava child's group is left, and its exchange folder is gone (only the watchdog removes it then)."""
     from hwsim.network import from_spec, save
 
-    save(from_spec("20-8-4", seed=1), tmp_path / "net.npz")
+    save(from_spec("64-8-10", seed=1), tmp_path / "net.npz")
     proc = _cli("export", "--checkpoint", str(tmp_path / "net.npz"), "--out", str(tmp_path / "out"), "--verify",
-                cwd=tmp_path)
+                "--data", "digits", "-T", "300", cwd=tmp_path)
     deadline, child, group = time.monotonic() + 300, None, []
     while time.monotonic() < deadline and proc.poll() is None:
         kids = [k for k in _children(proc.pid) if b"lava_child" in Path(f"/proc/{k}/cmdline").read_bytes()]
@@ -247,9 +251,12 @@ def test_a_killed_export_leaves_no_lava_process(tmp_path):
                 break
         time.sleep(0.05)
     assert proc.poll() is None and child is not None and len(group) > 1, (proc.poll(), child, group)
+    folder = Path(Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")[4].decode())
+    assert folder.is_dir() and folder.name.startswith("hwsim-lava-")
     proc.kill()
     proc.wait()
-    deadline = time.monotonic() + 30
-    while _group_alive(child) and time.monotonic() < deadline:
+    deadline = time.monotonic() + 10
+    while (_group_alive(child) or folder.exists()) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _group_alive(child) == [], "Lava processes outlived the export"
+    assert not folder.exists(), "the Lava child did not notice that hwsim died"

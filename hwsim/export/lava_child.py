@@ -6,8 +6,9 @@ So hwsim runs Lava in a child (``python -m hwsim.export.lava_child``) that
 
 * leads its own process group (``start_new_session``): every Lava worker it forks is in that group;
 * holds the read end of a pipe whose only write end stays in hwsim. When hwsim ends, however it ends
-  (SIGKILL included), the kernel closes the write end; a watchdog thread in the child reads end-of-file and
-  kills the whole group (``killpg(SIGKILL)``), itself and every Lava worker with it;
+  (SIGKILL included), the kernel closes the write end; a watchdog thread in the child reads end-of-file,
+  removes the exchange folder and kills the whole group (``killpg(SIGKILL)``), itself and every Lava worker
+  with it;
 * is killed with its group by hwsim on any exception or Ctrl-C, and its group is swept after it exits.
 
 Data go through files in a private temporary folder: the network (``net.npz``), the input (``input.npy``)
@@ -81,8 +82,9 @@ def _last_line(path: Path) -> str:
     return one_line(lines[-1], 300) if lines else "no message"
 
 
-def _watch(fd: int) -> None:
-    """Block until the parent's end of the pipe closes, then kill this process group."""
+def _watch(fd: int, folder: Path) -> None:
+    """Block until the parent's end of the pipe closes, then remove the exchange folder (the parent cannot)
+    and kill this process group."""
     while True:
         try:
             if not os.read(fd, 1):
@@ -91,12 +93,13 @@ def _watch(fd: int) -> None:
             continue
         except OSError:
             break
+    shutil.rmtree(folder, ignore_errors=True)
     os.killpg(os.getpgrp(), signal.SIGKILL)
 
 
 def _main(argv: list[str]) -> int:
     task, folder, fd, label = argv[0], Path(argv[1]), int(argv[2]), int(argv[3])
-    threading.Thread(target=_watch, args=(fd,), daemon=True).start()
+    threading.Thread(target=_watch, args=(fd, folder), daemon=True).start()
     try:
         network = load(folder / "net.npz")
         spikes = np.load(folder / "input.npy", allow_pickle=False)
