@@ -51,8 +51,8 @@ def _same_checkpoints(a: Path, b: Path) -> None:
 
 
 def _kill_and_rerun(argv_for, folder: Path, rounds: int, seed: int) -> list[str]:
-    """Run ``argv_for()`` to the end once to time it, then ``rounds`` times killed after a random delay and
-    rerun; returns what happened (for the failure message)."""
+    """Start ``argv_for()`` ``rounds`` times, each killed (SIGKILL) after a random delay unless it ended
+    before, then once more to the end; returns what happened."""
     rng = np.random.default_rng(seed)
     events = []
     for _ in range(rounds):
@@ -68,6 +68,8 @@ def _kill_and_rerun(argv_for, folder: Path, rounds: int, seed: int) -> list[str]
     proc = _cli(*argv_for(), cwd=folder)
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, f"{events}: {err[-2000:]}"
+    assert any(e.startswith("killed") for e in events), events
+    print("kill rounds:", events)
     return events
 
 
