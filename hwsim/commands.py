@@ -22,7 +22,6 @@ __all__ = ["UsageError"]  # re-exported: commands raise it for bad arguments (ex
 def _load_network(net: str, mode: str | None, seed: int, default: str = "float"):
     """A saved network (its own mode unless ``mode`` asks otherwise: a float file is then quantised) or a
     random one from a spec string (``mode``, else ``default``)."""
-
     from hwsim.errors import short
     from hwsim.network import NetworkError, from_spec, load
 

@@ -138,7 +138,7 @@ class Study:
         (self.out / "stages").mkdir(exist_ok=True)
         saved = self.out / "study.yaml"
         text = yaml.safe_dump(config.model_dump(), sort_keys=True)
-        if saved.is_file() and saved.read_text() != text:
+        if saved.is_file() and saved.read_text(errors="replace") != text:
             self._lock.release()
             raise StudyError(f"{self.out}: holds a study with another configuration ({saved}); use another --out")
         atomic_write(saved, text)
@@ -165,9 +165,12 @@ class Study:
             bar.set_description(f"study: {stage}")
             path = self.out / "stages" / f"{stage}.json"
             if path.is_file():
-                results[stage] = json.loads(path.read_text())
-                self.log(f"[{stage}] done before, kept")
-                continue
+                try:
+                    results[stage] = json.loads(path.read_text())
+                    self.log(f"[{stage}] done before, kept")
+                    continue
+                except (ValueError, UnicodeDecodeError):  # edited by hand: not a finished stage
+                    self.log(f"[{stage}] {path} is not readable JSON; running the stage again")
             start = time.perf_counter()
             self.log(f"[{stage}] running")
             results[stage] = getattr(self, f"stage_{stage}")(results)
