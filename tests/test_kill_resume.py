@@ -220,6 +220,13 @@ def _group_alive(pgid: int) -> list[int]:
     return alive
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # ended meanwhile
+        return b""
+
+
 def _children(pid: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
@@ -245,7 +252,7 @@ def test_a_killed_export_leaves_no_lava_process(tmp_path):
                 "--data", "digits", "-T", "300", cwd=tmp_path)
     deadline, child, group = time.monotonic() + 300, None, []
     while time.monotonic() < deadline and proc.poll() is None:
-        kids = [k for k in _children(proc.pid) if b"lava_child" in Path(f"/proc/{k}/cmdline").read_bytes()]
+        kids = [k for k in _children(proc.pid) if b"lava_child" in _cmdline(k)]
         if kids:
             child = kids[0]
             group = _group_alive(child)
@@ -253,7 +260,7 @@ def test_a_killed_export_leaves_no_lava_process(tmp_path):
                 break
         time.sleep(0.05)
     assert proc.poll() is None and child is not None and len(group) > 1, (proc.poll(), child, group)
-    folder = Path(Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")[4].decode())
+    folder = Path(_cmdline(child).split(b"\0")[4].decode())
     assert folder.is_dir() and folder.name.startswith("hwsim-lava-")
     proc.kill()
     proc.wait()
