@@ -5,7 +5,8 @@ the chip profile and the study configuration, every file format truncated or bin
 reliability report (issue 15). Each row runs in-process through ``hwsim.cli.main`` (the imports are paid
 once) with a time bound and a bound on the rise of the resident set (its peak reset before each case); a
 representative subset runs again as real ``python -m hwsim.cli`` processes under ``setrlimit`` (address space
-and CPU time), where a traceback or a memory blow-up could not hide. Hypothesis adds generated spec strings and chip profiles.
+and CPU time), where a traceback or a memory blow-up could not hide. Hypothesis adds generated spec strings
+and chip profiles.
 """
 
 from __future__ import annotations
