@@ -50,13 +50,13 @@ def _same_checkpoints(a: Path, b: Path) -> None:
     assert network_digest(na) == network_digest(nb) == sa["network_sha256"] == sb["network_sha256"]
 
 
-def _kill_and_rerun(argv_for, folder: Path, rounds: int, seed: int) -> list[str]:
-    """Start ``argv_for()`` ``rounds`` times, each killed (SIGKILL) after a random delay unless it ended
-    before, then once more to the end; returns what happened."""
+def _kill_and_rerun(argv_for, folder: Path, rounds: int, seed: int, span: float) -> list[str]:
+    """Start ``argv_for()`` ``rounds`` times, each killed (SIGKILL) after a random delay in 0.5..``span``
+    seconds unless it ended before, then once more to the end; returns what happened."""
     rng = np.random.default_rng(seed)
     events = []
     for _ in range(rounds):
-        delay = float(rng.uniform(0.5, 12.0))
+        delay = float(rng.uniform(0.5, span))
         proc = _cli(*argv_for(), cwd=folder)
         try:
             proc.wait(timeout=delay)
@@ -76,13 +76,15 @@ def _kill_and_rerun(argv_for, folder: Path, rounds: int, seed: int) -> list[str]
 @pytest.mark.slow
 def test_train_killed_at_random_moments_ends_as_an_uninterrupted_run(tmp_path):
     reference = tmp_path / "reference.pt"
+    start = time.perf_counter()
     train(TrainConfig(**TRAIN), out=reference, progress=False, log=lambda *_: None)
+    span = time.perf_counter() - start + 5  # + the imports of a fresh process
     ckpt = tmp_path / "k.pt"
 
     def argv():
         return ["train", *TRAIN_ARGS, "--out", str(ckpt), *(["--resume", str(ckpt)] if ckpt.is_file() else [])]
 
-    events = _kill_and_rerun(argv, tmp_path, rounds=3, seed=15)
+    events = _kill_and_rerun(argv, tmp_path, rounds=3, seed=15, span=span)
     _same_checkpoints(reference, ckpt)
     assert not list(tmp_path.glob(".*.tmp*")), f"temporary files left: {events}"
 
@@ -144,10 +146,12 @@ def test_study_killed_at_random_moments_ends_as_an_uninterrupted_run(tmp_path):
 
     config = tmp_path / "tiny.yaml"
     config.write_text(TINY_STUDY)
+    start = time.perf_counter()
     assert main(["study", "--config", str(config), "--out", str(tmp_path / "reference"), "--no-progress"]) == 0
+    span = time.perf_counter() - start + 5  # + the imports of a fresh process
     out = tmp_path / "killed"
     events = _kill_and_rerun(lambda: ["study", "--config", str(config), "--out", str(out), "--no-progress"],
-                             tmp_path, rounds=3, seed=16)
+                             tmp_path, rounds=3, seed=16, span=span)
     a = json.loads((tmp_path / "reference" / "results.json").read_text())
     b = json.loads((out / "results.json").read_text())
     assert _without_times(a) == _without_times(b), events
