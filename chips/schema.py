@@ -31,7 +31,7 @@ Basis = Literal["measured", "simulated", "derived", "estimate", "specified"]
 class Group(BaseModel):
     """A group of figures sharing one source."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
     source: str = Field(min_length=3, description="publication: authors, venue, year, table or page")
     basis: Basis
     note: str = ""
@@ -137,7 +137,7 @@ class Static(Group):
 
 
 class BarrierPoint(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
     tiles: PositiveInt
     ns: NonNegativeFloat
 
@@ -194,7 +194,7 @@ class Conv(Group):
 class Chip(BaseModel):
     """One chip profile."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
     name: str = Field(pattern=r"^[a-z0-9_]+$")
     full_name: str
     kind: Literal["neuromorphic", "digital_baseline", "gpu"] = "neuromorphic"

@@ -4,9 +4,10 @@ Conventions shared by every command (docs/cli.md):
 
 * ``--json`` prints one JSON document on stdout and nothing else; progress bars, "epoch ..." lines and
   notes go to stderr;
-* exit status 0: done; 1: the command ran but a check it was asked to make failed (``export --verify``:
-  Lava's spikes differ from hwsim's); 2: bad input, in one line on stderr naming what was wrong (never a
-  traceback);
+* exit status 0: done; 1: a failure while working, or a check the command was asked to make failed
+  (``export --verify``: Lava's spikes differ from hwsim's); 2: bad input, in one line on stderr naming what
+  was wrong, before any work; 130: Ctrl-C -- each one line, never a traceback (``HWSIM_TRACEBACK=1`` shows
+  one for an internal error); exit codes and error kinds: :mod:`hwsim.errors`;
 * one name and one default per concept: ``--chip`` takes a list (``--chip a,b`` or ``--chip a --chip b``,
   ``--chips`` is the same option), ``--mode`` defaults to fixed, ``--rate`` to 0.1, ``--window`` to 2;
 * output files (``--plot``, ``--out``) get their parent folders created.
@@ -15,6 +16,7 @@ Conventions shared by every command (docs/cli.md):
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from hwsim import __version__
@@ -30,7 +32,9 @@ from hwsim.commands import (
     cmd_study,
     cmd_train,
 )
+from hwsim.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, Failure, one_line
 from hwsim.stdl import DEFAULT_BUDGET_BYTES as STDL_BUDGET_BYTES
+from hwsim.validate import OneLineParser, device, finite_positive_float, seed
 
 DEFAULT_TIMESTEPS = 100  # one default for run, estimate (also --rule) and feasibility
 STATIC_HELP = ("static power: whole-chip (default: the chip's static power x simulated time), cores-used (only the "
@@ -58,7 +62,7 @@ def _probability(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="hwsim",
         description="Neuromorphic on-chip learning simulator: event-driven LIF cores with exact counts.")
     parser.add_argument("--version", action="version", version=f"hwsim {__version__}")
@@ -112,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     fea.add_argument("--static", default="whole-chip", choices=["whole-chip", "cores-used", "none"], help=STATIC_HELP)
     fea.add_argument("--budget-bytes", type=_positive_int, default=STDL_BUDGET_BYTES,
                      help=f"STDL: training-memory budget of each auxiliary network, bytes ({STDL_BUDGET_BYTES})")
-    fea.add_argument("--seed", type=int, default=0, help="seed for weights, input and labels")
+    fea.add_argument("--seed", type=seed, default=0, help="seed for weights, input and labels")
     fea.add_argument("--json", action="store_true", help="print the verdicts as JSON")
     fea.add_argument("--plot", metavar="FILE.png", help="draw the chips x rules heatmap to a PNG file")
     fea.set_defaults(func=cmd_feasibility)
@@ -160,8 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="time steps per sample (default 8)")
     tr.add_argument("--net", metavar="SPEC", help="network spec (default per dataset, e.g. 64-128-10 for digits)")
     tr.add_argument("--batch-size", type=_positive_int, default=32, metavar="B", help="samples per batch (32)")
-    tr.add_argument("--lr", type=float, default=0.1, help="SGD learning rate (momentum 0.9), default 0.1")
-    tr.add_argument("--seed", type=int, default=0, help="seed for data encoding, weights and shuffling")
+    tr.add_argument("--lr", type=finite_positive_float, default=0.1,
+                    help="SGD learning rate (momentum 0.9), default 0.1")
+    tr.add_argument("--seed", type=seed, default=0, help="seed for data encoding, weights and shuffling")
     tr.add_argument("--k", type=_positive_int, default=2, help="SLTT-K: time steps with a backward pass (2)")
     tr.add_argument("--window", type=_positive_int, default=DEFAULT_WINDOW,
                     help=f"TTL-BPTT: truncation window k in steps (default {DEFAULT_WINDOW})")
@@ -170,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--budget-bytes", type=_positive_int, default=STDL_BUDGET_BYTES,
                     help=f"STDL: training-memory budget of each auxiliary network, bytes ({STDL_BUDGET_BYTES})")
     tr.add_argument("--data-path", metavar="PATH", help="folder or file of a local dataset (mnist, nmnist, shd)")
-    tr.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    tr.add_argument("--device", type=device, default="cpu", help="cpu or cuda (default cpu)")
     tr.add_argument("--out", metavar="CKPT",
                     help="checkpoint written after every epoch, with the trained network beside it as "
                          "CKPT-stem.network.npz (default: the --resume file, else runs/RULE-DATASET.pt, numbered "
@@ -201,7 +206,7 @@ def _add_run_arguments(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--mode", default=None, metavar="MODE",
                      help=f"numeric form: float (float32 LIF) or fixed (Loihi fixed point); default {DEFAULT_MODE} "
                           f"for a spec, the file's own for a saved network (a float file asked for fixed is quantised)")
-    cmd.add_argument("--seed", type=int, default=0, metavar="S", help="seed for weights and input (default 0)")
+    cmd.add_argument("--seed", type=seed, default=0, metavar="S", help="seed for weights and input (default 0)")
     cmd.add_argument("--json", action="store_true", help="print results as JSON (only JSON on stdout)")
 
 
@@ -212,33 +217,70 @@ def _add_chip_argument(cmd: argparse.ArgumentParser) -> None:
 
 def _user_errors() -> tuple[type[Exception], ...]:
     """The error classes that mean bad input (one line on stderr, exit 2), from modules that import nothing
-    heavy; a chip error can only come from an already imported ``chips``."""
+    heavy; a chip or npz error can only come from an already imported ``chips`` or ``hwsim.safeio``."""
     from hwsim import errors
     from methods.errors import DataError, RuleError
 
     found = [errors.NetworkError, errors.InputError, errors.UsageError, errors.LearningError,
              errors.FeasibilityError, errors.StudyError, DataError, RuleError]
-    if "chips" in sys.modules:
-        found.append(sys.modules["chips"].ChipError)
+    for module, name in (("chips", "ChipError"), ("hwsim.safeio", "NpzError")):
+        if module in sys.modules:
+            found.append(getattr(sys.modules[module], name))
     return tuple(found)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    given = sys.argv[1:] if argv is None else argv
-    args.timesteps_given = any(a in ("-T", "--timesteps") or a.startswith("--timesteps=") or
-                               (a.startswith("-T") and a[2:].isdigit()) for a in given)
-    if args.command is None:
-        parser.print_help(sys.stderr)
-        return 2
+    """Run one command; returns the exit code (0 ok, 1 failure, 2 bad input, 130 interrupted)."""
+    command = "hwsim"
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)  # --help and a bad argument (one line printed, status 2) exit here
+        given = sys.argv[1:] if argv is None else argv
+        args.timesteps_given = any(a in ("-T", "--timesteps") or a.startswith("--timesteps=") or
+                                   (a.startswith("-T") and a[2:].isdigit()) for a in given)
+        if args.command is None:
+            print("hwsim: error: give a COMMAND (run, chips, estimate, feasibility, export, study, train, sweep); "
+                  "see hwsim --help", file=sys.stderr)
+            return EXIT_USAGE
+        command = f"hwsim {args.command}"
+        return _dispatch(args, command)
+    except KeyboardInterrupt:
+        print(f"{command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _dispatch(args: argparse.Namespace, command: str) -> int:
+    def fail(kind: str, message: object, code: int) -> int:
+        print(f"{command}: {kind}: {one_line(str(message), 600)}", file=sys.stderr)
+        return code
+
     try:
         return args.func(args)
     except ValueError as err:
         if not isinstance(err, _user_errors()):
+            if os.environ.get("HWSIM_TRACEBACK"):
+                raise
+            return fail("internal error", f"{type(err).__name__}: {err} (a bug in hwsim; HWSIM_TRACEBACK=1 shows "
+                                          f"where)", EXIT_FAILURE)
+        return fail("error", err, EXIT_USAGE)
+    except Failure as err:
+        return fail("error", err, EXIT_FAILURE)
+    except MemoryError:
+        return fail("error", "out of memory (the sizes asked for need more memory than this machine gives)",
+                    EXIT_FAILURE)
+    except BrokenPipeError:  # output piped into a command that stopped reading (head, less)
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 -- keep the interpreter from a second error at exit
+        return EXIT_FAILURE
+    except OSError as err:
+        where = f" ({err.filename})" if err.filename else ""
+        return fail("error", f"{err.strerror or err}{where}", EXIT_FAILURE)
+    except KeyboardInterrupt:
+        raise
+    except Exception as err:
+        if os.environ.get("HWSIM_TRACEBACK"):
             raise
-        print(f"hwsim {args.command}: error: {err}", file=sys.stderr)
-        return 2
+        return fail("internal error", f"{type(err).__name__}: {err} (a bug in hwsim; HWSIM_TRACEBACK=1 shows "
+                                      f"where)", EXIT_FAILURE)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,9 @@ Mode = Literal["float", "fixed"]
 MODES = ("float", "fixed")
 FORMAT_NAME = "hwsim-network"
 FORMAT_VERSION = 1
+MAX_LAYER_WEIGHTS = 1 << 28  # weights of one layer built from a spec (1 GiB of float32)
+MAX_FILE_BYTES = 1 << 31  # array data read from one network file
+MAX_DESCRIPTION_BYTES = 16 << 20  # the JSON description in a network file
 
 
 
@@ -401,6 +404,9 @@ def _wexp(mode: Mode) -> int:
 
 
 def _init(rng: np.random.Generator, shape: Shape, fan_in: int, gain: float, mode: Mode) -> np.ndarray:
+    if int(np.prod(shape, dtype=object)) > MAX_LAYER_WEIGHTS:  # checked before anything is allocated
+        raise NetworkError(f"a layer of shape {shape} has {int(np.prod(shape, dtype=object))} weights, over the "
+                           f"limit of {MAX_LAYER_WEIGHTS} per layer")
     w = rng.normal(0.0, gain / np.sqrt(fan_in), size=shape)
     if mode == "float":
         return w.astype(np.float32)
@@ -420,7 +426,9 @@ def save(network: Network, path: str | Path) -> Path:
             arrays[f"layers.{i}.weight"] = layer.weight
             if layer.bias is not None:
                 arrays[f"layers.{i}.bias"] = layer.bias
-    with open(path, "wb") as handle:
+    from hwsim.safeio import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:  # never a half-written file at ``path``
         np.savez(handle, **arrays)
     return path
 
@@ -430,27 +438,36 @@ def load(path: str | Path) -> Network:
     path = Path(path)
     if not path.is_file():
         raise NetworkError(f"{path}: no such network file")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except Exception as err:  # zip/npz errors come in many types
-        raise NetworkError(f"{path}: not a readable hwsim network file (.npz): {err}") from None
-    if "__network__" not in arrays:
-        raise NetworkError(f"{path}: missing '__network__' description; not an hwsim network file")
+    from hwsim.errors import short
+    from hwsim.safeio import NpzError, read_npz
+
+    try:  # only the expected members, each checked (no complex, no objects) and size-limited before reading
+        arrays = read_npz(path, lambda name: name == "__network__", MAX_DESCRIPTION_BYTES, kinds="u",
+                          what="hwsim network file (.npz)")
+        if "__network__" not in arrays:
+            raise NetworkError(f"{path}: missing '__network__' description; not an hwsim network file")
+        arrays |= read_npz(path, _TENSOR.fullmatch, MAX_FILE_BYTES, what="hwsim network file (.npz)")
+    except NpzError as err:
+        raise NetworkError(f"{path}: {err}") from None
     try:
         desc = json.loads(arrays["__network__"].tobytes().decode())
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise NetworkError(f"{path}: '__network__' is not valid JSON: {err}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        raise NetworkError(f"{path}: '__network__' is not valid JSON: {str(err)[:200]}") from None
+    if not isinstance(desc, dict):
+        raise NetworkError(f"{path}: '__network__' is not a JSON object; not an hwsim network file")
     if desc.get("format") != FORMAT_NAME or desc.get("version") != FORMAT_VERSION:
         raise NetworkError(f"{path}: expected format {FORMAT_NAME} version {FORMAT_VERSION}, got "
-                           f"{desc.get('format')!r} version {desc.get('version')!r}")
+                           f"{short(desc.get('format'))} version {short(desc.get('version'))}")
     try:
         layers = [_layer_from(entry, i, arrays) for i, entry in enumerate(desc["layers"])]
         return Network(tuple(desc["input_shape"]), layers, timesteps=desc.get("timesteps"))
     except KeyError as err:
         raise NetworkError(f"{path}: missing field {err}") from None
-    except (NetworkError, TypeError, ValueError) as err:
-        raise NetworkError(f"{path}: {err}") from None
+    except (NetworkError, TypeError, ValueError, AttributeError, OverflowError, RecursionError) as err:
+        raise NetworkError(f"{path}: {str(err)[:300]}") from None
+
+
+_TENSOR = re.compile(r"layers\.\d{1,6}\.(weight|bias)")
 
 
 def _layer_from(entry: dict, i: int, arrays: dict[str, np.ndarray]) -> Layer:
