@@ -237,4 +237,4 @@ class Chip(BaseModel):
 
 UNIT_SUFFIXES = {"_pj": "picojoules", "_ns": "nanoseconds", "_us": "microseconds", "_mw": "milliwatts",
                  "_bytes": "bytes", "_bits": "bits", "_mhz": "megahertz", "_pj_per_byte": "picojoules per byte",
-                 "_hz": "hertz"}
+                 "_hz": "hertz", "_messages": "messages"}

@@ -219,6 +219,8 @@ def _schedule(queues: list[list[tuple[float, int]]], routes: list[dict], receive
                 density[link] -= w
             recv_sum -= r
             recv_n -= 1
+            if recv_n == 0:
+                recv_sum = 0.0  # no rounding drift carried into an empty network
         dest = queues[s][i][1]
         if dest >= 0:
             route = routes[s][dest]

@@ -67,6 +67,15 @@ def test_latency_per_step_against_sanafe(priced, source):
     assert r["us_per_step"] > 1.5 * r["us_per_step_simple"]  # the stalls the simple model cannot see
 
 
+@pytest.mark.parametrize("variant", ["rate5", "core64"])
+def test_latency_models_on_two_more_workloads(cs, variant):
+    """Not one number: half the input spikes, or 64 neurons per core (T = 200, hwsim's own run); SANA-FE 2.2.9's
+    figures stored from its live run (tests/data/sanafe_loihi_mlp/sanafe_variants_T200.json)."""
+    r, s = cs.price_variant(cs.load_workload(), variant), cs.sanafe_variants()[variant]
+    assert r["us_per_step"] == pytest.approx(s["us_per_step"], rel=0.15)
+    assert r["us_per_step_simple"] == pytest.approx(s["us_per_step_simple"], rel=0.15)
+
+
 def _one_layer(n_in: int, n_out: int, spikes_per_step: int, steps: int = 4):
     """A dense n_in -> n_out layer on one core, fed ``spikes_per_step`` input spikes every step (no output spikes)."""
     net = Network(n_in, [Dense(np.zeros((n_out, n_in), np.float32), FloatLIF(lam=0.9, v_th=1.0), name="d")])
