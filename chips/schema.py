@@ -186,6 +186,17 @@ class Learning(Group):
     learning_epoch_max_steps: PositiveInt | None = None
 
 
+class Conv(Group):
+    """How the chip stores a convolution's weights (``weight_sharing``): ``shared_kernel`` -- one kernel per
+    layer, written once, read by every core that hosts its output channels; ``per_core_copy`` -- each core
+    keeps the kernels of the output channels it hosts (a shared weight is written once per copy);
+    ``expanded`` -- every connection is its own synapse, as in a dense layer. Absent: ``expanded`` (assumed,
+    reported). ``basis`` may be ``assumed`` where no publication says."""
+
+    basis: Literal["measured", "simulated", "derived", "estimate", "specified", "assumed"]
+    weight_sharing: Literal["shared_kernel", "per_core_copy", "expanded"]
+
+
 class Chip(BaseModel):
     """One chip profile."""
 
@@ -203,6 +214,7 @@ class Chip(BaseModel):
     static: Static | None = None
     timing: Timing | None = None
     learning: Learning | None = None
+    conv: Conv | None = None
     _path: str | None = PrivateAttr(default=None)
 
     @property
@@ -231,7 +243,7 @@ class Chip(BaseModel):
 
     def groups(self) -> dict[str, Group]:
         return {name: getattr(self, name) for name in
-                ("capacity", "layout", "precision", "energy", "memory", "static", "timing", "learning")
+                ("capacity", "layout", "precision", "energy", "memory", "static", "timing", "learning", "conv")
                 if getattr(self, name) is not None}
 
 

@@ -245,6 +245,8 @@ def estimate(network: Network, counts: Counts, chip: Chip, mapping: Mapping | No
 
         for action, (counter, figure) in LEARNING_ACTIONS.items():
             count = lc.total(counter)
+            if counter == "weight_updates" and placement is not None and placement.weight_updates_per_core is not None:
+                count = int(placement.weight_updates_per_core.sum())  # conv: every stored copy of a weight is written
             value = getattr(e, figure) if e is not None else None
             if value is not None:
                 add(action, name, count * value * PJ)

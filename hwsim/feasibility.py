@@ -44,7 +44,7 @@ import numpy as np
 from chips.schema import Chip
 from hwsim.counts import Counts
 from hwsim.errors import FeasibilityError
-from hwsim.mapping import map_network
+from hwsim.mapping import core_load, map_network, neuron_layers, stored_weights, weight_sharing
 from hwsim.network import Dense, Network
 
 RULES = ("bptt", "sltt", "sltt_k", "ottt_a", "ottt_o", "ttl_bptt", "stdl")
@@ -156,14 +156,21 @@ def learning_state(network: Network, chip: Chip, rule: str, timesteps: int, wind
         assumptions.append("transposed weight reads not published as available: a transposed copy is kept")
     limit, shared = memory_limit(chip)
     mapping = mapping or map_network(network, chip)  # the inference mapping (independent of T)
-    layers = [layer for layer in network.layers if layer.neuron is not None]
-    classes = layers[-1].n_out
+    sharing, _ = weight_sharing(chip)
+    stages = neuron_layers(network)
+    layers = [layer for layer, _, _ in stages]
+    classes = int(np.prod(network.output_shape))
+    if any(not isinstance(layer, Dense) for layer in layers):
+        assumptions.append(f"conv learning state: weights, accumulators and traces per core as the weights are "
+                           f"stored ({sharing}); each stored weight has its own gradient accumulator")
 
     def busiest(index: int, layer, cores: int, placement) -> dict[str, float]:
         dense = isinstance(layer, Dense)
-        neurons = math.ceil(layer.n_out / cores) if dense else int(placement.neurons_per_core.max())
-        synapses = neurons * layer.n_in if dense else int(placement.synapses_per_core.max())
-        axons = layer.n_in if dense else int(placement.axons_per_core.max())
+        if dense:
+            neurons, synapses, axons = math.ceil(layer.n_out / cores), math.ceil(layer.n_out / cores) * layer.n_in, \
+                layer.n_in
+        else:
+            neurons, synapses, axons = core_load(layer, stages[index][1], stages[index][2], cores, sharing)
         split = {"weights": synapses * wbytes}
         if transposed:
             split["weights_transposed"] = synapses * wbytes
@@ -177,10 +184,10 @@ def learning_state(network: Network, chip: Chip, rule: str, timesteps: int, wind
         elif needs.history == "window":
             split["history"] = min(window, timesteps) * neurons * sbytes
         if needs.aux == "classifier" and (index + 1) % block == 0 and index + 1 < len(layers):
-            split["aux"] = math.ceil(layer.n_out * classes * wbytes / cores)
+            split["aux"] = math.ceil(int(np.prod(stages[index][2])) * classes * wbytes / cores)
         if needs.aux == "copy" and (index + 1) % subnet == 0 and index + 1 < len(layers):
-            following = layers[index + 1:]
-            split["aux"] = math.ceil(sum(lyr.n_in * lyr.n_out for lyr in following) * (wbytes + abytes) / cores)
+            following = sum(stored_weights(*stage, sharing) for stage in stages[index + 1:])
+            split["aux"] = math.ceil(following * (wbytes + abytes) / cores)
         return split
 
     def load(split: dict[str, float]) -> float:
@@ -190,9 +197,9 @@ def learning_state(network: Network, chip: Chip, rule: str, timesteps: int, wind
     for index, (layer, placement) in enumerate(zip(layers, mapping.layers)):
         cores = placement.cores
         split = busiest(index, layer, cores, placement)
-        while limit is not None and isinstance(layer, Dense) and load(split) > limit and cores < layer.n_out:
-            cores += 1
-            split = busiest(index, layer, cores, placement)
+        if limit is not None and load(split) > limit:
+            cores, split = _spread(lambda c, i=index, lyr=layer, p=placement: busiest(i, lyr, c, p), load, limit,
+                                   cores, placement.n_out)
         cores_used += cores
         total = int(sum(split.values()))
         if total > worst:
@@ -260,6 +267,24 @@ def rank(verdicts: list[Verdict]) -> None:
             v.rank_note += f"; ranked by a lower bound ({len(v.unpriced)} actions unpriced): may rank further down"
 
 
+def _spread(busiest, load, limit: int, cores: int, neurons: int) -> tuple[int, dict[str, float]]:
+    """The fewest cores (from ``cores`` up to one per neuron) whose busiest core's learning load fits
+    ``limit``; the load falls as cores are added, so a doubling then a bisection finds it. When even one
+    neuron per core does not fit, that spread is returned (the caller reports the limit)."""
+    low, high = cores, cores
+    while load(busiest(high)) > limit:
+        if high >= neurons:
+            return neurons, busiest(neurons)
+        low, high = high, min(2 * high, neurons)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if load(busiest(middle)) > limit:
+            low = middle
+        else:
+            high = middle
+    return high, busiest(high)
+
+
 def check(network: Network, chip: Chip, rule: str, timesteps: int, counts: Counts | None = None,
           window: int = 1, block: int = 1, subnet: int = 1, static: str = "whole-chip") -> Verdict:
     """The verdict for ``rule`` on ``chip``; ``counts`` (a learning run) adds energy and latency."""
@@ -269,8 +294,6 @@ def check(network: Network, chip: Chip, rule: str, timesteps: int, counts: Count
         raise FeasibilityError(f"unknown rule {rule!r}; known rules: {', '.join(RULES)}")
     memory, split, assumptions, cores_needed = learning_state(network, chip, rule, timesteps, window, block, subnet)
     missing, unknown, broken = [], [], []
-    if not all(isinstance(layer, Dense) for layer in network.layers):
-        assumptions.append("learning state sized for the layers as mapped; conv learning kernels are not built")
     general = chip.kind != "neuromorphic"
     if general:
         assumptions.append(f"{chip.kind}: a programmable processor, assumed to run any rule")

@@ -2,9 +2,13 @@
 
 Placement: every neuron layer gets its own cores (layers never share a core); a layer's neurons are cut
 into equal contiguous blocks (flattened channel-major order), as few as the chip's per-core limits allow:
-neurons, synapses, synaptic memory at the chip's weight precision, and the fan-out edges of the core that
-feeds it. Cores are numbered in layer order and laid out ``cores_per_tile`` per tile, tiles row by row on
-a mesh ``mesh_width_tiles`` wide (both from the profile; absent: one core per tile, a square mesh).
+neurons, synapses, synaptic memory at the chip's weight precision, input axons (a conv or pool layer is cut
+into smaller output tiles until each core's inputs fit), and the fan-out edges of the core that feeds it.
+A conv layer's blocks are tiles of its output channels (channel-major), and the weights a core holds follow
+the chip's ``conv.weight_sharing``: every connection (``expanded``, the default), the kernels of the
+channels it hosts (``per_core_copy``) or the layer's kernel once, on its first core (``shared_kernel``).
+Cores are numbered in layer order and laid out ``cores_per_tile`` per tile, tiles row by row on a mesh
+``mesh_width_tiles`` wide (both from the profile; absent: one core per tile, a square mesh).
 
 Verdict: ``fits`` is False when a published limit is broken, None (unknown) when the chip publishes no
 capacity to check (no capacity group, or neither a per-core synapse/memory limit nor a chip-wide synapse
@@ -84,7 +88,7 @@ class Mapping:
                 self.cores_used * cap.neurons_per_core)
         syn_cap = _synapse_capacity(chip)
         if syn_cap:
-            out["synapses"] = sum(p.synapses for p in self.layers) / (self.cores_used * syn_cap)
+            out["synapses"] = sum(int(p.synapses_per_core.sum()) for p in self.layers) / (self.cores_used * syn_cap)
         return out
 
     def to_dict(self, chip: Chip) -> dict:
@@ -162,12 +166,38 @@ def _block_matrix(n: int, cores: int) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(n, np.int64), (np.arange(n), owner)), shape=(n, cores))
 
 
-class _LayerGeometry:
-    """Structural facts of one layer that placement and routing need."""
+def weight_sharing(chip: Chip) -> tuple[str, str]:
+    """How ``chip`` stores conv/pool weights (``shared_kernel``, ``per_core_copy``, ``expanded``) and the
+    sentence saying on what basis (the profile's ``conv`` group; absent: expanded, assumed)."""
+    if chip.conv is None:
+        return "expanded", f"{chip.name} states no conv weight sharing: every connection stored as a synapse (assumed)"
+    conv = chip.conv
+    return conv.weight_sharing, f"conv weights on {chip.name}: {conv.weight_sharing} ({conv.basis}: {conv.source})"
 
-    def __init__(self, layer, in_shape, out_shape):
+
+def channels_per_core(n_out: int, cores: int, plane: int) -> np.ndarray:
+    """``(cores, channels)`` 0/1: which output channels (planes of ``plane`` neurons, channel-major) each
+    contiguous block of neurons touches."""
+    sizes = _blocks(n_out, cores)
+    first = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    last = first + sizes - 1
+    channels = n_out // plane
+    index = np.arange(channels)
+    return ((index[None, :] >= (first // plane)[:, None]) & (index[None, :] <= (last // plane)[:, None])).astype(
+        np.int64)
+
+
+class _LayerGeometry:
+    """Structural facts of one layer that placement and routing need. ``sharing`` says how a conv/pool
+    layer's weights are stored (see :func:`weight_sharing`); it sets the weights a core holds."""
+
+    def __init__(self, layer, in_shape, out_shape, sharing: str = "expanded"):
         self.layer = layer
         self.n_in, self.n_out = int(np.prod(in_shape)), int(np.prod(out_shape))
+        self.sharing = "expanded" if isinstance(layer, Dense) else sharing
+        self.plane = int(np.prod(out_shape[1:])) if len(out_shape) == 3 else 1
+        # weights of one output channel's kernel (a pool has one tap for the whole layer)
+        self.kernel = int(np.prod(layer.weight.shape[1:])) if isinstance(layer, Conv2d) else 1
         self.conn = connectivity(layer, in_shape, out_shape)
         if self.conn is None:
             self.fan_in = np.full(self.n_out, self.n_in, np.int64)
@@ -176,11 +206,32 @@ class _LayerGeometry:
             self.fan_in = np.asarray(self.conn.sum(axis=0)).ravel()
             self.fan_out = np.asarray(self.conn.sum(axis=1)).ravel()
 
+    def stored(self, cores: int) -> np.ndarray:
+        """Weights each core stores: every connection (expanded, dense), the kernels of the channels it hosts
+        (per-core copy), or the whole kernel on the layer's first core (shared kernel)."""
+        if self.sharing == "expanded":
+            owner = np.repeat(np.arange(cores), _blocks(self.n_out, cores))
+            return np.bincount(owner, weights=self.fan_in, minlength=cores).astype(np.int64)
+        hosted = channels_per_core(self.n_out, cores, self.plane)
+        if isinstance(self.layer, SumPool2d):
+            return np.ones(cores, np.int64) if self.sharing == "per_core_copy" else (np.arange(cores) == 0) * 1
+        if self.sharing == "per_core_copy":
+            return hosted.sum(axis=1) * self.kernel
+        out = np.zeros(cores, np.int64)
+        out[0] = hosted.shape[1] * self.kernel
+        return out
+
+    def min_stored(self) -> int:
+        """The fewest weights the busiest core can hold however many cores the layer gets."""
+        if self.sharing == "expanded":
+            return int(self.fan_in.max())
+        if self.sharing == "per_core_copy" or isinstance(self.layer, SumPool2d):
+            return self.kernel
+        return (self.n_out // self.plane) * self.kernel
+
     def per_core(self, cores: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Synapses, axons (distinct inputs) per core and, per input neuron, the cores it reaches."""
-        sizes = _blocks(self.n_out, cores)
-        owner = np.repeat(np.arange(cores), sizes)
-        synapses = np.bincount(owner, weights=self.fan_in, minlength=cores).astype(np.int64)
+        """Stored weights, axons (distinct inputs) per core and, per input neuron, the cores it reaches."""
+        synapses = self.stored(cores)
         if self.conn is None:
             return synapses, np.full(cores, self.n_in, np.int64), np.full(self.n_in, cores, np.int64)
         reach = (self.conn @ _block_matrix(self.n_out, cores)) > 0
@@ -202,7 +253,10 @@ def map_network(network: Network, chip: Chip, counts: Counts | None = None,
     cap = chip.capacity
     broken: list[str] = []
     assumptions: list[str] = []
-    geos = [_LayerGeometry(layer, i, o) for layer, i, o in neuron_layers(network)]
+    sharing, basis = weight_sharing(chip)
+    geos = [_LayerGeometry(layer, i, o, sharing) for layer, i, o in neuron_layers(network)]
+    if any(not isinstance(geo.layer, Dense) for geo in geos):
+        assumptions.append(basis)
     syn_cap = _synapse_capacity(chip)
     neuron_cap = cap.neurons_per_core if cap else None
     spread = neuron_cap if neurons_per_core is None else min(neurons_per_core, neuron_cap or neurons_per_core)
@@ -219,9 +273,18 @@ def map_network(network: Network, chip: Chip, counts: Counts | None = None,
         if spread:
             cores = max(cores, math.ceil(geo.n_out / spread))
         if syn_cap:
-            cores = max(cores, math.ceil(int(geo.fan_in.sum()) / syn_cap))
-            while cores < geo.n_out and int(geo.per_core(cores)[0].max()) > syn_cap:
+            if geo.sharing == "expanded":
+                cores = max(cores, math.ceil(int(geo.fan_in.sum()) / syn_cap))
+            elif geo.sharing == "per_core_copy" and geo.min_stored() > syn_cap:
+                cores = max(cores, geo.n_out // geo.plane)  # one channel per core is the best there is
+            while cores < geo.n_out and geo.min_stored() <= syn_cap and int(geo.stored(cores).max()) > syn_cap:
                 cores += 1
+        axon_cap = cap.fan_in_axons_per_core if cap else None
+        if axon_cap and geo.conn is not None:  # conv / pool: smaller tiles of outputs read fewer inputs
+            def fits(c, geo=geo, limit=axon_cap):
+                return int(geo.per_core(_usable(geo.n_out, c))[1].max()) <= limit
+
+            cores = _usable(geo.n_out, _fewest_cores(fits, cores, geo.n_out))
         core_counts.append(cores)
     edge_cap = cap.fan_out_edges_per_core if cap else None
     if edge_cap:  # a feeding core's neurons x destination cores must fit its routing table
@@ -247,8 +310,11 @@ def map_network(network: Network, chip: Chip, counts: Counts | None = None,
         if neuron_cap and sizes.max() > neuron_cap:
             broken.append(f"neurons_per_core: {where} needs {sizes.max()} neurons on a core, chip allows {neuron_cap}")
         if syn_cap and synapses.max() > syn_cap:
-            broken.append(f"synapses_per_core: {where} needs {synapses.max()} synapses on a core "
-                          f"(a neuron's fan-in is {int(geo.fan_in.max())}), chip holds {syn_cap}")
+            if geo.sharing == "expanded":
+                what = f"synapses on a core (a neuron's fan-in is {int(geo.fan_in.max())})"
+            else:
+                what = f"kernel weights ({geo.sharing}) on a core (one output channel's kernel is {geo.kernel})"
+            broken.append(f"synapses_per_core: {where} needs {synapses.max()} {what}, chip holds {syn_cap}")
         if cap and cap.fan_in_axons_per_core and axons.max() > cap.fan_in_axons_per_core:
             broken.append(f"fan_in_axons_per_core: {where} needs {axons.max()} input axons on a core, "
                           f"chip allows {cap.fan_in_axons_per_core}")
@@ -301,6 +367,27 @@ def _verdict(chip: Chip, broken: list[str]) -> tuple[bool | None, str]:
     return True, "within every published limit (" + ", ".join(checked) + ")"
 
 
+def _usable(n: int, cores: int) -> int:
+    """The cores that contiguous blocks of ceil(n / cores) neurons really fill (never an empty core)."""
+    return math.ceil(n / math.ceil(n / cores))
+
+
+def _fewest_cores(fits, cores: int, most: int) -> int:
+    """The fewest cores from ``cores`` up to ``most`` for which ``fits(cores)`` holds (doubling, then
+    bisection: the load per core falls as tiles shrink); ``cores`` itself when nothing fits."""
+    if fits(cores):
+        return cores
+    low, high = cores, cores
+    while not fits(high):
+        if high >= most:
+            return cores
+        low, high = high, min(2 * high, most)
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if fits(middle) else (middle, high)
+    return high
+
+
 def tile_xy(core: np.ndarray | int, chip: Chip, cores_used: int) -> tuple[np.ndarray, np.ndarray]:
     """Mesh coordinates (x, y) of the tile holding ``core``."""
     per_tile = chip.layout.cores_per_tile if chip.layout and chip.layout.cores_per_tile else 1
@@ -331,6 +418,8 @@ def _split_work(mapping: Mapping, geos: list[_LayerGeometry], counts: Counts, ch
         if lc.neuron_weight_updates is not None:
             placement.weight_updates_per_core = np.bincount(owner, weights=lc.neuron_weight_updates,
                                                             minlength=placement.cores).astype(np.int64)
+        elif lc.channel_weight_updates is not None:
+            placement.weight_updates_per_core = conv_weight_writes(geo, placement.cores, lc.channel_weight_updates)
         # packets and hops into this layer: from the feeding layer's cores, or from the I/O tile for inputs
         dest_cores = placement.first_core + np.arange(placement.cores)
         dx, dy = tile_xy(dest_cores, chip, mapping.cores_used)
@@ -364,6 +453,38 @@ def _split_work(mapping: Mapping, geos: list[_LayerGeometry], counts: Counts, ch
         placement.hops_ew_in = int((spikes * hop_x).sum())
         placement.hops_ns_in = int((spikes * hop_y).sum())
         placement.max_hops_in = longest if spikes.sum() > 0 else 0
+
+
+def core_load(layer, in_shape: tuple, out_shape: tuple, cores: int, sharing: str) -> tuple[int, int, int]:
+    """The busiest core's neurons, stored weights and input axons when a conv, pool or dense layer is cut
+    into ``cores`` contiguous blocks of output neurons, weights stored as ``sharing`` says."""
+    geo = _LayerGeometry(layer, in_shape, out_shape, sharing)
+    stored, axons, _ = geo.per_core(cores)
+    return int(_blocks(geo.n_out, cores).max()), int(stored.max()), int(axons.max())
+
+
+def stored_weights(layer, in_shape: tuple, out_shape: tuple, sharing: str) -> int:
+    """Weights a layer stores in all (one core's view of a shared kernel; every connection when expanded)."""
+    geo = _LayerGeometry(layer, in_shape, out_shape, sharing)
+    if geo.sharing == "expanded":
+        return int(geo.fan_in.sum())
+    return geo.kernel * (geo.n_out // geo.plane) if isinstance(layer, Conv2d) else 1
+
+
+def conv_weight_writes(geo: _LayerGeometry, cores: int, channel_writes: np.ndarray) -> np.ndarray:
+    """Weights written per core when each output channel's shared kernel had ``channel_writes[o]`` weights
+    updated: once per copy (per-core copy: every core hosting the channel), once in all (shared kernel: on
+    the channel's first core), or at every connection using the weight (expanded: the channel's neurons on
+    the core x its writes -- an upper bound, border neurons lack some taps)."""
+    hosted = channels_per_core(geo.n_out, cores, geo.plane)
+    if geo.sharing == "per_core_copy":
+        return hosted @ channel_writes
+    if geo.sharing == "shared_kernel":
+        first = np.argmax(hosted, axis=0)
+        return np.bincount(first, weights=channel_writes, minlength=cores).astype(np.int64)
+    owner = np.repeat(np.arange(cores), _blocks(geo.n_out, cores))
+    per_neuron = np.repeat(channel_writes, geo.plane)
+    return np.bincount(owner, weights=per_neuron, minlength=cores).astype(np.int64)
 
 
 def _check_counts(placement: LayerPlacement, lc: LayerCounts) -> None:

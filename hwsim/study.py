@@ -31,7 +31,7 @@ STAGES = ("train", "simulate", "memory", "on_chip", "costs", "feasibility", "exp
 
 class OnChipConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    rules: list[Literal["sltt", "sltt_k", "ottt_a", "ottt_o"]] = ["sltt", "ottt_a"]
+    rules: list[Literal["sltt", "sltt_k", "ottt_a", "ottt_o", "bptt", "ttl_bptt", "stdl"]] = ["sltt", "ottt_a"]
     samples: int = Field(200, ge=1, description="training samples of on-chip fine-tuning")
     lr: float = Field(0.02, gt=0)
 
@@ -40,7 +40,8 @@ class StudyConfig(BaseModel):
     """A study (all keys optional; defaults are the built-in study ``make demo`` runs)."""
 
     model_config = ConfigDict(extra="forbid")
-    dataset: str = Field("digits", description="digits, randman, a .npz file (x_train, y_train, x_test, y_test: "
+    dataset: str = Field("digits", description="digits, randman, dvs_bars (moving bars as ON/OFF events), a .npz "
+                                                 "file (x_train, y_train, x_test, y_test: "
                                                  "0/1 spikes (N, T, *shape) and labels) or tonic:<Name>")
     data_path: str | None = Field(None, description="folder for tonic datasets")
     network: str = "64-128-10"
@@ -62,14 +63,14 @@ class StudyConfig(BaseModel):
     @field_validator("dataset")
     @classmethod
     def _dataset(cls, value: str) -> str:
-        if value in ("digits", "randman") or value.startswith("tonic:"):
+        if value in ("digits", "randman", "dvs_bars") or value.startswith("tonic:"):
             return value
         if value.endswith(".npz"):
             if not Path(value).is_file():
                 raise ValueError(f"dataset file {value}: no such file")
             return value
-        raise ValueError(f"unknown dataset {value!r}; expected digits, randman, a .npz file with x_train, y_train, "
-                         f"x_test, y_test, or tonic:<Name>")
+        raise ValueError(f"unknown dataset {value!r}; expected digits, randman, dvs_bars, a .npz file with x_train, "
+                         f"y_train, x_test, y_test, or tonic:<Name>")
 
     @field_validator("network")
     @classmethod
@@ -209,7 +210,7 @@ class Study:
         _, x, y = self._data()
         network = self._trained()
         x = x.reshape(*x.shape[:2], *network.input_shape)
-        float_acc = accuracy(OnChipLearner(network, "sltt"), x, y) if _dense(network) else None
+        float_acc = accuracy(OnChipLearner(network, "sltt"), x, y)
         fixed, report = quantize(network, x, y)
         from hwsim.network import save
 
@@ -263,12 +264,13 @@ class Study:
         n = min(c.on_chip.samples, len(y_train))
         out = {}
         base = self._trained()
-        if not _dense(base):
-            return {"rules": {}, "note": "on-chip learning kernels take dense networks"}
+        x_test = x_test.reshape(*x_test.shape[:2], *base.input_shape)
+        x_train = x_train.reshape(*x_train.shape[:2], *base.input_shape)
         for rule in c.on_chip.rules:
             import copy
 
-            learner = OnChipLearner(copy.deepcopy(base), rule, lr=c.on_chip.lr, seed=c.seed)
+            learner = OnChipLearner(copy.deepcopy(base), rule, lr=c.on_chip.lr, seed=c.seed,
+                                    window=min(c.ttl_window, c.timesteps))
             before = accuracy(learner, x_test, y_test)
             counts = fit(learner, x_train[:n], y_train[:n], epochs=1, batch_size=1, seed=c.seed,
                          progress=self.progress)
@@ -315,8 +317,7 @@ class Study:
         network = self._trained()
         verdicts = []
         for rule in c.rules:
-            counts = learning_counts(network, rule, c.timesteps, 0.2, seed=c.seed, window=c.ttl_window) \
-                if _dense(network) else None
+            counts = learning_counts(network, rule, c.timesteps, 0.2, seed=c.seed, window=c.ttl_window)
             for name in self.chip_names:
                 verdicts.append(check(network, chips.load(name), rule, c.timesteps, counts, window=c.ttl_window))
         rank(verdicts)
@@ -348,7 +349,7 @@ class Study:
         _, x, y = self._data()
         network = self._trained()
         x = x.reshape(*x.shape[:2], *network.input_shape)
-        summary = export(network, self.out / "export", x[:16], y[:16], verify=True, learning=_dense(network))
+        summary = export(network, self.out / "export", x[:16], y[:16], verify=True, learning=_dense_readout(network))
         out = {"verified_equal": summary["verify"]["equal"],
                "layers": {v["layer"]: v["equal"] for v in summary["verify"]["layers"]},
                "files": summary["files"]}
@@ -366,10 +367,11 @@ class Study:
         return {"report": "report.md", "results": "results.json"}
 
 
-def _dense(network) -> bool:
+def _dense_readout(network) -> bool:
+    """The learning export trains a dense read-out (the layers before it may be conv and pool)."""
     from hwsim.network import Dense
 
-    return all(isinstance(layer, Dense) for layer in network.layers)
+    return isinstance(network.layers[-1], Dense)
 
 
 def _sig(value: float, digits: int = 3) -> float:

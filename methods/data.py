@@ -25,7 +25,7 @@ import torch
 
 from methods.errors import DataError
 
-DATASETS = ("digits", "randman", "mnist", "nmnist", "shd")
+DATASETS = ("digits", "randman", "mnist", "nmnist", "shd", "dvs_bars")
 
 
 @dataclass
@@ -423,6 +423,10 @@ def load_dataset(name: str, steps: int, seed: int = 0, path: str | Path | None =
         return digits(steps, seed=seed, **options)
     if name == "randman":
         return randman(steps, seed=seed, **options)
+    if name == "dvs_bars":  # procedural event-camera task (methods/dvs_synthetic.py)
+        from methods.dvs_synthetic import dvs_bars
+
+        return dvs_bars(steps, seed=seed, **options)
     if path is None:
         raise DataError(f"dataset {name!r} reads local files: give --data-path (nothing is downloaded)")
     if name == "mnist":

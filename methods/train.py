@@ -32,6 +32,7 @@ from methods.data import DataError, SpikeDataset, load_dataset
 from methods.memory import ActivationMeter
 
 DEFAULT_NETS = {"digits": "64-128-10", "randman": "64-128-10", "mnist": "784-256-10", "nmnist": "2x34x34-c8k5s2-p2-10",
+                "dvs_bars": "2x16x16-c8k3p1-p2-c16k3p1-p2-4",
                 "shd": "700-256-20"}
 
 
