@@ -97,24 +97,36 @@ class OutputLock:
         if self._fd is not None:
             return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                raise OutputBusy(f"{self.what}: in use by PID {owner} (lock {self.path}); wait for that run to end "
+                                 f"or use another output") from None
+            except BaseException:
+                os.close(fd)
+                raise
+            try:  # the file we locked must still be the one at the path (an owner unlinks it on release)
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
             os.close(fd)
-            raise OutputBusy(f"{self.what}: in use by PID {owner} (lock {self.path}); wait for that run to end "
-                             f"or use another output") from None
-        except BaseException:
-            os.close(fd)
-            raise
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
         return self
 
     def release(self) -> None:
+        """Remove the lock file (while still holding it, so no other process can be holding a lock on the
+        removed file and believe it owns the path), then drop the lock."""
         if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
             os.close(self._fd)  # closing the descriptor drops the flock
             self._fd = None
 

@@ -282,17 +282,18 @@ def train(config: TrainConfig, out: str | Path | None = None, resume: str | Path
         saved = TrainConfig(**state["config"])
         if {**asdict(saved), "epochs": 0, "device": ""} != {**asdict(config), "epochs": 0, "device": ""}:
             raise DataError(f"{resume}: checkpoint was made with a different configuration: {asdict(saved)}")
+    built = build(config)  # bad data or network options are refused before the output is touched
     lock = OutputLock(out, f"--out {out}", folder=False).acquire() if out is not None and rank == 0 else None
     try:
-        return _train(config, out, resume, state, rank, world, progress, log)
+        return _train(config, out, resume, state, rank, world, progress, log, built)
     finally:
         if lock is not None:
             lock.release()
 
 
 def _train(config: TrainConfig, out, resume, state: dict | None, rank: int, world: int, progress: bool,
-           log) -> TrainResult:
-    data, network, rule, optimizer = build(config)
+           log, built) -> TrainResult:
+    data, network, rule, optimizer = built
     history: list[EpochStats] = []
     first_epoch = 0
     if state is not None:

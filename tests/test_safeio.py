@@ -73,14 +73,15 @@ def test_lock_names_the_owner_and_is_released(tmp_path):
     first.release()
     with OutputLock(tmp_path, folder=True):
         pass
+    assert not (tmp_path / ".hwsim.lock").exists()  # a normal release removes its lock file
 
 
 def test_a_dead_owner_leaves_no_lock(tmp_path):
     import subprocess
     import sys
 
-    code = (f"from hwsim.safeio import OutputLock; import os; OutputLock({str(tmp_path)!r}, folder=True).acquire(); "
-            f"os._exit(0)")
+    code = (f"from hwsim.safeio import OutputLock; import os; "
+            f"held = OutputLock({str(tmp_path)!r}, folder=True).acquire(); os._exit(0)")  # no release: killed
     subprocess.run([sys.executable, "-c", code], check=True,
                    env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert (tmp_path / ".hwsim.lock").read_text().strip().isdigit()  # the file stays, the lock does not
