@@ -1,0 +1,243 @@
+"""Conv speed, side by side in one run: hwsim float (event driven) vs the same network as torch Conv2d + LIF.
+
+Network ``3x32x32-c64p1-c64p1-p2-c128p1-c128p1-p2-c256p1-p2-10`` (``hwsim.network.from_spec``, seed 0,
+VGG-like), T = 8. For each activity level the thresholds are scaled, layer by layer, so that every hidden
+layer fires that fraction of its neurons per step (bisection on a calibration input; the input is
+Bernoulli at the same rate). Reported per activity level and batch:
+
+* hwsim seconds at 1 thread and at all threads, torch seconds at 1 thread (``torch.set_num_threads(1)``;
+  dense ``conv2d``/``avg_pool2d``/``linear`` per step plus the same LIF in torch ops);
+* hwsim conv layers alone, G SOP/s per core (each conv layer timed on its recorded input, 1 thread);
+* ratios hwsim / torch (> 1: hwsim faster) and the thread speed-up;
+* where event-driven stops paying: the activity at which hwsim (1 thread) and torch (1 thread) take
+  the same time, interpolated between the measured levels.
+
+Timings are the best of ``--repeats`` runs after one warm-up run (kernel load excluded).
+
+    python benchmarks/bench_conv.py [--json FILE] [--repeats N] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numba
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from hwsim.engine import Engine, bernoulli  # noqa: E402
+from hwsim.network import Conv2d, Dense, Flatten, Network, SumPool2d, from_spec  # noqa: E402
+from hwsim.threads import available_threads, set_threads  # noqa: E402
+
+SPEC, STEPS = "3x32x32-c64p1-c64p1-p2-c128p1-c128p1-p2-c256p1-p2-10", 8
+LEVELS = (0.05, 0.20)  # the two activity levels the targets are set at
+SWEEP = (0.02, 0.05, 0.10, 0.20, 0.30, 0.45)  # levels for the crossover
+TARGETS = {"conv_b1_gsops": 5.0, "vs_torch_b1_5": 1.0, "vs_torch_b16_5": 1.0, "vs_torch_b1_20": 0.5,
+           "threads_b16": 1.7}
+
+
+def best_of(fn, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def with_thresholds(network: Network, thresholds: list[float]) -> Network:
+    """A copy of ``network`` (weights shared) whose neuron layers have the given thresholds."""
+    layers, k = [], 0
+    for layer in network.layers:
+        layer = dataclasses.replace(layer)
+        if layer.neuron is not None:
+            layer.neuron = dataclasses.replace(layer.neuron, v_th=thresholds[k])
+            k += 1
+        layers.append(layer)
+    return Network(network.input_shape, layers)
+
+
+def calibrate(network: Network, rate: float, x: np.ndarray) -> Network:
+    """Thresholds such that every hidden neuron layer fires about ``rate`` of its neurons per step."""
+    n_layers = sum(layer.neuron is not None for layer in network.layers)
+    thresholds = [1.0] * n_layers
+    for k in range(n_layers - 1):  # the output layer keeps its threshold
+        lo, hi = 1e-3, 1e3
+        for _ in range(18):
+            mid = float(np.sqrt(lo * hi))
+            thresholds[k] = mid
+            fired = Engine(with_thresholds(network, thresholds)).run(x).counts.layers[k]
+            if fired.total("spikes_out") / (x.shape[0] * x.shape[1] * fired.n_out) > rate:
+                lo = mid
+            else:
+                hi = mid
+        thresholds[k] = float(np.sqrt(lo * hi))
+    return with_thresholds(network, thresholds)
+
+
+def torch_run(network: Network, x: torch.Tensor) -> torch.Tensor:
+    """The same float LIF network in torch: dense conv/pool/linear per step, same LIF; output spikes."""
+    with torch.no_grad():
+        state: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        out = []
+        for t in range(x.shape[0]):
+            s = x[t]
+            for k, layer in enumerate(network.layers):
+                if isinstance(layer, Flatten):
+                    s = s.flatten(1)
+                    continue
+                if isinstance(layer, Conv2d):
+                    cur = F.conv2d(s, layer._torch_w, stride=layer.stride, padding=layer.padding)
+                elif isinstance(layer, SumPool2d):
+                    cur = F.avg_pool2d(s, layer.kernel, layer.stride) * (layer.kernel ** 2 * layer.weight)
+                else:
+                    cur = F.linear(s, layer._torch_w)
+                n = layer.neuron
+                u, prev = state.get(k, (torch.zeros_like(cur), torch.zeros_like(cur)))
+                u = n.lam * (u - n.v_th * prev) + cur
+                s = (u >= n.v_th).float()
+                state[k] = (u, s)
+            out.append(s)
+    return torch.stack(out)
+
+
+def conv_layer_speed(network: Network, x: np.ndarray, repeats: int) -> tuple[int, float]:
+    """SOPs and seconds of the conv layers alone, each run on its recorded input spikes."""
+    result = Engine(network).run(x, record="spikes")
+    inputs, k, sops, seconds = x, 0, 0, 0.0
+    for layer, (in_shape, _) in zip(network.layers, network.layer_shapes()):
+        if isinstance(layer, Flatten):
+            continue
+        if isinstance(layer, Conv2d):
+            engine = Engine(Network(in_shape, [layer]))
+            engine.run(inputs[:1, :1])
+            sops += engine.run(inputs).counts.total("sop")
+            seconds += best_of(lambda e=engine, s=inputs: e.run(s), repeats)
+        inputs = result.spikes[k]
+        k += 1
+    return sops, seconds
+
+
+def measure(network: Network, rate: float, batch: int, repeats: int, threads: int, conv: bool) -> dict:
+    x = bernoulli((STEPS, batch, *network.input_shape), rate, seed=1)
+    engine = Engine(network)
+    engine.run(x[:1, :1])
+    result = engine.run(x)
+    counts = result.counts
+    hidden = counts.layers[:-1]
+    entry = {"rate": rate, "batch": batch, "sop": counts.total("sop"),
+             "hidden_activity": sum(lc.total("spikes_out") for lc in hidden)
+             / (STEPS * batch * sum(lc.n_out for lc in hidden))}
+    for n in sorted({1, threads}):
+        set_threads(n)
+        entry[f"hwsim_{n}t"] = best_of(lambda: engine.run(x), repeats)
+    set_threads(1)
+    xt = torch.from_numpy(x.astype(np.float32))
+    torch_out = torch_run(network, xt)
+    entry["torch_1t"] = best_of(lambda: torch_run(network, xt), repeats)
+    entry["output_agreement"] = float((torch_out.numpy().astype(np.uint8) == result.output).mean())
+    if conv:
+        sops, seconds = conv_layer_speed(network, x, repeats)
+        entry["conv_gsops_1t"] = sops / seconds / 1e9
+    set_threads(threads)
+    entry["vs_torch"] = entry["torch_1t"] / entry["hwsim_1t"]
+    entry["thread_speedup"] = entry["hwsim_1t"] / entry[f"hwsim_{threads}t"]
+    return entry
+
+
+def crossover(points: list[tuple[float, float]]) -> float | None:
+    """Activity where hwsim/torch speed ratio crosses 1, log-interpolated; None if it never does."""
+    for (r0, v0), (r1, v1) in zip(points, points[1:]):
+        if v0 >= 1.0 > v1:
+            f = np.log(v0) / (np.log(v0) - np.log(v1))
+            return float(np.exp(np.log(r0) + f * (np.log(r1) - np.log(r0))))
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
+    parser.add_argument("--repeats", type=int, default=3, help="timed repetitions per contender")
+    parser.add_argument("--threads", type=int, default=None, help="'all threads' count (default: all cores)")
+    parser.add_argument("--quick", action="store_true", help="only the two target levels (no crossover sweep)")
+    args = parser.parse_args()
+    threads = set_threads(args.threads)
+    base = from_spec(SPEC, "float", seed=0)
+    calib_x = bernoulli((STEPS, 2, *base.input_shape), 0.1, seed=7)
+    results = {"network": SPEC, "timesteps": STEPS, "machine": platform.processor() or platform.machine(),
+               "cpu_count": os.cpu_count(), "threads": threads, "runs": [], "sweep": []}
+    levels = LEVELS if args.quick else tuple(sorted(set(LEVELS) | set(SWEEP)))
+    networks = {}
+    for rate in levels:
+        x = bernoulli(calib_x.shape, rate, seed=7)
+        net = calibrate(base, rate, x)
+        for layer in net.layers:
+            if isinstance(layer, (Conv2d, Dense)):
+                layer._torch_w = torch.from_numpy(np.ascontiguousarray(layer.weight))
+        networks[rate] = net
+        print(f"calibrated {rate:.0%}: thresholds {[round(layer.neuron.v_th, 3) for layer in net.layers if layer.neuron]}",
+              flush=True)
+    for rate in levels:
+        for batch in (1, 16):
+            if rate not in LEVELS and batch != 1:
+                continue
+            entry = measure(networks[rate], rate, batch, args.repeats, threads, conv=batch == 1 and rate in LEVELS)
+            (results["runs"] if rate in LEVELS else results["sweep"]).append(entry)
+            if rate in LEVELS and batch == 1:
+                results["sweep"].append(entry)
+            print(f"activity {rate:.0%} (measured {entry['hidden_activity']:.1%}) batch {batch:>2}: hwsim "
+                  f"{entry['hwsim_1t']:.4f} s (1t), {entry[f'hwsim_{threads}t']:.4f} s ({threads}t); torch "
+                  f"{entry['torch_1t']:.4f} s; hwsim/torch {entry['vs_torch']:.2f}x"
+                  + (f"; conv layers {entry['conv_gsops_1t']:.2f} G SOP/s" if "conv_gsops_1t" in entry else ""),
+                  flush=True)
+
+    print(f"\n{SPEC}, T={STEPS}; hwsim float vs torch Conv2d+LIF (1 thread); {threads} = all threads\n")
+    print(f"{'activity':>8}  {'batch':>5}  {'hwsim 1t s':>10}  {f'hwsim {threads}t s':>10}  {'torch 1t s':>10}  "
+          f"{'hwsim/torch':>11}  {'speed-up':>8}  {'conv GSOP/s':>11}")
+    for e in results["runs"]:
+        conv = f"{e['conv_gsops_1t']:11.2f}" if "conv_gsops_1t" in e else f"{'':>11}"
+        print(f"{e['hidden_activity']:8.1%}  {e['batch']:5d}  {e['hwsim_1t']:10.4f}  {e[f'hwsim_{threads}t']:10.4f}  "
+              f"{e['torch_1t']:10.4f}  {e['vs_torch']:10.2f}x  {e['thread_speedup']:7.2f}x  {conv}")
+    sweep = sorted((e["rate"], e["vs_torch"]) for e in results["sweep"] if e["batch"] == 1)
+    if not args.quick:
+        print("\nbatch 1 sweep (hwsim 1 thread / torch 1 thread): "
+              + ", ".join(f"{r:.0%}: {v:.2f}x" for r, v in sweep))
+        cross = crossover(sweep)
+        results["crossover_activity_b1"] = cross
+        print("event-driven stops paying at batch 1 above about "
+              + (f"{cross:.0%} hidden activity" if cross else "(no crossover in the measured range)"))
+    checks = []
+    for e in results["runs"]:
+        tag = f"{e['rate']:.0%}, batch {e['batch']}"
+        if e["batch"] == 1:
+            checks.append((f"conv layers G SOP/s per core, {tag}", e["conv_gsops_1t"], TARGETS["conv_b1_gsops"]))
+        if e["rate"] == 0.05:
+            key = "vs_torch_b1_5" if e["batch"] == 1 else "vs_torch_b16_5"
+            checks.append((f"hwsim / torch speed, {tag}", e["vs_torch"], TARGETS[key]))
+        if e["rate"] == 0.20 and e["batch"] == 1:
+            checks.append((f"hwsim / torch speed, {tag}", e["vs_torch"], TARGETS["vs_torch_b1_20"]))
+        if e["batch"] == 16 and threads > 1:
+            checks.append((f"{threads} threads / 1 thread, {tag}", e["thread_speedup"], TARGETS["threads_b16"]))
+    print("\ntargets")
+    for name, value, target in checks:
+        print(f"  {'met ' if value >= target else 'MISS'}  {name:<40} {value:8.2f}  (>= {target:g})")
+    results["targets"] = [{"name": n, "value": v, "target": t, "met": v >= t} for n, v, t in checks]
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+        print(f"\nwrote {args.json}")
+
+
+if __name__ == "__main__":
+    if available_threads() < 1:
+        raise SystemExit("no CPU available")
+    main()

@@ -1,0 +1,62 @@
+"""One thread policy for the whole process: numba kernels and (when it is used) torch.
+
+Call :func:`set_threads` once at start-up (the CLI does, from ``--threads``; default: every core this
+process may run on). It sets numba's thread count and, when torch is already imported, torch's intra-op
+threads; code that imports torch later (training glue) calls :func:`apply_to_torch` so torch follows the
+same policy. This module never imports torch itself. Results of the engine do not depend on the count.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+_chosen: int | None = None
+
+
+class ThreadsError(ValueError):
+    """A thread count outside 1..available cores; the message names the limit."""
+
+
+def available_threads() -> int:
+    """Cores this process may run on (its CPU affinity; ``os.cpu_count()`` where that is unknown)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def check_threads(threads: int | None) -> int:
+    """``threads`` validated against this machine (None: all cores); raises :class:`ThreadsError`."""
+    limit = available_threads()
+    if threads is None:
+        return limit
+    if isinstance(threads, bool) or int(threads) != threads or not 1 <= threads <= limit:
+        raise ThreadsError(f"--threads must be an integer in 1..{limit} (the cores available here), got {threads!r}")
+    return int(threads)
+
+
+def set_threads(threads: int | None = None) -> int:
+    """Use ``threads`` threads (None: all cores) for numba, and for torch if it is imported. Returns it."""
+    import numba
+
+    global _chosen
+    count = min(check_threads(threads), numba.config.NUMBA_NUM_THREADS)
+    numba.set_num_threads(count)
+    _chosen = count
+    apply_to_torch()
+    return count
+
+
+def current_threads() -> int:
+    """The count chosen by :func:`set_threads`, else all cores."""
+    return _chosen if _chosen is not None else available_threads()
+
+
+def apply_to_torch() -> None:
+    """Give torch the chosen thread count, if torch is imported and a count was chosen (no import here)."""
+    if _chosen is None or "torch" not in sys.modules:
+        return
+    torch = sys.modules["torch"]
+    if torch.get_num_threads() != _chosen:
+        torch.set_num_threads(_chosen)
