@@ -7,7 +7,7 @@ Bernoulli at the same rate). Reported per activity level and batch:
 
 * hwsim seconds at 1 thread and at all threads, torch seconds at 1 thread (``torch.set_num_threads(1)``;
   dense ``conv2d``/``avg_pool2d``/``linear`` per step plus the same LIF in torch ops);
-* hwsim conv layers alone, G SOP/s per core (each conv layer timed on its recorded input, 1 thread);
+* hwsim conv layers, G SOP/s per core (their share of the network run, ``Engine.layer_seconds``, 1 thread);
 * ratios hwsim / torch (> 1: hwsim faster) and the thread speed-up;
 * where event-driven stops paying: the activity at which hwsim (1 thread) and torch (1 thread) take
   the same time, interpolated between the measured levels.
@@ -28,7 +28,6 @@ import sys
 import time
 from pathlib import Path
 
-import numba
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -47,12 +46,18 @@ TARGETS = {"conv_b1_gsops": 5.0, "vs_torch_b1_5": 1.0, "vs_torch_b16_5": 1.0, "v
 
 
 def best_of(fn, repeats: int) -> float:
-    best = float("inf")
+    return best_of_both(fn, repeats)[0]
+
+
+def best_of_both(fn, repeats: int) -> tuple[float, float]:
+    """Best wall seconds and best process CPU seconds (all threads) of ``repeats`` calls."""
+    wall = cpu = float("inf")
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+        wall = min(wall, time.perf_counter() - start)
+        cpu = min(cpu, time.process_time() - cpu_start)
+    return wall, cpu
 
 
 def with_thresholds(network: Network, thresholds: list[float]) -> Network:
@@ -111,21 +116,17 @@ def torch_run(network: Network, x: torch.Tensor) -> torch.Tensor:
     return torch.stack(out)
 
 
-def conv_layer_speed(network: Network, x: np.ndarray, repeats: int) -> tuple[int, float]:
-    """SOPs and seconds of the conv layers alone, each run on its recorded input spikes."""
-    result = Engine(network).run(x, record="spikes")
-    inputs, k, sops, seconds = x, 0, 0, 0.0
-    for layer, (in_shape, _) in zip(network.layers, network.layer_shapes()):
-        if isinstance(layer, Flatten):
-            continue
-        if isinstance(layer, Conv2d):
-            engine = Engine(Network(in_shape, [layer]))
-            engine.run(inputs[:1, :1])
-            sops += engine.run(inputs).counts.total("sop")
-            seconds += best_of(lambda e=engine, s=inputs: e.run(s), repeats)
-        inputs = result.spikes[k]
-        k += 1
-    return sops, seconds
+def conv_layer_speed(engine: Engine, x: np.ndarray, repeats: int) -> tuple[float, float]:
+    """G SOP/s of the conv layers inside the network run (their kernels, counters and spike scans), from
+    ``Engine.layer_seconds`` (wall) and ``Engine.layer_cpu_seconds`` (CPU), best of ``repeats``."""
+    convs = [k for k, plan in enumerate(engine.plans) if isinstance(plan.layer, Conv2d)]
+    sops, wall, cpu = 0, float("inf"), float("inf")
+    for _ in range(repeats):
+        counts = engine.run(x).counts
+        wall = min(wall, sum(engine.layer_seconds[k] for k in convs))
+        cpu = min(cpu, sum(engine.layer_cpu_seconds[k] for k in convs))
+        sops = sum(counts.layers[k].total("sop") for k in convs)
+    return sops / wall / 1e9, sops / max(cpu, 1e-9) / 1e9
 
 
 def measure(network: Network, rate: float, batch: int, repeats: int, threads: int, conv: bool) -> dict:
@@ -138,19 +139,20 @@ def measure(network: Network, rate: float, batch: int, repeats: int, threads: in
     entry = {"rate": rate, "batch": batch, "sop": counts.total("sop"),
              "hidden_activity": sum(lc.total("spikes_out") for lc in hidden)
              / (STEPS * batch * sum(lc.n_out for lc in hidden))}
-    for n in sorted({1, threads}):
+    for n in sorted({1, threads}, reverse=True):
         set_threads(n)
-        entry[f"hwsim_{n}t"] = best_of(lambda: engine.run(x), repeats)
-    set_threads(1)
+        entry[f"hwsim_{n}t"], cpu = best_of_both(lambda: engine.run(x), repeats)
+    entry["hwsim_1t_cpu"] = cpu
     xt = torch.from_numpy(x.astype(np.float32))
     torch_out = torch_run(network, xt)
-    entry["torch_1t"] = best_of(lambda: torch_run(network, xt), repeats)
+    entry["torch_1t"], entry["torch_1t_cpu"] = best_of_both(lambda: torch_run(network, xt), repeats)
     entry["output_agreement"] = float((torch_out.numpy().astype(np.uint8) == result.output).mean())
     if conv:
-        sops, seconds = conv_layer_speed(network, x, repeats)
-        entry["conv_gsops_1t"] = sops / seconds / 1e9
+        set_threads(1)
+        entry["conv_gsops_1t"], entry["conv_gsops_1t_cpu"] = conv_layer_speed(engine, x, repeats)
     set_threads(threads)
     entry["vs_torch"] = entry["torch_1t"] / entry["hwsim_1t"]
+    entry["vs_torch_cpu"] = entry["torch_1t_cpu"] / entry["hwsim_1t_cpu"]
     entry["thread_speedup"] = entry["hwsim_1t"] / entry[f"hwsim_{threads}t"]
     return entry
 
@@ -185,8 +187,8 @@ def main() -> None:
             if isinstance(layer, (Conv2d, Dense)):
                 layer._torch_w = torch.from_numpy(np.ascontiguousarray(layer.weight))
         networks[rate] = net
-        print(f"calibrated {rate:.0%}: thresholds {[round(layer.neuron.v_th, 3) for layer in net.layers if layer.neuron]}",
-              flush=True)
+        print(f"calibrated {rate:.0%}: thresholds "
+              f"{[round(layer.neuron.v_th, 3) for layer in net.layers if layer.neuron]}", flush=True)
     for rate in levels:
         for batch in (1, 16):
             if rate not in LEVELS and batch != 1:
@@ -203,11 +205,16 @@ def main() -> None:
 
     print(f"\n{SPEC}, T={STEPS}; hwsim float vs torch Conv2d+LIF (1 thread); {threads} = all threads\n")
     print(f"{'activity':>8}  {'batch':>5}  {'hwsim 1t s':>10}  {f'hwsim {threads}t s':>10}  {'torch 1t s':>10}  "
-          f"{'hwsim/torch':>11}  {'speed-up':>8}  {'conv GSOP/s':>11}")
+          f"{'hwsim/torch':>11}  {'speed-up':>8}  {'conv GSOP/s':>11}  {'CPU-time: hwsim/torch':>21}  "
+          f"{'conv GSOP/s':>11}")
     for e in results["runs"]:
         conv = f"{e['conv_gsops_1t']:11.2f}" if "conv_gsops_1t" in e else f"{'':>11}"
+        conv_cpu = f"{e['conv_gsops_1t_cpu']:11.2f}" if "conv_gsops_1t" in e else f"{'':>11}"
         print(f"{e['hidden_activity']:8.1%}  {e['batch']:5d}  {e['hwsim_1t']:10.4f}  {e[f'hwsim_{threads}t']:10.4f}  "
-              f"{e['torch_1t']:10.4f}  {e['vs_torch']:10.2f}x  {e['thread_speedup']:7.2f}x  {conv}")
+              f"{e['torch_1t']:10.4f}  {e['vs_torch']:10.2f}x  {e['thread_speedup']:7.2f}x  {conv}  "
+              f"{e['vs_torch_cpu']:20.2f}x  {conv_cpu}")
+    print("(CPU-time columns: process CPU seconds of the 1-thread runs; on a machine shared with other jobs they "
+          "show the speed per core that wall time hides)")
     sweep = sorted((e["rate"], e["vs_torch"]) for e in results["sweep"] if e["batch"] == 1)
     if not args.quick:
         print("\nbatch 1 sweep (hwsim 1 thread / torch 1 thread): "

@@ -7,14 +7,15 @@ connection (hwsim step t is Lava step t + 1 when Lava's input ``RingBuffer`` hol
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numba
 import numpy as np
 
 from hwsim.counts import Counts, LayerCounts, add_inference_bytes
-from hwsim.kernels.layer import run_fixed_layer, run_float_layer
-from hwsim.kernels.synapses import CONV, DENSE, POOL, scan_events
+from hwsim.kernels.layer import run_fixed_layer, run_fixed_layer_serial, run_float_layer, run_float_layer_serial
+from hwsim.kernels.synapses import CONV, DENSE, POOL, scan_events, scan_events_serial
 from hwsim.network import Conv2d, Dense, Flatten, FloatLIF, LoihiLIF, Network, NetworkError, SumPool2d
 
 
@@ -193,11 +194,15 @@ class Engine:
     weights are stored column-major); after changing ``network``'s weights build a new engine (or call
     :meth:`refresh`). Kernels run on ``numba.get_num_threads()`` threads (see :mod:`hwsim.threads`);
     ``threads`` overrides the work split only (for tests: any split gives bit-identical results).
+    After each :meth:`run`, ``layer_seconds`` holds the wall time per neuron layer (kernel, counters and
+    the spike scan for the next layer) and ``layer_cpu_seconds`` the process CPU time (all threads).
     """
 
     def __init__(self, network: Network, threads: int | None = None):
         self.network = network
         self.threads = threads
+        self.layer_seconds: list[float] = []
+        self.layer_cpu_seconds: list[float] = []
         self.refresh()
 
     def refresh(self) -> None:
@@ -221,20 +226,29 @@ class Engine:
         steps, batch = s_in.shape[:2]
         if steps * batch >= 2**31:
             raise InputError(f"T x B = {steps * batch} steps in one run; split the batch (limit 2**31)")
-        in_off, in_events = scan_events(to_channels_last(s_in, network.input_shape))
-        del s_in
         threads = self.threads or numba.get_num_threads()
+        parallel = numba.get_num_threads() > 1  # one thread: the serial kernels, no hand-off to a worker
+        scan = scan_events if parallel else scan_events_serial
+        float_layer = run_float_layer if parallel else run_float_layer_serial
+        fixed_layer = run_fixed_layer if parallel else run_fixed_layer_serial
+        in_off, in_events = scan(to_channels_last(s_in, network.input_shape))
+        del s_in
         counts = Counts(timesteps=steps, batch=batch, mode=network.mode)
         out_spikes, membranes, currents, names = [], [], [], []
         last = len(self.plans) - 1
+        self.layer_seconds, self.layer_cpu_seconds = [], []
         for index, (plan, bias) in enumerate(zip(self.plans, self._bias)):
+            started, cpu_started = time.perf_counter(), time.process_time()
             layer = plan.layer
             n_out = int(np.prod(plan.out_shape))
             lc = LayerCounts(layer.name, layer.kind, plan.n_in, n_out, steps)
             ev = lc.events
-            sizes = np.diff(in_off).reshape(batch, steps)
-            ev["spikes_in"][:] = sizes.sum(axis=0)
-            lc.input_spikes = _channels_first_counts(np.bincount(in_events, minlength=plan.n_in), plan.in_layout)
+            if index == 0:
+                ev["spikes_in"][:] = np.diff(in_off).reshape(batch, steps).sum(axis=0)
+                lc.input_spikes = _channels_first_counts(np.bincount(in_events, minlength=plan.n_in), plan.in_layout)
+            else:  # this layer's input spikes are the previous layer's output spikes
+                ev["spikes_in"][:] = counts.layers[-1].events["spikes_out"]
+                lc.input_spikes = counts.layers[-1].neuron_spikes.copy()
             group = n_out if plan.kind == DENSE else int(plan.geom[3])
             chunks, blocks = work_split(plan.kind, batch, n_out, group, threads)
             step_counts = np.zeros((chunks * blocks, 3, steps), np.int64)
@@ -245,7 +259,7 @@ class Engine:
             if network.mode == "float":
                 neuron: FloatLIF = layer.neuron
                 u_rec = np.zeros(rec_shape, np.float32)
-                run_float_layer(plan.kind, in_off, in_events, plan.w2d, plan.geom, bias, np.float32(neuron.lam),
+                float_layer(plan.kind, in_off, in_events, plan.w2d, plan.geom, bias, np.float32(neuron.lam),
                                 np.float32(neuron.v_th), neuron.reset == "soft", s_out, u_rec, chunks, blocks,
                                 step_counts, neuron_spikes, neuron_active)
                 if record is True:
@@ -253,7 +267,7 @@ class Engine:
             else:
                 neuron: LoihiLIF = layer.neuron
                 v_rec, u_rec = np.zeros(rec_shape, np.int32), np.zeros(rec_shape, np.int32)
-                run_fixed_layer(plan.kind, in_off, in_events, plan.w2d, plan.factor, plan.geom, int(layer.weight_exp),
+                fixed_layer(plan.kind, in_off, in_events, plan.w2d, plan.factor, plan.geom, int(layer.weight_exp),
                                 neuron.du, neuron.dv, neuron.vth, bias, s_out, v_rec, u_rec, chunks, blocks,
                                 step_counts, neuron_spikes, neuron_active)
                 if record is True:
@@ -269,7 +283,9 @@ class Engine:
             add_inference_bytes(lc, network.mode, has_bias=layer.bias is not None)
             counts.layers.append(lc)
             if index < last:
-                in_off, in_events = scan_events(s_out)
+                in_off, in_events = scan(s_out)
+            self.layer_seconds.append(time.perf_counter() - started)
+            self.layer_cpu_seconds.append(time.process_time() - cpu_started)
             keep = record is not False or index == last
             out_spikes.append(to_channels_first(s_out, plan.out_shape) if keep else None)
             del s_out

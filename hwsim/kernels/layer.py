@@ -20,7 +20,7 @@ import numba as nb
 import numpy as np
 
 from hwsim.kernels.lif import U24, lif_fixed_step, lif_float_step
-from hwsim.kernels.synapses import DENSE, POOL, conv_rows, dense_rows, pool_position, position_starts
+from hwsim.kernels.synapses import DENSE, POOL, conv_rows, dense_rows, pool_position, position_starts, sum_rows
 
 MASK24 = (1 << 24) - 1
 
@@ -56,7 +56,49 @@ def accumulate_group(kind, in_events, start, stop, pos_start, rows, w2d, geom, p
     if kind == POOL:
         return pool_position(p, in_events, pos_start, geom, w2d[0, 0], acc)
     n = conv_rows(p, in_events, pos_start, geom, rows)
-    return dense_rows(rows, 0, n, w2d, acc, 0)
+    return sum_rows(rows, n, w2d, acc)
+
+
+@nb.njit(cache=True, inline="always")
+def float_work_item(w, kind, in_off, in_events, w2d, geom, bias, lam, v_th, soft, s_out, u_rec, n_chunks, n_blocks,
+                    step_counts, neuron_spikes, neuron_active):
+    """Work item ``w`` of :func:`run_float_layer` (same arguments)."""
+    steps, batch, n_out = s_out.shape
+    record = u_rec.shape[0] > 0
+    group = layer_group(kind, n_out, geom)
+    n_pos_in = geom[1] * geom[2] if kind != DENSE else 0
+    chunk = w // n_blocks
+    lo, hi = block_range(kind, n_out, group, n_blocks, w % n_blocks)
+    if hi <= lo:
+        return
+    width = min(group, hi - lo)
+    acc = np.zeros(hi - lo, np.float32)  # the block's synaptic input of one step, group after group
+    u = np.zeros(hi - lo, np.float32)
+    s = np.zeros(hi - lo, np.float32)
+    pos_start = np.zeros(n_pos_in + 1, np.int64)
+    rows = np.zeros(w2d.shape[0] if kind != DENSE else 0, np.int64)
+    no_rec = np.zeros(0, np.float32)
+    spikes_n = neuron_spikes[chunk, lo:hi]
+    active_n = neuron_active[chunk, lo:hi]
+    bias_b = bias[lo:hi]
+    counts = step_counts[w]
+    for b in range(chunk * batch // n_chunks, (chunk + 1) * batch // n_chunks):
+        u[:] = 0.0
+        s[:] = 0.0
+        for t in range(steps):
+            slot = b * steps + t
+            start, stop = in_off[slot], in_off[slot + 1]
+            if kind != DENSE:
+                position_starts(in_events, start, stop, geom[0], pos_start)
+            for g0 in range(lo, hi, width):
+                k0 = g0 - lo
+                counts[0, t] += accumulate_group(kind, in_events, start, stop, pos_start, rows, w2d, geom,
+                                                 g0 // group, g0, acc[k0:k0 + width])
+            rec = u_rec[t, b, lo:hi] if record else no_rec
+            fired, busy = lif_float_step(acc, bias_b, lam, v_th, soft, u, s, s_out[t, b, lo:hi], rec, spikes_n,
+                                         active_n)
+            counts[1, t] += fired
+            counts[2, t] += busy
 
 
 @nb.njit(cache=True, parallel=True)
@@ -65,44 +107,70 @@ def run_float_layer(kind, in_off, in_events, w2d, geom, bias, lam, v_th, soft, s
     """Float layer. Input address events ``in_events`` with offsets ``in_off`` (B*T + 1,); ``s_out``
     (T, B, n_out) uint8 (zeroed); ``u_rec`` (T, B, n_out) float32 or (0, 0, 0) to skip recording;
     ``bias`` (n_out,) float32; counters as in the module docstring."""
+    for w in nb.prange(n_chunks * n_blocks):
+        float_work_item(w, kind, in_off, in_events, w2d, geom, bias, lam, v_th, soft, s_out, u_rec, n_chunks, n_blocks,
+                        step_counts, neuron_spikes, neuron_active)
+
+
+@nb.njit(cache=True)
+def run_float_layer_serial(kind, in_off, in_events, w2d, geom, bias, lam, v_th, soft, s_out, u_rec, n_chunks, n_blocks,
+                           step_counts, neuron_spikes, neuron_active):
+    """:func:`run_float_layer` on the calling thread (no thread hand-off: the 1-thread path)."""
+    for w in range(n_chunks * n_blocks):
+        float_work_item(w, kind, in_off, in_events, w2d, geom, bias, lam, v_th, soft, s_out, u_rec, n_chunks, n_blocks,
+                        step_counts, neuron_spikes, neuron_active)
+
+
+@nb.njit(cache=True, inline="always")
+def fixed_work_item(w, kind, in_off, in_events, w2d, factor, geom, weight_exp, du, dv, vth, bias_eff, s_out,
+                    v_rec, u_rec, n_chunks, n_blocks, step_counts, neuron_spikes, neuron_active):
+    """Work item ``w`` of :func:`run_fixed_layer` (same arguments)."""
     steps, batch, n_out = s_out.shape
-    record = u_rec.shape[0] > 0
+    record = v_rec.shape[0] > 0
     group = layer_group(kind, n_out, geom)
     n_pos_in = geom[1] * geom[2] if kind != DENSE else 0
-    for w in nb.prange(n_chunks * n_blocks):
-        chunk = w // n_blocks
-        lo, hi = block_range(kind, n_out, group, n_blocks, w % n_blocks)
-        if hi <= lo:
-            continue
-        width = min(group, hi - lo)
-        acc = np.zeros(width, np.float32)
-        u = np.zeros(hi - lo, np.float32)
-        s = np.zeros(hi - lo, np.float32)
-        pos_start = np.zeros(n_pos_in + 1, np.int64)
-        rows = np.zeros(w2d.shape[0] if kind != DENSE else 0, np.int64)
-        no_rec = np.zeros(0, np.float32)
-        spikes_n = neuron_spikes[chunk]
-        active_n = neuron_active[chunk]
-        counts = step_counts[w]
-        for b in range(chunk * batch // n_chunks, (chunk + 1) * batch // n_chunks):
-            u[:] = 0.0
-            s[:] = 0.0
-            for t in range(steps):
-                slot = b * steps + t
-                start, stop = in_off[slot], in_off[slot + 1]
+    left = max(weight_exp, 0)
+    right = max(-weight_exp, 0)
+    chunk = w // n_blocks
+    lo, hi = block_range(kind, n_out, group, n_blocks, w % n_blocks)
+    if hi <= lo:
+        return
+    width = min(group, hi - lo)
+    acc = np.zeros(hi - lo, np.int32)  # the block's synaptic input of one step, group after group
+    pending = np.zeros(hi - lo, np.int32)
+    u = np.zeros(hi - lo, np.int32)
+    v = np.zeros(hi - lo, np.int32)
+    pos_start = np.zeros(n_pos_in + 1, np.int64)
+    rows = np.zeros(w2d.shape[0] if kind != DENSE else 0, np.int64)
+    no_rec = np.zeros(0, np.int32)
+    spikes_n = neuron_spikes[chunk, lo:hi]
+    active_n = neuron_active[chunk, lo:hi]
+    bias_b = bias_eff[lo:hi]
+    counts = step_counts[w]
+    for b in range(chunk * batch // n_chunks, (chunk + 1) * batch // n_chunks):
+        u[:] = 0
+        v[:] = 0
+        pending[:] = 0
+        for t in range(steps):
+            slot = b * steps + t
+            start, stop = in_off[slot], in_off[slot + 1]
+            rec_v = v_rec[t, b, lo:hi] if record else no_rec
+            rec_u = u_rec[t, b, lo:hi] if record else no_rec
+            fired, busy = lif_fixed_step(pending, du, dv, vth, bias_b, u, v, s_out[t, b, lo:hi], rec_v, rec_u,
+                                         spikes_n, active_n)
+            counts[1, t] += fired
+            counts[2, t] += busy
+            if kind != DENSE:
+                position_starts(in_events, start, stop, geom[0], pos_start)
+            for g0 in range(lo, hi, width):
+                k0 = g0 - lo
+                counts[0, t] += accumulate_group(kind, in_events, start, stop, pos_start, rows, w2d, geom,
+                                                 g0 // group, g0, acc[k0:k0 + width])
+            for i in range(hi - lo):
+                a = ((np.int64(acc[i]) * factor) << left) >> right
                 if kind != DENSE:
-                    position_starts(in_events, start, stop, geom[0], pos_start)
-                s_row = s_out[t, b]
-                rec = u_rec[t, b] if record else no_rec
-                for g0 in range(lo, hi, width):
-                    counts[0, t] += accumulate_group(kind, in_events, start, stop, pos_start, rows, w2d, geom,
-                                                     g0 // group, g0, acc)
-                    g1, k0 = g0 + width, g0 - lo
-                    fired, busy = lif_float_step(acc, bias[g0:g1], lam, v_th, soft, u[k0:k0 + width], s[k0:k0 + width],
-                                                 s_row[g0:g1], rec[g0:g1] if record else rec, spikes_n[g0:g1],
-                                                 active_n[g0:g1])
-                    counts[1, t] += fired
-                    counts[2, t] += busy
+                    a = ((a + U24) & MASK24) - U24  # Lava Conv's signed 24-bit wrap of its output
+                pending[i] = np.int32(a)  # the int32 channel from synapse to neuron
 
 
 @nb.njit(cache=True, parallel=True)
@@ -114,52 +182,15 @@ def run_fixed_layer(kind, in_off, in_events, w2d, factor, geom, weight_exp, du, 
     uint8 with factor +-1 for one sign), conv/pool weights as int16 with factor 1; sums are exact in int32
     for fan-in < 2**23. Dense output is shifted by ``weight_exp`` (as Lava ``Dense``); conv and pool output
     is shifted, then wrapped to signed 24 bit (as Lava ``Conv``, which applies no weight exponent itself)."""
-    steps, batch, n_out = s_out.shape
-    record = v_rec.shape[0] > 0
-    group = layer_group(kind, n_out, geom)
-    n_pos_in = geom[1] * geom[2] if kind != DENSE else 0
-    left = max(weight_exp, 0)
-    right = max(-weight_exp, 0)
     for w in nb.prange(n_chunks * n_blocks):
-        chunk = w // n_blocks
-        lo, hi = block_range(kind, n_out, group, n_blocks, w % n_blocks)
-        if hi <= lo:
-            continue
-        width = min(group, hi - lo)
-        acc = np.zeros(width, np.int32)
-        pending = np.zeros(hi - lo, np.int32)
-        u = np.zeros(hi - lo, np.int32)
-        v = np.zeros(hi - lo, np.int32)
-        pos_start = np.zeros(n_pos_in + 1, np.int64)
-        rows = np.zeros(w2d.shape[0] if kind != DENSE else 0, np.int64)
-        no_rec = np.zeros(0, np.int32)
-        spikes_n = neuron_spikes[chunk]
-        active_n = neuron_active[chunk]
-        counts = step_counts[w]
-        for b in range(chunk * batch // n_chunks, (chunk + 1) * batch // n_chunks):
-            u[:] = 0
-            v[:] = 0
-            pending[:] = 0
-            for t in range(steps):
-                slot = b * steps + t
-                start, stop = in_off[slot], in_off[slot + 1]
-                if kind != DENSE:
-                    position_starts(in_events, start, stop, geom[0], pos_start)
-                s_row = s_out[t, b]
-                rec_v = v_rec[t, b] if record else no_rec
-                rec_u = u_rec[t, b] if record else no_rec
-                for g0 in range(lo, hi, width):
-                    g1, k0 = g0 + width, g0 - lo
-                    k1 = k0 + width
-                    fired, busy = lif_fixed_step(pending[k0:k1], du, dv, vth, bias_eff[g0:g1], u[k0:k1], v[k0:k1],
-                                                 s_row[g0:g1], rec_v[g0:g1] if record else rec_v,
-                                                 rec_u[g0:g1] if record else rec_u, spikes_n[g0:g1], active_n[g0:g1])
-                    counts[1, t] += fired
-                    counts[2, t] += busy
-                    counts[0, t] += accumulate_group(kind, in_events, start, stop, pos_start, rows, w2d, geom,
-                                                     g0 // group, g0, acc)
-                    for i in range(width):
-                        a = ((np.int64(acc[i]) * factor) << left) >> right
-                        if kind != DENSE:
-                            a = ((a + U24) & MASK24) - U24  # Lava Conv's signed 24-bit wrap of its output
-                        pending[k0 + i] = np.int32(a)  # the int32 channel from synapse to neuron
+        fixed_work_item(w, kind, in_off, in_events, w2d, factor, geom, weight_exp, du, dv, vth, bias_eff, s_out,
+                        v_rec, u_rec, n_chunks, n_blocks, step_counts, neuron_spikes, neuron_active)
+
+
+@nb.njit(cache=True)
+def run_fixed_layer_serial(kind, in_off, in_events, w2d, factor, geom, weight_exp, du, dv, vth, bias_eff, s_out,
+                           v_rec, u_rec, n_chunks, n_blocks, step_counts, neuron_spikes, neuron_active):
+    """:func:`run_fixed_layer` on the calling thread (no thread hand-off: the 1-thread path)."""
+    for w in range(n_chunks * n_blocks):
+        fixed_work_item(w, kind, in_off, in_events, w2d, factor, geom, weight_exp, du, dv, vth, bias_eff, s_out,
+                        v_rec, u_rec, n_chunks, n_blocks, step_counts, neuron_spikes, neuron_active)

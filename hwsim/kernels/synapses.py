@@ -58,6 +58,24 @@ def dense_rows(rows, start, stop, w2d, acc, lo):
 
 
 @nb.njit(cache=True, inline="always")
+def sum_rows(rows, n_rows, w2d, acc):
+    """Add the rows ``w2d[rows[:n_rows]]`` into ``acc`` (all columns), eight at a time (an eighth of the
+    accumulator traffic): the order per accumulator is a fixed tree over each group of eight rows, then
+    fours, then single rows, so it depends only on the row list. Returns the SOPs."""
+    n = acc.shape[0]
+    cast = acc.dtype.type
+    e = 0
+    while e + 8 <= n_rows:
+        j0, j1, j2, j3 = rows[e], rows[e + 1], rows[e + 2], rows[e + 3]
+        j4, j5, j6, j7 = rows[e + 4], rows[e + 5], rows[e + 6], rows[e + 7]
+        for i in range(n):
+            acc[i] += (((cast(w2d[j0, i]) + cast(w2d[j1, i])) + (cast(w2d[j2, i]) + cast(w2d[j3, i])))
+                       + ((cast(w2d[j4, i]) + cast(w2d[j5, i])) + (cast(w2d[j6, i]) + cast(w2d[j7, i]))))
+        e += 8
+    return dense_rows(rows, e, n_rows, w2d, acc, 0) + e * n
+
+
+@nb.njit(cache=True, inline="always")
 def dense_events(events, start, stop, w2d, acc):
     """Add the fan-out rows ``w2d[j]`` of the events ``events[start:stop]`` into ``acc`` (all columns);
     returns the SOPs. Same order of additions as :func:`dense_rows`."""
@@ -196,36 +214,73 @@ def fill_events(fired, events, count):
     return count
 
 
+@nb.njit(cache=True, inline="always")
+def slot_size(spikes, slot):
+    """Spikes in slot ``slot`` (step ``slot % T`` of sample ``slot // T``) of 0/1 ``spikes`` (T, B, n)."""
+    steps, n = spikes.shape[0], spikes.shape[2]
+    row = spikes[slot % steps, slot // steps]
+    n8 = n // 8
+    words = row[:n8 * 8].view(np.uint64)
+    ones = np.uint64(0x0101010101010101)
+    total = 0
+    for w in range(n8):  # bytes are 0/1: their sum is the top byte of word * 0x0101...01
+        total += (words[w] * ones) >> np.uint64(56)
+    for i in range(n8 * 8, n):
+        total += row[i]
+    return total
+
+
+@nb.njit(cache=True, inline="always")
+def slot_fill(spikes, slot, events, count):
+    """Write the indices of slot ``slot``'s spikes to ``events[count:]``, never past its last spike."""
+    steps, n = spikes.shape[0], spikes.shape[2]
+    row = spikes[slot % steps, slot // steps]
+    n8 = n // 8
+    words = row[:n8 * 8].view(np.uint64)
+    for w in range(n8):
+        if words[w] != 0:
+            for i in range(w * 8, w * 8 + 8):
+                if row[i]:
+                    events[count] = i
+                    count += 1
+    for i in range(n8 * 8, n):
+        if row[i]:
+            events[count] = i
+            count += 1
+
+
+@nb.njit(cache=True, inline="always")
+def slot_offsets(sizes):
+    offsets = np.zeros(sizes.shape[0] + 1, np.int64)
+    for slot in range(sizes.shape[0]):
+        offsets[slot + 1] = offsets[slot] + sizes[slot]
+    return offsets
+
+
 @nb.njit(cache=True, parallel=True)
 def scan_events(spikes):
     """0/1 spikes ``(T, B, n)`` uint8 -> address events ``(offsets (B*T + 1,), indices)``, sample-major.
     Parallel over the B*T slots; the result does not depend on the thread count."""
-    steps, batch, n = spikes.shape
-    slots = batch * steps
+    slots = spikes.shape[0] * spikes.shape[1]
     sizes = np.zeros(slots, np.int64)
     for slot in nb.prange(slots):
-        row = spikes[slot % steps, slot // steps]
-        total = 0
-        for i in range(n):
-            total += row[i]
-        sizes[slot] = total
-    offsets = np.zeros(slots + 1, np.int64)
-    for slot in range(slots):
-        offsets[slot + 1] = offsets[slot] + sizes[slot]
+        sizes[slot] = slot_size(spikes, slot)
+    offsets = slot_offsets(sizes)
     events = np.empty(offsets[slots], np.int32)
     for slot in nb.prange(slots):
-        row = spikes[slot % steps, slot // steps]
-        count = offsets[slot]
-        n8 = n // 8
-        words = row[:n8 * 8].view(np.uint64)
-        for w in range(n8):
-            if words[w] != 0:
-                for i in range(w * 8, w * 8 + 8):
-                    if row[i]:
-                        events[count] = i
-                        count += 1
-        for i in range(n8 * 8, n):
-            if row[i]:
-                events[count] = i
-                count += 1
+        slot_fill(spikes, slot, events, offsets[slot])
+    return offsets, events
+
+
+@nb.njit(cache=True)
+def scan_events_serial(spikes):
+    """:func:`scan_events` on the calling thread (the 1-thread path)."""
+    slots = spikes.shape[0] * spikes.shape[1]
+    sizes = np.zeros(slots, np.int64)
+    for slot in range(slots):
+        sizes[slot] = slot_size(spikes, slot)
+    offsets = slot_offsets(sizes)
+    events = np.empty(offsets[slots], np.int32)
+    for slot in range(slots):
+        slot_fill(spikes, slot, events, offsets[slot])
     return offsets, events
