@@ -147,6 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--json", action="store_true", help="print the per-epoch history as JSON at the end")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
     tr.set_defaults(func=cmd_train)
+    for command in sub.choices.values():  # one thread policy for every command (hwsim.threads)
+        command.add_argument("--threads", type=int, default=None, metavar="N",
+                             help="threads for the simulator kernels and torch (default: all cores); results do "
+                                  "not depend on it")
     return parser
 
 
@@ -177,13 +181,15 @@ def main(argv: list[str] | None = None) -> int:
     from hwsim.feasibility import FeasibilityError
     from hwsim.learning import LearningError
     from hwsim.study import StudyError
+    from hwsim.threads import ThreadsError, set_threads
     from methods.data import DataError
     from methods.rule import RuleError
 
     try:
+        set_threads(args.threads)  # once, before any kernel or torch work
         return args.func(args)
     except (NetworkError, InputError, UsageError, ChipError, DataError, RuleError, LearningError,
-            FeasibilityError, StudyError) as err:
+            FeasibilityError, StudyError, ThreadsError) as err:
         print(f"hwsim {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -1,9 +1,10 @@
 """One thread policy for the whole process: numba kernels and (when it is used) torch.
 
 Call :func:`set_threads` once at start-up (the CLI does, from ``--threads``; default: every core this
-process may run on). It sets numba's thread count and, when torch is already imported, torch's intra-op
-threads; code that imports torch later (training glue) calls :func:`apply_to_torch` so torch follows the
-same policy. This module never imports torch itself. Results of the engine do not depend on the count.
+process may run on, unless a launcher chose for it, see :func:`default_threads`). It sets numba's thread
+count and, when torch is already imported, torch's intra-op threads; code that imports torch later
+(training glue) calls :func:`apply_to_torch` so torch follows the same policy. This module never imports
+torch itself. Results of the engine do not depend on the count.
 """
 
 from __future__ import annotations
@@ -26,11 +27,25 @@ def available_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def default_threads() -> int:
+    """The default count: ``OMP_NUM_THREADS`` when a launcher set it (torchrun sets 1 per process), else the
+    available cores shared among the ``LOCAL_WORLD_SIZE`` processes of one machine, else all cores."""
+    limit = available_threads()
+    omp = os.environ.get("OMP_NUM_THREADS", "")
+    if omp.isdigit() and int(omp) >= 1:
+        return min(int(omp), limit)
+    local = os.environ.get("LOCAL_WORLD_SIZE", "")
+    if local.isdigit() and int(local) >= 1:
+        return max(1, limit // int(local))
+    return limit
+
+
 def check_threads(threads: int | None) -> int:
-    """``threads`` validated against this machine (None: all cores); raises :class:`ThreadsError`."""
+    """``threads`` validated against this machine (None: :func:`default_threads`); raises
+    :class:`ThreadsError`."""
     limit = available_threads()
     if threads is None:
-        return limit
+        return default_threads()
     if isinstance(threads, bool) or int(threads) != threads or not 1 <= threads <= limit:
         raise ThreadsError(f"--threads must be an integer in 1..{limit} (the cores available here), got {threads!r}")
     return int(threads)

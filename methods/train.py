@@ -26,6 +26,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from hwsim.network import from_spec, save
+from hwsim.threads import apply_to_torch
 from methods import build_rule
 from methods.data import DataError, SpikeDataset, load_dataset
 from methods.memory import ActivationMeter
@@ -175,6 +176,7 @@ def load_checkpoint(path: str | Path) -> dict:
 def train(config: TrainConfig, out: str | Path | None = None, resume: str | Path | None = None,
           progress: bool = True, log=print) -> TrainResult:
     """Train ``config.epochs`` epochs; checkpoint to ``out`` after each; continue from ``resume``."""
+    apply_to_torch()  # the process's thread policy (hwsim --threads), set before any torch work
     rank, world = _distributed()
     data, network, rule, optimizer = build(config)
     history: list[EpochStats] = []
