@@ -16,7 +16,7 @@ import numpy as np
 from hwsim.counts import Counts, LayerCounts, add_inference_bytes
 from hwsim.kernels.layer import run_fixed_layer, run_fixed_layer_serial, run_float_layer, run_float_layer_serial
 from hwsim.kernels.synapses import CONV, DENSE, POOL, scan_events, scan_events_serial
-from hwsim.network import Conv2d, Dense, Flatten, FloatLIF, LoihiLIF, Network, NetworkError, SumPool2d
+from hwsim.network import DRAW_CHUNK, Conv2d, Dense, Flatten, FloatLIF, LoihiLIF, Network, NetworkError, SumPool2d
 
 
 class InputError(ValueError):
@@ -325,11 +325,20 @@ def _fixed_bias(layer, out_shape, bias_exp: int) -> np.ndarray:
 
 
 def bernoulli(shape: tuple[int, ...], rate: float, seed: int = 0) -> np.ndarray:
-    """Bernoulli spikes with probability ``rate`` per entry, uint8 array of ``shape``."""
+    """Bernoulli spikes with probability ``rate`` per entry, uint8 array of ``shape``.
+
+    Written straight into the uint8 result, chunk by chunk (float32 draws of at most ``DRAW_CHUNK``
+    values at a time); the values are those of one float32 draw of the whole shape compared with ``rate``.
+    """
     if not 0.0 <= rate <= 1.0:
         raise InputError(f"rate must be a probability in [0, 1], got {rate}")
     rng = np.random.default_rng(seed)
-    return (rng.random(shape, dtype=np.float32) < rate).astype(np.uint8)
+    out = np.empty(shape, np.uint8)
+    flat = out.reshape(-1).view(np.bool_)
+    for start in range(0, flat.shape[0], DRAW_CHUNK):
+        stop = min(flat.shape[0], start + DRAW_CHUNK)
+        np.less(rng.random(stop - start, dtype=np.float32), rate, out=flat[start:stop])
+    return out
 
 
 __all__ = ["Engine", "simulate", "SimResult", "InputError", "NetworkError", "bernoulli", "check_input"]
