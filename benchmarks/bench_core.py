@@ -58,7 +58,9 @@ Engine(from_spec("8-8-8")).run(bernoulli((2, 1, 8), 0.5))  # load the kernels
 tracemalloc.start()
 network = from_spec("4096-4096-4096-10")
 Engine(network).run(bernoulli((100, 64, 4096), 0.05, seed=1))
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, tracemalloc.get_traced_memory()[1] / 2**20)
+hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")]
+peak = int(hwm[0].split()[1]) / 1024 if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(peak, tracemalloc.get_traced_memory()[1] / 2**20)
 """
 
 

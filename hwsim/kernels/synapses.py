@@ -44,15 +44,15 @@ def dense_rows(rows, start, stop, w2d, acc, lo):
     n = acc.shape[0]
     cast = acc.dtype.type  # widen 8/16-bit weights before adding them
     e = start
-    while e + 4 <= stop:
-        j0, j1, j2, j3 = rows[e], rows[e + 1], rows[e + 2], rows[e + 3]
+    while e + 4 <= stop:  # row views (not w2d[j, lo + i]): a runtime column offset defeats vectorisation
+        r0, r1, r2, r3 = w2d[rows[e], lo:], w2d[rows[e + 1], lo:], w2d[rows[e + 2], lo:], w2d[rows[e + 3], lo:]
         for i in range(n):
-            acc[i] += (cast(w2d[j0, lo + i]) + cast(w2d[j1, lo + i])) + (cast(w2d[j2, lo + i]) + cast(w2d[j3, lo + i]))
+            acc[i] += (cast(r0[i]) + cast(r1[i])) + (cast(r2[i]) + cast(r3[i]))
         e += 4
     while e < stop:
-        j0 = rows[e]
+        r0 = w2d[rows[e], lo:]
         for i in range(n):
-            acc[i] += cast(w2d[j0, lo + i])
+            acc[i] += cast(r0[i])
         e += 1
     return (stop - start) * n
 
@@ -66,11 +66,11 @@ def sum_rows(rows, n_rows, w2d, acc):
     cast = acc.dtype.type
     e = 0
     while e + 8 <= n_rows:
-        j0, j1, j2, j3 = rows[e], rows[e + 1], rows[e + 2], rows[e + 3]
-        j4, j5, j6, j7 = rows[e + 4], rows[e + 5], rows[e + 6], rows[e + 7]
+        r0, r1, r2, r3 = w2d[rows[e]], w2d[rows[e + 1]], w2d[rows[e + 2]], w2d[rows[e + 3]]
+        r4, r5, r6, r7 = w2d[rows[e + 4]], w2d[rows[e + 5]], w2d[rows[e + 6]], w2d[rows[e + 7]]
         for i in range(n):
-            acc[i] += (((cast(w2d[j0, i]) + cast(w2d[j1, i])) + (cast(w2d[j2, i]) + cast(w2d[j3, i])))
-                       + ((cast(w2d[j4, i]) + cast(w2d[j5, i])) + (cast(w2d[j6, i]) + cast(w2d[j7, i]))))
+            acc[i] += (((cast(r0[i]) + cast(r1[i])) + (cast(r2[i]) + cast(r3[i])))
+                       + ((cast(r4[i]) + cast(r5[i])) + (cast(r6[i]) + cast(r7[i]))))
         e += 8
     return dense_rows(rows, e, n_rows, w2d, acc, 0) + e * n
 
@@ -231,8 +231,10 @@ def slot_size(spikes, slot):
 
 
 @nb.njit(cache=True, inline="always")
-def slot_fill(spikes, slot, events, count):
-    """Write the indices of slot ``slot``'s spikes to ``events[count:]``, never past its last spike."""
+def slot_fill(spikes, slot, events, count, end):
+    """Write the indices of slot ``slot``'s spikes to ``events[count:end]``, never past ``end`` (so slots
+    can be filled in parallel). Silent 8-neuron words are skipped whole; within a word every index is
+    written and the count advances by the spike bit (no unpredictable branch)."""
     steps, n = spikes.shape[0], spikes.shape[2]
     row = spikes[slot % steps, slot // steps]
     n8 = n // 8
@@ -240,13 +242,13 @@ def slot_fill(spikes, slot, events, count):
     for w in range(n8):
         if words[w] != 0:
             for i in range(w * 8, w * 8 + 8):
-                if row[i]:
+                if count < end:
                     events[count] = i
-                    count += 1
+                count += row[i]
     for i in range(n8 * 8, n):
-        if row[i]:
+        if count < end:
             events[count] = i
-            count += 1
+        count += row[i]
 
 
 @nb.njit(cache=True, inline="always")
@@ -268,7 +270,7 @@ def scan_events(spikes):
     offsets = slot_offsets(sizes)
     events = np.empty(offsets[slots], np.int32)
     for slot in nb.prange(slots):
-        slot_fill(spikes, slot, events, offsets[slot])
+        slot_fill(spikes, slot, events, offsets[slot], offsets[slot + 1])
     return offsets, events
 
 
@@ -282,5 +284,5 @@ def scan_events_serial(spikes):
     offsets = slot_offsets(sizes)
     events = np.empty(offsets[slots], np.int32)
     for slot in range(slots):
-        slot_fill(spikes, slot, events, offsets[slot])
+        slot_fill(spikes, slot, events, offsets[slot], offsets[slot + 1])
     return offsets, events
