@@ -28,11 +28,12 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import hwsim.threads  # noqa: E402, F401, I001  (first: the OpenMP wait policy, before torch and numba start)
+
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hwsim.engine import Engine, bernoulli  # noqa: E402
 from hwsim.network import Conv2d, Dense, Flatten, Network, SumPool2d, from_spec  # noqa: E402
@@ -73,15 +74,18 @@ def with_thresholds(network: Network, thresholds: list[float]) -> Network:
 
 
 def calibrate(network: Network, rate: float, x: np.ndarray) -> Network:
-    """Thresholds such that every hidden neuron layer fires about ``rate`` of its neurons per step."""
+    """Thresholds such that every hidden neuron layer fires about ``rate`` of its neurons per step
+    (bisection in log space, layer after layer, each on the network up to that layer)."""
     n_layers = sum(layer.neuron is not None for layer in network.layers)
     thresholds = [1.0] * n_layers
     for k in range(n_layers - 1):  # the output layer keeps its threshold
-        lo, hi = 1e-3, 1e3
-        for _ in range(18):
+        lo, hi = 1e-2, 1e2
+        for _ in range(14):
             mid = float(np.sqrt(lo * hi))
             thresholds[k] = mid
-            fired = Engine(with_thresholds(network, thresholds)).run(x).counts.layers[k]
+            tuned = with_thresholds(network, thresholds)
+            upto = [i for i, layer in enumerate(tuned.layers) if layer.neuron is not None][k]
+            fired = Engine(Network(tuned.input_shape, tuned.layers[:upto + 1])).run(x).counts.layers[k]
             if fired.total("spikes_out") / (x.shape[0] * x.shape[1] * fired.n_out) > rate:
                 lo = mid
             else:

@@ -33,11 +33,13 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import hwsim.threads  # noqa: E402, F401, I001  (first: the OpenMP wait policy, before torch and numba start)
+
 import numba as nb
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hwsim.engine import Engine, bernoulli  # noqa: E402
 from hwsim.kernels.synapses import dense_events, emit_events, scan_events  # noqa: E402

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+import hwsim.threads  # noqa: F401  (first: the OpenMP wait policy must be set before torch or numba start OpenMP)
 from hwsim.commands import (
     UsageError,
     cmd_chips,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+import hwsim.threads  # noqa: F401  (sets the OpenMP wait policy before the first parallel kernel)
 from hwsim.counts import Counts, LayerCounts, add_inference_bytes
 from hwsim.kernels.layer import run_fixed_layer, run_fixed_layer_serial, run_float_layer, run_float_layer_serial
 from hwsim.kernels.synapses import CONV, DENSE, POOL, scan_events, scan_events_serial
@@ -260,16 +261,16 @@ class Engine:
                 neuron: FloatLIF = layer.neuron
                 u_rec = np.zeros(rec_shape, np.float32)
                 float_layer(plan.kind, in_off, in_events, plan.w2d, plan.geom, bias, np.float32(neuron.lam),
-                                np.float32(neuron.v_th), neuron.reset == "soft", s_out, u_rec, chunks, blocks,
-                                step_counts, neuron_spikes, neuron_active)
+                            np.float32(neuron.v_th), neuron.reset == "soft", s_out, u_rec, chunks, blocks,
+                            step_counts, neuron_spikes, neuron_active)
                 if record is True:
                     membranes.append(to_channels_first(u_rec, plan.out_shape))
             else:
                 neuron: LoihiLIF = layer.neuron
                 v_rec, u_rec = np.zeros(rec_shape, np.int32), np.zeros(rec_shape, np.int32)
                 fixed_layer(plan.kind, in_off, in_events, plan.w2d, plan.factor, plan.geom, int(layer.weight_exp),
-                                neuron.du, neuron.dv, neuron.vth, bias, s_out, v_rec, u_rec, chunks, blocks,
-                                step_counts, neuron_spikes, neuron_active)
+                            neuron.du, neuron.dv, neuron.vth, bias, s_out, v_rec, u_rec, chunks, blocks,
+                            step_counts, neuron_spikes, neuron_active)
                 if record is True:
                     membranes.append(to_channels_first(v_rec, plan.out_shape))
                     currents.append(to_channels_first(u_rec, plan.out_shape))
