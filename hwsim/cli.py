@@ -19,6 +19,7 @@ import argparse
 import os
 import sys
 
+import hwsim.threads  # noqa: F401  (first: the OpenMP wait policy must be set before torch or numba start OpenMP)
 from hwsim import __version__
 from hwsim.commands import (
     DEFAULT_MODE,
@@ -185,6 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="print the per-epoch history as JSON at the end (the epoch lines go to stderr)")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
     tr.set_defaults(func=cmd_train)
+    for command in sub.choices.values():  # one thread policy for every command (hwsim.threads)
+        command.add_argument("--threads", type=int, default=None, metavar="N",
+                             help="threads for the simulator kernels and torch (default: all cores); results do "
+                                  "not depend on it")
     return parser
 
 
@@ -219,10 +224,11 @@ def _user_errors() -> tuple[type[Exception], ...]:
     """The error classes that mean bad input (one line on stderr, exit 2), from modules that import nothing
     heavy; a chip or npz error can only come from an already imported ``chips`` or ``hwsim.safeio``."""
     from hwsim import errors
+    from hwsim.threads import ThreadsError
     from methods.errors import DataError, RuleError
 
     found = [errors.NetworkError, errors.InputError, errors.UsageError, errors.LearningError,
-             errors.FeasibilityError, errors.StudyError, DataError, RuleError]
+             errors.FeasibilityError, errors.StudyError, DataError, RuleError, ThreadsError]
     for module, name in (("chips", "ChipError"), ("hwsim.safeio", "NpzError")):
         if module in sys.modules:
             found.append(getattr(sys.modules[module], name))
@@ -255,6 +261,7 @@ def _dispatch(args: argparse.Namespace, command: str) -> int:
         return code
 
     try:
+        hwsim.threads.set_threads(args.threads)  # once, before any kernel or torch work
         return args.func(args)
     except ValueError as err:
         if not isinstance(err, _user_errors()):

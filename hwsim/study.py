@@ -245,7 +245,7 @@ class Study:
         save(fixed, self.out / "fixed.network.npz")
         counts = Engine(network).run(np.moveaxis(x, 0, 1).astype(np.uint8)).counts
         first = np.moveaxis(x[:1], 0, 1).astype(np.uint8)
-        spike_raster(Engine(fixed).run(first), self.out / "spike_raster.png", inputs=first,
+        spike_raster(Engine(fixed).run(first, record="spikes"), self.out / "spike_raster.png", inputs=first,
                      title=f"{self.config.network}: one {self.config.dataset} test sample, fixed point")
         return {"float_accuracy_percent": None if float_acc is None else round(100 * float_acc, 1),
                 "quantized_float_percent": round(100 * report.accuracy_float, 1),

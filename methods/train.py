@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from hwsim.network import Network, from_spec, save
 from hwsim.safeio import OutputLock, atomic_path
+from hwsim.threads import apply_to_torch
 from methods import build_rule
 from methods.data import DataError, SpikeDataset, load_dataset
 from methods.memory import ActivationMeter
@@ -275,6 +276,7 @@ def _config_from(saved: dict, path: Path) -> TrainConfig:
 def train(config: TrainConfig, out: str | Path | None = None, resume: str | Path | None = None,
           progress: bool = True, log=print) -> TrainResult:
     """Train ``config.epochs`` epochs; checkpoint to ``out`` after each; continue from ``resume``."""
+    apply_to_torch()  # the process's thread policy (hwsim --threads), set before any torch work
     rank, world = _distributed()
     check_config(config)
     state = load_checkpoint(resume) if resume is not None else None  # checked before any work
