@@ -23,7 +23,7 @@ from typing import Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hwsim.errors import StudyError
 
@@ -107,6 +107,20 @@ class StudyConfig(BaseModel):
             raise ValueError("needs at least one time step count, each in 1..10000")
         return value
 
+    @model_validator(mode="after")
+    def _stdl_budget(self) -> StudyConfig:
+        """STDL's budget must admit an auxiliary network on this network: checked here, before any training."""
+        if "stdl" not in (*self.rules, *self.train_rules, *self.on_chip.rules):
+            return self
+        from hwsim.network import from_spec
+        from hwsim.stdl import STDLError, plan
+
+        try:
+            plan(from_spec(self.network), 1, self.stdl_budget_bytes, self.batch_size)
+        except STDLError as err:
+            raise ValueError(f"stdl_budget_bytes: {err}") from None
+        return self
+
 
 def load_config(path: str | Path | None) -> StudyConfig:
     if path is None:
@@ -129,8 +143,10 @@ def load_config(path: str | Path | None) -> StudyConfig:
     except ValidationError as err:
         problems = []
         for e in err.errors():
-            key = ".".join(str(p) for p in e["loc"]) or "(top level)"
-            if e["type"] == "extra_forbidden":
+            key = ".".join(str(p) for p in e["loc"])
+            if not key:  # a check across keys names its key in the message
+                problems.append(str(e["msg"]).removeprefix("Value error, "))
+            elif e["type"] == "extra_forbidden":
                 problems.append(f"key {short(key, 60)} is not a study key "
                                 f"(known: {', '.join(StudyConfig.model_fields)})")
             else:

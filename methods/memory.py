@@ -21,6 +21,9 @@ exist before metering (they are the parameters' size, not activation memory).
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import weakref
 from dataclasses import dataclass
 
@@ -81,7 +84,8 @@ class ActivationMeter:
             from torch.profiler import ProfilerActivity, profile
 
             self._profiler = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
-            self._profiler.__enter__()
+            with _quiet_stderr():  # the profiler's C++ side prints start/stop lines to the process's stderr
+                self._profiler.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
@@ -90,7 +94,8 @@ class ActivationMeter:
             torch.cuda.synchronize()
             self.allocator_peak_bytes = int(torch.cuda.max_memory_allocated() - self._cuda_base)
         elif self._profiler is not None:
-            self._profiler.__exit__(*exc)
+            with _quiet_stderr():
+                self._profiler.__exit__(*exc)
             self.allocator_peak_bytes = _peak_of(self._profiler)
             self._profiler = None
 
@@ -125,6 +130,20 @@ class ActivationMeter:
     def report(self) -> MemoryReport:
         cuda = torch.cuda.max_memory_allocated() if self._cuda else None
         return MemoryReport(self.peak_bytes, self.saved_tensors, cuda, self.allocator_peak_bytes)
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Send file descriptor 2 to /dev/null for the block (C++ log lines bypass ``sys.stderr``)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _peak_of(profiler) -> int:

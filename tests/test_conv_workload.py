@@ -54,6 +54,7 @@ train_rules: [sltt]
 rules: [sltt, stdl]
 chips: [loihi, spinnaker2]
 memory_timesteps: [2]
+stdl_budget_bytes: 1048576   # a conv net's auxiliary classifier alone needs about 180 kB at batch 32
 on_chip: {rules: [sltt, ottt_a], samples: 20}
 eval_samples: 40
 """

@@ -158,3 +158,14 @@ def test_one_default_budget_everywhere():
     feasibility = parser.parse_args(["feasibility", "--net", "8-4"])
     assert TrainConfig("stdl").budget_bytes == StudyConfig().stdl_budget_bytes == DEFAULT_BUDGET_BYTES
     assert train.budget_bytes == feasibility.budget_bytes == DEFAULT_BUDGET_BYTES
+
+
+def test_a_study_whose_budget_admits_no_auxiliary_network_stops_before_training(tmp_path, capsys):
+    from hwsim.cli import main
+
+    config = tmp_path / "s.yaml"
+    config.write_text("dataset: dvs_bars\nnetwork: 2x16x16-c4k3p1-p2-4\nrules: [sltt, stdl]\n")
+    assert main(["study", "--config", str(config), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "stdl_budget_bytes: STDL memory budget 131072 bytes is too small" in err
+    assert not (tmp_path / "out" / "stages").exists()  # nothing trained
