@@ -160,6 +160,7 @@ def memory_vs_timesteps(memory_kib: dict[str, dict[str, float]], path: str | Pat
         ax.set_yscale("log")
         all_steps = sorted({int(t) for points in data.values() for t in points})
         ax.set_xticks(all_steps, [str(t) for t in all_steps])
+        ax.set_xlim(left=min(all_steps) / 1.4)
         ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
         ax.yaxis.set_minor_formatter(matplotlib.ticker.ScalarFormatter())
@@ -181,7 +182,7 @@ def _label_ends(ax, ends: list[tuple[float, str, object, int]]) -> None:
         placed.append(y)
         ax.annotate(f"{rule} {value:.0f}", (last * 1.15, y), fontsize=7, color=colour, va="center",
                     annotation_clip=False)
-    ax.set_xlim(right=max((e[3] for e in ends), default=1) * 2.2)
+    ax.set_xlim(right=max((e[3] for e in ends), default=1) * 2.2)  # room for the labels; the left limit follows
 
 
 def accuracy_bars(values: dict[str, float], path: str | Path | None = None, samples: int | None = None):

@@ -50,7 +50,7 @@ class StudyConfig(BaseModel):
                                                  "file (x_train, y_train, x_test, y_test: "
                                                  "0/1 spikes (N, T, *shape) and labels) or tonic:<Name>")
     data_path: str | None = Field(None, description="folder for tonic datasets")
-    network: str = "64-128-10"
+    network: str = "64-128-128-10"  # two hidden layers: STDL's default budget binds on it
     timesteps: int = Field(8, ge=1, le=10_000)
     epochs: int = Field(4, ge=1)
     batch_size: int = Field(32, ge=1, le=1 << 16)

@@ -175,3 +175,17 @@ def test_study_figures_have_content(study_dir):
         by_t = [e for _, e in sweeps["by_timesteps"][chip]]
         by_rate = [e for _, e in sweeps["by_rate"][chip]]
         assert len(by_t) >= 3 and by_t == sorted(by_t) and by_rate == sorted(by_rate)  # more work, more energy
+
+
+def test_report_says_whether_stdls_budget_binds():
+    """The default study network is deep enough for STDL's default budget to bind, and the report says so."""
+    import json
+
+    from hwsim.report import _stdl_lines
+    from hwsim.study import StudyConfig
+
+    config = StudyConfig()
+    plan = {"subnetworks": [["dense0"], ["dense1"], ["dense2"]], "auxiliary": [["classifier"], ["dense2"]],
+            "auxiliary_training_bytes": [33404, 34564], "budget_bytes": config.stdl_budget_bytes, "batch": 32}
+    text = _stdl_lines(config, json.loads(json.dumps(plan)))[0]
+    assert config.network == "64-128-128-10" and "binds:" in text and "would need 263940 B" in text
