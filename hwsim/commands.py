@@ -197,6 +197,24 @@ def cmd_study(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from hwsim.sweep import load_sweep, run_sweep
+
+    if args.connect_timeout <= 0:
+        raise UsageError(f"--connect-timeout: expected a positive number of seconds, got {args.connect_timeout:g}")
+    if args.serial and (args.scheduler or args.workers):
+        raise UsageError("--serial runs in this process: it takes neither --scheduler nor --workers")
+    summary = run_sweep(load_sweep(args.config), args.out, scheduler=args.scheduler, workers=args.workers,
+                        serial=args.serial, connect_timeout_s=args.connect_timeout, progress=not args.no_progress)
+    out = summary.out
+    print(f"{summary.points} points: {summary.done_before} done before, {summary.ran} run now, {summary.failed} failed"
+          f"\ntable: {out / 'points.parquet'}; report: {out / 'sweep.md'}; figures: {', '.join(summary.figures)}")
+    if summary.failed:
+        print(f"{summary.failed} points failed (their error is in the table and sweep.md); rerun to retry them")
+        return 1
+    return 0
+
+
 def _dash(value) -> str:
     return "-" if value is None else str(value)
 

@@ -132,11 +132,12 @@ class Study:
         self.chip_names = chips.names() if config.chips == "all" else list(config.chips)
 
     # -- bookkeeping ---------------------------------------------------------------------------------
-    def run(self) -> dict:
+    def run(self, stages: tuple[str, ...] = STAGES) -> dict:
+        """Run ``stages`` (default: all, in order; a sweep runs a subset) and return their results by name."""
         from tqdm import tqdm
 
         results = {}
-        bar = tqdm(STAGES, desc="study", unit="stage", disable=not self.progress, leave=False)
+        bar = tqdm(stages, desc="study", unit="stage", disable=not self.progress, leave=False)
         for stage in bar:
             bar.set_description(f"study: {stage}")
             path = self.out / "stages" / f"{stage}.json"
@@ -276,8 +277,9 @@ class Study:
         x = x.reshape(*x.shape[:2], *fixed.input_shape)[:32]
         counts = Engine(fixed).run(np.moveaxis(x, 0, 1).astype(np.uint8)).counts
         reports = [estimate(fixed, counts, chips.load(name)).to_dict() for name in self.chip_names]
-        energy_breakdown(reports, self.out / "energy_per_chip.png",
-                         title=f"{self.config.network} on {self.config.dataset}, T={self.config.timesteps}")
+        if any(r["energy_j"] > 0 for r in reports):  # a chip without published energies alone: nothing to draw
+            energy_breakdown(reports, self.out / "energy_per_chip.png",
+                             title=f"{self.config.network} on {self.config.dataset}, T={self.config.timesteps}")
         return {"chips": {r["chip"]: {"energy_uj_per_sample": _sig(r["energy_per_sample_j"] * 1e6),
                                       "latency_ms_per_sample": None if r["latency_s"] is None else
                                       _sig(r["latency_s"] / counts.batch * 1e3),

@@ -1,0 +1,195 @@
+"""Running a sweep: the points as Dask tasks (a ``LocalCluster`` by default, or any scheduler address), or serially
+in this process; every finished point written at once; the report and figures at the end.
+
+Task graph: one ``train`` task per training key, one ``model`` task per trained network (depending on its
+training), one ``point`` task per point (depending on its network). Tasks return small dicts; trained networks
+stay in files under ``--out`` (see :mod:`hwsim.sweep.tasks`). The client alone writes ``points.parquet`` and
+each ``points/<id>/results.json``, as each point finishes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from hwsim.sweep.config import Point, SweepConfig, SweepError, expand
+from hwsim.sweep.table import Table, make_row, write_json
+from hwsim.sweep.tasks import PointFailed, model_task, point_dir, point_task, train_task
+
+LOCK = ".sweep.lock"
+SAVED = "sweep.yaml"
+
+
+@dataclass
+class SweepSummary:
+    """What a run did: ``points`` in the sweep, ``done_before`` (kept from an earlier run), ``ran`` now, of
+    which ``failed``; ``figures`` written; ``out`` the folder."""
+
+    points: int
+    done_before: int
+    ran: int
+    failed: int
+    figures: list[str]
+    out: Path
+
+
+def run_sweep(config: SweepConfig, out: str | Path, *, scheduler: str | None = None, workers: int | None = None,
+              serial: bool = False, connect_timeout_s: float = 10.0, progress: bool = True,
+              log: Callable[[str], None] = print) -> SweepSummary:
+    """Run the points of ``config`` that ``out`` does not hold yet (see module docstring).
+
+    ``scheduler``: address of a running Dask scheduler (``tcp://host:8786``); else a ``LocalCluster`` of
+    ``workers`` processes (default: one per core), one thread each; ``serial``: no Dask, this process."""
+    from filelock import FileLock, Timeout
+
+    out = Path(out).resolve()
+    points = expand(config)
+    out.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(out / LOCK)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise SweepError(f"{out}: another hwsim sweep is running on this folder (it holds {out / LOCK}); wait for "
+                         "it or use another --out") from None
+    try:
+        _claim(out, config)
+        table = Table(out)
+        done = table.done()
+        todo = [p for p in points if p.id not in done]
+        log(f"sweep: {len(points)} points, {len(points) - len(todo)} done before, {len(todo)} to run "
+            f"({len({p.train_key for p in todo})} trainings)")
+        failed = 0
+        if todo:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(points), initial=len(points) - len(todo), desc="sweep", unit="point",
+                       disable=not progress)
+
+            def finish(point: Point, outcome: dict | None = None, error: str | None = None) -> None:
+                nonlocal failed
+                if outcome is not None:
+                    write_json(point_dir(out, point.id) / "results.json",
+                               {"point_id": point.id, "point": point.index, "axes": point.axes,
+                                "config": point.config, **outcome["results"],
+                                "run": {"seconds": outcome["seconds"], "worker": outcome["worker"]}})
+                else:
+                    failed += 1
+                table.add(make_row(point, outcome, error))
+                bar.update(1)
+
+            try:
+                if serial:
+                    _run_serial(todo, config, out, finish)
+                else:
+                    _run_dask(todo, config, out, finish, scheduler, workers, connect_timeout_s, log)
+            finally:
+                bar.close()
+        rows = sorted(table.rows.values(), key=lambda r: r["point"])
+        from hwsim.sweep.figures import draw_all
+        from hwsim.sweep.report import write_report
+
+        figures = draw_all(rows, out)
+        write_report(config, rows, figures, out)
+        return SweepSummary(len(points), len(points) - len(todo), len(todo), failed, figures, out)
+    finally:
+        lock.release()
+
+
+def _claim(out: Path, config: SweepConfig) -> None:
+    """Refuse a folder that holds something other than this sweep; write ``sweep.yaml`` in a new one."""
+    saved = out / SAVED
+    text = config.canonical()
+    if saved.is_file():
+        if saved.read_text() != text:
+            raise SweepError(f"{out}: holds a sweep of another configuration ({saved}); use another --out, or "
+                             "delete the folder to start over")
+        return
+    if any(p.name != LOCK for p in out.iterdir()):
+        raise SweepError(f"{out}: not empty and holds no sweep ({SAVED}); use a new or empty folder for --out")
+    saved.write_text(text)
+
+
+def _run_serial(points: list[Point], config: SweepConfig, out: Path, finish) -> None:
+    cache: dict[tuple[str, str], dict | Exception] = {}
+
+    def once(key: tuple[str, str], call):
+        if key not in cache:
+            try:
+                cache[key] = call()
+            except Exception as err:  # recorded against every point that needs it, as Dask does
+                cache[key] = err
+        if isinstance(cache[key], Exception):
+            raise cache[key]
+        return cache[key]
+
+    where = str(out)
+    for p in points:
+        try:
+            trained = once(("train", p.train_key), lambda p=p: train_task(p.train_config(), where, p.train_key))
+            model = once(("model", p.model_key), lambda p=p: model_task(
+                p.model_config(), where, p.train_key, p.model_key, list(config.extra_stages), trained))
+            outcome = point_task(p.config, where, p.model_key, p.id, model)
+        except Exception as err:
+            finish(p, error=_message(err))
+            continue
+        finish(p, outcome)
+
+
+def _run_dask(points: list[Point], config: SweepConfig, out: Path, finish, scheduler: str | None,
+              workers: int | None, connect_timeout_s: float, log) -> None:
+    from distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout=f"{connect_timeout_s}s", set_as_default=False)
+        except (OSError, TimeoutError, ValueError) as err:
+            raise SweepError(f"--scheduler {scheduler}: no Dask scheduler answered within {connect_timeout_s:g} s "
+                             f"({' '.join(str(err).split()) or type(err).__name__})") from None
+    else:
+        n = workers or os.cpu_count() or 1
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+                               silence_logs=logging.CRITICAL,
+                               env={"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+        client = Client(cluster, set_as_default=False)
+    try:
+        workers_now = len(client.scheduler_info(n_workers=-1).get("workers", {}))
+        log(f"sweep: Dask scheduler {client.scheduler.address} with {workers_now} workers; dashboard: "
+            f"{client.dashboard_link}")
+        # keys name the output folder too: two sweeps on one cluster never share a task
+        token = hashlib.sha1(f"{out}\n{config.canonical()}".encode()).hexdigest()[:8]
+        where, retries = str(out), config.retries
+        trains, models, futures = {}, {}, {}
+        for p in points:
+            if p.train_key not in trains:
+                trains[p.train_key] = client.submit(train_task, p.train_config(), where, p.train_key,
+                                                    key=f"hwsim-train-{p.train_key}-{token}", retries=retries)
+            if p.model_key not in models:
+                models[p.model_key] = client.submit(model_task, p.model_config(), where, p.train_key, p.model_key,
+                                                    list(config.extra_stages), trains[p.train_key],
+                                                    key=f"hwsim-model-{p.model_key}-{token}", retries=retries)
+            futures[client.submit(point_task, p.config, where, p.model_key, p.id, models[p.model_key],
+                                  key=f"hwsim-point-{p.id}-{token}", retries=retries)] = p
+        for future in as_completed(list(futures), loop=client.loop):
+            point = futures.pop(future)
+            if future.status == "finished":
+                finish(point, future.result())
+            else:
+                finish(point, error=_message(future.exception()))
+            future.release()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _message(err: BaseException | None) -> str:
+    if err is None:
+        return "cancelled"
+    if isinstance(err, PointFailed):
+        return str(err)
+    return f"{type(err).__name__}: {' '.join(str(err).split())}"
