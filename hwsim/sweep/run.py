@@ -145,11 +145,8 @@ def _run_dask(points: list[Point], config: SweepConfig, out: Path, finish, sched
 
     cluster = None
     if scheduler:
-        try:
-            client = Client(scheduler, timeout=f"{connect_timeout_s}s", set_as_default=False)
-        except (OSError, TimeoutError, ValueError) as err:
-            raise SweepError(f"--scheduler {scheduler}: no Dask scheduler answered within {connect_timeout_s:g} s "
-                             f"({' '.join(str(err).split()) or type(err).__name__})") from None
+        _probe(scheduler, connect_timeout_s)
+        client = Client(scheduler, timeout=f"{connect_timeout_s}s", set_as_default=False)
     else:
         n = workers or os.cpu_count() or 1
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
@@ -185,6 +182,35 @@ def _run_dask(points: list[Point], config: SweepConfig, out: Path, finish, sched
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _probe(address: str, timeout_s: float) -> None:
+    """Ask ``address`` who it is, within ``timeout_s``; a clear error unless a Dask scheduler answers. (Before the
+    Client: a Client that fails to connect lingers and times out again when collected.)"""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    async def identity() -> dict:
+        from distributed.comm import connect
+
+        comm = await connect(address, timeout=timeout_s)
+        try:
+            await asyncio.wait_for(comm.write({"op": "identity"}), timeout_s)
+            return await asyncio.wait_for(comm.read(), timeout_s)
+        finally:
+            comm.abort()
+
+    with ThreadPoolExecutor(1) as pool:  # its own event loop: works under a running one (Jupyter) too
+        try:
+            reply = pool.submit(asyncio.run, identity()).result(timeout=3 * timeout_s + 5)
+        except (OSError, TimeoutError, ValueError) as err:  # refused, unreachable, timed out, malformed address
+            text = " ".join(str(err).split()) or type(err).__name__
+            raise SweepError(f"--scheduler {address}: no Dask scheduler answered within {timeout_s:g} s ({text})"
+                             ) from None
+        except Exception:  # something answered, in another protocol
+            raise SweepError(f"--scheduler {address}: something answered, but not a Dask scheduler") from None
+    if not isinstance(reply, dict) or reply.get("type") != "Scheduler":
+        raise SweepError(f"--scheduler {address}: answered, but not as a Dask scheduler ({str(reply)[:80]})")
 
 
 def _message(err: BaseException | None) -> str:
