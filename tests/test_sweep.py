@@ -117,9 +117,20 @@ def test_rerun_of_a_finished_sweep_runs_only_the_failed_points(serial):
     assert list(after[kept].finished_at) == list(before[kept].finished_at)  # not run again
 
 
-def test_two_worker_local_cluster_equals_serial(serial, tmp_path):
+@pytest.fixture(scope="module")
+def cluster():
+    """A 2-worker LocalCluster (one thread each) that the sweeps below reach by its address, as --scheduler."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                      silence_logs=50) as running:
+        yield running
+
+
+def test_two_worker_local_cluster_equals_serial(serial, cluster, tmp_path):
     logs = []
-    summary = run_sweep(parse_sweep(TINY), tmp_path / "dask", workers=2, progress=False, log=logs.append)
+    summary = run_sweep(parse_sweep(TINY), tmp_path / "dask", scheduler=cluster.scheduler_address, progress=False,
+                        log=logs.append)
     assert (summary.ran, summary.failed) == (6, 2)
     assert "with 2 workers; dashboard: http" in logs[1]
     frame = pd.read_parquet(tmp_path / "dask" / "points.parquet")
@@ -127,12 +138,11 @@ def test_two_worker_local_cluster_equals_serial(serial, tmp_path):
     pd.testing.assert_frame_equal(_frame(tmp_path / "dask"), _frame(serial))
 
 
-def test_killing_a_worker_mid_sweep_loses_nothing(serial, tmp_path):
-    from distributed import Client, LocalCluster
+def test_killing_a_worker_mid_sweep_loses_nothing(serial, cluster, tmp_path):
+    from distributed import Client
 
     out = tmp_path / "killed"
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-                      silence_logs=50) as cluster, Client(cluster, set_as_default=False) as client:
+    with Client(cluster, set_as_default=False) as client:
         errors = []
 
         def sweep():
@@ -166,7 +176,7 @@ def test_killing_a_worker_mid_sweep_loses_nothing(serial, tmp_path):
 @pytest.mark.slow
 def test_killing_the_whole_sweep_then_rerunning_completes_only_the_missing_points(serial, tmp_path):
     config = tmp_path / "tiny.yaml"
-    config.write_text(yaml.safe_dump(TINY))
+    config.write_text(yaml.safe_dump(TINY))  # keys sorted: chips before network, so the points number otherwise
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen([sys.executable, "-m", "hwsim.cli", "sweep", "--config", str(config), "--out", str(out),

@@ -35,7 +35,8 @@ def draw_all(rows: list[dict], out: Path) -> list[str]:
 
 
 def accuracy_vs_energy(rows: list[dict], path: Path) -> Path | None:
-    rows = [r for r in rows if _number(r.get("energy_uj")) and r["energy_uj"] > 0 and _number(r.get("accuracy_percent"))]
+    rows = [r for r in rows
+            if _number(r.get("energy_uj")) and r["energy_uj"] > 0 and _number(r.get("accuracy_percent"))]
     if not rows:
         return None
     rules, chip_names = _ordered(rows, "rule"), _ordered(rows, "chip")

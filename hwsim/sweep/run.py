@@ -58,6 +58,12 @@ def run_sweep(config: SweepConfig, out: str | Path, *, scheduler: str | None = N
     try:
         _claim(out, config)
         table = Table(out)
+        index = {p.id: p.index for p in points}
+        moved = [row for pid, row in table.rows.items() if index.get(pid, row["point"]) != row["point"]]
+        for row in moved:  # the same sweep with its axes written in another order numbers its points anew
+            row["point"] = index[row["point_id"]]
+        if moved:
+            table.write()
         done = table.done()
         todo = [p for p in points if p.id not in done]
         log(f"sweep: {len(points)} points, {len(points) - len(todo)} done before, {len(todo)} to run "
@@ -66,8 +72,11 @@ def run_sweep(config: SweepConfig, out: str | Path, *, scheduler: str | None = N
         if todo:
             from tqdm import tqdm
 
-            bar = tqdm(total=len(points), initial=len(points) - len(todo), desc="sweep", unit="point",
-                       disable=not progress)
+            bars = []
+
+            def start() -> None:  # once the workers are up, so that the bar stays below what they print first
+                bars.append(tqdm(total=len(points), initial=len(points) - len(todo), desc="sweep", unit="point",
+                                 disable=not progress))
 
             def finish(point: Point, outcome: dict | None = None, error: str | None = None) -> None:
                 nonlocal failed
@@ -79,15 +88,17 @@ def run_sweep(config: SweepConfig, out: str | Path, *, scheduler: str | None = N
                 else:
                     failed += 1
                 table.add(make_row(point, outcome, error))
-                bar.update(1)
+                bars[0].update(1)
 
             try:
                 if serial:
+                    start()
                     _run_serial(todo, config, out, finish)
                 else:
-                    _run_dask(todo, config, out, finish, scheduler, workers, connect_timeout_s, log)
+                    _run_dask(todo, config, out, start, finish, scheduler, workers, connect_timeout_s, log)
             finally:
-                bar.close()
+                for bar in bars:
+                    bar.close()
         rows = sorted(table.rows.values(), key=lambda r: r["point"])
         from hwsim.sweep.figures import draw_all
         from hwsim.sweep.report import write_report
@@ -130,7 +141,7 @@ def _run_serial(points: list[Point], config: SweepConfig, out: Path, finish) -> 
     for p in points:
         try:
             trained = once(("train", p.train_key), lambda p=p: train_task(p.train_config(), where, p.train_key))
-            model = once(("model", p.model_key), lambda p=p: model_task(
+            model = once(("model", p.model_key), lambda p=p, trained=trained: model_task(
                 p.model_config(), where, p.train_key, p.model_key, list(config.extra_stages), trained))
             outcome = point_task(p.config, where, p.model_key, p.id, model)
         except Exception as err:
@@ -139,7 +150,7 @@ def _run_serial(points: list[Point], config: SweepConfig, out: Path, finish) -> 
         finish(p, outcome)
 
 
-def _run_dask(points: list[Point], config: SweepConfig, out: Path, finish, scheduler: str | None,
+def _run_dask(points: list[Point], config: SweepConfig, out: Path, start, finish, scheduler: str | None,
               workers: int | None, connect_timeout_s: float, log) -> None:
     from distributed import Client, LocalCluster, as_completed
 
@@ -157,6 +168,7 @@ def _run_dask(points: list[Point], config: SweepConfig, out: Path, finish, sched
         workers_now = len(client.scheduler_info(n_workers=-1).get("workers", {}))
         log(f"sweep: Dask scheduler {client.scheduler.address} with {workers_now} workers; dashboard: "
             f"{client.dashboard_link}")
+        start()
         # keys name the output folder too: two sweeps on one cluster never share a task
         token = hashlib.sha1(f"{out}\n{config.canonical()}".encode()).hexdigest()[:8]
         where, retries = str(out), config.retries
@@ -176,7 +188,11 @@ def _run_dask(points: list[Point], config: SweepConfig, out: Path, finish, sched
             if future.status == "finished":
                 finish(point, future.result())
             else:
-                finish(point, error=_message(future.exception()))
+                try:
+                    error = future.exception()
+                except Exception as err:  # a cancelled future raises instead of returning its error
+                    error = err
+                finish(point, error=_message(error))
             future.release()
     finally:
         client.close()
