@@ -4,7 +4,8 @@
   rule, one marker per chip, hollow where the energy is a lower bound; the Pareto front joined and ringed;
 * ``memory_vs_T.png`` -- learning memory per core (KiB) against T, one panel per chip, one line per rule (and
   network), the chip's memory per core as a dashed line where it publishes one;
-* ``cores_vs_width.png`` -- cores needed for inference against the widest hidden layer, one line per chip.
+* ``cores_vs_width.png`` -- cores needed for inference against the widest hidden layer, one line per chip (lines
+  that coincide stay visible: each chip has its own line style and marker size).
 """
 
 from __future__ import annotations
@@ -121,7 +122,8 @@ def cores_vs_width(rows: list[dict], path: Path) -> Path | None:
             if r["chip"] == chip:
                 points.setdefault(r["width"], r["cores"])
         widths = sorted(points)
-        ax.plot(widths, [points[w] for w in widths], marker=MARKERS[k % len(MARKERS)], label=chip)
+        ax.plot(widths, [points[w] for w in widths], marker=MARKERS[k % len(MARKERS)], label=chip,
+                linestyle=LINESTYLES[k % len(LINESTYLES)], markersize=max(10 - 2 * k, 4), alpha=0.85)
     ax.set_xlabel("width: neurons of the widest hidden layer")
     ax.set_ylabel("cores needed (inference)")
     ax.set_xscale("log")
