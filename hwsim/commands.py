@@ -204,6 +204,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise UsageError(f"--connect-timeout: expected a positive number of seconds, got {args.connect_timeout:g}")
     if args.serial and (args.scheduler or args.workers):
         raise UsageError("--serial runs in this process: it takes neither --scheduler nor --workers")
+    if args.scheduler and args.workers:
+        raise UsageError("--workers sizes the LocalCluster; a --scheduler's cluster has its own workers")
     summary = run_sweep(load_sweep(args.config), args.out, scheduler=args.scheduler, workers=args.workers,
                         serial=args.serial, connect_timeout_s=args.connect_timeout, progress=not args.no_progress)
     out = summary.out

@@ -159,10 +159,14 @@ def _run_dask(points: list[Point], config: SweepConfig, out: Path, start, finish
         _probe(scheduler, connect_timeout_s)
         client = Client(scheduler, timeout=f"{connect_timeout_s}s", set_as_default=False)
     else:
+        import dask
+
         n = workers or os.cpu_count() or 1
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
-                               silence_logs=logging.CRITICAL,
-                               env={"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+        # Lava (the export stage) starts processes of its own, which a daemonic worker may not
+        with dask.config.set({"distributed.worker.daemon": "export" not in config.extra_stages}):
+            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                   silence_logs=logging.CRITICAL,
+                                   env={"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
         client = Client(cluster, set_as_default=False)
     try:
         workers_now = len(client.scheduler_info(n_workers=-1).get("workers", {}))
