@@ -61,6 +61,7 @@ def _load_file(path: Path) -> Chip:
         raise ChipError(f"{path}: " + "; ".join(_describe(e) for e in err.errors())) from None
     if path.parent == CHIP_DIR and chip.name != path.stem:
         raise ChipError(f"{path}: field 'name' is {chip.name!r}, expected the file stem {path.stem!r}")
+    chip._path = str(path)
     return chip
 
 
@@ -72,11 +73,14 @@ def _describe(error: dict) -> str:
         known = _known_fields(loc[:-1])
         hint = difflib.get_close_matches(loc[-1], known, n=1)
         unit = next((f" ({UNIT_SUFFIXES[s]})" for s in sorted(UNIT_SUFFIXES, key=len, reverse=True)
-                     if hint and hint[0].endswith(s)), "")
+                     if hint and s + "_" in hint[0] + "_"), "")
         suggestion = f"; did you mean {hint[0]!r}{unit}?" if hint else ""
         return f"field {field!r} is not a known field{suggestion} (known: {', '.join(known)})"
     if kind == "missing":
         return f"field {field!r} is missing"
+    if kind == "value_error":
+        message = str(error["msg"]).removeprefix("Value error, ")
+        return message if message.startswith("field ") else f"field {field or '(top level)'!r}: {message}"
     value = error.get("input")
     if kind in ("greater_than_equal", "greater_than"):
         return f"field {field!r} must be {'>= 0' if kind == 'greater_than_equal' else '> 0'}, got {value!r}"

@@ -3,14 +3,27 @@
 A profile is a name plus groups of figures. Every group that holds a figure carries ``source`` (paper,
 venue, year, table) and ``basis`` (how the figure was obtained). Units are in the field names: ``_pj``
 picojoules, ``_ns`` nanoseconds, ``_us`` microseconds, ``_mw`` milliwatts, ``_bytes`` bytes, ``_bits`` bits.
-A figure nobody published is left out; the cost model then lists what it could not price.
+A figure nobody published is left out; the cost model then lists what it could not price and marks the
+energy as a lower bound.
+
+Every capacity field is enforced by ``hwsim.mapping`` (or, for learning memory, ``hwsim.feasibility``).
+An ``all_in`` energy figure must carry the ``operating_point`` it was measured at.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveInt, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    PrivateAttr,
+    model_validator,
+)
 
 Basis = Literal["measured", "simulated", "derived", "estimate", "specified"]
 
@@ -30,14 +43,18 @@ class Group(BaseModel):
 
 
 class Capacity(Group):
+    """Per-core and per-chip limits, each enforced by the mapper (``hwsim.mapping``) except
+    ``learning_memory_bytes_per_core`` (``hwsim.feasibility``). ``fan_in_per_neuron``: synapses into one
+    neuron; ``fan_out_per_neuron``: synapses out of one input; ``max_neurons``/``max_synapses``: whole chip."""
+
     cores: PositiveInt | None = None
     neurons_per_core: PositiveInt | None = None
     synapses_per_core: PositiveInt | None = None
     synaptic_memory_bytes_per_core: PositiveInt | None = None
-    neuron_memory_bytes_per_core: PositiveInt | None = None
     learning_memory_bytes_per_core: PositiveInt | None = None
     fan_in_axons_per_core: PositiveInt | None = None
     fan_out_edges_per_core: PositiveInt | None = None
+    fan_in_per_neuron: PositiveInt | None = None
     fan_out_per_neuron: PositiveInt | None = None
     max_neurons: PositiveInt | None = None
     max_synapses: PositiveInt | None = None
@@ -45,10 +62,12 @@ class Capacity(Group):
 
 class Layout(Group):
     """How cores sit on the network-on-chip: ``cores_per_tile`` share a router; tiles form a 2-D mesh
-    ``mesh_width_tiles`` wide. Absent: one core per tile, a square mesh (our assumption, reported)."""
+    ``mesh_width_tiles`` wide. Absent: one core per tile, a square mesh (our assumption, reported). ``noc: false``:
+    a single-core chip without an on-chip network (no hops are counted)."""
 
     cores_per_tile: PositiveInt | None = None
     mesh_width_tiles: PositiveInt | None = None
+    noc: bool = True
 
 
 class Precision(Group):
@@ -57,18 +76,31 @@ class Precision(Group):
     trace_bits: PositiveInt | None = None
 
 
+class OperatingPoint(BaseModel):
+    """Where an all-in figure was measured: mean firing rate of the neurons (Hz), cores active, tick (us)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    rate_hz: PositiveFloat
+    cores: PositiveInt
+    tick_us: PositiveFloat
+
+
 class Energy(Group):
-    """Energy per action. ``all_in``: figures include static power (then static is not added again);
-    ``includes_memory``: action energies include their own memory accesses (bytes not priced again)."""
+    """Energy per action. ``all_in``: figures include static power (then static is not added again) and hold
+    at ``operating_point`` only; ``includes_memory``: action energies include their own memory accesses
+    (bytes not priced again). ``packet_pj``: one packet sent per destination core (SANA-FE's message out);
+    ``dense_mac_pj``: a GPU's dynamic energy per dense multiply-accumulate."""
 
     all_in: bool
     includes_memory: bool
+    operating_point: OperatingPoint | None = None
     sop_pj: NonNegativeFloat | None = None
     sop_conv_pj: NonNegativeFloat | None = None
     neuron_update_pj: NonNegativeFloat | None = None
     neuron_update_active_pj: NonNegativeFloat | None = None
     neuron_update_idle_pj: NonNegativeFloat | None = None
     spike_out_pj: NonNegativeFloat | None = None
+    packet_pj: NonNegativeFloat | None = None
     hop_pj: NonNegativeFloat | None = None
     hop_ew_pj: NonNegativeFloat | None = None
     hop_ns_pj: NonNegativeFloat | None = None
@@ -78,6 +110,14 @@ class Energy(Group):
     grad_op_pj: NonNegativeFloat | None = None
     fp32_flop_pj: NonNegativeFloat | None = None
     bf16_flop_pj: NonNegativeFloat | None = None
+    dense_mac_pj: NonNegativeFloat | None = None
+
+    @model_validator(mode="after")
+    def _all_in_has_operating_point(self) -> Energy:
+        if self.all_in and self.operating_point is None:
+            raise ValueError("field 'energy.operating_point' is missing: an all_in figure holds only where it was "
+                             "measured; give rate_hz, cores and tick_us")
+        return self
 
 
 class Memory(Group):
@@ -89,7 +129,11 @@ class Memory(Group):
 
 
 class Static(Group):
+    """Static (leakage + clock) power of the whole chip. ``scales_with_cores``: the source supports charging
+    only the cores in use (``--static cores-used``: static x cores used / cores)."""
+
     static_power_mw: NonNegativeFloat
+    scales_with_cores: bool = False
 
 
 class BarrierPoint(BaseModel):
@@ -105,24 +149,46 @@ class Timing(Group):
     neuron_update_idle_ns: NonNegativeFloat | None = None
     weight_update_ns: NonNegativeFloat | None = None
     spike_out_ns: NonNegativeFloat | None = None
+    packet_in_ns: NonNegativeFloat | None = None
+    packet_out_ns: NonNegativeFloat | None = None
+    dense_mac_ns: NonNegativeFloat | None = None
+    kernel_launch_us: NonNegativeFloat | None = None
+    kernels_per_layer: PositiveInt | None = None
     hop_ew_ns: NonNegativeFloat | None = None
     hop_ns_ns: NonNegativeFloat | None = None
     barrier_ns: list[BarrierPoint] | None = None
     step_time_us: NonNegativeFloat | None = None
     clock_mhz: NonNegativeFloat | None = None
+    cycles_per_step: PositiveInt | None = None
 
 
 class Learning(Group):
-    """What the on-chip learning engine offers (absent = not published)."""
+    """What the on-chip learning engine offers (absent = not published). ``local_traces``: presynaptic
+    traces at the synapse; ``post_traces``: a postsynaptic trace (e.g. ODIN's calcium variable);
+    ``spike_coded_errors``: error signals sent as spikes (no payload) suffice for error-driven learning
+    (Loihi 1: Renner et al., Nat. Commun. 2024)."""
 
     on_chip_learning: bool
     rule: str | None = None
     local_traces: bool | None = None
+    post_traces: bool | None = None
+    spike_coded_errors: bool | None = None
     third_factor: bool | None = None
     graded_error_messages: bool | None = None
     transposed_weight_reads: bool | None = None
     programmable: bool | None = None
     learning_epoch_max_steps: PositiveInt | None = None
+
+
+class Conv(Group):
+    """How the chip stores a convolution's weights (``weight_sharing``): ``shared_kernel`` -- one kernel per
+    layer, written once, read by every core that hosts its output channels; ``per_core_copy`` -- each core
+    keeps the kernels of the output channels it hosts (a shared weight is written once per copy);
+    ``expanded`` -- every connection is its own synapse, as in a dense layer. Absent: ``expanded`` (assumed,
+    reported). ``basis`` may be ``assumed`` where no publication says."""
+
+    basis: Literal["measured", "simulated", "derived", "estimate", "specified", "assumed"]
+    weight_sharing: Literal["shared_kernel", "per_core_copy", "expanded"]
 
 
 class Chip(BaseModel):
@@ -142,6 +208,13 @@ class Chip(BaseModel):
     static: Static | None = None
     timing: Timing | None = None
     learning: Learning | None = None
+    conv: Conv | None = None
+    _path: str | None = PrivateAttr(default=None)
+
+    @property
+    def path(self) -> str:
+        """The profile file this chip was read from (``chips/<name>.yaml`` when not known)."""
+        return self._path or f"chips/{self.name}.yaml"
 
     @model_validator(mode="after")
     def _barrier_sorted(self) -> Chip:
@@ -149,13 +222,19 @@ class Chip(BaseModel):
             tiles = [p.tiles for p in self.timing.barrier_ns]
             if tiles != sorted(set(tiles)):
                 raise ValueError("timing.barrier_ns: points must have increasing 'tiles'")
+        if self.static is not None and self.static.scales_with_cores and not (self.capacity and self.capacity.cores):
+            raise ValueError("static.scales_with_cores needs capacity.cores (the static power is divided by it)")
+        t = self.timing
+        if t is not None and t.cycles_per_step is not None and t.clock_mhz is None:
+            raise ValueError("timing.cycles_per_step needs timing.clock_mhz (the step time is cycles / clock)")
         return self
 
     def groups(self) -> dict[str, Group]:
         return {name: getattr(self, name) for name in
-                ("capacity", "layout", "precision", "energy", "memory", "static", "timing", "learning")
+                ("capacity", "layout", "precision", "energy", "memory", "static", "timing", "learning", "conv")
                 if getattr(self, name) is not None}
 
 
 UNIT_SUFFIXES = {"_pj": "picojoules", "_ns": "nanoseconds", "_us": "microseconds", "_mw": "milliwatts",
-                 "_bytes": "bytes", "_bits": "bits", "_mhz": "megahertz", "_pj_per_byte": "picojoules per byte"}
+                 "_bytes": "bytes", "_bits": "bits", "_mhz": "megahertz", "_pj_per_byte": "picojoules per byte",
+                 "_hz": "hertz"}

@@ -1,6 +1,15 @@
 """The ``hwsim`` command line.
 
-Bad input ends with one line on stderr naming what was wrong (exit status 2), never a traceback.
+Conventions shared by every command (docs/cli.md):
+
+* ``--json`` prints one JSON document on stdout and nothing else; progress bars, "epoch ..." lines and
+  notes go to stderr;
+* exit status 0: done; 1: the command ran but a check it was asked to make failed (``export --verify``:
+  Lava's spikes differ from hwsim's); 2: bad input, in one line on stderr naming what was wrong (never a
+  traceback);
+* one name and one default per concept: ``--chip`` takes a list (``--chip a,b`` or ``--chip a --chip b``,
+  ``--chips`` is the same option), ``--mode`` defaults to fixed, ``--rate`` to 0.1, ``--window`` to 2;
+* output files (``--plot``, ``--out``) get their parent folders created.
 """
 
 from __future__ import annotations
@@ -8,8 +17,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from hwsim import __version__
 from hwsim.commands import (
-    UsageError,
+    DEFAULT_MODE,
+    DEFAULT_RATE,
+    DEFAULT_WINDOW,
     cmd_chips,
     cmd_estimate,
     cmd_export,
@@ -19,7 +31,10 @@ from hwsim.commands import (
     cmd_sweep,
     cmd_train,
 )
-from hwsim.network import NetworkError
+
+DEFAULT_TIMESTEPS = 100  # one default for run, estimate (also --rule) and feasibility
+STATIC_HELP = ("static power: whole-chip (default: the chip's static power x simulated time), cores-used (only the "
+               "cores in use, where the profile supports it) or none (dynamic energy only)")
 
 
 def _positive_int(text: str) -> int:
@@ -46,13 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hwsim",
         description="Neuromorphic on-chip learning simulator: event-driven LIF cores with exact counts.")
+    parser.add_argument("--version", action="version", version=f"hwsim {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser(
         "run", help="run Bernoulli spike input through a network and count every event",
         description="Run T steps of Bernoulli input through a network in the event-driven engine and print "
                     "per-layer counts: spikes, synaptic operations (SOPs), neuron updates, memory bytes.")
-    _add_run_arguments(run, default_mode="float")
+    _add_run_arguments(run)
     run.set_defaults(func=cmd_run)
 
     chips_cmd = sub.add_parser("chips", help="list the chip profiles, or show one",
@@ -66,13 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
         "estimate", help="price a run on one chip or all: energy (J), latency (s), fit on the cores",
         description="Run Bernoulli input through a network, map it onto each chip's cores and price the exact "
                     "counts with the chip's published figures. Energies in joules, latencies in seconds.")
-    _add_run_arguments(est, default_mode="fixed")
-    est.add_argument("--chip", default="all", metavar="NAME|PATH|all",
-                     help="chip profile name, a profile .yaml path, or 'all' (default)")
+    _add_run_arguments(est)
+    _add_chip_argument(est)
     est.add_argument("--plot", metavar="FILE.png", help="draw the energy breakdown per chip to a PNG file")
     est.add_argument("--rule", metavar="RULE",
                      help="price one on-chip training sample with this rule (bptt, sltt, sltt_k, ottt_a, ottt_o, "
-                          "ttl_bptt, stdl) instead of inference; labels are random")
+                          "ttl_bptt, stdl) instead of inference; labels are random; prints the feasibility verdict")
+    est.add_argument("--window", type=_positive_int, default=DEFAULT_WINDOW,
+                     help=f"TTL-BPTT window k in steps, with --rule ({DEFAULT_WINDOW})")
+    est.add_argument("--static", default="whole-chip", choices=["whole-chip", "cores-used", "none"], help=STATIC_HELP)
     est.set_defaults(func=cmd_estimate)
 
     fea = sub.add_parser(
@@ -80,12 +98,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="For every chip and learning rule: the verdict (feasible, infeasible with the missing "
                     "capability or broken limit named, or unknown where the chip does not publish it), the "
                     "learning memory per core (bytes) and the energy (J) and latency (s) per training sample.")
-    fea.add_argument("--net", required=True, metavar="SPEC|FILE", help="network spec or saved .npz (dense layers)")
-    fea.add_argument("--chips", default="all", metavar="NAMES|all", help="comma-separated chip names or 'all'")
+    fea.add_argument("--net", required=True, metavar="SPEC|FILE",
+                     help="network spec string or a network file: .npz (hwsim), .nir (NIR), .net (netx)")
+    _add_chip_argument(fea)
     fea.add_argument("--rules", default="all", metavar="RULES|all", help="comma-separated rules or 'all'")
-    fea.add_argument("--timesteps", "-T", type=_positive_int, default=8, metavar="T", help="time steps (8)")
-    fea.add_argument("--rate", type=_probability, default=0.1, metavar="P", help="input spike probability (0.1)")
-    fea.add_argument("--window", type=_positive_int, default=2, help="TTL-BPTT window k in steps (2)")
+    fea.add_argument("--timesteps", "-T", type=_positive_int, default=DEFAULT_TIMESTEPS, metavar="T",
+                     help=f"time steps (default {DEFAULT_TIMESTEPS}, as estimate)")
+    fea.add_argument("--rate", type=_probability, default=DEFAULT_RATE, metavar="P",
+                     help=f"input spike probability per input neuron per step, 0..1 (default {DEFAULT_RATE:g})")
+    fea.add_argument("--input", metavar="FILE", help=INPUT_HELP)
+    fea.add_argument("--window", type=_positive_int, default=DEFAULT_WINDOW,
+                     help=f"TTL-BPTT truncation window k in steps (default {DEFAULT_WINDOW})")
+    fea.add_argument("--static", default="whole-chip", choices=["whole-chip", "cores-used", "none"], help=STATIC_HELP)
     fea.add_argument("--seed", type=int, default=0, help="seed for weights, input and labels")
     fea.add_argument("--json", action="store_true", help="print the verdicts as JSON")
     fea.add_argument("--plot", metavar="FILE.png", help="draw the chips x rules heatmap to a PNG file")
@@ -144,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--rule", required=True, metavar="RULE",
                     help="bptt, sltt, sltt_k, ottt_a, ottt_o, ttl_bptt, stdl or revsnn")
     tr.add_argument("--dataset", default="digits", metavar="NAME",
-                    help="digits (built in), randman (procedural), or mnist/nmnist/shd from --data-path")
+                    help="digits (built in), randman (procedural), mnist/nmnist/shd from --data-path, a FILE.npz "
+                         "(x_train, y_train, x_test, y_test) or tonic:<Name> (optional tonic package)")
     tr.add_argument("--epochs", type=_positive_int, default=5, metavar="E", help="epochs (default 5)")
     tr.add_argument("--timesteps", "-T", type=_positive_int, default=8, metavar="T",
                     help="time steps per sample (default 8)")
@@ -153,56 +178,80 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--lr", type=float, default=0.1, help="SGD learning rate (momentum 0.9), default 0.1")
     tr.add_argument("--seed", type=int, default=0, help="seed for data encoding, weights and shuffling")
     tr.add_argument("--k", type=_positive_int, default=2, help="SLTT-K: time steps with a backward pass (2)")
-    tr.add_argument("--window", type=_positive_int, default=1, help="TTL-BPTT: truncation window in steps (1)")
+    tr.add_argument("--window", type=_positive_int, default=DEFAULT_WINDOW,
+                    help=f"TTL-BPTT: truncation window k in steps (default {DEFAULT_WINDOW})")
     tr.add_argument("--block", type=_positive_int, default=1, help="TTL-BPTT: layers per local block (1)")
     tr.add_argument("--subnet", type=_positive_int, default=1, help="STDL: layers per subnetwork (1)")
     tr.add_argument("--budget-bytes", type=_positive_int, default=1 << 20,
                     help="STDL: training-memory budget of each auxiliary network, bytes (1 MiB)")
     tr.add_argument("--data-path", metavar="PATH", help="folder or file of a local dataset (mnist, nmnist, shd)")
     tr.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    tr.add_argument("--out", metavar="CKPT", help="checkpoint file written after every epoch (and CKPT.network.npz)")
+    tr.add_argument("--out", metavar="CKPT",
+                    help="checkpoint written after every epoch, with the trained network beside it as "
+                         "CKPT-stem.network.npz (default: the --resume file, else runs/RULE-DATASET.pt, numbered "
+                         "so that no earlier run is overwritten)")
     tr.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint (same configuration)")
-    tr.add_argument("--json", action="store_true", help="print the per-epoch history as JSON at the end")
+    tr.add_argument("--json", action="store_true",
+                    help="print the per-epoch history as JSON at the end (the epoch lines go to stderr)")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
     tr.set_defaults(func=cmd_train)
     return parser
 
 
-def _add_run_arguments(cmd: argparse.ArgumentParser, default_mode: str) -> None:
+INPUT_HELP = ("spike input instead of --rate: .npz with 'spikes' (T, B, *input_shape) of 0/1, or events t, x[, y, p] "
+              "with sensor_size (T and B come from the file; -T truncates)")
+
+
+def _add_run_arguments(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--net", required=True, metavar="SPEC|FILE",
-                     help="network spec string (e.g. 784-512-10, 1x28x28-c8k3p1-p2-10) or a saved .npz network")
-    cmd.add_argument("--timesteps", "-T", type=_positive_int, default=100, metavar="T",
-                     help="number of time steps (default 100)")
-    cmd.add_argument("--rate", type=_probability, default=0.05, metavar="P",
-                     help="input spike probability per input neuron per step, 0..1 (default 0.05)")
+                     help="network spec string (e.g. 784-512-10, 1x28x28-c8k3p1-p2-10) or a network file: .npz "
+                          "(hwsim), .nir (NIR, e.g. from snnTorch), .net (lava-dl netx)")
+    cmd.add_argument("--timesteps", "-T", type=_positive_int, default=DEFAULT_TIMESTEPS, metavar="T",
+                     help=f"number of time steps (default {DEFAULT_TIMESTEPS})")
+    cmd.add_argument("--rate", type=_probability, default=DEFAULT_RATE, metavar="P",
+                     help=f"input spike probability per input neuron per step, 0..1 (default {DEFAULT_RATE:g})")
+    cmd.add_argument("--input", metavar="FILE", help=INPUT_HELP)
     cmd.add_argument("--batch", "-B", type=_positive_int, default=1, metavar="B",
                      help="independent samples (default 1); energies are also given per sample")
     cmd.add_argument("--mode", default=None, metavar="MODE",
-                     help=f"numeric form: float (float32 LIF) or fixed (Loihi fixed point); default {default_mode} "
+                     help=f"numeric form: float (float32 LIF) or fixed (Loihi fixed point); default {DEFAULT_MODE} "
                           f"for a spec, the file's own for a saved network (a float file asked for fixed is quantised)")
     cmd.add_argument("--seed", type=int, default=0, metavar="S", help="seed for weights and input (default 0)")
-    cmd.add_argument("--json", action="store_true", help="print results as JSON")
+    cmd.add_argument("--json", action="store_true", help="print results as JSON (only JSON on stdout)")
+
+
+def _add_chip_argument(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--chip", "--chips", dest="chip", action="append", metavar="NAME[,NAME...]|PATH|all",
+                     help="chip profile names or .yaml paths, comma-separated and/or repeated, or 'all' (default)")
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """The error classes that mean bad input (one line on stderr, exit 2), from modules that import nothing
+    heavy; a chip error can only come from an already imported ``chips``."""
+    from hwsim import errors
+    from methods.errors import DataError, RuleError
+
+    found = [errors.NetworkError, errors.InputError, errors.UsageError, errors.LearningError,
+             errors.FeasibilityError, errors.StudyError, errors.SweepError, DataError, RuleError]
+    if "chips" in sys.modules:
+        found.append(sys.modules["chips"].ChipError)
+    return tuple(found)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    given = sys.argv[1:] if argv is None else argv
+    args.timesteps_given = any(a in ("-T", "--timesteps") or a.startswith("--timesteps=") or
+                               (a.startswith("-T") and a[2:].isdigit()) for a in given)
     if args.command is None:
-        parser.print_help()
+        parser.print_help(sys.stderr)
         return 2
-    from chips import ChipError
-    from hwsim.engine import InputError
-    from hwsim.feasibility import FeasibilityError
-    from hwsim.learning import LearningError
-    from hwsim.study import StudyError
-    from hwsim.sweep import SweepError
-    from methods.data import DataError
-    from methods.rule import RuleError
-
     try:
         return args.func(args)
-    except (NetworkError, InputError, UsageError, ChipError, DataError, RuleError, LearningError,
-            FeasibilityError, StudyError, SweepError) as err:
+    except ValueError as err:
+        if not isinstance(err, _user_errors()):
+            raise
         print(f"hwsim {args.command}: error: {err}", file=sys.stderr)
         return 2
 

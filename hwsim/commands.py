@@ -4,30 +4,33 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
-from hwsim.network import MODES
+from hwsim.errors import UsageError
+
+# One default per concept, shared by every command that takes the option (docs/cli.md says why).
+DEFAULT_MODE = "fixed"  # what the chips compute in: run and estimate then count the same events and bytes
+DEFAULT_RATE = 0.1  # input spike probability per input neuron per step
+DEFAULT_WINDOW = 2  # TTL-BPTT window: the smallest that differs from SLTT (a window of 1 is SLTT)
 
 RUN_FIELDS = ("name", "kind", "n_in", "n_out", "spikes_in", "spikes_out", "sop", "neuron_updates",
               "mem_read_bytes", "mem_write_bytes")
 
 
-class UsageError(ValueError):
-    """A command-line argument is invalid."""
 
-
-def _load_network(net: str, mode: str | None, seed: int, default: str = "float"):
-    """A saved network (its own mode unless ``mode`` asks otherwise: a float file is then quantised) or a
-    random one from a spec string (``mode``, else ``default``)."""
-    from pathlib import Path
-
-    from hwsim.network import from_spec, load
+def _load_network(net: str, mode: str | None, seed: int, default: str = DEFAULT_MODE):
+    """A network file (``.npz``, ``.nir``, ``.net``; its own mode unless ``mode`` asks otherwise: a float
+    network is then quantised) or a random one from a spec string (``mode``, else ``default``)."""
+    from hwsim.export.formats import is_network_file, load_network
+    from hwsim.network import MODES, from_spec
 
     if mode is not None and mode not in MODES:
         raise UsageError(f"--mode: unknown mode {mode!r}; expected one of {', '.join(MODES)}")
-    if net.endswith(".npz") or Path(net).is_file():
-        network = load(net)
+    if is_network_file(net):
+        network = load_network(net)
+        network.timesteps = None  # the commands build (T, B, ...) input from -T/-B themselves: no axis guess
         if mode is None or network.mode == mode:
             return network
         if mode == "fixed":
@@ -38,15 +41,33 @@ def _load_network(net: str, mode: str | None, seed: int, default: str = "float")
     return from_spec(net, mode=mode or default, seed=seed)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from hwsim.engine import Engine, bernoulli
+def _input_spikes(args: argparse.Namespace, network):
+    """``--input FILE`` spikes (T from the file unless -T is given), else Bernoulli noise at ``--rate``."""
+    from hwsim.engine import bernoulli
 
-    network = _load_network(args.net, args.mode, args.seed, default="float")
-    spikes = bernoulli((args.timesteps, args.batch, *network.input_shape), args.rate, seed=args.seed + 1)
+    if getattr(args, "input", None):
+        from hwsim.inputs import load_spikes
+
+        spikes = load_spikes(args.input, network.input_shape, args.timesteps if args.timesteps_given else None)
+        args.timesteps = spikes.shape[0]
+        args.batch = spikes.shape[1]
+        return spikes
+    return bernoulli((args.timesteps, args.batch, *network.input_shape), args.rate, seed=args.seed + 1)
+
+
+def _input_text(args: argparse.Namespace) -> str:
+    return f"input {args.input}" if getattr(args, "input", None) else f"input rate {args.rate:g}"
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from hwsim.engine import Engine
+
+    network = _load_network(args.net, args.mode, args.seed)
+    spikes = _input_spikes(args, network)
     engine = Engine(network)
-    engine.run(spikes[:1, :1])  # load the compiled kernels once, so the timing below is the run alone
+    engine.run(spikes[:1, :1], time_major=True)  # load the compiled kernels once, so the timing below is the run alone
     start = time.perf_counter()
-    result = engine.run(spikes)
+    result = engine.run(spikes, time_major=True)  # built (T, B, ...) here: no axis guess
     elapsed = time.perf_counter() - start
     counts = result.counts
     layers = [{key: layer.to_dict()[key] for key in RUN_FIELDS} for layer in counts.layers]
@@ -54,7 +75,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps({"timesteps": counts.timesteps, "batch": counts.batch, "mode": counts.mode,
                           "layers": layers}, indent=2))
         return 0
-    print(f"{network!r}\nT={counts.timesteps} steps, batch {counts.batch}, input rate {args.rate:g}, "
+    print(f"{network!r}\nT={counts.timesteps} steps, batch {counts.batch}, {_input_text(args)}, "
           f"mode {counts.mode}")
     header = ("layer", "kind", "n_in", "n_out", "spikes_in", "spikes_out", "rate_out", "SOP", "neuron_upd",
               "read_B", "write_B")
@@ -90,38 +111,50 @@ def cmd_chips(args: argparse.Namespace) -> int:
     rows = []
     for chip in chips.load_all():
         e, cap = chip.energy, chip.capacity
+        op = e.operating_point if e and e.operating_point else None
         rows.append({"name": chip.name, "full_name": chip.full_name, "kind": chip.kind,
                      "cores": cap.cores if cap else None, "sop_pj": e.sop_pj if e else None,
                      "all_in": e.all_in if e else None,
+                     "operating_point": op.model_dump() if op else None,
+                     "static_power_mw": chip.static.static_power_mw if chip.static else None,
                      "on_chip_learning": chip.learning.on_chip_learning if chip.learning else None,
-                     "energy_source": e.source if e else None})
+                     "energy_basis": e.basis if e else None, "energy_source": e.source if e else None})
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    _print_table(("name", "chip", "cores", "pJ/SOP", "all-in", "learns"),
-                 [(r["name"], r["full_name"], _dash(r["cores"]), _dash(r["sop_pj"]), _dash(r["all_in"]),
-                   _dash(r["on_chip_learning"])) for r in rows])
+    _print_table(("name", "chip", "cores", "pJ/SOP (dynamic)", "static mW", "all-in", "basis", "learns"),
+                 [(r["name"], r["full_name"], _dash(r["cores"]), _dash(r["sop_pj"]), _dash(r["static_power_mw"]),
+                   "yes" if r["all_in"] else "-", _dash(r["energy_basis"]), _dash(r["on_chip_learning"]))
+                  for r in rows])
+    print("\nall-in: the per-SOP figure includes static power at its operating point; static mW: whole chip "
+          "(gpu: idle). '-': not published.")
     return 0
 
 
 def cmd_feasibility(args: argparse.Namespace) -> int:
-    import chips
-    from hwsim.feasibility import RULES, check, learning_counts
+    from hwsim.feasibility import RULES, check, learning_counts, rank
 
-    targets = chips.load_all() if args.chips == "all" else [chips.load(n.strip()) for n in args.chips.split(",")]
+    targets = _chip_list(args.chip)
+    _output_parent("--plot", args.plot)
     rules = list(RULES) if args.rules == "all" else [r.strip() for r in args.rules.split(",")]
     for rule in rules:
         if rule not in RULES:
             raise UsageError(f"--rules: unknown rule {rule!r}; known rules: {', '.join(RULES)}")
     network = _load_network(args.net, "float", args.seed)
-    verdicts = []
+    spikes = _input_spikes(args, network) if getattr(args, "input", None) else None
+    static = getattr(args, "static", "whole-chip")
+    found = []
     for rule in rules:
-        counts = learning_counts(network, rule, args.timesteps, args.rate, seed=args.seed, window=args.window)
+        counts = learning_counts(network, rule, args.timesteps, args.rate, seed=args.seed, window=args.window,
+                                 spikes=spikes)
         for chip in targets:
-            verdict = check(network, chip, rule, args.timesteps, counts, window=args.window)
+            verdict = check(network, chip, rule, args.timesteps, counts, window=args.window, static=static)
             if counts is None and not verdict.missing:
                 verdict.unpriced.append(f"energy: no on-chip learning kernel for {rule} yet")
-            verdicts.append(verdict.to_dict())
+                verdict.energy_text = "unpriced (no kernel)"
+            found.append(verdict)
+    rank(found)
+    verdicts = [v.to_dict() for v in found]
     if args.plot:
         from hwsim.plots import feasibility_heatmap
 
@@ -129,11 +162,23 @@ def cmd_feasibility(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(verdicts, indent=2))
         return 0
+    print(f"{network!r}: one training sample, T={args.timesteps}, input rate {args.rate:g}, static power: {static}\n")
     rows = []
     for v in verdicts:
-        energy = "-" if v["energy_per_sample_j"] is None else f"{v['energy_per_sample_j'] * 1e6:.4g}"
-        rows.append((v["chip"], v["rule"], energy, f"{v['memory_per_core_bytes'] / 1024:.1f}", v["verdict"]))
-    _print_table(("chip", "rule", "uJ/sample", "KiB/core", "verdict"), rows)
+        latency = "-" if v["latency_per_sample_s"] is None else f"{v['latency_per_sample_s'] * 1e3:.3g}"
+        max_t = v["max_timesteps"] if v["max_timesteps"] is not None else (
+            "any" if v["max_timesteps_note"].startswith("any") else "?")
+        rows.append((v["chip"], v["rule"], v["verdict"].split(":")[0], max_t, v["cores_needed"],
+                     f"{v['memory_per_core_bytes'] / 1024:.1f}", v["energy_text"], latency,
+                     "-" if v["rank"] is None else f"{v['rank']}{' (≥)' if v['lower_bound'] else ''}"))
+    _print_table(("chip", "rule", "verdict", "max T", "cores", "KiB/core", "energy/sample", "ms/sample", "rank"),
+                 rows)
+    print()
+    for v in verdicts:
+        if v["verdict"] != "feasible":
+            print(f"  {v['chip']}/{v['rule']}: {v['verdict']}")
+    print("\nmax T: largest T whose learning state fits (any: the state does not grow with T; ?: memory unknown). "
+          "rank: feasible pairs by energy per training sample; (≥): ranked by a lower bound, may rank further down.")
     if args.plot:
         print(f"wrote {args.plot}")
     return 0
@@ -152,9 +197,12 @@ def cmd_export(args: argparse.Namespace) -> int:
         x, y = (a.numpy() for a in data.split("test"))
         x = x.reshape(*x.shape[:2], *network.input_shape)
     summary = export(network, args.out, x, y, verify=args.verify, learning=args.learning)
+    failed = "verify" in summary and not summary["verify"]["equal"]
+    if failed:
+        print("hwsim export: verification failed: Lava's spikes differ from hwsim's (exit status 1)", file=sys.stderr)
     if args.json:
         print(json.dumps(summary, indent=2))
-        return 0
+        return 1 if failed else 0
     q = summary["quantization"]
     print(f"wrote {', '.join(summary['files'])} to {args.out}")
     if q["accuracy_float"] is not None:
@@ -168,14 +216,12 @@ def cmd_export(args: argparse.Namespace) -> int:
         for layer in v["layers"]:
             print(f"  Lava vs hwsim, {layer['layer']}: {'equal' if layer['equal'] else 'DIFFERENT'} "
                   f"({layer['spikes']} spikes over {v['timesteps']} steps)")
-        if not v["equal"]:
-            return 1
     if "learning" in summary:
         lr = summary["learning"]
         print(f"  learning in Lava (LearningDense, three-factor OTTT-like rule, {lr['steps']} steps): weight-change "
               f"correlation with hwsim {lr['correlation']:.3f}, mean |difference| {lr['mean_abs_difference']:.2f} "
               f"of mean |change| {lr['mean_abs_change']:.2f}")
-    return 0
+    return 1 if failed else 0
 
 
 def cmd_study(args: argparse.Namespace) -> int:
@@ -222,61 +268,93 @@ def _dash(value) -> str:
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
-    import chips
-    from hwsim.cost import estimate
-    from hwsim.engine import Engine, bernoulli
+    from hwsim.cost import energy_text, estimate
+    from hwsim.engine import Engine
     from hwsim.mapping import map_network
 
-    targets = chips.load_all() if args.chip == "all" else [chips.load(args.chip)]
+    targets = _chip_list(args.chip)
+    _output_parent("--plot", args.plot)
+    static = getattr(args, "static", "whole-chip")
     if args.rule:
-        from hwsim.feasibility import learning_counts
+        from hwsim.feasibility import check, learning_counts
         from hwsim.learning import ON_CHIP_RULES
 
         if args.rule not in ON_CHIP_RULES:
             raise UsageError(f"--rule: no on-chip kernel for {args.rule!r}; rules with one: {', '.join(ON_CHIP_RULES)}")
         network = _load_network(args.net, "float", args.seed)
-        counts = learning_counts(network, args.rule, args.timesteps, args.rate, batch=args.batch, seed=args.seed)
+        spikes = _input_spikes(args, network) if getattr(args, "input", None) else None
+        counts = learning_counts(network, args.rule, args.timesteps, args.rate, batch=args.batch, seed=args.seed,
+                                 window=args.window, spikes=spikes)
     else:
-        network = _load_network(args.net, args.mode, args.seed, default="fixed")
-        spikes = bernoulli((args.timesteps, args.batch, *network.input_shape), args.rate, seed=args.seed + 1)
-        counts = Engine(network).run(spikes).counts
+        network = _load_network(args.net, args.mode, args.seed)
+        counts = Engine(network).run(_input_spikes(args, network), time_major=True).counts
     reports = []
     for chip in targets:
         mapping = map_network(network, chip, counts)
-        report = estimate(network, counts, chip, mapping).to_dict()
+        report = estimate(network, counts, chip, mapping, static=static).to_dict()
         report["mapping"] = mapping.to_dict(chip)
+        if args.rule:  # the same verdict as `hwsim feasibility` for this chip, rule and T
+            report["verdict"] = check(network, chip, args.rule, args.timesteps, window=args.window).verdict
         reports.append(report)
     if args.plot:
         from hwsim.plots import energy_breakdown
 
-        energy_breakdown(reports, args.plot, title=f"{args.net}, T={args.timesteps}, rate {args.rate:g}, "
-                                                   f"{args.mode} mode")
+        what = f"on-chip {args.rule} training" if args.rule else f"inference, {counts.mode} point"
+        energy_breakdown(reports, args.plot, title=f"{args.net}, T={args.timesteps}, {_input_text(args)}, "
+                                                   f"batch {counts.batch}, {what}, static: {static}")
     layers = []
     for lc in counts.layers:
         record = lc.to_dict()
         layers.append(record)
     if args.json:
         print(json.dumps({"net": args.net, "timesteps": counts.timesteps, "batch": counts.batch,
-                          "mode": counts.mode, "rate": args.rate, "counts": layers, "chips": reports}, indent=2))
+                          "mode": counts.mode, "rate": None if getattr(args, "input", None) else args.rate,
+                          "input": getattr(args, "input", None), "static": static, "counts": layers,
+                          "chips": reports}, indent=2))
         return 0
     what = f"on-chip {args.rule} training" if args.rule else "inference"
-    print(f"{network!r}\n{what}: T={counts.timesteps} steps, batch {counts.batch}, input rate {args.rate:g}, "
-          f"{counts.total('sop')} SOPs\n")
+    print(f"{network!r}\n{what}: T={counts.timesteps} steps, batch {counts.batch}, {_input_text(args)}, "
+          f"{counts.total('sop')} SOPs; static power: {static}\n")
     rows = []
     for r in reports:
         latency = "-" if r["latency_s"] is None else f"{r['latency_s'] / counts.batch * 1e3:.3g}"
-        top = max(r["energy_by_action_j"].items(), key=lambda kv: kv[1], default=("-", 0))[0]
-        energy = f"{r['energy_per_sample_j'] * 1e6:.4g}" if r["energy_by_action_j"] else "-"
-        rows.append((r["chip"], energy, latency, "yes" if r["fits"] else "NO",
-                     r["cores_used"], top, len(r["unpriced"])))
-    _print_table(("chip", "uJ/sample", "ms/sample", "fits", "cores", "largest", "unpriced"), rows)
+        dynamic = [k for k in r["energy_by_action_j"] if k != "static"]
+        top = max(((k, r["energy_by_action_j"][k]) for k in dynamic), key=lambda kv: kv[1], default=("-", 0))[0]
+        n_unpriced = len(r["unpriced"])
+        priced = bool(dynamic)
+        static_cell = ("-" if r["static_mode"] in ("unpublished", "none") or (r["static_mode"] == "whole-chip"
+                       and r["latency_s"] is None) else f"{r['energy_static_per_sample_j'] * 1e6:.4g}")
+        if r["static_mode"] == "all-in":
+            static_cell = "in all-in"
+        row = [r["chip"], energy_text(r["energy_dynamic_per_sample_j"], 0, priced) if priced else "-", static_cell,
+               energy_text(r["energy_per_sample_j"], n_unpriced, priced), latency, _fits_text(r["fits"]),
+               r["cores_used"], top]
+        if args.rule:
+            row.append(r["verdict"].split(":")[0])
+        rows.append(tuple(row))
+    header = ["chip", "dynamic/sample", "static uJ", "energy/sample", "ms/sample", "fits", "cores", "largest"]
+    if args.rule:
+        header.append("verdict")
+    _print_table(tuple(header), rows)
     for r in reports:
         for limit in r["limits_broken"]:
             print(f"  {r['chip']}: does not fit: {limit}")
-    print("\nunpriced = actions with counts but no published figure (see --json); nothing is invented.")
+        if r["fits"] is None:
+            print(f"  {r['chip']}: fit unknown: {r['fits_reason']}")
+        for warning in r["warnings"]:
+            print(f"  warning: {warning}")
+        if args.rule and r["verdict"] != "feasible":
+            print(f"  {r['chip']}: {r['verdict']}")
+    print("\nStatic: " + "; ".join(f"{r['chip']}: {r['static_assumption']}" for r in reports if r["static_assumption"]))
+    print("≥ = a lower bound: actions with counts but no published figure are unpriced (listed with their counts "
+          "in --json), never counted as zero.")
     if args.plot:
         print(f"wrote {args.plot}")
     return 0
+
+
+def _fits_text(fits) -> str:
+    return "unknown" if fits is None else ("yes" if fits else "NO")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -288,17 +366,63 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.rule not in RULES:
         raise UsageError(f"--rule: unknown rule {args.rule!r}; known rules: {', '.join(RULES)}")
-    if args.dataset not in DATASETS:
-        raise UsageError(f"--dataset: unknown dataset {args.dataset!r}; known datasets: {', '.join(DATASETS)}")
+    own = args.dataset.endswith(".npz") or args.dataset.startswith("tonic:")
+    if args.dataset not in DATASETS and not own:
+        raise UsageError(f"--dataset: unknown dataset {args.dataset!r}; known datasets: {', '.join(DATASETS)}, "
+                         f"a FILE.npz (x_train, y_train, x_test, y_test) or tonic:<Name>")
+    if own and not args.net:
+        raise UsageError(f"--dataset {args.dataset}: give --net for your own data (e.g. --net 700-128-20)")
     config = TrainConfig(rule=args.rule, dataset=args.dataset, epochs=args.epochs, timesteps=args.timesteps,
                          net=args.net, batch_size=args.batch_size, lr=args.lr, seed=args.seed, k=args.k,
                          window=args.window, block=args.block, subnet=args.subnet, budget_bytes=args.budget_bytes,
                          data_path=args.data_path, device=args.device)
-    result = train(config, out=args.out, resume=args.resume, progress=not args.no_progress)
+    out = args.out or args.resume or _default_checkpoint(args.rule, args.dataset)
+    note = [] if args.out else [f"hwsim train: saving the checkpoint to {out} and the network to "
+                                f"{Path(out).with_suffix('.network.npz')} (choose with --out)"]
+
+    def log(line: str) -> None:  # called by rank 0 after each epoch, just before the checkpoint is written
+        while note:
+            print(note.pop(), file=sys.stderr)
+        print(line, file=sys.stderr if args.json else sys.stdout)
+
+    result = train(config, out=out, resume=args.resume, progress=not args.no_progress, log=log)
     if args.json:
-        print(json.dumps({"config": asdict(config), "rule": result.describe,
-                          "history": [asdict(h) for h in result.history]}, indent=2))
+        network = None if config.rule == "revsnn" else str(Path(out).with_suffix(".network.npz"))
+        print(json.dumps({"config": asdict(config), "rule": result.describe, "checkpoint": str(out),
+                          "network": network, "history": [asdict(h) for h in result.history]}, indent=2))
     return 0
+
+
+def _default_checkpoint(rule: str, dataset: str) -> Path:
+    """``runs/RULE-DATASET.pt``, numbered (``-2``, ``-3``, ...) when an earlier run holds the name."""
+    if dataset.lower().endswith(".npz") or "/" in dataset or "\\" in dataset:
+        dataset = Path(dataset).stem  # a data file: its name, never its folders
+    dataset = dataset.replace(":", "-")  # tonic:NMNIST -> tonic-NMNIST
+    path, n = Path("runs") / f"{rule}-{dataset}.pt", 1
+    while path.exists() or path.with_suffix(".network.npz").exists():
+        n += 1
+        path = Path("runs") / f"{rule}-{dataset}-{n}.pt"
+    return path
+
+
+def _chip_list(values: list[str] | None) -> list:
+    """The chips of ``--chip``: names or paths, comma-separated and/or repeated; none or 'all': every chip."""
+    import chips
+
+    names = [n.strip() for value in values or [] for n in value.split(",") if n.strip()]
+    if not names or "all" in names:
+        return chips.load_all()
+    return [chips.load(name) for name in dict.fromkeys(names)]
+
+
+def _output_parent(option: str, path: str | None) -> None:
+    """Create the parent folder of an output file before the work starts (a bad path fails at once)."""
+    if path is None:
+        return
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"{option} {path}: cannot create its folder ({err.strerror or err})") from None
 
 
 def _print_table(header: tuple, rows: list[tuple]) -> None:

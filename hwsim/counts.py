@@ -23,7 +23,9 @@ Conventions (per layer; ``B`` = batch size, every counter summed over the batch)
 * ``neuron_spikes`` -- per output neuron, spikes over all steps and samples, shape ``(n_out,)``;
   ``neuron_active`` -- per output neuron, active updates, ``(n_out,)``; ``input_spikes`` -- per
   presynaptic neuron, ``(n_in,)``; while learning, ``neuron_weight_updates`` -- weights written per
-  postsynaptic neuron, ``(n_out,)``. The mapper uses them to split work across cores.
+  postsynaptic neuron, ``(n_out,)`` (dense layers); for a conv layer ``channel_weight_updates`` -- weights
+  of each output channel's shared kernel written, ``(out_ch,)`` (one write per shared weight; the mapper
+  multiplies by the copies a chip keeps). The mapper uses them to split work across cores.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class LayerCounts:
     neuron_active: np.ndarray | None = None
     input_spikes: np.ndarray | None = None
     neuron_weight_updates: np.ndarray | None = None
+    channel_weight_updates: np.ndarray | None = None  # conv: shared-kernel weights written per output channel
 
     def __post_init__(self) -> None:
         # one block of (counters + 2 x memory kinds) rows, handed out as per-counter views

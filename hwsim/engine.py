@@ -12,13 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwsim.counts import Counts, LayerCounts, add_inference_bytes
+from hwsim.errors import InputError
 from hwsim.kernels.layer import run_fixed_layer, run_float_layer
 from hwsim.kernels.synapses import CONV, DENSE, POOL, scan_events
 from hwsim.network import Conv2d, Dense, Flatten, FloatLIF, LoihiLIF, Network, NetworkError, SumPool2d
-
-
-class InputError(ValueError):
-    """Spike input of the wrong shape, dtype or values; the message says what was expected."""
 
 
 @dataclass
@@ -54,8 +51,12 @@ class LayerPlan:
     factor: int = 1
 
 
-def check_input(network: Network, spikes: np.ndarray) -> np.ndarray:
-    """Validate spike input ``(T, B, *input_shape)`` and return it as uint8 ``(T, B, n_in)``."""
+def check_input(network: Network, spikes: np.ndarray, time_major: bool | None = None) -> np.ndarray:
+    """Validate spike input ``(T, B, *input_shape)`` and return it as uint8 ``(T, B, n_in)``.
+
+    Axis guard: data sets are ``(N, T, ...)``, the engine takes ``(T, B, ...)``. When the network declares
+    the time steps it was trained with (``network.timesteps``), input whose axis 1 has that many steps and
+    whose axis 0 has another count is refused as swapped, unless ``time_major=True`` says axis 0 is time."""
     spikes = np.asarray(spikes)
     expected = ("T", "B", *network.input_shape)
     if spikes.ndim != len(expected) or tuple(spikes.shape[2:]) != network.input_shape:
@@ -63,6 +64,12 @@ def check_input(network: Network, spikes: np.ndarray) -> np.ndarray:
                          f"got {spikes.shape}")
     if spikes.shape[0] < 1 or spikes.shape[1] < 1:
         raise InputError(f"input spikes need T >= 1 and B >= 1, got {spikes.shape}")
+    declared = getattr(network, "timesteps", None)
+    if not time_major and declared is not None and spikes.shape[1] == declared != spikes.shape[0]:
+        raise InputError(f"input spikes {spikes.shape} look like (N, T, ...) data: axis 1 has {declared} steps, "
+                         f"the T this network was trained with; the engine takes (T, B, ...), so pass "
+                         f"np.moveaxis(x, 1, 0) (or time_major=True to run {spikes.shape[0]} steps of batch "
+                         f"{declared})")
     if spikes.dtype == np.bool_:
         flat = spikes.view(np.uint8)
     elif spikes.dtype == np.uint8:
@@ -152,13 +159,14 @@ class Engine:
         self._bias = [_float_bias(p.layer, p.out_shape) if mode == "float"
                       else _fixed_bias(p.layer, p.out_shape, p.layer.neuron.bias_exp) for p in self.plans]
 
-    def run(self, spikes: np.ndarray, record: bool = False) -> SimResult:
+    def run(self, spikes: np.ndarray, record: bool = False, time_major: bool | None = None) -> SimResult:
         """Run on 0/1 ``spikes`` of shape ``(T, B, *input_shape)``; returns spikes and exact counts.
 
         ``record=True`` also returns every layer's membrane (and, fixed mode, current) per step.
+        ``time_major=True`` skips the axis guard of :func:`check_input` (axis 0 is time, whatever its length).
         """
         network = self.network
-        s_in = check_input(network, spikes)
+        s_in = check_input(network, spikes, time_major)
         steps, batch = s_in.shape[:2]
         if steps * batch >= 2**31:
             raise InputError(f"T x B = {steps * batch} steps in one run; split the batch (limit 2**31)")
@@ -203,9 +211,9 @@ class Engine:
                          currents if record and network.mode == "fixed" else None)
 
 
-def simulate(network: Network, spikes: np.ndarray, record: bool = False) -> SimResult:
+def simulate(network: Network, spikes: np.ndarray, record: bool = False, time_major: bool | None = None) -> SimResult:
     """One-shot :class:`Engine` run (see :meth:`Engine.run`)."""
-    return Engine(network).run(spikes, record=record)
+    return Engine(network).run(spikes, record=record, time_major=time_major)
 
 
 def _float_bias(layer, out_shape) -> np.ndarray:

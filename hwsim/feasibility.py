@@ -19,8 +19,19 @@ errors, accumulators 2 bytes (16 bit, as Lava's Loihi learning accumulator); his
 ``ceil(state_bits / 8)`` + 1 (membrane and spike). The learning state of a layer lives on its cores (the
 mapping of ``hwsim.mapping``); it must fit ``learning_memory_bytes_per_core`` when published, else the
 synaptic memory together with the weights. A capability the chip's profile does not publish gives the
-verdict "unknown", never a guess; a missing one gives "infeasible: needs ...". Energy and latency per
-training sample come from an on-chip learning run (``hwsim.learning``) priced by ``hwsim.cost``.
+verdict "unknown", never a guess; a missing one gives "infeasible: needs ...". A chip whose errors can
+travel as spikes (``learning.spike_coded_errors``: Loihi 1, Renner et al., Nat. Commun. 15:9691, 2024)
+meets the need for graded error messages, with that assumption stated.
+
+``max_timesteps``: the largest T whose learning state fits (memory per core and the chip's cores). BPTT keeps
+the whole history, so it stops fitting at some T; TTL-BPTT's history grows up to its window; the online
+rules (SLTT, OTTT, STDL) keep no history: ``max_timesteps`` is then ``None`` with
+``max_timesteps_note`` "any T" (or the reason it is unknown or 0).
+
+Energy and latency per training sample come from an on-chip learning run (``hwsim.learning``) priced by
+``hwsim.cost``: dynamic and static apart, every learning action priced or listed in ``unpriced`` (the
+energy is then a lower bound). :func:`rank` orders the feasible, fully priced chip x rule pairs by energy
+per training sample; lower bounds are not ranked, and say why.
 """
 
 from __future__ import annotations
@@ -32,12 +43,16 @@ import numpy as np
 
 from chips.schema import Chip
 from hwsim.counts import Counts
-from hwsim.mapping import map_network
+from hwsim.errors import FeasibilityError
+from hwsim.mapping import core_load, map_network, neuron_layers, stored_weights, weight_sharing
 from hwsim.network import Dense, Network
 
 RULES = ("bptt", "sltt", "sltt_k", "ottt_a", "ottt_o", "ttl_bptt", "stdl")
 CAPABILITY_TEXT = {"graded_error_messages": "graded error messages", "third_factor": "a third factor",
                    "local_traces": "local presynaptic traces"}
+T_SEARCH_MAX = 1 << 20  # max_timesteps search stops here (reported as ">= T_SEARCH_MAX")
+SPIKE_ERRORS = ("errors sent as spikes (no graded payload): exact backpropagation ran this way on Loihi 1 "
+                "(Renner et al., Nat. Commun. 15:9691, 2024); the error precision is reduced")
 
 
 @dataclass(frozen=True)
@@ -60,9 +75,6 @@ RULE_NEEDS = {
 }
 
 
-class FeasibilityError(ValueError):
-    """An unknown rule or an option the analysis cannot take."""
-
 
 @dataclass
 class Verdict:
@@ -82,17 +94,36 @@ class Verdict:
     limits_broken: list[str] = field(default_factory=list)
     unpriced: list[str] = field(default_factory=list)
     assumptions: list[str] = field(default_factory=list)
+    fits: bool | None = None
+    max_timesteps: int | None = None
+    max_timesteps_note: str = ""
+    energy_j: float | None = None
+    energy_dynamic_j: float | None = None
+    energy_static_j: float | None = None
+    static_mode: str = ""
+    unpriced_counts: dict[str, int] = field(default_factory=dict)
+    energy_text: str = "-"
+    rank: int | None = None
+    rank_note: str = ""
+    timesteps: int = 0
 
     @property
     def feasible(self) -> bool:
         return self.verdict == "feasible"
 
+    @property
+    def lower_bound(self) -> bool:
+        return bool(self.unpriced)
+
     def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("chip", "rule", "verdict", "memory_per_core_bytes",
-                                             "memory_by_kind_bytes", "memory_limit_bytes", "cores_needed",
-                                             "energy_per_sample_j",
-                                             "latency_per_sample_s", "missing", "unknown", "limits_broken",
-                                             "unpriced", "assumptions")}
+        out = {k: getattr(self, k) for k in ("chip", "rule", "verdict", "fits", "timesteps", "max_timesteps",
+                                            "max_timesteps_note", "memory_per_core_bytes", "memory_by_kind_bytes",
+                                            "memory_limit_bytes", "cores_needed", "energy_j", "energy_dynamic_j",
+                                            "energy_static_j", "static_mode", "energy_per_sample_j", "energy_text",
+                                            "latency_per_sample_s", "rank", "rank_note", "missing", "unknown",
+                                            "limits_broken", "unpriced", "unpriced_counts", "assumptions")}
+        out["lower_bound"] = self.lower_bound
+        return out
 
 
 def memory_limit(chip: Chip) -> tuple[int | None, bool]:
@@ -106,7 +137,7 @@ def memory_limit(chip: Chip) -> tuple[int | None, bool]:
 
 
 def learning_state(network: Network, chip: Chip, rule: str, timesteps: int, window: int = 1,
-                   block: int = 1, subnet: int = 1) -> tuple[int, dict[str, int], list[str], int]:
+                   block: int = 1, subnet: int = 1, mapping=None) -> tuple[int, dict[str, int], list[str], int]:
     """Largest learning memory on one core (bytes), its split by kind, the assumptions taken, and the cores
     used. Each layer starts on the cores the inference mapping gives it and is spread over more cores (as
     many as its neurons allow) until its busiest core fits the chip's memory per core."""
@@ -124,15 +155,22 @@ def learning_state(network: Network, chip: Chip, rule: str, timesteps: int, wind
     if transposed:
         assumptions.append("transposed weight reads not published as available: a transposed copy is kept")
     limit, shared = memory_limit(chip)
-    mapping = map_network(network, chip)
-    layers = [layer for layer in network.layers if layer.neuron is not None]
-    classes = layers[-1].n_out
+    mapping = mapping or map_network(network, chip)  # the inference mapping (independent of T)
+    sharing, _ = weight_sharing(chip)
+    stages = neuron_layers(network)
+    layers = [layer for layer, _, _ in stages]
+    classes = int(np.prod(network.output_shape))
+    if any(not isinstance(layer, Dense) for layer in layers):
+        assumptions.append(f"conv learning state: weights, accumulators and traces per core as the weights are "
+                           f"stored ({sharing}); each stored weight has its own gradient accumulator")
 
     def busiest(index: int, layer, cores: int, placement) -> dict[str, float]:
         dense = isinstance(layer, Dense)
-        neurons = math.ceil(layer.n_out / cores) if dense else int(placement.neurons_per_core.max())
-        synapses = neurons * layer.n_in if dense else int(placement.synapses_per_core.max())
-        axons = layer.n_in if dense else int(placement.axons_per_core.max())
+        if dense:
+            neurons, synapses, axons = math.ceil(layer.n_out / cores), math.ceil(layer.n_out / cores) * layer.n_in, \
+                layer.n_in
+        else:
+            neurons, synapses, axons = core_load(layer, stages[index][1], stages[index][2], cores, sharing)
         split = {"weights": synapses * wbytes}
         if transposed:
             split["weights_transposed"] = synapses * wbytes
@@ -146,10 +184,10 @@ def learning_state(network: Network, chip: Chip, rule: str, timesteps: int, wind
         elif needs.history == "window":
             split["history"] = min(window, timesteps) * neurons * sbytes
         if needs.aux == "classifier" and (index + 1) % block == 0 and index + 1 < len(layers):
-            split["aux"] = math.ceil(layer.n_out * classes * wbytes / cores)
+            split["aux"] = math.ceil(int(np.prod(stages[index][2])) * classes * wbytes / cores)
         if needs.aux == "copy" and (index + 1) % subnet == 0 and index + 1 < len(layers):
-            following = layers[index + 1:]
-            split["aux"] = math.ceil(sum(lyr.n_in * lyr.n_out for lyr in following) * (wbytes + abytes) / cores)
+            following = sum(stored_weights(*stage, sharing) for stage in stages[index + 1:])
+            split["aux"] = math.ceil(following * (wbytes + abytes) / cores)
         return split
 
     def load(split: dict[str, float]) -> float:
@@ -159,9 +197,9 @@ def learning_state(network: Network, chip: Chip, rule: str, timesteps: int, wind
     for index, (layer, placement) in enumerate(zip(layers, mapping.layers)):
         cores = placement.cores
         split = busiest(index, layer, cores, placement)
-        while limit is not None and isinstance(layer, Dense) and load(split) > limit and cores < layer.n_out:
-            cores += 1
-            split = busiest(index, layer, cores, placement)
+        if limit is not None and load(split) > limit:
+            cores, split = _spread(lambda c, i=index, lyr=layer, p=placement: busiest(i, lyr, c, p), load, limit,
+                                   cores, placement.n_out)
         cores_used += cores
         total = int(sum(split.values()))
         if total > worst:
@@ -169,8 +207,86 @@ def learning_state(network: Network, chip: Chip, rule: str, timesteps: int, wind
     return worst, worst_split, assumptions, cores_used
 
 
+def _memory_fits(network: Network, chip: Chip, rule: str, timesteps: int, window: int, block: int,
+                 subnet: int, mapping=None) -> bool | None:
+    """Whether the learning state at ``timesteps`` fits the chip's memory per core and cores (None: unknown)."""
+    memory, split, _, cores = learning_state(network, chip, rule, timesteps, window, block, subnet, mapping)
+    limit, shared = memory_limit(chip)
+    if limit is None:
+        return None
+    used = memory - (0 if shared else split.get("weights", 0))
+    cap = chip.capacity
+    return used <= limit and not (cap is not None and cap.cores and cores > cap.cores)
+
+
+def max_timesteps(network: Network, chip: Chip, rule: str, window: int = 1, block: int = 1,
+                  subnet: int = 1) -> tuple[int | None, str]:
+    """The largest T whose learning state fits (see module docstring) and a note saying what it means."""
+    if rule not in RULE_NEEDS:
+        raise FeasibilityError(f"unknown rule {rule!r}; known rules: {', '.join(RULES)}")
+    history = RULE_NEEDS[rule].history
+    mapping = map_network(network, chip)
+
+    def fits(t: int) -> bool | None:
+        return _memory_fits(network, chip, rule, t, window, block, subnet, mapping)
+
+    first = fits(1)
+    if first is None:
+        return None, "unknown: memory per core not published"
+    if not first:
+        return 0, "the learning state does not fit even at T = 1"
+    if history is None or (history == "window" and fits(window)):
+        return None, "any T: the learning state does not grow with T"
+    lo, hi = 1, 2
+    while hi <= T_SEARCH_MAX and fits(hi):
+        lo, hi = hi, hi * 2
+    if hi > T_SEARCH_MAX:
+        return lo, f">= {lo}: still fits at the search limit"
+    while hi - lo > 1:  # fits(lo), not fits(hi)
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return lo, f"T <= {lo}: the {'history' if history == 'T' else 'window history'} grows with T"
+
+
+def rank(verdicts: list[Verdict]) -> None:
+    """Number the feasible chip x rule pairs with a learning energy by energy per training sample (1 = least);
+    a pair whose energy is a lower bound is ranked by its bound and says so (its true place may be further
+    down); the others get ``rank`` None and ``rank_note`` saying why."""
+    ranked = []
+    for v in verdicts:
+        if not v.feasible:
+            v.rank_note = "not ranked: " + v.verdict.split(":")[0]
+        elif v.energy_per_sample_j is None:
+            v.rank_note = "not ranked: energy not priced"
+        else:
+            ranked.append(v)
+    for position, v in enumerate(sorted(ranked, key=lambda v: v.energy_per_sample_j), start=1):
+        v.rank = position
+        v.rank_note = f"by energy per training sample (static: {v.static_mode})"
+        if v.unpriced:
+            v.rank_note += f"; ranked by a lower bound ({len(v.unpriced)} actions unpriced): may rank further down"
+
+
+def _spread(busiest, load, limit: int, cores: int, neurons: int) -> tuple[int, dict[str, float]]:
+    """The fewest cores (from ``cores`` up to one per neuron) whose busiest core's learning load fits
+    ``limit``; the load falls as cores are added, so a doubling then a bisection finds it. When even one
+    neuron per core does not fit, that spread is returned (the caller reports the limit)."""
+    low, high = cores, cores
+    while load(busiest(high)) > limit:
+        if high >= neurons:
+            return neurons, busiest(neurons)
+        low, high = high, min(2 * high, neurons)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if load(busiest(middle)) > limit:
+            low = middle
+        else:
+            high = middle
+    return high, busiest(high)
+
+
 def check(network: Network, chip: Chip, rule: str, timesteps: int, counts: Counts | None = None,
-          window: int = 1, block: int = 1, subnet: int = 1) -> Verdict:
+          window: int = 1, block: int = 1, subnet: int = 1, static: str = "whole-chip") -> Verdict:
     """The verdict for ``rule`` on ``chip``; ``counts`` (a learning run) adds energy and latency."""
     from hwsim.cost import estimate
 
@@ -178,8 +294,6 @@ def check(network: Network, chip: Chip, rule: str, timesteps: int, counts: Count
         raise FeasibilityError(f"unknown rule {rule!r}; known rules: {', '.join(RULES)}")
     memory, split, assumptions, cores_needed = learning_state(network, chip, rule, timesteps, window, block, subnet)
     missing, unknown, broken = [], [], []
-    if not all(isinstance(layer, Dense) for layer in network.layers):
-        assumptions.append("learning state sized for the layers as mapped; conv learning kernels are not built")
     general = chip.kind != "neuromorphic"
     if general:
         assumptions.append(f"{chip.kind}: a programmable processor, assumed to run any rule")
@@ -190,6 +304,9 @@ def check(network: Network, chip: Chip, rule: str, timesteps: int, counts: Count
     else:
         for capability in RULE_NEEDS[rule].capabilities:
             value = getattr(chip.learning, capability)
+            if capability == "graded_error_messages" and not value and chip.learning.spike_coded_errors:
+                assumptions.append(SPIKE_ERRORS)
+                continue
             if value is None:
                 unknown.append(f"{CAPABILITY_TEXT[capability]} (not published)")
             elif not value:
@@ -215,21 +332,31 @@ def check(network: Network, chip: Chip, rule: str, timesteps: int, counts: Count
     else:
         text = "feasible"
     verdict = Verdict(chip.name, rule, text, memory, split, limit, cores_needed, missing=missing, unknown=unknown,
-                      limits_broken=broken, assumptions=assumptions)
+                      limits_broken=broken, assumptions=assumptions, timesteps=timesteps)
+    verdict.fits = False if broken else (None if limit is None else True)
+    verdict.max_timesteps, verdict.max_timesteps_note = max_timesteps(network, chip, rule, window, block, subnet)
     if counts is not None and not missing:
-        report = estimate(network, counts, chip)
-        priced = bool(report.energy_by_action_j)
+        report = estimate(network, counts, chip, static=static)
+        priced = report.priced
+        verdict.energy_j = report.energy_j if priced else None
+        verdict.energy_dynamic_j = report.energy_dynamic_j if priced else None
+        verdict.energy_static_j = report.energy_static_j if priced else None
+        verdict.static_mode = report.static_mode
         verdict.energy_per_sample_j = report.energy_j / counts.batch if priced else None
         verdict.latency_per_sample_s = None if report.latency_s is None else report.latency_s / counts.batch
         verdict.unpriced = report.unpriced
-        verdict.assumptions += report.assumptions
+        verdict.unpriced_counts = report.unpriced_counts
+        verdict.energy_text = report.energy_text()
+        verdict.assumptions += report.assumptions + report.warnings
     return verdict
 
 
 def learning_counts(network: Network, rule: str, timesteps: int, rate: float, batch: int = 1, seed: int = 0,
-                    k: int = 2, window: int = 1, block: int = 1, subnet: int = 1) -> Counts | None:
-    """Counts of one on-chip training batch of ``rule`` on Bernoulli input with random labels (None when no
-    on-chip kernel exists for it)."""
+                    k: int = 2, window: int = 1, block: int = 1, subnet: int = 1,
+                    spikes: np.ndarray | None = None) -> Counts | None:
+    """Counts of one on-chip training batch of ``rule`` on Bernoulli input (or the given 0/1 ``spikes``
+    ``(T, B, *input_shape)``, which then set T and B) with random labels (None when no on-chip kernel
+    exists for it)."""
     import copy
 
     from hwsim.engine import bernoulli
@@ -237,8 +364,11 @@ def learning_counts(network: Network, rule: str, timesteps: int, rate: float, ba
 
     if rule not in ON_CHIP_RULES:
         return None
+    if spikes is not None:
+        timesteps, batch = int(spikes.shape[0]), int(spikes.shape[1])
     learner = OnChipLearner(copy.deepcopy(network), rule, k=min(k, timesteps), seed=seed,
                             window=min(window, timesteps), block=block, subnet=subnet)
-    spikes = bernoulli((timesteps, batch, *network.input_shape), rate, seed=seed + 1)
+    if spikes is None:
+        spikes = bernoulli((timesteps, batch, *network.input_shape), rate, seed=seed + 1)
     labels = np.random.default_rng(seed).integers(0, network.layers[-1].n_out, batch)
     return learner.train_batch(spikes, labels).counts

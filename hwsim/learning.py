@@ -1,7 +1,7 @@
 """On-chip learning: run a time-local rule the way a chip would and count every learning operation.
 
-``OnChipLearner(network, rule).train_batch(spikes, labels)`` trains one mini-batch of a float dense
-network in place and returns the learning-phase :class:`~hwsim.counts.Counts`: the forward events of the
+``OnChipLearner(network, rule).train_batch(spikes, labels)`` trains one mini-batch of a float network
+in place and returns the learning-phase :class:`~hwsim.counts.Counts`: the forward events of the
 inference engine plus ``error_macs`` (W^T delta products, only at neurons with g' != 0), ``grad_ops``
 (per-synapse gradient accumulations, gated by presynaptic spikes or traces), ``trace_updates``,
 ``weight_updates`` (weights written back) and bytes by memory kind.
@@ -12,6 +12,13 @@ heads of locally trained blocks, with state history inside a window). The read-o
 those of ``methods/``: the last layer's synaptic current, cross-entropy per step / T, plain SGD -- so the
 weight change equals the torch reference's ``-lr * grad``. TTL-BPTT's local classifiers and STDL's
 auxiliary networks (the heads) live in the learner; pass ``heads`` to start them from given weights.
+
+Networks with conv and sum-pool layers (a Flatten before the dense read-out) run every rule in one graph
+kernel, ``hwsim/kernels/conv_learning.py`` (graph built by ``hwsim/learning_conv.py``): a conv kernel is
+shared by all output positions, so its gradient accumulates into the one shared weight and a written kernel
+weight counts once; ``channel_weight_updates`` holds those writes per output channel, and the mapper turns
+them into writes per core with the chip's weight sharing. Pools have fixed taps: they pass errors, learn
+nothing. Heads of a conv network are given per layer of the chain; a pool copy takes ``(None, None)``.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import numpy as np
 
 from hwsim.counts import Counts, LayerCounts, add_inference_bytes
 from hwsim.engine import check_input
+from hwsim.errors import LearningError
 from hwsim.kernels.synapses import scan_events
 from hwsim.network import Dense, Network, NetworkError
 from hwsim.rules.online import COUNTER_NAMES, RECTANGLE, SIGMOID, TRIANGLE, train_online
@@ -33,9 +41,6 @@ SURROGATES = {"triangle": TRIANGLE, "sigmoid": SIGMOID, "rectangle": RECTANGLE}
 FLOAT_BYTES = 4
 
 
-class LearningError(ValueError):
-    """A rule or option the on-chip learner cannot run; the message says which and why."""
-
 
 @dataclass
 class LearnResult:
@@ -45,7 +50,8 @@ class LearnResult:
 
 
 class OnChipLearner:
-    """Trains a float dense :class:`Network` in place with an on-chip rule (see module docstring)."""
+    """Trains a float :class:`Network` (dense, or conv + pool + dense) in place with an on-chip rule (see
+    module docstring)."""
 
     def __init__(self, network: Network, rule: str, lr: float = 0.1, k: int = 2, surrogate: str = "triangle",
                  alpha: float = 1.0, seed: int = 0, window: int = 1, block: int = 1, subnet: int = 1,
@@ -56,42 +62,35 @@ class OnChipLearner:
         if network.mode != "float":
             raise LearningError("on-chip learning takes the float network; pass precision='fixed' to learn in the "
                                 "chip's fixed point (8-bit weights, 7-bit traces, 8-bit errors)")
-        for i, layer in enumerate(network.layers):
-            if not isinstance(layer, Dense):
-                raise LearningError(f"layer {i} ({layer.name}): on-chip learning supports dense layers, "
-                                    f"got {layer.kind}")
         if surrogate not in SURROGATES:
             raise LearningError(f"unknown surrogate {surrogate!r}; expected one of {', '.join(SURROGATES)}")
         self.network, self.rule, self.lr, self.k = network, rule, float(lr), int(k)
         self.sur_kind, self.alpha = SURROGATES[surrogate], float(alpha)
         self.rng = np.random.default_rng(seed)
         self.seed = int(seed)
+        resets = {layer.neuron.reset for layer in network.layers if layer.neuron is not None}
+        if len(resets) != 1:
+            raise LearningError("on-chip learning needs one reset mode for all layers")
+        self.soft = resets.pop() == "soft"
+        self._options(precision, weight_bits, trace_bits, error_bits)
+        self.batches = 0
+        self.window = int(window)
+        self.conv = not all(isinstance(layer, Dense) for layer in network.layers)
+        if self.conv:
+            self._init_graph(block, subnet, aux_layers, heads)
+            return
         layers = network.layers
         self.sizes = np.array([layers[0].n_in] + [layer.n_out for layer in layers], np.int64)
         self.w_off = np.concatenate([[0], np.cumsum([layer.n_in * layer.n_out for layer in layers])]).astype(np.int64)
         self.b_off = np.concatenate([[0], np.cumsum([layer.n_out for layer in layers])]).astype(np.int64)
         self.lams = np.array([layer.neuron.lam for layer in layers], np.float32)
         self.v_th = np.array([layer.neuron.v_th for layer in layers], np.float32)
-        resets = {layer.neuron.reset for layer in layers}
-        if len(resets) != 1:
-            raise LearningError("on-chip learning needs one reset mode for all layers")
-        self.soft = resets.pop() == "soft"
-        if precision not in ("float", "fixed"):
-            raise LearningError(f"precision must be 'float' or 'fixed', got {precision!r}")
-        for name, bits in (("weight_bits", weight_bits), ("trace_bits", trace_bits), ("error_bits", error_bits)):
-            if not 2 <= int(bits) <= 24:
-                raise LearningError(f"{name} must be in 2..24, got {bits}")
-        self.precision = precision
-        self.bits = {"weights": int(weight_bits), "traces": int(trace_bits), "errors": int(error_bits)}
-        self.batches = 0
-        self.window = int(window)
         self.graph = _Graph.build(network, rule, block, subnet, aux_layers, heads, seed) \
             if rule in WINDOWED_RULES else None
         self.w, self.b = self._pack()
         self.grad_w, self.grad_b = np.zeros_like(self.w), np.zeros_like(self.b)
         self.touched = np.zeros(int(self.sizes[:-1].sum()), np.uint8)
         self.has_bias = np.array([layer.bias is not None for layer in layers], np.uint8)
-        self.w_levels = 0 if precision == "float" else 2 ** (self.bits["weights"] - 1) - 1
         offsets = self.graph.w_off if self.graph is not None else self.w_off
         self.w_step = np.ones(len(offsets) - 1, np.float32)
         if precision == "fixed":  # weights on a per-layer grid: max |W| / levels, rounded there once
@@ -99,6 +98,37 @@ class OnChipLearner:
                 part = self.w[offsets[ly]: offsets[ly + 1]]
                 self.w_step[ly] = max(float(np.abs(part).max()), 1e-12) / self.w_levels
                 part[:] = np.clip(np.rint(part / self.w_step[ly]), -self.w_levels, self.w_levels) * self.w_step[ly]
+            self.sync()
+
+    def _options(self, precision: str, weight_bits: int, trace_bits: int, error_bits: int) -> None:
+        if precision not in ("float", "fixed"):
+            raise LearningError(f"precision must be 'float' or 'fixed', got {precision!r}")
+        for name, bits in (("weight_bits", weight_bits), ("trace_bits", trace_bits), ("error_bits", error_bits)):
+            if not 2 <= int(bits) <= 24:
+                raise LearningError(f"{name} must be in 2..24, got {bits}")
+        self.precision = precision
+        self.bits = {"weights": int(weight_bits), "traces": int(trace_bits), "errors": int(error_bits)}
+        self.w_levels = 0 if precision == "float" else 2 ** (self.bits["weights"] - 1) - 1
+
+    def _init_graph(self, block: int, subnet: int, aux_layers, heads) -> None:
+        """Conv / pool networks: the layer graph of ``hwsim.learning_conv`` and its kernel."""
+        from hwsim.learning_conv import GraphArrays, GraphError, build_graph, pack
+
+        try:
+            self.nodes = build_graph(self.network, self.rule, block, subnet, aux_layers, heads, self.seed)
+        except GraphError as err:
+            raise LearningError(str(err)) from None
+        self.graph = None
+        self.arrays = GraphArrays.of(self.nodes)
+        self.w, self.b = pack(self.nodes)
+        self.grad_w, self.grad_b = np.zeros_like(self.w), np.zeros_like(self.b)
+        self.w_step = np.ones(len(self.nodes), np.float32)
+        if self.precision == "fixed":  # weights on a per-layer grid: max |W| / levels, rounded there once
+            for g in range(len(self.nodes)):
+                part = self.w[self.arrays.w_off[g]: self.arrays.w_off[g + 1]]
+                if part.size:
+                    self.w_step[g] = max(float(np.abs(part).max()), 1e-12) / self.w_levels
+                    part[:] = np.clip(np.rint(part / self.w_step[g]), -self.w_levels, self.w_levels) * self.w_step[g]
             self.sync()
 
     def _pack(self) -> tuple[np.ndarray, np.ndarray]:
@@ -111,7 +141,13 @@ class OnChipLearner:
         return w.astype(np.float32), b.astype(np.float32)
 
     def heads(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
-        """The learned heads (TTL-BPTT classifiers, STDL auxiliary layers): (name, weight, bias)."""
+        """The learned heads (TTL-BPTT classifiers, STDL auxiliary layers): (name, weight, bias); a pool
+        copy in a conv network's auxiliary chain has (name, None, None)."""
+        if self.conv:
+            from hwsim.learning_conv import unpack
+
+            tensors = unpack(self.nodes, self.arrays, self.w, self.b)
+            return [(node.name, *tensors[g]) for g, node in enumerate(self.nodes) if node.layer_index < 0]
         if self.graph is None:
             return []
         out = []
@@ -148,6 +184,16 @@ class OnChipLearner:
 
     def sync(self) -> Network:
         """Write the learner's weights into the network (fan-in major, as hwsim stores them)."""
+        if self.conv:
+            from hwsim.learning_conv import unpack
+
+            for node, (weight, bias) in zip(self.nodes, unpack(self.nodes, self.arrays, self.w, self.b)):
+                if node.layer_index >= 0 and weight is not None:
+                    layer = self.network.layers[node.layer_index]
+                    layer.weight = weight
+                    if layer.bias is not None:
+                        layer.bias = bias
+            return self.network
         self._unpack(self.w, self.b)
         return self.network
 
@@ -159,13 +205,15 @@ class OnChipLearner:
         s_in = check_input(self.network, spikes)
         steps, batch = s_in.shape[:2]
         labels = np.asarray(labels, np.int64)
-        classes = int(self.sizes[-1])
+        classes = int(np.prod(self.network.output_shape))
         if labels.shape != (batch,) or labels.min(initial=0) < 0 or labels.max(initial=0) >= classes:
             raise LearningError(f"labels must be {batch} integers in 0..{classes - 1}, got shape {labels.shape}")
         chosen = self.learn_steps(steps) if learn_steps is None else sorted(learn_steps)
         mask = np.zeros(steps, np.uint8)
         mask[chosen] = 1
         in_off, in_events = scan_events(s_in)
+        if self.conv:
+            return self._train_graph(in_off, in_events, labels, steps, batch, chosen, mask, sync)
         if self.graph is not None:
             return self._train_windowed(in_off, in_events, labels, steps, batch, chosen, sync)
         layers = len(self.network.layers)
@@ -226,8 +274,53 @@ class OnChipLearner:
             counts.layers.append(lc)
         return LearnResult(counts, readout, chosen)
 
-    def _layer_counts(self, name, n_in, n_out, counters, steps, has_bias, history=False, aux=False) -> LayerCounts:
-        lc = LayerCounts(name, "dense", n_in, n_out, steps)
+    def _train_graph(self, in_off, in_events, labels, steps, batch, chosen, mask, sync) -> LearnResult:
+        """Conv / pool networks (``hwsim.kernels.conv_learning``): every rule in one kernel."""
+        from hwsim.kernels.conv_learning import train_graph
+        from hwsim.learning_conv import KIND_NAMES
+
+        ga, nodes = self.arrays, self.nodes
+        size = len(nodes)
+        window = {"bptt": steps, "ttl_bptt": self.window}.get(self.rule, 1)
+        counters = np.zeros((size, len(COUNTER_NAMES), steps), np.int64)
+        readout = np.zeros((batch, int(np.prod(self.network.output_shape))), np.float32)
+        neuron_spikes = np.zeros(int(ga.n_off[-1]), np.int64)
+        neuron_active = np.zeros_like(neuron_spikes)
+        input_spikes = np.zeros(int(ga.n_in.sum()), np.int64)
+        chan_writes = np.zeros(int(ga.c_off[-1]), np.int64)
+        traces = self.rule.startswith("ottt")
+        fixed = self.precision == "fixed"
+        train_graph(ga.kind, ga.geom, ga.n_in, ga.n_out, ga.src, ga.lif, ga.readout, ga.pass_error,
+                    len(self.network.layers) - 1 - sum(1 for layer in self.network.layers if layer.neuron is None),
+                    self.w, ga.w_off, ga.pool_w, self.b, ga.c_off, ga.has_bias, ga.n_off, ga.lams, ga.v_th, self.soft,
+                    self.sur_kind, np.float32(self.alpha), in_off, in_events, labels, steps, window, mask, self.lr,
+                    traces, self.rule == "ottt_o", self.rule in WINDOWED_RULES, self.grad_w, self.grad_b, counters,
+                    readout, neuron_spikes, neuron_active, input_spikes, self.w_step, self.w_levels,
+                    2 ** self.bits["traces"] - 1 if fixed else 0, 2 ** (self.bits["errors"] - 1) - 1 if fixed else 0,
+                    self.seed + self.batches, chan_writes)
+        self.batches += 1
+        if sync:
+            self.sync()
+        counts = Counts(timesteps=steps, batch=batch, mode="float", phase="learning")
+        in_base = np.concatenate([[0], np.cumsum(ga.n_in)])
+        for g, node in enumerate(nodes):
+            lc = self._layer_counts(node.name, node.n_in, node.n_out, counters[g], steps, node.bias is not None,
+                                    history=window > 1 and node.lif, aux=node.layer_index < 0,
+                                    kind=KIND_NAMES[node.kind], traces=traces)
+            lc.neuron_spikes = neuron_spikes[ga.n_off[g]: ga.n_off[g + 1]]
+            lc.neuron_active = neuron_active[ga.n_off[g]: ga.n_off[g + 1]]
+            lc.input_spikes = input_spikes[in_base[g]: in_base[g + 1]]
+            writes = chan_writes[ga.c_off[g]: ga.c_off[g + 1]]
+            if node.kind == 0:  # dense: writes per postsynaptic neuron
+                lc.neuron_weight_updates = writes
+            elif node.kind == 1:  # conv: writes of each output channel's shared kernel
+                lc.channel_weight_updates = writes
+            counts.layers.append(lc)
+        return LearnResult(counts, readout, chosen)
+
+    def _layer_counts(self, name, n_in, n_out, counters, steps, has_bias, history=False, aux=False,
+                      kind: str = "dense", traces: bool | None = None) -> LayerCounts:
+        lc = LayerCounts(name, kind, n_in, n_out, steps)
         for c, counter in enumerate(COUNTER_NAMES):
             if counter in lc.events:
                 lc.events[counter][:] = counters[c]
@@ -236,7 +329,8 @@ class OnChipLearner:
         if self.precision == "fixed":
             sizes = {kind: -(-self.bits[kind] // 8) for kind in ("weights", "traces", "errors")}
             sizes["grad_accum"] = 2
-        add_learning_bytes(lc, counters[COUNTER_NAMES.index("errors")], self.rule.startswith("ottt"), sizes)
+        traces = self.rule.startswith("ottt") if traces is None else traces
+        add_learning_bytes(lc, counters[COUNTER_NAMES.index("errors")], traces, sizes)
         if history:  # membrane and spike of every neuron and step kept for the backward pass, read back once
             lc.mem_write_bytes["history"] += lc.events["neuron_updates"] * 2 * FLOAT_BYTES
             lc.mem_read_bytes["history"] += lc.events["neuron_updates"] * 2 * FLOAT_BYTES

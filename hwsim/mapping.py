@@ -2,13 +2,23 @@
 
 Placement: every neuron layer gets its own cores (layers never share a core); a layer's neurons are cut
 into equal contiguous blocks (flattened channel-major order), as few as the chip's per-core limits allow:
-neurons, synapses, synaptic memory at the chip's weight precision, and the fan-out edges of the core that
-feeds it. Cores are numbered in layer order and laid out ``cores_per_tile`` per tile, tiles row by row on
-a mesh ``mesh_width_tiles`` wide (both from the profile; absent: one core per tile, a square mesh).
+neurons, synapses, synaptic memory at the chip's weight precision, input axons (a conv or pool layer is cut
+into smaller output tiles until each core's inputs fit), and the fan-out edges of the core that feeds it.
+A conv layer's blocks are tiles of its output channels (channel-major), and the weights a core holds follow
+the chip's ``conv.weight_sharing``: every connection (``expanded``, the default), the kernels of the
+channels it hosts (``per_core_copy``) or the layer's kernel once, on its first core (``shared_kernel``).
+Cores are numbered in layer order and laid out ``cores_per_tile`` per tile, tiles row by row on a mesh
+``mesh_width_tiles`` wide (both from the profile; absent: one core per tile, a square mesh).
+
+Verdict: ``fits`` is False when a published limit is broken, None (unknown) when the chip publishes no
+capacity to check (no capacity group, or neither a per-core synapse/memory limit nor a chip-wide synapse
+limit), else True; ``fits_reason`` says which. Every capacity field of the schema is checked here except
+``learning_memory_bytes_per_core`` (``hwsim.feasibility``).
 
 Routing: a spike travels as one packet to every core that hosts at least one of its targets (multicast
 per core, as on Loihi); its hops are the Manhattan distance between the tiles (east-west and north-south
-counted apart). Input spikes enter at tile (0, 0); output spikes leave the chip unrouted.
+counted apart). Input spikes enter at tile (0, 0); output spikes leave the chip unrouted. A chip without an
+on-chip network (``layout.noc: false``) counts packets but no hops.
 
 Work per core comes from exact per-neuron counts: the SOPs a core performs are the sum, over its
 neurons, of the spikes that arrived on their input synapses (``input_spikes`` times the structural
@@ -64,9 +74,10 @@ class Mapping:
     cores_used: int
     cores_available: int | None
     tiles_used: int
-    fits: bool
+    fits: bool | None
     limits_broken: list[str] = field(default_factory=list)
     assumptions: list[str] = field(default_factory=list)
+    fits_reason: str = ""
 
     def utilisation(self, chip: Chip) -> dict[str, float]:
         """Fraction of the used cores' neuron slots and synaptic memory that is occupied."""
@@ -77,11 +88,11 @@ class Mapping:
                 self.cores_used * cap.neurons_per_core)
         syn_cap = _synapse_capacity(chip)
         if syn_cap:
-            out["synapses"] = sum(p.synapses for p in self.layers) / (self.cores_used * syn_cap)
+            out["synapses"] = sum(int(p.synapses_per_core.sum()) for p in self.layers) / (self.cores_used * syn_cap)
         return out
 
     def to_dict(self, chip: Chip) -> dict:
-        return {"chip": self.chip, "fits": self.fits, "cores_used": self.cores_used,
+        return {"chip": self.chip, "fits": self.fits, "fits_reason": self.fits_reason, "cores_used": self.cores_used,
                 "cores_available": self.cores_available, "tiles_used": self.tiles_used,
                 "limits_broken": self.limits_broken, "assumptions": self.assumptions,
                 "utilisation": self.utilisation(chip),
@@ -132,9 +143,13 @@ def _synapse_capacity(chip: Chip) -> int | None:
     if cap.synapses_per_core:
         limits.append(cap.synapses_per_core)
     if cap.synaptic_memory_bytes_per_core:
-        bits = chip.precision.weight_bits if chip.precision and chip.precision.weight_bits else 8
-        limits.append(cap.synaptic_memory_bytes_per_core * 8 // bits)
+        limits.append(cap.synaptic_memory_bytes_per_core * 8 // weight_bits(chip))
     return min(limits) if limits else None
+
+
+def weight_bits(chip: Chip) -> int:
+    """Bits per stored weight: the profile's ``precision.weight_bits``, else 8 (stated in the assumptions)."""
+    return chip.precision.weight_bits if chip.precision and chip.precision.weight_bits else 8
 
 
 def _blocks(n: int, cores: int) -> np.ndarray:
@@ -151,12 +166,38 @@ def _block_matrix(n: int, cores: int) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(n, np.int64), (np.arange(n), owner)), shape=(n, cores))
 
 
-class _LayerGeometry:
-    """Structural facts of one layer that placement and routing need."""
+def weight_sharing(chip: Chip) -> tuple[str, str]:
+    """How ``chip`` stores conv/pool weights (``shared_kernel``, ``per_core_copy``, ``expanded``) and the
+    sentence saying on what basis (the profile's ``conv`` group; absent: expanded, assumed)."""
+    if chip.conv is None:
+        return "expanded", f"{chip.name} states no conv weight sharing: every connection stored as a synapse (assumed)"
+    conv = chip.conv
+    return conv.weight_sharing, f"conv weights on {chip.name}: {conv.weight_sharing} ({conv.basis}: {conv.source})"
 
-    def __init__(self, layer, in_shape, out_shape):
+
+def channels_per_core(n_out: int, cores: int, plane: int) -> np.ndarray:
+    """``(cores, channels)`` 0/1: which output channels (planes of ``plane`` neurons, channel-major) each
+    contiguous block of neurons touches."""
+    sizes = _blocks(n_out, cores)
+    first = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    last = first + sizes - 1
+    channels = n_out // plane
+    index = np.arange(channels)
+    return ((index[None, :] >= (first // plane)[:, None]) & (index[None, :] <= (last // plane)[:, None])).astype(
+        np.int64)
+
+
+class _LayerGeometry:
+    """Structural facts of one layer that placement and routing need. ``sharing`` says how a conv/pool
+    layer's weights are stored (see :func:`weight_sharing`); it sets the weights a core holds."""
+
+    def __init__(self, layer, in_shape, out_shape, sharing: str = "expanded"):
         self.layer = layer
         self.n_in, self.n_out = int(np.prod(in_shape)), int(np.prod(out_shape))
+        self.sharing = "expanded" if isinstance(layer, Dense) else sharing
+        self.plane = int(np.prod(out_shape[1:])) if len(out_shape) == 3 else 1
+        # weights of one output channel's kernel (a pool has one tap for the whole layer)
+        self.kernel = int(np.prod(layer.weight.shape[1:])) if isinstance(layer, Conv2d) else 1
         self.conn = connectivity(layer, in_shape, out_shape)
         if self.conn is None:
             self.fan_in = np.full(self.n_out, self.n_in, np.int64)
@@ -165,11 +206,32 @@ class _LayerGeometry:
             self.fan_in = np.asarray(self.conn.sum(axis=0)).ravel()
             self.fan_out = np.asarray(self.conn.sum(axis=1)).ravel()
 
+    def stored(self, cores: int) -> np.ndarray:
+        """Weights each core stores: every connection (expanded, dense), the kernels of the channels it hosts
+        (per-core copy), or the whole kernel on the layer's first core (shared kernel)."""
+        if self.sharing == "expanded":
+            owner = np.repeat(np.arange(cores), _blocks(self.n_out, cores))
+            return np.bincount(owner, weights=self.fan_in, minlength=cores).astype(np.int64)
+        hosted = channels_per_core(self.n_out, cores, self.plane)
+        if isinstance(self.layer, SumPool2d):
+            return np.ones(cores, np.int64) if self.sharing == "per_core_copy" else (np.arange(cores) == 0) * 1
+        if self.sharing == "per_core_copy":
+            return hosted.sum(axis=1) * self.kernel
+        out = np.zeros(cores, np.int64)
+        out[0] = hosted.shape[1] * self.kernel
+        return out
+
+    def min_stored(self) -> int:
+        """The fewest weights the busiest core can hold however many cores the layer gets."""
+        if self.sharing == "expanded":
+            return int(self.fan_in.max())
+        if self.sharing == "per_core_copy" or isinstance(self.layer, SumPool2d):
+            return self.kernel
+        return (self.n_out // self.plane) * self.kernel
+
     def per_core(self, cores: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Synapses, axons (distinct inputs) per core and, per input neuron, the cores it reaches."""
-        sizes = _blocks(self.n_out, cores)
-        owner = np.repeat(np.arange(cores), sizes)
-        synapses = np.bincount(owner, weights=self.fan_in, minlength=cores).astype(np.int64)
+        """Stored weights, axons (distinct inputs) per core and, per input neuron, the cores it reaches."""
+        synapses = self.stored(cores)
         if self.conn is None:
             return synapses, np.full(cores, self.n_in, np.int64), np.full(self.n_in, cores, np.int64)
         reach = (self.conn @ _block_matrix(self.n_out, cores)) > 0
@@ -181,27 +243,46 @@ class _LayerGeometry:
         return None if self.conn is None else ((self.conn @ _block_matrix(self.n_out, cores)) > 0).tocsr()
 
 
-def map_network(network: Network, chip: Chip, counts: Counts | None = None) -> Mapping:
+def map_network(network: Network, chip: Chip, counts: Counts | None = None,
+                neurons_per_core: int | None = None) -> Mapping:
     """Place ``network`` on ``chip``; with ``counts`` (from :class:`hwsim.engine.Engine`) also split the
-    work, spikes and routing over the cores."""
+    work, spikes and routing over the cores. ``neurons_per_core`` places at most that many neurons on a
+    core (a "spread" mapping, e.g. SANA-FE's 128 per core), below the chip's own limit."""
     cap = chip.capacity
     broken: list[str] = []
     assumptions: list[str] = []
-    geos = [_LayerGeometry(layer, i, o) for layer, i, o in neuron_layers(network)]
+    sharing, basis = weight_sharing(chip)
+    geos = [_LayerGeometry(layer, i, o, sharing) for layer, i, o in neuron_layers(network)]
+    if any(not isinstance(geo.layer, Dense) for geo in geos):
+        assumptions.append(basis)
     syn_cap = _synapse_capacity(chip)
     neuron_cap = cap.neurons_per_core if cap else None
+    spread = neuron_cap if neurons_per_core is None else min(neurons_per_core, neuron_cap or neurons_per_core)
+    if neurons_per_core is not None:
+        assumptions.append(f"spread mapping: at most {neurons_per_core} neurons per core (asked for)")
     if cap is None:
         assumptions.append(f"{chip.name} publishes no per-core capacity: one core per layer, limits unchecked")
+    if cap is not None and cap.synaptic_memory_bytes_per_core and not (chip.precision and chip.precision.weight_bits):
+        assumptions.append("weight precision not published: 8-bit weights assumed for the synaptic memory")
 
     core_counts = []
     for geo in geos:
         cores = 1
-        if neuron_cap:
-            cores = max(cores, math.ceil(geo.n_out / neuron_cap))
+        if spread:
+            cores = max(cores, math.ceil(geo.n_out / spread))
         if syn_cap:
-            cores = max(cores, math.ceil(int(geo.fan_in.sum()) / syn_cap))
-            while cores < geo.n_out and int(geo.per_core(cores)[0].max()) > syn_cap:
+            if geo.sharing == "expanded":
+                cores = max(cores, math.ceil(int(geo.fan_in.sum()) / syn_cap))
+            elif geo.sharing == "per_core_copy" and geo.min_stored() > syn_cap:
+                cores = max(cores, geo.n_out // geo.plane)  # one channel per core is the best there is
+            while cores < geo.n_out and geo.min_stored() <= syn_cap and int(geo.stored(cores).max()) > syn_cap:
                 cores += 1
+        axon_cap = cap.fan_in_axons_per_core if cap else None
+        if axon_cap and geo.conn is not None:  # conv / pool: smaller tiles of outputs read fewer inputs
+            def fits(c, geo=geo, limit=axon_cap):
+                return int(geo.per_core(_usable(geo.n_out, c))[1].max()) <= limit
+
+            cores = _usable(geo.n_out, _fewest_cores(fits, cores, geo.n_out))
         core_counts.append(cores)
     edge_cap = cap.fan_out_edges_per_core if cap else None
     if edge_cap:  # a feeding core's neurons x destination cores must fit its routing table
@@ -227,11 +308,17 @@ def map_network(network: Network, chip: Chip, counts: Counts | None = None) -> M
         if neuron_cap and sizes.max() > neuron_cap:
             broken.append(f"neurons_per_core: {where} needs {sizes.max()} neurons on a core, chip allows {neuron_cap}")
         if syn_cap and synapses.max() > syn_cap:
-            broken.append(f"synapses_per_core: {where} needs {synapses.max()} synapses on a core "
-                          f"(a neuron's fan-in is {int(geo.fan_in.max())}), chip holds {syn_cap}")
+            if geo.sharing == "expanded":
+                what = f"synapses on a core (a neuron's fan-in is {int(geo.fan_in.max())})"
+            else:
+                what = f"kernel weights ({geo.sharing}) on a core (one output channel's kernel is {geo.kernel})"
+            broken.append(f"synapses_per_core: {where} needs {synapses.max()} {what}, chip holds {syn_cap}")
         if cap and cap.fan_in_axons_per_core and axons.max() > cap.fan_in_axons_per_core:
             broken.append(f"fan_in_axons_per_core: {where} needs {axons.max()} input axons on a core, "
                           f"chip allows {cap.fan_in_axons_per_core}")
+        if cap and cap.fan_in_per_neuron and geo.fan_in.max() > cap.fan_in_per_neuron:
+            broken.append(f"fan_in_per_neuron: neurons of {where} have {int(geo.fan_in.max())} input synapses, "
+                          f"chip allows {cap.fan_in_per_neuron} per neuron")
         if cap and cap.fan_out_per_neuron and geo.fan_out.max() > cap.fan_out_per_neuron:
             broken.append(f"fan_out_per_neuron: inputs of {where} reach {int(geo.fan_out.max())} neurons, "
                           f"chip allows {cap.fan_out_per_neuron} per neuron")
@@ -248,14 +335,55 @@ def map_network(network: Network, chip: Chip, counts: Counts | None = None) -> M
     available = cap.cores if cap else None
     if available and cores_used > available:
         broken.append(f"cores: the network needs {cores_used} cores, the chip has {available}")
+    neurons = sum(geo.n_out for geo in geos)
+    synapses = sum(int(geo.fan_in.sum()) for geo in geos)
+    if cap and cap.max_neurons and neurons > cap.max_neurons:
+        broken.append(f"max_neurons: the network has {neurons} neurons, the chip holds {cap.max_neurons}")
+    if cap and cap.max_synapses and synapses > cap.max_synapses:
+        broken.append(f"max_synapses: the network has {synapses} synapses, the chip holds {cap.max_synapses}")
     per_tile = chip.layout.cores_per_tile if chip.layout and chip.layout.cores_per_tile else 1
     tiles_used = math.ceil(cores_used / per_tile)
-    mapping = Mapping(chip.name, placements, cores_used, available, tiles_used, not broken, broken, assumptions)
+    fits, reason = _verdict(chip, broken)
+    mapping = Mapping(chip.name, placements, cores_used, available, tiles_used, fits, broken, assumptions, reason)
     if chip.layout is None or chip.layout.mesh_width_tiles is None:
         assumptions.append("mesh layout not published: one core per tile on a square mesh (assumed)")
     if counts is not None:
         _split_work(mapping, geos, counts, chip)
     return mapping
+
+
+def _verdict(chip: Chip, broken: list[str]) -> tuple[bool | None, str]:
+    """``fits`` (True, False or None for unknown) and the reason in words."""
+    if broken:
+        return False, "breaks " + "; ".join(broken)
+    cap = chip.capacity
+    if cap is None:
+        return None, f"{chip.name} publishes no capacity: fit unknown"
+    if not (cap.synapses_per_core or cap.synaptic_memory_bytes_per_core or cap.max_synapses):
+        return None, f"{chip.name} publishes no synapse capacity (per core or per chip): fit unknown"
+    checked = [name for name, value in cap.figures().items() if name != "learning_memory_bytes_per_core" and value]
+    return True, "within every published limit (" + ", ".join(checked) + ")"
+
+
+def _usable(n: int, cores: int) -> int:
+    """The cores that contiguous blocks of ceil(n / cores) neurons really fill (never an empty core)."""
+    return math.ceil(n / math.ceil(n / cores))
+
+
+def _fewest_cores(fits, cores: int, most: int) -> int:
+    """The fewest cores from ``cores`` up to ``most`` for which ``fits(cores)`` holds (doubling, then
+    bisection: the load per core falls as tiles shrink); ``cores`` itself when nothing fits."""
+    if fits(cores):
+        return cores
+    low, high = cores, cores
+    while not fits(high):
+        if high >= most:
+            return cores
+        low, high = high, min(2 * high, most)
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if fits(middle) else (middle, high)
+    return high
 
 
 def tile_xy(core: np.ndarray | int, chip: Chip, cores_used: int) -> tuple[np.ndarray, np.ndarray]:
@@ -288,6 +416,8 @@ def _split_work(mapping: Mapping, geos: list[_LayerGeometry], counts: Counts, ch
         if lc.neuron_weight_updates is not None:
             placement.weight_updates_per_core = np.bincount(owner, weights=lc.neuron_weight_updates,
                                                             minlength=placement.cores).astype(np.int64)
+        elif lc.channel_weight_updates is not None:
+            placement.weight_updates_per_core = conv_weight_writes(geo, placement.cores, lc.channel_weight_updates)
         # packets and hops into this layer: from the feeding layer's cores, or from the I/O tile for inputs
         dest_cores = placement.first_core + np.arange(placement.cores)
         dx, dy = tile_xy(dest_cores, chip, mapping.cores_used)
@@ -299,6 +429,10 @@ def _split_work(mapping: Mapping, geos: list[_LayerGeometry], counts: Counts, ch
             src_core = prev.first_core + np.repeat(np.arange(prev.cores), prev.neurons_per_core)
             sx, sy = tile_xy(src_core, chip, mapping.cores_used)
         spikes = lc.input_spikes
+        if chip.layout is not None and not chip.layout.noc:
+            per_input = placement.cores if reach is None else np.asarray(reach.sum(axis=1)).ravel()
+            placement.packets_in = int((spikes * per_input).sum())
+            continue
         if reach is None:
             hop_x = np.abs(sx[:, None] - dx[None, :]).sum(axis=1)
             hop_y = np.abs(sy[:, None] - dy[None, :]).sum(axis=1)
@@ -317,6 +451,38 @@ def _split_work(mapping: Mapping, geos: list[_LayerGeometry], counts: Counts, ch
         placement.hops_ew_in = int((spikes * hop_x).sum())
         placement.hops_ns_in = int((spikes * hop_y).sum())
         placement.max_hops_in = longest if spikes.sum() > 0 else 0
+
+
+def core_load(layer, in_shape: tuple, out_shape: tuple, cores: int, sharing: str) -> tuple[int, int, int]:
+    """The busiest core's neurons, stored weights and input axons when a conv, pool or dense layer is cut
+    into ``cores`` contiguous blocks of output neurons, weights stored as ``sharing`` says."""
+    geo = _LayerGeometry(layer, in_shape, out_shape, sharing)
+    stored, axons, _ = geo.per_core(cores)
+    return int(_blocks(geo.n_out, cores).max()), int(stored.max()), int(axons.max())
+
+
+def stored_weights(layer, in_shape: tuple, out_shape: tuple, sharing: str) -> int:
+    """Weights a layer stores in all (one core's view of a shared kernel; every connection when expanded)."""
+    geo = _LayerGeometry(layer, in_shape, out_shape, sharing)
+    if geo.sharing == "expanded":
+        return int(geo.fan_in.sum())
+    return geo.kernel * (geo.n_out // geo.plane) if isinstance(layer, Conv2d) else 1
+
+
+def conv_weight_writes(geo: _LayerGeometry, cores: int, channel_writes: np.ndarray) -> np.ndarray:
+    """Weights written per core when each output channel's shared kernel had ``channel_writes[o]`` weights
+    updated: once per copy (per-core copy: every core hosting the channel), once in all (shared kernel: on
+    the channel's first core), or at every connection using the weight (expanded: the channel's neurons on
+    the core x its writes -- an upper bound, border neurons lack some taps)."""
+    hosted = channels_per_core(geo.n_out, cores, geo.plane)
+    if geo.sharing == "per_core_copy":
+        return hosted @ channel_writes
+    if geo.sharing == "shared_kernel":
+        first = np.argmax(hosted, axis=0)
+        return np.bincount(first, weights=channel_writes, minlength=cores).astype(np.int64)
+    owner = np.repeat(np.arange(cores), _blocks(geo.n_out, cores))
+    per_neuron = np.repeat(channel_writes, geo.plane)
+    return np.bincount(owner, weights=per_neuron, minlength=cores).astype(np.int64)
 
 
 def _check_counts(placement: LayerPlacement, lc: LayerCounts) -> None:

@@ -27,15 +27,14 @@ from typing import Literal
 
 import numpy as np
 
+from hwsim.errors import NetworkError
+
 Shape = tuple[int, ...]
 Mode = Literal["float", "fixed"]
 MODES = ("float", "fixed")
 FORMAT_NAME = "hwsim-network"
 FORMAT_VERSION = 1
 
-
-class NetworkError(ValueError):
-    """A network description, spec string, parameter or file is invalid; the message names what."""
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -229,11 +228,17 @@ LAYER_KINDS = {"dense": Dense, "conv2d": Conv2d, "sumpool2d": SumPool2d, "flatte
 # Network
 # ---------------------------------------------------------------------------------------------------------
 class Network:
-    """An input shape and a feed-forward list of layers; validates shapes and numeric form on creation."""
+    """An input shape and a feed-forward list of layers; validates shapes and numeric form on creation.
 
-    def __init__(self, input_shape: Shape | int, layers: list[Layer]):
+    ``timesteps``: the number of time steps the network was trained with, or None (not declared). It is
+    metadata (a network runs for any T); the engine uses it to refuse input whose axes look swapped."""
+
+    def __init__(self, input_shape: Shape | int, layers: list[Layer], timesteps: int | None = None):
         self.input_shape: Shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
         self.layers: list[Layer] = list(layers)
+        if timesteps is not None and (not isinstance(timesteps, int) or isinstance(timesteps, bool) or timesteps < 1):
+            raise NetworkError(f"timesteps must be a positive integer or None, got {timesteps!r}")
+        self.timesteps: int | None = timesteps
         if not self.layers:
             raise NetworkError("a network needs at least one layer")
         self.shapes: list[Shape] = [self.input_shape]
@@ -265,8 +270,11 @@ class Network:
                 entry["neuron"] = {"type": type(layer.neuron).__name__, **asdict(layer.neuron)}
                 entry["weight_exp"] = int(layer.weight_exp)
             layers.append(entry)
-        return {"format": FORMAT_NAME, "version": FORMAT_VERSION, "mode": self.mode,
+        desc = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "mode": self.mode,
                 "input_shape": list(self.input_shape), "layers": layers}
+        if self.timesteps is not None:
+            desc["timesteps"] = self.timesteps
+        return desc
 
     def __repr__(self) -> str:
         parts = " -> ".join(f"{layer.name}{list(s)}" for layer, s in zip(self.layers, self.shapes[1:]))
@@ -438,7 +446,7 @@ def load(path: str | Path) -> Network:
                            f"{desc.get('format')!r} version {desc.get('version')!r}")
     try:
         layers = [_layer_from(entry, i, arrays) for i, entry in enumerate(desc["layers"])]
-        return Network(tuple(desc["input_shape"]), layers)
+        return Network(tuple(desc["input_shape"]), layers, timesteps=desc.get("timesteps"))
     except KeyError as err:
         raise NetworkError(f"{path}: missing field {err}") from None
     except (NetworkError, TypeError, ValueError) as err:

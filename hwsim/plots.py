@@ -1,4 +1,5 @@
-"""Matplotlib figures (Agg backend, written to PNG files)."""
+"""Matplotlib figures (Agg backend, written to PNG files); more in :mod:`hwsim.figures`, colours from
+:mod:`hwsim.palette` (one colour per rule, chip, action and verdict in every figure)."""
 
 from __future__ import annotations
 
@@ -8,131 +9,143 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
-ACTION_ORDER = ("sop", "neuron_update", "spike_out", "routing", "memory", "static",
+from hwsim.figures import save  # noqa: E402
+from hwsim.palette import VERDICT_COLORS, action_color, rule_color  # noqa: E402
+
+ACTION_ORDER = ("sop", "dense_mac", "neuron_update", "spike_out", "packet", "routing", "memory", "static",
                 "weight_update", "trace_update", "error_mac", "grad_op")
+DYNAMIC_COLOUR, STATIC_COLOUR = "#4c72b0", action_color("static")
 
 
-def energy_breakdown(reports: list[dict], path: str | Path, title: str = "") -> Path:
-    """Per chip: total energy per sample (log scale) and the share of each action (stacked to 100 %).
+def energy_breakdown(reports: list[dict], path: str | Path | None, title: str = "") -> Figure:
+    """Per chip: energy per sample (log scale) split into dynamic and static, hatched where it is a lower
+    bound (some actions unpriced), and the share of each action (stacked to 100 %).
 
     ``reports`` are :meth:`hwsim.cost.CostReport.to_dict` records."""
-    path = Path(path)
+    path = None if path is None else Path(path)
     unpriced_chips = [r["chip"] for r in reports if r["energy_j"] <= 0]
     reports = [r for r in reports if r["energy_j"] > 0]
     if not reports:
         raise ValueError("no chip could price any action: nothing to plot")
-    names = [r["chip"] + ("" if r["fits"] else " (does not fit)") for r in reports]
+    fit_text = {True: "", False: " (does not fit)", None: " (fit unknown)"}
+    names = [r["chip"] + fit_text[r["fits"]] for r in reports]
     actions = [a for a in ACTION_ORDER if any(r["energy_by_action_j"].get(a, 0) > 0 for r in reports)]
     fig, (ax_total, ax_share) = plt.subplots(1, 2, figsize=(12, 0.45 * len(reports) + 1.8), sharey=True)
-    totals = [r["energy_per_sample_j"] * 1e6 for r in reports]
-    ax_total.barh(names, totals, color="#4c72b0")
+    dynamic = [r["energy_dynamic_per_sample_j"] * 1e6 for r in reports]
+    static = [r["energy_static_per_sample_j"] * 1e6 for r in reports]
+    hatch = ["//" if r["lower_bound"] else "" for r in reports]
+    for y, (d, st, h) in enumerate(zip(dynamic, static, hatch)):
+        ax_total.barh(y, d, color=DYNAMIC_COLOUR, hatch=h, edgecolor="white" if h else None,
+                      label="dynamic" if y == 0 else None)
+        if st > 0:
+            ax_total.barh(y, st, left=d, color=STATIC_COLOUR, hatch=h, edgecolor="white" if h else None,
+                          label="static" if y == 0 or not any(static[:y]) else None)
+    ax_total.set_yticks(range(len(names)), names)
     ax_total.set_xscale("log")
-    ax_total.set_xlabel("energy per sample (µJ, log scale)")
+    ax_total.set_xlabel("energy per sample (µJ, log scale): dynamic + static")
     ax_total.invert_yaxis()
-    for y, (value, r) in enumerate(zip(totals, reports)):
-        label = f"{value:.3g}" + (" *" if r["unpriced"] else "")
+    for y, r in enumerate(reports):
+        value = r["energy_per_sample_j"] * 1e6
+        label = ("≥ " if r["lower_bound"] else "") + f"{value:.3g}"
+        if r["lower_bound"]:
+            label += f" ({len(r['unpriced'])} unpriced)"
         ax_total.text(value, y, " " + label, va="center", fontsize=8)
+    ax_total.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=8)
     left = [0.0] * len(reports)
-    cmap = plt.get_cmap("tab10")
-    for k, action in enumerate(actions):
+    for action in actions:
         share = [r["energy_by_action_j"].get(action, 0.0) / r["energy_j"] * 100 for r in reports]
-        ax_share.barh(names, share, left=left, color=cmap(k % 10), label=action)
+        ax_share.barh(range(len(reports)), share, left=left, color=action_color(action), label=action)
         left = [a + b for a, b in zip(left, share)]
-    ax_share.set_xlabel("share of energy by action (%)")
+    ax_share.set_xlabel("share of the priced energy by action (%)")
     ax_share.set_xlim(0, 100)
     ax_share.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(len(actions), 5), fontsize=8)
     fig.suptitle(title or "energy per chip", y=1.0)
-    note = "* some actions could not be priced (no published figure)"
+    modes = sorted({r["static_mode"] for r in reports})
+    note = ("hatched: a lower bound (some actions have no published figure; never counted as zero) · static: "
+            + ", ".join(modes))
     if unpriced_chips:
-        note += f"; not shown, nothing priced: {', '.join(unpriced_chips)}"
+        note += f" · not shown, nothing priced: {', '.join(unpriced_chips)}"
     fig.text(0.01, 0.005, note, fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
-def feasibility_heatmap(verdicts: list[dict], path: str | Path, title: str = "") -> Path:
-    """Chips (rows) x rules (columns): colour = verdict (feasible / unknown / infeasible), text = energy per
-    training sample (µJ) and the learning memory per core (KiB). ``verdicts`` are ``Verdict.to_dict()``."""
+def _short_reason(verdict: str, width: int = 26) -> str:
+    """The first reason of a verdict, cut to ``width`` characters for a heatmap cell."""
+    if verdict == "feasible":
+        return "feasible"
+    head, _, reasons = verdict.partition(": ")
+    first = reasons.split("; ")[0]
+    first = first if len(first) <= width else first[: width - 1] + "…"
+    return f"{head}: {first}" if len(head) + len(first) < width else first
+
+
+def feasibility_heatmap(verdicts: list[dict], path: str | Path | None, title: str = "") -> Figure:
+    """Chips (rows) x rules (columns): colour = verdict (feasible / unknown / infeasible); text = the reason
+    (first one), energy per training sample (≥ when a lower bound), the largest T that fits, and the rank.
+    ``verdicts`` are ``Verdict.to_dict()``."""
     import numpy as np
     from matplotlib.colors import ListedColormap
 
-    path = Path(path)
+    path = None if path is None else Path(path)
     chips = list(dict.fromkeys(v["chip"] for v in verdicts))
     rules = list(dict.fromkeys(v["rule"] for v in verdicts))
     grid = np.zeros((len(chips), len(rules)))
-    fig, ax = plt.subplots(figsize=(1.45 * len(rules) + 2.5, 0.55 * len(chips) + 1.8))
+    fig, ax = plt.subplots(figsize=(2.3 * len(rules) + 2.5, 0.75 * len(chips) + 1.8))
     for v in verdicts:
         r, c = chips.index(v["chip"]), rules.index(v["rule"])
         grid[r, c] = 2 if v["verdict"] == "feasible" else (1 if v["verdict"].startswith("unknown") else 0)
         energy = "-" if v["energy_per_sample_j"] is None else f"{v['energy_per_sample_j'] * 1e6:.3g} µJ"
-        if v["energy_per_sample_j"] is not None and v["unpriced"]:
-            energy += " *"
-        ax.text(c, r, f"{energy}\n{v['memory_per_core_bytes'] / 1024:.0f} KiB", ha="center", va="center", fontsize=7)
-    ax.imshow(grid, cmap=ListedColormap(["#f4a6a6", "#d9d9d9", "#a6dba0"]), vmin=0, vmax=2, aspect="auto")
+        if v["energy_per_sample_j"] is not None and v.get("lower_bound", bool(v["unpriced"])):
+            energy = "≥ " + energy
+        max_t = v.get("max_timesteps")
+        note = str(v.get("max_timesteps_note", ""))
+        if max_t is not None:
+            t_text = f"T ≤ {max_t}" if max_t else "fits no T"
+        else:
+            t_text = "any T" if note.startswith("any") else "T ?"
+        rank = f" · #{v['rank']}" if v.get("rank") is not None else ""
+        ax.text(c, r, f"{_short_reason(v['verdict'])}\n{energy}{rank}\n{t_text}", ha="center", va="center",
+                fontsize=6)
+    colours = ListedColormap([VERDICT_COLORS[v] for v in ("infeasible", "unknown", "feasible")])
+    ax.imshow(grid, cmap=colours, vmin=0, vmax=2, aspect="auto")
     ax.set_xticks(range(len(rules)), rules)
     ax.set_yticks(range(len(chips)), chips)
-    ax.set_title(title or "on-chip learning: energy per training sample, learning memory per core")
+    ax.set_title(title or "on-chip learning: verdict, energy per training sample, largest T that fits")
     fig.text(0.01, 0.005, "green: feasible · grey: unknown (capability or capacity not published) · red: infeasible"
-             " · * some actions unpriced (no published figure)", fontsize=7)
+             " · ≥: a lower bound (some actions unpriced) · #: rank by energy per training sample", fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
-def spike_raster(result, path: str | Path, title: str = "") -> Path:
-    """Spike raster of one sample, one panel per layer (``result`` is an ``Engine.run`` result, batch 1)."""
-    path = Path(path)
-    layers = result.spikes
-    fig, axes = plt.subplots(len(layers), 1, figsize=(8, 1.2 + 1.3 * len(layers)), sharex=True)
-    axes = axes if len(layers) > 1 else [axes]
-    for ax, spikes, name in zip(axes, layers, result.layer_names):
-        steps = spikes.shape[0]
-        flat = spikes[:, 0].reshape(steps, -1)
-        t, n = flat.nonzero()
-        ax.scatter(t, n, s=4, marker="|", color="black")
-        ax.set_ylabel(f"{name}\nneuron")
-        ax.set_ylim(-0.5, flat.shape[1] - 0.5)
-    axes[-1].set_xlabel("time step")
-    fig.suptitle(title or "spike raster")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+def spike_raster(result, path: str | Path | None = None, title: str = "", inputs=None):
+    """Spike raster of one sample with the input (see :func:`hwsim.figures.spike_raster`); returns the Figure."""
+    from hwsim.figures import spike_raster as raster
+
+    return raster(result, path, title=title, inputs=inputs)
 
 
-def memory_vs_timesteps(memory_kib: dict[str, dict[str, float]], path: str | Path, batch: int) -> Path:
+def memory_vs_timesteps(memory_kib: dict[str, dict[str, float]], path: str | Path | None, batch: int) -> Figure:
     """Activation memory kept for backward (KiB) against T, one line per rule."""
-    path = Path(path)
+    path = None if path is None else Path(path)
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for rule, points in memory_kib.items():
         steps = sorted(int(t) for t in points)
-        ax.plot(steps, [points[str(t)] for t in steps], marker="o", label=rule)
+        ax.plot(steps, [points[str(t)] for t in steps], marker="o", label=rule, color=rule_color(rule))
     ax.set_xlabel("time steps T")
     ax.set_ylabel(f"activation memory, KiB (batch {batch})")
     ax.set_title("memory kept for the backward pass")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save(fig, path)
 
 
-def accuracy_bars(values: dict[str, float], path: str | Path) -> Path:
-    """Accuracy (%) before and after quantisation."""
-    path = Path(path)
-    fig, ax = plt.subplots(figsize=(5.5, 3.2))
-    bars = ax.bar(list(values), list(values.values()), color=["#4c72b0", "#dd8452"])
-    for bar, value in zip(bars, values.values()):
-        ax.text(bar.get_x() + bar.get_width() / 2, value, f"{value:.1f} %", ha="center", va="bottom")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_ylim(0, 105)
-    ax.set_title("accuracy before and after quantisation")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+def accuracy_bars(values: dict[str, float], path: str | Path | None = None, samples: int | None = None):
+    """Accuracy (%) before and after quantisation on a zoomed axis with the difference labelled (see
+    :func:`hwsim.figures.accuracy_comparison`); returns the Figure."""
+    from hwsim.figures import accuracy_comparison
+
+    return accuracy_comparison(values, path, samples=samples)

@@ -11,7 +11,8 @@ Per neuron layer, with scale ``s = 127 / max|W|`` (integers in -127..127):
 * reset: Lava's LIF resets to zero. A soft-reset network is converted to zero reset (a documented
   conversion): the accuracy before and after, measured on the given data, shows its cost.
 
-Lava adds a one-step delay per connection, so a network of L layers answers L steps later: the evaluation
+The accuracy before is the float network's in hwsim's own float engine (no torch: the simulator core runs
+without it). Lava adds a one-step delay per connection, so a network of L layers answers L steps later: the evaluation
 runs T + L steps (the input padded with silence) and reads the output layer's summed current
 (``u / 64`` with ``du = 4095``), the fixed-point counterpart of the float read-out. Every clipped value
 (weights beyond the range, thresholds beyond 17 bits, biases beyond 13 + 7 bits) is counted per layer.
@@ -107,7 +108,7 @@ def quantize(network: Network, x: np.ndarray | None = None, y: np.ndarray | None
         else:
             layers.append(SumPool2d(layer.kernel, layer.stride, weight=int(2 * w_int[0]), **common))
         report.layers.append(info)
-    fixed = Network(network.input_shape, layers)
+    fixed = Network(network.input_shape, layers, timesteps=network.timesteps)
     if any(q.reset_converted for q in report.layers):
         report.notes.append("soft reset converted to Lava's zero reset (the accuracy after includes its cost)")
     if x is not None and y is not None:
@@ -121,30 +122,70 @@ def _batches(x: np.ndarray, batch: int):
         yield start, np.moveaxis(np.asarray(x[start: start + batch]), 1, 0)
 
 
+def float_readout(network: Network, spikes: np.ndarray) -> np.ndarray:
+    """The float read-out summed over time, ``(B, classes)`` float64, for 0/1 ``spikes`` ``(T, B, *input_shape)``.
+
+    The read-out is the last neuron layer's synaptic current ``W s[t] + b`` (as in ``methods.models``), so its
+    sum over the T steps is ``W (sum_t s[t]) + T b``: the float engine runs the network, and the last layer's
+    linear map (dense, conv or sum-pool) is applied to the summed spikes that enter it. No torch."""
+    if network.mode != "float":
+        raise NetworkError("float_readout takes a float network")
+    result = Engine(network).run(spikes)
+    neuron_layers = [(layer, shapes) for layer, shapes in zip(network.layers, network.layer_shapes())
+                     if layer.neuron is not None]
+    last, (in_shape, out_shape) = neuron_layers[-1]
+    entering = np.asarray(spikes) if len(neuron_layers) == 1 else result.spikes[-2]
+    steps, batch = entering.shape[:2]
+    summed = entering.reshape(steps, batch, *in_shape).sum(axis=0, dtype=np.float64)
+    if isinstance(last, Dense):
+        out = summed.reshape(batch, -1) @ np.asarray(last.weight, np.float64).T
+    elif isinstance(last, Conv2d):
+        out = _conv2d(summed, np.asarray(last.weight, np.float64), last.stride, last.padding)
+    else:
+        k = last.kernel
+        stride = last.stride or k
+        windows = np.lib.stride_tricks.sliding_window_view(summed, (k, k), axis=(2, 3))[:, :, ::stride, ::stride]
+        out = windows.sum(axis=(-2, -1)) * float(last.weight)
+    if last.bias is not None:
+        bias = np.asarray(last.bias, np.float64)
+        out = out + steps * bias.reshape(bias.shape[0], *([1] * (out.ndim - 2)))
+    return out.reshape(batch, *out_shape).reshape(batch, -1)
+
+
+def _conv2d(x: np.ndarray, weight: np.ndarray, stride: int, padding: int) -> np.ndarray:
+    """Cross-correlation as in torch: ``x`` (B, C, H, W), ``weight`` (O, C, kh, kw) -> (B, O, H_out, W_out)."""
+    if padding:
+        x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    kh, kw = weight.shape[2:]
+    windows = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::stride, ::stride]
+    return np.einsum("bchwij,ocij->bohw", windows, weight, optimize=True)
+
+
 def float_accuracy(network: Network, x: np.ndarray, y: np.ndarray, batch: int = 256) -> float:
-    """Accuracy of a float network: the read-out (the last layer's summed current) peaks at the label."""
-    import torch
-
-    from methods.models import SpikingNet
-
-    model = SpikingNet.from_network(network)
+    """Accuracy of a float network in hwsim's float engine: the read-out (the last layer's summed current)
+    peaks at the label. ``x`` (N, T, *input_shape) 0/1, ``y`` (N,) labels."""
     correct = 0
-    with torch.no_grad():
-        for start, xb in _batches(x, batch):
-            out = model(torch.from_numpy(np.ascontiguousarray(xb, np.float32)))
-            correct += int((out.argmax(1).numpy() == y[start: start + len(out)]).sum())
+    for start, xb in _batches(x, batch):
+        readout = float_readout(network, xb)
+        correct += int((readout.argmax(1) == y[start: start + len(readout)]).sum())
     return correct / max(len(y), 1)
 
 
-def fixed_accuracy(network: Network, x: np.ndarray, y: np.ndarray, batch: int = 256) -> float:
-    """Accuracy of a fixed-point network: run T + L steps (Lava's per-layer delay) and take the output
-    layer's summed current ``u``."""
-    engine = Engine(network)
+def fixed_readout(network: Network, spikes: np.ndarray) -> np.ndarray:
+    """The fixed-point read-out, ``(B, classes)`` int64, for 0/1 ``spikes`` ``(T, B, *input_shape)``: run
+    T + L steps (the input padded with silence for Lava's one-step delay per layer) and sum the output layer's
+    current ``u`` over them."""
     depth = sum(1 for layer in network.layers if layer.neuron is not None)
+    spikes = np.asarray(spikes)
+    padded = np.concatenate([spikes, np.zeros((depth, *spikes.shape[1:]), spikes.dtype)]).astype(np.uint8)
+    result = Engine(network).run(padded, record=True, time_major=True)  # T + L steps: axis 0 is time
+    return result.currents[-1].reshape(padded.shape[0], padded.shape[1], -1).astype(np.int64).sum(axis=0)
+
+
+def fixed_accuracy(network: Network, x: np.ndarray, y: np.ndarray, batch: int = 256) -> float:
+    """Accuracy of a fixed-point network (see :func:`fixed_readout`). ``x`` (N, T, *input_shape) 0/1."""
     correct = 0
     for start, xb in _batches(x, batch):
-        padded = np.concatenate([xb, np.zeros((depth, *xb.shape[1:]), xb.dtype)]).astype(np.uint8)
-        result = engine.run(padded, record=True)
-        readout = result.currents[-1].reshape(padded.shape[0], padded.shape[1], -1).astype(np.int64).sum(axis=0)
+        readout = fixed_readout(network, xb)
         correct += int((readout.argmax(1) == y[start: start + readout.shape[0]]).sum())
     return correct / max(len(y), 1)

@@ -45,22 +45,40 @@ def write_report(config, results: dict, out: Path) -> None:
     else:
         lines.append(results["on_chip"].get("note", ""))
     lines += ["", "## Inference on every chip", "",
-              f"Fixed-point network, {results['costs']['samples']} test samples.", "",
-              "| chip | energy per sample (uJ) | latency per sample (ms) | fits | cores | unpriced actions |",
-              "|---|---|---|---|---|---|"]
+              f"Fixed-point network, {results['costs']['samples']} test samples. Dynamic energy (the chip's actions) "
+              "and static energy (static power x simulated time; the assumption per chip below) apart; ≥ marks a "
+              "lower bound: actions with a count but no published figure, listed in `results.json` with their "
+              "counts, never counted as zero.", "",
+              "| chip | dynamic (uJ/sample) | static (uJ/sample) | energy per sample (uJ) | latency per sample (ms) "
+              "| fits | cores | static assumption |", "|---|---|---|---|---|---|---|---|"]
     for chip, r in results["costs"]["chips"].items():
-        energy = r["energy_uj_per_sample"] if r["energy_uj_per_sample"] else "-"
+        priced = bool(r["energy_uj_per_sample"])
+        dynamic = r.get("energy_dynamic_uj_per_sample") if priced else "-"
+        static = r.get("energy_static_uj_per_sample") if r.get("energy_static_uj_per_sample") else "-"
+        energy = _energy_cell(r["energy_uj_per_sample"], r["unpriced"], priced)
         latency = r["latency_ms_per_sample"] if r["latency_ms_per_sample"] is not None else "-"
-        lines.append(f"| {chip} | {energy} | {latency} | {'yes' if r['fits'] else 'no'} | {r['cores']} | "
-                     f"{r['unpriced']} |")
+        lines.append(f"| {chip} | {dynamic} | {static} | {energy} | {latency} | {_fits(r['fits'])} | {r['cores']} | "
+                     f"{r.get('static_assumption', '')} |")
+    warnings = [w for r in results["costs"]["chips"].values() for w in r.get("warnings", [])]
+    if warnings:
+        lines += [""] + [f"- warning: {w}" for w in warnings]
     lines += ["", "![energy per chip](energy_per_chip.png)", "", "## On-chip learning: chips x rules", "",
               "![feasibility](feasibility.png)", "",
-              "| chip | rule | memory per core (KiB) | uJ per sample | verdict |",
-              "|---|---|---|---|---|"]
+              "Energy of one training sample (≥: a lower bound); largest T whose learning state fits (any: it does "
+              "not grow with T); rank by energy per training sample among the feasible pairs ((≥): ranked by a "
+              "lower bound, its true place may be further down).", "",
+              "| chip | rule | verdict | max T | cores | memory per core (KiB) | energy per sample (uJ) | rank |",
+              "|---|---|---|---|---|---|---|---|"]
     for chip, rules in results["feasibility"]["table"].items():
         for rule, r in rules.items():
-            energy = "-" if r["energy_uj_per_sample"] is None else r["energy_uj_per_sample"]
-            lines.append(f"| {chip} | {rule} | {r['memory_kib_per_core']} | {energy} | `{r['verdict']}` |")
+            uj = r["energy_uj_per_sample"]
+            energy = _energy_cell(uj, r.get("unpriced", []), uj is not None)
+            max_t = r.get("max_timesteps")
+            max_t = max_t if max_t is not None else ("any" if str(r.get("max_timesteps_note", "")).startswith("any")
+                                                     else "?")
+            rank = "-" if r.get("rank") is None else f"{r['rank']}{' (≥)' if r.get('lower_bound') else ''}"
+            lines.append(f"| {chip} | {rule} | `{r['verdict']}` | {max_t} | {r.get('cores_needed', '-')} | "
+                         f"{r['memory_kib_per_core']} | {energy} | {rank} |")
     export = results["export"]
     lines += ["", "## Export to Lava", ""]
     if export.get("skipped"):
@@ -72,3 +90,16 @@ def write_report(config, results: dict, out: Path) -> None:
             lines.append(f"Three-factor `LearningDense` rule in Lava against hwsim's fixed-point OTTT: weight-change "
                          f"correlation {export['learning_correlation']}.")
     (out / "report.md").write_text("\n".join(lines) + "\n")
+
+
+def _energy_cell(uj, unpriced, priced: bool) -> str:
+    """A table cell for an energy in uJ: the number, ``≥ number (N unpriced)`` for a lower bound, or
+    ``unpriced (N actions)`` when nothing could be priced."""
+    n = len(unpriced) if isinstance(unpriced, list) else int(unpriced or 0)
+    if not priced or uj is None:
+        return f"unpriced ({n} actions)" if n else "-"
+    return f"≥ {uj} ({n} unpriced)" if n else str(uj)
+
+
+def _fits(fits) -> str:
+    return "unknown" if fits is None else ("yes" if fits else "no")

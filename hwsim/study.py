@@ -24,16 +24,14 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from hwsim.errors import StudyError
+
 STAGES = ("train", "simulate", "memory", "on_chip", "costs", "feasibility", "export", "report")
-
-
-class StudyError(ValueError):
-    """An invalid study configuration or output folder; the message names the key or file."""
 
 
 class OnChipConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    rules: list[Literal["sltt", "sltt_k", "ottt_a", "ottt_o"]] = ["sltt", "ottt_a"]
+    rules: list[Literal["sltt", "sltt_k", "ottt_a", "ottt_o", "bptt", "ttl_bptt", "stdl"]] = ["sltt", "ottt_a"]
     samples: int = Field(200, ge=1, description="training samples of on-chip fine-tuning")
     lr: float = Field(0.02, gt=0)
 
@@ -42,7 +40,10 @@ class StudyConfig(BaseModel):
     """A study (all keys optional; defaults are the built-in study ``make demo`` runs)."""
 
     model_config = ConfigDict(extra="forbid")
-    dataset: Literal["digits", "randman"] = "digits"
+    dataset: str = Field("digits", description="digits, randman, dvs_bars (moving bars as ON/OFF events), a .npz "
+                                                 "file (x_train, y_train, x_test, y_test: "
+                                                 "0/1 spikes (N, T, *shape) and labels) or tonic:<Name>")
+    data_path: str | None = Field(None, description="folder for tonic datasets")
     network: str = "64-128-10"
     timesteps: int = Field(8, ge=1)
     epochs: int = Field(4, ge=1)
@@ -58,6 +59,18 @@ class StudyConfig(BaseModel):
     eval_samples: int = Field(300, ge=1, description="test samples for accuracy and costs")
     export: bool = True
     seed: int = 0
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset(cls, value: str) -> str:
+        if value in ("digits", "randman", "dvs_bars") or value.startswith("tonic:"):
+            return value
+        if value.endswith(".npz"):
+            if not Path(value).is_file():
+                raise ValueError(f"dataset file {value}: no such file")
+            return value
+        raise ValueError(f"unknown dataset {value!r}; expected digits, randman, dvs_bars, a .npz file with x_train, "
+                         f"y_train, x_test, y_test, or tonic:<Name>")
 
     @field_validator("network")
     @classmethod
@@ -157,7 +170,8 @@ class Study:
     def _data(self):
         from methods.data import load_dataset
 
-        data = load_dataset(self.config.dataset, self.config.timesteps, seed=self.config.seed)
+        data = load_dataset(self.config.dataset, self.config.timesteps, seed=self.config.seed,
+                            path=self.config.data_path)
         x, y = (a.numpy() for a in data.split("test"))
         n = min(self.config.eval_samples, len(y))
         return data, x[:n], y[:n]
@@ -174,7 +188,8 @@ class Study:
         c = self.config
         out = {}
         for rule in c.train_rules:
-            config = TrainConfig(rule=rule, dataset=c.dataset, epochs=c.epochs, timesteps=c.timesteps,
+            config = TrainConfig(rule=rule, dataset=c.dataset, data_path=c.data_path, epochs=c.epochs,
+                                 timesteps=c.timesteps,
                                  net=c.network, batch_size=c.batch_size, seed=c.seed, window=c.ttl_window,
                                  budget_bytes=c.stdl_budget_bytes)
             ckpt = self.out / "train" / f"{rule}.pt"
@@ -196,14 +211,15 @@ class Study:
         _, x, y = self._data()
         network = self._trained()
         x = x.reshape(*x.shape[:2], *network.input_shape)
-        float_acc = accuracy(OnChipLearner(network, "sltt"), x, y) if _dense(network) else None
+        float_acc = accuracy(OnChipLearner(network, "sltt"), x, y)
         fixed, report = quantize(network, x, y)
         from hwsim.network import save
 
         save(fixed, self.out / "fixed.network.npz")
         counts = Engine(network).run(np.moveaxis(x, 0, 1).astype(np.uint8)).counts
-        spike_raster(Engine(fixed).run(np.moveaxis(x[:1], 0, 1).astype(np.uint8)), self.out / "spike_raster.png",
-                     title=f"one {self.config.dataset} test sample, fixed point")
+        first = np.moveaxis(x[:1], 0, 1).astype(np.uint8)
+        spike_raster(Engine(fixed).run(first), self.out / "spike_raster.png", inputs=first,
+                     title=f"{self.config.network}: one {self.config.dataset} test sample, fixed point")
         return {"float_accuracy_percent": None if float_acc is None else round(100 * float_acc, 1),
                 "quantized_float_percent": round(100 * report.accuracy_float, 1),
                 "quantized_fixed_percent": round(100 * report.accuracy_fixed, 1),
@@ -249,12 +265,13 @@ class Study:
         n = min(c.on_chip.samples, len(y_train))
         out = {}
         base = self._trained()
-        if not _dense(base):
-            return {"rules": {}, "note": "on-chip learning kernels take dense networks"}
+        x_test = x_test.reshape(*x_test.shape[:2], *base.input_shape)
+        x_train = x_train.reshape(*x_train.shape[:2], *base.input_shape)
         for rule in c.on_chip.rules:
             import copy
 
-            learner = OnChipLearner(copy.deepcopy(base), rule, lr=c.on_chip.lr, seed=c.seed)
+            learner = OnChipLearner(copy.deepcopy(base), rule, lr=c.on_chip.lr, seed=c.seed,
+                                    window=min(c.ttl_window, c.timesteps))
             before = accuracy(learner, x_test, y_test)
             counts = fit(learner, x_train[:n], y_train[:n], epochs=1, batch_size=1, seed=c.seed,
                          progress=self.progress)
@@ -281,34 +298,49 @@ class Study:
             energy_breakdown(reports, self.out / "energy_per_chip.png",
                              title=f"{self.config.network} on {self.config.dataset}, T={self.config.timesteps}")
         return {"chips": {r["chip"]: {"energy_uj_per_sample": _sig(r["energy_per_sample_j"] * 1e6),
+                                      "energy_dynamic_uj_per_sample": _sig(r["energy_dynamic_per_sample_j"] * 1e6),
+                                      "energy_static_uj_per_sample": _sig(r["energy_static_per_sample_j"] * 1e6),
+                                      "static_mode": r["static_mode"], "static_assumption": r["static_assumption"],
+                                      "lower_bound": r["lower_bound"], "energy_text": r["energy_text"],
                                       "latency_ms_per_sample": None if r["latency_s"] is None else
                                       _sig(r["latency_s"] / counts.batch * 1e3),
-                                      "fits": r["fits"], "cores": r["cores_used"], "unpriced": len(r["unpriced"]),
-                                      "limits_broken": r["limits_broken"]} for r in reports},
+                                      "fits": r["fits"], "fits_reason": r["fits_reason"], "cores": r["cores_used"],
+                                      "unpriced": r["unpriced"], "unpriced_counts": r["unpriced_counts"],
+                                      "warnings": r["warnings"], "limits_broken": r["limits_broken"]}
+                          for r in reports},
                 "samples": int(counts.batch)}
 
     def stage_feasibility(self, results: dict) -> dict:
         import chips
-        from hwsim.feasibility import check, learning_counts
+        from hwsim.feasibility import check, learning_counts, rank
         from hwsim.plots import feasibility_heatmap
 
         c = self.config
         network = self._trained()
         verdicts = []
         for rule in c.rules:
-            counts = learning_counts(network, rule, c.timesteps, 0.2, seed=c.seed, window=c.ttl_window) \
-                if _dense(network) else None
+            counts = learning_counts(network, rule, c.timesteps, 0.2, seed=c.seed, window=c.ttl_window)
             for name in self.chip_names:
-                verdicts.append(check(network, chips.load(name), rule, c.timesteps, counts,
-                                      window=c.ttl_window).to_dict())
+                verdicts.append(check(network, chips.load(name), rule, c.timesteps, counts, window=c.ttl_window))
+        rank(verdicts)
+        verdicts = [v.to_dict() for v in verdicts]
         feasibility_heatmap(verdicts, self.out / "feasibility.png",
                             title=f"{c.network}, T={c.timesteps}: on-chip learning")
         table = {}
         for v in verdicts:
             table.setdefault(v["chip"], {})[v["rule"]] = {
-                "verdict": v["verdict"], "memory_kib_per_core": round(v["memory_per_core_bytes"] / 1024, 1),
+                "verdict": v["verdict"], "fits": v["fits"], "cores_needed": v["cores_needed"],
+                "max_timesteps": v["max_timesteps"], "max_timesteps_note": v["max_timesteps_note"],
+                "memory_kib_per_core": round(v["memory_per_core_bytes"] / 1024, 1),
                 "energy_uj_per_sample": None if v["energy_per_sample_j"] is None else
-                _sig(v["energy_per_sample_j"] * 1e6)}
+                _sig(v["energy_per_sample_j"] * 1e6),
+                "energy_dynamic_uj": None if v["energy_dynamic_j"] is None else _sig(v["energy_dynamic_j"] * 1e6),
+                "energy_static_uj": None if v["energy_static_j"] is None else _sig(v["energy_static_j"] * 1e6),
+                "static_mode": v["static_mode"], "lower_bound": v["lower_bound"], "energy_text": v["energy_text"],
+                "latency_ms_per_sample": None if v["latency_per_sample_s"] is None else
+                _sig(v["latency_per_sample_s"] * 1e3),
+                "rank": v["rank"], "rank_note": v["rank_note"], "unpriced": v["unpriced"],
+                "unpriced_counts": v["unpriced_counts"]}
         return {"table": table}
 
     def stage_export(self, results: dict) -> dict:
@@ -319,7 +351,7 @@ class Study:
         _, x, y = self._data()
         network = self._trained()
         x = x.reshape(*x.shape[:2], *network.input_shape)
-        summary = export(network, self.out / "export", x[:16], y[:16], verify=True, learning=_dense(network))
+        summary = export(network, self.out / "export", x[:16], y[:16], verify=True, learning=_dense_readout(network))
         out = {"verified_equal": summary["verify"]["equal"],
                "layers": {v["layer"]: v["equal"] for v in summary["verify"]["layers"]},
                "files": summary["files"]}
@@ -328,21 +360,20 @@ class Study:
         return out
 
     def stage_report(self, results: dict) -> dict:
-        from hwsim.plots import accuracy_bars
         from hwsim.report import write_report
+        from hwsim.study_figures import append_to_report, make_figures
 
-        sim = results["simulate"]
-        accuracy_bars({"float (torch read-out)": sim["quantized_float_percent"],
-                       "fixed point (hwsim, Lava-exact)": sim["quantized_fixed_percent"]},
-                      self.out / "quantization_accuracy.png")
+        results["figures"] = make_figures(self, results)
         write_report(self.config, results, self.out)
+        append_to_report(self.out / "report.md", results["figures"])
         return {"report": "report.md", "results": "results.json"}
 
 
-def _dense(network) -> bool:
+def _dense_readout(network) -> bool:
+    """The learning export trains a dense read-out (the layers before it may be conv and pool)."""
     from hwsim.network import Dense
 
-    return all(isinstance(layer, Dense) for layer in network.layers)
+    return isinstance(network.layers[-1], Dense)
 
 
 def _sig(value: float, digits: int = 3) -> float:

@@ -6,10 +6,15 @@ of the float :class:`hwsim.network.Network`; ``RULES`` lists the names.
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
-from hwsim.network import Network
-from methods.rule import RuleError, TrainingRule
+from methods.errors import RuleError
+
+if TYPE_CHECKING:  # torch is imported by build_rule, not by ``import methods``
+    import torch
+
+    from hwsim.network import Network
+    from methods.rule import TrainingRule
 
 RULES = ("bptt", "sltt", "sltt_k", "ottt_a", "ottt_o", "ttl_bptt", "stdl", "revsnn")
 
@@ -19,6 +24,8 @@ def build_rule(name: str, network: Network, *, k: int = 2, window: int = 1, bloc
                device: str | torch.device = "cpu") -> TrainingRule:
     """A training rule by name. Options: ``k`` (SLTT-K), ``window``/``block`` (TTL-BPTT), ``subnet``/
     ``budget_bytes``/``batch_size`` (STDL). The model is moved to ``device``."""
+    import torch
+
     from methods.bptt import BPTT
     from methods.models import SpikingNet
     from methods.ottt import OTTT
@@ -41,6 +48,14 @@ def build_rule(name: str, network: Network, *, k: int = 2, window: int = 1, bloc
     if name == "ttl_bptt":
         return TTLBPTT(model, window=window, block=block, seed=seed)
     return STDL(model, subnet=subnet, budget_bytes=budget_bytes, batch_size=batch_size, seed=seed)
+
+
+def __getattr__(name: str):
+    if name == "TrainingRule":  # lazily, so that ``import methods`` stays free of torch
+        from methods.rule import TrainingRule
+
+        return TrainingRule
+    raise AttributeError(f"module 'methods' has no attribute {name!r}")
 
 
 __all__ = ["RULES", "RuleError", "TrainingRule", "build_rule"]

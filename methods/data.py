@@ -9,7 +9,9 @@ deterministic), ``y`` int64 labels ``(N,)``, and a train/test split. Nothing is 
 * ``randman`` -- a random-manifold spike task written from Zenke & Vogels (Neural Comput. 2021): each
   class is a smooth random map from a ``dim``-dimensional latent cube to one firing time per input unit;
   a sample is a uniform latent point, its units fire once at the mapped time (plus jitter).
-* local files -- MNIST (IDX), N-MNIST (.bin event files), SHD (HDF5), see the loaders' docstrings.
+* local files -- MNIST (IDX), N-MNIST (.bin event files), SHD (HDF5), a user's ``.npz``
+  (``x_train, y_train, x_test, y_test``), tonic datasets (``tonic:NMNIST``, optional); event sets are binned
+  per batch (:class:`LazySpikes`), and official train/test splits are kept where the files carry one.
 """
 
 from __future__ import annotations
@@ -21,11 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-DATASETS = ("digits", "randman", "mnist", "nmnist", "shd")
+from methods.errors import DataError
 
-
-class DataError(ValueError):
-    """A dataset name, file or option is wrong; the message names it and what was expected."""
+DATASETS = ("digits", "randman", "mnist", "nmnist", "shd", "dvs_bars")
 
 
 @dataclass
@@ -46,10 +46,60 @@ class SpikeDataset:
     def timesteps(self) -> int:
         return int(self.x.shape[1])
 
-    def split(self, part: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def split(self, part: str) -> tuple[torch.Tensor | LazySpikes, torch.Tensor]:
+        if isinstance(self.x, LazySpikes):
+            lo, hi = (0, self.n_train) if part == "train" else (self.n_train, len(self.y))
+            return self.x.subset(np.arange(lo, hi)), self.y[lo:hi]
         if part == "train":
             return self.x[: self.n_train], self.y[: self.n_train]
         return self.x[self.n_train:], self.y[self.n_train:]
+
+
+class LazySpikes:
+    """Spikes ``(N, T, *shape)`` made per batch: indexing (an int, slice, list, numpy or torch index) returns a
+    dense float32 tensor of just those samples, built by ``fetch(i) -> (steps, flat neuron indices)`` of
+    sample ``i``'s spikes (or, for array data, ``dense(indices)``). Event datasets (N-MNIST, SHD, tonic) stay
+    as compact events; nothing holds the whole set as float32."""
+
+    def __init__(self, n: int, steps: int, shape: tuple[int, ...], fetch=None, dense=None,
+                 index: np.ndarray | None = None):
+        self.steps, self.sample_shape = int(steps), tuple(int(s) for s in shape)
+        self._fetch, self._dense = fetch, dense
+        self.index = np.arange(n) if index is None else np.asarray(index)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.index), self.steps, *self.sample_shape)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def subset(self, positions) -> LazySpikes:
+        return LazySpikes(0, self.steps, self.sample_shape, self._fetch, self._dense, self.index[positions])
+
+    def reshape(self, *shape) -> LazySpikes:
+        if tuple(shape[:2]) != self.shape[:2] or int(np.prod(shape[2:])) != int(np.prod(self.sample_shape)):
+            raise DataError(f"cannot view spikes {self.shape} as {shape}")
+        return LazySpikes(0, self.steps, tuple(shape[2:]), self._fetch, self._dense, self.index)
+
+    def __getitem__(self, key) -> torch.Tensor:
+        if isinstance(key, torch.Tensor):
+            key = key.cpu().numpy()
+        single = isinstance(key, (int, np.integer))
+        chosen = self.index[np.atleast_1d(key) if single else key]
+        if self._dense is not None:
+            out = np.asarray(self._dense(chosen), np.float32).reshape(len(chosen), self.steps, *self.sample_shape)
+        else:
+            out = np.zeros((len(chosen), self.steps, int(np.prod(self.sample_shape))), np.float32)
+            for row, i in enumerate(chosen):
+                frames, neurons = self._fetch(int(i))
+                out[row, frames, neurons] = 1.0
+            out = out.reshape(len(chosen), self.steps, *self.sample_shape)
+        tensor = torch.from_numpy(out)
+        return tensor[0] if single else tensor
+
+    def numpy(self) -> np.ndarray:
+        return self[np.arange(len(self))].numpy()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -181,33 +231,49 @@ def read_nmnist_events(path: str | Path) -> np.ndarray:
     return events
 
 
+def _nmnist_files(folder: Path) -> list[Path]:
+    return sorted(folder.glob("[0-9]/*.bin"))
+
+
 def nmnist(folder: str | Path, steps: int, limit: int | None = None, test_fraction: float = 0.2,
            seed: int = 0) -> SpikeDataset:
-    """N-MNIST from ``folder/<digit>/<id>.bin``; events binned into ``steps`` frames of (2, 34, 34)."""
+    """N-MNIST from ``folder/<digit>/<id>.bin``; events binned into ``steps`` frames of (2, 34, 34) per batch
+    (:class:`LazySpikes`; only file paths are held). With ``folder/Train`` and ``folder/Test`` (the official
+    layout) that split is kept; otherwise one folder is split at random (``test_fraction``)."""
     folder = Path(folder)
-    files = sorted(folder.glob("[0-9]/*.bin"))
-    if not files:
-        raise DataError(f"{folder}: no N-MNIST files (expected <folder>/<digit 0-9>/<id>.bin)")
-    files = files[:limit] if limit else files
-    x = np.zeros((len(files), steps, 2, 34, 34), np.float32)
-    y = np.zeros(len(files), np.int64)
-    for n, path in enumerate(files):
-        events = read_nmnist_events(path)
-        y[n] = int(path.parent.name)
-        if len(events):
-            span = max(int(events["t"].max()) + 1, 1)
-            frame = np.minimum(events["t"] * steps // span, steps - 1)
-            x[n, frame, events["p"], events["y"], events["x"]] = 1.0
-    return _shuffle_split(x, y, "nmnist", 10, test_fraction, seed)
+    official = (folder / "Train").is_dir() and (folder / "Test").is_dir()
+    parts = [_nmnist_files(folder / "Train"), _nmnist_files(folder / "Test")] if official else [_nmnist_files(folder)]
+    if not any(parts):
+        raise DataError(f"{folder}: no N-MNIST files (expected <folder>/<digit 0-9>/<id>.bin, or Train/ and Test/ "
+                        f"folders of those)")
+    if limit:
+        parts = [p[:limit] for p in parts]
+    if not official:
+        order = np.random.default_rng(seed + 7).permutation(len(parts[0]))
+        files = [parts[0][i] for i in order]
+        n_train = int(round(len(files) * (1.0 - test_fraction)))
+    else:
+        files, n_train = parts[0] + parts[1], len(parts[0])
+    y = np.array([int(p.parent.name) for p in files], np.int64)
+    for p in files:  # a cheap whole-set check now, so that a bad file does not surface mid-training
+        if p.stat().st_size % 5:
+            raise DataError(f"{p}: {p.stat().st_size} bytes is not a whole number of 5-byte N-MNIST events")
+
+    def fetch(i: int):
+        events = read_nmnist_events(files[i])
+        if not len(events):
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        span = max(int(events["t"].max()) + 1, 1)
+        frame = np.minimum(events["t"] * steps // span, steps - 1)
+        return frame, (events["p"] * 34 + events["y"]) * 34 + events["x"]
+
+    return SpikeDataset("nmnist", LazySpikes(len(files), steps, (2, 34, 34), fetch), torch.from_numpy(y), n_train,
+                        10)
 
 
-def shd(path: str | Path, steps: int, duration_s: float = 1.0, limit: int | None = None,
-        test_fraction: float = 0.2, seed: int = 0) -> SpikeDataset:
-    """Spiking Heidelberg Digits HDF5: ``spikes/times`` and ``spikes/units`` (ragged, one array per sample,
-    times in seconds), ``labels``; 700 input units, 20 classes; binned into ``steps`` over ``duration_s``."""
+def _read_shd(path: Path, limit: int | None):
     import h5py
 
-    path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file (expected an SHD .h5 file)")
     try:
@@ -216,23 +282,139 @@ def shd(path: str | Path, steps: int, duration_s: float = 1.0, limit: int | None
                 if key not in f:
                     raise DataError(f"{path}: missing dataset {key!r} (expected SHD layout spikes/times, "
                                     f"spikes/units, labels)")
-            times, units, labels = f["spikes/times"][:], f["spikes/units"][:], f["labels"][:]
+            count = min(len(f["labels"]), limit) if limit else len(f["labels"])
+            times = [np.asarray(t, np.float32) for t in f["spikes/times"][:count]]
+            units = [np.asarray(u, np.int16) for u in f["spikes/units"][:count]]
+            labels = np.asarray(f["labels"][:count]).astype(np.int64)
     except OSError as err:
         raise DataError(f"{path}: not a readable HDF5 file ({err})") from None
-    count = min(len(labels), limit) if limit else len(labels)
-    x = np.zeros((count, steps, 700), np.float32)
-    for n in range(count):
-        t, u = np.asarray(times[n]), np.asarray(units[n]).astype(np.int64)
-        if u.size and u.max() >= 700:
-            raise DataError(f"{path}: sample {n} has unit {u.max()}; SHD has 700 units")
+    for n, u in enumerate(units):
+        if u.size and (u.max() >= 700 or u.min() < 0):
+            raise DataError(f"{path}: sample {n} has unit {int(u.max())}; SHD has 700 units")
+    return times, units, labels
+
+
+def shd(path: str | Path, steps: int, duration_s: float = 1.0, limit: int | None = None,
+        test_fraction: float = 0.2, seed: int = 0) -> SpikeDataset:
+    """Spiking Heidelberg Digits HDF5: ``spikes/times`` and ``spikes/units`` (ragged, one array per sample,
+    times in seconds), ``labels``; 700 input units, 20 classes; binned into ``steps`` over ``duration_s`` per
+    batch (:class:`LazySpikes`; the events are held, not the dense set). A folder with ``shd_train.h5`` and
+    ``shd_test.h5``, or one of those two files, keeps the official split; another single file is split at
+    random (``test_fraction``)."""
+    path = Path(path)
+    if path.is_dir():
+        train, test = path / "shd_train.h5", path / "shd_test.h5"
+    elif path.name.endswith("_train.h5") or path.name.endswith("_test.h5"):
+        stem = path.name.rsplit("_", 1)[0]
+        train, test = path.with_name(f"{stem}_train.h5"), path.with_name(f"{stem}_test.h5")
+    else:
+        train = test = None
+    if train is not None and train.is_file() and test.is_file():
+        a, b = _read_shd(train, limit), _read_shd(test, limit)
+        times, units, labels, n_train = a[0] + b[0], a[1] + b[1], np.concatenate([a[2], b[2]]), len(a[2])
+    else:
+        if path.is_dir():
+            raise DataError(f"{path}: expected shd_train.h5 and shd_test.h5 in this folder")
+        times, units, labels = _read_shd(path, limit)
+        order = np.random.default_rng(seed + 7).permutation(len(labels))
+        times, units, labels = [times[i] for i in order], [units[i] for i in order], labels[order]
+        n_train = int(round(len(labels) * (1.0 - test_fraction)))
+
+    def fetch(i: int):
+        t, u = times[i], units[i].astype(np.int64)
         keep = t < duration_s
-        frame = np.minimum((t[keep] / duration_s * steps).astype(np.int64), steps - 1)
-        x[n, frame, u[keep]] = 1.0
-    return _shuffle_split(x, np.asarray(labels[:count]).astype(np.int64), "shd", 20, test_fraction, seed)
+        return np.minimum((t[keep] / duration_s * steps).astype(np.int64), steps - 1), u[keep]
+
+    return SpikeDataset("shd", LazySpikes(len(labels), steps, (700,), fetch), torch.from_numpy(labels), n_train,
+                        20)
+
+
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def npz_dataset(path: str | Path, steps: int | None = None) -> SpikeDataset:
+    """A user's dataset file: ``.npz`` with ``x_train``, ``x_test`` -- 0/1 spikes ``(N, T, *shape)`` (bool,
+    integer or float) -- and ``y_train``, ``y_test`` integer labels ``(N,)``. The file's split is kept; spikes
+    are kept in their own dtype and made float32 per batch. ``steps`` (when given) must not exceed T; the
+    first ``steps`` steps are used."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such dataset file")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [k for k in NPZ_KEYS if k not in archive.files]
+            if missing:
+                raise DataError(f"{path}: missing key {missing[0]!r}; a dataset file holds "
+                                f"{', '.join(NPZ_KEYS)} (found {', '.join(sorted(archive.files)) or 'nothing'})")
+            arrays = {k: archive[k] for k in NPZ_KEYS}
+    except DataError:
+        raise
+    except Exception as err:  # zip and format errors come in many types
+        raise DataError(f"{path}: not a readable numpy .npz file ({type(err).__name__}: {err})") from None
+    xs, ys = [arrays["x_train"], arrays["x_test"]], [arrays["y_train"], arrays["y_test"]]
+    for name, x, y in (("train", xs[0], ys[0]), ("test", xs[1], ys[1])):
+        if x.ndim < 3:
+            raise DataError(f"{path}: x_{name} has shape {x.shape}; expected (N, T, *input_shape)")
+        if x.dtype.kind not in "biuf":
+            raise DataError(f"{path}: x_{name} has dtype {x.dtype}; expected 0/1 bool, integer or float")
+        if x.size and not np.all((x == 0) | (x == 1)):
+            raise DataError(f"{path}: x_{name} must hold 0/1 spikes; found the value {x[(x != 0) & (x != 1)][0]}")
+        if y.ndim != 1 or len(y) != len(x) or y.dtype.kind not in "iu":
+            raise DataError(f"{path}: y_{name} must be {len(x)} integer labels (N,), got {y.dtype} {y.shape}")
+        if y.size and y.min() < 0:
+            raise DataError(f"{path}: y_{name} has a negative label {int(y.min())}")
+    if xs[0].shape[1:] != xs[1].shape[1:]:
+        raise DataError(f"{path}: x_train {xs[0].shape} and x_test {xs[1].shape} differ beyond N")
+    total = xs[0].shape[1]
+    steps = total if steps is None else steps
+    if steps > total:
+        raise DataError(f"{path}: the study asks for {steps} time steps; the file has {total}")
+    x = np.concatenate(xs).astype(np.uint8) if xs[0].dtype != np.uint8 else np.concatenate(xs)
+    y = np.concatenate(ys).astype(np.int64)
+    n_classes = int(y.max()) + 1 if y.size else 1
+    lazy = LazySpikes(len(y), steps, x.shape[2:], dense=lambda idx: x[idx, :steps])
+    return SpikeDataset(path.stem, lazy, torch.from_numpy(y), len(ys[0]), n_classes)
+
+
+def tonic_dataset(name: str, steps: int, path: str | Path | None) -> SpikeDataset:
+    """A tonic event dataset (``tonic:NMNIST``, ``tonic:SHD``, ...; ``pip install tonic``), official train/test
+    split kept, events binned into ``steps`` equal frames per sample, per batch (:class:`LazySpikes`)."""
+    try:
+        import tonic
+    except ImportError:
+        raise DataError(f"dataset 'tonic:{name}' needs the optional package tonic (pip install tonic)") from None
+    cls = getattr(tonic.datasets, name, None)
+    if cls is None:
+        raise DataError(f"tonic has no dataset {name!r}")
+    if path is None:
+        raise DataError(f"dataset 'tonic:{name}' needs a folder for its files (--data-path / data_path)")
+    train, test = cls(save_to=str(path), train=True), cls(save_to=str(path), train=False)
+    sensor = tuple(int(s) for s in train.sensor_size)
+    width, height, polarities = (sensor + (1, 1))[:3]
+    shape = (width,) if height == 1 and polarities == 1 else (polarities, height, width)
+    labels = np.array([int(train[i][1]) for i in range(len(train))] + [int(test[i][1]) for i in range(len(test))])
+
+    def fetch(i: int):
+        events = (train[i] if i < len(train) else test[i - len(train)])[0]
+        names = events.dtype.names
+        t = events["t"].astype(np.int64)
+        x = events["x"].astype(np.int64)
+        y = events["y"].astype(np.int64) if "y" in names else np.zeros_like(x)
+        p = events["p"].astype(np.int64) if "p" in names and polarities > 1 else np.zeros_like(x)
+        span = max(int(t.max()) + 1, 1) if t.size else 1
+        return np.minimum(t * steps // span, steps - 1), (p * height + y) * width + x
+
+    return SpikeDataset(f"tonic:{name}", LazySpikes(len(labels), steps, shape, fetch), torch.from_numpy(labels),
+                        len(train), len(getattr(train, "classes", [])) or int(labels.max()) + 1)
 
 
 def load_dataset(name: str, steps: int, seed: int = 0, path: str | Path | None = None, **options) -> SpikeDataset:
-    """A dataset by name (``DATASETS``); file-backed ones need ``path``."""
+    """A dataset by name (``DATASETS``), a user's ``.npz`` file (:func:`npz_dataset`) or ``tonic:<Name>``;
+    file-backed ones need ``path``."""
+    if str(name).endswith(".npz"):
+        return npz_dataset(name, steps)
+    if str(name).startswith("tonic:"):
+        return tonic_dataset(str(name)[6:], steps, path)
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
     if steps < 1:
@@ -241,6 +423,10 @@ def load_dataset(name: str, steps: int, seed: int = 0, path: str | Path | None =
         return digits(steps, seed=seed, **options)
     if name == "randman":
         return randman(steps, seed=seed, **options)
+    if name == "dvs_bars":  # procedural event-camera task (methods/dvs_synthetic.py)
+        from methods.dvs_synthetic import dvs_bars
+
+        return dvs_bars(steps, seed=seed, **options)
     if path is None:
         raise DataError(f"dataset {name!r} reads local files: give --data-path (nothing is downloaded)")
     if name == "mnist":

@@ -8,11 +8,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from methods.errors import RuleError  # noqa: F401  (re-exported: methods.rule.RuleError)
 from methods.models import SpikingNet
-
-
-class RuleError(ValueError):
-    """A rule option that cannot work (K > T, a block size that does not divide the network, ...)."""
 
 
 @dataclass

@@ -6,14 +6,15 @@ the seed (and the epoch), and the checkpoint holds the model, the auxiliary modu
 rule's random generator, so a run interrupted after any epoch and resumed ends with the same weights as
 an uninterrupted run.
 
-Data parallel: under ``torchrun`` (``WORLD_SIZE`` > 1) each rank trains on its own shard of every batch
-and the gradients are averaged with ``all_reduce`` before every weight update (what
-DistributedDataParallel does; done directly because the rules run one backward pass per time step, which
-DDP's reducer does not support). gloo on CPU, NCCL on CUDA.
+Data parallel: under ``torchrun`` (``WORLD_SIZE`` > 1) each rank trains on its own shard of every batch;
+the rules' per-step backward passes accumulate gradients locally (DDP's ``no_sync``) and
+DistributedDataParallel all-reduces them once per weight update (:class:`SyncedOptimizer`). gloo on CPU,
+NCCL on CUDA.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -31,6 +32,7 @@ from methods.data import DataError, SpikeDataset, load_dataset
 from methods.memory import ActivationMeter
 
 DEFAULT_NETS = {"digits": "64-128-10", "randman": "64-128-10", "mnist": "784-256-10", "nmnist": "2x34x34-c8k5s2-p2-10",
+                "dvs_bars": "2x16x16-c8k3p1-p2-c16k3p1-p2-4",
                 "shd": "700-256-20"}
 
 
@@ -48,7 +50,7 @@ class TrainConfig:
     momentum: float = 0.9
     seed: int = 0
     k: int = 2
-    window: int = 1
+    window: int = 2  # TTL-BPTT truncation window (the CLI default too; 1 would be SLTT)
     block: int = 1
     subnet: int = 1
     budget_bytes: int = 1 << 20
@@ -77,23 +79,52 @@ class TrainResult:
     describe: dict = field(default_factory=dict)
 
 
+class _GradSync(torch.nn.Module):
+    """The trained parameters, for DistributedDataParallel. Its forward is a zero that depends on every
+    parameter, so one backward through it adds nothing to the gradients and lets DDP's reducer all-reduce
+    (average) the gradients the rule's own backward passes accumulated in ``.grad``."""
+
+    def __init__(self, params: list[torch.nn.Parameter]):
+        super().__init__()
+        self.params = torch.nn.ParameterList(params)
+
+    def forward(self) -> torch.Tensor:
+        return torch.stack([(p * 0).sum() for p in self.params]).sum()
+
+
 class SyncedOptimizer:
-    """Wraps an optimizer: under torch.distributed, averages the gradients across ranks before each step."""
+    """Wraps an optimizer: under torch.distributed, averages the gradients across ranks before each step
+    with :class:`~torch.nn.parallel.DistributedDataParallel`.
+
+    The rules run one backward pass per time step (or per window) through their own modules; those passes
+    accumulate gradients locally, as backward passes do inside DDP's ``no_sync()`` (:meth:`accumulating`).
+    The last backward of the batch is DDP's: at :meth:`step`, one zero-valued backward through the DDP
+    wrapper makes its bucketed all-reduce average the accumulated ``.grad`` of every parameter across ranks
+    (a parameter no step touched joins with a zero gradient), then the wrapped optimizer steps."""
 
     def __init__(self, optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter]):
-        self.optimizer, self.params = optimizer, params
+        self.optimizer = optimizer
+        self.params = list({id(p): p for p in params if p.requires_grad}.values())
         self.world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        self.ddp = None
+        if self.world > 1:  # broadcasts rank 0's parameters, so every rank starts from the same weights
+            self.ddp = torch.nn.parallel.DistributedDataParallel(_GradSync(self.params))
+
+    def accumulating(self):
+        """Context for a batch's backward passes: gradients accumulate locally (DDP ``no_sync``)."""
+        return self.ddp.no_sync() if self.ddp is not None else contextlib.nullcontext()
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         self.optimizer.zero_grad(set_to_none=set_to_none)
 
     def step(self) -> None:
-        if self.world > 1:
-            for p in self.params:
-                if p.grad is None:
-                    p.grad = torch.zeros_like(p)
-                dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
-                p.grad /= self.world
+        if self.ddp is not None:
+            syncing = self.ddp.require_backward_grad_sync
+            self.ddp.require_backward_grad_sync = True  # this backward is the batch's last: it all-reduces
+            try:
+                self.ddp().backward()
+            finally:
+                self.ddp.require_backward_grad_sync = syncing
         self.optimizer.step()
 
     def state_dict(self) -> dict:
@@ -119,6 +150,7 @@ def build(config: TrainConfig):
         raise DataError("--device cuda: no CUDA device is available here")
     data = load_dataset(config.dataset, config.timesteps, seed=config.seed, path=config.data_path)
     network = from_spec(config.network_spec(), mode="float", seed=config.seed)
+    network.timesteps = config.timesteps  # saved with it: the engine then refuses (N, T, ...) input by mistake
     if network.input_shape != data.shape and int(np.prod(network.input_shape)) == int(np.prod(data.shape)):
         data.x = data.x.reshape(*data.x.shape[:2], *network.input_shape)  # e.g. digits' 64 inputs as 1x8x8
     if network.input_shape != data.shape:
@@ -206,7 +238,8 @@ def train(config: TrainConfig, out: str | Path | None = None, resume: str | Path
                     continue
                 xb = x_train[index].transpose(0, 1).to(config.device)
                 yb = y_train[index].to(config.device)
-                result = rule.step(xb, yb, optimizer)
+                with optimizer.accumulating():  # per-step backward passes: local; step() all-reduces
+                    result = rule.step(xb, yb, optimizer)
                 total_loss += result.loss * len(index)
                 correct += int((result.logits.argmax(1).cpu() == yb.cpu()).sum())
                 bar.set_postfix(loss=f"{result.loss:.3f}", refresh=False)

@@ -1,8 +1,12 @@
-"""The ``hwsim`` command: JSON schema of ``hwsim run`` and one-line errors for bad input."""
+"""The ``hwsim`` command: JSON schema of ``hwsim run``, one-line errors for bad input, and the conventions
+every command shares (docs/cli.md): only JSON on stdout with ``--json``, exit statuses, output folders
+created, ``--version``, one name and one default per concept."""
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,12 +20,12 @@ def test_run_json_schema_and_values(capsys):
                  "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out) == {"timesteps", "batch", "mode", "layers"}
-    assert (out["timesteps"], out["batch"], out["mode"]) == (9, 2, "float")
+    assert (out["timesteps"], out["batch"], out["mode"]) == (9, 2, "fixed")
     fields = {"name", "kind", "n_in", "n_out", "spikes_in", "spikes_out", "sop", "neuron_updates",
               "mem_read_bytes", "mem_write_bytes"}
     assert [set(layer) for layer in out["layers"]] == [fields, fields]
     # the same run through the library gives the same numbers
-    net = from_spec("40-20-5", seed=4)
+    net = from_spec("40-20-5", mode="fixed", seed=4)
     result = simulate(net, bernoulli((9, 2, 40), 0.3, seed=5))
     for record, lc in zip(out["layers"], result.counts.layers):
         assert record["sop"] == lc.total("sop") and record["spikes_out"] == lc.total("spikes_out")
@@ -97,3 +101,152 @@ def test_saved_networks_run_in_their_own_mode_or_are_quantised(tmp_path, capsys)
     fixed = save(from_spec("30-12-4", mode="fixed", seed=1), tmp_path / "fixed.npz")
     assert main(["run", "--net", str(fixed), "--mode", "float"]) == 2
     assert "has no float form" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Conventions shared by every command
+# ---------------------------------------------------------------------------------------------------------
+def _cli(*argv: str, cwd=None) -> subprocess.CompletedProcess:
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.run([sys.executable, "-m", "hwsim.cli", *argv], capture_output=True, text=True,
+                          cwd=cwd or root, env=env, timeout=600)
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "--net", "16-8-4", "-T", "3"],
+    ["chips"],
+    ["chips", "show", "odin"],
+    ["estimate", "--net", "16-8-4", "-T", "3", "--chip", "loihi,odin"],
+    ["estimate", "--net", "16-8-4", "-T", "3", "--chip", "loihi", "--rule", "sltt"],
+    ["feasibility", "--net", "16-8-4", "-T", "3", "--chip", "loihi", "--rules", "sltt,ttl_bptt"],
+    ["train", "--rule", "sltt", "--net", "64-10", "-T", "2", "--epochs", "1", "--batch-size", "256"],
+])
+def test_json_commands_print_only_json_on_stdout(argv, tmp_path):
+    proc = _cli(*argv, "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    json.loads(proc.stdout)  # the whole of stdout is one JSON document
+    if argv[0] == "train":  # the epoch line and the note on the default checkpoint went to stderr
+        assert "epoch 1/1" in proc.stderr and "epoch" not in proc.stdout.split("{", 1)[0]
+        assert "runs/sltt-digits.pt" in proc.stderr and (tmp_path / "runs" / "sltt-digits.network.npz").is_file()
+
+
+def test_train_without_out_keeps_every_model(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    argv = ["train", "--rule", "sltt", "--net", "64-10", "-T", "2", "--epochs", "1", "--batch-size", "256",
+            "--no-progress", "--json"]
+    assert main(argv) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert main(argv) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert (first["checkpoint"], second["checkpoint"]) == ("runs/sltt-digits.pt", "runs/sltt-digits-2.pt")
+    for record in (first, second):  # nothing overwritten: both runs' files are there
+        assert Path(record["checkpoint"]).is_file() and Path(record["network"]).is_file()
+    from hwsim.network import load
+
+    assert load(first["network"]).timesteps == 2  # the trained T travels with the network (the axis guard)
+
+
+def test_export_verification_failure_exits_1(tmp_path, monkeypatch, capsys):
+    import hwsim.export.bundle as bundle
+
+    path = save(from_spec("8-4", seed=0), tmp_path / "net.npz")
+    summary = {"files": [], "quantization": {"accuracy_float": None, "layers": []},
+               "verify": {"equal": False, "timesteps": 3, "layers": [{"layer": "dense0", "equal": False, "spikes": 2}]}}
+    monkeypatch.setattr(bundle, "export", lambda *a, **k: summary)
+    argv = ["export", "--checkpoint", str(path), "--out", str(tmp_path / "o"), "--verify"]
+    assert main(argv) == 1
+    assert "DIFFERENT" in capsys.readouterr().out
+    assert main([*argv, "--json"]) == 1
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["verify"]["equal"] is False and "verification failed" in captured.err
+    summary["verify"]["equal"] = summary["verify"]["layers"][0]["equal"] = True
+    assert main([*argv, "--json"]) == 0
+
+
+def test_plot_folders_are_created(tmp_path, capsys):
+    estimate_png = tmp_path / "new" / "deeper" / "energy.png"
+    assert main(["estimate", "--net", "16-8-4", "-T", "3", "--chip", "loihi", "--plot", str(estimate_png)]) == 0
+    feasibility_png = tmp_path / "other" / "feasibility.png"
+    assert main(["feasibility", "--net", "16-8-4", "-T", "3", "--chip", "loihi", "--rules", "sltt",
+                 "--plot", str(feasibility_png)]) == 0
+    assert estimate_png.stat().st_size > 1000 and feasibility_png.stat().st_size > 1000
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["estimate", "--net", "16-8-4", "--plot", str(blocker / "x.png")]) == 2
+    assert "--plot" in capsys.readouterr().err
+
+
+def test_estimate_plot_title_names_the_mode(monkeypatch, tmp_path):
+    import hwsim.plots
+
+    titles = []
+    monkeypatch.setattr(hwsim.plots, "energy_breakdown", lambda reports, path, title="": titles.append(title))
+    assert main(["estimate", "--net", "16-8-4", "-T", "3", "--chip", "loihi", "--plot", str(tmp_path / "e.png")]) == 0
+    assert main(["estimate", "--net", "16-8-4", "-T", "3", "--chip", "loihi", "--rule", "sltt",
+                 "--plot", str(tmp_path / "e.png")]) == 0
+    assert "None" not in titles[0] and "fixed point" in titles[0] and "on-chip sltt training" in titles[1]
+
+
+def test_version():
+    import tomllib
+
+    import hwsim
+
+    proc = _cli("--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"hwsim {hwsim.__version__}"
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "hwsim.__version__"}
+
+
+def test_chip_lists_are_one_option_everywhere(capsys):
+    def chips_of(argv):
+        assert main(argv) == 0
+        out = json.loads(capsys.readouterr().out)
+        return [r["chip"] for r in (out["chips"] if isinstance(out, dict) else out)]
+
+    base = ["estimate", "--net", "16-8-4", "-T", "3", "--json"]
+    expected = ["loihi", "odin", "truenorth"]
+    assert chips_of([*base, "--chip", "loihi,odin,truenorth"]) == expected
+    assert chips_of([*base, "--chip", "loihi", "--chip", "odin,truenorth"]) == expected
+    assert chips_of([*base, "--chips", "loihi,odin", "--chip", "truenorth", "--chip", "loihi"]) == expected
+    fea = ["feasibility", "--net", "16-8-4", "-T", "3", "--rules", "sltt", "--json"]
+    assert chips_of([*fea, "--chip", "loihi", "--chips", "odin,truenorth"]) == expected
+    assert len(chips_of([*fea, "--chip", "all"])) == len(chips_of(base)) > 5  # 'all' and the default agree
+
+
+def test_one_default_per_concept():
+    from hwsim.cli import build_parser
+
+    parser = build_parser()
+    run = parser.parse_args(["run", "--net", "8-4"])
+    est = parser.parse_args(["estimate", "--net", "8-4"])
+    fea = parser.parse_args(["feasibility", "--net", "8-4"])
+    tr = parser.parse_args(["train", "--rule", "ttl_bptt"])
+    assert run.mode == est.mode is None  # both fall back to DEFAULT_MODE for a spec
+    assert run.rate == est.rate == fea.rate == 0.1
+    assert tr.window == fea.window == 2
+    from methods.train import TrainConfig
+
+    assert TrainConfig(rule="ttl_bptt").window == tr.window  # the library agrees with the command line
+
+
+def test_estimate_and_run_count_the_same_events_by_default(capsys):
+    assert main(["run", "--net", "30-12-4", "-T", "6", "--json"]) == 0
+    run = json.loads(capsys.readouterr().out)
+    assert main(["estimate", "--net", "30-12-4", "-T", "6", "--chip", "loihi", "--json"]) == 0
+    est = json.loads(capsys.readouterr().out)
+    assert run["mode"] == est["mode"] == "fixed"
+    assert [layer["sop"] for layer in run["layers"]] == [layer["sop"] for layer in est["counts"]]
+
+
+def test_commands_run_a_trained_network_at_any_T_and_batch(tmp_path, capsys):
+    net = from_spec("16-8-4", seed=0)
+    net.timesteps = 8  # trained with T = 8: a batch of 8 at another T must not be mistaken for (N, T) data
+    path = save(net, tmp_path / "trained.npz")
+    common = ["--net", str(path), "-T", "20", "-B", "8", "--json"]
+    for argv in (["run", *common], ["estimate", *common, "--chip", "loihi"],
+                 ["estimate", *common, "--chip", "loihi", "--rule", "sltt"]):
+        assert main(argv) == 0, capsys.readouterr().err
+        assert json.loads(capsys.readouterr().out)["timesteps"] == 20

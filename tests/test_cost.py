@@ -27,11 +27,29 @@ def estimate_json():
     return json.loads(out.getvalue())
 
 
-def _by_hand(report: dict, counts: list[dict], fig: dict) -> float:
-    """Energy from the JSON counts and the raw YAML, written out without the cost model."""
+def _dense_synapses(layer: dict) -> int:
+    """Structural synapses of a layer of NET, written out from its shapes (not from hwsim)."""
+    if layer["kind"] == "dense":
+        return layer["n_in"] * layer["n_out"]
+    if layer["kind"] == "conv2d":  # 2x10x10 -> 6x10x10, 3x3, padding 1: border pixels see fewer inputs
+        per_axis = sum(min(x + 1, 9) - max(x - 1, 0) + 1 for x in range(10))
+        return 6 * 2 * per_axis * per_axis
+    return layer["n_out"] * 4  # 2x2 sum pool, stride 2: four inputs per output
+
+
+def _by_hand(report: dict, counts: list[dict], fig: dict, timesteps: int, batch: int) -> tuple[float, float]:
+    """(dynamic, static) energy from the JSON counts and the raw YAML, written out without the cost model."""
     energy = fig.get("energy", {})
     memory = fig.get("memory", {})
     joules = 0.0
+    if fig.get("kind") == "gpu":
+        macs = sum(_dense_synapses(layer) for layer in counts) * timesteps * batch
+        joules = macs * energy["dense_mac_pj"] * 1e-12
+        joules += sum(layer["neuron_updates"] for layer in counts) * energy["neuron_update_pj"] * 1e-12
+        step = len(counts) * 2 * fig["timing"]["kernel_launch_us"] * 1e-6 + macs / timesteps * (
+            fig["timing"]["dense_mac_ns"] * 1e-9)
+        assert report["latency_s"] == pytest.approx(step * timesteps, rel=1e-12)
+        return joules, fig["static"]["static_power_mw"] * 1e-3 * report["latency_s"]
     for layer, placed in zip(counts, report["mapping"]["layers"]):
         sop_pj = energy.get("sop_conv_pj") if layer["kind"] in ("conv2d", "sumpool2d") else None
         sop_pj = sop_pj if sop_pj is not None else energy.get("sop_pj")
@@ -43,6 +61,7 @@ def _by_hand(report: dict, counts: list[dict], fig: dict) -> float:
         elif "neuron_update_pj" in energy:
             joules += layer["neuron_updates"] * energy["neuron_update_pj"] * 1e-12
         joules += layer["spikes_out"] * energy.get("spike_out_pj", 0.0) * 1e-12
+        joules += placed["packets_in"] * energy.get("packet_pj", 0.0) * 1e-12
         if "hop_ew_pj" in energy:
             joules += (placed["hops_ew_in"] * energy["hop_ew_pj"] + placed["hops_ns_in"] * energy["hop_ns_pj"]) * 1e-12
         elif "hop_pj" in energy:
@@ -50,19 +69,28 @@ def _by_hand(report: dict, counts: list[dict], fig: dict) -> float:
         if not energy.get("includes_memory", False):
             joules += layer["mem_read_bytes"] * memory.get("read_pj_per_byte", 0.0) * 1e-12
             joules += layer["mem_write_bytes"] * memory.get("write_pj_per_byte", 0.0) * 1e-12
-    if "static" in fig and not energy.get("all_in", False) and report["latency_s"] is not None:
-        joules += fig["static"]["static_power_mw"] * 1e-3 * report["latency_s"]
-    return joules
+    static = 0.0
+    if "static" in fig and report["latency_s"] is not None:
+        static = fig["static"]["static_power_mw"] * 1e-3 * report["latency_s"]
+        if energy.get("all_in", False):  # all-in: static is inside the figures, but never below static x time
+            static = max(0.0, static - joules)
+    return joules, static
 
 
 @pytest.mark.parametrize("name", chips.names())
 def test_energy_recomputed_by_hand_matches(estimate_json, name):
     report = next(r for r in estimate_json["chips"] if r["chip"] == name)
     fig = yaml.safe_load((chips.CHIP_DIR / f"{name}.yaml").read_text())
-    expected = _by_hand(report, estimate_json["counts"], fig)
-    assert report["energy_j"] == pytest.approx(expected, rel=1e-12, abs=0)
+    dynamic, static = _by_hand(report, estimate_json["counts"], fig, estimate_json["timesteps"],
+                               estimate_json["batch"])
+    assert report["energy_dynamic_j"] == pytest.approx(dynamic, rel=1e-12, abs=0)
+    assert report["energy_static_j"] == pytest.approx(static, rel=1e-12, abs=0)
+    assert report["energy_j"] == pytest.approx(dynamic + static, rel=1e-12)
     assert report["energy_j"] == pytest.approx(sum(report["energy_by_action_j"].values()), rel=1e-12)
-    if expected == 0:
+    assert report["lower_bound"] == bool(report["unpriced"])
+    if "static" not in fig and not fig.get("energy", {}).get("all_in"):
+        assert "static" in report["unpriced_counts"], "an unpublished static power is unpriced, not zero"
+    if dynamic == 0:
         assert report["unpriced"], "a chip that prices nothing must say what it could not price"
 
 
@@ -107,6 +135,7 @@ capacity:
   basis: estimate
   cores: 64
   neurons_per_core: 50
+  synapses_per_core: 5000
 layout:
   source: "test profile"
   basis: estimate
@@ -150,6 +179,8 @@ def test_truenorth_reproduction_example():
     assert r["events_per_s"] == pytest.approx(2**20 * 20 * 128, rel=0.05)
     assert r["pj_per_event"] == pytest.approx(2.3 + 42e-3 / r["events_per_s"] * 1e12, rel=1e-9)
     assert r["all_in_profile_pj"] == pytest.approx(26.0, rel=1e-12)
+    # one core of 4096: far from the all-in operating point, so it warns and floors at 42 mW x time
+    assert r["all_in_warnings"] and r["all_in_one_core_pj"] > 100 * 26.0
 
 
 def test_energy_by_core_adds_up_to_compute_plus_static():
@@ -173,3 +204,87 @@ def test_learning_latency_includes_the_weight_write_back_where_timed():
         placement.weight_updates_per_core = None
     without = estimate(net, counts, chip, mapping).step_latency_s
     assert with_writes > without
+
+
+def _cli_json(argv: list[str]) -> dict:
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(argv + ["--json"]) == 0
+    return json.loads(out.getvalue())
+
+
+def test_estimate_json_carries_energy_parts_unpriced_and_fits():
+    data = _cli_json(["estimate", "--net", "20-10", "-T", "10", "--chip", "all"])
+    for r in data["chips"]:
+        for key in ("energy_dynamic_j", "energy_static_j", "energy_j", "unpriced", "unpriced_counts", "fits",
+                    "static_mode", "static_assumption", "lower_bound"):
+            assert key in r, (r["chip"], key)
+        assert r["fits"] in (True, False, None)
+    by_chip = {r["chip"]: r for r in data["chips"]}
+    assert by_chip["anp_i"]["fits"] is None and "no capacity" in by_chip["anp_i"]["fits_reason"]
+    assert by_chip["loihi"]["energy_static_j"] > 0 and by_chip["loihi"]["static_mode"] == "whole-chip"
+
+
+def test_unpriced_learning_is_a_lower_bound_never_a_bare_number(capsys):
+    data = _cli_json(["estimate", "--net", "30-20-10", "-T", "6", "--rule", "sltt", "--chip", "spinnaker2"])
+    r = data["chips"][0]
+    assert r["unpriced_counts"]["error_mac"] > 0 and r["lower_bound"]
+    assert r["energy_text"].startswith("≥ ") and "actions unpriced" in r["energy_text"]
+    capsys.readouterr()
+    assert main(["estimate", "--net", "30-20-10", "-T", "6", "--rule", "sltt", "--chip", "spinnaker2"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("spinnaker2"))
+    assert "≥" in row and "unpriced" in row
+
+
+def test_truenorth_on_two_cores_warns_and_floors_at_static_times_time():
+    net = from_spec("300-200", mode="fixed", seed=1)
+    counts = Engine(net).run(bernoulli((50, 1, 300), 0.05, seed=2)).counts
+    report = estimate(net, counts, chips.load("truenorth"))
+    assert report.cores_used <= 2
+    assert any("far from that point" in w for w in report.warnings)
+    floor = 42e-3 * report.latency_s
+    assert report.energy_dynamic_j < floor and report.energy_j == pytest.approx(floor, rel=1e-12)
+    assert report.static_mode.startswith("all-in, floored")
+
+
+def test_gpu_prices_the_dense_network_at_least_the_event_count_per_sop():
+    net = from_spec("784-512-512-10", mode="fixed", seed=0)
+    counts = Engine(net).run(bernoulli((20, 2, 784), 0.05, seed=1)).counts
+    chip = chips.load("gpu_a100")
+    report = estimate(net, counts, chip)
+    macs = (784 * 512 + 512 * 512 + 512 * 10) * 20 * 2
+    assert report.energy_by_action_j["dense_mac"] == pytest.approx(macs * chip.energy.dense_mac_pj * 1e-12)
+    event_priced = counts.total("sop") * chip.energy.fp32_flop_pj * 1e-12  # the old event-driven best case
+    assert report.energy_dynamic_j >= event_priced and report.energy_j > report.energy_dynamic_j
+    assert report.latency_s == pytest.approx(20 * (3 * 2 * 5e-6 + macs / 20 * chip.timing.dense_mac_ns * 1e-9))
+    assert report.estimate_kind.startswith("estimate") and report.static_mode == "whole-chip"
+
+
+def test_static_modes_and_a_mode_the_profile_cannot_support(tmp_path, capsys):
+    net = from_spec("40-30-10", mode="fixed", seed=1)
+    counts = Engine(net).run(bernoulli((20, 1, 40), 0.3, seed=2)).counts
+    loihi = chips.load("loihi")
+    whole = estimate(net, counts, loihi)
+    none = estimate(net, counts, loihi, static="none")
+    assert none.energy_static_j == 0 and none.energy_j == pytest.approx(whole.energy_dynamic_j)
+    assert whole.energy_static_j == pytest.approx(0.104 * whole.latency_s)
+    assert main(["estimate", "--net", "40-30-10", "-T", "5", "--chip", "loihi", "--static", "cores-used"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "loihi.yaml" in err[0] and "static.scales_with_cores" in err[0]
+    text = (chips.CHIP_DIR / "loihi.yaml").read_text().replace("static_power_mw: 104.0",
+                                                              "static_power_mw: 104.0\n  scales_with_cores: true")
+    path = tmp_path / "loihi_gated.yaml"
+    path.write_text(text.replace("name: loihi\n", "name: loihi_gated\n"))
+    gated = chips.load(path)
+    used = estimate(net, counts, gated, static="cores-used")
+    assert used.energy_static_j == pytest.approx(0.104 * used.latency_s * used.cores_used / 128)
+
+
+def test_loihi2_capacity_is_checked_per_core():
+    net = from_spec("784-512", mode="fixed")
+    mapping = map_network(net, chips.load("loihi2"))
+    assert mapping.fits is True  # 401 k synapses spread until each core's 128 KB holds its 8-bit weights
+    assert all(int(p.synapses_per_core.max()) <= 131072 for p in mapping.layers) and mapping.layers[0].cores >= 4

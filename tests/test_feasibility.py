@@ -114,3 +114,68 @@ def test_learning_heads_are_priced():
     assert report.energy_by_layer_j["dense0.head0"] > 0 and report.energy_by_layer_j["dense1.head0"] > 0
     assert report.energy_j == pytest.approx(sum(report.energy_by_layer_j.values()), rel=1e-12)
     assert any("learning head layers" in a for a in report.assumptions)
+
+
+def test_on_a_memory_bound_chip_bptt_stops_fitting_at_some_T_while_sltt_still_fits():
+    from hwsim.feasibility import max_timesteps
+
+    loihi = chips.load("loihi")
+    limit, note = max_timesteps(NET, loihi, "bptt")
+    assert limit is not None and 1 < limit < 1 << 20 and "grows with T" in note
+    assert check(NET, loihi, "bptt", limit).feasible
+    beyond = check(NET, loihi, "bptt", limit + 1)
+    assert not beyond.feasible and beyond.fits is False and "cores" in beyond.verdict
+    sltt = check(NET, loihi, "sltt", limit + 1)
+    assert sltt.feasible and sltt.fits is True and sltt.max_timesteps is None
+    assert sltt.max_timesteps_note.startswith("any T")
+    assert max_timesteps(NET, chips.load("seneca"), "bptt")[0] is None  # memory per core unpublished: unknown
+
+
+def test_loihi_learns_with_spike_coded_errors_as_renner_2024():
+    verdict = check(NET, chips.load("loihi"), "sltt", 8)
+    assert verdict.feasible
+    assert any("Renner et al., Nat. Commun. 15:9691, 2024" in a for a in verdict.assumptions)
+    assert check(NET, chips.load("odin"), "ottt_a", 8).verdict.startswith("infeasible: needs local presynaptic")
+
+
+def test_feasibility_json_rows_and_ranking(capsys):
+    assert main(["feasibility", "--net", "32-24-10", "--chips", "loihi,spinnaker2,gpu_a100,odin",
+                 "--rules", "sltt,bptt", "-T", "4", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    for v in rows:
+        for key in ("energy_dynamic_j", "energy_static_j", "energy_j", "unpriced", "unpriced_counts", "fits",
+                    "max_timesteps", "cores_needed", "rank", "energy_text"):
+            assert key in v, key
+        assert v["fits"] in (True, False, None)
+        if v["unpriced"] and v["energy_j"] is not None:
+            assert v["energy_text"].startswith("≥"), v  # never a bare number for a lower bound
+    ranked = sorted((v for v in rows if v["rank"] is not None), key=lambda v: v["rank"])
+    assert [v["rank"] for v in ranked] == list(range(1, len(ranked) + 1))
+    assert all(a["energy_per_sample_j"] <= b["energy_per_sample_j"] for a, b in zip(ranked, ranked[1:]))
+    assert all(v["rank"] is None for v in rows if v["chip"] == "odin")
+    spin = next(v for v in rows if v["chip"] == "spinnaker2" and v["rule"] == "sltt")
+    assert spin["unpriced_counts"]["error_mac"] > 0
+
+
+def test_estimate_rule_and_feasibility_give_the_same_verdict_with_the_same_defaults(capsys):
+    from hwsim.cli import build_parser
+
+    parser = build_parser()
+    est = parser.parse_args(["estimate", "--net", "x", "--rule", "ottt_a"])
+    fea = parser.parse_args(["feasibility", "--net", "x"])
+    assert (est.rate, est.timesteps, est.window, est.static) == (fea.rate, fea.timesteps, fea.window, fea.static)
+    for chip in ("loihi", "odin", "anp_i"):
+        assert main(["estimate", "--net", "32-24-10", "--rule", "ottt_a", "--chip", chip, "-T", "6", "--json"]) == 0
+        estimated = json.loads(capsys.readouterr().out)["chips"][0]["verdict"]
+        assert main(["feasibility", "--net", "32-24-10", "--rules", "ottt_a", "--chips", chip, "-T", "6",
+                     "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)[0]["verdict"] == estimated, chip
+
+
+def test_heatmap_cells_carry_the_reason_not_just_a_colour():
+    from hwsim.plots import _short_reason
+
+    assert _short_reason("feasible") == "feasible"
+    text = _short_reason("infeasible: needs graded error messages; needs a third factor")
+    assert text.startswith("needs graded error") and len(text) <= 26
+    assert _short_reason("unknown: memory per core (not published)").startswith("memory per core")

@@ -102,8 +102,8 @@ def test_on_chip_learning_bad_input():
         OnChipLearner(from_spec("4-2"), "hebb")
     with pytest.raises(LearningError, match="K=9 is larger than the number of time steps T=3"):
         OnChipLearner(from_spec("4-2"), "sltt_k", k=9).train_batch(np.zeros((3, 1, 4), np.uint8), np.array([0]))
-    with pytest.raises(LearningError, match="supports dense layers, got conv2d"):
-        OnChipLearner(from_spec("1x4x4-c2k3-2"), "sltt")
+    with pytest.raises(LearningError, match="block/subnetwork size 3 does not fit the network's 2 neuron layers"):
+        OnChipLearner(from_spec("1x4x4-c2k3-2"), "ttl_bptt", block=3)  # conv nets learn; bad options do not
     with pytest.raises(LearningError, match="labels must be 2 integers in 0..1"):
         OnChipLearner(from_spec("4-2"), "sltt").train_batch(np.zeros((3, 2, 4), np.uint8), np.array([0, 5]))
 

@@ -69,3 +69,27 @@ def test_zero_weights_are_the_only_difference():
     zero_fanout = (w == 0).sum(axis=0)  # zero-weight synapses per input neuron
     assert ours - theirs == int((x.reshape(-1, 30).sum(axis=0) * zero_fanout).sum()) > 0
     assert isinstance(network.layers[0], Dense) and not isinstance(network.layers[0], Conv2d)
+
+
+def test_gpu_dense_macs_equal_neurobench_total_macs():
+    """The GPU baseline's own counter (every structural synapse every step) against NeuroBench's total
+    (dense) MACs, which count zero inputs too."""
+    import chips
+    from hwsim.cost import dense_macs
+    from hwsim.mapping import map_network
+
+    for spec, shape in (("64-40-10", (64,)), ("2x12x12-c4k3s1p1-c6k3s2p1-p2-10", (2, 12, 12))):
+        network = from_spec(spec, mode="float", seed=7)
+        x = bernoulli((5, 2, *shape), 0.3, seed=8)
+        counts = Engine(network).run(x).counts
+        ours = dense_macs(network, counts, map_network(network, chips.load("gpu_a100")))
+        k = 0
+        for layer, (in_shape, _) in zip(network.layers, network.layer_shapes()):
+            if layer.kind == "flatten":
+                continue
+            name = counts.layers[k].name
+            k += 1
+            if isinstance(layer, SumPool2d):
+                continue
+            per_step, _ = single_layer_MACs(torch.zeros(1, *in_shape), _torch_layer(layer), total=True)
+            assert ours[name] == per_step * 5 * 2, f"{spec}, {name}"

@@ -17,7 +17,9 @@ memory_timesteps: [2, 4]
 on_chip: {rules: [sltt], samples: 10}
 """
 FIGURES = ("energy_per_chip.png", "memory_vs_T.png", "feasibility.png", "spike_raster.png",
-           "quantization_accuracy.png")
+           "quantization_accuracy.png", "training_curves.png", "accuracy_vs_memory.png", "layer_spike_rates.png",
+           "on_chip_curve.png", "energy_vs_latency.png", "energy_sweeps.png")
+NEW_FIGURES = FIGURES[4:]  # drawn by hwsim.study_figures; their data is in results.json under "figures"
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +138,40 @@ def test_help_of_every_command_states_units(capsys):
     top = capsys.readouterr().out
     for command in ("run", "estimate", "chips", "train", "feasibility", "export", "study"):
         assert command in top
+
+
+def _ink(path) -> tuple[float, int]:
+    """Share of non-white pixels and number of distinct colours of a PNG."""
+    import matplotlib.image as mpimg
+    import numpy as np
+
+    rgb = (mpimg.imread(path)[..., :3] * 255).astype(np.uint8).reshape(-1, 3)
+    return float((rgb.min(axis=1) < 240).mean()), len(np.unique(rgb, axis=0))
+
+
+@pytest.mark.lava
+def test_study_figures_have_content(study_dir):
+    out = study_dir / "out"
+    for name in FIGURES:
+        ink, colours = _ink(out / name)
+        assert ink > 0.02 and colours > 8, (name, ink, colours)  # more than axes and text on white
+    results = json.loads((out / "results.json").read_text())
+    made = results["figures"]
+    assert set(NEW_FIGURES) <= set(made)
+    report = (out / "report.md").read_text()
+    assert all(f"({name})" in report for name in FIGURES)
+    assert made["training_curves.png"]["epochs"] == {"sltt": 1, "bptt": 1}
+    assert set(made["accuracy_vs_memory.png"]["pareto_front"]) <= {"sltt", "bptt"}
+    rates = made["layer_spike_rates.png"]["rates"]
+    assert set(rates) == {"float", "fixed"} and all(0 < r < 1 for m in rates.values() for r in m.values())
+    curve = made["on_chip_curve.png"]["curves"]["sltt"]
+    assert curve[0][0] == 0 and curve[-1][0] == 10 and len(curve) > 2
+    assert curve[0][1] == results["on_chip"]["rules"]["sltt"]["before_percent"]
+    q = made["quantization_accuracy.png"]  # the same samples and networks as the simulate stage
+    assert (q["float_percent"], q["fixed_percent"]) == (results["simulate"]["quantized_float_percent"],
+                                                       results["simulate"]["quantized_fixed_percent"])
+    sweeps = made["energy_sweeps.png"]
+    for chip in ("loihi", "spinnaker2", "odin"):
+        by_t = [e for _, e in sweeps["by_timesteps"][chip]]
+        by_rate = [e for _, e in sweeps["by_rate"][chip]]
+        assert len(by_t) >= 3 and by_t == sorted(by_t) and by_rate == sorted(by_rate)  # more work, more energy

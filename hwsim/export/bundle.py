@@ -26,23 +26,40 @@ import numpy as np
 from hwsim.engine import simulate
 from hwsim.network import Network, NetworkError, load, save
 
-RUN_LAVA = '''"""Run the exported network in Lava (fixed_pt) on the golden input and compare with the golden output."""
-import sys
-from pathlib import Path
+RUN_LAVA = (Path(__file__).with_name("run_lava_template.py")).read_text()
 
-import numpy as np
 
-from hwsim.export.lava import run_lava
-from hwsim.network import load
+GOLDEN_META = {
+    "format": "hwsim-golden", "layout": "input (T, n_in) and layer<i> (T, n_i) 0/1 spikes, hwsim (C, H, W) order",
+    "delay_steps_per_synapse": 1,
+    "timing": "Lava fixed_pt (and hwsim fixed mode): input column t reaches layer 0 at step t+1 and a spike of "
+              "layer k at step t moves layer k+1 at step t+1, so layer k lags the input k+1 steps; the input ends "
+              "with one silent step per layer. A delay-free simulator (NIR readers) reproduces layer<i> when a "
+              "one-step delay is inserted before every synapse; without it, layer k comes k+1 steps early (exactly "
+              "so only when no layer has a bias).",
+}
 
-here = Path(__file__).resolve().parent
-network = load(here / "network.npz")
-golden = np.load(here / "golden.npz")
-result = run_lava(network, golden["input"], probe_state=False)
-same = [bool(np.array_equal(s, golden[f"layer{i}"])) for i, s in enumerate(result.spikes)]
-print("spikes equal per layer:", same)
-sys.exit(0 if all(same) else 1)
-'''
+README = """# hwsim export
+
+| file | what |
+|---|---|
+| `network.npz` | the fixed-point network (hwsim format; `hwsim run --net network.npz`) |
+| `quantization.json` | how the float network was quantised, accuracy before and after |
+| `model.net` | netx HDF5 for lava-dl (`lava.lib.dl.netx.hdf5.Network(net_config="model.net")`) |
+| `model.nir` | NIR graph (snnTorch, spikingjelly, ... `nir.read("model.nir")`) |
+| `golden.npz` | `input` and every layer's spikes `layer<i>`, (T, n) 0/1, from hwsim's fixed mode = Lava fixed_pt |
+| `run_lava.py` | builds the Lava processes with lava-nc and numpy only and checks them against `golden.npz` |
+
+**Units (NIR).** Weights, biases and thresholds are in units of synaptic input (the integer Lava's Dense/Conv
+sends, weights times 2**weight_exp); time constants in seconds with `dt` = graph metadata `dt` (1e-4 s);
+a neuron spikes when v > v_threshold and resets to 0.
+
+**Timing.** Lava adds one step per connection: layer k's spikes at step t move layer k+1 at step t+1, and
+input column t reaches layer 0 at step t+1, so layer k lags the input by k+1 steps (`golden.npz` `meta`
+says so; its input ends with one silent step per layer). NIR has no delays: a NIR simulator reproduces
+`layer<k>` when a one-step delay is put before every synapse node; run without it, its layer k is k+1 steps
+early (exactly so only for networks without biases, which act from the first step).
+"""
 
 
 def load_trained(path: str | Path) -> tuple[Network, dict]:
@@ -81,19 +98,27 @@ def export(network: Network, out: str | Path, x: np.ndarray | None = None, y: np
         fixed, report = network, QuantReport(notes=["network was already fixed point"])
     save(fixed, out / "network.npz")
     (out / "quantization.json").write_text(json.dumps(report.to_dict(), indent=2))
-    netx.write(fixed, out / "model.net")
-    nir_io.write(fixed, out / "model.nir")
+    not_written = {}
+    for name, writer in (("model.net", netx.write), ("model.nir", nir_io.write)):
+        try:
+            writer(fixed, out / name)
+        except NetworkError as err:  # a value the format cannot hold exactly: no file rather than a wrong one
+            not_written[name] = str(err)
+            (out / name).unlink(missing_ok=True)
     depth = sum(1 for layer in fixed.layers if layer.neuron is not None)
     if x is not None:
         sample = np.asarray(x[0]).reshape(np.asarray(x[0]).shape[0], -1)
     else:
         sample = (np.random.default_rng(0).random((16, int(np.prod(fixed.input_shape)))) < 0.2)
     golden_in = np.concatenate([sample, np.zeros((depth, sample.shape[1]))]).astype(np.uint8)
-    result = simulate(fixed, golden_in.reshape(golden_in.shape[0], 1, *fixed.input_shape))
+    result = simulate(fixed, golden_in.reshape(golden_in.shape[0], 1, *fixed.input_shape), time_major=True)
     golden = {"input": golden_in} | {f"layer{i}": s.reshape(s.shape[0], -1) for i, s in enumerate(result.spikes)}
-    np.savez(out / "golden.npz", **golden)
+    np.savez(out / "golden.npz", meta=np.array(json.dumps(GOLDEN_META | {"layers": result.layer_names})), **golden)
+    (out / "README.md").write_text(README)
     (out / "run_lava.py").write_text(RUN_LAVA)
     summary = {"out": str(out), "files": sorted(p.name for p in out.iterdir()), "quantization": report.to_dict()}
+    if not_written:
+        summary["not_written"] = not_written
     if verify:
         from hwsim.export.lava import run_lava
 

@@ -68,3 +68,30 @@ def import_lava() -> None:
                 "--ignore-requires-python lava-nc==0.10.0)"
             ) from err
         raise
+
+
+_OBJECT_DETECTION = "lava.lib.dl.slayer.object_detection"
+
+
+def import_netx():
+    """lava-dl 0.6.0's ``netx`` (installed with ``--no-deps``), returned as a module.
+
+    ``lava.lib.dl.slayer`` imports its ``object_detection`` subpackage, which needs OpenCV and torchvision;
+    netx uses none of it. An empty module stands in for that one subpackage (``sys.modules``), nothing else
+    of lava-dl is touched; a real ``object_detection`` already imported is left alone.
+    """
+    import types
+
+    import_lava()
+    if _OBJECT_DETECTION not in sys.modules:
+        stub = types.ModuleType(_OBJECT_DETECTION)
+        stub.__doc__ = "hwsim stand-in: lava-dl's object detection (cv2, torchvision) is not needed by netx"
+        sys.modules[_OBJECT_DETECTION] = stub
+    try:
+        from lava.lib.dl import netx
+    except ModuleNotFoundError as err:
+        if err.name and err.name.startswith("lava.lib"):
+            raise RuntimeError("lava-dl 0.6.0 is not installed; run `make test` (or: pip install --no-deps "
+                               "--ignore-requires-python lava-dl==0.6.0)") from err
+        raise
+    return netx

@@ -23,16 +23,14 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from hwsim.errors import SweepError
+
 # Keys that do not change the trained network (everything else is part of the training key).
 EVAL_KEYS = ("eval_samples", "memory_timesteps", "on_chip", "export")
 # Keys that vary per point inside one trained network.
 POINT_KEYS = ("chips", "rules")
 # Study stages a sweep may add to what every point runs (train, simulate, costs, feasibility).
 EXTRA_STAGES = ("memory", "on_chip", "export")
-
-
-class SweepError(ValueError):
-    """An invalid sweep configuration, output folder or scheduler; the message names the key, file or address."""
 
 
 class SweepConfig(BaseModel):

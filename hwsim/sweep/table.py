@@ -111,9 +111,9 @@ def _metrics(point: Point, results: dict) -> dict[str, Any]:
             "float_accuracy_percent": sim.get("quantized_float_percent"),
             "accuracy_percent": sim.get("quantized_fixed_percent"),
             "energy_uj": energy if energy else None,  # nothing priced: unknown, never 0
-            "energy_dynamic_uj": _uj(chip, ("energy_dynamic", "dynamic"), samples),
-            "energy_static_uj": _uj(chip, ("energy_static", "static"), samples),
-            "energy_lower_bound": bool(unpriced),
+            "energy_dynamic_uj": _uj(chip, ("energy_dynamic", "dynamic"), samples) if energy else None,
+            "energy_static_uj": _uj(chip, ("energy_static", "static"), samples) if energy else None,
+            "energy_lower_bound": bool(chip["lower_bound"]) if chip.get("lower_bound") is not None else bool(unpriced),
             "unpriced": unpriced,
             "latency_ms": chip.get("latency_ms_per_sample"),
             "fits": chip.get("fits"), "cores": chip.get("cores"),

@@ -1,0 +1,192 @@
+"""NIR in: graphs exported by snnTorch and spikingjelly, imported by ``nir_io.read``, run in hwsim spike for spike
+equal to the framework's own simulation of the model it exported; foreign nodes and bad graphs are refused
+with one line naming the node."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hwsim.engine import bernoulli, simulate
+from hwsim.export import nir_io
+from hwsim.network import NetworkError
+
+T, B = 30, 4
+
+
+def _dyadic(module, rng, scale=64):
+    """Weights on a 1/64 grid: every partial sum is exact in float32, so summation order cannot matter."""
+    import torch
+
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.from_numpy(np.round(rng.normal(0, 0.6, p.shape) * scale) / scale).float())
+
+
+def _run_torch(layers, x, step):
+    """Step a list of modules over x (T, B, ...); returns the spikes of every layer ``step`` marks."""
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for t in range(x.shape[0]):
+            h, spikes = torch.from_numpy(x[t]).float(), []
+            for m in layers:
+                h, is_neuron = step(m, h)
+                if is_neuron:
+                    spikes.append(h.numpy().copy())
+            out.append(spikes)
+    return [np.stack([o[k] for o in out]) for k in range(len(out[0]))]
+
+
+def _compare(path, framework_spikes, x):
+    net = nir_io.read(path)
+    assert net.mode == "float"
+    ours = simulate(net, x).spikes
+    assert len(ours) == len(framework_spikes)
+    for k, (a, b) in enumerate(zip(ours, framework_spikes)):
+        np.testing.assert_array_equal(a.reshape(a.shape[0], a.shape[1], -1), b.reshape(b.shape[0], b.shape[1], -1),
+                                      err_msg=f"layer {k}")
+    assert sum(int(s.sum()) for s in ours) > 50
+    return net
+
+
+@pytest.mark.parametrize("conv", [False, True, "conv-pool"])
+def test_snntorch_exported_graph_runs_equal_in_hwsim(tmp_path, conv):
+    pytest.importorskip("snntorch")
+    import nir
+    import snntorch as snn
+    import torch
+    from snntorch.export_nir import export_to_nir
+
+    rng = np.random.default_rng(1)
+
+    def leaky(beta, *shape):
+        # per-neuron parameter tensors: with scalars snnTorch 1.0.0 writes shapeless LIF nodes that fail NIR's
+        # own type inference inside its export_to_nir
+        return snn.Leaky(beta=torch.full(shape, beta), threshold=torch.ones(shape), init_hidden=True,
+                         reset_mechanism="zero", reset_delay=False)
+
+    if conv == "conv-pool":  # Conv2d -> AvgPool2d -> neuron: merged into one strided conv on import
+        layers = [torch.nn.Conv2d(1, 3, 3, padding=1), torch.nn.AvgPool2d(2), leaky(0.5, 3, 4, 4),
+                  torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 5), leaky(0.875, 5)]
+        shape = (1, 8, 8)
+    elif conv:
+        layers = [torch.nn.Conv2d(1, 3, 3, padding=1), leaky(0.75, 3, 8, 8), torch.nn.AvgPool2d(2),
+                  leaky(0.5, 3, 4, 4), torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 5), leaky(0.875, 5)]
+        shape = (1, 8, 8)
+    else:
+        layers = [torch.nn.Linear(12, 10), leaky(0.75, 10), torch.nn.Linear(10, 4), leaky(0.5, 4)]
+        shape = (12,)
+    model = torch.nn.Sequential(*layers)
+    for m in layers:
+        _dyadic(m, rng)
+    x = bernoulli((T, B, *shape), 0.4, seed=3)
+    graph = export_to_nir(model, torch.zeros(1, *shape), ignore_dims=[0])
+    path = tmp_path / "snntorch.nir"
+    nir.write(path, graph)
+
+    def step(m, h):
+        if isinstance(m, snn.Leaky):
+            return m(h), True
+        return m(h), False
+
+    for m in layers:
+        if isinstance(m, snn.Leaky):
+            m.reset_hidden()
+    spikes = _run_torch(layers, x, step)
+    _compare(path, spikes, x)
+
+
+@pytest.mark.parametrize("kind", ["lif", "if", "conv"])
+def test_spikingjelly_exported_graph_runs_equal_in_hwsim(tmp_path, kind):
+    pytest.importorskip("spikingjelly")
+    import torch
+    from spikingjelly.activation_based import layer, neuron
+    from spikingjelly.activation_based.nir_exchange import export_to_nir
+
+    rng = np.random.default_rng(2)
+    if kind == "conv":
+        layers = [layer.Conv2d(1, 3, 3, padding=1, stride=2), neuron.LIFNode(tau=2.0, v_threshold=1.3),
+                  layer.Flatten(), layer.Linear(3 * 4 * 4, 5), neuron.IFNode(v_threshold=1.3)]
+        shape = (1, 8, 8)
+    else:
+        node = (lambda: neuron.LIFNode(tau=4.0, decay_input=False, v_threshold=1.3)) if kind == "lif" else (
+            lambda: neuron.IFNode(v_threshold=1.3))
+        layers = [layer.Linear(12, 10), node(), layer.Linear(10, 4), node()]
+        shape = (12,)
+    model = torch.nn.Sequential(*layers)
+    for m in layers:
+        _dyadic(m, rng)
+    x = bernoulli((T, B, *shape), 0.4, seed=4)
+    path = tmp_path / "sj.nir"
+    export_to_nir(model, torch.zeros(B, *shape), save_path=path)
+
+    def step(m, h):
+        return m(h), isinstance(m, neuron.BaseNode)
+
+    for m in layers:
+        if isinstance(m, neuron.BaseNode):
+            m.reset()
+    spikes = _run_torch(layers, x, step)
+    _compare(path, spikes, x)
+
+
+def _write(tmp_path, nodes, edges, name="g.nir"):
+    import nir
+
+    path = tmp_path / name
+    nir.write(path, nir.NIRGraph(nodes=nodes, edges=edges, type_check=False))
+    return path
+
+
+def test_foreign_graphs_that_hwsim_cannot_run_are_refused_with_the_node_named(tmp_path):
+    import nir
+
+    w = np.ones((3, 3))
+    lif = lambda: nir.LIF(tau=np.full(3, 2e-4), r=np.full(3, 2.0), v_leak=np.zeros(3),  # noqa: E731
+                          v_threshold=np.ones(3), v_reset=np.zeros(3))
+    io = {"in": nir.Input(input_type={"input": np.array([3])}),
+          "out": nir.Output(output_type={"output": np.array([3])})}
+    recurrent = _write(tmp_path, io | {"a": nir.Linear(weight=w), "n": lif(), "rec": nir.Linear(weight=w)},
+                       [("in", "a"), ("a", "n"), ("n", "rec"), ("rec", "a"), ("n", "out")], "rec.nir")
+    with pytest.raises(NetworkError, match=r"rec.nir: .*(recurrent|feeds both|inputs)"):
+        nir_io.read(recurrent)
+    delay = _write(tmp_path, io | {"a": nir.Linear(weight=w), "d": nir.Delay(delay=np.ones(3)), "n": lif()},
+                   [("in", "a"), ("a", "d"), ("d", "n"), ("n", "out")], "delay.nir")
+    with pytest.raises(NetworkError, match=r"delay.nir: node 'd' has type Delay, which hwsim cannot import"):
+        nir_io.read(delay)
+    cuba = nir.CubaLIF(tau_syn=np.full(3, 5e-4), tau_mem=np.full(3, 1e-3), r=np.full(3, 10.0), v_leak=np.zeros(3),
+                       v_threshold=np.ones(3), w_in=np.full(3, 5.0))
+    smooth = _write(tmp_path, io | {"a": nir.Linear(weight=w), "n": cuba}, [("in", "a"), ("a", "n"), ("n", "out")],
+                    "cuba.nir")
+    with pytest.raises(NetworkError, match=r"cuba.nir: node 'n' \(CubaLIF\): tau_syn"):
+        nir_io.read(smooth)
+    mixed = nir.LIF(tau=np.array([2e-4, 3e-4, 2e-4]), r=np.full(3, 2.0), v_leak=np.zeros(3), v_threshold=np.ones(3),
+                    v_reset=np.zeros(3))
+    path = _write(tmp_path, io | {"a": nir.Linear(weight=w), "n": mixed}, [("in", "a"), ("a", "n"), ("n", "out")],
+                  "mixed.nir")
+    with pytest.raises(NetworkError, match=r"mixed.nir: node 'n' \(LIF\): tau differs between neurons"):
+        nir_io.read(path)
+
+
+def test_cubalif_without_current_memory_and_if_convert_exactly(tmp_path):
+    import nir
+
+    dt = 1e-3
+    w = np.array([[0.5, -0.25], [0.75, 0.5]])
+    cuba = nir.CubaLIF(tau_syn=np.full(2, dt), tau_mem=np.full(2, 4 * dt), r=np.full(2, 4.0), v_leak=np.zeros(2),
+                       v_threshold=np.full(2, 0.6), w_in=np.ones(2))
+    io = {"in": nir.Input(input_type={"input": np.array([2])}),
+          "out": nir.Output(output_type={"output": np.array([2])})}
+    graph = nir.NIRGraph(nodes=io | {"a": nir.Affine(weight=w, bias=np.array([0.125, 0.0])), "n": cuba},
+                         edges=[("in", "a"), ("a", "n"), ("n", "out")], metadata={"dt": dt}, type_check=False)
+    net = nir_io.from_nir(graph)
+    lif = net.layers[0].neuron
+    assert lif.lam == pytest.approx(0.75) and lif.reset == "zero" and np.float32(lif.v_th) > np.float32(0.6)
+    np.testing.assert_allclose(net.layers[0].weight, w)  # gain r*dt/tau_mem * w_in*dt/tau_syn = 1
+    from tests import nir_reference as ref
+
+    x = bernoulli((20, 3, 2), 0.5, seed=1)
+    (expected, _), = ref.run(graph, x, dt)
+    np.testing.assert_array_equal(simulate(net, x).spikes[0], expected)
