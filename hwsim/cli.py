@@ -157,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--serial", action="store_true", help="no Dask: run the points one after another in this process")
     sw.add_argument("--connect-timeout", type=float, default=10.0, metavar="S",
                     help="seconds to wait for --scheduler to answer (10)")
+    sw.add_argument("--json", action="store_true", help="print the summary (counts, table, report, figures) as JSON")
     sw.add_argument("--no-progress", action="store_true", help="no progress bar")
     sw.set_defaults(func=cmd_sweep)
 

@@ -258,6 +258,18 @@ def test_out_holding_another_sweep_or_other_files_or_a_running_sweep_is_one_line
     assert "another hwsim sweep is running on this folder" in err
 
 
+def test_json_summary_and_notes_on_stderr(capsys, serial, tmp_path):
+    import json
+
+    same = tmp_path / "same.yaml"
+    same.write_text(yaml.safe_dump(TINY))
+    assert main(["sweep", "--config", str(same), "--out", str(serial), "--serial", "--no-progress", "--json"]) == 1
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert (summary["points"], summary["done_before"], summary["failed"]) == (6, 4, 2)
+    assert "sweep: 6 points, 4 done before, 2 to run" in captured.err
+
+
 def test_example_sweep_is_about_twenty_valid_points():
     from hwsim.sweep import load_sweep
 

@@ -48,7 +48,10 @@ def run_sweep(config: SweepConfig, out: str | Path, *, scheduler: str | None = N
 
     out = Path(out).resolve()
     points = expand(config)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise SweepError(f"{out}: cannot create the output folder ({err.strerror or err})") from None
     lock = FileLock(out / LOCK)
     try:
         lock.acquire(timeout=0)
