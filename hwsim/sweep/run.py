@@ -69,6 +69,8 @@ def run_sweep(config: SweepConfig, out: str | Path, *, scheduler: str | None = N
             table.write()
         done = table.done()
         todo = [p for p in points if p.id not in done]
+        if todo and scheduler and not serial:
+            _probe(scheduler, connect_timeout_s)  # an absent scheduler is the one line said, before anything else
         log(f"sweep: {len(points)} points, {len(points) - len(todo)} done before, {len(todo)} to run "
             f"({len({p.train_key for p in todo})} trainings)")
         failed = 0
@@ -159,7 +161,6 @@ def _run_dask(points: list[Point], config: SweepConfig, out: Path, start, finish
 
     cluster = None
     if scheduler:
-        _probe(scheduler, connect_timeout_s)
         client = Client(scheduler, timeout=f"{connect_timeout_s}s", set_as_default=False)
     else:
         import dask
