@@ -79,6 +79,8 @@ def test_pareto_front_keeps_only_undominated_points():
             for i, (e, a) in enumerate([(1.0, 50.0), (2.0, 40.0), (2.0, 70.0), (3.0, 70.0), (0.5, 20.0),
                                         (4.0, 90.0), (None, 99.0), (5.0, float("nan"))])]
     assert [r["id"] for r in pareto(rows)] == [4, 0, 2, 5]
+    rows[5]["fits"] = False  # a network that does not fit its chip is no option
+    assert [r["id"] for r in pareto(rows)] == [4, 0, 2]
 
 
 def test_serial_sweep_records_failures_and_writes_table_report_and_figures(serial):

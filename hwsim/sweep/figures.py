@@ -1,7 +1,8 @@
 """The sweep's figures (matplotlib, Agg, PNG), drawn from the table's rows (dicts, see :mod:`hwsim.sweep.table`).
 
 * ``accuracy_vs_energy.png`` -- accuracy (fixed point, %) against energy per inference (µJ, log), one colour per
-  rule, one marker per chip, hollow where the energy is a lower bound; the Pareto front joined and ringed;
+  rule, one marker per chip, hollow where the energy is a lower bound, crossed where the network does not fit the
+  chip; the Pareto front (of the points that fit) joined and ringed;
 * ``memory_vs_T.png`` -- learning memory per core (KiB) against T, one panel per chip, one line per rule (and
   network), the chip's memory per core as a dashed line where it publishes one;
 * ``cores_vs_width.png`` -- cores needed for inference against the widest hidden layer, one line per chip (lines
@@ -17,6 +18,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from hwsim.sweep.table import _number, pareto  # noqa: E402
 
@@ -48,6 +50,8 @@ def accuracy_vs_energy(rows: list[dict], path: Path) -> Path | None:
         colour = colours[r["rule"]]
         ax.scatter(r["energy_uj"], r["accuracy_percent"], marker=markers[r["chip"]], s=40,
                    facecolors="none" if r.get("energy_lower_bound") else colour, edgecolors=colour)
+        if r.get("fits") is False:  # does not fit its chip: crossed out, never on the front
+            ax.scatter(r["energy_uj"], r["accuracy_percent"], marker="x", s=60, color="grey", linewidths=1)
     front = pareto(rows)
     ax.step([r["energy_uj"] for r in front], [r["accuracy_percent"] for r in front], where="post", color="black",
             linewidth=1, zorder=0)
@@ -60,6 +64,8 @@ def accuracy_vs_energy(rows: list[dict], path: Path) -> Path | None:
     handles += [Line2D([], [], color="grey", marker=markers[c], linestyle="", label=c) for c in chip_names]
     handles += [Line2D([], [], color="black", marker="o", markerfacecolor="none", markersize=11, linestyle="-",
                        linewidth=1, label="Pareto front")]
+    if any(r.get("fits") is False for r in rows):
+        handles.append(Line2D([], [], color="grey", marker="x", linestyle="", label="does not fit the chip"))
     ax.legend(handles=handles, fontsize=8, loc="best")
     ax.set_title("accuracy against energy per inference (hollow: lower bound, some actions unpriced)", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
@@ -99,6 +105,7 @@ def memory_vs_timesteps(rows: list[dict], path: Path) -> Path | None:
         ax.set_xlabel("time steps T")
         ax.set_ylabel("learning memory per core (KiB)")
         ax.set_yscale("log")
+        _plain(ax.yaxis)
         ax.grid(True, which="both", alpha=0.3)
     for ax in list(axes.flat)[len(chip_names):]:
         ax.axis("off")
@@ -128,10 +135,19 @@ def cores_vs_width(rows: list[dict], path: Path) -> Path | None:
     ax.set_ylabel("cores needed (inference)")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    _plain(ax.xaxis)
+    _plain(ax.yaxis)
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
     ax.set_title("cores needed against network width", fontsize=10)
     return _save(fig, path)
+
+
+def _plain(axis) -> None:
+    """Tick labels of a log axis as plain numbers (40, 60, 100), not powers of ten."""
+    label = FuncFormatter(lambda value, _: f"{value:g}")
+    axis.set_major_formatter(label)
+    axis.set_minor_formatter(label)
 
 
 def _ordered(rows: list[dict], key: str) -> list:

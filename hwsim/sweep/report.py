@@ -22,8 +22,9 @@ def write_report(config: SweepConfig, rows: list[dict], figures: list[str], out:
     for name in figures:
         lines += [f"![{name[:-4].replace('_', ' ')}]({name})", ""]
     lines += ["## Best point per chip and rule", "",
-              "Highest fixed-point accuracy (ties: lowest energy). Energy per inference in µJ (* a lower bound: some "
-              "actions have no published price); learning memory per core in KiB.", ""]
+              "Among the points whose network fits the chip (else those where the fit is unknown, else all): the "
+              "highest fixed-point accuracy, ties to the lowest energy. Energy per inference in µJ (* a lower bound: "
+              "some actions have no published price); learning memory per core in KiB.", ""]
     columns = ["chip", "rule", "accuracy (%)", "energy (µJ)", "network", "T", *varied, "fits", "learning on chip",
                "KiB/core", "point"]
     lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
@@ -39,8 +40,8 @@ def write_report(config: SweepConfig, rows: list[dict], figures: list[str], out:
                                         f"`{r['point_id']}`"]) + " |")
     front = pareto(ok)
     lines += ["", "## Pareto front: accuracy against energy per inference", "",
-              "No other point reaches this accuracy with less energy. Total energy (dynamic + static where the chip "
-              "publishes static power): compare chips with that in mind.", "",
+              "No other point whose network fits its chip reaches this accuracy with less energy. Total energy "
+              "(dynamic + static where the chip publishes static power): compare chips with that in mind.", "",
               "| energy (µJ) | accuracy (%) | chip | rule | network | T | point |", "|---|---|---|---|---|---|---|"]
     for r in front:
         lines.append(f"| {_energy(r)} | {_show(r['accuracy_percent'])} | {r['chip']} | {r['rule']} | {r['network']} "
@@ -58,13 +59,15 @@ def write_report(config: SweepConfig, rows: list[dict], figures: list[str], out:
 
 
 def _better(a: dict, b: dict) -> bool:
-    acc_a = a["accuracy_percent"] if _number(a.get("accuracy_percent")) else float("-inf")
-    acc_b = b["accuracy_percent"] if _number(b.get("accuracy_percent")) else float("-inf")
-    if acc_a != acc_b:
-        return acc_a > acc_b
-    e_a = a["energy_uj"] if _number(a.get("energy_uj")) and a["energy_uj"] > 0 else float("inf")
-    e_b = b["energy_uj"] if _number(b.get("energy_uj")) and b["energy_uj"] > 0 else float("inf")
-    return e_a < e_b
+    return _rank(a) > _rank(b)
+
+
+def _rank(row: dict) -> tuple[int, float, float]:
+    """Fits the chip (yes > unknown > no), then accuracy, then the lower energy."""
+    fits = {True: 2, None: 1, False: 0}.get(row.get("fits"), 1)
+    accuracy = row["accuracy_percent"] if _number(row.get("accuracy_percent")) else float("-inf")
+    energy = row["energy_uj"] if _number(row.get("energy_uj")) and row["energy_uj"] > 0 else float("inf")
+    return fits, accuracy, -energy
 
 
 def _energy(row: dict) -> str:

@@ -152,9 +152,10 @@ def network_size(spec: str) -> tuple[int, int]:
 
 def pareto(rows: list[dict]) -> list[dict]:
     """Rows on the accuracy/energy Pareto front: no other row has at most their energy and more accuracy (or less
-    energy and as much), lowest energy first. Rows without an energy or an accuracy are left out."""
+    energy and as much), lowest energy first. Rows without an energy or an accuracy, and networks that do not fit
+    their chip (``fits`` false), are left out."""
     usable = [r for r in rows if _number(r.get("energy_uj")) and r["energy_uj"] > 0
-              and _number(r.get("accuracy_percent"))]
+              and _number(r.get("accuracy_percent")) and r.get("fits") is not False]
     usable.sort(key=lambda r: (r["energy_uj"], -r["accuracy_percent"]))
     front, best = [], float("-inf")
     for row in usable:
