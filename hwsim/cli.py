@@ -31,6 +31,7 @@ from hwsim.commands import (
     cmd_sweep,
     cmd_train,
 )
+from hwsim.stdl import DEFAULT_BUDGET_BYTES as STDL_BUDGET_BYTES
 
 DEFAULT_TIMESTEPS = 100  # one default for run, estimate (also --rule) and feasibility
 STATIC_HELP = ("static power: whole-chip (default: the chip's static power x simulated time), cores-used (only the "
@@ -110,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     fea.add_argument("--window", type=_positive_int, default=DEFAULT_WINDOW,
                      help=f"TTL-BPTT truncation window k in steps (default {DEFAULT_WINDOW})")
     fea.add_argument("--static", default="whole-chip", choices=["whole-chip", "cores-used", "none"], help=STATIC_HELP)
+    fea.add_argument("--budget-bytes", type=_positive_int, default=STDL_BUDGET_BYTES,
+                     help=f"STDL: training-memory budget of each auxiliary network, bytes ({STDL_BUDGET_BYTES})")
     fea.add_argument("--seed", type=int, default=0, help="seed for weights, input and labels")
     fea.add_argument("--json", action="store_true", help="print the verdicts as JSON")
     fea.add_argument("--plot", metavar="FILE.png", help="draw the chips x rules heatmap to a PNG file")
@@ -183,8 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"TTL-BPTT: truncation window k in steps (default {DEFAULT_WINDOW})")
     tr.add_argument("--block", type=_positive_int, default=1, help="TTL-BPTT: layers per local block (1)")
     tr.add_argument("--subnet", type=_positive_int, default=1, help="STDL: layers per subnetwork (1)")
-    tr.add_argument("--budget-bytes", type=_positive_int, default=1 << 20,
-                    help="STDL: training-memory budget of each auxiliary network, bytes (1 MiB)")
+    tr.add_argument("--budget-bytes", type=_positive_int, default=STDL_BUDGET_BYTES,
+                    help=f"STDL: training-memory budget of each auxiliary network, bytes ({STDL_BUDGET_BYTES})")
     tr.add_argument("--data-path", metavar="PATH", help="folder or file of a local dataset (mnist, nmnist, shd)")
     tr.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     tr.add_argument("--out", metavar="CKPT",

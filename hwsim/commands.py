@@ -146,9 +146,10 @@ def cmd_feasibility(args: argparse.Namespace) -> int:
     found = []
     for rule in rules:
         counts = learning_counts(network, rule, args.timesteps, args.rate, seed=args.seed, window=args.window,
-                                 spikes=spikes)
+                                 spikes=spikes, budget_bytes=args.budget_bytes)
         for chip in targets:
-            verdict = check(network, chip, rule, args.timesteps, counts, window=args.window, static=static)
+            verdict = check(network, chip, rule, args.timesteps, counts, window=args.window, static=static,
+                            budget_bytes=args.budget_bytes)
             if counts is None and not verdict.missing:
                 verdict.unpriced.append(f"energy: no on-chip learning kernel for {rule} yet")
                 verdict.energy_text = "unpriced (no kernel)"
@@ -383,6 +384,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                          f"a FILE.npz (x_train, y_train, x_test, y_test) or tonic:<Name>")
     if own and not args.net:
         raise UsageError(f"--dataset {args.dataset}: give --net for your own data (e.g. --net 700-128-20)")
+    if args.rule == "sltt_k" and args.k > args.timesteps:
+        raise UsageError(f"--k: SLTT-K backpropagates at K of the T steps; K={args.k} is larger than "
+                         f"--timesteps T={args.timesteps}")
     config = TrainConfig(rule=args.rule, dataset=args.dataset, epochs=args.epochs, timesteps=args.timesteps,
                          net=args.net, batch_size=args.batch_size, lr=args.lr, seed=args.seed, k=args.k,
                          window=args.window, block=args.block, subnet=args.subnet, budget_bytes=args.budget_bytes,

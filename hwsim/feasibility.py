@@ -9,7 +9,7 @@ For a rule, ``RULE_NEEDS`` lists what its learning engine must offer and which s
 | ottt_a | + local traces | + presynaptic traces |
 | ottt_o | local traces, graded error messages, third factor | traces, error buffer (updates every step) |
 | ttl_bptt | graded error messages, third factor | accumulators, history of the window k, local classifiers |
-| stdl | graded error messages, third factor | accumulators, auxiliary copies of the following layers |
+| stdl | graded error messages, third factor | accumulators, auxiliary networks chosen by ``hwsim.stdl.plan`` |
 
 Every rule sends errors backwards through W^T: a chip that cannot read its synaptic memory transposed
 (``learning.transposed_weight_reads`` false or unpublished) keeps a transposed copy of the weights.
@@ -137,7 +137,8 @@ def memory_limit(chip: Chip) -> tuple[int | None, bool]:
 
 
 def learning_state(network: Network, chip: Chip, rule: str, timesteps: int, window: int = 1,
-                   block: int = 1, subnet: int = 1, mapping=None) -> tuple[int, dict[str, int], list[str], int]:
+                   block: int = 1, subnet: int = 1, mapping=None, budget_bytes: int | None = None
+                   ) -> tuple[int, dict[str, int], list[str], int]:
     """Largest learning memory on one core (bytes), its split by kind, the assumptions taken, and the cores
     used. Each layer starts on the cores the inference mapping gives it and is spread over more cores (as
     many as its neurons allow) until its busiest core fits the chip's memory per core."""
@@ -163,6 +164,8 @@ def learning_state(network: Network, chip: Chip, rule: str, timesteps: int, wind
     if any(not isinstance(layer, Dense) for layer in layers):
         assumptions.append(f"conv learning state: weights, accumulators and traces per core as the weights are "
                            f"stored ({sharing}); each stored weight has its own gradient accumulator")
+    stdl_aux = _stdl_aux_weights(network, subnet, budget_bytes, stages, sharing, classes) \
+        if needs.aux == "copy" else {}
 
     def busiest(index: int, layer, cores: int, placement) -> dict[str, float]:
         dense = isinstance(layer, Dense)
@@ -185,9 +188,8 @@ def learning_state(network: Network, chip: Chip, rule: str, timesteps: int, wind
             split["history"] = min(window, timesteps) * neurons * sbytes
         if needs.aux == "classifier" and (index + 1) % block == 0 and index + 1 < len(layers):
             split["aux"] = math.ceil(int(np.prod(stages[index][2])) * classes * wbytes / cores)
-        if needs.aux == "copy" and (index + 1) % subnet == 0 and index + 1 < len(layers):
-            following = sum(stored_weights(*stage, sharing) for stage in stages[index + 1:])
-            split["aux"] = math.ceil(following * (wbytes + abytes) / cores)
+        if index in stdl_aux:  # STDL: the auxiliary network the budget admits, weights and accumulators
+            split["aux"] = math.ceil(stdl_aux[index] * (wbytes + abytes) / cores)
         return split
 
     def load(split: dict[str, float]) -> float:
@@ -208,9 +210,10 @@ def learning_state(network: Network, chip: Chip, rule: str, timesteps: int, wind
 
 
 def _memory_fits(network: Network, chip: Chip, rule: str, timesteps: int, window: int, block: int,
-                 subnet: int, mapping=None) -> bool | None:
+                 subnet: int, mapping=None, budget_bytes: int | None = None) -> bool | None:
     """Whether the learning state at ``timesteps`` fits the chip's memory per core and cores (None: unknown)."""
-    memory, split, _, cores = learning_state(network, chip, rule, timesteps, window, block, subnet, mapping)
+    memory, split, _, cores = learning_state(network, chip, rule, timesteps, window, block, subnet, mapping,
+                                             budget_bytes)
     limit, shared = memory_limit(chip)
     if limit is None:
         return None
@@ -220,7 +223,7 @@ def _memory_fits(network: Network, chip: Chip, rule: str, timesteps: int, window
 
 
 def max_timesteps(network: Network, chip: Chip, rule: str, window: int = 1, block: int = 1,
-                  subnet: int = 1) -> tuple[int | None, str]:
+                  subnet: int = 1, budget_bytes: int | None = None) -> tuple[int | None, str]:
     """The largest T whose learning state fits (see module docstring) and a note saying what it means."""
     if rule not in RULE_NEEDS:
         raise FeasibilityError(f"unknown rule {rule!r}; known rules: {', '.join(RULES)}")
@@ -228,7 +231,7 @@ def max_timesteps(network: Network, chip: Chip, rule: str, window: int = 1, bloc
     mapping = map_network(network, chip)
 
     def fits(t: int) -> bool | None:
-        return _memory_fits(network, chip, rule, t, window, block, subnet, mapping)
+        return _memory_fits(network, chip, rule, t, window, block, subnet, mapping, budget_bytes)
 
     first = fits(1)
     if first is None:
@@ -285,14 +288,36 @@ def _spread(busiest, load, limit: int, cores: int, neurons: int) -> tuple[int, d
     return high, busiest(high)
 
 
+def _stdl_aux_weights(network: Network, subnet: int, budget_bytes: int | None, stages, sharing: str,
+                      classes: int) -> dict[int, int]:
+    """Weights stored for STDL's auxiliary network behind each subnetwork's last neuron layer (the one
+    ``hwsim.stdl.plan`` chooses): the mirrored layers as the chip stores them, then the classifier."""
+    from hwsim.stdl import DEFAULT_BUDGET_BYTES, STDLError, plan
+
+    try:
+        chosen = plan(network, subnet, DEFAULT_BUDGET_BYTES if budget_bytes is None else budget_bytes)
+    except STDLError as err:
+        raise FeasibilityError(str(err)) from None
+    stored = {}
+    for (_, hi), aux in zip(chosen.subnets, chosen.auxiliary):
+        weights = sum(stored_weights(*stages[k], sharing) for k in aux.layers)
+        if aux.classifier:
+            last = aux.layers[-1] if aux.layers else hi - 1
+            weights += int(np.prod(stages[last][2])) * classes
+        stored[hi - 1] = weights
+    return stored
+
+
 def check(network: Network, chip: Chip, rule: str, timesteps: int, counts: Counts | None = None,
-          window: int = 1, block: int = 1, subnet: int = 1, static: str = "whole-chip") -> Verdict:
+          window: int = 1, block: int = 1, subnet: int = 1, static: str = "whole-chip",
+          budget_bytes: int | None = None) -> Verdict:
     """The verdict for ``rule`` on ``chip``; ``counts`` (a learning run) adds energy and latency."""
     from hwsim.cost import estimate
 
     if rule not in RULE_NEEDS:
         raise FeasibilityError(f"unknown rule {rule!r}; known rules: {', '.join(RULES)}")
-    memory, split, assumptions, cores_needed = learning_state(network, chip, rule, timesteps, window, block, subnet)
+    memory, split, assumptions, cores_needed = learning_state(network, chip, rule, timesteps, window, block, subnet,
+                                                              budget_bytes=budget_bytes)
     missing, unknown, broken = [], [], []
     general = chip.kind != "neuromorphic"
     if general:
@@ -334,7 +359,8 @@ def check(network: Network, chip: Chip, rule: str, timesteps: int, counts: Count
     verdict = Verdict(chip.name, rule, text, memory, split, limit, cores_needed, missing=missing, unknown=unknown,
                       limits_broken=broken, assumptions=assumptions, timesteps=timesteps)
     verdict.fits = False if broken else (None if limit is None else True)
-    verdict.max_timesteps, verdict.max_timesteps_note = max_timesteps(network, chip, rule, window, block, subnet)
+    verdict.max_timesteps, verdict.max_timesteps_note = max_timesteps(network, chip, rule, window, block, subnet,
+                                                                      budget_bytes=budget_bytes)
     if counts is not None and not missing:
         report = estimate(network, counts, chip, static=static)
         priced = report.priced
@@ -353,7 +379,7 @@ def check(network: Network, chip: Chip, rule: str, timesteps: int, counts: Count
 
 def learning_counts(network: Network, rule: str, timesteps: int, rate: float, batch: int = 1, seed: int = 0,
                     k: int = 2, window: int = 1, block: int = 1, subnet: int = 1,
-                    spikes: np.ndarray | None = None) -> Counts | None:
+                    spikes: np.ndarray | None = None, budget_bytes: int | None = None) -> Counts | None:
     """Counts of one on-chip training batch of ``rule`` on Bernoulli input (or the given 0/1 ``spikes``
     ``(T, B, *input_shape)``, which then set T and B) with random labels (None when no on-chip kernel
     exists for it)."""
@@ -367,7 +393,7 @@ def learning_counts(network: Network, rule: str, timesteps: int, rate: float, ba
     if spikes is not None:
         timesteps, batch = int(spikes.shape[0]), int(spikes.shape[1])
     learner = OnChipLearner(copy.deepcopy(network), rule, k=min(k, timesteps), seed=seed,
-                            window=min(window, timesteps), block=block, subnet=subnet)
+                            window=min(window, timesteps), block=block, subnet=subnet, budget_bytes=budget_bytes)
     if spikes is None:
         spikes = bernoulli((timesteps, batch, *network.input_shape), rate, seed=seed + 1)
     labels = np.random.default_rng(seed).integers(0, network.layers[-1].n_out, batch)

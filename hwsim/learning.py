@@ -11,7 +11,9 @@ Rules with an on-chip kernel: ``sltt``, ``sltt_k``, ``ottt_a``, ``ottt_o`` (``hw
 heads of locally trained blocks, with state history inside a window). The read-out, loss and update are
 those of ``methods/``: the last layer's synaptic current, cross-entropy per step / T, plain SGD -- so the
 weight change equals the torch reference's ``-lr * grad``. TTL-BPTT's local classifiers and STDL's
-auxiliary networks (the heads) live in the learner; pass ``heads`` to start them from given weights.
+auxiliary networks (the heads) live in the learner; pass ``heads`` to start them from given weights. STDL's
+auxiliary networks are those :func:`hwsim.stdl.plan` chooses for ``budget_bytes`` at ``batch_size`` (the same
+choice and the same initial weights as the torch rule built with the same budget, batch size and seed).
 
 Networks with conv and sum-pool layers (a Flatten before the dense read-out) run every rule in one graph
 kernel, ``hwsim/kernels/conv_learning.py`` (graph built by ``hwsim/learning_conv.py``): a conv kernel is
@@ -55,7 +57,7 @@ class OnChipLearner:
 
     def __init__(self, network: Network, rule: str, lr: float = 0.1, k: int = 2, surrogate: str = "triangle",
                  alpha: float = 1.0, seed: int = 0, window: int = 1, block: int = 1, subnet: int = 1,
-                 aux_layers: list[int] | None = None, heads: list[list[tuple]] | None = None,
+                 budget_bytes: int | None = None, batch_size: int = 32, heads: list[list[tuple]] | None = None,
                  precision: str = "float", weight_bits: int = 8, trace_bits: int = 7, error_bits: int = 8):
         if rule not in ON_CHIP_RULES:
             raise LearningError(f"unknown on-chip rule {rule!r}; known rules: {', '.join(ON_CHIP_RULES)}")
@@ -75,9 +77,10 @@ class OnChipLearner:
         self._options(precision, weight_bits, trace_bits, error_bits)
         self.batches = 0
         self.window = int(window)
+        self.stdl_plan = _stdl_plan(network, subnet, budget_bytes, batch_size) if rule == "stdl" else None
         self.conv = not all(isinstance(layer, Dense) for layer in network.layers)
         if self.conv:
-            self._init_graph(block, subnet, aux_layers, heads)
+            self._init_graph(block, subnet, self.stdl_plan, heads)
             return
         layers = network.layers
         self.sizes = np.array([layers[0].n_in] + [layer.n_out for layer in layers], np.int64)
@@ -85,7 +88,7 @@ class OnChipLearner:
         self.b_off = np.concatenate([[0], np.cumsum([layer.n_out for layer in layers])]).astype(np.int64)
         self.lams = np.array([layer.neuron.lam for layer in layers], np.float32)
         self.v_th = np.array([layer.neuron.v_th for layer in layers], np.float32)
-        self.graph = _Graph.build(network, rule, block, subnet, aux_layers, heads, seed) \
+        self.graph = _Graph.build(network, rule, block, subnet, self.stdl_plan, heads, seed) \
             if rule in WINDOWED_RULES else None
         self.w, self.b = self._pack()
         self.grad_w, self.grad_b = np.zeros_like(self.w), np.zeros_like(self.b)
@@ -110,12 +113,12 @@ class OnChipLearner:
         self.bits = {"weights": int(weight_bits), "traces": int(trace_bits), "errors": int(error_bits)}
         self.w_levels = 0 if precision == "float" else 2 ** (self.bits["weights"] - 1) - 1
 
-    def _init_graph(self, block: int, subnet: int, aux_layers, heads) -> None:
+    def _init_graph(self, block: int, subnet: int, stdl_plan, heads) -> None:
         """Conv / pool networks: the layer graph of ``hwsim.learning_conv`` and its kernel."""
         from hwsim.learning_conv import GraphArrays, GraphError, build_graph, pack
 
         try:
-            self.nodes = build_graph(self.network, self.rule, block, subnet, aux_layers, heads, self.seed)
+            self.nodes = build_graph(self.network, self.rule, block, subnet, stdl_plan, heads, self.seed)
         except GraphError as err:
             raise LearningError(str(err)) from None
         self.graph = None
@@ -372,7 +375,7 @@ class _Graph:
         return len(self.names)
 
     @staticmethod
-    def build(network: Network, rule: str, block: int, subnet: int, aux_layers, heads, seed: int) -> _Graph:
+    def build(network: Network, rule: str, block: int, subnet: int, stdl_plan, heads, seed: int) -> _Graph:
         layers = network.layers
         count = len(layers)
         classes = layers[-1].n_out
@@ -380,6 +383,11 @@ class _Graph:
         if size < 1 or (rule == "ttl_bptt" and count % size) or (rule == "stdl" and size >= count and count > 1):
             raise LearningError(f"{rule}: block/subnetwork size {size} does not fit the network's {count} layers")
         starts = list(range(0, count, size))
+        if stdl_plan is not None:  # STDL: the budget's choice and the auxiliary layers' own initial weights
+            from hwsim.stdl import init_weights
+
+            starts = [lo for lo, _ in stdl_plan.subnets]
+            initial = init_weights(network, stdl_plan, seed)
         rows = []  # (name, n_in, n_out, src, lif, readout, pass_error, lam, v_th, weight, bias)
         for g, layer in enumerate(layers):
             rows.append((layer.name, layer.n_in, layer.n_out, g - 1, 1, int(g == count - 1),
@@ -392,8 +400,9 @@ class _Graph:
             if rule == "ttl_bptt":
                 chain = [None]  # a linear classifier
             else:
-                m = (count - hi) if aux_layers is None else aux_layers[index]
-                chain = list(range(hi, hi + m)) + ([] if hi + m == count else [None])
+                aux = stdl_plan.auxiliary[index]
+                chain = list(aux.layers) + ([None] if aux.classifier else [])
+                given = initial[index] if given is None else given
             for position, main in enumerate(chain):
                 n_in = rows[src][2]
                 if main is None:
@@ -401,9 +410,8 @@ class _Graph:
                     weight = rng.uniform(-bound, bound, (classes, n_in)).astype(np.float32)
                     bias = rng.uniform(-bound, bound, classes).astype(np.float32)
                     spec = (f"{layers[hi - 1].name}.head{position}", n_in, classes, src, 0, 1, 1, 1.0, 1.0)
-                else:
-                    weight, bias = layers[main].weight.copy(), None if layers[main].bias is None \
-                        else layers[main].bias.copy()
+                else:  # an auxiliary layer of STDL: the mirrored layer's architecture (weights from the plan)
+                    weight, bias = None, None
                     last = main == count - 1
                     spec = (f"{layers[hi - 1].name}.head{position}", n_in, layers[main].n_out, src, 1, int(last),
                             1, layers[main].neuron.lam, layers[main].neuron.v_th)
@@ -423,6 +431,16 @@ class _Graph:
                       np.concatenate([[0], np.cumsum(n_in * n_out)]).astype(np.int64),
                       np.concatenate([[0], np.cumsum(n_out)]).astype(np.int64),
                       [(r[9], r[10]) for r in rows[count:]])
+
+
+def _stdl_plan(network: Network, subnet: int, budget_bytes: int | None, batch_size: int):
+    """STDL's subnetworks and auxiliary networks for the budget (:func:`hwsim.stdl.plan`, as the torch rule)."""
+    from hwsim.stdl import DEFAULT_BUDGET_BYTES, STDLError, plan
+
+    try:
+        return plan(network, subnet, DEFAULT_BUDGET_BYTES if budget_bytes is None else budget_bytes, batch_size)
+    except STDLError as err:
+        raise LearningError(str(err)) from None
 
 
 def add_learning_bytes(lc: LayerCounts, errors: np.ndarray, uses_traces: bool, size: dict[str, int]) -> None:

@@ -75,9 +75,11 @@ def _node(layer, in_shape, out_shape, src: int, readout: bool, pass_error: bool,
                 float(layer.weight) if isinstance(layer, SumPool2d) else 0.0, index)
 
 
-def build_graph(network: Network, rule: str, block: int, subnet: int, aux_layers: list[int] | None,
-                heads: list[list[tuple]] | None, seed: int) -> list[Node]:
-    """The graph for ``rule`` (online rules and BPTT: the network alone)."""
+def build_graph(network: Network, rule: str, block: int, subnet: int, stdl_plan, heads: list[list[tuple]] | None,
+                seed: int) -> list[Node]:
+    """The graph for ``rule`` (online rules and BPTT: the network alone). STDL's auxiliary networks are those of
+    ``stdl_plan`` (:func:`hwsim.stdl.plan`), started from :func:`hwsim.stdl.init_weights` unless ``heads`` are
+    given: their own weights, never copies of the layers they mirror."""
     stages = [(i, layer, shapes) for i, (layer, shapes) in enumerate(zip(network.layers, network.layer_shapes()))
               if layer.neuron is not None]
     count = len(stages)
@@ -89,16 +91,20 @@ def build_graph(network: Network, rule: str, block: int, subnet: int, aux_layers
     nodes = [_node(layer, shapes[0], shapes[1], g - 1, g == count - 1, g == 0 or g not in starts, i, layer.name)
              for g, (i, layer, shapes) in enumerate(stages)]
     rng = np.random.default_rng(seed)
+    if rule == "stdl":
+        from hwsim.stdl import init_weights
+
+        starts = [lo for lo, _ in stdl_plan.subnets]
+        initial = init_weights(network, stdl_plan, seed)
     for index in range(len(starts) - 1):
         hi = starts[index + 1]
         given = heads[index] if heads is not None else None
         if rule == "ttl_bptt":
             chain = [None]  # a linear classifier
         else:
-            m = (count - hi) if aux_layers is None else aux_layers[index]
-            if not 0 <= m <= count - hi:
-                raise GraphError(f"stdl: auxiliary network {index} cannot copy {m} layers; {count - hi} follow")
-            chain = list(range(hi, hi + m)) + ([] if hi + m == count else [None])
+            aux = stdl_plan.auxiliary[index]
+            chain = list(aux.layers) + ([None] if aux.classifier else [])
+            given = initial[index] if given is None else given
         src = hi - 1
         for position, main in enumerate(chain):
             name = f"{stages[hi - 1][1].name}.head{position}"

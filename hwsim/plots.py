@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -127,20 +128,60 @@ def spike_raster(result, path: str | Path | None = None, title: str = "", inputs
     return raster(result, path, title=title, inputs=inputs)
 
 
-def memory_vs_timesteps(memory_kib: dict[str, dict[str, float]], path: str | Path | None, batch: int) -> Figure:
-    """Activation memory kept for backward (KiB) against T, one line per rule."""
+RULE_MARKERS = {"bptt": "o", "sltt": "s", "sltt_k": "v", "ottt_a": "^", "ottt_o": "<", "ttl_bptt": "D",
+                "stdl": "P", "revsnn": "X"}
+
+
+def memory_vs_timesteps(memory_kib: dict[str, dict[str, float]], path: str | Path | None, batch: int,
+                        allocator_kib: dict[str, dict[str, float]] | None = None) -> Figure:
+    """Training memory (KiB, log scale) against T: the saved-tensor meter (left) and, when given, the allocator
+    peak (right), the bytes that actually existed. One colour and marker per rule, points nudged apart in T and
+    every line labelled with its value at the largest T, so rules with close figures (SLTT, SLTT-K, STDL) stay
+    apart."""
     path = None if path is None else Path(path)
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    for rule, points in memory_kib.items():
-        steps = sorted(int(t) for t in points)
-        ax.plot(steps, [points[str(t)] for t in steps], marker="o", label=rule, color=rule_color(rule))
-    ax.set_xlabel("time steps T")
-    ax.set_ylabel(f"activation memory, KiB (batch {batch})")
-    ax.set_title("memory kept for the backward pass")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+    panels = [("saved for backward (meter)", memory_kib)]
+    if allocator_kib:
+        panels.append(("allocator peak", allocator_kib))
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 4.6), sharey=True, squeeze=False)
+    rules = list(memory_kib)
+    for ax, (title, data) in zip(axes[0], panels):
+        ends = []
+        for n, rule in enumerate(rules):
+            if rule not in data:
+                continue
+            colour, marker = rule_color(rule), RULE_MARKERS.get(rule, "o")
+            steps = sorted(int(t) for t in data[rule])
+            nudge = 2 ** (0.035 * (n - (len(rules) - 1) / 2))
+            values = [data[rule][str(t)] for t in steps]
+            ax.plot([t * nudge for t in steps], values, marker=marker, color=colour, label=rule)
+            ends.append((values[-1], rule, colour, steps[-1]))
+        _label_ends(ax, ends)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        all_steps = sorted({int(t) for points in data.values() for t in points})
+        ax.set_xticks(all_steps, [str(t) for t in all_steps])
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.set_xlabel("time steps T")
+        ax.set_title(title)
+        ax.grid(alpha=0.3, which="both")
+    axes[0][0].set_ylabel(f"KiB (batch {batch}, log scale)")
+    axes[0][0].legend(fontsize=7, loc="upper left")
+    fig.suptitle("training memory against T")
     fig.tight_layout()
     return save(fig, path)
+
+
+def _label_ends(ax, ends: list[tuple[float, str, object, int]]) -> None:
+    """Write 'rule value' right of each line's last point, spread apart vertically (log axis) when close."""
+    placed: list[float] = []
+    for value, rule, colour, last in sorted(ends):
+        y = value if not placed else max(value, placed[-1] * 1.12)
+        placed.append(y)
+        ax.annotate(f"{rule} {value:.0f}", (last * 1.15, y), fontsize=7, color=colour, va="center",
+                    annotation_clip=False)
+    ax.set_xlim(right=max((e[3] for e in ends), default=1) * 2.2)
 
 
 def accuracy_bars(values: dict[str, float], path: str | Path | None = None, samples: int | None = None):

@@ -5,7 +5,8 @@ interrupted study resumes where it stopped without redoing or losing anything):
 
 1. ``train`` -- the network on the dataset with each of ``train_rules`` in torch (``methods``);
 2. ``simulate`` -- the first trained network in hwsim: float and fixed-point accuracy, counts, a raster;
-3. ``memory`` -- activation memory per rule at each of ``memory_timesteps`` (the saved-tensor meter);
+3. ``memory`` -- training memory per rule at each of ``memory_timesteps``: the saved-tensor meter and the
+   allocator peak beside it (``methods.memory.measure``), and STDL's auxiliary networks for the budget;
 4. ``on_chip`` -- on-chip fine-tuning of the trained network with each of ``on_chip.rules`` (numba);
 5. ``costs`` -- inference energy, latency and fit on every chip;
 6. ``feasibility`` -- chips x rules verdicts, learning memory per core, energy per training sample;
@@ -54,7 +55,7 @@ class StudyConfig(BaseModel):
     chips: list[str] | Literal["all"] = "all"
     memory_timesteps: list[int] = [4, 8, 16]
     ttl_window: int = Field(2, ge=1)
-    stdl_budget_bytes: int = Field(1 << 20, ge=1)
+    stdl_budget_bytes: int = Field(128 * 1024, ge=1)  # hwsim.stdl.DEFAULT_BUDGET_BYTES
     on_chip: OnChipConfig = OnChipConfig()
     eval_samples: int = Field(300, ge=1, description="test samples for accuracy and costs")
     export: bool = True
@@ -232,29 +233,30 @@ class Study:
 
         from hwsim.network import from_spec
         from methods import build_rule
-        from methods.memory import ActivationMeter
+        from methods.memory import measure
 
         c = self.config
         net = from_spec(c.network, seed=c.seed)
         g = torch.Generator().manual_seed(c.seed)
-        out = {}
+        out, allocator, plans = {}, {}, {}
         for rule in c.rules:
-            out[rule] = {}
+            out[rule], allocator[rule] = {}, {}
             for steps in c.memory_timesteps:
                 r = build_rule(rule, net, window=min(c.ttl_window, steps), budget_bytes=c.stdl_budget_bytes,
                                batch_size=c.batch_size, seed=c.seed)
                 x = (torch.rand(steps, c.batch_size, *net.input_shape, generator=g) < 0.2).float()
                 y = torch.randint(0, r.model.n_classes, (c.batch_size,), generator=g)
-                with ActivationMeter(*r.modules()) as meter:
-                    if rule == "ottt_o":  # updates inside the sample: needs its optimizer
-                        r.step(x, y, torch.optim.SGD(list(r.parameters()), lr=0.0))
-                    else:
-                        r.accumulate(x, y)
-                out[rule][str(steps)] = round(meter.report().peak_bytes / 1024, 1)
+                # ottt_o updates inside the sample: it needs its optimizer (lr 0: the weights stay)
+                optimizer = torch.optim.SGD(list(r.parameters()), lr=0.0) if rule == "ottt_o" else None
+                report = measure(r, x, y, optimizer)
+                out[rule][str(steps)] = round(report.peak_bytes / 1024, 1)
+                allocator[rule][str(steps)] = round(report.allocator_peak_bytes / 1024, 1)
+                if rule == "stdl":
+                    plans["stdl"] = r.describe()
         from hwsim.plots import memory_vs_timesteps
 
-        memory_vs_timesteps(out, self.out / "memory_vs_T.png", batch=c.batch_size)
-        return {"activation_kib": out, "batch": c.batch_size}
+        memory_vs_timesteps(out, self.out / "memory_vs_T.png", batch=c.batch_size, allocator_kib=allocator)
+        return {"activation_kib": out, "allocator_kib": allocator, "batch": c.batch_size, "plans": plans}
 
     def stage_on_chip(self, results: dict) -> dict:
         from hwsim.learning import OnChipLearner, accuracy, fit
@@ -319,9 +321,11 @@ class Study:
         network = self._trained()
         verdicts = []
         for rule in c.rules:
-            counts = learning_counts(network, rule, c.timesteps, 0.2, seed=c.seed, window=c.ttl_window)
+            counts = learning_counts(network, rule, c.timesteps, 0.2, seed=c.seed, window=c.ttl_window,
+                                     budget_bytes=c.stdl_budget_bytes)
             for name in self.chip_names:
-                verdicts.append(check(network, chips.load(name), rule, c.timesteps, counts, window=c.ttl_window))
+                verdicts.append(check(network, chips.load(name), rule, c.timesteps, counts, window=c.ttl_window,
+                                      budget_bytes=c.stdl_budget_bytes))
         rank(verdicts)
         verdicts = [v.to_dict() for v in verdicts]
         feasibility_heatmap(verdicts, self.out / "feasibility.png",

@@ -20,10 +20,11 @@ RULES = ("bptt", "sltt", "sltt_k", "ottt_a", "ottt_o", "ttl_bptt", "stdl", "revs
 
 
 def build_rule(name: str, network: Network, *, k: int = 2, window: int = 1, block: int = 1, subnet: int = 1,
-               budget_bytes: int = 1 << 20, batch_size: int = 32, surrogate=None, seed: int = 0,
-               device: str | torch.device = "cpu") -> TrainingRule:
-    """A training rule by name. Options: ``k`` (SLTT-K), ``window``/``block`` (TTL-BPTT), ``subnet``/
-    ``budget_bytes``/``batch_size`` (STDL). The model is moved to ``device``."""
+               budget_bytes: int | None = None, batch_size: int = 32, surrogate=None, seed: int = 0,
+               ttl_update: str = "batch", device: str | torch.device = "cpu") -> TrainingRule:
+    """A training rule by name. Options: ``k`` (SLTT-K), ``window``/``block``/``ttl_update`` (TTL-BPTT), ``subnet``/
+    ``budget_bytes``/``batch_size`` (STDL; budget default :data:`hwsim.stdl.DEFAULT_BUDGET_BYTES`). The model is
+    moved to ``device``."""
     import torch
 
     from methods.bptt import BPTT
@@ -46,8 +47,11 @@ def build_rule(name: str, network: Network, *, k: int = 2, window: int = 1, bloc
     if name in ("ottt_a", "ottt_o"):
         return OTTT(model, variant=name[-1].upper())
     if name == "ttl_bptt":
-        return TTLBPTT(model, window=window, block=block, seed=seed)
-    return STDL(model, subnet=subnet, budget_bytes=budget_bytes, batch_size=batch_size, seed=seed)
+        return TTLBPTT(model, window=window, block=block, seed=seed, update=ttl_update)
+    from hwsim.stdl import DEFAULT_BUDGET_BYTES
+
+    budget = DEFAULT_BUDGET_BYTES if budget_bytes is None else budget_bytes
+    return STDL(model, subnet=subnet, budget_bytes=budget, batch_size=batch_size, seed=seed, network=network)
 
 
 def __getattr__(name: str):

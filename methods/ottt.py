@@ -1,10 +1,11 @@
 """OTTT (Xiao et al., NeurIPS 2022): SLTT's per-step spatial error with presynaptic traces.
 
-``a[t] = lam * a[t-1] + s[t]`` per layer input (the input spikes included; each trace decays with the
-lam of the layer that emits the spikes, the first layer's lam for the input); the weight gradient is
-``delta^l[t] a^{l-1}[t]^T`` while the forward value still uses the spikes, and the error reaches the
-layer below through ``a[t]``'s dependence on ``s[t]``. OTTT_A accumulates the gradient over the sample
-and updates once; OTTT_O updates the weights every step.
+``a[t] = lam * a[t-1] + s[t]`` per input of a hidden or read-out layer (each trace decays with the lam of
+the layer that emits the spikes); the weight gradient is ``delta^l[t] a^{l-1}[t]^T`` while the forward
+value still uses the spikes, and the error reaches the layer below through ``a[t]``'s dependence on
+``s[t]``. The first layer takes the raw input: its gradient is ``delta^1[t] x[t]^T``, no trace on the network
+input, as in the paper's official code (its first layer is not wrapped by the trace operator). OTTT_A
+accumulates the gradient over the sample and updates once; OTTT_O updates the weights every step.
 """
 
 from __future__ import annotations
@@ -25,20 +26,24 @@ class OTTT(TrainingRule):
             raise RuleError(f"OTTT variant must be 'A' (accumulate) or 'O' (update every step), got {variant!r}")
         self.variant = variant
         self.name = f"ottt_{variant.lower()}"
+        self.updates_inside_batch = variant == "O"
 
     def _run(self, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer | None) -> StepResult:
         model, steps = self.model, x.shape[0]
         stages = model.stages
-        lams = [stages[0].neuron.lam] + [stage.neuron.lam for stage in stages[:-1]]
+        lams = [None] + [stage.neuron.lam for stage in stages[:-1]]
         traces: list[torch.Tensor | None] = [None] * len(stages)
         states: list = [None] * len(stages)
         total, logits = 0.0, 0.0
         for t in range(steps):
             inp, out = x[t], None
             for k, stage in enumerate(stages):
-                trace = inp if traces[k] is None else lams[k] * traces[k] + inp
-                traces[k] = trace.detach()
-                out = model.current(k, inp, weight_inputs=trace)
+                if k == 0:  # the raw input, no trace
+                    out = model.current(k, inp)
+                else:
+                    trace = inp if traces[k] is None else lams[k] * traces[k] + inp
+                    traces[k] = trace.detach()
+                    out = model.current(k, inp, weight_inputs=trace)
                 inp, states[k] = lif_step(out, states[k], stage.neuron, model.surrogate, detach_state=True)
             loss = step_loss(out, y, steps)
             loss.backward()

@@ -1,21 +1,43 @@
-"""Reversible SNN node (after Lei et al., arXiv 2308.08649, 2023): recompute states instead of storing them.
+"""Reversible SNN blocks (after Lei et al., "Towards Zero Memory Footprint Spiking Neural Network Training",
+arXiv 2308.08649, 2023): reconstruct activations from outputs instead of storing them.
 
-A :class:`RevSNN` is an input layer (n_in -> W spiking neurons), ``blocks`` reversible blocks on the
-W spikes split in two halves, and a linear read-out (W -> classes)::
+A :class:`RevSNN` is an input layer (n_in -> W LIF neurons), ``blocks`` reversible blocks on the W spikes split
+in two halves, and a linear read-out (W -> classes) applied at every step. Each block runs over the whole
+sequence (multi-step, block after block, as spiking networks are trained with BPTT)::
 
-    y1 = x1 + F(x2),   y2 = x2 + G(y1)          F, G: Linear (W/2 -> W/2) + LIF, stateful in time
-    backward: x2 = y2 - G(y1),  x1 = y1 - F(x2)  (exact: every term is a small integer count of spikes)
+    y1[t] = x1[t] + F(x2)[t],   y2[t] = x2[t] + G(y1)[t]      F, G: Linear (W/2 -> W/2) + LIF over t = 1..T
+    inverse:  x2 = y2 - G(y1),  x1 = y1 - F(x2)
 
-The whole stack of blocks is one autograd function that keeps only its final output; the backward pass
-walks the blocks in reverse, reconstructs each block's input from its output, recomputes the block with
-gradients and back-propagates through it, so the activation memory does not grow with depth (the
-recomputed block forwards are counted in ``recomputed_blocks``). Time is handled online as in SLTT (the
-previous LIF state enters each step as a constant; one backward per step).
+Temporal treatment: **BPTT** -- the loss is the per-step cross-entropy / T of the read-out and the gradient
+runs through time inside every F and G (their LIF recurrence), so the reference is BPTT of the same
+architecture with every state stored (``reversible=False``; ``tests/test_reversible.py``).
+
+Memory: the whole stack of blocks is one autograd function that keeps only the stack's output sequence
+``y`` (T, B, W). Nothing per block or per step is kept: no state in ``ctx`` beyond ``y``, no attributes,
+no buffers. The backward walks the blocks in reverse; for each, it recomputes ``G(y1)`` with gradients
+(its LIF from the zero initial state over t = 1..T), reconstructs ``x2 = y2 - G(y1)``, back-propagates
+through G, then does the same for F and ``x1 = y1 - F(x2)``. Only one block's graph over T exists at a
+time, so memory is O(T B W), flat in depth (BPTT of the same network: O(L T B W)).
+
+``backward="streamlined"`` (default) computes F and G once per block in the backward pass (the
+reconstruction reuses the recomputation); ``backward="naive"`` first inverts the block without gradients,
+then recomputes it with gradients from the reconstructed input, as reversible layers did before (Gomez et al.
+2017's algorithm as commonly implemented) -- one more forward of F and G per block. The paper reports 23.8 %
+fewer backward FLOPs for its streamlined backward; ``benchmarks/bench_methods.py --claims`` measures ours.
+
+Where reconstruction is exact, and where not (see ``docs/rules.md``): the coupling adds spikes, so every
+block input and output is a small integer (a spike count) and ``(x + f) - f == x`` holds exactly in float32
+and float64; membranes are recomputed forward from the reconstructed inputs, bit for bit as in the forward
+pass. It would not be exact (a) for real-valued block inputs (rounding in ``(x + f) - f``, and a recomputed
+membrane that lands on the other side of the threshold flips a spike), nor (b) if membranes were inverted
+backwards in time: ``u[t-1] - V_th s[t-1] = (u[t] - I[t]) / lam`` does not determine ``u[t-1]`` (with soft
+reset both ``u`` and ``u + V_th`` map onto ``[0, V_th)``), and dividing by ``lam`` multiplies rounding
+errors by ``1/lam`` per step -- so this implementation never does that.
 
 The reversible network is not a feed-forward chain of hwsim layers, so it has no
-:class:`hwsim.network.Network` form: it is trained and measured in torch only. :func:`from_network`
-takes the sizes of an MLP ``n_in-W-W-...-C``: its first layer, one reversible block per further hidden
-layer, its read-out.
+:class:`hwsim.network.Network` form: it is trained and measured in torch only. :func:`from_network` takes the
+sizes of an MLP ``n_in-W-W-...-C``: its first layer, one reversible block per further hidden layer, its
+read-out.
 """
 
 from __future__ import annotations
@@ -25,123 +47,158 @@ import torch
 from torch import nn
 
 from hwsim.network import Dense, FloatLIF, Network
-from methods.neuron import LIFState, Surrogate, Triangle, lif_step
+from methods.neuron import Surrogate, Triangle, lif_step
 from methods.rule import RuleError, StepResult, TrainingRule, step_loss
+
+BACKWARDS = ("streamlined", "naive")
+
+
+def lif_sequence(currents: torch.Tensor, neuron: FloatLIF, surrogate: Surrogate) -> torch.Tensor:
+    """Spikes ``(T, B, N)`` of a LIF layer driven by ``currents`` ``(T, B, N)`` from the zero state (BPTT:
+    the state is not detached)."""
+    state, spikes = None, []
+    for t in range(currents.shape[0]):
+        s, state = lif_step(currents[t], state, neuron, surrogate)
+        spikes.append(s)
+    return torch.stack(spikes)
 
 
 class RevBlock(nn.Module):
-    """One reversible block: F and G are Linear + LIF on half the width."""
+    """One reversible block: F and G are Linear + LIF on half the width, over the whole sequence."""
 
     def __init__(self, half: int, neuron: FloatLIF, surrogate: Surrogate):
         super().__init__()
         self.f, self.g = nn.Linear(half, half), nn.Linear(half, half)
         self.neuron, self.surrogate = neuron, surrogate
 
-    def forward(self, x1, x2, f_state, g_state):
-        """Returns ``y1, y2`` and the new F and G states (the previous ones enter as constants)."""
-        fs, f_state = lif_step(self.f(x2), f_state, self.neuron, self.surrogate, detach_state=True)
-        y1 = x1 + fs
-        gs, g_state = lif_step(self.g(y1), g_state, self.neuron, self.surrogate, detach_state=True)
-        return y1, x2 + gs, f_state, g_state
+    def branch_f(self, x2: torch.Tensor) -> torch.Tensor:
+        return lif_sequence(self.f(x2), self.neuron, self.surrogate)
 
-    def inverse(self, y1, y2, f_state, g_state):
-        gs, _ = lif_step(self.g(y1), g_state, self.neuron, self.surrogate, detach_state=True)
-        x2 = y2 - gs
-        fs, _ = lif_step(self.f(x2), f_state, self.neuron, self.surrogate, detach_state=True)
-        return y1 - fs, x2
+    def branch_g(self, y1: torch.Tensor) -> torch.Tensor:
+        return lif_sequence(self.g(y1), self.neuron, self.surrogate)
+
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y1 = x1 + self.branch_f(x2)
+        return y1, x2 + self.branch_g(y1)
+
+    def inverse(self, y1: torch.Tensor, y2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x2 = y2 - self.branch_g(y1)
+        return y1 - self.branch_f(x2), x2
 
 
 class _ReversibleStack(torch.autograd.Function):
-    """Runs the blocks without keeping their activations; the backward reconstructs and recomputes."""
+    """Runs the blocks keeping only the output sequence; the backward reconstructs and back-propagates."""
 
     @staticmethod
-    def forward(ctx, x, owner, prev_states, *params):
-        half = x.shape[1] // 2
-        x1, x2 = x[:, :half], x[:, half:]
-        new_states = []
+    def forward(ctx, x, blocks, backward, *params):
+        half = x.shape[-1] // 2
+        x1, x2 = x[..., :half], x[..., half:]
         with torch.no_grad():
-            for block, (f_state, g_state) in zip(owner.blocks, prev_states):
-                x1, x2, f_new, g_new = block(x1, x2, f_state, g_state)
-                new_states.append((f_new, g_new))
-        y = torch.cat([x1, x2], dim=1)
+            for block in blocks:
+                x1, x2 = block(x1, x2)
+        y = torch.cat([x1, x2], dim=-1)
         ctx.save_for_backward(y)
-        ctx.owner, ctx.prev_states = owner, prev_states
-        owner._new_states = new_states
+        ctx.blocks, ctx.backward_kind = blocks, backward  # the modules themselves: no tensor kept aside
         return y
 
     @staticmethod
     def backward(ctx, grad_y):
         (y,) = ctx.saved_tensors
-        owner, prev_states = ctx.owner, ctx.prev_states
-        half = y.shape[1] // 2
-        y1, y2 = y[:, :half].detach(), y[:, half:].detach()
-        g1, g2 = grad_y[:, :half], grad_y[:, half:]
-        for block, (f_state, g_state) in zip(reversed(owner.blocks), reversed(prev_states)):
-            with torch.no_grad():
-                x1, x2 = block.inverse(y1, y2, f_state, g_state)
-            x1, x2 = x1.detach().requires_grad_(True), x2.detach().requires_grad_(True)
-            with torch.enable_grad():
-                out1, out2, _, _ = block(x1, x2, f_state, g_state)
-                torch.autograd.backward((out1, out2), (g1, g2))
-            owner.recomputed_blocks += 1
-            g1, g2 = x1.grad, x2.grad
-            y1, y2 = x1.detach(), x2.detach()
-        return torch.cat([g1, g2], dim=1), None, None, *([None] * len(ctx.needs_input_grad[3:]))
+        half = y.shape[-1] // 2
+        y1, y2 = y[..., :half].detach(), y[..., half:].detach()
+        work = [y1, y2, grad_y[..., :half], grad_y[..., half:]]  # handed on, so nothing outlives its block
+        del y, y1, y2, grad_y
+        step = _streamlined if ctx.backward_kind == "streamlined" else _naive
+        for block in reversed(ctx.blocks):
+            work = step(block, work)
+        return torch.cat(work[2:], dim=-1), None, None, *([None] * (len(ctx.needs_input_grad) - 3))
+
+
+def _streamlined(block: RevBlock, work: list) -> list:
+    """G and F each run once with gradients; their outputs serve the reconstruction and the backward.
+    ``work``: [y1, y2, dL/dy1, dL/dy2] of the block's output, emptied; returns the same for its input."""
+    y1, y2, g1, g2 = work
+    work.clear()
+    with torch.enable_grad():
+        y1_leaf = y1.requires_grad_(True)
+        gs = block.branch_g(y1_leaf)
+        torch.autograd.backward(gs, g2)
+    x2 = y2 - gs.detach()
+    g1 = g1 + y1_leaf.grad
+    del gs, y2
+    with torch.enable_grad():
+        x2_leaf = x2.requires_grad_(True)
+        fs = block.branch_f(x2_leaf)
+        torch.autograd.backward(fs, g1)
+    x1 = y1.detach() - fs.detach()
+    del fs, y1, y1_leaf
+    g2 = g2 + x2_leaf.grad
+    return [x1, x2.detach(), g1, g2]
+
+
+def _naive(block: RevBlock, work: list) -> list:
+    """Invert without gradients, then recompute the block with gradients from the reconstructed input."""
+    y1, y2, g1, g2 = work
+    work.clear()
+    with torch.no_grad():
+        x1, x2 = block.inverse(y1, y2)
+    with torch.enable_grad():
+        x1_leaf, x2_leaf = x1.requires_grad_(True), x2.requires_grad_(True)
+        out1, out2 = block(x1_leaf, x2_leaf)
+        del y1, y2
+        torch.autograd.backward((out1, out2), (g1, g2))
+    del out1, out2, g1, g2
+    return [x1.detach(), x2.detach(), x1_leaf.grad, x2_leaf.grad]
 
 
 class RevSNN(nn.Module):
-    """Input spiking layer, reversible blocks, linear read-out (see module docstring)."""
+    """Input spiking layer, reversible blocks, linear read-out (see module docstring). Weights are drawn from a
+    ``torch.Generator`` seeded with ``seed``; the global RNG is neither reseeded nor advanced."""
 
     def __init__(self, n_in: int, width: int, blocks: int, n_classes: int, neuron: FloatLIF | None = None,
-                 surrogate: Surrogate | None = None, seed: int = 0, reversible: bool = True):
+                 surrogate: Surrogate | None = None, seed: int = 0, reversible: bool = True,
+                 backward: str = "streamlined"):
         super().__init__()
-        if width % 2:
-            raise RuleError(f"a reversible network needs an even width to split in two halves, got {width}")
-        torch.manual_seed(seed)
+        if width < 2 or width % 2:
+            raise RuleError(f"RevSNN width: a reversible block splits the W neurons into two halves, so W must be "
+                            f"even and >= 2, got {width}")
+        if blocks < 0:
+            raise RuleError(f"RevSNN blocks must be >= 0, got {blocks}")
+        if backward not in BACKWARDS:
+            raise RuleError(f"RevSNN backward must be one of {', '.join(BACKWARDS)}, got {backward!r}")
         self.neuron, self.surrogate = neuron or FloatLIF(), surrogate or Triangle()
-        self.input_layer = nn.Linear(n_in, width)
-        self.blocks = nn.ModuleList([RevBlock(width // 2, self.neuron, self.surrogate) for _ in range(blocks)])
-        self.readout = nn.Linear(width, n_classes)
+        with torch.random.fork_rng(devices=[]):  # nn.Linear's own init draws from the global RNG: restore it
+            self.input_layer = nn.Linear(n_in, width)
+            self.blocks = nn.ModuleList([RevBlock(width // 2, self.neuron, self.surrogate) for _ in range(blocks)])
+            self.readout = nn.Linear(width, n_classes)
+        generator = torch.Generator().manual_seed(seed)
         with torch.no_grad():  # the scale hwsim.network.from_spec uses: N(0, (3 / sqrt(fan_in))^2), no bias
             for module in self.modules():
                 if isinstance(module, nn.Linear):
-                    module.weight.normal_(0.0, 3.0 / np.sqrt(module.in_features))
+                    module.weight.copy_(torch.randn(module.weight.shape, generator=generator)
+                                        * (3.0 / np.sqrt(module.in_features)))
                     module.bias.zero_()
-        self.reversible = reversible
-        self.recomputed_blocks = 0
-        self._new_states = None
+        self.reversible, self.backward_kind = reversible, backward
         self.n_classes = n_classes
         self.input_shape = (n_in,)
 
-    def step(self, x_t: torch.Tensor, states: dict | None) -> tuple[torch.Tensor, dict]:
-        """One time step. ``states``: {"input": LIFState, "blocks": [(F state, G state)]}."""
-        states = states or {"input": None, "blocks": [(None, None)] * len(self.blocks)}
-        s, input_state = lif_step(self.input_layer(x_t), states["input"], self.neuron, self.surrogate,
-                                  detach_state=True)
-        if self.reversible:
+    def sequence(self, x: torch.Tensor) -> torch.Tensor:
+        """Read-out at every step, ``(T, B, classes)``, for ``x`` of shape ``(T, B, n_in)``."""
+        s = lif_sequence(self.input_layer(x), self.neuron, self.surrogate)
+        if self.reversible and len(self.blocks):
             params = [p for block in self.blocks for p in block.parameters()]
-            y = _ReversibleStack.apply(s, self, states["blocks"], *params)
-            block_states = self._new_states
-        else:  # the same computation with plain autograd (keeps every activation)
-            half = s.shape[1] // 2
-            x1, x2, block_states = s[:, :half], s[:, half:], []
-            for block, (f_state, g_state) in zip(self.blocks, states["blocks"]):
-                x1, x2, f_new, g_new = block(x1, x2, f_state, g_state)
-                block_states.append((f_new, g_new))
-            y = torch.cat([x1, x2], dim=1)
-        block_states = [(_detached(f), _detached(g)) for f, g in block_states]
-        return self.readout(y), {"input": input_state, "blocks": block_states}
+            y = _ReversibleStack.apply(s, list(self.blocks), self.backward_kind, *params)
+        else:  # the same computation with plain autograd: every state of every block and step stored
+            half = s.shape[-1] // 2
+            x1, x2 = s[..., :half], s[..., half:]
+            for block in self.blocks:
+                x1, x2 = block(x1, x2)
+            y = torch.cat([x1, x2], dim=-1)
+        return self.readout(y)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        states, total = None, 0.0
-        for t in range(x.shape[0]):
-            out, states = self.step(x[t], states)
-            total = total + out
-        return total
-
-
-def _detached(state: LIFState | None) -> LIFState | None:
-    return None if state is None else LIFState(state.u.detach(), state.s.detach())
+        """Read-out summed over time, ``(B, classes)``."""
+        return self.sequence(x).sum(0)
 
 
 def from_network(network: Network, reversible: bool = True, seed: int = 0) -> RevSNN:
@@ -166,22 +223,21 @@ def from_network(network: Network, reversible: bool = True, seed: int = 0) -> Re
 
 
 class Reversible(TrainingRule):
-    """Online (per-step) training of a :class:`RevSNN`; the backward pass recomputes block activations."""
+    """BPTT of a :class:`RevSNN`: the per-step loss summed over the sequence, one backward per batch; the
+    reversible stack recomputes block activations in its backward pass (``recomputed_blocks`` per batch:
+    F and G recomputed once per block, twice with ``backward="naive"``)."""
 
     name = "revsnn"
 
     def accumulate(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
         steps = x.shape[0]
-        states, total, logits = None, 0.0, 0.0
-        before = self.model.recomputed_blocks
-        for t in range(steps):
-            out, states = self.model.step(x[t], states)
-            loss = step_loss(out, y, steps)
-            loss.backward()
-            total += float(loss.detach())
-            logits = logits + out.detach()
-        return StepResult(total, logits, {"recomputed_blocks": self.model.recomputed_blocks - before})
+        out = self.model.sequence(x)
+        loss = sum(step_loss(out[t], y, steps) for t in range(steps))
+        loss.backward()
+        recomputed = len(self.model.blocks) * (2 if self.model.backward_kind == "naive" else 1) \
+            if self.model.reversible else 0
+        return StepResult(float(loss.detach()), out.detach().sum(0), {"recomputed_blocks": recomputed})
 
     def describe(self) -> dict:
-        return {"rule": self.name, "blocks": len(self.model.blocks),
-                "width": int(np.asarray(self.model.readout.in_features))}
+        return {"rule": self.name, "blocks": len(self.model.blocks), "width": int(self.model.readout.in_features),
+                "temporal": "BPTT", "reversible": self.model.reversible, "backward": self.model.backward_kind}

@@ -32,6 +32,7 @@ class TrainingRule:
     (OTTT_O) override :meth:`step`."""
 
     name = "base"
+    updates_inside_batch = False  # True: weights change during the batch, so only step(x, y, optimizer) runs
 
     def __init__(self, model: SpikingNet):
         self.model = model

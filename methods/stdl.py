@@ -1,15 +1,15 @@
 """STDL, online mode (Ma et al., arXiv 2506.01117, 2025), as read from the paper's description.
 
 The neuron layers are cut into subnetworks of ``subnet`` layers. Each subnetwork but the last trains
-against its own auxiliary network: a copy (own weights, initialised from the current ones) of the
-*largest* run of the layers that follow it whose training memory fits ``budget_bytes``, then a linear
-classifier of the copy's last spikes (none when the copy reaches the network's read-out). Subnetworks
-receive their input as a constant (no error crosses), and time is decoupled as in SLTT (the previous
-state enters each step as a constant), so every step trains online.
+against its own auxiliary network: the *largest* run of the layers that follow it whose training memory fits
+``budget_bytes`` -- the same architecture with its own, independently initialised weights (never a copy:
+a copy would receive its layers' exact gradients and STDL would be SLTT) -- then a linear classifier of the
+run's last spikes (none when the run reaches the network's read-out). The auxiliary network is trained only
+by its own local loss. Subnetworks receive their input as a constant (no error crosses), and time is
+decoupled as in SLTT (the previous state enters each step as a constant), so every step trains online.
 
-Training memory of a candidate (our reading of "memory constraint") = 3 x its parameter bytes (weights,
-gradients, SGD momentum) + the activation bytes autograd keeps for one step of it at the training batch
-size, measured with :class:`methods.memory.ActivationMeter`. The choice is reported by :meth:`describe`.
+The choice, the memory model and the initial auxiliary weights come from :mod:`hwsim.stdl` (torch-free,
+shared with the on-chip learner and the feasibility analysis); :meth:`STDL.describe` reports them.
 """
 
 from __future__ import annotations
@@ -17,31 +17,40 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 
-import numpy as np
 import torch
 from torch import nn
 
-from methods.memory import ActivationMeter
+from hwsim.network import Network
+from hwsim.stdl import STDLError, plan
 from methods.models import SpikingNet, Stage
 from methods.rule import RuleError, StepResult, TrainingRule, step_loss
 
 
 class AuxNet(nn.Module):
-    """An auxiliary network: copied stages (own weights) plus an optional linear classifier."""
+    """An auxiliary network: stages of the mirrored layers' architecture (own weights) and an optional linear
+    classifier. ``weights``: (weight, bias) per stage then for the classifier, from :func:`hwsim.stdl.init_weights`."""
 
-    def __init__(self, stages: list[Stage], n_classes: int, in_shape: tuple[int, ...], reaches_readout: bool,
-                 surrogate, generator: torch.Generator):
+    def __init__(self, stages: list[Stage], n_classes: int, in_shape: tuple[int, ...], classifier: bool,
+                 surrogate, weights: list[tuple]):
         super().__init__()
-        self.body = SpikingNet([copy.deepcopy(stage) for stage in stages], in_shape, surrogate) if stages else None
+        own = []
+        for stage, (weight, bias) in zip(stages, weights):
+            stage = copy.deepcopy(stage)
+            if weight is not None:
+                with torch.no_grad():
+                    stage.synapse.weight.copy_(torch.from_numpy(weight))
+                    if stage.synapse.bias is not None:
+                        stage.synapse.bias.copy_(torch.from_numpy(bias))
+            own.append(stage)
+        self.body = SpikingNet(own, in_shape, surrogate) if own else None
         self.classifier = None
-        if not reaches_readout:
-            features = int(np.prod(stages[-1].out_shape if stages else in_shape))
-            self.classifier = nn.Linear(features, n_classes)
+        if classifier:
+            weight, bias = weights[-1]
+            self.classifier = nn.Linear(weight.shape[1], n_classes)
             with torch.no_grad():
-                bound = 1.0 / np.sqrt(features)
-                self.classifier.weight.uniform_(-bound, bound, generator=generator)
-                self.classifier.bias.uniform_(-bound, bound, generator=generator)
-        self.names = [stage.name for stage in stages] + ([] if reaches_readout else ["classifier"])
+                self.classifier.weight.copy_(torch.from_numpy(weight))
+                self.classifier.bias.copy_(torch.from_numpy(bias))
+        self.names = [stage.name for stage in stages] + (["classifier"] if classifier else [])
 
     def step(self, spikes: torch.Tensor, states):
         if self.body is not None:
@@ -55,40 +64,30 @@ class AuxNet(nn.Module):
 class STDL(TrainingRule):
     name = "stdl"
 
-    def __init__(self, model: SpikingNet, subnet: int, budget_bytes: int, batch_size: int, seed: int = 0):
+    def __init__(self, model: SpikingNet, subnet: int, budget_bytes: int, batch_size: int, seed: int = 0,
+                 network: Network | None = None):
+        """``network``: the hwsim network ``model`` was built from (its shapes size the plan); without it
+        the plan is made from the model's own stages."""
         super().__init__(model)
-        layers = len(model.stages)
-        if subnet < 1 or subnet >= layers:
-            raise RuleError(f"STDL subnetwork size must be in 1..{layers - 1} for a network of {layers} neuron "
-                            f"layers, got {subnet}")
-        if budget_bytes <= 0:
-            raise RuleError(f"STDL memory budget must be > 0 bytes, got {budget_bytes}")
-        self.subnet, self.budget = subnet, int(budget_bytes)
-        self.subnets = [(lo, min(lo + subnet, layers)) for lo in range(0, layers, subnet)]
-        generator = torch.Generator().manual_seed(seed)
-        device = next(model.parameters()).device
-        auxes, self.aux_bytes = [], []
-        for i, (_, hi) in enumerate(self.subnets[:-1]):
-            aux, needed = self._choose(hi, batch_size, generator, device)
-            if aux is None:
-                raise RuleError(f"STDL memory budget {self.budget} bytes is too small for any auxiliary network of "
-                                f"subnetwork {i}: the smallest (a classifier alone) needs {needed} bytes")
-            auxes.append(aux)
-            self.aux_bytes.append(needed)
-        self.aux = nn.ModuleList(auxes)
+        from hwsim.stdl import init_weights
 
-    def _choose(self, hi: int, batch: int, generator: torch.Generator, device) -> tuple[AuxNet | None, int]:
-        stages, last = self.model.stages, len(self.model.stages)
-        in_shape = stages[hi - 1].out_shape
-        smallest = None
-        for m in range(last - hi, -1, -1):
-            candidate = AuxNet(stages[hi:hi + m], self.model.n_classes, in_shape, hi + m == last,
-                               self.model.surrogate, generator).to(device)
-            needed = training_bytes(candidate, in_shape, batch, device)
-            smallest = needed
-            if needed <= self.budget:
-                return candidate, needed
-        return None, smallest
+        network = network if network is not None else _network_of(model)
+        try:
+            self.plan = plan(network, subnet, budget_bytes, batch_size)
+        except STDLError as err:
+            raise RuleError(str(err)) from None
+        self.subnet, self.budget = subnet, int(budget_bytes)
+        self.subnets = list(self.plan.subnets)
+        self.network = network
+        device = next(model.parameters()).device
+        auxes = []
+        for (_, hi), aux, weights in zip(self.subnets, self.plan.auxiliary, init_weights(network, self.plan, seed)):
+            stages = [model.stages[k] for k in aux.layers]
+            in_shape = model.stages[hi - 1].out_shape
+            auxes.append(AuxNet(stages, model.n_classes, in_shape, aux.classifier, model.surrogate,
+                                weights).to(device))
+        self.aux = nn.ModuleList(auxes)
+        self.aux_bytes = [aux.bytes for aux in self.plan.auxiliary]
 
     def parameters(self) -> Iterator[nn.Parameter]:
         yield from self.model.parameters()
@@ -119,17 +118,27 @@ class STDL(TrainingRule):
         return StepResult(total, logits)
 
     def describe(self) -> dict:
-        return {"rule": self.name, "subnet": self.subnet, "budget_bytes": self.budget,
-                "subnetworks": [[s.name for s in self.model.stages[lo:hi]] for lo, hi in self.subnets],
-                "auxiliary": [aux.names for aux in self.aux], "auxiliary_training_bytes": self.aux_bytes}
+        return {"rule": self.name, "subnet": self.subnet, **self.plan.describe(self.network)}
 
 
-def training_bytes(module: AuxNet, in_shape: tuple[int, ...], batch: int, device) -> int:
-    """3 x parameter bytes + activation bytes kept for one step's backward at batch size ``batch``."""
-    params = sum(p.numel() * p.element_size() for p in module.parameters())
-    probe = torch.zeros((batch, *in_shape), device=device)
-    with ActivationMeter(module) as meter:
-        out, _ = module.step(probe, None)
-        out.sum().backward()
-    module.zero_grad(set_to_none=True)
-    return 3 * params + meter.report().peak_bytes
+def _network_of(model: SpikingNet) -> Network:
+    """A shape-only hwsim network of ``model``'s stages (weights as they are now), for the plan."""
+    from hwsim.network import Conv2d, Dense, Flatten, SumPool2d
+
+    layers = []
+    for stage in model.stages:
+        if stage.flatten_before:
+            layers.append(Flatten())
+        syn = stage.synapse
+        bias = None if getattr(syn, "bias", None) is None else syn.bias.detach().cpu().numpy()
+        if isinstance(syn, nn.Linear):
+            layers.append(Dense(syn.weight.detach().cpu().numpy(), neuron=stage.neuron, bias=bias, name=stage.name))
+        elif isinstance(syn, nn.Conv2d):
+            layers.append(Conv2d(syn.weight.detach().cpu().numpy(), stride=syn.stride[0], padding=syn.padding[0],
+                                 neuron=stage.neuron, bias=bias, name=stage.name))
+        else:
+            layers.append(SumPool2d(syn.kernel, syn.stride, weight=syn.weight, neuron=stage.neuron, name=stage.name))
+    return Network(model.input_shape, layers)
+
+
+__all__ = ["AuxNet", "STDL"]

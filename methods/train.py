@@ -53,7 +53,7 @@ class TrainConfig:
     window: int = 2  # TTL-BPTT truncation window (the CLI default too; 1 would be SLTT)
     block: int = 1
     subnet: int = 1
-    budget_bytes: int = 1 << 20
+    budget_bytes: int = 128 * 1024  # hwsim.stdl.DEFAULT_BUDGET_BYTES
     data_path: str | None = None
     device: str = "cpu"
 

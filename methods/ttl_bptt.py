@@ -5,6 +5,12 @@ classifier (a linear read-out of its last layer's spikes) and no error crosses a
 input is a constant). Time is cut into windows of ``window`` steps: BPTT inside a window, the state
 carried into the next window as a constant. ``window = T`` with one block is BPTT; ``window = 1`` with one
 block is SLTT.
+
+Update cadence: ``update="batch"`` (default) accumulates every window's gradient and updates the weights once
+per batch, as the other rules do and as the on-chip kernel (``hwsim/rules/windowed.py``) does, so torch and
+chip stay comparable; ``update="window"`` steps the optimizer after every window's backward pass -- truncated
+BPTT as Williams & Peng define it, the reading under which the paper's "backward and update unlocking" holds.
+The paper's text available here (abstract and summary) does not state its cadence; both are offered.
 """
 
 from __future__ import annotations
@@ -23,8 +29,12 @@ from methods.rule import RuleError, StepResult, TrainingRule, step_loss
 class TTLBPTT(TrainingRule):
     name = "ttl_bptt"
 
-    def __init__(self, model: SpikingNet, window: int, block: int, seed: int = 0):
+    def __init__(self, model: SpikingNet, window: int, block: int, seed: int = 0, update: str = "batch"):
         super().__init__(model)
+        if update not in ("batch", "window"):
+            raise RuleError(f"TTL-BPTT update cadence must be 'batch' or 'window', got {update!r}")
+        self.update = update
+        self.updates_inside_batch = update == "window"
         layers = len(model.stages)
         if window < 1:
             raise RuleError(f"TTL-BPTT needs a window k >= 1, got {window}")
@@ -53,6 +63,17 @@ class TTLBPTT(TrainingRule):
         return [self.model, self.classifiers]
 
     def accumulate(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
+        if self.update == "window":
+            raise RuleError("TTL-BPTT with update='window' steps the optimizer every window: use step(x, y, optimizer)")
+        return self._run(x, y, None)
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer) -> StepResult:
+        if self.update == "batch":
+            return super().step(x, y, optimizer)
+        optimizer.zero_grad(set_to_none=True)
+        return self._run(x, y, optimizer)
+
+    def _run(self, x: torch.Tensor, y: torch.Tensor, optimizer) -> StepResult:
         steps = x.shape[0]
         if self.window > steps:
             raise RuleError(f"TTL-BPTT window k={self.window} is longer than T={steps}")
@@ -70,9 +91,12 @@ class TTLBPTT(TrainingRule):
                     inp = spikes[-1]
                 logits = logits + out.detach().flatten(1)
             loss.backward()
+            if optimizer is not None:  # update="window": one weight update per window
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
             total += float(loss.detach())
         return StepResult(total, logits)
 
     def describe(self) -> dict:
-        return {"rule": self.name, "window": self.window, "block": self.block,
+        return {"rule": self.name, "window": self.window, "block": self.block, "update": self.update,
                 "blocks": [[s.name for s in self.model.stages[lo:hi]] for lo, hi in self.blocks]}

@@ -1,4 +1,5 @@
-"""Activation memory (the saved-tensor meter): BPTT grows with T, the online rules do not."""
+"""Training memory: the saved-tensor meter (BPTT grows with T, the online rules do not) and the allocator
+peak beside it (no rule keeps more than the meter reports). The reversible node: tests/test_reversible.py."""
 
 import pytest
 import torch
@@ -39,7 +40,7 @@ def test_bptt_memory_grows_linearly_with_T():
 
 
 @pytest.mark.parametrize("name,opts", [("sltt", {}), ("ottt_a", {}),
-                                       ("stdl", {"subnet": 1, "budget_bytes": 10**7}), ("revsnn", {})])
+                                       ("stdl", {"subnet": 1, "budget_bytes": 10**7})])
 def test_online_rules_memory_is_constant_in_T(name, opts):
     peaks = {_peak(name, steps, **opts)[0].peak_bytes for steps in (4, 8, 16)}
     assert len(peaks) == 1 and peaks.pop() > 0
@@ -61,17 +62,69 @@ def test_ttl_bptt_memory_grows_with_the_window_not_T():
     assert len(by_steps) == 1
 
 
-def test_reversible_memory_does_not_grow_with_depth():
-    from methods.revsnn import Reversible, RevSNN
+# --- the allocator beside the meter: a rule cannot keep more than the meter reports --------------------------
 
-    x = (torch.rand(3, 4, 16) < 0.4).float()
-    y = torch.randint(0, 5, (4,))
+def _both(name, steps, rule=None, **opts):
+    from methods.memory import measure
 
-    def peak(blocks, reversible):
-        model = RevSNN(16, 32, blocks=blocks, n_classes=5, reversible=reversible)
-        with ActivationMeter(model) as meter:
-            Reversible(model).accumulate(x, y)
-        return meter.report().peak_bytes
+    rule = rule or build_rule(name, from_spec(NET, seed=0), batch_size=8, **opts)
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(steps, 8, 32, generator=g) < 0.3).float()
+    y = torch.randint(0, 10, (8,), generator=g)
+    optimizer = torch.optim.SGD(list(rule.parameters()), lr=0.0) if name == "ottt_o" else None
+    return measure(rule, x, y, optimizer)
 
-    assert peak(2, True) == peak(8, True)
-    assert peak(8, False) > peak(2, False) > peak(2, True)
+
+def _param_bytes(rule):
+    return sum(p.numel() * p.element_size() for m in rule.modules() for p in m.parameters())
+
+
+def _violations(name, make=None, **opts):
+    """The allocator may hold, beyond what the meter reports, only transient backward buffers: at most one
+    gradient per saved activation (the meter's own size) and two weight-gradient temporaries per parameter.
+    Where the meter is flat in T, so must that excess be. Returns the broken conditions (empty: not fooled)."""
+    reports, problems = {}, []
+    for steps in (4, 16):
+        rule = make() if make is not None else build_rule(name, from_spec(NET, seed=0), batch_size=8, **opts)
+        report = reports[steps] = _both(name, steps, rule)
+        assert report.allocator_peak_bytes is not None and report.allocator_peak_bytes > 0
+        bound = report.peak_bytes + 2 * _param_bytes(rule)
+        if report.unmetered_bytes > bound:
+            problems.append(f"T={steps}: {report.unmetered_bytes} bytes beyond the meter > {bound}")
+    if reports[4].peak_bytes == reports[16].peak_bytes and \
+            reports[16].unmetered_bytes > reports[4].unmetered_bytes + 1024:
+        problems.append(f"meter flat in T, allocator not: {reports[4].unmetered_bytes} -> "
+                        f"{reports[16].unmetered_bytes} bytes beyond it")
+    return problems
+
+
+class _LeakySLTT:
+    """SLTT that also stashes every step's membranes in an attribute: the meter cannot see them."""
+
+    def __new__(cls):
+        from methods.models import SpikingNet
+        from methods.rule import step_loss
+        from methods.sltt import SLTT
+
+        class Leaky(SLTT):
+            def accumulate(self, x, y):
+                self.stash = []
+                states = None
+                for t in range(x.shape[0]):
+                    out, _, states = self.model.step(x[t], states, detach_state=True)
+                    self.stash.append([s.u.detach().clone() for s in states])
+                    step_loss(out, y, x.shape[0]).backward()
+
+        return Leaky(SpikingNet.from_network(from_spec(NET, seed=0)))
+
+
+def test_allocator_catches_state_hidden_from_the_meter():
+    problems = _violations("sltt", make=_LeakySLTT)
+    assert len(problems) == 2, problems  # beyond the bound at T=16, and growing while the meter is flat
+    assert _violations("sltt") == []
+
+
+@pytest.mark.parametrize("name,opts", [("bptt", {}), ("sltt", {}), ("sltt_k", {"k": 2}), ("ottt_a", {}),
+                                       ("ottt_o", {}), ("ttl_bptt", {"window": 2}), ("stdl", {}), ("revsnn", {})])
+def test_no_rule_keeps_more_than_the_meter_reports(name, opts):
+    assert _violations(name, **opts) == []

@@ -98,6 +98,8 @@ def test_bad_rule_options(kwargs, message):
     (["train", "--rule", "hebb"], "unknown rule 'hebb'; known rules: bptt, sltt, sltt_k, ottt_a, ottt_o"),
     (["train", "--rule", "sltt", "--dataset", "imagenet"], "unknown dataset 'imagenet'; known datasets: digits"),
     (["train", "--rule", "sltt", "--dataset", "mnist", "--data-path", "/no/such"], "no such file"),
+    (["train", "--rule", "sltt_k", "--k", "9", "-T", "4"], "--k: SLTT-K backpropagates at K of the T steps; K=9 is "
+                                                           "larger than --timesteps T=4"),
 ])
 def test_cli_bad_input(argv, message, capsys):
     assert main(argv) == 2

@@ -189,8 +189,8 @@ def train_graph(kind, geom, n_in, n_out, src, lif, readout, pass_error, main_out
                             count += s[b, below + j] != 0.0
                     for e in range(count):
                         input_spikes[ev0 + events[ev0 + e]] += 1
-                    if use_traces and kind[g] != POOL:
-                        decay = lams[src[g]] if src[g] >= 0 else lams[0]
+                    if use_traces and kind[g] != POOL and src[g] >= 0:  # OTTT: the network input is used raw
+                        decay = lams[src[g]]
                         for j in range(ni):
                             traces[b, ev0 + j] *= decay
                         for e in range(count):
@@ -282,7 +282,7 @@ def train_graph(kind, geom, n_in, n_out, src, lif, readout, pass_error, main_out
                     if nonzero > 0 and kind[g] != POOL:
                         ops = 0
                         for j in range(ni):
-                            if use_traces:
+                            if use_traces and src[g] >= 0:
                                 a = traces[b, in_base[g] + j]
                             else:
                                 a = x_hist[h, b, j] if src[g] < 0 else s_hist[h, b, n_off[src[g]] + j]

@@ -160,8 +160,8 @@ def train_online(sizes, w, w_off, bias, b_off, n_off, lams, v_th, soft, sur_kind
                 n_events[ly] = count
                 for e in range(count):
                     input_spikes[ev0 + events[ev0 + e]] += 1
-                if use_traces:
-                    decay = lams[max(ly - 1, 0)]
+                if use_traces and ly > 0:  # OTTT: no trace on the network input (the raw input, as the paper's code)
+                    decay = lams[ly - 1]
                     for j in range(n_in):
                         traces[b, ev0 + j] *= decay
                     for e in range(count):
@@ -216,7 +216,7 @@ def train_online(sizes, w, w_off, bias, b_off, n_off, lams, v_th, soft, sur_kind
                 g2d = grad_w[w_off[ly]: w_off[ly + 1]].reshape((n_in, n_out))
                 active_inputs = 0
                 if nonzero > 0:
-                    if use_traces:  # gated by non-zero presynaptic traces
+                    if use_traces and ly > 0:  # gated by non-zero presynaptic traces
                         for j in range(n_in):
                             a = traces[b, ev0 + j]
                             if a != 0.0:

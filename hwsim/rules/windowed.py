@@ -1,7 +1,9 @@
 """On-chip learning kernel with state history: BPTT, TTL-BPTT and STDL-online on a graph of dense layers.
 
 The graph holds the network's layers and, for blocks that learn locally, their heads (TTL-BPTT: one linear
-classifier; STDL: copies of the following layers and a classifier), in topological order. Layer g reads the
+classifier; STDL: the auxiliary network ``hwsim.stdl.plan`` chooses for the budget -- layers with the
+architecture of following layers but their own weights, then a classifier unless they reach the read-out),
+in topological order. Layer g reads the
 spikes of layer ``src[g]`` (-1: the network input); ``lif[g]`` says whether it has LIF neurons (a linear
 classifier head does not); ``readout[g]`` whether its synaptic current is a read-out with a loss;
 ``pass_error[g]`` whether its error may flow into ``src[g]`` (false across a block boundary).

@@ -1,0 +1,160 @@
+"""STDL: the auxiliary network a budget admits, its own weights (STDL is not SLTT), torch = on chip."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from hwsim.cli import main
+from hwsim.learning import LearningError, OnChipLearner
+from hwsim.network import from_spec
+from hwsim.stdl import STDLError, plan, training_bytes
+from methods import RuleError, build_rule
+from methods.memory import ActivationMeter
+from methods.rule import step_loss
+
+HAND = "10-8-6-4"  # dense0 10->8, dense1 8->6, dense2 6->4 (the read-out); no biases
+
+
+def test_plan_equals_the_hand_worked_example():
+    """Batch 2, float32; bytes = 4 x (3 x parameters + kept activations) + 8 x batch (labels), where the loss
+    keeps its softmax (2 x 4) and one scalar. Subnetwork 0 (dense0) candidates, longest first:
+      [dense1, dense2]      3 x (48 + 24) + 2 x (8 + 6) + 2 x (6 + 4) + 9      = 273 values -> 1108 bytes
+      [dense1] + classifier 3 x (48 + 24 + 4) + 2 x (8 + 6) + 2 x 6 + 9     = 277 values -> 1124 bytes
+      classifier alone      3 x (32 + 4) + 2 x 8 + 9                        = 133 values ->  548 bytes
+    Subnetwork 1 (dense1): [dense2] 3 x 24 + 2 x (6 + 4) + 9 = 101 values -> 420 bytes."""
+    net = from_spec(HAND, seed=0)
+    assert training_bytes(net, [1, 2], False, 2) == 1108
+    assert training_bytes(net, [1], True, 2) == 1124
+    tight = plan(net, 1, 1000, 2)
+    assert [a.names for a in tight.auxiliary] == [("classifier",), ("dense2",)]
+    assert [a.bytes for a in tight.auxiliary] == [548, 420]
+    loose = plan(net, 1, 1108, 2)
+    assert [a.names for a in loose.auxiliary] == [("dense1", "dense2"), ("dense2",)]
+    assert plan(net, 2, 1000, 2).subnets == ((0, 2), (2, 3))
+    with pytest.raises(STDLError, match="budget 547 bytes is too small for any auxiliary network of subnetwork 0 "
+                                        r"\(dense0\): the smallest \(a classifier alone\) needs 548 bytes at batch 2"):
+        plan(net, 1, 547, 2)
+
+
+@pytest.mark.parametrize("spec", ["64-48-32-10", "2x8x8-c4k3p1-p2-c4k3p1-12-10"])
+def test_memory_model_equals_what_autograd_keeps(spec):
+    """The plan's bytes = 3 x parameter bytes + the saved-tensor meter's peak over one auxiliary step and loss."""
+    net = from_spec(spec, seed=1)
+    rule = build_rule("stdl", net, budget_bytes=10**9, batch_size=5)
+    for (_, hi), aux, chosen in zip(rule.subnets, rule.aux, rule.plan.auxiliary):
+        spikes = (torch.rand(5, *rule.model.stages[hi - 1].out_shape) < 0.5).float().requires_grad_()
+        y = torch.randint(0, 10, (5,))
+        with ActivationMeter(aux) as meter:
+            out, _ = aux.step(spikes * 1.0, None)
+            step_loss(out, y, 4).backward()
+        params = sum(p.numel() * p.element_size() for p in aux.parameters())
+        assert chosen.bytes == 3 * params + meter.report().peak_bytes, chosen.names
+
+
+def _batches(count, steps, batch, n_in, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return [((torch.rand(steps, batch, n_in, generator=g) < 0.3).float(), torch.randint(0, 10, (batch,), generator=g))
+            for _ in range(count)]
+
+
+@pytest.mark.parametrize("budget", [None, 1 << 20])
+def test_stdl_is_not_sltt_after_training(budget):
+    """With the default budget (auxiliary networks: a classifier, then a mirror of dense2) and with a budget that
+    admits every following layer, the auxiliary layers have their own weights, so STDL trains differently."""
+    net = from_spec("64-128-128-10", seed=0)
+    stdl = build_rule("stdl", copy.deepcopy(net), batch_size=32, budget_bytes=budget)
+    sltt = build_rule("sltt", copy.deepcopy(net))
+    assert len(stdl.aux) == 2
+    for aux, stage in zip(stdl.aux, stdl.model.stages[1:]):  # never a copy of the mirrored layer
+        if aux.body is not None:
+            assert not torch.allclose(aux.body.synapses[0].weight, stage.synapse.weight)
+    optimizers = [torch.optim.SGD(list(r.parameters()), lr=0.1, momentum=0.9) for r in (stdl, sltt)]
+    for x, y in _batches(10, 4, 32, 64):
+        for rule, optimizer in zip((stdl, sltt), optimizers):
+            rule.step(x, y, optimizer)
+    pairs = zip(stdl.model.parameters(), sltt.model.parameters())
+    difference = max(float((a - b).detach().abs().max()) for a, b in pairs)
+    assert difference > 1e-3
+
+
+def test_default_budget_binds_on_the_bench_network():
+    info = build_rule("stdl", from_spec("64-128-128-10", seed=0), batch_size=32).describe()
+    assert info["auxiliary"] == [["classifier"], ["dense2"]]  # [dense1, dense2] would need 263,940 bytes
+    assert plan(from_spec("64-128-128-10"), 1, 10**9, 32).auxiliary[0].bytes == 263940
+
+
+def test_on_chip_stdl_with_a_budget_equals_torch_over_several_batches():
+    rng = np.random.default_rng(0)
+    net = from_spec("20-16-16-12-10", seed=3)
+    for layer in net.layers:
+        layer.bias = rng.normal(0, 0.1, layer.n_out).astype(np.float32)
+    budget, batch = 3000, 3
+    ref = build_rule("stdl", copy.deepcopy(net), budget_bytes=budget, batch_size=batch, seed=4)
+    assert ref.describe()["auxiliary"] == [["classifier"], ["classifier"], ["dense3"]]  # the budget binds
+    chip = copy.deepcopy(net)
+    learner = OnChipLearner(chip, "stdl", lr=0.3, budget_bytes=budget, batch_size=batch, seed=4)
+    optimizer = torch.optim.SGD(list(ref.parameters()), lr=0.3)
+    for x, y in _batches(4, 7, batch, 20):
+        ref.step(x, y, optimizer)
+        learner.train_batch(x.numpy().astype(np.uint8), y.numpy(), sync=False)
+    learner.sync()
+    for layer, synapse in zip(chip.layers, ref.model.synapses):
+        np.testing.assert_allclose(layer.weight, synapse.weight.detach().numpy(), rtol=0, atol=1e-5)
+        np.testing.assert_allclose(layer.bias, synapse.bias.detach().numpy(), rtol=0, atol=1e-5)
+    expected = []
+    for aux in ref.aux:
+        for stage in [] if aux.body is None else aux.body.stages:
+            expected.append((stage.synapse.weight, stage.synapse.bias))
+        if aux.classifier is not None:
+            expected.append((aux.classifier.weight, aux.classifier.bias))
+    learned = learner.heads()
+    assert len(learned) == len(expected) == 3
+    for (_, weight, bias), (w_ref, b_ref) in zip(learned, expected):
+        np.testing.assert_allclose(weight, w_ref.detach().numpy(), rtol=0, atol=1e-5)
+        np.testing.assert_allclose(bias, b_ref.detach().numpy(), rtol=0, atol=1e-5)
+    assert max(float(np.abs(a.weight - b.weight).max()) for a, b in zip(chip.layers, net.layers)) > 1e-3
+
+
+def test_a_budget_too_small_is_one_clear_line(capsys):
+    net = from_spec(HAND, seed=0)
+    message = "budget 100 bytes is too small for any auxiliary network of subnetwork 0"
+    with pytest.raises(RuleError, match=message):
+        build_rule("stdl", net, budget_bytes=100, batch_size=2)
+    with pytest.raises(LearningError, match=message):
+        OnChipLearner(net, "stdl", budget_bytes=100, batch_size=2)
+    assert main(["train", "--rule", "stdl", "--budget-bytes", "100", "--epochs", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "budget 100 bytes is too small for any auxiliary network" in err and err.count("\n") == 1
+
+
+def test_feasibility_and_on_chip_counts_honour_the_budget():
+    import chips
+    from hwsim.feasibility import FeasibilityError, learning_counts, learning_state
+
+    net = from_spec("64-128-128-10", seed=0)
+    loihi = chips.load("loihi")
+    _, loose, _, _ = learning_state(net, loihi, "stdl", 8, budget_bytes=10**7)
+    _, tight, _, _ = learning_state(net, loihi, "stdl", 8)  # default budget: a classifier behind dense0
+    assert tight["aux"] < loose["aux"]
+    heads = {budget: [lc.name for lc in learning_counts(net, "stdl", 4, 0.3, budget_bytes=budget).layers[3:]]
+             for budget in (None, 10**7)}
+    assert heads == {None: ["dense0.head0", "dense1.head0"],
+                     10**7: ["dense0.head0", "dense0.head1", "dense1.head0"]}
+    with pytest.raises(FeasibilityError, match="budget 100 bytes is too small"):
+        learning_state(net, loihi, "stdl", 8, budget_bytes=100)
+
+
+def test_one_default_budget_everywhere():
+    """Torch training, the study, the CLI and the on-chip learner share hwsim.stdl's default budget."""
+    from hwsim.cli import build_parser
+    from hwsim.stdl import DEFAULT_BUDGET_BYTES
+    from hwsim.study import StudyConfig
+    from methods.train import TrainConfig
+
+    parser = build_parser()
+    train = parser.parse_args(["train", "--rule", "stdl"])
+    feasibility = parser.parse_args(["feasibility", "--net", "8-4"])
+    assert TrainConfig("stdl").budget_bytes == StudyConfig().stdl_budget_bytes == DEFAULT_BUDGET_BYTES
+    assert train.budget_bytes == feasibility.budget_bytes == DEFAULT_BUDGET_BYTES
