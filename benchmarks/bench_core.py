@@ -1,20 +1,25 @@
 """Core speed, side by side in one run: hwsim (float, fixed) vs Lava fixed_pt vs a plain torch loop.
 
 Network 784-512-512-10 (``hwsim.network.from_spec``, seed 0), T = 100, Bernoulli input at 5 % and 20 %.
-Every contender runs on one core (numba kernels are single-threaded; torch.set_num_threads(1); Lava is
-timed as it runs, with its own processes). Reported per contender:
+Every contender runs on one core (``hwsim.threads.set_threads(1)``: numba kernels and torch on one thread;
+Lava is timed as it runs, with its own processes); hwsim is also timed on all threads (``--threads``,
+default all cores). Reported per contender:
 
 * synaptic events/s -- the SOPs of that run (hwsim's exact count for the same network and input; for the
   torch loop, the SOPs an event-driven core would do for the same work) per second of wall time;
 * steps/s -- simulated time steps per second (all batch samples advance together);
 * ratios against torch (same batch) and, for fixed mode, against Lava (batch 1);
-* the counting overhead: hwsim float against the same event propagation and LIF with no counter at all.
+* the counting overhead: hwsim float against the same event propagation and LIF with no counter at all;
+* the thread speed-up of hwsim (all threads / 1 thread), target >= 1.7x at batch 64 on two cores or more;
+* peak memory of 4096-4096-4096-10, T = 100, batch 64 at 5 % input (``from_spec``, ``bernoulli``,
+  ``Engine.run``, in a fresh process): peak resident set size (everything, including Python, numba and the
+  loaded kernels; target < 350 MB) and the tracemalloc peak of the arrays numpy allocates.
 
 Lava is timed after a one-step warm-up run (graph compilation and process start-up excluded), with no
 monitors. hwsim is timed on a built :class:`hwsim.engine.Engine` after one warm-up call (kernel load
 excluded). Best of ``--repeats`` runs for hwsim and torch.
 
-    python benchmarks/bench_core.py [--json FILE] [--repeats N] [--skip-lava]
+    python benchmarks/bench_core.py [--json FILE] [--repeats N] [--skip-lava] [--threads N]
 """
 
 from __future__ import annotations
@@ -23,22 +28,49 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import hwsim.threads  # noqa: E402, F401, I001  (first: the OpenMP wait policy, before torch and numba start)
 
 import numba as nb
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hwsim.engine import Engine, bernoulli  # noqa: E402
 from hwsim.kernels.synapses import dense_events, emit_events, scan_events  # noqa: E402
 from hwsim.network import FloatLIF, Network, from_spec  # noqa: E402
+from hwsim.threads import set_threads  # noqa: E402
 
 SPEC, STEPS = "784-512-512-10", 100
-TARGETS = {"float_b1_gsops": 5.0, "fixed_vs_lava": 100.0, "torch_b1": 8.0, "torch_b64": 2.0}
+TARGETS = {"float_b1_gsops": 5.0, "fixed_vs_lava": 100.0, "torch_b1": 8.0, "torch_b64": 2.0, "threads_b64": 1.7,
+           "peak_mb": 350.0}
+MEMORY_SCRIPT = """
+import resource, sys, tracemalloc
+sys.path.insert(0, {root!r})
+from hwsim.engine import Engine, bernoulli
+from hwsim.network import from_spec
+from hwsim.threads import set_threads
+set_threads({threads})
+Engine(from_spec("8-8-8")).run(bernoulli((2, 1, 8), 0.5))  # load the kernels
+tracemalloc.start()
+network = from_spec("4096-4096-4096-10")
+Engine(network).run(bernoulli((100, 64, 4096), 0.05, seed=1))
+hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")]
+peak = int(hwm[0].split()[1]) / 1024 if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(peak, tracemalloc.get_traced_memory()[1] / 2**20)
+"""
+
+
+def peak_memory(threads: int) -> tuple[float, float]:
+    """(peak RSS MB, tracemalloc peak MB) of the 4096-4096-4096-10 run in a fresh process."""
+    code = MEMORY_SCRIPT.format(root=str(Path(__file__).resolve().parents[1]), threads=threads)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    return float(out[0]), float(out[1])
 
 
 def best_of(fn, repeats: int) -> float:
@@ -141,8 +173,10 @@ def main() -> None:
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
     parser.add_argument("--repeats", type=int, default=5, help="timed repetitions for hwsim and torch")
     parser.add_argument("--skip-lava", action="store_true", help="leave Lava out (it takes a while)")
+    parser.add_argument("--threads", type=int, default=None, help="'all threads' count (default: all cores)")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    threads = set_threads(args.threads)
+    set_threads(1)
 
     float_net, fixed_net = from_spec(SPEC, "float"), from_spec(SPEC, "fixed")
     float_net._bare_weights = [np.ascontiguousarray(layer.weight.T) for layer in float_net.layers]
@@ -160,6 +194,11 @@ def main() -> None:
                 seconds = best_of(lambda engine=engine, x=x: engine.run(x), args.repeats)
                 entry[mode] = {"seconds": seconds, "sop": sops, "sops_per_s": sops / seconds,
                                "steps_per_s": STEPS / seconds}
+                if threads > 1:
+                    set_threads(threads)
+                    many = best_of(lambda engine=engine, x=x: engine.run(x), args.repeats)
+                    set_threads(1)
+                    entry[mode].update({"seconds_all_threads": many, "thread_speedup": seconds / many})
             bare_run(float_net, x[:2])
             counted, bare = interleaved(lambda x=x: engines["float"].run(x), lambda x=x: bare_run(float_net, x),
                                         3 * args.repeats)
@@ -189,7 +228,7 @@ def main() -> None:
                   + (f", fixed/lava {entry['fixed_vs_lava']:.0f}x" if "fixed_vs_lava" in entry else ""),
                   flush=True)
 
-    print(f"\n{SPEC}, T={STEPS}, one core\n")
+    print(f"\n{SPEC}, T={STEPS}, one core (hwsim all-thread figures below)\n")
     print(f"{'input':>5}  {'batch':>5}  {'engine':<6}  {'G SOP/s':>8}  {'steps/s':>10}")
     for rate, batch, name, gsops, steps in rows:
         print(f"{rate:>5}  {batch:>5}  {name:<6}  {gsops:8.3f}  {steps:10.1f}")
@@ -213,10 +252,26 @@ def main() -> None:
           "with no counter)")
     for entry in results["runs"]:
         print(f"  {entry['rate']:.0%}, batch {entry['batch']:>2}: {entry['counting_overhead']:+.1%}")
+    if threads > 1:
+        print(f"\nthread speed-up of hwsim ({threads} threads / 1 thread)")
+        for entry in results["runs"]:
+            print(f"  {entry['rate']:.0%}, batch {entry['batch']:>2}: float {entry['float']['thread_speedup']:.2f}x, "
+                  f"fixed {entry['fixed']['thread_speedup']:.2f}x")
+            if entry["batch"] >= 16:
+                checks.append((f"float {threads} threads / 1, batch {entry['batch']}, {entry['rate']:.0%}",
+                               entry["float"]["thread_speedup"], TARGETS["threads_b64"]))
+    rss, traced = peak_memory(threads)
+    results["memory"] = {"peak_rss_mb": rss, "tracemalloc_peak_mb": traced}
+    print(f"\npeak memory, 4096-4096-4096-10, T=100, batch 64, 5 % input: {rss:.0f} MB resident (whole process), "
+          f"{traced:.0f} MB numpy arrays (tracemalloc)")
     print("\ntargets")
     for name, value, target in checks:
         print(f"  {'met ' if value >= target else 'MISS'}  {name:<34} {value:9.2f}  (>= {target:g})")
+    print(f"  {'met ' if rss < TARGETS['peak_mb'] else 'MISS'}  {'peak resident MB, 4096x3, batch 64':<34} "
+          f"{rss:9.0f}  (< {TARGETS['peak_mb']:g})")
     results["targets"] = [{"name": n, "value": v, "target": t, "met": v >= t} for n, v, t in checks]
+    results["targets"].append({"name": "peak resident MB", "value": rss, "target": TARGETS["peak_mb"],
+                               "met": rss < TARGETS["peak_mb"]})
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
         print(f"\nwrote {args.json}")

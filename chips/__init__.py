@@ -11,10 +11,10 @@ import difflib
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
 from pydantic import ValidationError
 
 from chips.schema import UNIT_SUFFIXES, Chip
+from hwsim.errors import short
 
 CHIP_DIR = Path(__file__).resolve().parent
 
@@ -30,12 +30,18 @@ def names() -> list[str]:
 
 def load(name_or_path: str | Path) -> Chip:
     """Load a shipped profile by name, or a profile file by path."""
+    from hwsim.safeio import is_file
+
     text = str(name_or_path)
     path = Path(text)
-    if text.endswith((".yaml", ".yml")) or path.is_file():
-        return _load_file(path.resolve())
+    if text.endswith((".yaml", ".yml")) or is_file(path):
+        try:
+            return _load_file(path.resolve())
+        except OSError as err:  # a name the OS refuses (too long)
+            raise ChipError(f"{short(text)}: cannot read the chip profile ({err.strerror or err})") from None
     if text not in names():
-        raise ChipError(f"unknown chip {text!r}; known chips: {', '.join(names())} (or give a path to a .yaml file)")
+        raise ChipError(f"unknown chip {short(text)}; known chips: {', '.join(names())} "
+                        f"(or give a path to a .yaml file)")
     return _load_file(CHIP_DIR / f"{text}.yaml")
 
 
@@ -47,12 +53,13 @@ def load_all() -> list[Chip]:
 def _load_file(path: Path) -> Chip:
     if not path.is_file():
         raise ChipError(f"{path}: no such chip profile")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        where = getattr(err, "problem_mark", None)
-        line = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
-        raise ChipError(f"{path}: malformed YAML{line}: {getattr(err, 'problem', err)}") from None
+    from hwsim.errors import UsageError
+    from hwsim.safeio import load_yaml
+
+    try:  # UTF-8 text, no duplicate keys, YAML 1.2 numbers (5e1), bounded alias expansion
+        data = load_yaml(path, "chip profile")
+    except UsageError as err:
+        raise ChipError(str(err)) from None
     if not isinstance(data, dict):
         raise ChipError(f"{path}: expected a mapping of fields at the top level, got {type(data).__name__}")
     try:
@@ -66,7 +73,8 @@ def _load_file(path: Path) -> Chip:
 
 
 def _describe(error: dict) -> str:
-    loc = [str(part) for part in error["loc"]]
+    """One problem, in words; values are shown bounded (:func:`hwsim.errors.short`), never in full."""
+    loc = [str(part)[:60] for part in error["loc"]]
     field = ".".join(loc) or "(top level)"
     kind = error["type"]
     if kind == "extra_forbidden":
@@ -83,11 +91,21 @@ def _describe(error: dict) -> str:
         return message if message.startswith("field ") else f"field {field or '(top level)'!r}: {message}"
     value = error.get("input")
     if kind in ("greater_than_equal", "greater_than"):
-        return f"field {field!r} must be {'>= 0' if kind == 'greater_than_equal' else '> 0'}, got {value!r}"
-    if kind in ("float_type", "int_type") and isinstance(value, str):
-        return (f"field {field!r} must be a plain number in the unit its name gives, got the string {value!r} "
+        return f"field {field!r} must be {'>= 0' if kind == 'greater_than_equal' else '> 0'}, got {short(value)}"
+    if kind == "finite_number":
+        return f"field {field!r} must be a finite number, got {short(value)}"
+    if kind in ("float_type", "int_type") and isinstance(value, str) and not _number(value):
+        return (f"field {field!r} must be a plain number in the unit its name gives, got the string {short(value)} "
                 f"(write units in the field name, not the value)")
-    return f"field {field!r}: {error['msg']} (got {value!r})"
+    return f"field {field!r}: {error['msg']} (got {short(value)})"
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _known_fields(loc: list[str]) -> list[str]:

@@ -31,7 +31,7 @@ Basis = Literal["measured", "simulated", "derived", "estimate", "specified"]
 class Group(BaseModel):
     """A group of figures sharing one source."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
     source: str = Field(min_length=3, description="publication: authors, venue, year, table or page")
     basis: Basis
     note: str = ""
@@ -137,12 +137,18 @@ class Static(Group):
 
 
 class BarrierPoint(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
     tiles: PositiveInt
     ns: NonNegativeFloat
 
 
 class Timing(Group):
+    """Times per action. ``model`` picks the step-latency model (``hwsim.cost``): ``simple`` (busiest core's
+    work + longest route + barrier) or ``detailed`` (every message scheduled, receivers one message at a time,
+    senders stalled when a route's link buffers of ``link_buffer_messages`` are full: ``hwsim.noc_timing``)."""
+
+    model: Literal["simple", "detailed"] = "simple"
+    link_buffer_messages: PositiveInt | None = None
     sop_ns: NonNegativeFloat | None = None
     neuron_update_ns: NonNegativeFloat | None = None
     neuron_update_active_ns: NonNegativeFloat | None = None
@@ -194,7 +200,7 @@ class Conv(Group):
 class Chip(BaseModel):
     """One chip profile."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
     name: str = Field(pattern=r"^[a-z0-9_]+$")
     full_name: str
     kind: Literal["neuromorphic", "digital_baseline", "gpu"] = "neuromorphic"
@@ -227,6 +233,12 @@ class Chip(BaseModel):
         t = self.timing
         if t is not None and t.cycles_per_step is not None and t.clock_mhz is None:
             raise ValueError("timing.cycles_per_step needs timing.clock_mhz (the step time is cycles / clock)")
+        if t is not None and t.model == "detailed":
+            lacking = [f for f in ("sop_ns", "packet_in_ns", "packet_out_ns", "link_buffer_messages")
+                       if getattr(t, f) is None]
+            if lacking:
+                raise ValueError(f"timing.model 'detailed' needs timing.{', timing.'.join(lacking)} "
+                                 f"(messages' send and receive times and the link buffer size)")
         return self
 
     def groups(self) -> dict[str, Group]:
@@ -237,4 +249,4 @@ class Chip(BaseModel):
 
 UNIT_SUFFIXES = {"_pj": "picojoules", "_ns": "nanoseconds", "_us": "microseconds", "_mw": "milliwatts",
                  "_bytes": "bytes", "_bits": "bits", "_mhz": "megahertz", "_pj_per_byte": "picojoules per byte",
-                 "_hz": "hertz"}
+                 "_hz": "hertz", "_messages": "messages"}

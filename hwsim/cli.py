@@ -4,9 +4,10 @@ Conventions shared by every command (docs/cli.md):
 
 * ``--json`` prints one JSON document on stdout and nothing else; progress bars, "epoch ..." lines and
   notes go to stderr;
-* exit status 0: done; 1: the command ran but a check it was asked to make failed (``export --verify``:
-  Lava's spikes differ from hwsim's); 2: bad input, in one line on stderr naming what was wrong (never a
-  traceback);
+* exit status 0: done; 1: a failure while working, or a check the command was asked to make failed
+  (``export --verify``: Lava's spikes differ from hwsim's); 2: bad input, in one line on stderr naming what
+  was wrong, before any work; 130: Ctrl-C -- each one line, never a traceback (``HWSIM_TRACEBACK=1`` shows
+  one for an internal error); exit codes and error kinds: :mod:`hwsim.errors`;
 * one name and one default per concept: ``--chip`` takes a list (``--chip a,b`` or ``--chip a --chip b``,
   ``--chips`` is the same option), ``--mode`` defaults to fixed, ``--rate`` to 0.1, ``--window`` to 2;
 * output files (``--plot``, ``--out``) get their parent folders created.
@@ -15,8 +16,10 @@ Conventions shared by every command (docs/cli.md):
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
+import hwsim.threads  # noqa: F401  (first: the OpenMP wait policy must be set before torch or numba start OpenMP)
 from hwsim import __version__
 from hwsim.commands import (
     DEFAULT_MODE,
@@ -31,7 +34,9 @@ from hwsim.commands import (
     cmd_sweep,
     cmd_train,
 )
+from hwsim.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, Failure, one_line
 from hwsim.stdl import DEFAULT_BUDGET_BYTES as STDL_BUDGET_BYTES
+from hwsim.validate import OneLineParser, device, finite_positive_float, seed
 
 DEFAULT_TIMESTEPS = 100  # one default for run, estimate (also --rule) and feasibility
 STATIC_HELP = ("static power: whole-chip (default: the chip's static power x simulated time), cores-used (only the "
@@ -59,7 +64,7 @@ def _probability(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="hwsim",
         description="Neuromorphic on-chip learning simulator: event-driven LIF cores with exact counts.")
     parser.add_argument("--version", action="version", version=f"hwsim {__version__}")
@@ -113,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     fea.add_argument("--static", default="whole-chip", choices=["whole-chip", "cores-used", "none"], help=STATIC_HELP)
     fea.add_argument("--budget-bytes", type=_positive_int, default=STDL_BUDGET_BYTES,
                      help=f"STDL: training-memory budget of each auxiliary network, bytes ({STDL_BUDGET_BYTES})")
-    fea.add_argument("--seed", type=int, default=0, help="seed for weights, input and labels")
+    fea.add_argument("--seed", type=seed, default=0, help="seed for weights, input and labels")
     fea.add_argument("--json", action="store_true", help="print the verdicts as JSON")
     fea.add_argument("--plot", metavar="FILE.png", help="draw the chips x rules heatmap to a PNG file")
     fea.set_defaults(func=cmd_feasibility)
@@ -158,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                            "(default: a LocalCluster on this machine)")
     sw.add_argument("--workers", type=_positive_int, metavar="N", help="LocalCluster workers (default: one per core)")
     sw.add_argument("--serial", action="store_true", help="no Dask: run the points one after another in this process")
-    sw.add_argument("--connect-timeout", type=float, default=10.0, metavar="S",
+    sw.add_argument("--connect-timeout", type=finite_positive_float, default=10.0, metavar="S",
                     help="seconds to wait for --scheduler to answer (10)")
     sw.add_argument("--json", action="store_true", help="print the summary (counts, table, report, figures) as JSON")
     sw.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -179,8 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="time steps per sample (default 8)")
     tr.add_argument("--net", metavar="SPEC", help="network spec (default per dataset, e.g. 64-128-10 for digits)")
     tr.add_argument("--batch-size", type=_positive_int, default=32, metavar="B", help="samples per batch (32)")
-    tr.add_argument("--lr", type=float, default=0.1, help="SGD learning rate (momentum 0.9), default 0.1")
-    tr.add_argument("--seed", type=int, default=0, help="seed for data encoding, weights and shuffling")
+    tr.add_argument("--lr", type=finite_positive_float, default=0.1,
+                    help="SGD learning rate (momentum 0.9), default 0.1")
+    tr.add_argument("--seed", type=seed, default=0, help="seed for data encoding, weights and shuffling")
     tr.add_argument("--k", type=_positive_int, default=2, help="SLTT-K: time steps with a backward pass (2)")
     tr.add_argument("--window", type=_positive_int, default=DEFAULT_WINDOW,
                     help=f"TTL-BPTT: truncation window k in steps (default {DEFAULT_WINDOW})")
@@ -189,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--budget-bytes", type=_positive_int, default=STDL_BUDGET_BYTES,
                     help=f"STDL: training-memory budget of each auxiliary network, bytes ({STDL_BUDGET_BYTES})")
     tr.add_argument("--data-path", metavar="PATH", help="folder or file of a local dataset (mnist, nmnist, shd)")
-    tr.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    tr.add_argument("--device", type=device, default="cpu", help="cpu or cuda (default cpu)")
     tr.add_argument("--out", metavar="CKPT",
                     help="checkpoint written after every epoch, with the trained network beside it as "
                          "CKPT-stem.network.npz (default: the --resume file, else runs/RULE-DATASET.pt, numbered "
@@ -199,6 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="print the per-epoch history as JSON at the end (the epoch lines go to stderr)")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
     tr.set_defaults(func=cmd_train)
+    for command in sub.choices.values():  # one thread policy for every command (hwsim.threads)
+        command.add_argument("--threads", type=int, default=None, metavar="N",
+                             help="threads for the simulator kernels and torch (default: all cores); results do "
+                                  "not depend on it")
     return parser
 
 
@@ -220,7 +230,7 @@ def _add_run_arguments(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--mode", default=None, metavar="MODE",
                      help=f"numeric form: float (float32 LIF) or fixed (Loihi fixed point); default {DEFAULT_MODE} "
                           f"for a spec, the file's own for a saved network (a float file asked for fixed is quantised)")
-    cmd.add_argument("--seed", type=int, default=0, metavar="S", help="seed for weights and input (default 0)")
+    cmd.add_argument("--seed", type=seed, default=0, metavar="S", help="seed for weights and input (default 0)")
     cmd.add_argument("--json", action="store_true", help="print results as JSON (only JSON on stdout)")
 
 
@@ -231,33 +241,72 @@ def _add_chip_argument(cmd: argparse.ArgumentParser) -> None:
 
 def _user_errors() -> tuple[type[Exception], ...]:
     """The error classes that mean bad input (one line on stderr, exit 2), from modules that import nothing
-    heavy; a chip error can only come from an already imported ``chips``."""
+    heavy; a chip or npz error can only come from an already imported ``chips`` or ``hwsim.safeio``."""
     from hwsim import errors
+    from hwsim.threads import ThreadsError
     from methods.errors import DataError, RuleError
 
     found = [errors.NetworkError, errors.InputError, errors.UsageError, errors.LearningError,
-             errors.FeasibilityError, errors.StudyError, errors.SweepError, DataError, RuleError]
-    if "chips" in sys.modules:
-        found.append(sys.modules["chips"].ChipError)
+             errors.FeasibilityError, errors.StudyError, errors.SweepError, DataError, RuleError, ThreadsError]
+    for module, name in (("chips", "ChipError"), ("hwsim.safeio", "NpzError")):
+        if module in sys.modules:
+            found.append(getattr(sys.modules[module], name))
     return tuple(found)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    given = sys.argv[1:] if argv is None else argv
-    args.timesteps_given = any(a in ("-T", "--timesteps") or a.startswith("--timesteps=") or
-                               (a.startswith("-T") and a[2:].isdigit()) for a in given)
-    if args.command is None:
-        parser.print_help(sys.stderr)
-        return 2
+    """Run one command; returns the exit code (0 ok, 1 failure, 2 bad input, 130 interrupted)."""
+    command = "hwsim"
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)  # --help and a bad argument (one line printed, status 2) exit here
+        given = sys.argv[1:] if argv is None else argv
+        args.timesteps_given = any(a in ("-T", "--timesteps") or a.startswith("--timesteps=") or
+                                   (a.startswith("-T") and a[2:].isdigit()) for a in given)
+        if args.command is None:
+            print("hwsim: error: give a COMMAND (run, chips, estimate, feasibility, export, study, train, sweep); "
+                  "see hwsim --help", file=sys.stderr)
+            return EXIT_USAGE
+        command = f"hwsim {args.command}"
+        return _dispatch(args, command)
+    except KeyboardInterrupt:
+        print(f"{command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _dispatch(args: argparse.Namespace, command: str) -> int:
+    def fail(kind: str, message: object, code: int) -> int:
+        print(f"{command}: {kind}: {one_line(str(message), 600)}", file=sys.stderr)
+        return code
+
+    try:
+        hwsim.threads.set_threads(args.threads)  # once, before any kernel or torch work
         return args.func(args)
     except ValueError as err:
         if not isinstance(err, _user_errors()):
+            if os.environ.get("HWSIM_TRACEBACK"):
+                raise
+            return fail("internal error", f"{type(err).__name__}: {err} (a bug in hwsim; HWSIM_TRACEBACK=1 shows "
+                                          f"where)", EXIT_FAILURE)
+        return fail("error", err, EXIT_USAGE)
+    except Failure as err:
+        return fail("error", err, EXIT_FAILURE)
+    except MemoryError:
+        return fail("error", "out of memory (the sizes asked for need more memory than this machine gives)",
+                    EXIT_FAILURE)
+    except BrokenPipeError:  # output piped into a command that stopped reading (head, less)
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 -- keep the interpreter from a second error at exit
+        return EXIT_FAILURE
+    except OSError as err:
+        where = f" ({err.filename})" if err.filename else ""
+        return fail("error", f"{err.strerror or err}{where}", EXIT_FAILURE)
+    except KeyboardInterrupt:
+        raise
+    except Exception as err:
+        if os.environ.get("HWSIM_TRACEBACK"):
             raise
-        print(f"hwsim {args.command}: error: {err}", file=sys.stderr)
-        return 2
+        return fail("internal error", f"{type(err).__name__}: {err} (a bug in hwsim; HWSIM_TRACEBACK=1 shows "
+                                      f"where)", EXIT_FAILURE)
 
 
 if __name__ == "__main__":

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
 
-from hwsim.errors import UsageError
+from hwsim.errors import NetworkError, UsageError, short
+from hwsim.safeio import PLOT_SUFFIXES, OutputLock, check_output_dir, check_output_file
+from hwsim.validate import check_run_size
 
 # One default per concept, shared by every command that takes the option (docs/cli.md says why).
 DEFAULT_MODE = "fixed"  # what the chips compute in: run and estimate then count the same events and bytes
 DEFAULT_RATE = 0.1  # input spike probability per input neuron per step
 DEFAULT_WINDOW = 2  # TTL-BPTT window: the smallest that differs from SLTT (a window of 1 is SLTT)
 
+__all__ = ["UsageError"]  # re-exported: commands raise it for bad arguments (exit code 2)
+
 RUN_FIELDS = ("name", "kind", "n_in", "n_out", "spikes_in", "spikes_out", "sop", "neuron_updates",
               "mem_read_bytes", "mem_write_bytes")
-
 
 
 def _load_network(net: str, mode: str | None, seed: int, default: str = DEFAULT_MODE):
@@ -38,7 +42,12 @@ def _load_network(net: str, mode: str | None, seed: int, default: str = DEFAULT_
 
             return quantize(network)[0]
         raise UsageError(f"--mode float: {net} is a fixed-point network; it has no float form")
-    return from_spec(net, mode=mode or default, seed=seed)
+    try:
+        return from_spec(net, mode=mode or default, seed=seed)
+    except NetworkError as err:
+        if net in str(err):
+            raise
+        raise NetworkError(f"--net {short(net)}: {err}") from None
 
 
 def _input_spikes(args: argparse.Namespace, network):
@@ -52,6 +61,7 @@ def _input_spikes(args: argparse.Namespace, network):
         args.timesteps = spikes.shape[0]
         args.batch = spikes.shape[1]
         return spikes
+    check_run_size(network, args.timesteps, args.batch)
     return bernoulli((args.timesteps, args.batch, *network.input_shape), args.rate, seed=args.seed + 1)
 
 
@@ -134,14 +144,17 @@ def cmd_chips(args: argparse.Namespace) -> int:
 def cmd_feasibility(args: argparse.Namespace) -> int:
     from hwsim.feasibility import RULES, check, learning_counts, rank
 
+    if args.plot:
+        check_output_file(args.plot, "--plot", PLOT_SUFFIXES)
     targets = _chip_list(args.chip)
-    _output_parent("--plot", args.plot)
     rules = list(RULES) if args.rules == "all" else [r.strip() for r in args.rules.split(",")]
     for rule in rules:
         if rule not in RULES:
             raise UsageError(f"--rules: unknown rule {rule!r}; known rules: {', '.join(RULES)}")
     network = _load_network(args.net, "float", args.seed)
     spikes = _input_spikes(args, network) if getattr(args, "input", None) else None
+    if spikes is None:
+        check_run_size(network, args.timesteps, 1)
     static = getattr(args, "static", "whole-chip")
     found = []
     for rule in rules:
@@ -187,17 +200,26 @@ def cmd_feasibility(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from hwsim.export.bundle import export, load_trained
-    from methods.data import load_dataset
+    from methods.data import DATASETS, load_dataset
 
     network, config = load_trained(args.checkpoint)
+    if args.learning and network.mode != "float":
+        raise UsageError(f"--learning compares against the float network's errors; {args.checkpoint} is fixed point")
+    check_output_dir(args.out, "--out")
     dataset = args.data or config.get("dataset")
+    if dataset is not None and dataset not in DATASETS:
+        raise UsageError(f"--data: unknown dataset {dataset!r}; known datasets: {', '.join(DATASETS)}")
     x = y = None
     if dataset:
         steps = args.timesteps or config.get("timesteps", 8)
         data = load_dataset(dataset, steps, seed=config.get("seed", 0), path=config.get("data_path"))
+        if math.prod(data.shape) != math.prod(network.input_shape):
+            raise UsageError(f"--data {dataset}: samples of shape {data.shape} do not fit the network's input "
+                             f"{network.input_shape} ({args.checkpoint})")
         x, y = (a.numpy() for a in data.split("test"))
         x = x.reshape(*x.shape[:2], *network.input_shape)
-    summary = export(network, args.out, x, y, verify=args.verify, learning=args.learning)
+    with OutputLock(args.out, f"--out {args.out}", folder=True):
+        summary = export(network, args.out, x, y, verify=args.verify, learning=args.learning)
     failed = "verify" in summary and not summary["verify"]["equal"]
     if failed:
         print("hwsim export: verification failed: Lava's spikes differ from hwsim's (exit status 1)", file=sys.stderr)
@@ -228,7 +250,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_study(args: argparse.Namespace) -> int:
     from hwsim.study import Study, load_config
 
-    study = Study(load_config(args.config), args.out, progress=not args.no_progress)
+    config = load_config(args.config)
+    check_output_dir(args.out, "--out")
+    study = Study(config, args.out, progress=not args.no_progress)
     results = study.run()
     rows = [(rule, r["test_accuracy_percent"], r["activation_kib"]) for rule, r in results["train"]["rules"].items()]
     print()
@@ -247,8 +271,6 @@ def cmd_study(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from hwsim.sweep import load_sweep, run_sweep
 
-    if args.connect_timeout <= 0:
-        raise UsageError(f"--connect-timeout: expected a positive number of seconds, got {args.connect_timeout:g}")
     if args.serial and (args.scheduler or args.workers):
         raise UsageError("--serial runs in this process: it takes neither --scheduler nor --workers")
     if args.scheduler and args.workers:
@@ -284,8 +306,9 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     from hwsim.engine import Engine
     from hwsim.mapping import map_network
 
+    if args.plot:
+        check_output_file(args.plot, "--plot", PLOT_SUFFIXES)
     targets = _chip_list(args.chip)
-    _output_parent("--plot", args.plot)
     static = getattr(args, "static", "whole-chip")
     if args.rule:
         from hwsim.feasibility import check, learning_counts
@@ -295,6 +318,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
             raise UsageError(f"--rule: no on-chip kernel for {args.rule!r}; rules with one: {', '.join(ON_CHIP_RULES)}")
         network = _load_network(args.net, "float", args.seed)
         spikes = _input_spikes(args, network) if getattr(args, "input", None) else None
+        if spikes is None:
+            check_run_size(network, args.timesteps, args.batch)
         counts = learning_counts(network, args.rule, args.timesteps, args.rate, batch=args.batch, seed=args.seed,
                                  window=args.window, spikes=spikes)
     else:
@@ -392,6 +417,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                          window=args.window, block=args.block, subnet=args.subnet, budget_bytes=args.budget_bytes,
                          data_path=args.data_path, device=args.device)
     out = args.out or args.resume or _default_checkpoint(args.rule, args.dataset)
+    check_output_file(out, "--out")
     note = [] if args.out else [f"hwsim train: saving the checkpoint to {out} and the network to "
                                 f"{Path(out).with_suffix('.network.npz')} (choose with --out)"]
 

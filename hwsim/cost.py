@@ -24,11 +24,19 @@ An action with a count but no figure is listed in ``unpriced`` (with its count i
 the energy is then a lower bound (``lower_bound``), printed as ``≥ 0.146 µJ, 2 actions unpriced``;
 nothing is invented, nothing unpriced is shown as zero.
 
-Latency per step = the busiest core's work (its SOPs, active/idle neuron updates, spikes, packets received
-and sent and, when learning, weights written x the chip's time per action) averaged over the run's steps and
-samples, plus the longest route (hops x hop time) and the barrier time for the tiles in use (linear between
-the published points, clamped at the ends). A chip with a fixed tick (``timing.step_time_us``, or
-``cycles_per_step`` at ``clock_mhz``) runs at that tick. Simulated time = T x B x step latency.
+Latency per step, by the profile's ``timing.model``:
+
+* ``simple`` (default) -- the busiest core's work (its SOPs, active/idle neuron updates, spikes, packets
+  received and sent and, when learning, weights written x the chip's time per action) averaged over the run's
+  steps and samples, plus the longest route (hops x hop time) and the barrier time for the tiles in use (linear
+  between the published points, clamped at the ends);
+* ``detailed`` -- every spike message of every step scheduled: a receiver handles one message at a time and
+  cannot start one before it arrives, a sender stalls when its route's link buffers are full
+  (:mod:`hwsim.noc_timing`, after Boyle et al., SANA-FE, IEEE TCAD 2025), plus the same barrier. The simple
+  figure is reported next to it (``step_latency_simple_s``).
+
+A chip with a fixed tick (``timing.step_time_us``, or ``cycles_per_step`` at ``clock_mhz``) runs at that tick.
+Simulated time = T x B x step latency.
 
 A GPU (``kind: gpu``) is priced as it runs the network: dense matrix products of every synapse every step
 (its own count, :func:`dense_macs`) and an elementwise neuron update, a batch at a time; idle power x time +
@@ -47,6 +55,7 @@ from chips.schema import Chip
 from hwsim.counts import Counts
 from hwsim.mapping import Mapping, map_network
 from hwsim.network import Network
+from hwsim.noc_timing import detailed_step_latency_ns
 
 PJ = 1e-12
 NS = 1e-9
@@ -90,6 +99,8 @@ class CostReport:
     warnings: list[str] = field(default_factory=list)
     fits_reason: str = ""
     estimate_kind: str = "counts x published figures"
+    latency_model: str | None = None
+    step_latency_simple_s: float | None = None
 
     @property
     def lower_bound(self) -> bool:
@@ -112,6 +123,7 @@ class CostReport:
                 "energy_per_sample_j": self.energy_j / n, "energy_dynamic_per_sample_j": self.energy_dynamic_j / n,
                 "energy_static_per_sample_j": self.energy_static_j / n, "lower_bound": self.lower_bound,
                 "energy_text": self.energy_text(), "latency_s": self.latency_s, "step_latency_s": self.step_latency_s,
+                "latency_model": self.latency_model, "step_latency_simple_s": self.step_latency_simple_s,
                 "fits": self.fits, "fits_reason": self.fits_reason, "cores_used": self.cores_used,
                 "limits_broken": self.limits_broken, "unpriced": self.unpriced,
                 "unpriced_counts": self.unpriced_counts, "warnings": self.warnings,
@@ -245,6 +257,8 @@ def estimate(network: Network, counts: Counts, chip: Chip, mapping: Mapping | No
                 in gaps.items()]
     unpriced_counts = {action: count for (action, _), count in gaps.items()}
     step_latency, assumptions = step_latency_s(mapping, counts, chip)
+    model = latency_model(chip) if step_latency is not None else None
+    simple = step_latency if model != "detailed" else step_latency_s(mapping, counts, chip, model="simple")[0]
     if heads > 0:
         assumptions.append(f"{heads} learning head layers (local classifiers, auxiliary copies) priced by their "
                            f"totals, without placement or routing")
@@ -257,7 +271,7 @@ def estimate(network: Network, counts: Counts, chip: Chip, mapping: Mapping | No
     report = CostReport(chip.name, dynamic, by_action, by_layer, [], latency, step_latency, mapping.fits,
                         mapping.cores_used, mapping.limits_broken, unpriced, mapping.assumptions + assumptions,
                         samples, energy_dynamic_j=dynamic, unpriced_counts=unpriced_counts,
-                        fits_reason=mapping.fits_reason)
+                        fits_reason=mapping.fits_reason, latency_model=model, step_latency_simple_s=simple)
     _add_static(report, chip, static, mapping, counts)
     if report.energy_static_j > 0:
         by_core += report.energy_static_j / len(by_core)
@@ -382,8 +396,20 @@ def _estimate_gpu(network: Network, counts: Counts, chip: Chip, mapping: Mapping
     return report
 
 
-def step_latency_s(mapping: Mapping, counts: Counts, chip: Chip) -> tuple[float | None, list[str]]:
-    """Seconds per time step on ``chip`` (see module docstring) and the assumptions it took."""
+def latency_model(chip: Chip) -> str:
+    """The step-latency model ``chip``'s figures use: ``fixed tick``, ``simple``, ``detailed`` or ``gpu launch``."""
+    t = chip.timing
+    if chip.kind == "gpu":
+        return "gpu launch"
+    if t is not None and (t.step_time_us is not None or (t.cycles_per_step is not None and t.clock_mhz)):
+        return "fixed tick"
+    return t.model if t is not None else "simple"
+
+
+def step_latency_s(mapping: Mapping, counts: Counts, chip: Chip,
+                   model: str | None = None) -> tuple[float | None, list[str]]:
+    """Seconds per time step on ``chip`` (see module docstring) and the assumptions it took; ``model``
+    (``simple`` or ``detailed``) overrides the profile's ``timing.model``."""
     t = chip.timing
     if t is None:
         return None, [f"{chip.name} publishes no timing: latency not computed"]
@@ -416,6 +442,18 @@ def step_latency_s(mapping: Mapping, counts: Counts, chip: Chip) -> tuple[float 
     hop_ns = max(t.hop_ew_ns or 0.0, t.hop_ns_ns or 0.0)
     routing = max(p.max_hops_in for p in mapping.layers) * hop_ns
     barrier = _barrier_ns(t.barrier_ns, mapping.tiles_used) if t.barrier_ns else 0.0
+    if (model or t.model) == "detailed":
+        if t.model != "detailed" and (t.packet_in_ns is None or t.packet_out_ns is None or
+                                      t.link_buffer_messages is None):
+            raise CostError(f"{chip.path}: timing.model detailed needs timing.packet_in_ns, packet_out_ns and "
+                            f"link_buffer_messages")
+        schedule, assumptions = detailed_step_latency_ns(mapping, counts, chip)
+        learning = 0.0  # the weight write-back follows the step's messages (Loihi's learning phase)
+        if t.weight_update_ns is not None:
+            writes = [_per_core(p.weight_updates_per_core) for p in mapping.layers
+                      if p.weight_updates_per_core is not None]
+            learning = max((float(w.max()) for w in writes), default=0.0) * t.weight_update_ns / per_step
+        return (float(schedule.mean()) + learning + barrier) * NS, assumptions
     return (busiest + routing + barrier) * NS, []
 
 
@@ -438,4 +476,5 @@ def _neuron_core_pj(placement, active_figure: float, idle_figure: float) -> np.n
 
 
 _NO_CAPACITY = Chip.model_validate({"name": "structure_only", "full_name": "structure only (no limits)"})
-__all__ = ["CostError", "CostReport", "STATIC_MODES", "dense_macs", "energy_text", "estimate", "step_latency_s"]
+__all__ = ["CostError", "CostReport", "STATIC_MODES", "dense_macs", "energy_text", "estimate", "latency_model",
+           "step_latency_s"]

@@ -7,15 +7,18 @@ connection (hwsim step t is Lava step t + 1 when Lava's input ``RingBuffer`` hol
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
+import hwsim.threads  # noqa: F401  (sets the OpenMP wait policy before the first parallel kernel)
 from hwsim.counts import Counts, LayerCounts, add_inference_bytes
 from hwsim.errors import InputError
-from hwsim.kernels.layer import run_fixed_layer, run_float_layer
-from hwsim.kernels.synapses import CONV, DENSE, POOL, scan_events
-from hwsim.network import Conv2d, Dense, Flatten, FloatLIF, LoihiLIF, Network, NetworkError, SumPool2d
+from hwsim.kernels.layer import run_fixed_layer, run_fixed_layer_serial, run_float_layer, run_float_layer_serial
+from hwsim.kernels.synapses import CONV, DENSE, POOL, scan_events, scan_events_serial
+from hwsim.network import DRAW_CHUNK, Conv2d, Dense, Flatten, FloatLIF, LoihiLIF, Network, NetworkError, SumPool2d
 
 
 @dataclass
@@ -49,6 +52,7 @@ class LayerPlan:
     n_in: int
     out_shape: tuple[int, ...]
     factor: int = 1
+    in_layout: tuple[int, ...] = ()  # shape of the input as produced upstream (channels last inside the kernels)
 
 
 def check_input(network: Network, spikes: np.ndarray, time_major: bool | None = None) -> np.ndarray:
@@ -108,9 +112,43 @@ def packed_dense_weights(weight: np.ndarray) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(w.T.astype(np.uint8)), 1
 
 
+def channels_last_order(shape: tuple[int, ...]) -> np.ndarray:
+    """Index map of the kernels' layout: ``flat_channels_last = flat_channels_first[order]`` for a
+    ``(C, H, W)`` tensor (identity for 1-D shapes)."""
+    n = int(np.prod(shape))
+    if len(shape) != 3:
+        return np.arange(n)
+    return np.arange(n).reshape(shape).transpose(1, 2, 0).ravel()
+
+
+def to_channels_last(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``(..., C*H*W)`` channels first -> ``(..., H*W*C)`` channels last (a copy; 1-D shapes unchanged)."""
+    if len(shape) != 3:
+        return values
+    lead = values.shape[:-1]
+    return np.ascontiguousarray(np.moveaxis(values.reshape(*lead, *shape), -3, -1).reshape(*lead, -1))
+
+
+def to_channels_first(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``(..., H*W*C)`` channels last -> ``(..., C, H, W)`` (contiguous; 1-D shapes only reshaped)."""
+    lead = values.shape[:-1]
+    if len(shape) != 3:
+        return values.reshape(*lead, *shape)
+    c, h, w = shape
+    return np.ascontiguousarray(np.moveaxis(values.reshape(*lead, h, w, c), -1, -3))
+
+
+def conv_rows_weights(weight: np.ndarray) -> np.ndarray:
+    """Conv weights ``(O, C, kh, kw)`` as the kernels' rows ``(kh*kw*C, O)``: row ``(ky*kw + kx)*C + c``."""
+    o, c, kh, kw = weight.shape
+    return np.ascontiguousarray(weight.transpose(2, 3, 1, 0).reshape(kh * kw * c, o))
+
+
 def plan_layers(network: Network) -> list[LayerPlan]:
-    """Compile each neuron layer: fan-out-major weights and geometry; Flatten layers fold away."""
+    """Compile each neuron layer: fan-out-major weights in the kernels' layout (channels last, see
+    :mod:`hwsim.kernels.synapses`) and geometry; Flatten layers fold away."""
     plans = []
+    produced = network.input_shape  # shape of the tensor feeding the next layer, as the previous layer made it
     for layer, (in_shape, out_shape) in zip(network.layers, network.layer_shapes()):
         if isinstance(layer, Flatten):
             continue
@@ -121,35 +159,58 @@ def plan_layers(network: Network) -> list[LayerPlan]:
         if isinstance(layer, Dense):
             if network.mode == "fixed":
                 w2d, factor = packed_dense_weights(layer.weight)
-                plans.append(LayerPlan(layer, DENSE, w2d, geom, n_in, out_shape, factor))
-            else:
-                plans.append(LayerPlan(layer, DENSE, np.ascontiguousarray(layer.weight.T), geom, n_in, out_shape))
-            continue
-        c, h, w_in = in_shape
-        if isinstance(layer, Conv2d):
-            o, _, kh, kw = layer.weight.shape
-            geom[:] = (c, h, w_in, o, out_shape[1], out_shape[2], kh, kw, layer.stride, layer.padding)
-            w2d = np.ascontiguousarray(layer.weight.transpose(1, 2, 3, 0).reshape(c * kh * kw, o))
-            if network.mode == "fixed":
-                w2d = w2d.astype(np.int16)
-            plans.append(LayerPlan(layer, CONV, w2d, geom, n_in, out_shape))
+            else:  # no copy when the weights are already stored column-major (as from_spec makes them)
+                w2d, factor = np.ascontiguousarray(layer.weight.T), 1
+            if len(produced) == 3:  # after a spatial layer: rows in channels-last input order
+                w2d = w2d[channels_last_order(produced)]
+            plans.append(LayerPlan(layer, DENSE, w2d, geom, n_in, out_shape, factor, produced))
         else:
-            k = layer.kernel
-            geom[:] = (c, h, w_in, c, out_shape[1], out_shape[2], k, k, layer.stride, 0)
-            dtype = np.float32 if network.mode == "float" else np.int16
-            plans.append(LayerPlan(layer, POOL, np.full((1, 1), layer.weight, dtype), geom, n_in, out_shape))
+            c, h, w_in = in_shape
+            if isinstance(layer, Conv2d):
+                o, _, kh, kw = layer.weight.shape
+                geom[:] = (c, h, w_in, o, out_shape[1], out_shape[2], kh, kw, layer.stride, layer.padding)
+                w2d = conv_rows_weights(layer.weight)
+                if network.mode == "fixed":
+                    w2d = w2d.astype(np.int16)
+                plans.append(LayerPlan(layer, CONV, w2d, geom, n_in, out_shape, 1, in_shape))
+            else:
+                k = layer.kernel
+                geom[:] = (c, h, w_in, c, out_shape[1], out_shape[2], k, k, layer.stride, 0)
+                dtype = np.float32 if network.mode == "float" else np.int16
+                plans.append(LayerPlan(layer, POOL, np.full((1, 1), layer.weight, dtype), geom, n_in, out_shape, 1,
+                                       in_shape))
+        produced = out_shape
     return plans
+
+
+def work_split(kind: int, batch: int, n_out: int, group: int, threads: int) -> tuple[int, int]:
+    """``(n_chunks, n_blocks)`` for a layer: samples in ``min(B, threads)`` chunks; when the batch is smaller
+    than the thread count each sample's output neurons are also split into blocks (dense: columns, at
+    least 64 per block; conv/pool: output positions). Results do not depend on the split."""
+    chunks = max(1, min(batch, threads))
+    blocks = 1
+    if batch < threads:
+        units = max(1, n_out // 64) if kind == DENSE else n_out // group
+        blocks = max(1, min(-(-threads // batch), units))
+    return chunks, blocks
 
 
 class Engine:
     """A network compiled for the kernels. Build once, then :meth:`run` many inputs.
 
-    The engine keeps fan-out-major copies of the weights; after changing ``network``'s weights build a
-    new engine (or call :meth:`refresh`).
+    The engine keeps fan-out-major copies of the weights (shared with the network when a dense layer's
+    weights are stored column-major); after changing ``network``'s weights build a new engine (or call
+    :meth:`refresh`). Kernels run on ``numba.get_num_threads()`` threads (see :mod:`hwsim.threads`);
+    ``threads`` overrides the work split only (for tests: any split gives bit-identical results).
+    After each :meth:`run`, ``layer_seconds`` holds the wall time per neuron layer (kernel, counters and
+    the spike scan for the next layer) and ``layer_cpu_seconds`` the process CPU time (all threads).
     """
 
-    def __init__(self, network: Network):
+    def __init__(self, network: Network, threads: int | None = None):
         self.network = network
+        self.threads = threads
+        self.layer_seconds: list[float] = []
+        self.layer_cpu_seconds: list[float] = []
         self.refresh()
 
     def refresh(self) -> None:
@@ -159,84 +220,135 @@ class Engine:
         self._bias = [_float_bias(p.layer, p.out_shape) if mode == "float"
                       else _fixed_bias(p.layer, p.out_shape, p.layer.neuron.bias_exp) for p in self.plans]
 
-    def run(self, spikes: np.ndarray, record: bool = False, time_major: bool | None = None) -> SimResult:
+    def run(self, spikes: np.ndarray, record: bool | str = False, time_major: bool | None = None) -> SimResult:
         """Run on 0/1 ``spikes`` of shape ``(T, B, *input_shape)``; returns spikes and exact counts.
 
-        ``record=True`` also returns every layer's membrane (and, fixed mode, current) per step.
+        ``record``: ``False`` keeps the output layer's spikes only (hidden layers are ``None`` in
+        ``SimResult.spikes``); ``"spikes"`` keeps every layer's spikes; ``True`` also every layer's
+        membrane (and, fixed mode, current) per step.
         ``time_major=True`` skips the axis guard of :func:`check_input` (axis 0 is time, whatever its length).
         """
+        if record not in (False, True, "spikes"):
+            raise InputError(f"record must be False, True or 'spikes', got {record!r}")
         network = self.network
         s_in = check_input(network, spikes, time_major)
         steps, batch = s_in.shape[:2]
         if steps * batch >= 2**31:
             raise InputError(f"T x B = {steps * batch} steps in one run; split the batch (limit 2**31)")
-        in_off, in_events = scan_events(s_in)
+        threads = self.threads or numba.get_num_threads()
+        parallel = numba.get_num_threads() > 1  # one thread: the serial kernels, no hand-off to a worker
+        scan = scan_events if parallel else scan_events_serial
+        float_layer = run_float_layer if parallel else run_float_layer_serial
+        fixed_layer = run_fixed_layer if parallel else run_fixed_layer_serial
+        in_off, in_events = scan(to_channels_last(s_in, network.input_shape))
+        del s_in
         counts = Counts(timesteps=steps, batch=batch, mode=network.mode)
         out_spikes, membranes, currents, names = [], [], [], []
-        for plan, bias in zip(self.plans, self._bias):
+        last = len(self.plans) - 1
+        self.layer_seconds, self.layer_cpu_seconds = [], []
+        for index, (plan, bias) in enumerate(zip(self.plans, self._bias)):
+            started, cpu_started = time.perf_counter(), time.process_time()
             layer = plan.layer
             n_out = int(np.prod(plan.out_shape))
             lc = LayerCounts(layer.name, layer.kind, plan.n_in, n_out, steps)
-            lc.neuron_spikes = np.zeros(n_out, np.int64)
-            lc.input_spikes = np.zeros(plan.n_in, np.int64)
-            lc.neuron_active = np.zeros(n_out, np.int64)
-            s_out = np.zeros((steps, batch, n_out), np.uint8)
             ev = lc.events
-            rec_shape = (steps, batch, n_out) if record else (0, 0, 0)
+            if index == 0:
+                ev["spikes_in"][:] = np.diff(in_off).reshape(batch, steps).sum(axis=0)
+                lc.input_spikes = _channels_first_counts(np.bincount(in_events, minlength=plan.n_in), plan.in_layout)
+            else:  # this layer's input spikes are the previous layer's output spikes
+                ev["spikes_in"][:] = counts.layers[-1].events["spikes_out"]
+                lc.input_spikes = counts.layers[-1].neuron_spikes.copy()
+            group = n_out if plan.kind == DENSE else int(plan.geom[3])
+            chunks, blocks = work_split(plan.kind, batch, n_out, group, threads)
+            step_counts = np.zeros((chunks * blocks, 3, steps), np.int64)
+            neuron_spikes = np.zeros((chunks, n_out), np.int32)
+            neuron_active = np.zeros((chunks, n_out), np.int32)
+            s_out = np.zeros((steps, batch, n_out), np.uint8)
+            rec_shape = (steps, batch, n_out) if record is True else (0, 0, 0)
             if network.mode == "float":
                 neuron: FloatLIF = layer.neuron
                 u_rec = np.zeros(rec_shape, np.float32)
-                in_off, in_events = run_float_layer(
-                    plan.kind, in_off, in_events, plan.w2d, plan.geom, bias, np.float32(neuron.lam),
-                    np.float32(neuron.v_th), neuron.reset == "soft", s_out, u_rec, ev["spikes_in"], ev["sop"],
-                    ev["spikes_out"], ev["neuron_updates_active"], lc.neuron_spikes, lc.neuron_active, lc.input_spikes)
-                if record:
-                    membranes.append(u_rec.reshape(steps, batch, *plan.out_shape))
+                float_layer(plan.kind, in_off, in_events, plan.w2d, plan.geom, bias, np.float32(neuron.lam),
+                            np.float32(neuron.v_th), neuron.reset == "soft", s_out, u_rec, chunks, blocks,
+                            step_counts, neuron_spikes, neuron_active)
+                if record is True:
+                    membranes.append(to_channels_first(u_rec, plan.out_shape))
             else:
                 neuron: LoihiLIF = layer.neuron
                 v_rec, u_rec = np.zeros(rec_shape, np.int32), np.zeros(rec_shape, np.int32)
-                in_off, in_events = run_fixed_layer(
-                    plan.kind, in_off, in_events, plan.w2d, plan.factor, plan.geom, int(layer.weight_exp), neuron.du,
-                    neuron.dv, neuron.vth, bias, s_out, v_rec, u_rec, ev["spikes_in"], ev["sop"], ev["spikes_out"],
-                    ev["neuron_updates_active"], lc.neuron_spikes, lc.neuron_active, lc.input_spikes)
-                if record:
-                    membranes.append(v_rec.reshape(steps, batch, *plan.out_shape))
-                    currents.append(u_rec.reshape(steps, batch, *plan.out_shape))
+                fixed_layer(plan.kind, in_off, in_events, plan.w2d, plan.factor, plan.geom, int(layer.weight_exp),
+                            neuron.du, neuron.dv, neuron.vth, bias, s_out, v_rec, u_rec, chunks, blocks,
+                            step_counts, neuron_spikes, neuron_active)
+                if record is True:
+                    membranes.append(to_channels_first(v_rec, plan.out_shape))
+                    currents.append(to_channels_first(u_rec, plan.out_shape))
+            totals = step_counts.sum(axis=0)
+            ev["sop"][:] = totals[0]
+            ev["spikes_out"][:] = totals[1]
+            ev["neuron_updates_active"][:] = totals[2]
             ev["neuron_updates"][:] = batch * n_out
+            lc.neuron_spikes = _channels_first_counts(neuron_spikes.sum(axis=0, dtype=np.int64), plan.out_shape)
+            lc.neuron_active = _channels_first_counts(neuron_active.sum(axis=0, dtype=np.int64), plan.out_shape)
             add_inference_bytes(lc, network.mode, has_bias=layer.bias is not None)
             counts.layers.append(lc)
-            out_spikes.append(s_out.reshape(steps, batch, *plan.out_shape))
+            if index < last:
+                in_off, in_events = scan(s_out)
+            self.layer_seconds.append(time.perf_counter() - started)
+            self.layer_cpu_seconds.append(time.process_time() - cpu_started)
+            keep = record is not False or index == last
+            out_spikes.append(to_channels_first(s_out, plan.out_shape) if keep else None)
+            del s_out
             names.append(layer.name)
-        return SimResult(out_spikes, counts, names, membranes if record else None,
-                         currents if record and network.mode == "fixed" else None)
+        return SimResult(out_spikes, counts, names, membranes if record is True else None,
+                         currents if record is True and network.mode == "fixed" else None)
 
 
-def simulate(network: Network, spikes: np.ndarray, record: bool = False, time_major: bool | None = None) -> SimResult:
-    """One-shot :class:`Engine` run (see :meth:`Engine.run`)."""
+def simulate(network: Network, spikes: np.ndarray, record: bool | str = "spikes",
+             time_major: bool | None = None) -> SimResult:
+    """One-shot :class:`Engine` run (see :meth:`Engine.run`); keeps every layer's spikes unless
+    ``record=False``."""
     return Engine(network).run(spikes, record=record, time_major=time_major)
+
+
+def _channels_first_counts(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Per-neuron counters from the kernels' channels-last order back to the network's channels-first order."""
+    values = values.astype(np.int64, copy=False)
+    if len(shape) != 3:
+        return values
+    c, h, w = shape
+    return np.ascontiguousarray(values.reshape(h, w, c).transpose(2, 0, 1).ravel())
 
 
 def _float_bias(layer, out_shape) -> np.ndarray:
     n_out = int(np.prod(out_shape))
     if layer.bias is None:
         return np.zeros(n_out, np.float32)
-    return np.repeat(layer.bias.astype(np.float32), n_out // layer.bias.shape[0])
+    return np.tile(layer.bias.astype(np.float32), n_out // layer.bias.shape[0])  # per channel, channels last
 
 
 def _fixed_bias(layer, out_shape, bias_exp: int) -> np.ndarray:
     n_out = int(np.prod(out_shape))
     if layer.bias is None:
         return np.zeros(n_out, np.int32)
-    mant = np.repeat(layer.bias.astype(np.int32), n_out // layer.bias.shape[0])
+    mant = np.tile(layer.bias.astype(np.int32), n_out // layer.bias.shape[0])  # per channel, channels last
     return (mant << bias_exp).astype(np.int32)
 
 
 def bernoulli(shape: tuple[int, ...], rate: float, seed: int = 0) -> np.ndarray:
-    """Bernoulli spikes with probability ``rate`` per entry, uint8 array of ``shape``."""
+    """Bernoulli spikes with probability ``rate`` per entry, uint8 array of ``shape``.
+
+    Written straight into the uint8 result, chunk by chunk (float32 draws of at most ``DRAW_CHUNK``
+    values at a time); the values are those of one float32 draw of the whole shape compared with ``rate``.
+    """
     if not 0.0 <= rate <= 1.0:
         raise InputError(f"rate must be a probability in [0, 1], got {rate}")
     rng = np.random.default_rng(seed)
-    return (rng.random(shape, dtype=np.float32) < rate).astype(np.uint8)
+    out = np.empty(shape, np.uint8)
+    flat = out.reshape(-1).view(np.bool_)
+    for start in range(0, flat.shape[0], DRAW_CHUNK):
+        stop = min(flat.shape[0], start + DRAW_CHUNK)
+        np.less(rng.random(stop - start, dtype=np.float32), rate, out=flat[start:stop])
+    return out
 
 
 __all__ = ["Engine", "simulate", "SimResult", "InputError", "NetworkError", "bernoulli", "check_input"]

@@ -244,10 +244,12 @@ class _LayerGeometry:
 
 
 def map_network(network: Network, chip: Chip, counts: Counts | None = None,
-                neurons_per_core: int | None = None) -> Mapping:
+                neurons_per_core: int | None = None, input_cores: int = 0) -> Mapping:
     """Place ``network`` on ``chip``; with ``counts`` (from :class:`hwsim.engine.Engine`) also split the
     work, spikes and routing over the cores. ``neurons_per_core`` places at most that many neurons on a
-    core (a "spread" mapping, e.g. SANA-FE's 128 per core), below the chip's own limit."""
+    core (a "spread" mapping, e.g. SANA-FE's 128 per core), below the chip's own limit. ``input_cores``
+    reserves the first cores for the inputs (SANA-FE maps its input neurons on core 0): the layers start
+    after them, inputs still enter at tile (0, 0)."""
     cap = chip.capacity
     broken: list[str] = []
     assumptions: list[str] = []
@@ -295,7 +297,7 @@ def map_network(network: Network, chip: Chip, counts: Counts | None = None,
                 core_counts[k] += 1
 
     placements = []
-    first = 0
+    first = input_cores
     for geo, cores in zip(geos, core_counts):
         layer = geo.layer
         synapses, axons, _ = geo.per_core(cores)

@@ -34,6 +34,9 @@ Mode = Literal["float", "fixed"]
 MODES = ("float", "fixed")
 FORMAT_NAME = "hwsim-network"
 FORMAT_VERSION = 1
+MAX_LAYER_WEIGHTS = 1 << 28  # weights of one layer built from a spec (1 GiB of float32)
+MAX_FILE_BYTES = 1 << 31  # array data read from one network file
+MAX_DESCRIPTION_BYTES = 16 << 20  # the JSON description in a network file
 
 
 
@@ -291,7 +294,7 @@ def _check_tensors(layer: Layer, index: int, mode: Mode) -> None:
         if mode == "float":
             if not np.all(np.isfinite(layer.weight)):
                 raise NetworkError(f"{where}: weights must be finite")
-            layer.weight = layer.weight.astype(np.float32)
+            layer.weight = layer.weight.astype(np.float32, copy=False)
         else:
             layer.weight = _as_int(layer.weight, f"{where} weight")
             lo, hi = int(layer.weight.min(initial=0)), int(layer.weight.max(initial=0))
@@ -306,7 +309,7 @@ def _check_tensors(layer: Layer, index: int, mode: Mode) -> None:
             if layer.bias.shape != (n_bias,):
                 raise NetworkError(f"{where}: bias must have shape ({n_bias},), got {layer.bias.shape}")
             if mode == "float":
-                layer.bias = layer.bias.astype(np.float32)
+                layer.bias = layer.bias.astype(np.float32, copy=False)
             else:
                 layer.bias = _as_int(layer.bias, f"{where} bias")
                 if layer.bias.min() < BIAS_MANT_MIN or layer.bias.max() > BIAS_MANT_MAX:
@@ -323,7 +326,7 @@ def _check_tensors(layer: Layer, index: int, mode: Mode) -> None:
 def _as_int(values: np.ndarray, what: str) -> np.ndarray:
     values = np.asarray(values)
     if values.dtype.kind in "iub":
-        return values.astype(np.int32)
+        return values.astype(np.int32, copy=False)
     if values.dtype.kind == "f" and np.all(np.isfinite(values)) and np.all(values == np.round(values)):
         return values.astype(np.int32)
     raise NetworkError(f"{what}: fixed-point values must be integers, got dtype {values.dtype}")
@@ -383,7 +386,7 @@ def from_spec(spec: str, mode: Mode = "float", seed: int = 0, gain: float = 3.0)
             if len(shape) != 1:
                 layers.append(Flatten())
                 shape = layers[-1].out_shape(shape)
-            w = _init(rng, (int(token), shape[0]), shape[0], gain, mode)
+            w = _init(rng, (int(token), shape[0]), shape[0], gain, mode, order="F")
             layer = Dense(w, neuron=neuron, weight_exp=_wexp(mode))
         else:
             raise NetworkError(f"malformed network spec {spec!r}: token {token!r} at position {position} is "
@@ -400,12 +403,31 @@ def _wexp(mode: Mode) -> int:
     return 0 if mode == "float" else -1
 
 
-def _init(rng: np.random.Generator, shape: Shape, fan_in: int, gain: float, mode: Mode) -> np.ndarray:
-    w = rng.normal(0.0, gain / np.sqrt(fan_in), size=shape)
-    if mode == "float":
-        return w.astype(np.float32)
-    # Integer weights w_int exported as 2*w_int with weight_exp -1 (exact in every Lava sign mode).
-    return (2 * np.clip(np.round(w * 64), -127, 127)).astype(np.int32)
+DRAW_CHUNK = 1 << 19  # values per random draw: bounds the float64 temporary of from_spec at 4 MB
+
+
+def _init(rng: np.random.Generator, shape: Shape, fan_in: int, gain: float, mode: Mode,
+          order: Literal["C", "F"] = "C") -> np.ndarray:
+    """N(0, (gain / sqrt(fan_in))^2) weights of ``shape``, drawn in C order in chunks of whole rows of the
+    first axis (the same values as one draw of the whole tensor, without its float64 copy) and stored
+    in ``order`` (dense layers: ``F``, so the engine's fan-out-major view of them needs no copy)."""
+    if int(np.prod(shape, dtype=object)) > MAX_LAYER_WEIGHTS:  # checked before anything is allocated
+        raise NetworkError(f"a layer of shape {shape} has {int(np.prod(shape, dtype=object))} weights, over the "
+                           f"limit of {MAX_LAYER_WEIGHTS} per layer")
+    scale = gain / np.sqrt(fan_in)
+    out = np.empty(shape, np.float32 if mode == "float" else np.int32, order=order)
+    rows = out.reshape(shape[0], -1) if order == "C" else out
+    per_row = int(np.prod(shape[1:]))
+    step = max(1, DRAW_CHUNK // max(per_row, 1))
+    for r0 in range(0, shape[0], step):
+        r1 = min(shape[0], r0 + step)
+        w = rng.normal(0.0, scale, size=(r1 - r0, per_row))
+        if mode == "fixed":
+            # Integer weights w_int exported as 2*w_int with weight_exp -1 (exact in every Lava sign mode).
+            w = 2 * np.clip(np.round(w * 64), -127, 127)
+        rows[r0:r1] = w
+        del w  # free this chunk before the next draw
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -420,7 +442,9 @@ def save(network: Network, path: str | Path) -> Path:
             arrays[f"layers.{i}.weight"] = layer.weight
             if layer.bias is not None:
                 arrays[f"layers.{i}.bias"] = layer.bias
-    with open(path, "wb") as handle:
+    from hwsim.safeio import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:  # never a half-written file at ``path``
         np.savez(handle, **arrays)
     return path
 
@@ -430,27 +454,36 @@ def load(path: str | Path) -> Network:
     path = Path(path)
     if not path.is_file():
         raise NetworkError(f"{path}: no such network file")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except Exception as err:  # zip/npz errors come in many types
-        raise NetworkError(f"{path}: not a readable hwsim network file (.npz): {err}") from None
-    if "__network__" not in arrays:
-        raise NetworkError(f"{path}: missing '__network__' description; not an hwsim network file")
+    from hwsim.errors import short
+    from hwsim.safeio import NpzError, read_npz
+
+    try:  # only the expected members, each checked (no complex, no objects) and size-limited before reading
+        arrays = read_npz(path, lambda name: name == "__network__", MAX_DESCRIPTION_BYTES, kinds="u",
+                          what="hwsim network file (.npz)")
+        if "__network__" not in arrays:
+            raise NetworkError(f"{path}: missing '__network__' description; not an hwsim network file")
+        arrays |= read_npz(path, _TENSOR.fullmatch, MAX_FILE_BYTES, what="hwsim network file (.npz)")
+    except NpzError as err:
+        raise NetworkError(f"{path}: {err}") from None
     try:
         desc = json.loads(arrays["__network__"].tobytes().decode())
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise NetworkError(f"{path}: '__network__' is not valid JSON: {err}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        raise NetworkError(f"{path}: '__network__' is not valid JSON: {str(err)[:200]}") from None
+    if not isinstance(desc, dict):
+        raise NetworkError(f"{path}: '__network__' is not a JSON object; not an hwsim network file")
     if desc.get("format") != FORMAT_NAME or desc.get("version") != FORMAT_VERSION:
         raise NetworkError(f"{path}: expected format {FORMAT_NAME} version {FORMAT_VERSION}, got "
-                           f"{desc.get('format')!r} version {desc.get('version')!r}")
+                           f"{short(desc.get('format'))} version {short(desc.get('version'))}")
     try:
         layers = [_layer_from(entry, i, arrays) for i, entry in enumerate(desc["layers"])]
         return Network(tuple(desc["input_shape"]), layers, timesteps=desc.get("timesteps"))
     except KeyError as err:
         raise NetworkError(f"{path}: missing field {err}") from None
-    except (NetworkError, TypeError, ValueError) as err:
-        raise NetworkError(f"{path}: {err}") from None
+    except (NetworkError, TypeError, ValueError, AttributeError, OverflowError, RecursionError) as err:
+        raise NetworkError(f"{path}: {str(err)[:300]}") from None
+
+
+_TENSOR = re.compile(r"layers\.\d{1,6}\.(weight|bias)")
 
 
 def _layer_from(entry: dict, i: int, arrays: dict[str, np.ndarray]) -> Layer:

@@ -130,7 +130,7 @@ def float_readout(network: Network, spikes: np.ndarray) -> np.ndarray:
     linear map (dense, conv or sum-pool) is applied to the summed spikes that enter it. No torch."""
     if network.mode != "float":
         raise NetworkError("float_readout takes a float network")
-    result = Engine(network).run(spikes)
+    result = Engine(network).run(spikes, record="spikes")
     neuron_layers = [(layer, shapes) for layer, shapes in zip(network.layers, network.layer_shapes())
                      if layer.neuron is not None]
     last, (in_shape, out_shape) = neuron_layers[-1]

@@ -12,7 +12,9 @@ from pathlib import Path
 
 def write_report(config, results: dict, out: Path) -> None:
     data = {"config": config.model_dump(), **{k: v for k, v in results.items() if k != "report"}}
-    (out / "results.json").write_text(json.dumps(data, indent=2))
+    from hwsim.safeio import atomic_write
+
+    atomic_write(out / "results.json", json.dumps(data, indent=2))
     c = config
     lines = [f"# hwsim study: `{c.network}` on {c.dataset}", "",
              f"Time steps T = {c.timesteps}, {c.epochs} training epochs, batch {c.batch_size}, seed {c.seed}. "
@@ -89,7 +91,7 @@ def write_report(config, results: dict, out: Path) -> None:
         if "learning_correlation" in export:
             lines.append(f"Three-factor `LearningDense` rule in Lava against hwsim's fixed-point OTTT: weight-change "
                          f"correlation {export['learning_correlation']}.")
-    (out / "report.md").write_text("\n".join(lines) + "\n")
+    atomic_write(out / "report.md", "\n".join(lines) + "\n")
 
 
 def _energy_cell(uj, unpriced, priced: bool) -> str:

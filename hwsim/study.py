@@ -30,9 +30,14 @@ from hwsim.errors import StudyError
 STAGES = ("train", "simulate", "memory", "on_chip", "costs", "feasibility", "export", "report")
 
 
+# strict: no coercion (``epochs: true`` is not 1, ``"8"`` is not 8); finite numbers only
+STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
 class OnChipConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    rules: list[Literal["sltt", "sltt_k", "ottt_a", "ottt_o", "bptt", "ttl_bptt", "stdl"]] = ["sltt", "ottt_a"]
+    model_config = STRICT
+    rules: list[Literal["sltt", "sltt_k", "ottt_a", "ottt_o", "bptt", "ttl_bptt", "stdl"]] = Field(
+        ["sltt", "ottt_a"], min_length=1)
     samples: int = Field(200, ge=1, description="training samples of on-chip fine-tuning")
     lr: float = Field(0.02, gt=0)
 
@@ -40,26 +45,27 @@ class OnChipConfig(BaseModel):
 class StudyConfig(BaseModel):
     """A study (all keys optional; defaults are the built-in study ``make demo`` runs)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     dataset: str = Field("digits", description="digits, randman, dvs_bars (moving bars as ON/OFF events), a .npz "
                                                  "file (x_train, y_train, x_test, y_test: "
                                                  "0/1 spikes (N, T, *shape) and labels) or tonic:<Name>")
     data_path: str | None = Field(None, description="folder for tonic datasets")
     network: str = "64-128-10"
-    timesteps: int = Field(8, ge=1)
+    timesteps: int = Field(8, ge=1, le=10_000)
     epochs: int = Field(4, ge=1)
-    batch_size: int = Field(32, ge=1)
-    train_rules: list[Literal["bptt", "sltt", "sltt_k", "ottt_a", "ottt_o", "ttl_bptt", "stdl"]] = ["sltt", "bptt"]
-    rules: list[Literal["bptt", "sltt", "sltt_k", "ottt_a", "ottt_o", "ttl_bptt", "stdl"]] = [
-        "bptt", "sltt", "sltt_k", "ottt_a", "ottt_o", "ttl_bptt", "stdl"]
-    chips: list[str] | Literal["all"] = "all"
+    batch_size: int = Field(32, ge=1, le=1 << 16)
+    train_rules: list[Literal["bptt", "sltt", "sltt_k", "ottt_a", "ottt_o", "ttl_bptt", "stdl"]] = Field(
+        ["sltt", "bptt"], min_length=1)
+    rules: list[Literal["bptt", "sltt", "sltt_k", "ottt_a", "ottt_o", "ttl_bptt", "stdl"]] = Field([
+        "bptt", "sltt", "sltt_k", "ottt_a", "ottt_o", "ttl_bptt", "stdl"], min_length=1)
+    chips: list[str] | Literal["all"] = Field("all", min_length=1)
     memory_timesteps: list[int] = [4, 8, 16]
     ttl_window: int = Field(2, ge=1)
     stdl_budget_bytes: int = Field(128 * 1024, ge=1)  # hwsim.stdl.DEFAULT_BUDGET_BYTES
     on_chip: OnChipConfig = OnChipConfig()
     eval_samples: int = Field(300, ge=1, description="test samples for accuracy and costs")
     export: bool = True
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1)
 
     @field_validator("dataset")
     @classmethod
@@ -97,8 +103,8 @@ class StudyConfig(BaseModel):
     @field_validator("memory_timesteps")
     @classmethod
     def _steps(cls, value: list[int]) -> list[int]:
-        if not value or min(value) < 1:
-            raise ValueError("needs at least one time step count, each >= 1")
+        if not value or min(value) < 1 or max(value) > 10_000:
+            raise ValueError("needs at least one time step count, each in 1..10000")
         return value
 
 
@@ -108,10 +114,14 @@ def load_config(path: str | Path | None) -> StudyConfig:
     path = Path(path)
     if not path.is_file():
         raise StudyError(f"{path}: no such study configuration")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise StudyError(f"{path}: malformed YAML: {err}") from None
+    from hwsim.errors import UsageError, short
+    from hwsim.safeio import load_yaml
+
+    try:  # UTF-8 text, no duplicate keys, YAML 1.2 numbers, bounded alias expansion
+        data = load_yaml(path, "study configuration")
+    except UsageError as err:
+        raise StudyError(str(err)) from None
+    data = {} if data is None else data
     if not isinstance(data, dict):
         raise StudyError(f"{path}: expected a mapping of study keys")
     try:
@@ -121,26 +131,32 @@ def load_config(path: str | Path | None) -> StudyConfig:
         for e in err.errors():
             key = ".".join(str(p) for p in e["loc"]) or "(top level)"
             if e["type"] == "extra_forbidden":
-                problems.append(f"key {key!r} is not a study key (known: {', '.join(StudyConfig.model_fields)})")
+                problems.append(f"key {short(key, 60)} is not a study key "
+                                f"(known: {', '.join(StudyConfig.model_fields)})")
             else:
-                problems.append(f"key {key!r}: {e['msg']} (got {e.get('input')!r})")
+                problems.append(f"key {short(key, 60)}: {e['msg']} (got {short(e.get('input'))})")
         raise StudyError(f"{path}: " + "; ".join(problems)) from None
     except Exception as err:  # a chip name the loader refuses
-        raise StudyError(f"{path}: key 'chips': {err}") from None
+        raise StudyError(f"{path}: key 'chips': {str(err)[:300]}") from None
 
 
 class Study:
     """Runs the stages into ``out`` (see module docstring)."""
 
     def __init__(self, config: StudyConfig, out: str | Path, progress: bool = True, log=print):
+        from hwsim.safeio import OutputLock, atomic_write
+
         self.config, self.out, self.progress, self.log = config, Path(out), progress, log
         self.out.mkdir(parents=True, exist_ok=True)
+        # one study per folder at a time: held until run() ends (or this object goes)
+        self._lock = OutputLock(self.out, f"--out {self.out}", folder=True).acquire()
         (self.out / "stages").mkdir(exist_ok=True)
         saved = self.out / "study.yaml"
         text = yaml.safe_dump(config.model_dump(), sort_keys=True)
-        if saved.is_file() and saved.read_text() != text:
+        if saved.is_file() and saved.read_text(errors="replace") != text:
+            self._lock.release()
             raise StudyError(f"{self.out}: holds a study with another configuration ({saved}); use another --out")
-        saved.write_text(text)
+        atomic_write(saved, text)
         import chips
 
         self.chip_names = chips.names() if config.chips == "all" else list(config.chips)
@@ -148,24 +164,35 @@ class Study:
     # -- bookkeeping ---------------------------------------------------------------------------------
     def run(self, stages: tuple[str, ...] = STAGES) -> dict:
         """Run ``stages`` (default: all, in order; a sweep runs a subset) and return their results by name."""
+        try:
+            return self._run(stages)
+        finally:
+            self._lock.release()
+
+    def _run(self, stages: tuple[str, ...]) -> dict:
         from tqdm import tqdm
 
+        from hwsim.safeio import atomic_write
+
+        self._lock.acquire()
         results = {}
         bar = tqdm(stages, desc="study", unit="stage", disable=not self.progress, leave=False)
         for stage in bar:
             bar.set_description(f"study: {stage}")
             path = self.out / "stages" / f"{stage}.json"
             if path.is_file():
-                results[stage] = json.loads(path.read_text())
-                self.log(f"[{stage}] done before, kept")
-                continue
+                try:
+                    results[stage] = json.loads(path.read_text())
+                    self.log(f"[{stage}] done before, kept")
+                    continue
+                except (ValueError, UnicodeDecodeError):  # edited by hand: not a finished stage
+                    self.log(f"[{stage}] {path} is not readable JSON; running the stage again")
             start = time.perf_counter()
             self.log(f"[{stage}] running")
             results[stage] = getattr(self, f"stage_{stage}")(results)
             results[stage]["seconds"] = round(time.perf_counter() - start, 2)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(results[stage], indent=2))
-            tmp.replace(path)  # a stage counts as finished only once its results are on disk
+            # a stage counts as finished only once its results are on disk, whole (unique temp + rename)
+            atomic_write(path, json.dumps(results[stage], indent=2))
         return results
 
     def _data(self):
@@ -219,7 +246,7 @@ class Study:
         save(fixed, self.out / "fixed.network.npz")
         counts = Engine(network).run(np.moveaxis(x, 0, 1).astype(np.uint8)).counts
         first = np.moveaxis(x[:1], 0, 1).astype(np.uint8)
-        spike_raster(Engine(fixed).run(first), self.out / "spike_raster.png", inputs=first,
+        spike_raster(Engine(fixed).run(first, record="spikes"), self.out / "spike_raster.png", inputs=first,
                      title=f"{self.config.network}: one {self.config.dataset} test sample, fixed point")
         return {"float_accuracy_percent": None if float_acc is None else round(100 * float_acc, 1),
                 "quantized_float_percent": round(100 * report.accuracy_float, 1),

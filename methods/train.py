@@ -15,10 +15,13 @@ NCCL on CUDA.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import math
 import os
+import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +29,9 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from hwsim.network import from_spec, save
+from hwsim.network import Network, from_spec, save
+from hwsim.safeio import OutputLock, atomic_path
+from hwsim.threads import apply_to_torch
 from methods import build_rule
 from methods.data import DataError, SpikeDataset, load_dataset
 from methods.memory import ActivationMeter
@@ -144,8 +149,19 @@ def _distributed() -> tuple[int, int]:
     return 0, 1
 
 
+def check_config(config: TrainConfig) -> None:
+    """Refuse values no run can use (before any work): a bad learning rate, seed or device."""
+    if not (isinstance(config.lr, (int, float)) and math.isfinite(config.lr) and config.lr > 0):
+        raise DataError(f"--lr: expected a finite number > 0, got {config.lr!r}")
+    if not (isinstance(config.seed, int) and 0 <= config.seed <= 2**32 - 1):
+        raise DataError(f"--seed: expected an integer in 0..{2**32 - 1}, got {config.seed!r}")
+    if not (isinstance(config.device, str) and re.fullmatch(r"cpu|cuda(:\d{1,3})?", config.device)):
+        raise DataError(f"--device: expected cpu, cuda or cuda:N, got {config.device!r}")
+
+
 def build(config: TrainConfig):
     """Dataset, hwsim network, rule and optimizer for ``config`` (device resolved)."""
+    check_config(config)
     if config.device.startswith("cuda") and not torch.cuda.is_available():
         raise DataError("--device cuda: no CUDA device is available here")
     data = load_dataset(config.dataset, config.timesteps, seed=config.seed, path=config.data_path)
@@ -180,49 +196,126 @@ def evaluate(rule, data: SpikeDataset, part: str, device: str, batch: int = 256)
     return correct / len(y)
 
 
-def _checkpoint(path: Path, config: TrainConfig, epoch: int, rule, optimizer, history) -> None:
+def network_file(checkpoint: str | Path) -> Path:
+    """The float network written beside a checkpoint: ``CKPT.network.npz`` (suffix replaced)."""
+    return Path(checkpoint).with_suffix(".network.npz")
+
+
+def network_digest(network: Network) -> str:
+    """SHA-256 of a network's description and tensors (not of the file's bytes, which hold zip times)."""
+    digest = hashlib.sha256(json.dumps(network.describe(), sort_keys=True).encode())
+    for layer in network.layers:
+        for tensor in (getattr(layer, "weight", None), getattr(layer, "bias", None)):
+            if isinstance(tensor, np.ndarray):
+                digest.update(f"{tensor.dtype}{tensor.shape}".encode())
+                digest.update(np.ascontiguousarray(tensor).tobytes())
+    return digest.hexdigest()
+
+
+def _checkpoint(path: Path, config: TrainConfig, epoch: int, rule, optimizer, history,
+                network: Network | None) -> None:
+    """Write the network file, then the checkpoint naming the network's digest, each atomically (unique
+    temporary name, then rename). A kill between the two leaves a network one epoch ahead of the
+    checkpoint; ``--resume`` rewrites it and ``hwsim export`` refuses it (digest mismatch)."""
+    digest = None
+    if network is not None:
+        save(network, network_file(path))
+        digest = network_digest(network)
     state = {"format": "hwsim-train-checkpoint", "version": 1, "config": asdict(config), "epoch": epoch,
              "modules": [m.state_dict() for m in rule.modules()], "optimizer": optimizer.state_dict(),
              "generator": rule.generator.get_state() if hasattr(rule, "generator") else None,
-             "history": [asdict(h) for h in history]}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # atomic: an interruption never leaves a half-written checkpoint
+             "history": [asdict(h) for h in history], "network_sha256": digest}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+_STATE_TYPES = {"config": dict, "epoch": int, "modules": list, "optimizer": dict, "history": list}
 
 
 def load_checkpoint(path: str | Path) -> dict:
+    """Read and check an ``hwsim train`` checkpoint: every field present with its type, the configuration
+    complete and well typed. Errors (:class:`DataError`) name the file and the field."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such checkpoint")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a damaged file
-        raise DataError(f"{path}: not a readable hwsim training checkpoint ({type(err).__name__}: {err})") from None
+        text = f"{type(err).__name__}: {err}"
+        raise DataError(f"{path}: not a readable hwsim training checkpoint ({' '.join(text.split())[:200]})") \
+            from None
     if not isinstance(state, dict) or state.get("format") != "hwsim-train-checkpoint":
         raise DataError(f"{path}: not an hwsim training checkpoint (expected format 'hwsim-train-checkpoint')")
+    for key, kind in _STATE_TYPES.items():
+        if not isinstance(state.get(key), kind) or isinstance(state.get(key), bool):
+            got = "missing" if key not in state else f"a {type(state[key]).__name__}"
+            raise DataError(f"{path}: damaged checkpoint: field {key!r} should be a {kind.__name__}, is {got}")
+    state["config"] = asdict(_config_from(state["config"], path))
+    if state["epoch"] < 0 or state["epoch"] >= state["config"]["epochs"]:
+        raise DataError(f"{path}: damaged checkpoint: epoch {state['epoch']} outside "
+                        f"0..{state['config']['epochs'] - 1}")
     return state
+
+
+def _config_from(saved: dict, path: Path) -> TrainConfig:
+    defaults = TrainConfig(rule="")
+    names = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(str(k)[:40] for k in saved if k not in names)
+    if unknown or "rule" not in saved:
+        raise DataError(f"{path}: damaged checkpoint: configuration has unknown fields {unknown} or no 'rule'")
+    for name, value in saved.items():
+        default = getattr(defaults, name)
+        allowed = (str,) if name == "rule" else (type(None), str) if default is None else \
+            (int, float) if isinstance(default, float) else (type(default),)
+        if not isinstance(value, allowed) or (isinstance(value, bool) and not isinstance(default, bool)):
+            raise DataError(f"{path}: damaged checkpoint: configuration field {name!r} has type "
+                            f"{type(value).__name__}")
+    return TrainConfig(**saved)
 
 
 def train(config: TrainConfig, out: str | Path | None = None, resume: str | Path | None = None,
           progress: bool = True, log=print) -> TrainResult:
     """Train ``config.epochs`` epochs; checkpoint to ``out`` after each; continue from ``resume``."""
+    apply_to_torch()  # the process's thread policy (hwsim --threads), set before any torch work
     rank, world = _distributed()
-    data, network, rule, optimizer = build(config)
-    history: list[EpochStats] = []
-    first_epoch = 0
-    if resume is not None:
-        state = load_checkpoint(resume)
+    check_config(config)
+    state = load_checkpoint(resume) if resume is not None else None  # checked before any work
+    if state is not None:
         saved = TrainConfig(**state["config"])
         if {**asdict(saved), "epochs": 0, "device": ""} != {**asdict(config), "epochs": 0, "device": ""}:
             raise DataError(f"{resume}: checkpoint was made with a different configuration: {asdict(saved)}")
-        for module, module_state in zip(rule.modules(), state["modules"]):
-            module.load_state_dict(module_state)
-        optimizer.load_state_dict(state["optimizer"])
-        if state["generator"] is not None:
-            rule.generator.set_state(state["generator"])
-        history = [EpochStats(**h) for h in state["history"]]
+    built = build(config)  # bad data or network options are refused before the output is touched
+    lock = OutputLock(out, f"--out {out}", folder=False).acquire() if out is not None and rank == 0 else None
+    try:
+        return _train(config, out, resume, state, rank, world, progress, log, built)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(config: TrainConfig, out, resume, state: dict | None, rank: int, world: int, progress: bool,
+           log, built) -> TrainResult:
+    data, network, rule, optimizer = built
+    history: list[EpochStats] = []
+    first_epoch = 0
+    if state is not None:
+        try:
+            modules = list(rule.modules())
+            if len(modules) != len(state["modules"]):
+                raise ValueError(f"{len(state['modules'])} module states for {len(modules)} modules")
+            for module, module_state in zip(modules, state["modules"]):
+                module.load_state_dict(module_state)
+            optimizer.load_state_dict(state["optimizer"])
+            if state.get("generator") is not None:
+                rule.generator.set_state(state["generator"])
+            history = [EpochStats(**h) for h in state["history"]]
+        except (RuntimeError, ValueError, TypeError, KeyError, AttributeError) as err:
+            text = " ".join(str(err).split())[:200]
+            raise DataError(f"{resume}: damaged checkpoint: its state does not fit the model ({text})") from None
         first_epoch = state["epoch"] + 1
+        if out is not None and rank == 0 and config.rule != "revsnn":
+            # the network file may be missing, or an epoch ahead after a kill between the two writes
+            save(rule.model.write_back(network), network_file(out))
     x_train, y_train = data.split("train")
     batches = math.ceil(len(y_train) / config.batch_size)
     for epoch in range(first_epoch, config.epochs):
@@ -253,7 +346,6 @@ def train(config: TrainConfig, out: str | Path | None = None, resume: str | Path
                 f"test {stats.test_accuracy:.2%}, activation memory {stats.activation_bytes / 1024:.1f} KiB, "
                 f"{stats.seconds:.2f} s")
             if out is not None:
-                _checkpoint(Path(out), config, epoch, rule, optimizer, history)
-                if config.rule != "revsnn":
-                    save(rule.model.write_back(network), Path(out).with_suffix(".network.npz"))
+                trained = rule.model.write_back(network) if config.rule != "revsnn" else None
+                _checkpoint(Path(out), config, epoch, rule, optimizer, history, trained)
     return TrainResult(config, history, rule.describe())

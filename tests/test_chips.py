@@ -38,7 +38,7 @@ def test_every_figure_has_a_source(name):
                 assert any(key.endswith(u) for u in ("_pj", "_ns", "_us", "_mw", "_bytes", "_bits", "_mhz",
                                                      "_pj_per_byte", "cores", "_per_core", "_per_tile",
                                                      "_tiles", "_per_neuron", "max_neurons", "max_synapses",
-                                                     "_steps", "_per_step", "_per_layer")), \
+                                                     "_steps", "_per_step", "_per_layer", "_messages")), \
                     f"{name}.{group}.{key}: unit in name"
         assert "PAPERS.md" not in values["source"] and "quoted via" not in values["source"], \
             f"{name}.{group}: cite the paper itself, not a project file"

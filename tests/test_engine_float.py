@@ -110,8 +110,8 @@ def test_batch_samples_are_independent():
     network = from_spec("30-20-5", seed=1)
     x = bernoulli((9, 4, 30), 0.3, seed=2)
     engine = Engine(network)
-    whole = engine.run(x)
+    whole = engine.run(x, record="spikes")
     for b in range(4):
-        alone = engine.run(x[:, b:b + 1])
+        alone = engine.run(x[:, b:b + 1], record="spikes")
         for k in range(2):
             np.testing.assert_array_equal(whole.spikes[k][:, b], alone.spikes[k][:, 0])

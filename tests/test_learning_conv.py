@@ -361,7 +361,8 @@ def test_estimate_and_feasibility_take_conv_nets(capsys):
     out = json.loads(capsys.readouterr().out)
     conv = out["counts"][0]
     assert conv["kind"] == "conv2d" and conv["grad_ops"] > 0 and conv["trace_updates"] == 0  # raw input
-    assert out["counts"][2]["trace_updates"] > 0 and out["counts"][2]["error_macs"] > 0 and out["chips"][0]["energy_j"] > 0
+    assert out["counts"][2]["trace_updates"] > 0 and out["counts"][2]["error_macs"] > 0
+    assert out["chips"][0]["energy_j"] > 0
     assert main(["feasibility", "--net", "2x8x8-c4k3p1-p2-4", "--chips", "loihi,spinnaker2", "--rules", "sltt,stdl",
                  "-T", "4", "--json"]) == 0
     verdicts = json.loads(capsys.readouterr().out)

@@ -169,3 +169,72 @@ def test_bool_and_float_input_accepted():
     ref = simulate(net, x).spikes[0]
     np.testing.assert_array_equal(simulate(net, x.astype(bool)).spikes[0], ref)
     np.testing.assert_array_equal(simulate(net, x.astype(np.float32)).spikes[0], ref)
+
+
+@pytest.mark.parametrize("mode", ["float", "fixed"])
+def test_from_spec_draws_in_chunks_without_changing_the_weights(mode, monkeypatch):
+    """Chunked draws (a small chunk forces many) equal one float64 draw of each whole tensor, as before."""
+    import hwsim.network as network_module
+
+    monkeypatch.setattr(network_module, "DRAW_CHUNK", 50)
+    net = from_spec("2x6x6-c3k3p1-p2-17-5", mode=mode, seed=4)
+    rng = np.random.default_rng(4)
+    for layer in [layer for layer in net.layers if isinstance(layer, (Conv2d, Dense))]:
+        fan_in = int(np.prod(layer.weight.shape[1:]))
+        w = rng.normal(0.0, 3.0 / np.sqrt(fan_in), size=layer.weight.shape)
+        expected = w.astype(np.float32) if mode == "float" else (2 * np.clip(np.round(w * 64), -127, 127))
+        np.testing.assert_array_equal(layer.weight, expected)
+        assert layer.weight.dtype == (np.float32 if mode == "float" else np.int32)
+    dense = net.layers[-1]
+    assert dense.weight.flags.f_contiguous  # the engine's fan-out-major view of it needs no copy
+
+
+def test_from_spec_has_no_full_size_float64_temporary():
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        from_spec("2048-2048", seed=1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    weights = 2048 * 2048 * 4
+    assert peak < weights + 9 * 2**20  # the float32 weights plus one bounded chunk (4 MB), not 2x float64
+
+
+def test_bernoulli_writes_uint8_directly(monkeypatch):
+    import tracemalloc
+
+    import hwsim.engine as engine_module
+
+    shape = (20, 3, 1001)
+    reference = (np.random.default_rng(6).random(shape, dtype=np.float32) < 0.3).astype(np.uint8)
+    monkeypatch.setattr(engine_module, "DRAW_CHUNK", 777)
+    x = bernoulli(shape, 0.3, seed=6)
+    assert x.dtype == np.uint8 and x.shape == shape
+    np.testing.assert_array_equal(x, reference)
+    monkeypatch.setattr(engine_module, "DRAW_CHUNK", 1 << 20)
+    tracemalloc.start()
+    try:
+        bernoulli((50, 8, 4096 * 2), 0.1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50 * 8 * 4096 * 2 + 4.5 * 2**20  # the uint8 result plus one float32 chunk (2 MB) and its mask
+
+
+def test_engine_keeps_hidden_spikes_only_when_asked():
+    from hwsim.engine import Engine
+
+    net = from_spec("30-20-10-4", seed=2)
+    x = bernoulli((6, 2, 30), 0.4, seed=1)
+    engine = Engine(net)
+    plain = engine.run(x)
+    assert plain.spikes[:2] == [None, None] and plain.output.shape == (6, 2, 4) and plain.membranes is None
+    kept = engine.run(x, record="spikes")
+    assert all(s is not None for s in kept.spikes) and kept.membranes is None
+    np.testing.assert_array_equal(kept.output, plain.output)
+    full = engine.run(x, record=True)
+    assert len(full.membranes) == 3
+    with pytest.raises(InputError, match="record must be"):
+        engine.run(x, record="all")

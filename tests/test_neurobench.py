@@ -48,7 +48,7 @@ def test_sop_equals_neurobench_effective_acs_mlp_and_conv():
     for spec, shape in (("64-40-10", (64,)), ("2x12x12-c4k3s1p1-c6k3s2p1-p2-10", (2, 12, 12))):
         network = from_spec(spec, mode="float", seed=7)
         x = bernoulli((8, 3, *shape), 0.3, seed=8)
-        result = Engine(network).run(x)
+        result = Engine(network).run(x, record="spikes")
         ours = [lc.total("sop") for lc in result.counts.layers]
         theirs = _neurobench_sops(network, x, result)
         for k, (a, b) in enumerate(zip(ours, theirs)):

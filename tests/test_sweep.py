@@ -14,7 +14,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from filelock import FileLock
 
 from hwsim.cli import main
 from hwsim.sweep import SweepError, expand, parse_sweep, run_sweep
@@ -207,8 +206,8 @@ def test_killing_the_whole_sweep_then_rerunning_completes_only_the_missing_point
     pd.testing.assert_frame_equal(_frame(out), _frame(serial))
 
 
-def _one_line_error(capsys, argv: list[str]) -> str:
-    assert main(argv) == 2
+def _one_line_error(capsys, argv: list[str], status: int = 2) -> str:
+    assert main(argv) == status
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "Traceback" not in err and err.startswith("hwsim sweep: error: "), err
     return err
@@ -253,11 +252,13 @@ def test_out_holding_another_sweep_or_other_files_or_a_running_sweep_is_one_line
     (busy / "notes.txt").write_text("mine")
     err = _one_line_error(capsys, ["sweep", "--config", str(other), "--out", str(busy)])
     assert "not empty and holds no sweep (sweep.yaml)" in err
-    with FileLock(serial / ".sweep.lock"):
+    from hwsim.safeio import OutputLock
+
+    with OutputLock(serial, folder=True):  # as a running sweep holds it: the second one fails (exit 1)
         same = tmp_path / "same.yaml"
         same.write_text(yaml.safe_dump(TINY))
-        err = _one_line_error(capsys, ["sweep", "--config", str(same), "--out", str(serial)])
-    assert "another hwsim sweep is running on this folder" in err
+        err = _one_line_error(capsys, ["sweep", "--config", str(same), "--out", str(serial)], status=1)
+    assert "another hwsim sweep: in use by PID" in err
 
 
 def test_json_summary_and_notes_on_stderr(capsys, serial, tmp_path):

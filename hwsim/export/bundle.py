@@ -24,7 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from hwsim.engine import simulate
+from hwsim.export.lava_child import run_isolated
 from hwsim.network import Network, NetworkError, load, save
+from hwsim.safeio import atomic_path, atomic_write
 
 RUN_LAVA = (Path(__file__).with_name("run_lava_template.py")).read_text()
 
@@ -80,7 +82,13 @@ def load_trained(path: str | Path) -> tuple[Network, dict]:
     network_file = path.with_suffix(".network.npz")
     if not network_file.is_file():
         raise NetworkError(f"{network_file}: missing; hwsim train writes it beside the checkpoint {path.name}")
-    return load(network_file), state["config"]
+    network = load(network_file)
+    from methods.train import network_digest
+
+    if state.get("network_sha256") not in (None, network_digest(network)):
+        raise NetworkError(f"{network_file}: not the network of checkpoint {path.name} (interrupted between the "
+                           f"two writes?); run hwsim train --resume {path} --out {path} to rewrite it")
+    return network, state["config"]
 
 
 def export(network: Network, out: str | Path, x: np.ndarray | None = None, y: np.ndarray | None = None,
@@ -97,11 +105,12 @@ def export(network: Network, out: str | Path, x: np.ndarray | None = None, y: np
     else:
         fixed, report = network, QuantReport(notes=["network was already fixed point"])
     save(fixed, out / "network.npz")
-    (out / "quantization.json").write_text(json.dumps(report.to_dict(), indent=2))
+    atomic_write(out / "quantization.json", json.dumps(report.to_dict(), indent=2))
     not_written = {}
     for name, writer in (("model.net", netx.write), ("model.nir", nir_io.write)):
         try:
-            writer(fixed, out / name)
+            with atomic_path(out / name) as tmp:
+                writer(fixed, tmp)
         except NetworkError as err:  # a value the format cannot hold exactly: no file rather than a wrong one
             not_written[name] = str(err)
             (out / name).unlink(missing_ok=True)
@@ -113,28 +122,26 @@ def export(network: Network, out: str | Path, x: np.ndarray | None = None, y: np
     golden_in = np.concatenate([sample, np.zeros((depth, sample.shape[1]))]).astype(np.uint8)
     result = simulate(fixed, golden_in.reshape(golden_in.shape[0], 1, *fixed.input_shape), time_major=True)
     golden = {"input": golden_in} | {f"layer{i}": s.reshape(s.shape[0], -1) for i, s in enumerate(result.spikes)}
-    np.savez(out / "golden.npz", meta=np.array(json.dumps(GOLDEN_META | {"layers": result.layer_names})), **golden)
-    (out / "README.md").write_text(README)
-    (out / "run_lava.py").write_text(RUN_LAVA)
-    summary = {"out": str(out), "files": sorted(p.name for p in out.iterdir()), "quantization": report.to_dict()}
+    with atomic_path(out / "golden.npz") as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, meta=np.array(json.dumps(GOLDEN_META | {"layers": result.layer_names})), **golden)
+    atomic_write(out / "README.md", README)
+    atomic_write(out / "run_lava.py", RUN_LAVA)
+    files = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))  # not the lock file
+    summary = {"out": str(out), "files": files, "quantization": report.to_dict()}
     if not_written:
         summary["not_written"] = not_written
     if verify:
-        from hwsim.export.lava import run_lava
-
         check_lava_expressible(fixed)
-        lava = run_lava(fixed, golden_in, probe_state=False)
+        lava = run_isolated("verify", fixed, golden_in)  # in a child that dies with this process
         layers = [{"layer": layer_name, "equal": bool(np.array_equal(a, golden[f"layer{i}"])),
-                   "spikes": int(a.sum())} for i, (layer_name, a) in enumerate(zip(result.layer_names, lava.spikes))]
+                   "spikes": int(a.sum())} for i, (layer_name, a) in enumerate(zip(result.layer_names, lava["spikes"]))]
         summary["verify"] = {"equal": all(v["equal"] for v in layers), "layers": layers,
                              "timesteps": int(golden_in.shape[0])}
-        (out / "verify.json").write_text(json.dumps(summary["verify"], indent=2))
+        atomic_write(out / "verify.json", json.dumps(summary["verify"], indent=2))
     if learning:
-        from hwsim.export.lava_learning import compare_learning
-
         if network.mode != "float":
             raise NetworkError("--learning compares against the float network's errors; give the trained float network")
         label = int(y[0]) if y is not None else 0
-        summary["learning"] = compare_learning(network, sample.reshape(len(sample), -1), label).to_dict()
-        (out / "learning.json").write_text(json.dumps(summary["learning"], indent=2))
+        summary["learning"] = run_isolated("learning", network, sample.reshape(len(sample), -1), label)
+        atomic_write(out / "learning.json", json.dumps(summary["learning"], indent=2))
     return summary

@@ -12,7 +12,9 @@ SUFFIXES = {".npz": "hwsim network", ".nir": "NIR graph", ".net": "netx HDF5", "
 
 def is_network_file(name: str) -> bool:
     """Whether ``name`` names a network file (by suffix, or as an existing file)."""
-    return Path(name).suffix.lower() in SUFFIXES or Path(name).is_file()
+    from hwsim.safeio import is_file
+
+    return Path(name).suffix.lower() in SUFFIXES or is_file(name)
 
 
 def load_network(path: str | Path) -> Network:

@@ -5,13 +5,16 @@ first use into numba's on-disk cache. Numba keys a cached function on its own fi
 inlines a function from another file would keep running stale code after that file changed. To rule that
 out, the cache lives in a directory named after a hash of every kernel source file of hwsim
 (``hwsim/kernels`` and ``hwsim/rules``): any edit gives a fresh cache. ``NUMBA_CACHE_DIR``, when set,
-is respected instead.
+is respected instead. The cache is under ``$XDG_CACHE_HOME`` (``~/.cache``); when that is not writable, under
+a folder of the temporary directory that belongs to this user with mode 0700 (checked, never followed through
+a symlink), else a fresh ``mkdtemp`` folder.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -25,14 +28,44 @@ def _kernel_cache_dir() -> Path:
         for source in sorted((package / folder).glob("**/*.py")):
             digest.update(source.read_bytes())
     name = digest.hexdigest()[:16]
-    for base in (Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hwsim" / "numba",
-                 Path(tempfile.gettempdir()) / "hwsim-numba"):
+    home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hwsim" / "numba"
+    try:
+        (home / name).mkdir(parents=True, exist_ok=True)
+        if os.access(home / name, os.W_OK | os.X_OK):
+            return home / name
+    except OSError:  # a read-only home: fall back to a private temporary folder
+        pass
+    private = _private_dir(Path(tempfile.gettempdir()) / f"hwsim-numba-{os.getuid()}")
+    if private is None:
+        return Path(tempfile.mkdtemp(prefix="hwsim-numba-"))  # mode 0700, fresh: nothing to trust or reuse
+    (private / name).mkdir(mode=0o700, exist_ok=True)
+    return private / name
+
+
+def _private_dir(path: Path) -> Path | None:
+    """``path`` as a folder only this user can write (created 0700), or None if that cannot be ensured.
+
+    numba loads its cache index with pickle, so a folder another local user could write into (pre-created
+    under the shared temporary folder, or a symlink to one) would let them run code in this process.
+    """
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return None
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
+        return None  # a symlink, a file, someone else's folder, or writable by others: not ours to trust
+    if info.st_mode & 0o077:
         try:
-            (base / name).mkdir(parents=True, exist_ok=True)
-            return base / name
-        except OSError:  # a read-only home: fall back to the temporary folder
-            continue
-    return Path(tempfile.mkdtemp(prefix="hwsim-numba-"))
+            os.chmod(path, 0o700)
+        except OSError:
+            return None
+    return path
 
 
 if not os.environ.get("NUMBA_CACHE_DIR"):

@@ -2,7 +2,16 @@
 
 Feed-forward networks are run layer after layer (each layer sees the previous layer's complete spike
 train), which is exact for feed-forward graphs and keeps every step's work inside compiled code.
-Counters are filled per event as the loops run.
+
+**Parallel work split.** A call runs ``n_chunks * n_blocks`` independent work items in parallel
+(``numba.prange``): item ``w`` takes the samples of chunk ``w // n_blocks`` (contiguous, ``B`` split as
+evenly as possible) and the output neurons of block ``w % n_blocks`` (dense: a range of output columns;
+conv and pool: a range of output positions, each with all its channels). Every neuron's arithmetic is the
+same whatever the split, so spikes, membranes and counts are bit-identical for any thread count.
+
+Counters: ``step_counts[w, k, t]`` per work item (k: 0 SOPs, 1 spikes out, 2 active updates; summed by
+the caller); ``neuron_spikes``/``neuron_active`` ``(n_chunks, n_out)`` int32 per sample chunk (blocks of
+one chunk write disjoint columns). Layouts as in :mod:`hwsim.kernels.synapses` (channels last).
 """
 
 from __future__ import annotations
@@ -11,92 +20,177 @@ import numba as nb
 import numpy as np
 
 from hwsim.kernels.lif import U24, lif_fixed_step, lif_float_step
-from hwsim.kernels.synapses import DENSE, emit_events, propagate
+from hwsim.kernels.synapses import DENSE, POOL, conv_rows, dense_rows, pool_position, position_starts, sum_rows
 
 MASK24 = (1 << 24) - 1
 
 
-@nb.njit(cache=True)
-def run_float_layer(kind, in_off, in_events, w2d, geom, bias, lam, v_th, soft, s_out, u_rec,
-                    spikes_in, sop, spikes_out, active, neuron_spikes, neuron_active, input_spikes):
-    """Float layer. Input address events ``in_events`` with offsets ``in_off`` (B*T + 1,); ``s_out``
-    (T, B, n_out) uint8 (zeroed); ``u_rec`` (T, B, n_out) float32 or (0, 0, 0) to skip recording;
-    counters (T,) int64 and per-neuron totals. Returns the output events ``(offsets, indices)``."""
+@nb.njit(cache=True, inline="always")
+def block_range(kind, n_out, group, n_blocks, blk):
+    """Neurons ``[lo, hi)`` of block ``blk``: dense splits columns (multiples of 16 so vector loops stay
+    aligned), conv/pool split output positions of ``group`` channels each."""
+    if kind == DENSE:
+        units = (n_out + 15) // 16
+        lo = min(n_out, (blk * units // n_blocks) * 16)
+        hi = min(n_out, ((blk + 1) * units // n_blocks) * 16)
+        return lo, hi
+    n_pos = n_out // group
+    return (blk * n_pos // n_blocks) * group, ((blk + 1) * n_pos // n_blocks) * group
+
+
+@nb.njit(cache=True, inline="always")
+def layer_group(kind, n_out, geom):
+    """Neurons that share one accumulation pass: dense all of them, conv/pool the channels of a position."""
+    if kind == DENSE:
+        return n_out
+    return geom[3]
+
+
+@nb.njit(cache=True, inline="always")
+def accumulate_group(kind, in_events, start, stop, pos_start, rows, w2d, geom, p, lo, acc):
+    """Synaptic input of one group for one step into ``acc`` (zeroed here); returns the SOPs.
+    Dense: columns ``lo:lo+len(acc)``; conv/pool: output position ``p``."""
+    acc[:] = 0
+    if kind == DENSE:
+        return dense_rows(in_events, start, stop, w2d, acc, lo)
+    if kind == POOL:
+        return pool_position(p, in_events, pos_start, geom, w2d[0, 0], acc)
+    n = conv_rows(p, in_events, pos_start, geom, rows)
+    return sum_rows(rows, n, w2d, acc)
+
+
+@nb.njit(cache=True, inline="always")
+def float_work_item(w, kind, in_off, in_events, w2d, geom, bias, lam, v_th, soft, s_out, u_rec, n_chunks, n_blocks,
+                    step_counts, neuron_spikes, neuron_active):
+    """Work item ``w`` of :func:`run_float_layer` (same arguments)."""
     steps, batch, n_out = s_out.shape
-    out_off = np.zeros(batch * steps + 1, np.int64)
-    out_events = np.empty(max(16, in_events.shape[0]), np.int32)
-    count = 0
-    acc = np.zeros(n_out, np.float32)
-    u = np.zeros(n_out, np.float32)
-    s = np.zeros(n_out, np.float32)
-    no_rec = np.zeros(0, np.float32)
     record = u_rec.shape[0] > 0
-    spikes32 = np.zeros(n_out, np.int32)  # per-neuron totals kept narrow in the loop (T * B < 2**31)
-    active32 = np.zeros(n_out, np.int32)
-    for b in range(batch):
+    group = layer_group(kind, n_out, geom)
+    n_pos_in = geom[1] * geom[2] if kind != DENSE else 0
+    chunk = w // n_blocks
+    lo, hi = block_range(kind, n_out, group, n_blocks, w % n_blocks)
+    if hi <= lo:
+        return
+    width = min(group, hi - lo)
+    acc = np.zeros(hi - lo, np.float32)  # the block's synaptic input of one step, group after group
+    u = np.zeros(hi - lo, np.float32)
+    s = np.zeros(hi - lo, np.float32)
+    pos_start = np.zeros(n_pos_in + 1, np.int64)
+    rows = np.zeros(w2d.shape[0] if kind != DENSE else 0, np.int64)
+    no_rec = np.zeros(0, np.float32)
+    spikes_n = neuron_spikes[chunk, lo:hi]
+    active_n = neuron_active[chunk, lo:hi]
+    bias_b = bias[lo:hi]
+    counts = step_counts[w]
+    for b in range(chunk * batch // n_chunks, (chunk + 1) * batch // n_chunks):
         u[:] = 0.0
         s[:] = 0.0
         for t in range(steps):
-            acc[:] = 0.0
             slot = b * steps + t
-            spikes_in[t] += in_off[slot + 1] - in_off[slot]
-            sop[t] += propagate(kind, in_events, in_off[slot], in_off[slot + 1], w2d, geom, acc, input_spikes)
-            rec = u_rec[t, b] if record else no_rec
-            fired, busy = lif_float_step(acc, bias, lam, v_th, soft, u, s, s_out[t, b], rec, spikes32, active32)
-            spikes_out[t] += fired
-            active[t] += busy
-            out_events, count = emit_events(s_out[t, b], out_events, count)
-            out_off[slot + 1] = count
-    neuron_spikes += spikes32
-    neuron_active += active32
-    return out_off, out_events
+            start, stop = in_off[slot], in_off[slot + 1]
+            if kind != DENSE:
+                position_starts(in_events, start, stop, geom[0], pos_start)
+            for g0 in range(lo, hi, width):
+                k0 = g0 - lo
+                counts[0, t] += accumulate_group(kind, in_events, start, stop, pos_start, rows, w2d, geom,
+                                                 g0 // group, g0, acc[k0:k0 + width])
+            rec = u_rec[t, b, lo:hi] if record else no_rec
+            fired, busy = lif_float_step(acc, bias_b, lam, v_th, soft, u, s, s_out[t, b, lo:hi], rec, spikes_n,
+                                         active_n)
+            counts[1, t] += fired
+            counts[2, t] += busy
+
+
+@nb.njit(cache=True, parallel=True)
+def run_float_layer(kind, in_off, in_events, w2d, geom, bias, lam, v_th, soft, s_out, u_rec,
+                    n_chunks, n_blocks, step_counts, neuron_spikes, neuron_active):
+    """Float layer. Input address events ``in_events`` with offsets ``in_off`` (B*T + 1,); ``s_out``
+    (T, B, n_out) uint8 (zeroed); ``u_rec`` (T, B, n_out) float32 or (0, 0, 0) to skip recording;
+    ``bias`` (n_out,) float32; counters as in the module docstring."""
+    for w in nb.prange(n_chunks * n_blocks):
+        float_work_item(w, kind, in_off, in_events, w2d, geom, bias, lam, v_th, soft, s_out, u_rec, n_chunks, n_blocks,
+                        step_counts, neuron_spikes, neuron_active)
 
 
 @nb.njit(cache=True)
-def run_fixed_layer(kind, in_off, in_events, w2d, factor, geom, weight_exp, du, dv, vth, bias_eff, s_out,
-                    v_rec, u_rec, spikes_in, sop, spikes_out, active, neuron_spikes, neuron_active, input_spikes):
-    """Fixed-point layer with Lava's one-step synaptic delay: spikes arriving at step t reach the neurons
-    at step t + 1. Shapes as :func:`run_float_layer`. Lava's effective weights are ``factor * w2d``: dense
-    weights are stored in 8 bits (``w2d`` int8 with factor 2 for mixed signs, uint8 with factor +-1 for
-    one sign), conv/pool weights as int16 with factor 1; sums are exact in int32 for fan-in < 2**23.
-    Dense output is shifted by ``weight_exp`` (as Lava ``Dense``); conv and pool output is shifted, then
-    wrapped to signed 24 bit (as Lava ``Conv``, which applies no weight exponent itself)."""
+def run_float_layer_serial(kind, in_off, in_events, w2d, geom, bias, lam, v_th, soft, s_out, u_rec, n_chunks, n_blocks,
+                           step_counts, neuron_spikes, neuron_active):
+    """:func:`run_float_layer` on the calling thread (no thread hand-off: the 1-thread path)."""
+    for w in range(n_chunks * n_blocks):
+        float_work_item(w, kind, in_off, in_events, w2d, geom, bias, lam, v_th, soft, s_out, u_rec, n_chunks, n_blocks,
+                        step_counts, neuron_spikes, neuron_active)
+
+
+@nb.njit(cache=True, inline="always")
+def fixed_work_item(w, kind, in_off, in_events, w2d, factor, geom, weight_exp, du, dv, vth, bias_eff, s_out,
+                    v_rec, u_rec, n_chunks, n_blocks, step_counts, neuron_spikes, neuron_active):
+    """Work item ``w`` of :func:`run_fixed_layer` (same arguments)."""
     steps, batch, n_out = s_out.shape
-    out_off = np.zeros(batch * steps + 1, np.int64)
-    out_events = np.empty(max(16, in_events.shape[0]), np.int32)
-    count = 0
-    pending = np.zeros(n_out, np.int32)
-    acc = np.zeros(n_out, np.int32)
-    u = np.zeros(n_out, np.int32)
-    v = np.zeros(n_out, np.int32)
-    no_rec = np.zeros(0, np.int32)
     record = v_rec.shape[0] > 0
-    spikes32 = np.zeros(n_out, np.int32)  # per-neuron totals kept narrow in the loop (T * B < 2**31)
-    active32 = np.zeros(n_out, np.int32)
-    for b in range(batch):
+    group = layer_group(kind, n_out, geom)
+    n_pos_in = geom[1] * geom[2] if kind != DENSE else 0
+    left = max(weight_exp, 0)
+    right = max(-weight_exp, 0)
+    chunk = w // n_blocks
+    lo, hi = block_range(kind, n_out, group, n_blocks, w % n_blocks)
+    if hi <= lo:
+        return
+    width = min(group, hi - lo)
+    acc = np.zeros(hi - lo, np.int32)  # the block's synaptic input of one step, group after group
+    pending = np.zeros(hi - lo, np.int32)
+    u = np.zeros(hi - lo, np.int32)
+    v = np.zeros(hi - lo, np.int32)
+    pos_start = np.zeros(n_pos_in + 1, np.int64)
+    rows = np.zeros(w2d.shape[0] if kind != DENSE else 0, np.int64)
+    no_rec = np.zeros(0, np.int32)
+    spikes_n = neuron_spikes[chunk, lo:hi]
+    active_n = neuron_active[chunk, lo:hi]
+    bias_b = bias_eff[lo:hi]
+    counts = step_counts[w]
+    for b in range(chunk * batch // n_chunks, (chunk + 1) * batch // n_chunks):
         u[:] = 0
         v[:] = 0
         pending[:] = 0
         for t in range(steps):
-            rec_v = v_rec[t, b] if record else no_rec
-            rec_u = u_rec[t, b] if record else no_rec
-            fired, busy = lif_fixed_step(pending, du, dv, vth, bias_eff, u, v, s_out[t, b], rec_v, rec_u,
-                                         spikes32, active32)
-            spikes_out[t] += fired
-            active[t] += busy
-            out_events, count = emit_events(s_out[t, b], out_events, count)
-            out_off[b * steps + t + 1] = count
-            acc[:] = 0
             slot = b * steps + t
-            spikes_in[t] += in_off[slot + 1] - in_off[slot]
-            sop[t] += propagate(kind, in_events, in_off[slot], in_off[slot + 1], w2d, geom, acc, input_spikes)
-            left = max(weight_exp, 0)
-            right = max(-weight_exp, 0)
-            for i in range(n_out):
+            start, stop = in_off[slot], in_off[slot + 1]
+            rec_v = v_rec[t, b, lo:hi] if record else no_rec
+            rec_u = u_rec[t, b, lo:hi] if record else no_rec
+            fired, busy = lif_fixed_step(pending, du, dv, vth, bias_b, u, v, s_out[t, b, lo:hi], rec_v, rec_u,
+                                         spikes_n, active_n)
+            counts[1, t] += fired
+            counts[2, t] += busy
+            if kind != DENSE:
+                position_starts(in_events, start, stop, geom[0], pos_start)
+            for g0 in range(lo, hi, width):
+                k0 = g0 - lo
+                counts[0, t] += accumulate_group(kind, in_events, start, stop, pos_start, rows, w2d, geom,
+                                                 g0 // group, g0, acc[k0:k0 + width])
+            for i in range(hi - lo):
                 a = ((np.int64(acc[i]) * factor) << left) >> right
                 if kind != DENSE:
                     a = ((a + U24) & MASK24) - U24  # Lava Conv's signed 24-bit wrap of its output
                 pending[i] = np.int32(a)  # the int32 channel from synapse to neuron
-    neuron_spikes += spikes32
-    neuron_active += active32
-    return out_off, out_events
+
+
+@nb.njit(cache=True, parallel=True)
+def run_fixed_layer(kind, in_off, in_events, w2d, factor, geom, weight_exp, du, dv, vth, bias_eff, s_out,
+                    v_rec, u_rec, n_chunks, n_blocks, step_counts, neuron_spikes, neuron_active):
+    """Fixed-point layer with Lava's one-step synaptic delay: spikes arriving at step t reach the neurons
+    at step t + 1. Shapes and counters as :func:`run_float_layer`. Lava's effective weights are
+    ``factor * w2d``: dense weights are stored in 8 bits (``w2d`` int8 with factor 2 for mixed signs,
+    uint8 with factor +-1 for one sign), conv/pool weights as int16 with factor 1; sums are exact in int32
+    for fan-in < 2**23. Dense output is shifted by ``weight_exp`` (as Lava ``Dense``); conv and pool output
+    is shifted, then wrapped to signed 24 bit (as Lava ``Conv``, which applies no weight exponent itself)."""
+    for w in nb.prange(n_chunks * n_blocks):
+        fixed_work_item(w, kind, in_off, in_events, w2d, factor, geom, weight_exp, du, dv, vth, bias_eff, s_out,
+                        v_rec, u_rec, n_chunks, n_blocks, step_counts, neuron_spikes, neuron_active)
+
+
+@nb.njit(cache=True)
+def run_fixed_layer_serial(kind, in_off, in_events, w2d, factor, geom, weight_exp, du, dv, vth, bias_eff, s_out,
+                           v_rec, u_rec, n_chunks, n_blocks, step_counts, neuron_spikes, neuron_active):
+    """:func:`run_fixed_layer` on the calling thread (no thread hand-off: the 1-thread path)."""
+    for w in range(n_chunks * n_blocks):
+        fixed_work_item(w, kind, in_off, in_events, w2d, factor, geom, weight_exp, du, dv, vth, bias_eff, s_out,
+                        v_rec, u_rec, n_chunks, n_blocks, step_counts, neuron_spikes, neuron_active)

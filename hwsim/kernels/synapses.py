@@ -1,17 +1,28 @@
 """Event-driven synaptic propagation: each presynaptic spike adds its fan-out into the accumulators.
 
 Spikes travel between layers as address events: for a run of ``T`` steps and ``B`` samples, an int32
-array of neuron indices plus offsets ``(B*T + 1,)``, sample-major (step t of sample b is slot b*T + t).
+array of neuron indices plus offsets ``(B*T + 1,)``, sample-major (step t of sample b is slot b*T + t),
+the indices of one slot in ascending order.
 
-Weights are always passed as a 2-D array whose rows are the fan-out of one presynaptic index, so one
-layer loop serves every kind:
+**Layouts.** Spatial tensors are *channels last* inside the kernels: the neuron ``(c, y, x)`` of a
+``(C, H, W)`` population has index ``(y*W + x)*C + c``. The network description, the recorded spikes and
+the per-neuron counters stay channels first (as torch); the engine converts at the edges. Weights are a
+2-D array whose rows are the fan-out of one presynaptic index, so every inner loop walks contiguous memory:
 
-* dense: ``w2d[j, i]`` = W[i, j], shape ``(n_in, n_out)``;
-* conv: ``w2d[(c*kh + ky)*kw + kx, o]`` = W[o, c, ky, kx]; accumulators are ``(out_ch, H_out, W_out)``
-  flattened; ``geom = (C, H, W, out_ch, H_out, W_out, kh, kw, stride, padding)``;
-* sum pool: ``w2d[0, 0]`` is the tap weight; same ``geom`` with ``out_ch = C``.
+* dense: ``w2d[j, i]`` = W[i, j], shape ``(n_in, n_out)`` (``j`` in the layout of the layer's input, so a
+  dense layer after a spatial one has its rows permuted to channels-last order);
+* conv: ``w2d[(ky*kw + kx)*C + c, o]`` = W[o, c, ky, kx], shape ``(kh*kw*C, O)``; accumulators are
+  ``(H_out, W_out, O)`` flattened; ``geom = (C, H, W, O, H_out, W_out, kh, kw, stride, padding)``;
+* sum pool: ``w2d[0, 0]`` is the tap weight; same ``geom`` with ``O = C``.
 
-Each function returns the SOPs it performed (one per weight read and accumulate), counted per event.
+Conv and pool are computed *output stationary*: for each output position the active inputs of its
+receptive field are gathered (from per-position event ranges, :func:`position_starts`), then their kernel
+rows are summed into that position's ``O`` accumulators (:func:`dense_rows`, a contiguous vector loop).
+The SOPs are the same as scattering each input event over its actual fan-out: one per (input spike,
+kernel tap that reaches a valid output, output channel). Every accumulator sums its terms in an order that
+depends only on the input spikes, never on how the work is split across threads.
+
+Each accumulate function returns the SOPs it performed (one per weight read and accumulate).
 """
 
 from __future__ import annotations
@@ -23,22 +34,23 @@ DENSE, CONV, POOL = 0, 1, 2
 
 
 @nb.njit(cache=True, inline="always")
-def dense_events(events, start, stop, w2d, acc):
-    """Add the fan-out rows ``w2d[j]`` of the events ``events[start:stop]`` into ``acc``; returns the SOPs.
+def dense_rows(rows, start, stop, w2d, acc, lo):
+    """Add ``w2d[rows[e], lo:lo + len(acc)]`` for ``e`` in ``start:stop`` into ``acc``; returns the SOPs.
 
-    Rows are summed four events at a time before they reach the accumulators (a quarter of the
-    accumulator traffic); for float32 this fixes the order of additions as ``((r0 + r1) + (r2 + r3))``.
+    Rows are summed four at a time before they reach the accumulators (a quarter of the accumulator
+    traffic); for float32 this fixes the order of additions per accumulator as ``((r0 + r1) + (r2 + r3))``
+    over the rows in the given order, whatever ``lo`` is.
     """
     n = acc.shape[0]
-    cast = acc.dtype.type  # widen 8-bit weights before adding them
+    cast = acc.dtype.type  # widen 8/16-bit weights before adding them
     e = start
-    while e + 4 <= stop:
-        r0, r1, r2, r3 = w2d[events[e]], w2d[events[e + 1]], w2d[events[e + 2]], w2d[events[e + 3]]
+    while e + 4 <= stop:  # row views (not w2d[j, lo + i]): a runtime column offset defeats vectorisation
+        r0, r1, r2, r3 = w2d[rows[e], lo:], w2d[rows[e + 1], lo:], w2d[rows[e + 2], lo:], w2d[rows[e + 3], lo:]
         for i in range(n):
             acc[i] += (cast(r0[i]) + cast(r1[i])) + (cast(r2[i]) + cast(r3[i]))
         e += 4
     while e < stop:
-        r0 = w2d[events[e]]
+        r0 = w2d[rows[e], lo:]
         for i in range(n):
             acc[i] += cast(r0[i])
         e += 1
@@ -46,69 +58,118 @@ def dense_events(events, start, stop, w2d, acc):
 
 
 @nb.njit(cache=True, inline="always")
-def conv_event(j, w2d, geom, acc):
-    """Scatter the kernel of input spike ``j`` = (c, y, x) onto every output it reaches; returns the SOPs."""
-    h, w = geom[1], geom[2]
-    out_ch, ho, wo, kh, kw, stride, pad = geom[3], geom[4], geom[5], geom[6], geom[7], geom[8], geom[9]
-    c = j // (h * w)
-    y = (j // w) % h
-    x = j % w
-    plane = ho * wo
-    sops = 0
+def sum_rows(rows, n_rows, w2d, acc):
+    """Add the rows ``w2d[rows[:n_rows]]`` into ``acc`` (all columns), eight at a time (an eighth of the
+    accumulator traffic): the order per accumulator is a fixed tree over each group of eight rows, then
+    fours, then single rows, so it depends only on the row list. Returns the SOPs."""
+    n = acc.shape[0]
+    cast = acc.dtype.type
+    e = 0
+    while e + 8 <= n_rows:
+        r0, r1, r2, r3 = w2d[rows[e]], w2d[rows[e + 1]], w2d[rows[e + 2]], w2d[rows[e + 3]]
+        r4, r5, r6, r7 = w2d[rows[e + 4]], w2d[rows[e + 5]], w2d[rows[e + 6]], w2d[rows[e + 7]]
+        for i in range(n):
+            acc[i] += (((cast(r0[i]) + cast(r1[i])) + (cast(r2[i]) + cast(r3[i])))
+                       + ((cast(r4[i]) + cast(r5[i])) + (cast(r6[i]) + cast(r7[i]))))
+        e += 8
+    return dense_rows(rows, e, n_rows, w2d, acc, 0) + e * n
+
+
+@nb.njit(cache=True, inline="always")
+def dense_events(events, start, stop, w2d, acc):
+    """Add the fan-out rows ``w2d[j]`` of the events ``events[start:stop]`` into ``acc`` (all columns);
+    returns the SOPs. Same order of additions as :func:`dense_rows`."""
+    return dense_rows(events, start, stop, w2d, acc, 0)
+
+
+@nb.njit(cache=True, inline="always")
+def position_starts(events, start, stop, channels, pos_start):
+    """Per input position ``q``, the events of channels at ``q`` are ``events[pos_start[q]:pos_start[q+1]]``
+    (channels-last indices ``q*C + c`` in ascending order). ``pos_start`` has ``H*W + 1`` entries."""
+    n_pos = pos_start.shape[0] - 1
+    e = start
+    for q in range(n_pos):
+        pos_start[q] = e
+        limit = (q + 1) * channels
+        while e < stop and events[e] < limit:
+            e += 1
+    pos_start[n_pos] = stop
+
+
+@nb.njit(cache=True, inline="always")
+def conv_rows(p, events, pos_start, geom, rows):
+    """Kernel rows (indices into ``w2d``) of the active inputs in the receptive field of output position
+    ``p`` = oy*W_out + ox, tap by tap (ky, kx), channels ascending; returns how many were written."""
+    c_in, h, w = geom[0], geom[1], geom[2]
+    wo, kh, kw, stride, pad = geom[5], geom[6], geom[7], geom[8], geom[9]
+    oy = p // wo
+    ox = p - oy * wo
+    n = 0
     for ky in range(kh):
-        ny = y + pad - ky
-        if ny < 0 or ny % stride != 0:
-            continue
-        oy = ny // stride
-        if oy >= ho:
+        iy = oy * stride - pad + ky
+        if iy < 0 or iy >= h:
             continue
         for kx in range(kw):
-            nx = x + pad - kx
-            if nx < 0 or nx % stride != 0:
+            ix = ox * stride - pad + kx
+            if ix < 0 or ix >= w:
                 continue
-            ox = nx // stride
-            if ox >= wo:
-                continue
-            row = w2d[(c * kh + ky) * kw + kx]
-            base = oy * wo + ox
-            for o in range(out_ch):
-                acc[o * plane + base] += row[o]
-            sops += out_ch
-    return sops
+            q = iy * w + ix
+            tap = (ky * kw + kx) * c_in - q * c_in
+            for e in range(pos_start[q], pos_start[q + 1]):
+                rows[n] = tap + events[e]
+                n += 1
+    return n
 
 
 @nb.njit(cache=True, inline="always")
-def pool_event(j, w2d, geom, acc):
-    """Add the pool weight to every pooling window that contains input spike ``j``; returns the SOPs."""
-    h, w = geom[1], geom[2]
-    ho, wo, k, stride = geom[4], geom[5], geom[6], geom[8]
-    c = j // (h * w)
-    y = (j // w) % h
-    x = j % w
-    tap = w2d[0, 0]
+def pool_position(p, events, pos_start, geom, tap, acc):
+    """Add the pool tap weight for each active input in the window of output position ``p`` into
+    ``acc`` (C,); returns the SOPs (one per input spike that reaches this window)."""
+    c_in, w = geom[0], geom[2]
+    wo, k, stride = geom[5], geom[6], geom[8]
+    oy = p // wo
+    ox = p - oy * wo
     sops = 0
     for ky in range(k):
-        ny = y - ky
-        if ny < 0 or ny % stride != 0:
-            continue
-        oy = ny // stride
-        if oy >= ho:
-            continue
         for kx in range(k):
-            nx = x - kx
-            if nx < 0 or nx % stride != 0:
-                continue
-            ox = nx // stride
-            if ox >= wo:
-                continue
-            acc[(c * ho + oy) * wo + ox] += tap
-            sops += 1
+            q = (oy * stride + ky) * w + ox * stride + kx
+            base = q * c_in
+            for e in range(pos_start[q], pos_start[q + 1]):
+                acc[events[e] - base] += tap
+            sops += pos_start[q + 1] - pos_start[q]
     return sops
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
+def conv_accumulate(events, start, stop, w2d, geom, acc):
+    """One step of a conv layer for one sample: channels-last input events ``events[start:stop]`` into the
+    channels-last accumulators ``acc`` (H_out*W_out*O,), added to what is there; returns the SOPs."""
+    out_ch, n_pos = geom[3], geom[4] * geom[5]
+    pos_start = np.empty(geom[1] * geom[2] + 1, np.int64)
+    rows = np.empty(w2d.shape[0], np.int64)
+    position_starts(events, start, stop, geom[0], pos_start)
+    sops = 0
+    for p in range(n_pos):
+        n = conv_rows(p, events, pos_start, geom, rows)
+        sops += dense_rows(rows, 0, n, w2d, acc[p * out_ch:(p + 1) * out_ch], 0)
+    return sops
+
+
+@nb.njit(cache=True)
+def pool_accumulate(events, start, stop, w2d, geom, acc):
+    """One step of a sum-pool layer for one sample (channels last, as :func:`conv_accumulate`)."""
+    c_out, n_pos = geom[3], geom[4] * geom[5]
+    pos_start = np.empty(geom[1] * geom[2] + 1, np.int64)
+    position_starts(events, start, stop, geom[0], pos_start)
+    sops = 0
+    for p in range(n_pos):
+        sops += pool_position(p, events, pos_start, geom, w2d[0, 0], acc[p * c_out:(p + 1) * c_out])
+    return sops
+
+
+@nb.njit(cache=True)
 def propagate(kind, events, start, stop, w2d, geom, acc, input_spikes):
-    """Deliver the address events ``events[start:stop]`` (presynaptic indices) into ``acc``.
+    """Deliver the address events ``events[start:stop]`` (presynaptic indices, layouts above) into ``acc``.
 
     Increments ``input_spikes[j]`` per event. Returns the SOPs performed.
     """
@@ -116,13 +177,9 @@ def propagate(kind, events, start, stop, w2d, geom, acc, input_spikes):
         input_spikes[events[e]] += 1
     if kind == DENSE:
         return dense_events(events, start, stop, w2d, acc)
-    sops = 0
-    for e in range(start, stop):
-        if kind == CONV:
-            sops += conv_event(events[e], w2d, geom, acc)
-        else:
-            sops += pool_event(events[e], w2d, geom, acc)
-    return sops
+    if kind == CONV:
+        return conv_accumulate(events, start, stop, w2d, geom, acc)
+    return pool_accumulate(events, start, stop, w2d, geom, acc)
 
 
 @nb.njit(cache=True, inline="always")
@@ -135,6 +192,14 @@ def emit_events(fired, events, count):
         grown = np.empty(max(2 * events.shape[0], count + n), np.int32)
         grown[:count] = events[:count]
         events = grown
+    return events, fill_events(fired, events, count)
+
+
+@nb.njit(cache=True, inline="always")
+def fill_events(fired, events, count):
+    """Write the indices of the non-zero entries of ``fired`` (n,) uint8 to ``events[count:]`` (which
+    must have room); returns the new count."""
+    n = fired.shape[0]
     n8 = n // 8
     words = fired[:n8 * 8].view(np.uint64)
     for w in range(n8):
@@ -146,18 +211,78 @@ def emit_events(fired, events, count):
     for i in range(n8 * 8, n):
         events[count] = i
         count += fired[i]
-    return events, count
+    return count
+
+
+@nb.njit(cache=True, inline="always")
+def slot_size(spikes, slot):
+    """Spikes in slot ``slot`` (step ``slot % T`` of sample ``slot // T``) of 0/1 ``spikes`` (T, B, n)."""
+    steps, n = spikes.shape[0], spikes.shape[2]
+    row = spikes[slot % steps, slot // steps]
+    n8 = n // 8
+    words = row[:n8 * 8].view(np.uint64)
+    ones = np.uint64(0x0101010101010101)
+    total = 0
+    for w in range(n8):  # bytes are 0/1: their sum is the top byte of word * 0x0101...01
+        total += (words[w] * ones) >> np.uint64(56)
+    for i in range(n8 * 8, n):
+        total += row[i]
+    return total
+
+
+@nb.njit(cache=True, inline="always")
+def slot_fill(spikes, slot, events, count, end):
+    """Write the indices of slot ``slot``'s spikes to ``events[count:end]``, never past ``end`` (so slots
+    can be filled in parallel). Silent 8-neuron words are skipped whole; within a word every index is
+    written and the count advances by the spike bit (no unpredictable branch)."""
+    steps, n = spikes.shape[0], spikes.shape[2]
+    row = spikes[slot % steps, slot // steps]
+    n8 = n // 8
+    words = row[:n8 * 8].view(np.uint64)
+    for w in range(n8):
+        if words[w] != 0:
+            for i in range(w * 8, w * 8 + 8):
+                if count < end:
+                    events[count] = i
+                count += row[i]
+    for i in range(n8 * 8, n):
+        if count < end:
+            events[count] = i
+        count += row[i]
+
+
+@nb.njit(cache=True, inline="always")
+def slot_offsets(sizes):
+    offsets = np.zeros(sizes.shape[0] + 1, np.int64)
+    for slot in range(sizes.shape[0]):
+        offsets[slot + 1] = offsets[slot] + sizes[slot]
+    return offsets
+
+
+@nb.njit(cache=True, parallel=True)
+def scan_events(spikes):
+    """0/1 spikes ``(T, B, n)`` uint8 -> address events ``(offsets (B*T + 1,), indices)``, sample-major.
+    Parallel over the B*T slots; the result does not depend on the thread count."""
+    slots = spikes.shape[0] * spikes.shape[1]
+    sizes = np.zeros(slots, np.int64)
+    for slot in nb.prange(slots):
+        sizes[slot] = slot_size(spikes, slot)
+    offsets = slot_offsets(sizes)
+    events = np.empty(offsets[slots], np.int32)
+    for slot in nb.prange(slots):
+        slot_fill(spikes, slot, events, offsets[slot], offsets[slot + 1])
+    return offsets, events
 
 
 @nb.njit(cache=True)
-def scan_events(spikes):
-    """0/1 spikes ``(T, B, n)`` uint8 -> address events ``(offsets (B*T + 1,), indices)``, sample-major."""
-    steps, batch, n = spikes.shape
-    offsets = np.zeros(batch * steps + 1, np.int64)
-    events = np.empty(1024, np.int32)
-    count = 0
-    for b in range(batch):
-        for t in range(steps):
-            events, count = emit_events(spikes[t, b], events, count)
-            offsets[b * steps + t + 1] = count
-    return offsets, events[:count]
+def scan_events_serial(spikes):
+    """:func:`scan_events` on the calling thread (the 1-thread path)."""
+    slots = spikes.shape[0] * spikes.shape[1]
+    sizes = np.zeros(slots, np.int64)
+    for slot in range(slots):
+        sizes[slot] = slot_size(spikes, slot)
+    offsets = slot_offsets(sizes)
+    events = np.empty(offsets[slots], np.int32)
+    for slot in range(slots):
+        slot_fill(spikes, slot, events, offsets[slot], offsets[slot + 1])
+    return offsets, events

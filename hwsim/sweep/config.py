@@ -73,11 +73,11 @@ class Point:
 
     def train_config(self) -> dict[str, Any]:
         """The configuration of its training (chip and evaluation keys at their defaults)."""
-        return {**self.config, **_defaults(EVAL_KEYS), "chips": [], "rules": self.config["rules"]}
+        return {**self.config, **_defaults(EVAL_KEYS), "chips": "all", "rules": self.config["rules"]}
 
     def model_config(self) -> dict[str, Any]:
-        """The configuration of its trained network's hwsim run (no chip)."""
-        return {**self.config, "chips": []}
+        """The configuration of its trained network's hwsim run (chips at the default: those stages price none)."""
+        return {**self.config, "chips": "all"}
 
 
 def load_sweep(path: str | Path) -> SweepConfig:
@@ -85,10 +85,9 @@ def load_sweep(path: str | Path) -> SweepConfig:
     path = Path(path)
     if not path.is_file():
         raise SweepError(f"{path}: no such sweep configuration")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise SweepError(f"{path}: malformed YAML: {err}") from None
+    from hwsim.safeio import load_yaml
+
+    data = load_yaml(path, "sweep configuration")  # UsageError naming file and line when malformed
     if not isinstance(data, dict):
         raise SweepError(f"{path}: expected a mapping with keys base, axes (and optionally zip, extra_stages, "
                          "retries)")
@@ -97,10 +96,7 @@ def load_sweep(path: str | Path) -> SweepConfig:
         study = (path.parent / base)
         if not study.is_file():
             raise SweepError(f"{path}: key 'base': no such study configuration {study}")
-        try:
-            data["base"] = yaml.safe_load(study.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise SweepError(f"{study}: malformed YAML: {err}") from None
+        data["base"] = load_yaml(study, "study configuration") or {}
     return parse_sweep(data, where=str(path))
 
 

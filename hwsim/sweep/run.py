@@ -20,7 +20,7 @@ from hwsim.sweep.config import Point, SweepConfig, SweepError, expand
 from hwsim.sweep.table import Table, make_row, write_json
 from hwsim.sweep.tasks import PointFailed, model_task, point_dir, point_task, train_task
 
-LOCK = ".sweep.lock"
+LOCK = ".hwsim.lock"  # hwsim.safeio.OutputLock's file in a folder
 SAVED = "sweep.yaml"
 
 
@@ -44,7 +44,7 @@ def run_sweep(config: SweepConfig, out: str | Path, *, scheduler: str | None = N
 
     ``scheduler``: address of a running Dask scheduler (``tcp://host:8786``); else a ``LocalCluster`` of
     ``workers`` processes (default: one per core), one thread each; ``serial``: no Dask, this process."""
-    from filelock import FileLock, Timeout
+    from hwsim.safeio import OutputLock
 
     out = Path(out).resolve()
     points = expand(config)
@@ -52,12 +52,8 @@ def run_sweep(config: SweepConfig, out: str | Path, *, scheduler: str | None = N
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise SweepError(f"{out}: cannot create the output folder ({err.strerror or err})") from None
-    lock = FileLock(out / LOCK)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise SweepError(f"{out}: another hwsim sweep is running on this folder (it holds {out / LOCK}); wait for "
-                         "it or use another --out") from None
+    lock = OutputLock(out, what=f"--out {out}: another hwsim sweep", folder=True)
+    lock.acquire()  # OutputBusy (exit 1) while another sweep runs on this folder; the OS drops it if that one dies
     try:
         _claim(out, config)
         table = Table(out)
@@ -124,7 +120,7 @@ def _claim(out: Path, config: SweepConfig) -> None:
             raise SweepError(f"{out}: holds a sweep of another configuration ({saved}); use another --out, or "
                              "delete the folder to start over")
         return
-    if any(p.name != LOCK for p in out.iterdir()):
+    if any(p.name not in (LOCK, ".sweep.lock") for p in out.iterdir()):
         raise SweepError(f"{out}: not empty and holds no sweep ({SAVED}); use a new or empty folder for --out")
     saved.write_text(text)
 

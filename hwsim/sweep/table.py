@@ -21,7 +21,6 @@ Columns (units in the names; ``None``/NaN where a figure does not exist or the p
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -61,9 +60,10 @@ class Table:
         return pd.DataFrame(rows)
 
     def write(self) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        self.frame().to_parquet(tmp, index=False)
-        os.replace(tmp, self.path)  # readers see the old table or the new one, never half of one
+        from hwsim.safeio import atomic_path
+
+        with atomic_path(self.path) as tmp:  # readers see the old table or the new one, never half of one
+            self.frame().to_parquet(tmp, index=False)
 
 
 def make_row(point: Point, outcome: dict | None = None, error: str | None = None) -> dict[str, Any]:
@@ -166,10 +166,9 @@ def pareto(rows: list[dict]) -> list[dict]:
 
 
 def write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_plain))
-    os.replace(tmp, path)
+    from hwsim.safeio import atomic_write
+
+    atomic_write(path, json.dumps(data, indent=2, default=_plain))
 
 
 def _number(value) -> bool:

@@ -69,7 +69,10 @@ def _stages(config: dict, folder: Path, stages: tuple[str, ...]) -> dict:
     from hwsim.study import Study, StudyConfig
 
     with one_thread():
-        study = Study(StudyConfig.model_validate(config), folder, progress=False, log=lambda *_: None)
+        try:
+            study = Study(StudyConfig.model_validate(config), folder, progress=False, log=lambda *_: None)
+        except Exception as err:
+            raise PointFailed(f"study set-up: {type(err).__name__}: {' '.join(str(err).split())}") from None
         done: dict = {}
         for stage in stages:  # one at a time, so that a failure names its stage
             try:

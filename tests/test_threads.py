@@ -1,0 +1,89 @@
+"""Thread policy: results bit-identical for any thread count and work split; bad counts rejected in one line."""
+
+import subprocess
+import sys
+
+import numba
+import numpy as np
+import pytest
+
+from hwsim.engine import Engine, bernoulli, work_split
+from hwsim.network import from_spec
+from hwsim.threads import ThreadsError, available_threads, check_threads, set_threads
+
+
+def _snapshot(result):
+    layers = [(lc.name, {k: v.copy() for k, v in lc.events.items()}, lc.neuron_spikes, lc.neuron_active,
+               lc.input_spikes) for lc in result.counts.layers]
+    return result.spikes, result.membranes, result.currents, layers
+
+
+def _assert_same(a, b, what):
+    for k, (x, y) in enumerate(zip(a[0], b[0])):
+        np.testing.assert_array_equal(x, y, err_msg=f"{what}: spikes of layer {k}")
+    for states_a, states_b in ((a[1], b[1]), (a[2], b[2])):
+        for k, (x, y) in enumerate(zip(states_a or [], states_b or [])):
+            np.testing.assert_array_equal(x, y, err_msg=f"{what}: state of layer {k}")
+    for (name, ev_a, *per_a), (_, ev_b, *per_b) in zip(a[3], b[3]):
+        for key in ev_a:
+            np.testing.assert_array_equal(ev_a[key], ev_b[key], err_msg=f"{what}: {name} {key}")
+        for x, y in zip(per_a, per_b):
+            np.testing.assert_array_equal(x, y, err_msg=f"{what}: {name} per-neuron counts")
+
+
+@pytest.mark.parametrize("mode", ["float", "fixed"])
+@pytest.mark.parametrize("spec, shape", [("40-200-5", (40,)), ("2x9x9-c5k3p1-p2-c6k3s2p1-7", (2, 9, 9))])
+def test_any_work_split_gives_identical_results(mode, spec, shape):
+    """Virtual thread counts 1..7 split samples and output blocks differently (batch 1 and 3)."""
+    network = from_spec(spec, mode=mode, seed=3)
+    first = Engine(network).plans[0]
+    group = int(first.geom[3]) or 200
+    assert work_split(first.kind, 1, 200 if group == 200 else 5 * 81, group, 7)[1] > 1  # batch 1 splits blocks
+    for batch in (1, 3):
+        x = bernoulli((6, batch, *shape), 0.3, seed=batch)
+        reference = _snapshot(Engine(network, threads=1).run(x, record=True))
+        for threads in (2, 3, 5, 7):
+            _assert_same(reference, _snapshot(Engine(network, threads=threads).run(x, record=True)),
+                         f"{mode} {spec} batch {batch}, split for {threads} threads")
+
+
+def test_real_thread_counts_give_identical_results():
+    network = from_spec("2x8x8-c4k3p1-p2-12-5", seed=1)
+    x = bernoulli((5, 4, 2, 8, 8), 0.3, seed=2)
+    previous = numba.get_num_threads()
+    try:
+        set_threads(1)
+        one = _snapshot(Engine(network).run(x, record=True))
+        set_threads(available_threads())
+        _assert_same(one, _snapshot(Engine(network).run(x, record=True)), f"{available_threads()} threads")
+    finally:
+        numba.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("bad", [0, -1, available_threads() + 1, 1.5])
+def test_bad_thread_count_is_named(bad):
+    with pytest.raises(ThreadsError, match=r"--threads must be an integer in 1\.\.\d+"):
+        check_threads(bad)
+
+
+@pytest.mark.parametrize("bad", ["0", str(available_threads() + 1)])
+def test_cli_bad_threads_is_one_line(bad):
+    proc = subprocess.run([sys.executable, "-m", "hwsim.cli", "run", "--net", "4-3", "-T", "2", "--threads", bad],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert "--threads must be an integer in 1.." in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_thread_policy_does_not_import_torch():
+    code = ("import sys; from hwsim.threads import set_threads; set_threads(1); "
+            "from hwsim.engine import Engine; assert 'torch' not in sys.modules, 'torch imported'")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_torch_follows_the_policy():
+    code = ("import torch; from hwsim.threads import set_threads; set_threads(1); "
+            "assert torch.get_num_threads() == 1, torch.get_num_threads()")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
