@@ -31,6 +31,7 @@ from hwsim.commands import (
     cmd_feasibility,
     cmd_run,
     cmd_study,
+    cmd_sweep,
     cmd_train,
 )
 from hwsim.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, Failure, one_line
@@ -150,6 +151,24 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--no-progress", action="store_true", help="no progress bars")
     st.set_defaults(func=cmd_study)
 
+    sw = sub.add_parser(
+        "sweep", help="a design-space sweep of studies on Dask: one row per point, resumable, Pareto figures",
+        description="Cross (or zip) study keys into points -- one trained rule on one chip each -- and run them as "
+                    "Dask tasks (a LocalCluster on this machine, or --scheduler), sharing trainings between points. "
+                    "Writes DIR/points.parquet as points finish, DIR/sweep.md and figures; rerun to complete what "
+                    "is missing. See docs/sweep.md.")
+    sw.add_argument("--config", required=True, metavar="FILE.yaml", help="sweep configuration (base study and axes)")
+    sw.add_argument("--out", required=True, metavar="DIR", help="output folder (on a filesystem every worker sees)")
+    sw.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler, e.g. tcp://host:8786 "
+                                                           "(default: a LocalCluster on this machine)")
+    sw.add_argument("--workers", type=_positive_int, metavar="N", help="LocalCluster workers (default: one per core)")
+    sw.add_argument("--serial", action="store_true", help="no Dask: run the points one after another in this process")
+    sw.add_argument("--connect-timeout", type=finite_positive_float, default=10.0, metavar="S",
+                    help="seconds to wait for --scheduler to answer (10)")
+    sw.add_argument("--json", action="store_true", help="print the summary (counts, table, report, figures) as JSON")
+    sw.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sw.set_defaults(func=cmd_sweep)
+
     tr = sub.add_parser(
         "train", help="train a network in torch with a learning rule (BPTT, SLTT, OTTT, TTL-BPTT, STDL, ...)",
         description="Reference training in torch with per-epoch accuracy, activation memory (bytes kept for "
@@ -228,7 +247,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from methods.errors import DataError, RuleError
 
     found = [errors.NetworkError, errors.InputError, errors.UsageError, errors.LearningError,
-             errors.FeasibilityError, errors.StudyError, DataError, RuleError, ThreadsError]
+             errors.FeasibilityError, errors.StudyError, errors.SweepError, DataError, RuleError, ThreadsError]
     for module, name in (("chips", "ChipError"), ("hwsim.safeio", "NpzError")):
         if module in sys.modules:
             found.append(getattr(sys.modules[module], name))

@@ -268,6 +268,35 @@ def cmd_study(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from hwsim.sweep import load_sweep, run_sweep
+
+    if args.serial and (args.scheduler or args.workers):
+        raise UsageError("--serial runs in this process: it takes neither --scheduler nor --workers")
+    if args.scheduler and args.workers:
+        raise UsageError("--workers sizes the LocalCluster; a --scheduler's cluster has its own workers")
+    import sys
+
+    summary = run_sweep(load_sweep(args.config), args.out, scheduler=args.scheduler, workers=args.workers,
+                        serial=args.serial, connect_timeout_s=args.connect_timeout, progress=not args.no_progress,
+                        log=lambda line: print(line, file=sys.stderr))
+    out = summary.out
+    if args.json:
+        print(json.dumps({"points": summary.points, "done_before": summary.done_before, "ran": summary.ran,
+                          "failed": summary.failed, "table": str(out / "points.parquet"),
+                          "report": str(out / "sweep.md"), "figures": [str(out / f) for f in summary.figures]},
+                         indent=2))
+    else:
+        print(f"{summary.points} points: {summary.done_before} done before, {summary.ran} run now, "
+              f"{summary.failed} failed\ntable: {out / 'points.parquet'}; report: {out / 'sweep.md'}; "
+              f"figures: {', '.join(summary.figures)}")
+    if summary.failed:
+        print(f"{summary.failed} points failed (their error is in the table and sweep.md); rerun to retry them",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
 def _dash(value) -> str:
     return "-" if value is None else str(value)
 

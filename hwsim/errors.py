@@ -41,6 +41,10 @@ class StudyError(ValueError):
     """An invalid study configuration or output folder; the message names the key or file."""
 
 
+class SweepError(ValueError):
+    """An invalid sweep configuration, output folder or scheduler; the message names the key, file or address."""
+
+
 class UsageError(ValueError):
     """A command-line argument or an input file is invalid (exit code 2)."""
 
@@ -75,4 +79,5 @@ def one_line(text: str, limit: int = 400) -> str:
 
 
 __all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "Failure", "FeasibilityError", "InputError",
-           "LearningError", "NetworkError", "OutputBusy", "StudyError", "UsageError", "one_line", "short"]
+           "LearningError", "NetworkError", "OutputBusy", "StudyError", "SweepError", "UsageError", "one_line",
+           "short"]

@@ -23,7 +23,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "hwsim"
 # modules that glue the simulator to torch training: they may import torch or methods inside functions
-TRAINING_GLUE = {"hwsim.study", "hwsim.study_figures", "hwsim.commands", "hwsim.export.bundle"}
+TRAINING_GLUE = {"hwsim.study", "hwsim.study_figures", "hwsim.commands", "hwsim.export.bundle", "hwsim.sweep.tasks"}
 TORCH_FREE_METHODS = {"methods", "methods.errors"}
 
 

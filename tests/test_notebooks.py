@@ -10,9 +10,9 @@ from nbclient import NotebookClient
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 
 
-def test_the_three_notebooks_exist():
+def test_the_four_notebooks_exist():
     assert [p.name for p in NOTEBOOKS] == ["01_energy_per_chip.ipynb", "02_on_chip_learning_feasibility.ipynb",
-                                           "03_export_to_lava.ipynb"]
+                                           "03_export_to_lava.ipynb", "04_design_space_sweep.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
