@@ -27,8 +27,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from methods import RULES  # noqa: E402
-from methods.train import TrainConfig, train  # noqa: E402
+from hwsim.methods import RULES  # noqa: E402
+from hwsim.methods.train import TrainConfig, train  # noqa: E402
 
 OPTIONS = {"sltt_k": {"k": 2}, "ttl_bptt": {"window": 2, "block": 1}, "stdl": {"subnet": 1, "budget_bytes": 128 * 1024}}
 NET = "64-128-128-10"
@@ -40,8 +40,9 @@ def run(rule: str, dataset: str, steps: int, epochs: int, seed: int) -> dict:
     start = time.perf_counter()
     result = train(config, progress=False, log=lambda *_: None)
     last = result.history[-1]
+    from hwsim.methods import build_rule
+
     from hwsim.network import from_spec
-    from methods import build_rule
 
     opts = {k: v for k, v in OPTIONS.get(rule, {}).items() if k != "budget_bytes"}
     allocator = _memory(build_rule(rule, from_spec(NET, seed=seed), batch_size=CLAIM_BATCH, seed=seed,
@@ -123,7 +124,7 @@ CLAIM_BATCH = 32
 
 
 def _memory(rule, steps: int, n_in: int = 64, seed: int = 0) -> dict:
-    from methods.memory import measure
+    from hwsim.methods.memory import measure
 
     g = torch.Generator().manual_seed(seed)
     x = (torch.rand(steps, CLAIM_BATCH, n_in, generator=g) < 0.2).float()
@@ -133,8 +134,9 @@ def _memory(rule, steps: int, n_in: int = 64, seed: int = 0) -> dict:
 
 
 def _rule(name: str, **opts):
+    from hwsim.methods import build_rule
+
     from hwsim.network import from_spec
-    from methods import build_rule
 
     return build_rule(name, from_spec(CLAIM_NET, seed=0), batch_size=CLAIM_BATCH, **opts)
 
@@ -160,8 +162,8 @@ def _ratio_line(values: dict, key: str) -> str:
 
 def claims(json_path: str | None = None, markdown_path: str | None = None) -> list[dict]:
     """Measure every claim (see the module docstring); print the detail and the side-by-side table."""
-    from methods.revsnn import Reversible, RevSNN
-    from methods.rule import step_loss
+    from hwsim.methods.revsnn import Reversible, RevSNN
+    from hwsim.methods.rule import step_loss
 
     start = time.perf_counter()
     rows, detail = [], {}

@@ -28,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import chips  # noqa: E402
+from hwsim import chips  # noqa: E402
 from hwsim.cost import estimate  # noqa: E402
 from hwsim.counts import Counts, LayerCounts  # noqa: E402
 from hwsim.mapping import map_network  # noqa: E402

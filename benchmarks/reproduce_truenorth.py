@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import chips  # noqa: E402
+from hwsim import chips  # noqa: E402
 from hwsim.cost import estimate  # noqa: E402
 from hwsim.engine import Engine, bernoulli  # noqa: E402
 from hwsim.network import from_spec  # noqa: E402

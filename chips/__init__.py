@@ -11,9 +11,9 @@ import difflib
 from functools import lru_cache
 from pathlib import Path
 
+from hwsim.chips.schema import UNIT_SUFFIXES, Chip
 from pydantic import ValidationError
 
-from chips.schema import UNIT_SUFFIXES, Chip
 from hwsim.errors import short
 
 CHIP_DIR = Path(__file__).resolve().parent

@@ -243,12 +243,12 @@ def _user_errors() -> tuple[type[Exception], ...]:
     """The error classes that mean bad input (one line on stderr, exit 2), from modules that import nothing
     heavy; a chip or npz error can only come from an already imported ``chips`` or ``hwsim.safeio``."""
     from hwsim import errors
+    from hwsim.methods.errors import DataError, RuleError
     from hwsim.threads import ThreadsError
-    from methods.errors import DataError, RuleError
 
     found = [errors.NetworkError, errors.InputError, errors.UsageError, errors.LearningError,
              errors.FeasibilityError, errors.StudyError, errors.SweepError, DataError, RuleError, ThreadsError]
-    for module, name in (("chips", "ChipError"), ("hwsim.safeio", "NpzError")):
+    for module, name in (("hwsim.chips", "ChipError"), ("hwsim.safeio", "NpzError")):
         if module in sys.modules:
             found.append(getattr(sys.modules[module], name))
     return tuple(found)

@@ -104,7 +104,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_chips(args: argparse.Namespace) -> int:
-    import chips
+    from hwsim import chips
 
     if args.action == "show" or args.name:
         if not args.name:
@@ -200,7 +200,7 @@ def cmd_feasibility(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from hwsim.export.bundle import export, load_trained
-    from methods.data import DATASETS, load_dataset
+    from hwsim.methods.data import DATASETS, load_dataset
 
     network, config = load_trained(args.checkpoint)
     if args.learning and network.mode != "float":
@@ -397,9 +397,9 @@ def _fits_text(fits) -> str:
 def cmd_train(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from methods import RULES
-    from methods.data import DATASETS
-    from methods.train import TrainConfig, train
+    from hwsim.methods import RULES
+    from hwsim.methods.data import DATASETS
+    from hwsim.methods.train import TrainConfig, train
 
     if args.rule not in RULES:
         raise UsageError(f"--rule: unknown rule {args.rule!r}; known rules: {', '.join(RULES)}")
@@ -448,7 +448,7 @@ def _default_checkpoint(rule: str, dataset: str) -> Path:
 
 def _chip_list(values: list[str] | None) -> list:
     """The chips of ``--chip``: names or paths, comma-separated and/or repeated; none or 'all': every chip."""
-    import chips
+    from hwsim import chips
 
     names = [n.strip() for value in values or [] for n in value.split(",") if n.strip()]
     if not names or "all" in names:

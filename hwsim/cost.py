@@ -50,8 +50,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from chips import ChipError
-from chips.schema import Chip
+from hwsim.chips import ChipError
+from hwsim.chips.schema import Chip
 from hwsim.counts import Counts
 from hwsim.mapping import Mapping, map_network
 from hwsim.network import Network

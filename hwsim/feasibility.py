@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from chips.schema import Chip
+from hwsim.chips.schema import Chip
 from hwsim.counts import Counts
 from hwsim.errors import FeasibilityError
 from hwsim.mapping import core_load, map_network, neuron_layers, stored_weights, weight_sharing

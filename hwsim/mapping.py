@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from chips.schema import Chip
+from hwsim.chips.schema import Chip
 from hwsim.counts import Counts, LayerCounts
 from hwsim.network import Conv2d, Dense, Flatten, Network, SumPool2d
 

@@ -37,7 +37,7 @@ import heapq
 
 import numpy as np
 
-from chips.schema import Chip
+from hwsim.chips.schema import Chip
 from hwsim.counts import Counts
 from hwsim.mapping import Mapping, tile_xy
 

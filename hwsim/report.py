@@ -40,7 +40,9 @@ def write_report(config, results: dict, out: Path) -> None:
     for rule, points in memory["activation_kib"].items():
         cells = [f"{points[str(t)]} / {allocator.get(rule, {}).get(str(t), '-')}" for t in steps]
         lines.append(f"| {rule} | " + " | ".join(cells) + " |")
-    lines += ["", *_stdl_lines(config, memory.get("plans", {}).get("stdl")), "![memory against T](memory_vs_T.png)",
+    skipped = [f"{rule} left out: {why}" for rule, why in memory.get("skipped", {}).items()]
+    lines += ["", *_stdl_lines(config, memory.get("plans", {}).get("stdl")), *(skipped and [*skipped, ""]),
+              "![memory against T](memory_vs_T.png)",
               "", "## On-chip fine-tuning (numba, counted)", ""]
     if results["on_chip"]["rules"]:
         lines += ["| rule | samples | accuracy before (%) | after (%) | error MACs | gradient ops | weights written |",
@@ -87,6 +89,7 @@ def write_report(config, results: dict, out: Path) -> None:
             rank = "-" if r.get("rank") is None else f"{r['rank']}{' (≥)' if r.get('lower_bound') else ''}"
             lines.append(f"| {chip} | {rule} | `{r['verdict']}` | {max_t} | {r.get('cores_needed', '-')} | "
                          f"{r['memory_kib_per_core']} | {energy} | {rank} |")
+    lines += [f"\n{rule} left out: {why}" for rule, why in results["feasibility"].get("skipped", {}).items()]
     export = results["export"]
     lines += ["", "## Export to Lava", ""]
     if export.get("skipped"):

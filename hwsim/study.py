@@ -93,7 +93,7 @@ class StudyConfig(BaseModel):
     @field_validator("chips")
     @classmethod
     def _chips(cls, value):
-        import chips
+        from hwsim import chips
 
         if value != "all":
             for name in value:
@@ -109,17 +109,31 @@ class StudyConfig(BaseModel):
 
     @model_validator(mode="after")
     def _stdl_budget(self) -> StudyConfig:
-        """STDL's budget must admit an auxiliary network on this network: checked here, before any training."""
-        if "stdl" not in (*self.rules, *self.train_rules, *self.on_chip.rules):
-            return self
-        from hwsim.network import from_spec
-        from hwsim.stdl import STDLError, plan
-
-        try:
-            plan(from_spec(self.network), 1, self.stdl_budget_bytes, self.batch_size)
-        except STDLError as err:
-            raise ValueError(f"stdl_budget_bytes: {err}") from None
+        """STDL trained in torch or on chip needs a budget that admits an auxiliary network on this network:
+        checked here, before any training. (Where STDL is only analysed -- ``rules`` -- a budget that admits
+        none leaves STDL out of the memory and feasibility stages, and the report says why.)"""
+        if "stdl" in (*self.train_rules, *self.on_chip.rules) and (reason := stdl_refusal(self)):
+            raise ValueError(f"stdl_budget_bytes: {reason}")
         return self
+
+    def analysed_rules(self) -> tuple[list[str], dict[str, str]]:
+        """The rules of the memory and feasibility stages, and those left out with the reason."""
+        reason = stdl_refusal(self) if "stdl" in self.rules else None
+        if reason is None:
+            return list(self.rules), {}
+        return [r for r in self.rules if r != "stdl"], {"stdl": f"stdl_budget_bytes: {reason}"}
+
+
+def stdl_refusal(config: StudyConfig) -> str | None:
+    """Why STDL's budget admits no auxiliary network on the study's network (None when it does)."""
+    from hwsim.network import from_spec
+    from hwsim.stdl import STDLError, plan
+
+    try:
+        plan(from_spec(config.network), 1, config.stdl_budget_bytes, config.batch_size)
+    except STDLError as err:
+        return str(err)
+    return None
 
 
 def load_config(path: str | Path | None) -> StudyConfig:
@@ -173,7 +187,7 @@ class Study:
             self._lock.release()
             raise StudyError(f"{self.out}: holds a study with another configuration ({saved}); use another --out")
         atomic_write(saved, text)
-        import chips
+        from hwsim import chips
 
         self.chip_names = chips.names() if config.chips == "all" else list(config.chips)
 
@@ -212,7 +226,7 @@ class Study:
         return results
 
     def _data(self):
-        from methods.data import load_dataset
+        from hwsim.methods.data import load_dataset
 
         data = load_dataset(self.config.dataset, self.config.timesteps, seed=self.config.seed,
                             path=self.config.data_path)
@@ -227,7 +241,7 @@ class Study:
 
     # -- stages --------------------------------------------------------------------------------------
     def stage_train(self, results: dict) -> dict:
-        from methods.train import TrainConfig, train
+        from hwsim.methods.train import TrainConfig, train
 
         c = self.config
         out = {}
@@ -274,15 +288,16 @@ class Study:
     def stage_memory(self, results: dict) -> dict:
         import torch
 
+        from hwsim.methods import build_rule
+        from hwsim.methods.memory import measure
         from hwsim.network import from_spec
-        from methods import build_rule
-        from methods.memory import measure
 
         c = self.config
         net = from_spec(c.network, seed=c.seed)
         g = torch.Generator().manual_seed(c.seed)
         out, allocator, plans = {}, {}, {}
-        for rule in c.rules:
+        rules, skipped = c.analysed_rules()
+        for rule in rules:
             out[rule], allocator[rule] = {}, {}
             for steps in c.memory_timesteps:
                 r = build_rule(rule, net, window=min(c.ttl_window, steps), budget_bytes=c.stdl_budget_bytes,
@@ -299,7 +314,8 @@ class Study:
         from hwsim.plots import memory_vs_timesteps
 
         memory_vs_timesteps(out, self.out / "memory_vs_T.png", batch=c.batch_size, allocator_kib=allocator)
-        return {"activation_kib": out, "allocator_kib": allocator, "batch": c.batch_size, "plans": plans}
+        return {"activation_kib": out, "allocator_kib": allocator, "batch": c.batch_size, "plans": plans,
+                "skipped": skipped}
 
     def stage_on_chip(self, results: dict) -> dict:
         from hwsim.learning import OnChipLearner, accuracy, fit
@@ -328,7 +344,7 @@ class Study:
         return {"rules": out}
 
     def stage_costs(self, results: dict) -> dict:
-        import chips
+        from hwsim import chips
         from hwsim.cost import estimate
         from hwsim.engine import Engine
         from hwsim.network import load
@@ -356,14 +372,15 @@ class Study:
                 "samples": int(counts.batch)}
 
     def stage_feasibility(self, results: dict) -> dict:
-        import chips
+        from hwsim import chips
         from hwsim.feasibility import check, learning_counts, rank
         from hwsim.plots import feasibility_heatmap
 
         c = self.config
         network = self._trained()
         verdicts = []
-        for rule in c.rules:
+        rules, skipped = c.analysed_rules()
+        for rule in rules:
             counts = learning_counts(network, rule, c.timesteps, 0.2, seed=c.seed, window=c.ttl_window,
                                      budget_bytes=c.stdl_budget_bytes)
             for name in self.chip_names:
@@ -388,7 +405,7 @@ class Study:
                 _sig(v["latency_per_sample_s"] * 1e3),
                 "rank": v["rank"], "rank_note": v["rank_note"], "unpriced": v["unpriced"],
                 "unpriced_counts": v["unpriced_counts"]}
-        return {"table": table}
+        return {"table": table, "skipped": skipped}
 
     def stage_export(self, results: dict) -> dict:
         if not self.config.export:

@@ -100,7 +100,7 @@ def append_to_report(report: Path, made: dict) -> None:
 
 
 def _histories(study) -> dict[str, list[dict]]:
-    from methods.train import load_checkpoint
+    from hwsim.methods.train import load_checkpoint
 
     histories = {}
     for rule in study.config.train_rules:
@@ -149,7 +149,7 @@ def _on_chip_curves(study) -> dict[str, list[tuple[int, float]]]:
 
 def _energies(study, fixed, x_tb: np.ndarray):
     """Per chip: energy and latency of the test samples; energy against T and against the input rate."""
-    import chips
+    from hwsim import chips
     from hwsim.cost import estimate
     from hwsim.engine import Engine, bernoulli
 

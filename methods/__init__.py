@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from methods.errors import RuleError
+from hwsim.methods.errors import RuleError
 
-if TYPE_CHECKING:  # torch is imported by build_rule, not by ``import methods``
+if TYPE_CHECKING:  # torch is imported by build_rule, not by ``import hwsim.methods``
     import torch
+    from hwsim.methods.rule import TrainingRule
 
     from hwsim.network import Network
-    from methods.rule import TrainingRule
 
 RULES = ("bptt", "sltt", "sltt_k", "ottt_a", "ottt_o", "ttl_bptt", "stdl", "revsnn")
 
@@ -26,14 +26,13 @@ def build_rule(name: str, network: Network, *, k: int = 2, window: int = 1, bloc
     ``budget_bytes``/``batch_size`` (STDL; budget default :data:`hwsim.stdl.DEFAULT_BUDGET_BYTES`). The model is
     moved to ``device``."""
     import torch
-
-    from methods.bptt import BPTT
-    from methods.models import SpikingNet
-    from methods.ottt import OTTT
-    from methods.revsnn import Reversible, from_network
-    from methods.sltt import SLTT
-    from methods.stdl import STDL
-    from methods.ttl_bptt import TTLBPTT
+    from hwsim.methods.bptt import BPTT
+    from hwsim.methods.models import SpikingNet
+    from hwsim.methods.ottt import OTTT
+    from hwsim.methods.revsnn import Reversible, from_network
+    from hwsim.methods.sltt import SLTT
+    from hwsim.methods.stdl import STDL
+    from hwsim.methods.ttl_bptt import TTLBPTT
 
     if name not in RULES:
         raise RuleError(f"unknown rule {name!r}; known rules: {', '.join(RULES)}")
@@ -55,8 +54,8 @@ def build_rule(name: str, network: Network, *, k: int = 2, window: int = 1, bloc
 
 
 def __getattr__(name: str):
-    if name == "TrainingRule":  # lazily, so that ``import methods`` stays free of torch
-        from methods.rule import TrainingRule
+    if name == "TrainingRule":  # lazily, so that ``import hwsim.methods`` stays free of torch
+        from hwsim.methods.rule import TrainingRule
 
         return TrainingRule
     raise AttributeError(f"module 'methods' has no attribute {name!r}")

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import torch
-
-from methods.rule import StepResult, TrainingRule, step_loss
+from hwsim.methods.rule import StepResult, TrainingRule, step_loss
 
 
 class BPTT(TrainingRule):

@@ -22,8 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from methods.errors import DataError
+from hwsim.methods.errors import DataError
 
 DATASETS = ("digits", "randman", "mnist", "nmnist", "shd", "dvs_bars")
 
@@ -424,7 +423,7 @@ def load_dataset(name: str, steps: int, seed: int = 0, path: str | Path | None =
     if name == "randman":
         return randman(steps, seed=seed, **options)
     if name == "dvs_bars":  # procedural event-camera task (methods/dvs_synthetic.py)
-        from methods.dvs_synthetic import dvs_bars
+        from hwsim.methods.dvs_synthetic import dvs_bars
 
         return dvs_bars(steps, seed=seed, **options)
     if path is None:

@@ -64,8 +64,7 @@ def dvs_bars(steps: int, seed: int = 0, size: int = 16, samples_per_class: int =
              noise: float = 0.005):
     """The task as a :class:`methods.data.SpikeDataset` named ``dvs_bars`` (4 classes, shape (2, size, size))."""
     import torch
-
-    from methods.data import SpikeDataset
+    from hwsim.methods.data import SpikeDataset
 
     x, y = bar_events(samples_per_class, steps, size, seed, noise=noise)
     order = np.random.default_rng(seed + 7).permutation(len(y))

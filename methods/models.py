@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from hwsim.methods.neuron import LIFState, Surrogate, Triangle, lif_step
 from torch import nn
 
 from hwsim.network import Conv2d, Dense, Flatten, FloatLIF, Network, NetworkError, SumPool2d
-from methods.neuron import LIFState, Surrogate, Triangle, lif_step
 
 
 class SumPool(nn.Module):

@@ -11,10 +11,9 @@ accumulates the gradient over the sample and updates once; OTTT_O updates the we
 from __future__ import annotations
 
 import torch
-
-from methods.models import SpikingNet
-from methods.neuron import lif_step
-from methods.rule import RuleError, StepResult, TrainingRule, step_loss
+from hwsim.methods.models import SpikingNet
+from hwsim.methods.neuron import lif_step
+from hwsim.methods.rule import RuleError, StepResult, TrainingRule, step_loss
 
 
 class OTTT(TrainingRule):

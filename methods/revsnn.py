@@ -44,11 +44,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from hwsim.methods.neuron import Surrogate, Triangle, lif_step
+from hwsim.methods.rule import RuleError, StepResult, TrainingRule, step_loss
 from torch import nn
 
 from hwsim.network import Dense, FloatLIF, Network
-from methods.neuron import Surrogate, Triangle, lif_step
-from methods.rule import RuleError, StepResult, TrainingRule, step_loss
 
 BACKWARDS = ("streamlined", "naive")
 

@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-
-from methods.errors import RuleError  # noqa: F401  (re-exported: methods.rule.RuleError)
-from methods.models import SpikingNet
+from hwsim.methods.errors import RuleError  # noqa: F401  (re-exported: methods.rule.RuleError)
+from hwsim.methods.models import SpikingNet
 
 
 @dataclass

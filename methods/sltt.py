@@ -10,9 +10,8 @@ the other steps run forward only; the loss is still divided by T.
 from __future__ import annotations
 
 import torch
-
-from methods.models import SpikingNet
-from methods.rule import RuleError, StepResult, TrainingRule, step_loss
+from hwsim.methods.models import SpikingNet
+from hwsim.methods.rule import RuleError, StepResult, TrainingRule, step_loss
 
 
 class SLTT(TrainingRule):

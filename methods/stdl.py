@@ -18,12 +18,12 @@ import copy
 from collections.abc import Iterator
 
 import torch
+from hwsim.methods.models import SpikingNet, Stage
+from hwsim.methods.rule import RuleError, StepResult, TrainingRule, step_loss
 from torch import nn
 
 from hwsim.network import Network
 from hwsim.stdl import STDLError, plan
-from methods.models import SpikingNet, Stage
-from methods.rule import RuleError, StepResult, TrainingRule, step_loss
 
 
 class AuxNet(nn.Module):

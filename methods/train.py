@@ -27,14 +27,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+from hwsim.methods import build_rule
+from hwsim.methods.data import DataError, SpikeDataset, load_dataset
+from hwsim.methods.memory import ActivationMeter
 from tqdm import tqdm
 
 from hwsim.network import Network, from_spec, save
 from hwsim.safeio import OutputLock, atomic_path
 from hwsim.threads import apply_to_torch
-from methods import build_rule
-from methods.data import DataError, SpikeDataset, load_dataset
-from methods.memory import ActivationMeter
 
 DEFAULT_NETS = {"digits": "64-128-10", "randman": "64-128-10", "mnist": "784-256-10", "nmnist": "2x34x34-c8k5s2-p2-10",
                 "dvs_bars": "2x16x16-c8k3p1-p2-c16k3p1-p2-4",

@@ -19,11 +19,10 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
+from hwsim.methods.models import SpikingNet
+from hwsim.methods.neuron import LIFState
+from hwsim.methods.rule import RuleError, StepResult, TrainingRule, step_loss
 from torch import nn
-
-from methods.models import SpikingNet
-from methods.neuron import LIFState
-from methods.rule import RuleError, StepResult, TrainingRule, step_loss
 
 
 class TTLBPTT(TrainingRule):

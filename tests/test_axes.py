@@ -17,7 +17,7 @@ def _trained_like(steps: int = 8, mode: str = "float"):
 
 
 def test_digits_test_set_in_data_layout_is_refused():
-    from methods.data import load_dataset
+    from hwsim.methods.data import load_dataset
 
     x, _ = (a.numpy() for a in load_dataset("digits", 8, seed=0).split("test"))
     assert x.shape == (359, 8, 64)  # (N, T, n_in): the case that used to run as T = 359, B = 8

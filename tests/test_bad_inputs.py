@@ -407,7 +407,7 @@ def test_unexpected_npz_members_are_never_read(files):
 
 
 def test_yaml_numbers_without_a_dot_are_numbers(tmp_path):
-    import chips
+    from hwsim import chips
 
     path = tmp_path / "e.yaml"
     path.write_text(GOOD_CHIP.replace("23.6", "5e1"))

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hwsim.chips import ChipError
+from hwsim.chips.schema import Chip
 
-import chips
-from chips import ChipError
-from chips.schema import Chip
+from hwsim import chips
 
 BASES = {"measured", "simulated", "derived", "estimate", "specified"}
 REQUIRED = {"loihi", "loihi_sanafe", "loihi2", "truenorth", "spinnaker2", "tianjic", "odin", "reckon", "anp_i",

@@ -227,7 +227,7 @@ def test_one_default_per_concept():
     assert run.mode == est.mode is None  # both fall back to DEFAULT_MODE for a spec
     assert run.rate == est.rate == fea.rate == 0.1
     assert tr.window == fea.window == 2
-    from methods.train import TrainConfig
+    from hwsim.methods.train import TrainConfig
 
     assert TrainConfig(rule="ttl_bptt").window == tr.window  # the library agrees with the command line
 

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hwsim.methods.dvs_synthetic import bar_events, dvs_bars
 
 from hwsim.cli import main
 from hwsim.study import load_config
-from methods.dvs_synthetic import bar_events, dvs_bars
 
 
 def test_moving_bars_are_on_off_events_whose_leading_edge_is_on():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import yaml
 
-import chips
+from hwsim import chips
 from hwsim.cli import main
 from hwsim.cost import estimate
 from hwsim.engine import Engine, bernoulli

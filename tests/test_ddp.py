@@ -11,9 +11,9 @@ import os
 
 import pytest
 import torch
+from hwsim.methods import build_rule
 
 from hwsim.network import from_spec
-from methods import build_rule
 
 RULES = ("sltt", "sltt_k", "ottt_o", "ttl_bptt", "bptt")
 SPEC, STEPS, BATCH = "16-12-4", 4, 6
@@ -51,8 +51,7 @@ class _HandWritten:
 
 def _worker(rank: int, world: int, init_file: str, result_dir: str):
     import torch.distributed as dist
-
-    from methods.train import SyncedOptimizer
+    from hwsim.methods.train import SyncedOptimizer
 
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     x, y = _data(7)

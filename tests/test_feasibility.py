@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-import chips
+from hwsim import chips
 from hwsim.cli import main
 from hwsim.cost import estimate
 from hwsim.feasibility import FeasibilityError, check, learning_counts, learning_state

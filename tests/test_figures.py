@@ -30,8 +30,9 @@ def _legend_labels(fig: Figure) -> list[str]:
 
 
 def test_palette_gives_every_shipped_chip_and_rule_its_own_colour():
-    import chips
-    from methods import RULES
+    from hwsim.methods import RULES
+
+    from hwsim import chips
 
     assert set(chips.names()) <= set(CHIP_COLORS) and set(RULES) <= set(RULE_COLORS)
     assert len(set(CHIP_COLORS.values())) == len(CHIP_COLORS) and len(set(RULE_COLORS.values())) == len(RULE_COLORS)

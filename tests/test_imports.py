@@ -3,7 +3,8 @@
 ``hwsim/`` minus the training glue must run without torch (DESIGN.md, section 1). Two checks:
 
 * statically, no module outside ``TRAINING_GLUE`` names torch or a torch-side ``methods`` module anywhere
-  (at the top or inside a function): ``methods.errors`` is the one ``methods`` module the core may use;
+  (at the top or inside a function): ``hwsim.methods.errors`` is the one ``hwsim.methods`` module the core may
+  use;
 * at run time, importing every ``hwsim`` module, and running ``hwsim chips``, ``hwsim run`` and ``hwsim
   estimate``, leaves ``torch`` out of ``sys.modules`` (each in a fresh interpreter).
 
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "hwsim"
 # modules that glue the simulator to torch training: they may import torch or methods inside functions
 TRAINING_GLUE = {"hwsim.study", "hwsim.study_figures", "hwsim.commands", "hwsim.export.bundle", "hwsim.sweep.tasks"}
-TORCH_FREE_METHODS = {"methods", "methods.errors"}
+TORCH_FREE_METHODS = {"hwsim.methods", "hwsim.methods.errors"}
 
 
 def _module_name(path: Path) -> str:
@@ -42,13 +43,15 @@ def _torch_imports(path: Path) -> list[str]:
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module] if node.module != "methods" else [f"methods.{a.name}" for a in node.names]
+            names = [node.module] if node.module != "hwsim.methods" else [f"hwsim.methods.{a.name}" for a in node.names]
+            if node.module == "hwsim":  # from hwsim import methods / chips
+                names = [f"hwsim.{a.name}" for a in node.names]
         else:
             continue
         for name in names:
             top = name.split(".")[0]
             if top in ("torch", "torchvision", "snntorch", "spikingjelly", "norse") or (
-                    top == "methods" and name not in TORCH_FREE_METHODS):
+                    name.startswith("hwsim.methods.") and name not in TORCH_FREE_METHODS):
                 found.append(f"line {node.lineno}: {name}")
     return found
 
@@ -110,3 +113,23 @@ def test_start_up_commands_load_no_torch(argv):
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["rc"] in (0, 2)
     assert result["heavy"] == [], f"hwsim {' '.join(argv)} loaded {result['heavy']}"
+
+
+def test_every_importable_name_is_under_hwsim(tmp_path):
+    """The installed package puts chips/ and methods/ under hwsim (hwsim.chips, hwsim.methods): a wheel built
+    from the tree holds nothing but hwsim/ and its metadata, and outside the repository no top-level ``chips``
+    or ``methods`` can be imported."""
+    import zipfile
+
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                           "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (wheel,) = tmp_path.glob("hwsim-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {n.split("/")[0] for n in names} == {"hwsim", f"{wheel.name.split('-')[0]}-{wheel.name.split('-')[1]}"
+                                                ".dist-info"}
+    assert "hwsim/chips/loihi.yaml" in names and "hwsim/methods/sltt.py" in names
+    code = ("import importlib.util as u; import hwsim.chips, hwsim.methods; "
+            "print(u.find_spec('chips') is None and u.find_spec('methods') is None)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert out.stdout.strip() == "True", out.stderr

@@ -82,7 +82,7 @@ def test_commands_name_the_bad_file(tmp_path, capsys):
 
 
 def test_dataset_file_keeps_its_split_and_names_a_missing_key(tmp_path):
-    from methods.data import DataError, LazySpikes, load_dataset
+    from hwsim.methods.data import DataError, LazySpikes, load_dataset
 
     rng = np.random.default_rng(0)
     x_train, x_test = rng.random((10, 5, 6)) < 0.3, rng.random((4, 5, 6)) < 0.3
@@ -103,8 +103,7 @@ def test_dataset_file_keeps_its_split_and_names_a_missing_key(tmp_path):
 
 def test_event_datasets_keep_the_official_split_and_stay_events(tmp_path):
     import h5py
-
-    from methods.data import LazySpikes, shd
+    from hwsim.methods.data import LazySpikes, shd
 
     for part, labels in (("train", [4, 19, 2]), ("test", [7])):
         with h5py.File(tmp_path / f"shd_{part}.h5", "w") as f:
@@ -126,7 +125,7 @@ def test_tonic_datasets_keep_their_split_and_are_binned_per_sample(tmp_path, mon
     import sys
     import types
 
-    from methods.data import DataError, load_dataset
+    from hwsim.methods.data import DataError, load_dataset
 
     dtype = [("t", np.int64), ("x", np.int64), ("y", np.int64), ("p", np.int64)]
 

@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hwsim.methods.train import TrainConfig, load_checkpoint, network_digest, train
 
 from hwsim.cli import main
 from hwsim.network import load
 from hwsim.safeio import OutputLock
-from methods.train import TrainConfig, load_checkpoint, network_digest, train
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1",

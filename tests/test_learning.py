@@ -5,12 +5,12 @@ import copy
 import numpy as np
 import pytest
 import torch
+from hwsim.methods import build_rule
+from hwsim.methods.neuron import Sigmoid
 
 from hwsim.engine import simulate
 from hwsim.learning import OnChipLearner
 from hwsim.network import Dense, FloatLIF, Network, from_spec
-from methods import build_rule
-from methods.neuron import Sigmoid
 
 
 def _net(reset="soft", seed=3):
@@ -200,8 +200,9 @@ def test_bptt_equals_sltt_when_the_window_is_one_step():
 def test_fixed_point_learning_on_digits_is_within_3_points_of_float():
     """Fixed point: weights on an 8-bit per-layer grid with stochastic rounding, 7-bit traces, 8-bit error
     messages. On-chip SLTT on digits (T = 8, 6 epochs): both reach > 90 % and differ by at most 3 points."""
+    from hwsim.methods.data import digits
+
     from hwsim.learning import accuracy, fit
-    from methods.data import digits
 
     data = digits(steps=8, seed=0)
     xtr, ytr = (a.numpy() for a in data.split("train"))
@@ -230,8 +231,9 @@ def test_fixed_point_weights_stay_on_the_grid():
 def test_fixed_point_windowed_rules_learn_on_the_grid(rule, opts):
     """BPTT, TTL-BPTT and STDL in fixed point: weights (heads included) stay on their 8-bit grids and the
     network learns as well as in float on a tiny digits run (within 5 points, far above chance)."""
+    from hwsim.methods.data import digits
+
     from hwsim.learning import accuracy, fit
-    from methods.data import digits
 
     data = digits(steps=4, seed=0)
     xtr, ytr = (a.numpy()[:400] for a in data.split("train"))

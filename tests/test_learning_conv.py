@@ -6,13 +6,13 @@ import copy
 import numpy as np
 import pytest
 import torch
+from hwsim.methods import build_rule
+from hwsim.methods.neuron import Sigmoid
 
 from hwsim.engine import simulate
 from hwsim.learning import LearningError, OnChipLearner
 from hwsim.mapping import connectivity
 from hwsim.network import Conv2d, Dense, Flatten, FloatLIF, Network, SumPool2d, from_spec
-from methods import build_rule
-from methods.neuron import Sigmoid
 
 
 def _net(reset="soft", bias=True, seed=0):
@@ -245,9 +245,9 @@ def test_conv_rule_options_that_cannot_apply():
 def _chip(sharing, tmp_path=None, **capacity):
     """Loihi's profile with the given conv weight sharing and capacity overrides (optionally as a file)."""
     import yaml
+    from hwsim.chips.schema import Chip
 
-    import chips
-    from chips.schema import Chip
+    from hwsim import chips
 
     data = yaml.safe_load((chips.CHIP_DIR / "loihi.yaml").read_text())
     data["conv"]["weight_sharing"] = sharing
@@ -296,7 +296,7 @@ def test_conv_weight_writes_per_core_follow_the_copies():
 def test_conv_learning_energy_prices_every_written_copy():
     """Loihi prices weight updates: on a per-core-copy chip the conv layer's write energy is its writes per
     core (channels' writes x the cores that hold them) x the figure, more than the logical count."""
-    import chips
+    from hwsim import chips
     from hwsim.cost import estimate
     from hwsim.feasibility import learning_counts
     from hwsim.mapping import map_network
@@ -338,7 +338,7 @@ def test_conv_learning_memory_per_core_follows_the_stored_weights():
 def test_a_conv_net_too_large_for_a_core_names_the_limit(tmp_path, capsys):
     """One channel's kernel (64 x 3 x 3 = 576 weights) exceeds a core holding 512: the estimate says so in
     one line, and the feasibility verdict names the limit."""
-    import chips
+    from hwsim import chips
     from hwsim.cli import main
     from hwsim.feasibility import check
 

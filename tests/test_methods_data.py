@@ -6,8 +6,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
-
-from methods.data import DataError, digits, latency_encode, load_dataset, mnist, nmnist, randman, shd
+from hwsim.methods.data import DataError, digits, latency_encode, load_dataset, mnist, nmnist, randman, shd
 
 
 def test_digits_rate_and_latency():

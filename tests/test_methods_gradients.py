@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from hwsim.methods import build_rule
 
 from hwsim.network import Dense, FloatLIF, Network, from_spec
-from methods import build_rule
 
 
 @pytest.fixture(autouse=True)
@@ -191,13 +191,13 @@ def test_stdl_gradient_of_a_subnetwork_comes_from_its_auxiliary_network():
     rule.accumulate(x, y)
     assert float(rule.model.synapses[0].weight.grad.abs().sum()) > 0
     # first subnetwork alone, trained online (SLTT) against its auxiliary network = same gradient
-    from methods.models import SpikingNet
+    from hwsim.methods.models import SpikingNet
 
     stages = rule.model.stages[:1] + rule.aux[0].body.stages
     chain = SpikingNet(stages, rule.model.input_shape, rule.model.surrogate)
     for p in chain.parameters():
         p.grad = None
-    from methods.sltt import SLTT
+    from hwsim.methods.sltt import SLTT
 
     SLTT(chain).accumulate(x, y)
     torch.testing.assert_close(rule.model.synapses[0].weight.grad, chain.synapses[0].weight.grad,

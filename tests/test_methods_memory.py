@@ -3,10 +3,10 @@ peak beside it (no rule keeps more than the meter reports). The reversible node:
 
 import pytest
 import torch
+from hwsim.methods import build_rule
+from hwsim.methods.memory import ActivationMeter
 
 from hwsim.network import from_spec
-from methods import build_rule
-from methods.memory import ActivationMeter
 
 NET = "32-48-48-10"
 
@@ -65,7 +65,7 @@ def test_ttl_bptt_memory_grows_with_the_window_not_T():
 # --- the allocator beside the meter: a rule cannot keep more than the meter reports --------------------------
 
 def _both(name, steps, rule=None, **opts):
-    from methods.memory import measure
+    from hwsim.methods.memory import measure
 
     rule = rule or build_rule(name, from_spec(NET, seed=0), batch_size=8, **opts)
     g = torch.Generator().manual_seed(0)
@@ -102,9 +102,9 @@ class _LeakySLTT:
     """SLTT that also stashes every step's membranes in an attribute: the meter cannot see them."""
 
     def __new__(cls):
-        from methods.models import SpikingNet
-        from methods.rule import step_loss
-        from methods.sltt import SLTT
+        from hwsim.methods.models import SpikingNet
+        from hwsim.methods.rule import step_loss
+        from hwsim.methods.sltt import SLTT
 
         class Leaky(SLTT):
             def accumulate(self, x, y):

@@ -5,14 +5,14 @@ import os
 import numpy as np
 import pytest
 import torch
+from hwsim.methods import RuleError, build_rule
+from hwsim.methods.data import DataError
+from hwsim.methods.models import SpikingNet
+from hwsim.methods.train import TrainConfig, load_checkpoint, train
 
 from hwsim.cli import main
 from hwsim.engine import simulate
 from hwsim.network import Conv2d, Dense, Flatten, FloatLIF, Network, SumPool2d, load
-from methods import RuleError, build_rule
-from methods.data import DataError
-from methods.models import SpikingNet
-from methods.train import TrainConfig, load_checkpoint, train
 
 
 def _dyadic(rng, shape):
@@ -114,9 +114,9 @@ def test_unknown_rule_from_python():
 
 def _ddp_worker(rank: int, world: int, init_file: str, result_dir: str):
     import torch.distributed as dist
+    from hwsim.methods.train import SyncedOptimizer
 
     from hwsim.network import from_spec
-    from methods.train import SyncedOptimizer
 
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     torch.manual_seed(0)

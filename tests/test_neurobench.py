@@ -74,7 +74,7 @@ def test_zero_weights_are_the_only_difference():
 def test_gpu_dense_macs_equal_neurobench_total_macs():
     """The GPU baseline's own counter (every structural synapse every step) against NeuroBench's total
     (dense) MACs, which count zero inputs too."""
-    import chips
+    from hwsim import chips
     from hwsim.cost import dense_macs
     from hwsim.mapping import map_network
 

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 import torch
+from hwsim.methods.models import SpikingNet
 
 from hwsim.engine import bernoulli
 from hwsim.network import SumPool2d, from_spec
 from hwsim.quantize import float_accuracy, float_readout
-from methods.models import SpikingNet
 
 
 @pytest.mark.parametrize("spec", ["30-12-5", "20-5", "1x6x6-c3k3p1-p2-4", "1x6x6-c2k3p1-c3k3s2"])

@@ -4,12 +4,12 @@ regimes where reconstruction would not be exact."""
 import pytest
 import torch
 import torch.nn.functional as F
+from hwsim.methods import RuleError
+from hwsim.methods.memory import measure
+from hwsim.methods.revsnn import Reversible, RevSNN
 
 from hwsim.cli import main
 from hwsim.network import FloatLIF
-from methods import RuleError
-from methods.memory import measure
-from methods.revsnn import Reversible, RevSNN
 
 NEURON = FloatLIF(lam=0.5, v_th=0.5)
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hwsim.chips import ChipError
 
-import chips
-from chips import ChipError
+from hwsim import chips
 from hwsim.cost import estimate
 from hwsim.engine import Engine
 from hwsim.mapping import map_network

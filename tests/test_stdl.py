@@ -5,14 +5,14 @@ import copy
 import numpy as np
 import pytest
 import torch
+from hwsim.methods import RuleError, build_rule
+from hwsim.methods.memory import ActivationMeter
+from hwsim.methods.rule import step_loss
 
 from hwsim.cli import main
 from hwsim.learning import LearningError, OnChipLearner
 from hwsim.network import from_spec
 from hwsim.stdl import STDLError, plan, training_bytes
-from methods import RuleError, build_rule
-from methods.memory import ActivationMeter
-from methods.rule import step_loss
 
 HAND = "10-8-6-4"  # dense0 10->8, dense1 8->6, dense2 6->4 (the read-out); no biases
 
@@ -130,7 +130,7 @@ def test_a_budget_too_small_is_one_clear_line(capsys):
 
 
 def test_feasibility_and_on_chip_counts_honour_the_budget():
-    import chips
+    from hwsim import chips
     from hwsim.feasibility import FeasibilityError, learning_counts, learning_state
 
     net = from_spec("64-128-128-10", seed=0)
@@ -148,10 +148,11 @@ def test_feasibility_and_on_chip_counts_honour_the_budget():
 
 def test_one_default_budget_everywhere():
     """Torch training, the study, the CLI and the on-chip learner share hwsim.stdl's default budget."""
+    from hwsim.methods.train import TrainConfig
+
     from hwsim.cli import build_parser
     from hwsim.stdl import DEFAULT_BUDGET_BYTES
     from hwsim.study import StudyConfig
-    from methods.train import TrainConfig
 
     parser = build_parser()
     train = parser.parse_args(["train", "--rule", "stdl"])
@@ -164,8 +165,17 @@ def test_a_study_whose_budget_admits_no_auxiliary_network_stops_before_training(
     from hwsim.cli import main
 
     config = tmp_path / "s.yaml"
-    config.write_text("dataset: dvs_bars\nnetwork: 2x16x16-c4k3p1-p2-4\nrules: [sltt, stdl]\n")
+    config.write_text("dataset: dvs_bars\nnetwork: 2x16x16-c4k3p1-p2-4\ntrain_rules: [sltt, stdl]\n")
     assert main(["study", "--config", str(config), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "stdl_budget_bytes: STDL memory budget 131072 bytes is too small" in err
     assert not (tmp_path / "out" / "stages").exists()  # nothing trained
+
+
+def test_a_study_that_only_analyses_stdl_leaves_it_out_with_the_reason():
+    from hwsim.study import StudyConfig
+
+    config = StudyConfig(network="64-768-10")  # a classifier alone on 768 neurons needs more than 128 KiB
+    rules, skipped = config.analysed_rules()
+    assert "stdl" not in rules and "sltt" in rules
+    assert skipped["stdl"].startswith("stdl_budget_bytes: STDL memory budget 131072 bytes is too small")

@@ -72,8 +72,8 @@ def load_trained(path: str | Path) -> tuple[Network, dict]:
         raise NetworkError(f"{path}: no such checkpoint or network file")
     if path.suffix == ".npz":
         return load(path), {}
-    from methods.data import DataError
-    from methods.train import load_checkpoint
+    from hwsim.methods.data import DataError
+    from hwsim.methods.train import load_checkpoint
 
     try:
         state = load_checkpoint(path)
@@ -83,7 +83,7 @@ def load_trained(path: str | Path) -> tuple[Network, dict]:
     if not network_file.is_file():
         raise NetworkError(f"{network_file}: missing; hwsim train writes it beside the checkpoint {path.name}")
     network = load(network_file)
-    from methods.train import network_digest
+    from hwsim.methods.train import network_digest
 
     if state.get("network_sha256") not in (None, network_digest(network)):
         raise NetworkError(f"{network_file}: not the network of checkpoint {path.name} (interrupted between the "

@@ -155,7 +155,7 @@ def expand(config: SweepConfig, where: str = "sweep") -> list[Point]:
                              ) from None
         except Exception as err:  # a chip name the loader refuses
             raise SweepError(f"{where}: point {assign}: study key 'chips': {err}") from None
-        import chips
+        from hwsim import chips
 
         chip_names = chips.names() if study.chips == "all" else list(dict.fromkeys(study.chips))
         if not chip_names or not study.train_rules:

@@ -94,7 +94,7 @@ def make_row(point: Point, outcome: dict | None = None, error: str | None = None
 
 
 def _metrics(point: Point, results: dict) -> dict[str, Any]:
-    import chips
+    from hwsim import chips
     from hwsim.feasibility import memory_limit
 
     train = results["train"]["rules"][point.rule]
