@@ -24,12 +24,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import hwsim.threads  # noqa: E402,F401  (first, as in the CLI: the OpenMP wait policy is set before torch starts)
+
+# isort: split
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from hwsim.methods import RULES  # noqa: E402
 from hwsim.methods.train import TrainConfig, train  # noqa: E402
-
-import hwsim.threads  # noqa: E402,F401  (first, as in the CLI: the OpenMP wait policy is set before torch starts)
 
 OPTIONS = {"sltt_k": {"k": 2}, "ttl_bptt": {"window": 2, "block": 1}, "stdl": {"subnet": 1, "budget_bytes": 128 * 1024}}
 NET = "64-128-128-10"
