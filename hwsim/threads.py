@@ -61,15 +61,25 @@ def check_threads(threads: int | None) -> int:
 
 
 def set_threads(threads: int | None = None) -> int:
-    """Use ``threads`` threads (None: all cores) for numba, and for torch if it is imported. Returns it."""
-    import numba
-
+    """Use ``threads`` threads (None: all cores) for numba and torch, each now if it is imported, else when the
+    kernels (:func:`apply_to_numba`) or training (:func:`apply_to_torch`) load it. Returns the count."""
     global _chosen
-    count = min(check_threads(threads), numba.config.NUMBA_NUM_THREADS)
-    numba.set_num_threads(count)
+    count = check_threads(threads)
+    if "numba" in sys.modules:
+        count = min(count, sys.modules["numba"].config.NUMBA_NUM_THREADS)
     _chosen = count
+    apply_to_numba()
     apply_to_torch()
     return count
+
+
+def apply_to_numba() -> None:
+    """Give numba the chosen thread count, if numba is imported and a count was chosen (no import here: a
+    command that runs no kernel, such as ``hwsim chips``, never loads numba)."""
+    if _chosen is None or "numba" not in sys.modules:
+        return
+    numba = sys.modules["numba"]
+    numba.set_num_threads(min(_chosen, numba.config.NUMBA_NUM_THREADS))
 
 
 def current_threads() -> int:

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numba
 
+import hwsim.threads
+
 
 def _kernel_cache_dir() -> Path:
     package = Path(__file__).resolve().parent.parent
@@ -70,3 +72,4 @@ def _private_dir(path: Path) -> Path | None:
 
 if not os.environ.get("NUMBA_CACHE_DIR"):
     numba.config.CACHE_DIR = str(_kernel_cache_dir())
+hwsim.threads.apply_to_numba()  # the count chosen at start-up (--threads), now that numba is loaded
