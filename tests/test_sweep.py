@@ -194,6 +194,8 @@ def test_killing_the_whole_sweep_then_rerunning_completes_only_the_missing_point
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the sweep and its Dask workers, at once
         proc.wait()
+        _wait_for_group_to_end(proc.pid)
+    _wait_for_free_locks(out)  # Dask workers (their own processes) end when they lose their scheduler
     before = pd.read_parquet(out / "points.parquet")
     assert 1 <= len(before) < 6, "the sweep finished before it could be killed"
     logs = []
@@ -204,6 +206,51 @@ def test_killing_the_whole_sweep_then_rerunning_completes_only_the_missing_point
     for _, row in before[before.status == "ok"].iterrows():
         assert after.loc[row.point_id, "finished_at"] == row.finished_at
     pd.testing.assert_frame_equal(_frame(out), _frame(serial))
+
+
+def _wait_for_group_to_end(pgid: int, timeout: float = 30.0) -> None:
+    """Until no live process of group ``pgid`` is left (zombies count as ended)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = False
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                alive = True
+                break
+        if not alive:
+            return
+        time.sleep(0.05)
+
+
+def _wait_for_free_locks(out: Path, timeout: float = 120.0) -> None:
+    """Until no process holds the lock of any point folder under ``out`` (a worker of a killed sweep keeps
+    training its point, and holding its lock, until it notices that its scheduler is gone)."""
+    import fcntl
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        busy = False
+        for lock in out.glob("**/.hwsim.lock"):
+            try:
+                fd = os.open(lock, os.O_RDWR)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                busy = True
+            finally:
+                os.close(fd)
+        if not busy:
+            return
+        time.sleep(0.1)
 
 
 def _one_line_error(capsys, argv: list[str], status: int = 2) -> str:
