@@ -26,6 +26,7 @@ from hwsim.methods.train import TrainConfig, load_checkpoint, network_digest, tr
 from hwsim.cli import main
 from hwsim.network import load
 from hwsim.safeio import OutputLock
+from tests.processes import group_alive
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1",
@@ -208,22 +209,6 @@ def test_ctrl_c_prints_one_line_and_exits_130(tmp_path):
     assert not list(tmp_path.glob(".*tmp*")), "a temporary file was left"
 
 
-def _group_alive(pgid: int) -> list[int]:
-    """Processes of group ``pgid`` that are alive (zombies, which nobody may reap in a container, are dead)."""
-    alive = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            alive.append(int(entry.name))
-    return alive
-
-
 def _cmdline(pid: int) -> bytes:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -259,7 +244,7 @@ def test_a_killed_export_leaves_no_lava_process(tmp_path):
         kids = [k for k in _children(proc.pid) if b"lava_child" in _cmdline(k)]
         if kids:
             child = kids[0]
-            group = _group_alive(child)
+            group = group_alive(child)
             if len(group) > 1:  # Lava's workers are up
                 break
         time.sleep(0.05)
@@ -269,7 +254,7 @@ def test_a_killed_export_leaves_no_lava_process(tmp_path):
     proc.kill()
     proc.wait()
     deadline = time.monotonic() + 10
-    while (_group_alive(child) or folder.exists()) and time.monotonic() < deadline:
+    while (group_alive(child) or folder.exists()) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _group_alive(child) == [], "Lava processes outlived the export"
+    assert group_alive(child) == [], "Lava processes outlived the export"
     assert not folder.exists(), "the Lava child did not notice that hwsim died"

@@ -18,6 +18,7 @@ import yaml
 from hwsim.cli import main
 from hwsim.sweep import SweepError, expand, parse_sweep, run_sweep
 from hwsim.sweep.table import RUN_COLUMNS, _uj, make_row, pareto
+from tests.processes import group_alive
 
 ROOT = Path(__file__).resolve().parents[1]
 # 64-x-10 fit the digits (64 inputs); 32-8-10 does not: its training fails and its two points must say so.
@@ -211,21 +212,7 @@ def test_killing_the_whole_sweep_then_rerunning_completes_only_the_missing_point
 def _wait_for_group_to_end(pgid: int, timeout: float = 30.0) -> None:
     """Until no live process of group ``pgid`` is left (zombies count as ended)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        alive = False
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            fields = stat[stat.rindex(")") + 2:].split()
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                alive = True
-                break
-        if not alive:
-            return
+    while group_alive(pgid) and time.monotonic() < deadline:
         time.sleep(0.05)
 
 
