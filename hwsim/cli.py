@@ -36,31 +36,11 @@ from hwsim.commands import (
 )
 from hwsim.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, Failure, one_line
 from hwsim.stdl import DEFAULT_BUDGET_BYTES as STDL_BUDGET_BYTES
-from hwsim.validate import OneLineParser, device, finite_positive_float, seed
+from hwsim.validate import OneLineParser, device, finite_positive_float, positive_int, probability, seed
 
 DEFAULT_TIMESTEPS = 100  # one default for run, estimate (also --rule) and feasibility
 STATIC_HELP = ("static power: whole-chip (default: the chip's static power x simulated time), cores-used (only the "
                "cores in use, where the profile supports it) or none (dynamic energy only)")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {value}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--rule", metavar="RULE",
                      help="price one on-chip training sample with this rule (bptt, sltt, sltt_k, ottt_a, ottt_o, "
                           "ttl_bptt, stdl) instead of inference; labels are random; prints the feasibility verdict")
-    est.add_argument("--window", type=_positive_int, default=DEFAULT_WINDOW,
+    est.add_argument("--window", type=positive_int, default=DEFAULT_WINDOW,
                      help=f"TTL-BPTT window k in steps, with --rule ({DEFAULT_WINDOW})")
     est.add_argument("--static", default="whole-chip", choices=["whole-chip", "cores-used", "none"], help=STATIC_HELP)
     est.set_defaults(func=cmd_estimate)
@@ -108,15 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="network spec string or a network file: .npz (hwsim), .nir (NIR), .net (netx)")
     _add_chip_argument(fea)
     fea.add_argument("--rules", default="all", metavar="RULES|all", help="comma-separated rules or 'all'")
-    fea.add_argument("--timesteps", "-T", type=_positive_int, default=DEFAULT_TIMESTEPS, metavar="T",
+    fea.add_argument("--timesteps", "-T", type=positive_int, default=DEFAULT_TIMESTEPS, metavar="T",
                      help=f"time steps (default {DEFAULT_TIMESTEPS}, as estimate)")
-    fea.add_argument("--rate", type=_probability, default=DEFAULT_RATE, metavar="P",
+    fea.add_argument("--rate", type=probability, default=DEFAULT_RATE, metavar="P",
                      help=f"input spike probability per input neuron per step, 0..1 (default {DEFAULT_RATE:g})")
     fea.add_argument("--input", metavar="FILE", help=INPUT_HELP)
-    fea.add_argument("--window", type=_positive_int, default=DEFAULT_WINDOW,
+    fea.add_argument("--window", type=positive_int, default=DEFAULT_WINDOW,
                      help=f"TTL-BPTT truncation window k in steps (default {DEFAULT_WINDOW})")
     fea.add_argument("--static", default="whole-chip", choices=["whole-chip", "cores-used", "none"], help=STATIC_HELP)
-    fea.add_argument("--budget-bytes", type=_positive_int, default=STDL_BUDGET_BYTES,
+    fea.add_argument("--budget-bytes", type=positive_int, default=STDL_BUDGET_BYTES,
                      help=f"STDL: training-memory budget of each auxiliary network, bytes ({STDL_BUDGET_BYTES})")
     fea.add_argument("--seed", type=seed, default=0, help="seed for weights, input and labels")
     fea.add_argument("--json", action="store_true", help="print the verdicts as JSON")
@@ -136,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also train the read-out in Lava with a three-factor LearningDense rule and correlate its "
                           "weight change with hwsim's fixed-point OTTT")
     exp.add_argument("--data", metavar="NAME", help="dataset for the accuracy report (default: the checkpoint's)")
-    exp.add_argument("--timesteps", "-T", type=_positive_int, metavar="T",
+    exp.add_argument("--timesteps", "-T", type=positive_int, metavar="T",
                      help="time steps (default: the checkpoint's)")
     exp.add_argument("--json", action="store_true", help="print the summary as JSON")
     exp.set_defaults(func=cmd_export)
@@ -161,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--out", required=True, metavar="DIR", help="output folder (on a filesystem every worker sees)")
     sw.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler, e.g. tcp://host:8786 "
                                                            "(default: a LocalCluster on this machine)")
-    sw.add_argument("--workers", type=_positive_int, metavar="N", help="LocalCluster workers (default: one per core)")
+    sw.add_argument("--workers", type=positive_int, metavar="N", help="LocalCluster workers (default: one per core)")
     sw.add_argument("--serial", action="store_true", help="no Dask: run the points one after another in this process")
     sw.add_argument("--connect-timeout", type=finite_positive_float, default=10.0, metavar="S",
                     help="seconds to wait for --scheduler to answer (10)")
@@ -179,20 +159,20 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--dataset", default="digits", metavar="NAME",
                     help="digits (built in), randman (procedural), mnist/nmnist/shd from --data-path, a FILE.npz "
                          "(x_train, y_train, x_test, y_test) or tonic:<Name> (optional tonic package)")
-    tr.add_argument("--epochs", type=_positive_int, default=5, metavar="E", help="epochs (default 5)")
-    tr.add_argument("--timesteps", "-T", type=_positive_int, default=8, metavar="T",
+    tr.add_argument("--epochs", type=positive_int, default=5, metavar="E", help="epochs (default 5)")
+    tr.add_argument("--timesteps", "-T", type=positive_int, default=8, metavar="T",
                     help="time steps per sample (default 8)")
     tr.add_argument("--net", metavar="SPEC", help="network spec (default per dataset, e.g. 64-128-10 for digits)")
-    tr.add_argument("--batch-size", type=_positive_int, default=32, metavar="B", help="samples per batch (32)")
+    tr.add_argument("--batch-size", type=positive_int, default=32, metavar="B", help="samples per batch (32)")
     tr.add_argument("--lr", type=finite_positive_float, default=0.1,
                     help="SGD learning rate (momentum 0.9), default 0.1")
     tr.add_argument("--seed", type=seed, default=0, help="seed for data encoding, weights and shuffling")
-    tr.add_argument("--k", type=_positive_int, default=2, help="SLTT-K: time steps with a backward pass (2)")
-    tr.add_argument("--window", type=_positive_int, default=DEFAULT_WINDOW,
+    tr.add_argument("--k", type=positive_int, default=2, help="SLTT-K: time steps with a backward pass (2)")
+    tr.add_argument("--window", type=positive_int, default=DEFAULT_WINDOW,
                     help=f"TTL-BPTT: truncation window k in steps (default {DEFAULT_WINDOW})")
-    tr.add_argument("--block", type=_positive_int, default=1, help="TTL-BPTT: layers per local block (1)")
-    tr.add_argument("--subnet", type=_positive_int, default=1, help="STDL: layers per subnetwork (1)")
-    tr.add_argument("--budget-bytes", type=_positive_int, default=STDL_BUDGET_BYTES,
+    tr.add_argument("--block", type=positive_int, default=1, help="TTL-BPTT: layers per local block (1)")
+    tr.add_argument("--subnet", type=positive_int, default=1, help="STDL: layers per subnetwork (1)")
+    tr.add_argument("--budget-bytes", type=positive_int, default=STDL_BUDGET_BYTES,
                     help=f"STDL: training-memory budget of each auxiliary network, bytes ({STDL_BUDGET_BYTES})")
     tr.add_argument("--data-path", metavar="PATH", help="folder or file of a local dataset (mnist, nmnist, shd)")
     tr.add_argument("--device", type=device, default="cpu", help="cpu or cuda (default cpu)")
@@ -220,12 +200,12 @@ def _add_run_arguments(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--net", required=True, metavar="SPEC|FILE",
                      help="network spec string (e.g. 784-512-10, 1x28x28-c8k3p1-p2-10) or a network file: .npz "
                           "(hwsim), .nir (NIR, e.g. from snnTorch), .net (lava-dl netx)")
-    cmd.add_argument("--timesteps", "-T", type=_positive_int, default=DEFAULT_TIMESTEPS, metavar="T",
+    cmd.add_argument("--timesteps", "-T", type=positive_int, default=DEFAULT_TIMESTEPS, metavar="T",
                      help=f"number of time steps (default {DEFAULT_TIMESTEPS})")
-    cmd.add_argument("--rate", type=_probability, default=DEFAULT_RATE, metavar="P",
+    cmd.add_argument("--rate", type=probability, default=DEFAULT_RATE, metavar="P",
                      help=f"input spike probability per input neuron per step, 0..1 (default {DEFAULT_RATE:g})")
     cmd.add_argument("--input", metavar="FILE", help=INPUT_HELP)
-    cmd.add_argument("--batch", "-B", type=_positive_int, default=1, metavar="B",
+    cmd.add_argument("--batch", "-B", type=positive_int, default=1, metavar="B",
                      help="independent samples (default 1); energies are also given per sample")
     cmd.add_argument("--mode", default=None, metavar="MODE",
                      help=f"numeric form: float (float32 LIF) or fixed (Loihi fixed point); default {DEFAULT_MODE} "

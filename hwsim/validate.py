@@ -42,6 +42,28 @@ def seed(text: str) -> int:
     return value
 
 
+def positive_int(text: str) -> int:
+    """An integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {one_line(repr(text), 60)}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def probability(text: str) -> float:
+    """A probability in [0, 1] (``nan`` refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {one_line(repr(text), 60)}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {value}")
+    return value
+
+
 def finite_positive_float(text: str) -> float:
     """A finite number > 0 (``nan``, ``inf``, 0 and negatives refused)."""
     try:
