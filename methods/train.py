@@ -15,6 +15,7 @@ NCCL on CUDA.
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import json
 import math
@@ -115,6 +116,11 @@ class SyncedOptimizer:
         if self.world > 1:  # broadcasts rank 0's parameters, so every rank starts from the same weights
             self.ddp = torch.nn.parallel.DistributedDataParallel(_GradSync(self.params))
 
+    def close(self) -> None:
+        """Drop the DDP wrapper, so that the process group it holds can be destroyed while this process runs
+        (a gloo group left to interpreter shutdown can abort the process with a joinable C++ thread)."""
+        self.ddp = None
+
     def accumulating(self):
         """Context for a batch's backward passes: gradients accumulate locally (DDP ``no_sync``)."""
         return self.ddp.no_sync() if self.ddp is not None else contextlib.nullcontext()
@@ -139,14 +145,26 @@ class SyncedOptimizer:
         self.optimizer.load_state_dict(state)
 
 
-def _distributed() -> tuple[int, int]:
+def _distributed() -> tuple[int, int, bool]:
+    """(rank, world size, whether this call started the process group) under torchrun; (0, 1, False) alone."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    started = False
     if world > 1 and not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() and os.environ.get("HWSIM_DDP_BACKEND") != "gloo" else "gloo"
         dist.init_process_group(backend)
+        started = True
     if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+        return dist.get_rank(), dist.get_world_size(), started
+    return 0, 1, False
+
+
+def end_distributed(optimizer: SyncedOptimizer) -> None:
+    """Release the DDP wrapper, wait for every rank, and destroy the process group (a normal exit for gloo and
+    NCCL alike: a group left to interpreter shutdown may abort the process)."""
+    optimizer.close()
+    gc.collect()
+    dist.barrier()
+    dist.destroy_process_group()
 
 
 def check_config(config: TrainConfig) -> None:
@@ -277,7 +295,7 @@ def train(config: TrainConfig, out: str | Path | None = None, resume: str | Path
           progress: bool = True, log=print) -> TrainResult:
     """Train ``config.epochs`` epochs; checkpoint to ``out`` after each; continue from ``resume``."""
     apply_to_torch()  # the process's thread policy (hwsim --threads), set before any torch work
-    rank, world = _distributed()
+    rank, world, started = _distributed()
     check_config(config)
     state = load_checkpoint(resume) if resume is not None else None  # checked before any work
     if state is not None:
@@ -291,6 +309,8 @@ def train(config: TrainConfig, out: str | Path | None = None, resume: str | Path
     finally:
         if lock is not None:
             lock.release()
+        if started:
+            end_distributed(built[3])
 
 
 def _train(config: TrainConfig, out, resume, state: dict | None, rank: int, world: int, progress: bool,
