@@ -1,7 +1,8 @@
 """``python -m hwsim`` (and ``torchrun -m hwsim``) runs the command-line interface."""
 
-import sys
+if __name__ == "__main__":
+    import sys
 
-from hwsim.cli import main
+    from hwsim.cli import main
 
-sys.exit(main())
+    sys.exit(main())

@@ -244,7 +244,10 @@ def _read_member(handle, name: str, budget: int, kinds: str) -> np.ndarray:
     fmt = np.lib.format
     try:
         version = fmt.read_magic(handle)
-        shape, fortran, dtype = fmt._read_array_header(handle, version)
+        if version not in ((1, 0), (2, 0)):  # 3.0 exists only for non-Latin-1 field names (refused below anyway)
+            raise ValueError(f".npy format version {version[0]}.{version[1]} (expected 1.0 or 2.0)")
+        read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        shape, fortran, dtype = read_header(handle)  # numpy's public header readers (1.x and 2.x alike)
     except (ValueError, OSError, EOFError) as err:
         raise NpzError(f"member {short(name)}: not a .npy array ({one_line(str(err), 120)})") from None
     if dtype.hasobject or dtype.kind not in kinds or dtype.fields is not None:

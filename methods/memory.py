@@ -43,7 +43,8 @@ class _Saved:
 @dataclass
 class MemoryReport:
     """``peak_bytes``: saved-tensor meter; ``allocator_peak_bytes``: allocator peak above the level at entry
-    (None when not asked for); ``cuda_peak_bytes``: ``max_memory_allocated`` on CUDA (absolute)."""
+    (None when not asked for); ``cuda_peak_bytes``: ``max_memory_allocated`` when the metered modules live on
+    CUDA (absolute: parameters, gradients and optimizer state included), else None."""
 
     peak_bytes: int
     saved_tensors: int
@@ -64,7 +65,10 @@ class ActivationMeter:
         self._profiler = None
         self._cuda_base = 0
         self.allocator_peak_bytes: int | None = None
-        self._params = {p.untyped_storage().data_ptr() for m in modules for p in m.parameters()}
+        params = [p for m in modules for p in m.parameters()]
+        self._params = {p.untyped_storage().data_ptr() for p in params}
+        # the allocator that matters is the one the modules live on (a CPU model on a CUDA machine: the CPU's)
+        self._on_cuda = any(p.is_cuda for p in params)
         self._refs: dict[tuple, int] = {}
         self.live_bytes = 0
         self.peak_bytes = 0
@@ -75,7 +79,7 @@ class ActivationMeter:
     def __enter__(self) -> ActivationMeter:
         self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, self._unpack)
         self._hooks.__enter__()
-        self._cuda = torch.cuda.is_available()
+        self._cuda = self._on_cuda and torch.cuda.is_available()
         if self._cuda:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
