@@ -157,12 +157,17 @@ def cmd_feasibility(args: argparse.Namespace) -> int:
         check_run_size(network, args.timesteps, 1)
     static = getattr(args, "static", "whole-chip")
     found = []
+    from hwsim.mapping import map_network
+
+    mappings = {}  # the inference mapping per chip: the same for every rule
     for rule in rules:
         counts = learning_counts(network, rule, args.timesteps, args.rate, seed=args.seed, window=args.window,
                                  spikes=spikes, budget_bytes=args.budget_bytes)
         for chip in targets:
+            if chip.name not in mappings:
+                mappings[chip.name] = map_network(network, chip)
             verdict = check(network, chip, rule, args.timesteps, counts, window=args.window, static=static,
-                            budget_bytes=args.budget_bytes)
+                            budget_bytes=args.budget_bytes, mapping=mappings[chip.name])
             if counts is None and not verdict.missing:
                 verdict.unpriced.append(f"energy: no on-chip learning kernel for {rule} yet")
                 verdict.energy_text = "unpriced (no kernel)"

@@ -223,12 +223,13 @@ def _memory_fits(network: Network, chip: Chip, rule: str, timesteps: int, window
 
 
 def max_timesteps(network: Network, chip: Chip, rule: str, window: int = 1, block: int = 1,
-                  subnet: int = 1, budget_bytes: int | None = None) -> tuple[int | None, str]:
-    """The largest T whose learning state fits (see module docstring) and a note saying what it means."""
+                  subnet: int = 1, budget_bytes: int | None = None, mapping=None) -> tuple[int | None, str]:
+    """The largest T whose learning state fits (see module docstring) and a note saying what it means.
+    ``mapping``: the inference mapping of ``network`` on ``chip`` when the caller has it (else made here)."""
     if rule not in RULE_NEEDS:
         raise FeasibilityError(f"unknown rule {rule!r}; known rules: {', '.join(RULES)}")
     history = RULE_NEEDS[rule].history
-    mapping = map_network(network, chip)
+    mapping = mapping or map_network(network, chip)
 
     def fits(t: int) -> bool | None:
         return _memory_fits(network, chip, rule, t, window, block, subnet, mapping, budget_bytes)
@@ -310,14 +311,17 @@ def _stdl_aux_weights(network: Network, subnet: int, budget_bytes: int | None, s
 
 def check(network: Network, chip: Chip, rule: str, timesteps: int, counts: Counts | None = None,
           window: int = 1, block: int = 1, subnet: int = 1, static: str = "whole-chip",
-          budget_bytes: int | None = None) -> Verdict:
-    """The verdict for ``rule`` on ``chip``; ``counts`` (a learning run) adds energy and latency."""
+          budget_bytes: int | None = None, mapping=None) -> Verdict:
+    """The verdict for ``rule`` on ``chip``; ``counts`` (a learning run) adds energy and latency. ``mapping``:
+    the inference mapping of ``network`` on ``chip`` (:func:`hwsim.mapping.map_network`), when the caller
+    checks several rules on one chip (made here otherwise)."""
     from hwsim.cost import estimate
 
     if rule not in RULE_NEEDS:
         raise FeasibilityError(f"unknown rule {rule!r}; known rules: {', '.join(RULES)}")
+    mapping = mapping or map_network(network, chip)
     memory, split, assumptions, cores_needed = learning_state(network, chip, rule, timesteps, window, block, subnet,
-                                                              budget_bytes=budget_bytes)
+                                                              mapping=mapping, budget_bytes=budget_bytes)
     missing, unknown, broken = [], [], []
     general = chip.kind != "neuromorphic"
     if general:
@@ -347,7 +351,6 @@ def check(network: Network, chip: Chip, rule: str, timesteps: int, counts: Count
         unknown.append("memory per core (not published)")
     if cap is not None and cap.cores and cores_needed > cap.cores:
         broken.append(f"cores: weights and learning state need {cores_needed} cores, the chip has {cap.cores}")
-    mapping = map_network(network, chip)
     broken.extend(limit_text for limit_text in mapping.limits_broken if not limit_text.startswith("cores:"))
     if missing or broken:
         reasons = [f"needs {m}" for m in missing] + broken
@@ -360,7 +363,7 @@ def check(network: Network, chip: Chip, rule: str, timesteps: int, counts: Count
                       limits_broken=broken, assumptions=assumptions, timesteps=timesteps)
     verdict.fits = False if broken else (None if limit is None else True)
     verdict.max_timesteps, verdict.max_timesteps_note = max_timesteps(network, chip, rule, window, block, subnet,
-                                                                      budget_bytes=budget_bytes)
+                                                                      budget_bytes=budget_bytes, mapping=mapping)
     if counts is not None and not missing:
         report = estimate(network, counts, chip, static=static)
         priced = report.priced

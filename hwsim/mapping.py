@@ -27,6 +27,7 @@ connectivity), so no count is estimated from averages.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -110,17 +111,26 @@ def neuron_layers(network: Network) -> list[tuple[Dense | Conv2d | SumPool2d, tu
 
 def connectivity(layer, in_shape: tuple, out_shape: tuple) -> sp.csr_matrix | None:
     """Structural connections ``(n_in, n_out)`` of a conv or pool layer as a 0/1 sparse matrix;
-    ``None`` for a dense layer (all-to-all)."""
+    ``None`` for a dense layer (all-to-all). Depends on the shapes alone, so it is computed once per geometry."""
     if isinstance(layer, Dense):
         return None
-    c, h, w = in_shape
-    o, ho, wo = out_shape
     if isinstance(layer, Conv2d):
         kh, kw = layer.weight.shape[2:]
-        stride, pad, channel_pairs = layer.stride, layer.padding, [(ci, oi) for ci in range(c) for oi in range(o)]
-    else:
-        kh = kw = layer.kernel
-        stride, pad, channel_pairs = layer.stride, 0, [(ci, ci) for ci in range(c)]
+        return _connectivity(True, tuple(in_shape), tuple(out_shape), int(kh), int(kw), int(layer.stride),
+                             int(layer.padding))
+    return _connectivity(False, tuple(in_shape), tuple(out_shape), int(layer.kernel), int(layer.kernel),
+                         int(layer.stride), 0)
+
+
+@functools.lru_cache(maxsize=16)
+def _connectivity(conv: bool, in_shape: tuple, out_shape: tuple, kh: int, kw: int, stride: int,
+                  pad: int) -> sp.csr_matrix:
+    c, h, w = in_shape
+    o, ho, wo = out_shape
+    if conv:  # every input channel to every output channel
+        ci, oi = np.repeat(np.arange(c), o), np.tile(np.arange(o), c)
+    else:  # pooling: channel to the same channel
+        ci = oi = np.arange(c)
     oy, ox = np.meshgrid(np.arange(ho), np.arange(wo), indexing="ij")
     rows, cols = [], []
     for ky in range(kh):
@@ -128,11 +138,12 @@ def connectivity(layer, in_shape: tuple, out_shape: tuple) -> sp.csr_matrix | No
             y, x = oy * stride - pad + ky, ox * stride - pad + kx
             ok = (y >= 0) & (y < h) & (x >= 0) & (x < w)
             pos_in, pos_out = (y * w + x)[ok], (oy * wo + ox)[ok]
-            for ci, oi in channel_pairs:
-                rows.append(ci * h * w + pos_in)
-                cols.append(oi * ho * wo + pos_out)
+            rows.append((ci[:, None] * (h * w) + pos_in[None, :]).ravel())
+            cols.append((oi[:, None] * (ho * wo) + pos_out[None, :]).ravel())
     rows_a, cols_a = np.concatenate(rows), np.concatenate(cols)
-    return sp.csr_matrix((np.ones(rows_a.size, np.int64), (rows_a, cols_a)), shape=(c * h * w, o * ho * wo))
+    matrix = sp.csr_matrix((np.ones(rows_a.size, np.int64), (rows_a, cols_a)), shape=(c * h * w, o * ho * wo))
+    matrix.data.setflags(write=False)  # shared between callers through the cache
+    return matrix
 
 
 def _synapse_capacity(chip: Chip) -> int | None:
@@ -155,9 +166,7 @@ def weight_bits(chip: Chip) -> int:
 def _blocks(n: int, cores: int) -> np.ndarray:
     """Neurons per core when ``n`` neurons are cut into ``cores`` contiguous blocks of ceil(n / cores)."""
     block = math.ceil(n / cores)
-    sizes = np.full(cores, block, np.int64)
-    sizes[-1] = n - block * (cores - 1)
-    return sizes
+    return np.clip(n - block * np.arange(cores, dtype=np.int64), 0, block)  # a count past _usable: empty cores
 
 
 def _block_matrix(n: int, cores: int) -> sp.csr_matrix:
@@ -277,15 +286,16 @@ def map_network(network: Network, chip: Chip, counts: Counts | None = None,
                 cores = max(cores, math.ceil(int(geo.fan_in.sum()) / syn_cap))
             elif geo.sharing == "per_core_copy" and geo.min_stored() > syn_cap:
                 cores = max(cores, geo.n_out // geo.plane)  # one channel per core is the best there is
+            cores = _usable(geo.n_out, cores)
             while cores < geo.n_out and geo.min_stored() <= syn_cap and int(geo.stored(cores).max()) > syn_cap:
-                cores += 1
+                cores = _next_usable(geo.n_out, cores)
         axon_cap = cap.fan_in_axons_per_core if cap else None
         if axon_cap and geo.conn is not None:  # conv / pool: smaller tiles of outputs read fewer inputs
             def fits(c, geo=geo, limit=axon_cap):
                 return int(geo.per_core(_usable(geo.n_out, c))[1].max()) <= limit
 
             cores = _usable(geo.n_out, _fewest_cores(fits, cores, geo.n_out))
-        core_counts.append(cores)
+        core_counts.append(_usable(geo.n_out, cores))  # the same largest block, no empty core
     edge_cap = cap.fan_out_edges_per_core if cap else None
     if edge_cap:  # a feeding core's neurons x destination cores must fit its routing table
         for k in range(len(geos) - 2, -1, -1):
@@ -294,7 +304,7 @@ def map_network(network: Network, chip: Chip, counts: Counts | None = None,
                 owner = np.repeat(np.arange(core_counts[k]), _blocks(geos[k].n_out, core_counts[k]))
                 if np.bincount(owner, weights=dest, minlength=core_counts[k]).max() <= edge_cap:
                     break
-                core_counts[k] += 1
+                core_counts[k] = _next_usable(geos[k].n_out, core_counts[k])
 
     placements = []
     first = input_cores
@@ -370,6 +380,12 @@ def _verdict(chip: Chip, broken: list[str]) -> tuple[bool | None, str]:
 def _usable(n: int, cores: int) -> int:
     """The cores that contiguous blocks of ceil(n / cores) neurons really fill (never an empty core)."""
     return math.ceil(n / math.ceil(n / cores))
+
+
+def _next_usable(n: int, cores: int) -> int:
+    """The fewest usable cores (see :func:`_usable`) above ``cores``: the next smaller block size."""
+    block = math.ceil(n / cores)
+    return n if block <= 1 else _usable(n, math.ceil(n / (block - 1)))
 
 
 def _fewest_cores(fits, cores: int, most: int) -> int:
