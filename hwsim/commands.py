@@ -141,6 +141,17 @@ def cmd_chips(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stdl_refusal(network, budget_bytes: int) -> str | None:
+    """Why STDL's memory budget admits no auxiliary network on ``network`` (None when it admits one)."""
+    from hwsim.stdl import STDLError, plan
+
+    try:
+        plan(network, 1, budget_bytes)
+    except STDLError as err:
+        return str(err)
+    return None
+
+
 def cmd_feasibility(args: argparse.Namespace) -> int:
     from hwsim.feasibility import RULES, check, learning_counts, rank
 
@@ -156,6 +167,14 @@ def cmd_feasibility(args: argparse.Namespace) -> int:
     if spikes is None:
         check_run_size(network, args.timesteps, 1)
     static = getattr(args, "static", "whole-chip")
+    if "stdl" in rules:  # the budget is checked before any work: STDL's plan needs nothing but the network
+        refusal = _stdl_refusal(network, args.budget_bytes)
+        if refusal is not None and args.rules != "all":
+            raise UsageError(f"--budget-bytes {args.budget_bytes}: {refusal}")
+        if refusal is not None:
+            rules.remove("stdl")
+            print(f"hwsim feasibility: stdl left out of --rules all: {refusal} (give --budget-bytes N to include it)",
+                  file=sys.stderr)
     found = []
     from hwsim.mapping import map_network
 

@@ -179,3 +179,19 @@ def test_heatmap_cells_carry_the_reason_not_just_a_colour():
     text = _short_reason("infeasible: needs graded error messages; needs a third factor")
     assert text.startswith("needs graded error") and len(text) <= 26
     assert _short_reason("unknown: memory per core (not published)").startswith("memory per core")
+
+
+def test_rules_all_leaves_out_stdl_whose_budget_admits_nothing(capsys):
+    """``--rules all`` on a conv net with a budget too small for STDL: the other rules are answered and STDL is
+    named as left out with the reason; asked for by name, STDL is refused before any work (exit 2)."""
+
+    argv = ["feasibility", "--net", "1x8x8-c4p1-p2-10", "--chips", "loihi2", "-T", "4", "--budget-bytes", "1",
+            "--json"]
+    assert main([*argv, "--rules", "all"]) == 0
+    captured = capsys.readouterr()
+    rules = {v["rule"] for v in json.loads(captured.out)}
+    assert "stdl" not in rules and {"bptt", "sltt", "ottt_a"} <= rules
+    assert "stdl left out of --rules all" in captured.err and captured.err.count("\n") == 1
+    assert main([*argv, "--rules", "stdl"]) == 2
+    err = capsys.readouterr().err
+    assert "--budget-bytes 1:" in err and "too small" in err and err.count("\n") == 1
