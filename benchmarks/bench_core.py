@@ -10,7 +10,9 @@ default all cores). Reported per contender:
 * steps/s -- simulated time steps per second (all batch samples advance together);
 * ratios against torch (same batch) and, for fixed mode, against Lava (batch 1);
 * the counting overhead: hwsim float against the same event propagation and LIF with no counter at all;
-* the thread speed-up of hwsim (all threads / 1 thread), target >= 1.7x at batch 64 on two cores or more;
+* the thread speed-up of hwsim (all threads / 1 thread, timed alternately), target >= 1.7x at batch 64 on two
+  cores or more, beside the speed-up of a pure weight-row stream of the same matrix (no counting, no LIF: the
+  memory system's ceiling for a kernel that reads 4 bytes of weight per synaptic event);
 * peak memory of 4096-4096-4096-10, T = 100, batch 64 at 5 % input (``from_spec``, ``bernoulli``,
   ``Engine.run``, in a fresh process): peak resident set size (everything, including Python, numba and the
   loaded kernels; target < 350 MB) and the tracemalloc peak of the arrays numpy allocates.
@@ -143,6 +145,36 @@ def _bare_float_layer(in_off, in_events, w2d, lam, v_th, steps, batch):
     return out_off, out_events
 
 
+@nb.njit(cache=True, parallel=True)
+def _row_stream(w2d, rows, items, reps):
+    """``items`` independent work items, each adding ``rows[item]`` rows of ``w2d`` into its own accumulator
+    ``reps`` times: the weight traffic of the dense kernel and nothing else."""
+    acc = np.zeros((items, w2d.shape[1]), np.float32)
+    for item in nb.prange(items):
+        a = acc[item]
+        for _ in range(reps):
+            for e in range(rows.shape[1]):
+                row = w2d[rows[item, e]]
+                for i in range(a.shape[0]):
+                    a[i] += row[i]
+    return acc
+
+
+def stream_ceiling(network: Network, threads: int, repeats: int) -> float:
+    """How far this machine lets a pure weight-row stream scale from 1 to ``threads`` threads: random rows of
+    the network's first weight matrix (as the dense kernel reads them at 5 % input), the same total work split
+    into ``threads`` items, timed alternately. The dense kernel streams the same bytes per synaptic event, so
+    its thread speed-up cannot exceed this one by much."""
+    w2d = np.ascontiguousarray(network.layers[0].weight.T)
+    rows = np.random.default_rng(0).integers(0, w2d.shape[0], (threads, 4096)).astype(np.int64)
+    _row_stream(w2d, rows, threads, 1)
+    reps = 40
+    one, many = interleaved(lambda: (set_threads(1), _row_stream(w2d, rows, threads, reps)),
+                            lambda: (set_threads(threads), _row_stream(w2d, rows, threads, reps)), 3 * repeats)
+    set_threads(1)
+    return one / many
+
+
 def bare_run(network: Network, x: np.ndarray) -> None:
     """Run the float network through the uncounted kernels (weights already transposed)."""
     steps, batch = x.shape[:2]
@@ -194,11 +226,12 @@ def main() -> None:
                 seconds = best_of(lambda engine=engine, x=x: engine.run(x), args.repeats)
                 entry[mode] = {"seconds": seconds, "sop": sops, "sops_per_s": sops / seconds,
                                "steps_per_s": STEPS / seconds}
-                if threads > 1:
-                    set_threads(threads)
-                    many = best_of(lambda engine=engine, x=x: engine.run(x), args.repeats)
+                if threads > 1:  # 1 and all threads alternately, so that machine noise hits both alike
+                    one, many = interleaved(lambda engine=engine, x=x: (set_threads(1), engine.run(x)),
+                                            lambda engine=engine, x=x: (set_threads(threads), engine.run(x)),
+                                            3 * args.repeats)
                     set_threads(1)
-                    entry[mode].update({"seconds_all_threads": many, "thread_speedup": seconds / many})
+                    entry[mode].update({"seconds_all_threads": many, "thread_speedup": one / many})
             bare_run(float_net, x[:2])
             counted, bare = interleaved(lambda x=x: engines["float"].run(x), lambda x=x: bare_run(float_net, x),
                                         3 * args.repeats)
@@ -253,7 +286,10 @@ def main() -> None:
     for entry in results["runs"]:
         print(f"  {entry['rate']:.0%}, batch {entry['batch']:>2}: {entry['counting_overhead']:+.1%}")
     if threads > 1:
-        print(f"\nthread speed-up of hwsim ({threads} threads / 1 thread)")
+        ceiling = stream_ceiling(float_net, threads, args.repeats)
+        results["row_stream_ceiling"] = ceiling
+        print(f"\nthread speed-up of hwsim ({threads} threads / 1 thread); a pure weight-row stream of the same "
+              f"matrix scales {ceiling:.2f}x on this machine (the memory system's ceiling for the dense kernel)")
         for entry in results["runs"]:
             print(f"  {entry['rate']:.0%}, batch {entry['batch']:>2}: float {entry['float']['thread_speedup']:.2f}x, "
                   f"fixed {entry['fixed']['thread_speedup']:.2f}x")
