@@ -259,17 +259,28 @@ def slot_offsets(sizes):
     return offsets
 
 
+@nb.njit(cache=True, inline="always")
+def memory_row_slot(row, steps, batch):
+    """The slot (sample-major, ``b * T + t``) of row ``row`` of ``(T, B, n)`` spikes in memory order
+    (``row = t * B + b``): scanning rows in memory order reads the array front to back."""
+    return (row % batch) * steps + row // batch
+
+
 @nb.njit(cache=True, parallel=True)
 def scan_events(spikes):
     """0/1 spikes ``(T, B, n)`` uint8 -> address events ``(offsets (B*T + 1,), indices)``, sample-major.
-    Parallel over the B*T slots; the result does not depend on the thread count."""
-    slots = spikes.shape[0] * spikes.shape[1]
+    Parallel over the B*T rows, read in memory order (step-major; the events land in their sample-major
+    slots); the result does not depend on the thread count."""
+    steps, batch = spikes.shape[0], spikes.shape[1]
+    slots = steps * batch
     sizes = np.zeros(slots, np.int64)
-    for slot in nb.prange(slots):
+    for row in nb.prange(slots):
+        slot = memory_row_slot(row, steps, batch)
         sizes[slot] = slot_size(spikes, slot)
     offsets = slot_offsets(sizes)
     events = np.empty(offsets[slots], np.int32)
-    for slot in nb.prange(slots):
+    for row in nb.prange(slots):
+        slot = memory_row_slot(row, steps, batch)
         slot_fill(spikes, slot, events, offsets[slot], offsets[slot + 1])
     return offsets, events
 
@@ -277,12 +288,15 @@ def scan_events(spikes):
 @nb.njit(cache=True)
 def scan_events_serial(spikes):
     """:func:`scan_events` on the calling thread (the 1-thread path)."""
-    slots = spikes.shape[0] * spikes.shape[1]
+    steps, batch = spikes.shape[0], spikes.shape[1]
+    slots = steps * batch
     sizes = np.zeros(slots, np.int64)
-    for slot in range(slots):
+    for row in range(slots):
+        slot = memory_row_slot(row, steps, batch)
         sizes[slot] = slot_size(spikes, slot)
     offsets = slot_offsets(sizes)
     events = np.empty(offsets[slots], np.int32)
-    for slot in range(slots):
+    for row in range(slots):
+        slot = memory_row_slot(row, steps, batch)
         slot_fill(spikes, slot, events, offsets[slot], offsets[slot + 1])
     return offsets, events
