@@ -16,7 +16,14 @@ import numpy as np
 import hwsim.threads  # noqa: F401  (sets the OpenMP wait policy before the first parallel kernel)
 from hwsim.counts import Counts, LayerCounts, add_inference_bytes
 from hwsim.errors import InputError
-from hwsim.kernels.layer import run_fixed_layer, run_fixed_layer_serial, run_float_layer, run_float_layer_serial
+from hwsim.kernels.layer import (
+    gather_events,
+    gather_events_serial,
+    run_fixed_layer,
+    run_fixed_layer_serial,
+    run_float_layer,
+    run_float_layer_serial,
+)
 from hwsim.kernels.synapses import CONV, DENSE, POOL, scan_events, scan_events_serial
 from hwsim.network import DRAW_CHUNK, Conv2d, Dense, Flatten, FloatLIF, LoihiLIF, Network, NetworkError, SumPool2d
 
@@ -244,6 +251,7 @@ class Engine:
         work = steps * batch * sum(int(np.prod(plan.out_shape)) for plan in self.plans)
         parallel = numba.get_num_threads() > 1 and (self.threads is not None or work >= PARALLEL_MIN_WORK)
         scan = scan_events if parallel else scan_events_serial
+        gather = gather_events if parallel else gather_events_serial
         float_layer = run_float_layer if parallel else run_float_layer_serial
         fixed_layer = run_fixed_layer if parallel else run_fixed_layer_serial
         in_off, in_events = scan(to_channels_last(s_in, network.input_shape))
@@ -271,12 +279,16 @@ class Engine:
             neuron_active = np.zeros((chunks, n_out), np.int32)
             s_out = np.zeros((steps, batch, n_out), np.uint8)
             rec_shape = (steps, batch, n_out) if record is True else (0, 0, 0)
+            # the next layer's input events, emitted by the kernel itself when each work item owns whole steps
+            emit = index < last and blocks == 1
+            out_sizes = np.zeros(batch * steps if emit else 0, np.int64)
+            out_buf = np.empty(batch * steps * n_out if emit else 0, np.int32)  # pages touched only where written
             if network.mode == "float":
                 neuron: FloatLIF = layer.neuron
                 u_rec = np.zeros(rec_shape, np.float32)
                 float_layer(plan.kind, in_off, in_events, plan.w2d, plan.geom, bias, np.float32(neuron.lam),
                             np.float32(neuron.v_th), neuron.reset == "soft", s_out, u_rec, chunks, blocks,
-                            step_counts, neuron_spikes, neuron_active)
+                            step_counts, neuron_spikes, neuron_active, out_sizes, out_buf)
                 if record is True:
                     membranes.append(to_channels_first(u_rec, plan.out_shape))
             else:
@@ -284,7 +296,7 @@ class Engine:
                 v_rec, u_rec = np.zeros(rec_shape, np.int32), np.zeros(rec_shape, np.int32)
                 fixed_layer(plan.kind, in_off, in_events, plan.w2d, plan.factor, plan.geom, int(layer.weight_exp),
                             neuron.du, neuron.dv, neuron.vth, bias, s_out, v_rec, u_rec, chunks, blocks,
-                            step_counts, neuron_spikes, neuron_active)
+                            step_counts, neuron_spikes, neuron_active, out_sizes, out_buf)
                 if record is True:
                     membranes.append(to_channels_first(v_rec, plan.out_shape))
                     currents.append(to_channels_first(u_rec, plan.out_shape))
@@ -297,7 +309,10 @@ class Engine:
             lc.neuron_active = _channels_first_counts(neuron_active.sum(axis=0, dtype=np.int64), plan.out_shape)
             add_inference_bytes(lc, network.mode, has_bias=layer.bias is not None)
             counts.layers.append(lc)
-            if index < last:
+            if emit:
+                in_off, in_events = gather(out_sizes, out_buf, steps, n_out, chunks)
+                del out_buf
+            elif index < last:
                 in_off, in_events = scan(s_out)
             self.layer_seconds.append(time.perf_counter() - started)
             self.layer_cpu_seconds.append(time.process_time() - cpu_started)

@@ -20,7 +20,17 @@ import numba as nb
 import numpy as np
 
 from hwsim.kernels.lif import U24, lif_fixed_step, lif_float_step
-from hwsim.kernels.synapses import DENSE, POOL, conv_rows, dense_rows, pool_position, position_starts, sum_rows
+from hwsim.kernels.synapses import (
+    DENSE,
+    POOL,
+    conv_rows,
+    dense_rows,
+    fill_events,
+    pool_position,
+    position_starts,
+    slot_offsets,
+    sum_rows,
+)
 
 MASK24 = (1 << 24) - 1
 
@@ -61,9 +71,10 @@ def accumulate_group(kind, in_events, start, stop, pos_start, rows, w2d, geom, p
 
 @nb.njit(cache=True, inline="always")
 def float_work_item(w, kind, in_off, in_events, w2d, geom, bias, lam, v_th, soft, s_out, u_rec, n_chunks, n_blocks,
-                    step_counts, neuron_spikes, neuron_active):
+                    step_counts, neuron_spikes, neuron_active, out_sizes, out_buf):
     """Work item ``w`` of :func:`run_float_layer` (same arguments)."""
     steps, batch, n_out = s_out.shape
+    emit = out_sizes.shape[0] > 0
     record = u_rec.shape[0] > 0
     group = layer_group(kind, n_out, geom)
     n_pos_in = geom[1] * geom[2] if kind != DENSE else 0
@@ -82,7 +93,9 @@ def float_work_item(w, kind, in_off, in_events, w2d, geom, bias, lam, v_th, soft
     active_n = neuron_active[chunk, lo:hi]
     bias_b = bias[lo:hi]
     counts = step_counts[w]
-    for b in range(chunk * batch // n_chunks, (chunk + 1) * batch // n_chunks):
+    first = chunk * batch // n_chunks
+    cursor = first * steps * n_out  # this chunk's region of out_buf (room for every neuron of its slots)
+    for b in range(first, (chunk + 1) * batch // n_chunks):
         u[:] = 0.0
         s[:] = 0.0
         for t in range(steps):
@@ -99,33 +112,40 @@ def float_work_item(w, kind, in_off, in_events, w2d, geom, bias, lam, v_th, soft
                                          active_n)
             counts[1, t] += fired
             counts[2, t] += busy
+            if emit:  # the next layer's input events, written while the step's spikes are in cache
+                start_cursor = cursor
+                cursor = fill_events(s_out[t, b], out_buf, cursor)
+                out_sizes[b * steps + t] = cursor - start_cursor
 
 
 @nb.njit(cache=True, parallel=True)
 def run_float_layer(kind, in_off, in_events, w2d, geom, bias, lam, v_th, soft, s_out, u_rec,
-                    n_chunks, n_blocks, step_counts, neuron_spikes, neuron_active):
+                    n_chunks, n_blocks, step_counts, neuron_spikes, neuron_active, out_sizes, out_buf):
     """Float layer. Input address events ``in_events`` with offsets ``in_off`` (B*T + 1,); ``s_out``
     (T, B, n_out) uint8 (zeroed); ``u_rec`` (T, B, n_out) float32 or (0, 0, 0) to skip recording;
-    ``bias`` (n_out,) float32; counters as in the module docstring."""
+    ``bias`` (n_out,) float32; counters as in the module docstring. Output events (see :func:`gather_events`):
+    ``out_sizes`` (B*T,) int64 and ``out_buf`` (B*T*n_out,) int32, or both empty to skip them (they need
+    ``n_blocks == 1``: each work item then owns whole steps of its samples)."""
     for w in nb.prange(n_chunks * n_blocks):
         float_work_item(w, kind, in_off, in_events, w2d, geom, bias, lam, v_th, soft, s_out, u_rec, n_chunks, n_blocks,
-                        step_counts, neuron_spikes, neuron_active)
+                        step_counts, neuron_spikes, neuron_active, out_sizes, out_buf)
 
 
 @nb.njit(cache=True)
 def run_float_layer_serial(kind, in_off, in_events, w2d, geom, bias, lam, v_th, soft, s_out, u_rec, n_chunks, n_blocks,
-                           step_counts, neuron_spikes, neuron_active):
+                           step_counts, neuron_spikes, neuron_active, out_sizes, out_buf):
     """:func:`run_float_layer` on the calling thread (no thread hand-off: the 1-thread path)."""
     for w in range(n_chunks * n_blocks):
         float_work_item(w, kind, in_off, in_events, w2d, geom, bias, lam, v_th, soft, s_out, u_rec, n_chunks, n_blocks,
-                        step_counts, neuron_spikes, neuron_active)
+                        step_counts, neuron_spikes, neuron_active, out_sizes, out_buf)
 
 
 @nb.njit(cache=True, inline="always")
 def fixed_work_item(w, kind, in_off, in_events, w2d, factor, geom, weight_exp, du, dv, vth, bias_eff, s_out,
-                    v_rec, u_rec, n_chunks, n_blocks, step_counts, neuron_spikes, neuron_active):
+                    v_rec, u_rec, n_chunks, n_blocks, step_counts, neuron_spikes, neuron_active, out_sizes, out_buf):
     """Work item ``w`` of :func:`run_fixed_layer` (same arguments)."""
     steps, batch, n_out = s_out.shape
+    emit = out_sizes.shape[0] > 0
     record = v_rec.shape[0] > 0
     group = layer_group(kind, n_out, geom)
     n_pos_in = geom[1] * geom[2] if kind != DENSE else 0
@@ -147,7 +167,9 @@ def fixed_work_item(w, kind, in_off, in_events, w2d, factor, geom, weight_exp, d
     active_n = neuron_active[chunk, lo:hi]
     bias_b = bias_eff[lo:hi]
     counts = step_counts[w]
-    for b in range(chunk * batch // n_chunks, (chunk + 1) * batch // n_chunks):
+    first = chunk * batch // n_chunks
+    cursor = first * steps * n_out  # this chunk's region of out_buf (room for every neuron of its slots)
+    for b in range(first, (chunk + 1) * batch // n_chunks):
         u[:] = 0
         v[:] = 0
         pending[:] = 0
@@ -160,6 +182,10 @@ def fixed_work_item(w, kind, in_off, in_events, w2d, factor, geom, weight_exp, d
                                          spikes_n, active_n)
             counts[1, t] += fired
             counts[2, t] += busy
+            if emit:
+                start_cursor = cursor
+                cursor = fill_events(s_out[t, b], out_buf, cursor)
+                out_sizes[b * steps + t] = cursor - start_cursor
             if kind != DENSE:
                 position_starts(in_events, start, stop, geom[0], pos_start)
             for g0 in range(lo, hi, width):
@@ -175,22 +201,57 @@ def fixed_work_item(w, kind, in_off, in_events, w2d, factor, geom, weight_exp, d
 
 @nb.njit(cache=True, parallel=True)
 def run_fixed_layer(kind, in_off, in_events, w2d, factor, geom, weight_exp, du, dv, vth, bias_eff, s_out,
-                    v_rec, u_rec, n_chunks, n_blocks, step_counts, neuron_spikes, neuron_active):
+                    v_rec, u_rec, n_chunks, n_blocks, step_counts, neuron_spikes, neuron_active, out_sizes, out_buf):
     """Fixed-point layer with Lava's one-step synaptic delay: spikes arriving at step t reach the neurons
     at step t + 1. Shapes and counters as :func:`run_float_layer`. Lava's effective weights are
     ``factor * w2d``: dense weights are stored in 8 bits (``w2d`` int8 with factor 2 for mixed signs,
     uint8 with factor +-1 for one sign), conv/pool weights as int16 with factor 1; sums are exact in int32
     for fan-in < 2**23. Dense output is shifted by ``weight_exp`` (as Lava ``Dense``); conv and pool output
-    is shifted, then wrapped to signed 24 bit (as Lava ``Conv``, which applies no weight exponent itself)."""
+    is shifted, then wrapped to signed 24 bit (as Lava ``Conv``, which applies no weight exponent itself).
+    Output events as :func:`run_float_layer`."""
     for w in nb.prange(n_chunks * n_blocks):
         fixed_work_item(w, kind, in_off, in_events, w2d, factor, geom, weight_exp, du, dv, vth, bias_eff, s_out,
-                        v_rec, u_rec, n_chunks, n_blocks, step_counts, neuron_spikes, neuron_active)
+                        v_rec, u_rec, n_chunks, n_blocks, step_counts, neuron_spikes, neuron_active, out_sizes, out_buf)
 
 
 @nb.njit(cache=True)
 def run_fixed_layer_serial(kind, in_off, in_events, w2d, factor, geom, weight_exp, du, dv, vth, bias_eff, s_out,
-                           v_rec, u_rec, n_chunks, n_blocks, step_counts, neuron_spikes, neuron_active):
+                           v_rec, u_rec, n_chunks, n_blocks, step_counts, neuron_spikes, neuron_active, out_sizes,
+                           out_buf):
     """:func:`run_fixed_layer` on the calling thread (no thread hand-off: the 1-thread path)."""
     for w in range(n_chunks * n_blocks):
         fixed_work_item(w, kind, in_off, in_events, w2d, factor, geom, weight_exp, du, dv, vth, bias_eff, s_out,
-                        v_rec, u_rec, n_chunks, n_blocks, step_counts, neuron_spikes, neuron_active)
+                        v_rec, u_rec, n_chunks, n_blocks, step_counts, neuron_spikes, neuron_active, out_sizes,
+                        out_buf)
+
+
+@nb.njit(cache=True, inline="always")
+def gather_chunk(chunk, offsets, out_buf, events, steps, n_out, n_chunks):
+    batch = (offsets.shape[0] - 1) // steps
+    first = chunk * batch // n_chunks
+    last = (chunk + 1) * batch // n_chunks
+    lo, hi = offsets[first * steps], offsets[last * steps]
+    src = first * steps * n_out
+    events[lo:hi] = out_buf[src:src + hi - lo]
+
+
+@nb.njit(cache=True, parallel=True)
+def gather_events(out_sizes, out_buf, steps, n_out, n_chunks):
+    """The events a layer emitted (``out_sizes`` per slot, each chunk's events from ``chunk_first_sample * T *
+    n_out`` in ``out_buf``) as one sample-major address-event list ``(offsets (B*T + 1,), indices)``, the same
+    as :func:`hwsim.kernels.synapses.scan_events` of the layer's spikes. Chunks are copied in parallel."""
+    offsets = slot_offsets(out_sizes)
+    events = np.empty(offsets[-1], np.int32)
+    for chunk in nb.prange(n_chunks):
+        gather_chunk(chunk, offsets, out_buf, events, steps, n_out, n_chunks)
+    return offsets, events
+
+
+@nb.njit(cache=True)
+def gather_events_serial(out_sizes, out_buf, steps, n_out, n_chunks):
+    """:func:`gather_events` on the calling thread (the 1-thread path)."""
+    offsets = slot_offsets(out_sizes)
+    events = np.empty(offsets[-1], np.int32)
+    for chunk in range(n_chunks):
+        gather_chunk(chunk, offsets, out_buf, events, steps, n_out, n_chunks)
+    return offsets, events
