@@ -84,11 +84,14 @@ def best_of(fn, repeats: int) -> float:
     return best
 
 
-def interleaved(first, second, repeats: int) -> tuple[float, float]:
-    """Best time of each of two callables, run alternately so that machine noise hits both alike."""
+def interleaved(first, second, repeats: int, setups=(None, None)) -> tuple[float, float]:
+    """Best time of each of two callables, run alternately so that machine noise hits both alike; ``setups``:
+    untimed callables run before each (e.g. setting the thread count)."""
     best = [float("inf"), float("inf")]
     for _ in range(repeats):
         for k, fn in enumerate((first, second)):
+            if setups[k] is not None:
+                setups[k]()
             start = time.perf_counter()
             fn()
             best[k] = min(best[k], time.perf_counter() - start)
@@ -169,8 +172,8 @@ def stream_ceiling(network: Network, threads: int, repeats: int) -> float:
     rows = np.random.default_rng(0).integers(0, w2d.shape[0], (threads, 4096)).astype(np.int64)
     _row_stream(w2d, rows, threads, 1)
     reps = 40
-    one, many = interleaved(lambda: (set_threads(1), _row_stream(w2d, rows, threads, reps)),
-                            lambda: (set_threads(threads), _row_stream(w2d, rows, threads, reps)), 3 * repeats)
+    one, many = interleaved(lambda: _row_stream(w2d, rows, threads, reps), lambda: _row_stream(w2d, rows, threads, reps),
+                            3 * repeats, setups=(lambda: set_threads(1), lambda: set_threads(threads)))
     set_threads(1)
     return one / many
 
@@ -227,9 +230,9 @@ def main() -> None:
                 entry[mode] = {"seconds": seconds, "sop": sops, "sops_per_s": sops / seconds,
                                "steps_per_s": STEPS / seconds}
                 if threads > 1:  # 1 and all threads alternately, so that machine noise hits both alike
-                    one, many = interleaved(lambda engine=engine, x=x: (set_threads(1), engine.run(x)),
-                                            lambda engine=engine, x=x: (set_threads(threads), engine.run(x)),
-                                            3 * args.repeats)
+                    one, many = interleaved(lambda engine=engine, x=x: engine.run(x),
+                                            lambda engine=engine, x=x: engine.run(x), 5 * args.repeats,
+                                            setups=(lambda: set_threads(1), lambda: set_threads(threads)))
                     set_threads(1)
                     entry[mode].update({"seconds_all_threads": many, "thread_speedup": one / many})
             bare_run(float_net, x[:2])

@@ -277,10 +277,12 @@ class Engine:
             step_counts = np.zeros((chunks * blocks, 3, steps), np.int64)
             neuron_spikes = np.zeros((chunks, n_out), np.int32)
             neuron_active = np.zeros((chunks, n_out), np.int32)
-            s_out = np.zeros((steps, batch, n_out), np.uint8)
             rec_shape = (steps, batch, n_out) if record is True else (0, 0, 0)
             # the next layer's input events, emitted by the kernel itself when each work item owns whole steps
             emit = index < last and blocks == 1
+            keep = record is not False or index == last
+            # spikes nobody asked for never exist as a (T, B, n) array: each chunk writes one scratch row
+            s_out = np.zeros((steps, batch, n_out) if keep or not emit else (1, chunks, n_out), np.uint8)
             out_sizes = np.zeros(batch * steps if emit else 0, np.int64)
             out_buf = np.empty(batch * steps * n_out if emit else 0, np.int32)  # pages touched only where written
             if network.mode == "float":
@@ -316,7 +318,6 @@ class Engine:
                 in_off, in_events = scan(s_out)
             self.layer_seconds.append(time.perf_counter() - started)
             self.layer_cpu_seconds.append(time.process_time() - cpu_started)
-            keep = record is not False or index == last
             out_spikes.append(to_channels_first(s_out, plan.out_shape) if keep else None)
             del s_out
             names.append(layer.name)

@@ -73,7 +73,10 @@ def accumulate_group(kind, in_events, start, stop, pos_start, rows, w2d, geom, p
 def float_work_item(w, kind, in_off, in_events, w2d, geom, bias, lam, v_th, soft, s_out, u_rec, n_chunks, n_blocks,
                     step_counts, neuron_spikes, neuron_active, out_sizes, out_buf):
     """Work item ``w`` of :func:`run_float_layer` (same arguments)."""
-    steps, batch, n_out = s_out.shape
+    steps = step_counts.shape[2]
+    batch = (in_off.shape[0] - 1) // steps
+    n_out = s_out.shape[2]
+    full = s_out.shape[0] == steps and s_out.shape[1] == batch  # else a scratch row per chunk (spikes not kept)
     emit = out_sizes.shape[0] > 0
     record = u_rec.shape[0] > 0
     group = layer_group(kind, n_out, geom)
@@ -108,13 +111,14 @@ def float_work_item(w, kind, in_off, in_events, w2d, geom, bias, lam, v_th, soft
                 counts[0, t] += accumulate_group(kind, in_events, start, stop, pos_start, rows, w2d, geom,
                                                  g0 // group, g0, acc[k0:k0 + width])
             rec = u_rec[t, b, lo:hi] if record else no_rec
-            fired, busy = lif_float_step(acc, bias_b, lam, v_th, soft, u, s, s_out[t, b, lo:hi], rec, spikes_n,
+            spike_row = s_out[t, b] if full else s_out[0, chunk]
+            fired, busy = lif_float_step(acc, bias_b, lam, v_th, soft, u, s, spike_row[lo:hi], rec, spikes_n,
                                          active_n)
             counts[1, t] += fired
             counts[2, t] += busy
             if emit:  # the next layer's input events, written while the step's spikes are in cache
                 start_cursor = cursor
-                cursor = fill_events(s_out[t, b], out_buf, cursor)
+                cursor = fill_events(spike_row, out_buf, cursor)
                 out_sizes[b * steps + t] = cursor - start_cursor
 
 
@@ -122,7 +126,8 @@ def float_work_item(w, kind, in_off, in_events, w2d, geom, bias, lam, v_th, soft
 def run_float_layer(kind, in_off, in_events, w2d, geom, bias, lam, v_th, soft, s_out, u_rec,
                     n_chunks, n_blocks, step_counts, neuron_spikes, neuron_active, out_sizes, out_buf):
     """Float layer. Input address events ``in_events`` with offsets ``in_off`` (B*T + 1,); ``s_out``
-    (T, B, n_out) uint8 (zeroed); ``u_rec`` (T, B, n_out) float32 or (0, 0, 0) to skip recording;
+    (T, B, n_out) uint8, or (1, n_chunks, n_out) when the spikes are not kept (a scratch row per chunk: the
+    layer then must emit its events); ``u_rec`` (T, B, n_out) float32 or (0, 0, 0) to skip recording;
     ``bias`` (n_out,) float32; counters as in the module docstring. Output events (see :func:`gather_events`):
     ``out_sizes`` (B*T,) int64 and ``out_buf`` (B*T*n_out,) int32, or both empty to skip them (they need
     ``n_blocks == 1``: each work item then owns whole steps of its samples)."""
@@ -144,7 +149,10 @@ def run_float_layer_serial(kind, in_off, in_events, w2d, geom, bias, lam, v_th, 
 def fixed_work_item(w, kind, in_off, in_events, w2d, factor, geom, weight_exp, du, dv, vth, bias_eff, s_out,
                     v_rec, u_rec, n_chunks, n_blocks, step_counts, neuron_spikes, neuron_active, out_sizes, out_buf):
     """Work item ``w`` of :func:`run_fixed_layer` (same arguments)."""
-    steps, batch, n_out = s_out.shape
+    steps = step_counts.shape[2]
+    batch = (in_off.shape[0] - 1) // steps
+    n_out = s_out.shape[2]
+    full = s_out.shape[0] == steps and s_out.shape[1] == batch  # else a scratch row per chunk (spikes not kept)
     emit = out_sizes.shape[0] > 0
     record = v_rec.shape[0] > 0
     group = layer_group(kind, n_out, geom)
@@ -178,13 +186,14 @@ def fixed_work_item(w, kind, in_off, in_events, w2d, factor, geom, weight_exp, d
             start, stop = in_off[slot], in_off[slot + 1]
             rec_v = v_rec[t, b, lo:hi] if record else no_rec
             rec_u = u_rec[t, b, lo:hi] if record else no_rec
-            fired, busy = lif_fixed_step(pending, du, dv, vth, bias_b, u, v, s_out[t, b, lo:hi], rec_v, rec_u,
+            spike_row = s_out[t, b] if full else s_out[0, chunk]
+            fired, busy = lif_fixed_step(pending, du, dv, vth, bias_b, u, v, spike_row[lo:hi], rec_v, rec_u,
                                          spikes_n, active_n)
             counts[1, t] += fired
             counts[2, t] += busy
             if emit:
                 start_cursor = cursor
-                cursor = fill_events(s_out[t, b], out_buf, cursor)
+                cursor = fill_events(spike_row, out_buf, cursor)
                 out_sizes[b * steps + t] = cursor - start_cursor
             if kind != DENSE:
                 position_starts(in_events, start, stop, geom[0], pos_start)
