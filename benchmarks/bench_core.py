@@ -172,8 +172,10 @@ def stream_ceiling(network: Network, threads: int, repeats: int) -> float:
     rows = np.random.default_rng(0).integers(0, w2d.shape[0], (threads, 4096)).astype(np.int64)
     _row_stream(w2d, rows, threads, 1)
     reps = 40
-    one, many = interleaved(lambda: _row_stream(w2d, rows, threads, reps), lambda: _row_stream(w2d, rows, threads, reps),
-                            3 * repeats, setups=(lambda: set_threads(1), lambda: set_threads(threads)))
+    def stream():
+        return _row_stream(w2d, rows, threads, reps)
+
+    one, many = interleaved(stream, stream, 3 * repeats, setups=(lambda: set_threads(1), lambda: set_threads(threads)))
     set_threads(1)
     return one / many
 
