@@ -142,8 +142,35 @@ def _connectivity(conv: bool, in_shape: tuple, out_shape: tuple, kh: int, kw: in
             cols.append((oi[:, None] * (ho * wo) + pos_out[None, :]).ravel())
     rows_a, cols_a = np.concatenate(rows), np.concatenate(cols)
     matrix = sp.csr_matrix((np.ones(rows_a.size, np.int64), (rows_a, cols_a)), shape=(c * h * w, o * ho * wo))
+    matrix.sum_duplicates()  # canonical: sorted column indices in every row (``_reach_counts`` relies on it)
     matrix.data.setflags(write=False)  # shared between callers through the cache
     return matrix
+
+
+_REACH: dict = {}  # (id of a cached connectivity matrix, cores) -> (axons, dest_cores); the matrices live on
+
+
+def _reach_counts(conn: sp.csr_matrix, n_out: int, cores: int) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct inputs per core ``(cores,)`` and distinct destination cores per input ``(n_in,)`` when the
+    outputs of ``conn`` (a canonical CSR matrix from :func:`_connectivity`) are cut into ``cores`` contiguous
+    blocks. One pass over the connections: along a row the sorted outputs give non-decreasing owner cores,
+    so each (input, core) pair starts where the owner or the row changes. Remembered per matrix and count."""
+    key = (id(conn), cores)
+    if key in _REACH and _REACH[key][0] is conn:
+        return _REACH[key][1]
+    block = math.ceil(n_out / cores)
+    owner = conn.indices // block
+    row = np.repeat(np.arange(conn.shape[0]), np.diff(conn.indptr))
+    first = np.ones(owner.shape[0], bool)
+    first[1:] = (owner[1:] != owner[:-1]) | (row[1:] != row[:-1])
+    axons = np.bincount(owner[first], minlength=cores).astype(np.int64)
+    dest = np.bincount(row[first], minlength=conn.shape[0]).astype(np.int64)
+    axons.setflags(write=False)
+    dest.setflags(write=False)
+    if len(_REACH) > 256:
+        _REACH.clear()
+    _REACH[key] = (conn, (axons, dest))
+    return axons, dest
 
 
 def _synapse_capacity(chip: Chip) -> int | None:
@@ -243,9 +270,7 @@ class _LayerGeometry:
         synapses = self.stored(cores)
         if self.conn is None:
             return synapses, np.full(cores, self.n_in, np.int64), np.full(self.n_in, cores, np.int64)
-        reach = (self.conn @ _block_matrix(self.n_out, cores)) > 0
-        axons = np.asarray(reach.sum(axis=0)).ravel().astype(np.int64)
-        dest_cores = np.asarray(reach.sum(axis=1)).ravel().astype(np.int64)
+        axons, dest_cores = _reach_counts(self.conn, self.n_out, cores)
         return synapses, axons, dest_cores
 
     def reach(self, cores: int) -> sp.csr_matrix | None:
