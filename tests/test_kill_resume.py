@@ -178,22 +178,21 @@ def test_a_second_writer_gets_in_use_by_pid(tmp_path, capsys):
 
 
 def test_two_processes_training_into_one_checkpoint(tmp_path):
-    """Two real processes: the second is refused while the first trains, the first finishes intact."""
+    """Two real processes: the second is refused while the first trains (the first runs until it is
+    interrupted, so the second always meets it), and the first's checkpoint stays intact."""
     ckpt = tmp_path / "a.pt"
-    first = _cli("train", *TRAIN_ARGS, "--out", str(ckpt), cwd=tmp_path)
-    lock = tmp_path / "a.pt.lock"
-    deadline = time.monotonic() + 300
-    while not (lock.is_file() and lock.read_text().strip()) and first.poll() is None:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-    second = _cli("train", *TRAIN_ARGS, "--out", str(ckpt), cwd=tmp_path)
+    long_args = list(TRAIN_ARGS)
+    long_args[long_args.index("--epochs") + 1] = "500"  # still training when the second starts
+    first = _cli("train", *long_args, "--out", str(ckpt), cwd=tmp_path)
+    assert first.stdout.readline().startswith("epoch 1/500"), first.stderr.read()  # lock held, one epoch saved
+    second = _cli("train", *long_args, "--out", str(ckpt), cwd=tmp_path)
     _, err = second.communicate(timeout=300)
-    _, first_err = first.communicate(timeout=600)
-    assert first.returncode == 0, first_err
-    if second.returncode == 0:  # only when the first had finished before the second started
-        pytest.skip("the first run ended before the second started")
-    assert second.returncode == 1 and f"in use by PID {first.pid}" in err and err.strip().count("\n") == 0
-    assert load_checkpoint(ckpt)["epoch"] == 2
+    assert first.poll() is None, "the first run ended before the second was refused"
+    first.send_signal(signal.SIGINT)
+    _, first_err = first.communicate(timeout=120)
+    assert second.returncode == 1 and f"in use by PID {first.pid}" in err and err.strip().count("\n") == 0, err
+    assert first.returncode == 130, first_err
+    assert load_checkpoint(ckpt)["epoch"] >= 0 and not (tmp_path / "a.pt.lock").exists()
 
 
 def test_ctrl_c_prints_one_line_and_exits_130(tmp_path):
