@@ -182,9 +182,9 @@ def test_two_processes_training_into_one_checkpoint(tmp_path):
     interrupted, so the second always meets it), and the first's checkpoint stays intact."""
     ckpt = tmp_path / "a.pt"
     long_args = list(TRAIN_ARGS)
-    long_args[long_args.index("--epochs") + 1] = "500"  # still training when the second starts
+    long_args[long_args.index("--epochs") + 1] = "100000"  # still training when the second starts
     first = _cli("train", *long_args, "--out", str(ckpt), cwd=tmp_path)
-    assert first.stdout.readline().startswith("epoch 1/500"), first.stderr.read()  # lock held, one epoch saved
+    assert first.stdout.readline().startswith("epoch 1/100000"), first.stderr.read()  # lock held, one epoch saved
     second = _cli("train", *long_args, "--out", str(ckpt), cwd=tmp_path)
     _, err = second.communicate(timeout=300)
     assert first.poll() is None, "the first run ended before the second was refused"
