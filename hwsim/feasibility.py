@@ -44,7 +44,7 @@ import numpy as np
 from hwsim.chips.schema import Chip
 from hwsim.counts import Counts
 from hwsim.errors import FeasibilityError
-from hwsim.mapping import core_load, map_network, neuron_layers, stored_weights, weight_sharing
+from hwsim.mapping import core_load, map_network, neuron_layers, stored_weights, weight_sharing, with_counts
 from hwsim.network import Dense, Network
 
 RULES = ("bptt", "sltt", "sltt_k", "ottt_a", "ottt_o", "ttl_bptt", "stdl")
@@ -365,7 +365,7 @@ def check(network: Network, chip: Chip, rule: str, timesteps: int, counts: Count
     verdict.max_timesteps, verdict.max_timesteps_note = max_timesteps(network, chip, rule, window, block, subnet,
                                                                       budget_bytes=budget_bytes, mapping=mapping)
     if counts is not None and not missing:
-        report = estimate(network, counts, chip, static=static)
+        report = estimate(network, counts, chip, mapping=with_counts(mapping, network, chip, counts), static=static)
         priced = report.priced
         verdict.energy_j = report.energy_j if priced else None
         verdict.energy_dynamic_j = report.energy_dynamic_j if priced else None

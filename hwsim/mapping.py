@@ -27,6 +27,7 @@ connectivity), so no count is estimated from averages.
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 from dataclasses import dataclass, field
@@ -386,6 +387,19 @@ def map_network(network: Network, chip: Chip, counts: Counts | None = None,
         assumptions.append("mesh layout not published: one core per tile on a square mesh (assumed)")
     if counts is not None:
         _split_work(mapping, geos, counts, chip)
+    return mapping
+
+
+def with_counts(structure: Mapping, network: Network, chip: Chip, counts: Counts) -> Mapping:
+    """``map_network(network, chip, counts)`` from the mapping without counts that ``map_network(network, chip)``
+    already made (a copy of its placement, with the work, spikes and routing of ``counts`` split over the
+    cores): the placement does not depend on the counts, so callers pricing several runs on one chip place once."""
+    if structure.chip != chip.name:
+        raise ValueError(f"with_counts: the mapping is for {structure.chip}, not {chip.name}")
+    mapping = copy.deepcopy(structure)
+    sharing, _ = weight_sharing(chip)
+    geos = [_LayerGeometry(layer, i, o, sharing) for layer, i, o in neuron_layers(network)]
+    _split_work(mapping, geos, counts, chip)
     return mapping
 
 

@@ -1,10 +1,12 @@
-"""Contiguous blocks of neurons on cores: every core count the mapper reaches is one it can fill."""
+"""Contiguous blocks of neurons on cores: every core count the mapper reaches is one it can fill; a placement
+made once and given counts later equals the placement made with them."""
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from hwsim import chips
-from hwsim.mapping import _blocks, _next_usable, _usable, map_network
+from hwsim.engine import Engine, bernoulli
+from hwsim.mapping import _blocks, _next_usable, _usable, map_network, with_counts
 from hwsim.network import from_spec
 
 
@@ -28,3 +30,21 @@ def test_conv_net_maps_on_chips_whose_limits_need_more_cores():
     for layer in mapping.layers:
         assert layer.neurons_per_core.min() > 0 and layer.neurons_per_core.sum() == layer.n_out
         assert len(layer.neurons_per_core) == layer.cores
+
+
+def test_counts_added_to_a_placement_equal_mapping_with_counts():
+    import dataclasses
+
+    import numpy as np
+
+    net = from_spec("2x12x12-c6p1-p2-c8p1-p2-10", seed=1)
+    counts = Engine(net).run(bernoulli((6, 3, 2, 12, 12), 0.2, seed=2)).counts
+    for name in ("loihi", "loihi2", "odin", "generic_45nm"):
+        chip = chips.load(name)
+        later, direct = with_counts(map_network(net, chip), net, chip, counts), map_network(net, chip, counts)
+        assert later.to_dict(chip) == direct.to_dict(chip), name
+        for a, b in zip(later.layers, direct.layers):
+            for f in dataclasses.fields(a):
+                va, vb = getattr(a, f.name), getattr(b, f.name)
+                assert (np.array_equal(va, vb) if isinstance(va, np.ndarray) else va == vb), (name, f.name)
+            assert a.sop_per_core is not None  # the counts did arrive
