@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 
 import hwsim.threads  # noqa: F401  (first: the OpenMP wait policy must be set before torch or numba start OpenMP)
-from hwsim import __version__
+from hwsim import __version__, errors
 from hwsim.commands import (
     DEFAULT_MODE,
     DEFAULT_RATE,
@@ -237,6 +239,8 @@ def _user_errors() -> tuple[type[Exception], ...]:
 def main(argv: list[str] | None = None) -> int:
     """Run one command; returns the exit code (0 ok, 1 failure, 2 bad input, 130 interrupted)."""
     command = "hwsim"
+    errors.clear_interrupt()
+    previous = _install_sigint()
     try:
         parser = build_parser()
         args = parser.parse_args(argv)  # --help and a bad argument (one line printed, status 2) exit here
@@ -252,6 +256,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _install_sigint():
+    """Ctrl-C through :func:`hwsim.errors.on_sigint` (main thread only); returns the handler to restore."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGINT, errors.on_sigint)
 
 
 def _dispatch(args: argparse.Namespace, command: str) -> int:

@@ -20,6 +20,35 @@ import reprlib
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
+_interrupt_requested = False
+
+
+def on_sigint(signum=None, frame=None) -> None:
+    """The command line's SIGINT handler: remember the request and raise ``KeyboardInterrupt`` where Python is
+    -- unless that is inside a finalizer (a ``weakref.finalize`` callback or a ``__del__``), where Python would
+    print the exception and drop it (a Ctrl-C lost, training going on); there the request waits for the next
+    :func:`check_interrupt` of a long loop."""
+    global _interrupt_requested
+    _interrupt_requested = True
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "__del__" or (code.co_name == "__call__" and code.co_filename.endswith("weakref.py")):
+            return
+        frame = frame.f_back
+    raise KeyboardInterrupt
+
+
+def check_interrupt() -> None:
+    """Raise ``KeyboardInterrupt`` if Ctrl-C was pressed and not yet acted on (called once per batch by long
+    loops)."""
+    if _interrupt_requested:
+        raise KeyboardInterrupt
+
+
+def clear_interrupt() -> None:
+    global _interrupt_requested
+    _interrupt_requested = False
+
 
 class NetworkError(ValueError):
     """A network description, spec string, parameter or file is invalid; the message names what."""

@@ -33,6 +33,7 @@ from hwsim.methods.data import DataError, SpikeDataset, load_dataset
 from hwsim.methods.memory import ActivationMeter
 from tqdm import tqdm
 
+from hwsim.errors import check_interrupt
 from hwsim.network import Network, from_spec, save
 from hwsim.safeio import OutputLock, atomic_path
 from hwsim.threads import apply_to_torch
@@ -345,6 +346,7 @@ def _train(config: TrainConfig, out, resume, state: dict | None, rank: int, worl
             bar = tqdm(range(batches), desc=f"{config.rule} epoch {epoch + 1}/{config.epochs}", leave=False,
                        disable=not progress or rank != 0)
             for b in bar:
+                check_interrupt()  # a Ctrl-C that landed in a finalizer (the meter's) is honoured here
                 index = order[b * config.batch_size: (b + 1) * config.batch_size]
                 index = index[rank::world]
                 if len(index) == 0:

@@ -257,3 +257,36 @@ def test_a_killed_export_leaves_no_lava_process(tmp_path):
         time.sleep(0.1)
     assert group_alive(child) == [], "Lava processes outlived the export"
     assert not folder.exists(), "the Lava child did not notice that hwsim died"
+
+
+def test_ctrl_c_inside_a_finalizer_is_kept_for_the_next_check():
+    """Python prints and drops an exception raised in a ``weakref.finalize`` callback (the memory meter runs
+    one per saved tensor), so a Ctrl-C landing there would be lost; the handler keeps it for the training
+    loop's next check instead, and raises at once anywhere else."""
+    import weakref
+
+    from hwsim import errors
+
+    errors.clear_interrupt()
+    raised = []
+
+    def callback():
+        try:
+            errors.on_sigint(signal.SIGINT, sys._getframe())
+        except KeyboardInterrupt:
+            raised.append(True)
+
+    class Box:
+        pass
+
+    box = Box()
+    weakref.finalize(box, callback)
+    del box
+    assert not raised
+    with pytest.raises(KeyboardInterrupt):
+        errors.check_interrupt()
+    errors.clear_interrupt()
+    errors.check_interrupt()  # nothing pending
+    with pytest.raises(KeyboardInterrupt):
+        errors.on_sigint(signal.SIGINT, sys._getframe())
+    errors.clear_interrupt()
