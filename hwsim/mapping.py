@@ -30,6 +30,7 @@ from __future__ import annotations
 import copy
 import functools
 import math
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -123,7 +124,7 @@ def connectivity(layer, in_shape: tuple, out_shape: tuple) -> sp.csr_matrix | No
                          int(layer.stride), 0)
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=4)  # a few layers' matrices (tens of MB each for large convs) stay, not more
 def _connectivity(conv: bool, in_shape: tuple, out_shape: tuple, kh: int, kw: int, stride: int,
                   pad: int) -> sp.csr_matrix:
     c, h, w = in_shape
@@ -148,7 +149,7 @@ def _connectivity(conv: bool, in_shape: tuple, out_shape: tuple, kh: int, kw: in
     return matrix
 
 
-_REACH: dict = {}  # (id of a cached connectivity matrix, cores) -> (axons, dest_cores); the matrices live on
+_REACH: dict = {}  # (id of a connectivity matrix, cores) -> (weak reference to it, (axons, dest_cores))
 
 
 def _reach_counts(conn: sp.csr_matrix, n_out: int, cores: int) -> tuple[np.ndarray, np.ndarray]:
@@ -157,7 +158,7 @@ def _reach_counts(conn: sp.csr_matrix, n_out: int, cores: int) -> tuple[np.ndarr
     blocks. One pass over the connections: along a row the sorted outputs give non-decreasing owner cores,
     so each (input, core) pair starts where the owner or the row changes. Remembered per matrix and count."""
     key = (id(conn), cores)
-    if key in _REACH and _REACH[key][0] is conn:
+    if key in _REACH and _REACH[key][0]() is conn:
         return _REACH[key][1]
     block = math.ceil(n_out / cores)
     owner = conn.indices // block
@@ -168,9 +169,9 @@ def _reach_counts(conn: sp.csr_matrix, n_out: int, cores: int) -> tuple[np.ndarr
     dest = np.bincount(row[first], minlength=conn.shape[0]).astype(np.int64)
     axons.setflags(write=False)
     dest.setflags(write=False)
-    if len(_REACH) > 256:
+    if len(_REACH) > 128:  # never holds a matrix alive; the counts are small (one int per input and per core)
         _REACH.clear()
-    _REACH[key] = (conn, (axons, dest))
+    _REACH[key] = (weakref.ref(conn), (axons, dest))
     return axons, dest
 
 

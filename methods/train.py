@@ -306,12 +306,13 @@ def train(config: TrainConfig, out: str | Path | None = None, resume: str | Path
     built = build(config)  # bad data or network options are refused before the output is touched
     lock = OutputLock(out, f"--out {out}", folder=False).acquire() if out is not None and rank == 0 else None
     try:
-        return _train(config, out, resume, state, rank, world, progress, log, built)
+        result = _train(config, out, resume, state, rank, world, progress, log, built)
     finally:
         if lock is not None:
             lock.release()
-        if started:
-            end_distributed(built[3])
+    if started:  # after a failure no barrier: the other ranks may never reach it (torchrun ends them instead)
+        end_distributed(built[3])
+    return result
 
 
 def _train(config: TrainConfig, out, resume, state: dict | None, rank: int, world: int, progress: bool,
