@@ -191,6 +191,7 @@ def plan_layers(network: Network) -> list[LayerPlan]:
 
 
 PARALLEL_MIN_WORK = 1_000_000  # neuron updates (T x B x neurons) below which a run stays on one thread
+EMIT_RESERVE_BYTES = 2**30  # largest event buffer a layer reserves (virtual memory) to emit its events
 
 
 def work_split(kind: int, batch: int, n_out: int, group: int, threads: int) -> tuple[int, int]:
@@ -279,7 +280,9 @@ class Engine:
             neuron_active = np.zeros((chunks, n_out), np.int32)
             rec_shape = (steps, batch, n_out) if record is True else (0, 0, 0)
             # the next layer's input events, emitted by the kernel itself when each work item owns whole steps
-            emit = index < last and blocks == 1
+            # (into a buffer reserved for every neuron of every slot, touched only where written; above
+            # EMIT_RESERVE_BYTES the dense spikes are scanned instead, so a run never reserves 4x its spikes)
+            emit = index < last and blocks == 1 and batch * steps * n_out * 4 <= EMIT_RESERVE_BYTES
             keep = record is not False or index == last
             # spikes nobody asked for never exist as a (T, B, n) array: each chunk writes one scratch row
             s_out = np.zeros((steps, batch, n_out) if keep or not emit else (1, chunks, n_out), np.uint8)

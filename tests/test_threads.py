@@ -87,3 +87,21 @@ def test_torch_follows_the_policy():
             "assert torch.get_num_threads() == 1, torch.get_num_threads()")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("mode", ["float", "fixed"])
+def test_emitted_events_equal_scanned_events(mode, monkeypatch):
+    """Layers emit the next layer's events while they fire; above the reserve limit they are scanned from
+    the dense spikes instead: both give the same spikes and counts, with and without recorded spikes."""
+    import hwsim.engine as engine_module
+
+    net = from_spec("2x8x8-c4p1-p2-24-10", mode=mode, seed=5)
+    x = bernoulli((9, 4, 2, 8, 8), 0.3, seed=2)
+    emitted = Engine(net, threads=2).run(x, record="spikes")
+    monkeypatch.setattr(engine_module, "EMIT_RESERVE_BYTES", 0)
+    for record in ("spikes", False):
+        scanned = Engine(net, threads=2).run(x, record=record)
+        assert np.array_equal(scanned.output, emitted.output)
+        for a, b in zip(scanned.counts.layers, emitted.counts.layers):
+            assert all(np.array_equal(a.events[k], b.events[k]) for k in a.events)
+            assert np.array_equal(a.neuron_spikes, b.neuron_spikes)
