@@ -488,7 +488,7 @@ def _split_work(mapping: Mapping, geos: list[_LayerGeometry], counts: Counts, ch
             sx, sy = tile_xy(src_core, chip, mapping.cores_used)
         spikes = lc.input_spikes
         if chip.layout is not None and not chip.layout.noc:
-            per_input = placement.cores if reach is None else np.asarray(reach.sum(axis=1)).ravel()
+            per_input = placement.cores if reach is None else _reach_counts(geo.conn, geo.n_out, placement.cores)[1]
             placement.packets_in = int((spikes * per_input).sum())
             continue
         if reach is None:
@@ -502,7 +502,7 @@ def _split_work(mapping: Mapping, geos: list[_LayerGeometry], counts: Counts, ch
             ey = np.abs(sy[coo.row] - dy[coo.col])
             hop_x = np.bincount(coo.row, weights=ex, minlength=geo.n_in)
             hop_y = np.bincount(coo.row, weights=ey, minlength=geo.n_in)
-            packets = int((spikes * np.asarray(reach.sum(axis=1)).ravel()).sum())
+            packets = int((spikes * _reach_counts(geo.conn, geo.n_out, placement.cores)[1]).sum())
             used = spikes[coo.row] > 0
             longest = int((ex + ey)[used].max()) if used.any() else 0
         placement.packets_in = int(packets)

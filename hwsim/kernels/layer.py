@@ -70,6 +70,15 @@ def accumulate_group(kind, in_events, start, stop, pos_start, rows, w2d, geom, p
 
 
 @nb.njit(cache=True, inline="always")
+def emit_slot(spike_row, out_buf, cursor, out_sizes, slot):
+    """Append the indices of ``spike_row``'s spikes to ``out_buf`` at ``cursor``, record their number as slot
+    ``slot``'s size; returns the new cursor."""
+    end = fill_events(spike_row, out_buf, cursor)
+    out_sizes[slot] = end - cursor
+    return end
+
+
+@nb.njit(cache=True, inline="always")
 def float_work_item(w, kind, in_off, in_events, w2d, geom, bias, lam, v_th, soft, s_out, u_rec, n_chunks, n_blocks,
                     step_counts, neuron_spikes, neuron_active, out_sizes, out_buf):
     """Work item ``w`` of :func:`run_float_layer` (same arguments)."""
@@ -117,9 +126,7 @@ def float_work_item(w, kind, in_off, in_events, w2d, geom, bias, lam, v_th, soft
             counts[1, t] += fired
             counts[2, t] += busy
             if emit:  # the next layer's input events, written while the step's spikes are in cache
-                start_cursor = cursor
-                cursor = fill_events(spike_row, out_buf, cursor)
-                out_sizes[b * steps + t] = cursor - start_cursor
+                cursor = emit_slot(spike_row, out_buf, cursor, out_sizes, b * steps + t)
 
 
 @nb.njit(cache=True, parallel=True)
@@ -191,10 +198,8 @@ def fixed_work_item(w, kind, in_off, in_events, w2d, factor, geom, weight_exp, d
                                          spikes_n, active_n)
             counts[1, t] += fired
             counts[2, t] += busy
-            if emit:
-                start_cursor = cursor
-                cursor = fill_events(spike_row, out_buf, cursor)
-                out_sizes[b * steps + t] = cursor - start_cursor
+            if emit:  # the next layer's input events, written while the step's spikes are in cache
+                cursor = emit_slot(spike_row, out_buf, cursor, out_sizes, b * steps + t)
             if kind != DENSE:
                 position_starts(in_events, start, stop, geom[0], pos_start)
             for g0 in range(lo, hi, width):
