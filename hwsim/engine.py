@@ -17,8 +17,6 @@ import hwsim.threads  # noqa: F401  (sets the OpenMP wait policy before the firs
 from hwsim.counts import Counts, LayerCounts, add_inference_bytes
 from hwsim.errors import InputError
 from hwsim.kernels.layer import (
-    gather_events,
-    gather_events_serial,
     run_fixed_layer,
     run_fixed_layer_serial,
     run_float_layer,
@@ -251,11 +249,16 @@ class Engine:
         # batch 1, T = 100, ran 3x slower on 2 threads): the serial kernels. Results are the same either way.
         work = steps * batch * sum(int(np.prod(plan.out_shape)) for plan in self.plans)
         parallel = numba.get_num_threads() > 1 and (self.threads is not None or work >= PARALLEL_MIN_WORK)
+        if not parallel and self.threads is None:
+            threads = 1  # on one thread a split only costs (column blocks also forgo the kernels' event emission)
         scan = scan_events if parallel else scan_events_serial
-        gather = gather_events if parallel else gather_events_serial
         float_layer = run_float_layer if parallel else run_float_layer_serial
         fixed_layer = run_fixed_layer if parallel else run_fixed_layer_serial
-        in_off, in_events = scan(to_channels_last(s_in, network.input_shape))
+        # the first layer reads the dense input itself (each step's row turned into events in its work item);
+        # later layers read the events the layer before emitted (or scanned), where they lie
+        no_dense, no_counts = np.zeros((0, 0, 0), np.uint8), np.zeros((1, 0), np.int32)
+        no_ranges = np.zeros(0, np.int64)
+        source = (no_ranges, no_ranges, np.zeros(0, np.int32), to_channels_last(s_in, network.input_shape), no_counts)
         del s_in
         counts = Counts(timesteps=steps, batch=batch, mode=network.mode)
         out_spikes, membranes, currents, names = [], [], [], []
@@ -267,17 +270,14 @@ class Engine:
             n_out = int(np.prod(plan.out_shape))
             lc = LayerCounts(layer.name, layer.kind, plan.n_in, n_out, steps)
             ev = lc.events
-            if index == 0:
-                ev["spikes_in"][:] = np.diff(in_off).reshape(batch, steps).sum(axis=0)
-                lc.input_spikes = _channels_first_counts(np.bincount(in_events, minlength=plan.n_in), plan.in_layout)
-            else:  # this layer's input spikes are the previous layer's output spikes
-                ev["spikes_in"][:] = counts.layers[-1].events["spikes_out"]
-                lc.input_spikes = counts.layers[-1].neuron_spikes.copy()
             group = n_out if plan.kind == DENSE else int(plan.geom[3])
             chunks, blocks = work_split(plan.kind, batch, n_out, group, threads)
-            step_counts = np.zeros((chunks * blocks, 3, steps), np.int64)
-            neuron_spikes = np.zeros((chunks, n_out), np.int32)
-            neuron_active = np.zeros((chunks, n_out), np.int32)
+            if index == 0:
+                in_counts = np.zeros((chunks, plan.n_in), np.int32)
+                source = source[:4] + (in_counts,)
+            step_counts = np.zeros((chunks * blocks, 4, steps), np.int64)
+            neuron_spikes = _chunk_rows(chunks, n_out)
+            neuron_active = _chunk_rows(chunks, n_out)
             rec_shape = (steps, batch, n_out) if record is True else (0, 0, 0)
             # the next layer's input events, emitted by the kernel itself when each work item owns whole steps
             # (into a buffer reserved for every neuron of every slot, touched only where written; above
@@ -286,43 +286,51 @@ class Engine:
             keep = record is not False or index == last
             # spikes nobody asked for never exist as a (T, B, n) array: each chunk writes one scratch row
             s_out = np.zeros((steps, batch, n_out) if keep or not emit else (1, chunks, n_out), np.uint8)
-            out_sizes = np.zeros(batch * steps if emit else 0, np.int64)
-            out_buf = np.empty(batch * steps * n_out if emit else 0, np.int32)  # pages touched only where written
+            sink = (np.zeros(batch * steps if emit else 0, np.int64), np.zeros(batch * steps if emit else 0, np.int64),
+                    np.empty(batch * steps * n_out if emit else 0, np.int32))  # pages touched only where written
             if network.mode == "float":
                 neuron: FloatLIF = layer.neuron
                 u_rec = np.zeros(rec_shape, np.float32)
-                float_layer(plan.kind, in_off, in_events, plan.w2d, plan.geom, bias, np.float32(neuron.lam),
+                float_layer(plan.kind, source, plan.w2d, plan.geom, bias, np.float32(neuron.lam),
                             np.float32(neuron.v_th), neuron.reset == "soft", s_out, u_rec, chunks, blocks,
-                            step_counts, neuron_spikes, neuron_active, out_sizes, out_buf)
+                            step_counts, neuron_spikes, neuron_active, sink)
                 if record is True:
                     membranes.append(to_channels_first(u_rec, plan.out_shape))
             else:
                 neuron: LoihiLIF = layer.neuron
                 v_rec, u_rec = np.zeros(rec_shape, np.int32), np.zeros(rec_shape, np.int32)
-                fixed_layer(plan.kind, in_off, in_events, plan.w2d, plan.factor, plan.geom, int(layer.weight_exp),
+                fixed_layer(plan.kind, source, plan.w2d, plan.factor, plan.geom, int(layer.weight_exp),
                             neuron.du, neuron.dv, neuron.vth, bias, s_out, v_rec, u_rec, chunks, blocks,
-                            step_counts, neuron_spikes, neuron_active, out_sizes, out_buf)
+                            step_counts, neuron_spikes, neuron_active, sink)
                 if record is True:
                     membranes.append(to_channels_first(v_rec, plan.out_shape))
                     currents.append(to_channels_first(u_rec, plan.out_shape))
             totals = step_counts.sum(axis=0)
+            if index == 0:
+                ev["spikes_in"][:] = totals[3]
+                lc.input_spikes = _channels_first_counts(in_counts.sum(axis=0, dtype=np.int64), plan.in_layout)
+            else:  # this layer's input spikes are the previous layer's output spikes
+                ev["spikes_in"][:] = counts.layers[-1].events["spikes_out"]
+                lc.input_spikes = counts.layers[-1].neuron_spikes.copy()
             ev["sop"][:] = totals[0]
             ev["spikes_out"][:] = totals[1]
             ev["neuron_updates_active"][:] = totals[2]
             ev["neuron_updates"][:] = batch * n_out
-            lc.neuron_spikes = _channels_first_counts(neuron_spikes.sum(axis=0, dtype=np.int64), plan.out_shape)
-            lc.neuron_active = _channels_first_counts(neuron_active.sum(axis=0, dtype=np.int64), plan.out_shape)
+            lc.neuron_spikes = _channels_first_counts(neuron_spikes[:, :n_out].sum(axis=0, dtype=np.int64),
+                                                     plan.out_shape)
+            lc.neuron_active = _channels_first_counts(neuron_active[:, :n_out].sum(axis=0, dtype=np.int64),
+                                                     plan.out_shape)
             add_inference_bytes(lc, network.mode, has_bias=layer.bias is not None)
             counts.layers.append(lc)
             if emit:
-                in_off, in_events = gather(out_sizes, out_buf, steps, n_out, chunks)
-                del out_buf
+                source = (*sink, no_dense, no_counts)
             elif index < last:
-                in_off, in_events = scan(s_out)
+                offsets, events = scan(s_out)
+                source = (offsets[:-1], offsets[1:], events, no_dense, no_counts)
             self.layer_seconds.append(time.perf_counter() - started)
             self.layer_cpu_seconds.append(time.process_time() - cpu_started)
             out_spikes.append(to_channels_first(s_out, plan.out_shape) if keep else None)
-            del s_out
+            del s_out, sink
             names.append(layer.name)
         return SimResult(out_spikes, counts, names, membranes if record is True else None,
                          currents if record is True and network.mode == "fixed" else None)
@@ -333,6 +341,12 @@ def simulate(network: Network, spikes: np.ndarray, record: bool | str = "spikes"
     """One-shot :class:`Engine` run (see :meth:`Engine.run`); keeps every layer's spikes unless
     ``record=False``."""
     return Engine(network).run(spikes, record=record, time_major=time_major)
+
+
+def _chunk_rows(chunks: int, n: int) -> np.ndarray:
+    """Zeroed int32 per-chunk counters ``(chunks, n_padded)``, rows padded to whole 64-byte lines so threads
+    counting into neighbouring rows of a small layer never share a line; the counters are ``[:, :n]``."""
+    return np.zeros((chunks, -(-n // 16) * 16), np.int32)
 
 
 def _channels_first_counts(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

@@ -9,9 +9,18 @@ evenly as possible) and the output neurons of block ``w % n_blocks`` (dense: a r
 conv and pool: a range of output positions, each with all its channels). Every neuron's arithmetic is the
 same whatever the split, so spikes, membranes and counts are bit-identical for any thread count.
 
-Counters: ``step_counts[w, k, t]`` per work item (k: 0 SOPs, 1 spikes out, 2 active updates; summed by
-the caller); ``neuron_spikes``/``neuron_active`` ``(n_chunks, n_out)`` int32 per sample chunk (blocks of
-one chunk write disjoint columns). Layouts as in :mod:`hwsim.kernels.synapses` (channels last).
+**Input.** Either address events (``in_events`` with the slot ranges ``in_start``/``in_stop``, each
+``(B*T,)``: slot ``b*T + t`` holds ``in_events[in_start[slot]:in_stop[slot]]``, ascending; the ranges of
+consecutive slots need not touch, so a layer reads the events the previous layer emitted where they were
+written), or, for the first layer, the dense 0/1 input ``in_dense`` ``(T, B, n_in)`` uint8 (channels last),
+turned into each slot's events inside the work item while the row is in cache (no separate scan pass).
+The unused form is passed empty.
+
+Counters: ``step_counts[w, k, t]`` per work item (k: 0 SOPs, 1 spikes out, 2 active updates, 3 input
+spikes when the input is dense; summed by the caller); ``neuron_spikes``/``neuron_active``
+``(n_chunks, n_out)`` int32 per sample chunk (blocks of one chunk write disjoint columns); ``in_counts``
+``(n_chunks, n_in)`` int32 spikes per input neuron when the input is dense (counted by block 0 of each
+chunk), else ``(1, 0)``. Layouts as in :mod:`hwsim.kernels.synapses` (channels last).
 """
 
 from __future__ import annotations
@@ -28,7 +37,6 @@ from hwsim.kernels.synapses import (
     fill_events,
     pool_position,
     position_starts,
-    slot_offsets,
     sum_rows,
 )
 
@@ -70,39 +78,63 @@ def accumulate_group(kind, in_events, start, stop, pos_start, rows, w2d, geom, p
 
 
 @nb.njit(cache=True, inline="always")
-def emit_slot(spike_row, out_buf, cursor, out_sizes, slot):
-    """Append the indices of ``spike_row``'s spikes to ``out_buf`` at ``cursor``, record their number as slot
-    ``slot``'s size; returns the new cursor."""
+def emit_slot(spike_row, out_buf, cursor, out_start, out_stop, slot):
+    """Append the indices of ``spike_row``'s spikes to ``out_buf`` at ``cursor``, record where they lie as slot
+    ``slot``'s range; returns the new cursor."""
     end = fill_events(spike_row, out_buf, cursor)
-    out_sizes[slot] = end - cursor
+    out_start[slot] = cursor
+    out_stop[slot] = end
     return end
 
 
 @nb.njit(cache=True, inline="always")
-def float_work_item(w, kind, in_off, in_events, w2d, geom, bias, lam, v_th, soft, s_out, u_rec, n_chunks, n_blocks,
-                    step_counts, neuron_spikes, neuron_active, out_sizes, out_buf):
+def slot_input(in_start, in_stop, in_events, in_dense, local, t, b, steps):
+    """The events of step ``t`` of sample ``b`` as ``(events, start, stop)``: a range of ``in_events``, or,
+    with dense input, the row's spike indices written to ``local`` (n_in,)."""
+    if in_dense.shape[0] > 0:
+        return local, 0, fill_events(in_dense[t, b], local, 0)
+    slot = b * steps + t
+    return in_events, in_start[slot], in_stop[slot]
+
+
+@nb.njit(cache=True, inline="always")
+def count_inputs(events, start, stop, in_counts_row, counts, t):
+    """Dense input only: add the step's input spikes to the per-neuron and per-step counters."""
+    for e in range(start, stop):
+        in_counts_row[events[e]] += 1
+    counts[3, t] += stop - start
+
+
+@nb.njit(cache=True, inline="always")
+def float_work_item(w, kind, source, w2d, geom, bias, lam, v_th, soft, s_out, u_rec, n_chunks, n_blocks,
+                    step_counts, neuron_spikes, neuron_active, sink):
     """Work item ``w`` of :func:`run_float_layer` (same arguments)."""
+    in_start, in_stop, in_events, in_dense, in_counts = source
+    out_start, out_stop, out_buf = sink
     steps = step_counts.shape[2]
-    batch = (in_off.shape[0] - 1) // steps
+    batch = in_dense.shape[1] if in_dense.shape[0] > 0 else in_start.shape[0] // steps
     n_out = s_out.shape[2]
     full = s_out.shape[0] == steps and s_out.shape[1] == batch  # else a scratch row per chunk (spikes not kept)
-    emit = out_sizes.shape[0] > 0
+    emit = out_start.shape[0] > 0
     record = u_rec.shape[0] > 0
     group = layer_group(kind, n_out, geom)
     n_pos_in = geom[1] * geom[2] if kind != DENSE else 0
     chunk = w // n_blocks
+    counting = in_dense.shape[0] > 0 and w % n_blocks == 0  # block 0 of each chunk counts the dense input
     lo, hi = block_range(kind, n_out, group, n_blocks, w % n_blocks)
-    if hi <= lo:
+    if hi <= lo and not counting:
         return
-    width = min(group, hi - lo)
+    width = max(1, min(group, hi - lo))
     acc = np.zeros(hi - lo, np.float32)  # the block's synaptic input of one step, group after group
     u = np.zeros(hi - lo, np.float32)
     s = np.zeros(hi - lo, np.float32)
     pos_start = np.zeros(n_pos_in + 1, np.int64)
     rows = np.zeros(w2d.shape[0] if kind != DENSE else 0, np.int64)
+    local = np.zeros(in_dense.shape[2], np.int32)  # one step's events of the dense input
     no_rec = np.zeros(0, np.float32)
     spikes_n = neuron_spikes[chunk, lo:hi]
     active_n = neuron_active[chunk, lo:hi]
+    inputs_n = in_counts[chunk] if counting else in_counts[0]
     bias_b = bias[lo:hi]
     counts = step_counts[w]
     first = chunk * batch // n_chunks
@@ -111,13 +143,14 @@ def float_work_item(w, kind, in_off, in_events, w2d, geom, bias, lam, v_th, soft
         u[:] = 0.0
         s[:] = 0.0
         for t in range(steps):
-            slot = b * steps + t
-            start, stop = in_off[slot], in_off[slot + 1]
+            events, start, stop = slot_input(in_start, in_stop, in_events, in_dense, local, t, b, steps)
+            if counting:
+                count_inputs(events, start, stop, inputs_n, counts, t)
             if kind != DENSE:
-                position_starts(in_events, start, stop, geom[0], pos_start)
+                position_starts(events, start, stop, geom[0], pos_start)
             for g0 in range(lo, hi, width):
                 k0 = g0 - lo
-                counts[0, t] += accumulate_group(kind, in_events, start, stop, pos_start, rows, w2d, geom,
+                counts[0, t] += accumulate_group(kind, events, start, stop, pos_start, rows, w2d, geom,
                                                  g0 // group, g0, acc[k0:k0 + width])
             rec = u_rec[t, b, lo:hi] if record else no_rec
             spike_row = s_out[t, b] if full else s_out[0, chunk]
@@ -126,60 +159,66 @@ def float_work_item(w, kind, in_off, in_events, w2d, geom, bias, lam, v_th, soft
             counts[1, t] += fired
             counts[2, t] += busy
             if emit:  # the next layer's input events, written while the step's spikes are in cache
-                cursor = emit_slot(spike_row, out_buf, cursor, out_sizes, b * steps + t)
+                cursor = emit_slot(spike_row, out_buf, cursor, out_start, out_stop, b * steps + t)
 
 
 @nb.njit(cache=True, parallel=True)
-def run_float_layer(kind, in_off, in_events, w2d, geom, bias, lam, v_th, soft, s_out, u_rec,
-                    n_chunks, n_blocks, step_counts, neuron_spikes, neuron_active, out_sizes, out_buf):
-    """Float layer. Input address events ``in_events`` with offsets ``in_off`` (B*T + 1,); ``s_out``
-    (T, B, n_out) uint8, or (1, n_chunks, n_out) when the spikes are not kept (a scratch row per chunk: the
-    layer then must emit its events); ``u_rec`` (T, B, n_out) float32 or (0, 0, 0) to skip recording;
-    ``bias`` (n_out,) float32; counters as in the module docstring. Output events (see :func:`gather_events`):
-    ``out_sizes`` (B*T,) int64 and ``out_buf`` (B*T*n_out,) int32, or both empty to skip them (they need
-    ``n_blocks == 1``: each work item then owns whole steps of its samples)."""
+def run_float_layer(kind, source, w2d, geom, bias, lam, v_th, soft, s_out, u_rec, n_chunks, n_blocks,
+                    step_counts, neuron_spikes, neuron_active, sink):
+    """Float layer. ``source`` = ``(in_start, in_stop, in_events, in_dense, in_counts)`` (see the module
+    docstring); ``s_out`` (T, B, n_out) uint8, or (1, n_chunks, n_out) when the spikes are not kept (a scratch
+    row per chunk: the layer then must emit its events); ``u_rec`` (T, B, n_out) float32 or (0, 0, 0) to skip
+    recording; ``bias`` (n_out,) float32; counters as in the module docstring. ``sink`` = ``(out_start,
+    out_stop, out_buf)``: the output spikes as address events for the next layer (``out_start``/``out_stop``
+    (B*T,) int64, ``out_buf`` (B*T*n_out,) int32, each chunk writing from ``first_sample * T * n_out``), or
+    all three empty to skip them (they need ``n_blocks == 1``: each work item then owns whole steps)."""
     for w in nb.prange(n_chunks * n_blocks):
-        float_work_item(w, kind, in_off, in_events, w2d, geom, bias, lam, v_th, soft, s_out, u_rec, n_chunks, n_blocks,
-                        step_counts, neuron_spikes, neuron_active, out_sizes, out_buf)
+        float_work_item(w, kind, source, w2d, geom, bias, lam, v_th, soft, s_out, u_rec, n_chunks, n_blocks,
+                        step_counts, neuron_spikes, neuron_active, sink)
 
 
 @nb.njit(cache=True)
-def run_float_layer_serial(kind, in_off, in_events, w2d, geom, bias, lam, v_th, soft, s_out, u_rec, n_chunks, n_blocks,
-                           step_counts, neuron_spikes, neuron_active, out_sizes, out_buf):
+def run_float_layer_serial(kind, source, w2d, geom, bias, lam, v_th, soft, s_out, u_rec, n_chunks, n_blocks,
+                           step_counts, neuron_spikes, neuron_active, sink):
     """:func:`run_float_layer` on the calling thread (no thread hand-off: the 1-thread path)."""
     for w in range(n_chunks * n_blocks):
-        float_work_item(w, kind, in_off, in_events, w2d, geom, bias, lam, v_th, soft, s_out, u_rec, n_chunks, n_blocks,
-                        step_counts, neuron_spikes, neuron_active, out_sizes, out_buf)
+        float_work_item(w, kind, source, w2d, geom, bias, lam, v_th, soft, s_out, u_rec, n_chunks, n_blocks,
+                        step_counts, neuron_spikes, neuron_active, sink)
 
 
 @nb.njit(cache=True, inline="always")
-def fixed_work_item(w, kind, in_off, in_events, w2d, factor, geom, weight_exp, du, dv, vth, bias_eff, s_out,
-                    v_rec, u_rec, n_chunks, n_blocks, step_counts, neuron_spikes, neuron_active, out_sizes, out_buf):
+def fixed_work_item(w, kind, source, w2d, factor, geom, weight_exp, du, dv, vth, bias_eff, s_out, v_rec, u_rec,
+                    n_chunks, n_blocks, step_counts, neuron_spikes, neuron_active, sink):
     """Work item ``w`` of :func:`run_fixed_layer` (same arguments)."""
+    in_start, in_stop, in_events, in_dense, in_counts = source
+    out_start, out_stop, out_buf = sink
     steps = step_counts.shape[2]
-    batch = (in_off.shape[0] - 1) // steps
+    batch = in_dense.shape[1] if in_dense.shape[0] > 0 else in_start.shape[0] // steps
     n_out = s_out.shape[2]
     full = s_out.shape[0] == steps and s_out.shape[1] == batch  # else a scratch row per chunk (spikes not kept)
-    emit = out_sizes.shape[0] > 0
+    emit = out_start.shape[0] > 0
     record = v_rec.shape[0] > 0
     group = layer_group(kind, n_out, geom)
     n_pos_in = geom[1] * geom[2] if kind != DENSE else 0
     left = max(weight_exp, 0)
     right = max(-weight_exp, 0)
     chunk = w // n_blocks
+    counting = in_dense.shape[0] > 0 and w % n_blocks == 0  # block 0 of each chunk counts the dense input
     lo, hi = block_range(kind, n_out, group, n_blocks, w % n_blocks)
-    if hi <= lo:
+    if hi <= lo and not counting:
         return
-    width = min(group, hi - lo)
+    width = max(1, min(group, hi - lo))
     acc = np.zeros(hi - lo, np.int32)  # the block's synaptic input of one step, group after group
     pending = np.zeros(hi - lo, np.int32)
     u = np.zeros(hi - lo, np.int32)
     v = np.zeros(hi - lo, np.int32)
     pos_start = np.zeros(n_pos_in + 1, np.int64)
     rows = np.zeros(w2d.shape[0] if kind != DENSE else 0, np.int64)
+    local = np.zeros(in_dense.shape[2], np.int32)  # one step's events of the dense input
     no_rec = np.zeros(0, np.int32)
     spikes_n = neuron_spikes[chunk, lo:hi]
     active_n = neuron_active[chunk, lo:hi]
+    inputs_n = in_counts[chunk] if counting else in_counts[0]
     bias_b = bias_eff[lo:hi]
     counts = step_counts[w]
     first = chunk * batch // n_chunks
@@ -189,8 +228,6 @@ def fixed_work_item(w, kind, in_off, in_events, w2d, factor, geom, weight_exp, d
         v[:] = 0
         pending[:] = 0
         for t in range(steps):
-            slot = b * steps + t
-            start, stop = in_off[slot], in_off[slot + 1]
             rec_v = v_rec[t, b, lo:hi] if record else no_rec
             rec_u = u_rec[t, b, lo:hi] if record else no_rec
             spike_row = s_out[t, b] if full else s_out[0, chunk]
@@ -199,12 +236,15 @@ def fixed_work_item(w, kind, in_off, in_events, w2d, factor, geom, weight_exp, d
             counts[1, t] += fired
             counts[2, t] += busy
             if emit:  # the next layer's input events, written while the step's spikes are in cache
-                cursor = emit_slot(spike_row, out_buf, cursor, out_sizes, b * steps + t)
+                cursor = emit_slot(spike_row, out_buf, cursor, out_start, out_stop, b * steps + t)
+            events, start, stop = slot_input(in_start, in_stop, in_events, in_dense, local, t, b, steps)
+            if counting:
+                count_inputs(events, start, stop, inputs_n, counts, t)
             if kind != DENSE:
-                position_starts(in_events, start, stop, geom[0], pos_start)
+                position_starts(events, start, stop, geom[0], pos_start)
             for g0 in range(lo, hi, width):
                 k0 = g0 - lo
-                counts[0, t] += accumulate_group(kind, in_events, start, stop, pos_start, rows, w2d, geom,
+                counts[0, t] += accumulate_group(kind, events, start, stop, pos_start, rows, w2d, geom,
                                                  g0 // group, g0, acc[k0:k0 + width])
             for i in range(hi - lo):
                 a = ((np.int64(acc[i]) * factor) << left) >> right
@@ -214,58 +254,23 @@ def fixed_work_item(w, kind, in_off, in_events, w2d, factor, geom, weight_exp, d
 
 
 @nb.njit(cache=True, parallel=True)
-def run_fixed_layer(kind, in_off, in_events, w2d, factor, geom, weight_exp, du, dv, vth, bias_eff, s_out,
-                    v_rec, u_rec, n_chunks, n_blocks, step_counts, neuron_spikes, neuron_active, out_sizes, out_buf):
+def run_fixed_layer(kind, source, w2d, factor, geom, weight_exp, du, dv, vth, bias_eff, s_out, v_rec, u_rec,
+                    n_chunks, n_blocks, step_counts, neuron_spikes, neuron_active, sink):
     """Fixed-point layer with Lava's one-step synaptic delay: spikes arriving at step t reach the neurons
-    at step t + 1. Shapes and counters as :func:`run_float_layer`. Lava's effective weights are
+    at step t + 1. Input, output and counters as :func:`run_float_layer`. Lava's effective weights are
     ``factor * w2d``: dense weights are stored in 8 bits (``w2d`` int8 with factor 2 for mixed signs,
     uint8 with factor +-1 for one sign), conv/pool weights as int16 with factor 1; sums are exact in int32
     for fan-in < 2**23. Dense output is shifted by ``weight_exp`` (as Lava ``Dense``); conv and pool output
-    is shifted, then wrapped to signed 24 bit (as Lava ``Conv``, which applies no weight exponent itself).
-    Output events as :func:`run_float_layer`."""
+    is shifted, then wrapped to signed 24 bit (as Lava ``Conv``, which applies no weight exponent itself)."""
     for w in nb.prange(n_chunks * n_blocks):
-        fixed_work_item(w, kind, in_off, in_events, w2d, factor, geom, weight_exp, du, dv, vth, bias_eff, s_out,
-                        v_rec, u_rec, n_chunks, n_blocks, step_counts, neuron_spikes, neuron_active, out_sizes, out_buf)
+        fixed_work_item(w, kind, source, w2d, factor, geom, weight_exp, du, dv, vth, bias_eff, s_out, v_rec, u_rec,
+                        n_chunks, n_blocks, step_counts, neuron_spikes, neuron_active, sink)
 
 
 @nb.njit(cache=True)
-def run_fixed_layer_serial(kind, in_off, in_events, w2d, factor, geom, weight_exp, du, dv, vth, bias_eff, s_out,
-                           v_rec, u_rec, n_chunks, n_blocks, step_counts, neuron_spikes, neuron_active, out_sizes,
-                           out_buf):
+def run_fixed_layer_serial(kind, source, w2d, factor, geom, weight_exp, du, dv, vth, bias_eff, s_out, v_rec, u_rec,
+                           n_chunks, n_blocks, step_counts, neuron_spikes, neuron_active, sink):
     """:func:`run_fixed_layer` on the calling thread (no thread hand-off: the 1-thread path)."""
     for w in range(n_chunks * n_blocks):
-        fixed_work_item(w, kind, in_off, in_events, w2d, factor, geom, weight_exp, du, dv, vth, bias_eff, s_out,
-                        v_rec, u_rec, n_chunks, n_blocks, step_counts, neuron_spikes, neuron_active, out_sizes,
-                        out_buf)
-
-
-@nb.njit(cache=True, inline="always")
-def gather_chunk(chunk, offsets, out_buf, events, steps, n_out, n_chunks):
-    batch = (offsets.shape[0] - 1) // steps
-    first = chunk * batch // n_chunks
-    last = (chunk + 1) * batch // n_chunks
-    lo, hi = offsets[first * steps], offsets[last * steps]
-    src = first * steps * n_out
-    events[lo:hi] = out_buf[src:src + hi - lo]
-
-
-@nb.njit(cache=True, parallel=True)
-def gather_events(out_sizes, out_buf, steps, n_out, n_chunks):
-    """The events a layer emitted (``out_sizes`` per slot, each chunk's events from ``chunk_first_sample * T *
-    n_out`` in ``out_buf``) as one sample-major address-event list ``(offsets (B*T + 1,), indices)``, the same
-    as :func:`hwsim.kernels.synapses.scan_events` of the layer's spikes. Chunks are copied in parallel."""
-    offsets = slot_offsets(out_sizes)
-    events = np.empty(offsets[-1], np.int32)
-    for chunk in nb.prange(n_chunks):
-        gather_chunk(chunk, offsets, out_buf, events, steps, n_out, n_chunks)
-    return offsets, events
-
-
-@nb.njit(cache=True)
-def gather_events_serial(out_sizes, out_buf, steps, n_out, n_chunks):
-    """:func:`gather_events` on the calling thread (the 1-thread path)."""
-    offsets = slot_offsets(out_sizes)
-    events = np.empty(offsets[-1], np.int32)
-    for chunk in range(n_chunks):
-        gather_chunk(chunk, offsets, out_buf, events, steps, n_out, n_chunks)
-    return offsets, events
+        fixed_work_item(w, kind, source, w2d, factor, geom, weight_exp, du, dv, vth, bias_eff, s_out, v_rec, u_rec,
+                        n_chunks, n_blocks, step_counts, neuron_spikes, neuron_active, sink)
