@@ -7,6 +7,7 @@ connection (hwsim step t is Lava step t + 1 when Lava's input ``RingBuffer`` hol
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 
@@ -220,6 +221,8 @@ class Engine:
         self.threads = threads
         self.layer_seconds: list[float] = []
         self.layer_cpu_seconds: list[float] = []
+        self._event_buffers: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = [None, None]
+        self._buffers_lock = threading.Lock()
         self.refresh()
 
     def refresh(self) -> None:
@@ -251,6 +254,31 @@ class Engine:
         parallel = numba.get_num_threads() > 1 and (self.threads is not None or work >= PARALLEL_MIN_WORK)
         if not parallel and self.threads is None:
             threads = 1  # on one thread a split only costs (column blocks also forgo the kernels' event emission)
+        # event buffers are kept between runs (fresh ones would cost page faults on every run), unless another
+        # Python thread is running this engine right now: then this run uses its own
+        own_buffers = self._buffers_lock.acquire(blocking=False)
+        try:
+            return self._run_layers(s_in, record, threads, parallel, own_buffers)
+        finally:
+            if own_buffers:
+                self._buffers_lock.release()
+
+    def _event_buffer(self, parity: int, slots: int, n_out: int, own: bool) -> tuple[np.ndarray, ...]:
+        """``(out_start, out_stop, out_buf)`` for a layer emitting events: (slots,) int64 twice and room for
+        every neuron of every slot (``slots * n_out`` int32, reserved: pages are touched only where events
+        are written). Layers alternate between two kept buffers (a layer reads the one the layer before wrote)."""
+        kept = self._event_buffers[parity] if own else None
+        if kept is None or kept[0].shape[0] != slots or kept[2].shape[0] < slots * n_out:
+            kept = (np.zeros(slots, np.int64), np.zeros(slots, np.int64), np.empty(slots * n_out, np.int32))
+            if own:
+                self._event_buffers[parity] = kept
+        return kept
+
+    def _run_layers(self, s_in: np.ndarray, record: bool | str, threads: int, parallel: bool,
+                    own_buffers: bool) -> SimResult:
+        """The layer loop of :meth:`run` on validated uint8 input ``(T, B, n_in)``."""
+        network = self.network
+        steps, batch = s_in.shape[:2]
         scan = scan_events if parallel else scan_events_serial
         float_layer = run_float_layer if parallel else run_float_layer_serial
         fixed_layer = run_fixed_layer if parallel else run_fixed_layer_serial
@@ -258,6 +286,7 @@ class Engine:
         # later layers read the events the layer before emitted (or scanned), where they lie
         no_dense, no_counts = np.zeros((0, 0, 0), np.uint8), np.zeros((1, 0), np.int32)
         no_ranges = np.zeros(0, np.int64)
+        no_sink = (no_ranges, no_ranges, np.zeros(0, np.int32))
         source = (no_ranges, no_ranges, np.zeros(0, np.int32), to_channels_last(s_in, network.input_shape), no_counts)
         del s_in
         counts = Counts(timesteps=steps, batch=batch, mode=network.mode)
@@ -286,8 +315,7 @@ class Engine:
             keep = record is not False or index == last
             # spikes nobody asked for never exist as a (T, B, n) array: each chunk writes one scratch row
             s_out = np.zeros((steps, batch, n_out) if keep or not emit else (1, chunks, n_out), np.uint8)
-            sink = (np.zeros(batch * steps if emit else 0, np.int64), np.zeros(batch * steps if emit else 0, np.int64),
-                    np.empty(batch * steps * n_out if emit else 0, np.int32))  # pages touched only where written
+            sink = self._event_buffer(index % 2, batch * steps, n_out, own_buffers) if emit else no_sink
             if network.mode == "float":
                 neuron: FloatLIF = layer.neuron
                 u_rec = np.zeros(rec_shape, np.float32)

@@ -47,6 +47,37 @@ def test_any_work_split_gives_identical_results(mode, spec, shape):
                          f"{mode} {spec} batch {batch}, split for {threads} threads")
 
 
+@pytest.mark.parametrize("mode", ["float", "fixed"])
+def test_engine_reused_across_inputs_and_python_threads(mode):
+    """An engine keeps its event buffers between runs: runs with other inputs and batch sizes, and runs from
+    several Python threads at once, each equal a fresh engine's run of the same input."""
+    import threading
+
+    network = from_spec("2x8x8-c4k3p1-p2-30-5", mode=mode, seed=4)
+    inputs = [bernoulli((5, batch, 2, 8, 8), rate, seed=k) for k, (batch, rate) in
+              enumerate([(3, 0.3), (1, 0.6), (3, 0.05), (4, 0.3)])]
+    fresh = [_snapshot(Engine(network).run(x, record="spikes")) for x in inputs]
+    shared = Engine(network, threads=2)
+    for k, x in enumerate(inputs + inputs[::-1]):
+        index = k if k < len(inputs) else 2 * len(inputs) - 1 - k
+        _assert_same(fresh[index], _snapshot(shared.run(x, record="spikes")), f"reused engine, input {index}")
+    failures = []
+
+    def worker(index):
+        try:
+            for _ in range(5):
+                _assert_same(fresh[index], _snapshot(shared.run(inputs[index], record="spikes")), f"thread {index}")
+        except AssertionError as error:
+            failures.append(error)
+
+    workers = [threading.Thread(target=worker, args=(k,)) for k in range(len(inputs))]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert not failures, failures[0]
+
+
 def test_real_thread_counts_give_identical_results():
     network = from_spec("2x8x8-c4k3p1-p2-12-5", seed=1)
     x = bernoulli((5, 4, 2, 8, 8), 0.3, seed=2)

@@ -88,13 +88,17 @@ def emit_slot(spike_row, out_buf, cursor, out_start, out_stop, slot):
 
 
 @nb.njit(cache=True, inline="always")
-def slot_input(in_start, in_stop, in_events, in_dense, local, t, b, steps):
-    """The events of step ``t`` of sample ``b`` as ``(events, start, stop)``: a range of ``in_events``, or,
-    with dense input, the row's spike indices written to ``local`` (n_in,)."""
-    if in_dense.shape[0] > 0:
-        return local, 0, fill_events(in_dense[t, b], local, 0)
-    slot = b * steps + t
-    return in_events, in_start[slot], in_stop[slot]
+def accumulate_block(kind, events, start, stop, pos_start, rows, w2d, geom, group, lo, hi, width, acc):
+    """One step's synaptic input of the block's neurons ``lo:hi`` from ``events[start:stop]`` into ``acc``
+    (group after group); returns the SOPs."""
+    if kind != DENSE:
+        position_starts(events, start, stop, geom[0], pos_start)
+    sops = 0
+    for g0 in range(lo, hi, width):
+        k0 = g0 - lo
+        sops += accumulate_group(kind, events, start, stop, pos_start, rows, w2d, geom, g0 // group, g0,
+                                 acc[k0:k0 + width])
+    return sops
 
 
 @nb.njit(cache=True, inline="always")
@@ -120,7 +124,8 @@ def float_work_item(w, kind, source, w2d, geom, bias, lam, v_th, soft, s_out, u_
     group = layer_group(kind, n_out, geom)
     n_pos_in = geom[1] * geom[2] if kind != DENSE else 0
     chunk = w // n_blocks
-    counting = in_dense.shape[0] > 0 and w % n_blocks == 0  # block 0 of each chunk counts the dense input
+    dense_in = in_dense.shape[0] > 0
+    counting = dense_in and w % n_blocks == 0  # block 0 of each chunk counts the dense input
     lo, hi = block_range(kind, n_out, group, n_blocks, w % n_blocks)
     if hi <= lo and not counting:
         return
@@ -143,15 +148,16 @@ def float_work_item(w, kind, source, w2d, geom, bias, lam, v_th, soft, s_out, u_
         u[:] = 0.0
         s[:] = 0.0
         for t in range(steps):
-            events, start, stop = slot_input(in_start, in_stop, in_events, in_dense, local, t, b, steps)
-            if counting:
-                count_inputs(events, start, stop, inputs_n, counts, t)
-            if kind != DENSE:
-                position_starts(events, start, stop, geom[0], pos_start)
-            for g0 in range(lo, hi, width):
-                k0 = g0 - lo
-                counts[0, t] += accumulate_group(kind, events, start, stop, pos_start, rows, w2d, geom,
-                                                 g0 // group, g0, acc[k0:k0 + width])
+            if dense_in:
+                stop = fill_events(in_dense[t, b], local, 0)
+                if counting:
+                    count_inputs(local, 0, stop, inputs_n, counts, t)
+                counts[0, t] += accumulate_block(kind, local, 0, stop, pos_start, rows, w2d, geom, group, lo, hi,
+                                                 width, acc)
+            else:
+                slot = b * steps + t
+                counts[0, t] += accumulate_block(kind, in_events, in_start[slot], in_stop[slot], pos_start, rows, w2d,
+                                                 geom, group, lo, hi, width, acc)
             rec = u_rec[t, b, lo:hi] if record else no_rec
             spike_row = s_out[t, b] if full else s_out[0, chunk]
             fired, busy = lif_float_step(acc, bias_b, lam, v_th, soft, u, s, spike_row[lo:hi], rec, spikes_n,
@@ -203,7 +209,8 @@ def fixed_work_item(w, kind, source, w2d, factor, geom, weight_exp, du, dv, vth,
     left = max(weight_exp, 0)
     right = max(-weight_exp, 0)
     chunk = w // n_blocks
-    counting = in_dense.shape[0] > 0 and w % n_blocks == 0  # block 0 of each chunk counts the dense input
+    dense_in = in_dense.shape[0] > 0
+    counting = dense_in and w % n_blocks == 0  # block 0 of each chunk counts the dense input
     lo, hi = block_range(kind, n_out, group, n_blocks, w % n_blocks)
     if hi <= lo and not counting:
         return
@@ -237,15 +244,16 @@ def fixed_work_item(w, kind, source, w2d, factor, geom, weight_exp, du, dv, vth,
             counts[2, t] += busy
             if emit:  # the next layer's input events, written while the step's spikes are in cache
                 cursor = emit_slot(spike_row, out_buf, cursor, out_start, out_stop, b * steps + t)
-            events, start, stop = slot_input(in_start, in_stop, in_events, in_dense, local, t, b, steps)
-            if counting:
-                count_inputs(events, start, stop, inputs_n, counts, t)
-            if kind != DENSE:
-                position_starts(events, start, stop, geom[0], pos_start)
-            for g0 in range(lo, hi, width):
-                k0 = g0 - lo
-                counts[0, t] += accumulate_group(kind, events, start, stop, pos_start, rows, w2d, geom,
-                                                 g0 // group, g0, acc[k0:k0 + width])
+            if dense_in:
+                stop = fill_events(in_dense[t, b], local, 0)
+                if counting:
+                    count_inputs(local, 0, stop, inputs_n, counts, t)
+                counts[0, t] += accumulate_block(kind, local, 0, stop, pos_start, rows, w2d, geom, group, lo, hi,
+                                                 width, acc)
+            else:
+                slot = b * steps + t
+                counts[0, t] += accumulate_block(kind, in_events, in_start[slot], in_stop[slot], pos_start, rows, w2d,
+                                                 geom, group, lo, hi, width, acc)
             for i in range(hi - lo):
                 a = ((np.int64(acc[i]) * factor) << left) >> right
                 if kind != DENSE:
