@@ -11,11 +11,12 @@ default all cores). Reported per contender:
 * ratios against torch (same batch) and, for fixed mode, against Lava (batch 1);
 * the counting overhead: hwsim float against the same event propagation and LIF with no counter at all;
 * the thread speed-up of hwsim (all threads / 1 thread, timed alternately), target >= 1.7x at batch 64 on two
-  cores or more, beside the speed-up of a pure weight-row stream of the same matrix (no counting, no LIF: the
-  memory system's ceiling for a kernel that reads 4 bytes of weight per synaptic event);
+  cores or more (runs below ``hwsim.engine.PARALLEL_MIN_WORK`` neuron updates, batch 1 here, stay on one
+  thread: the speed-up there is 1 by design);
 * peak memory of 4096-4096-4096-10, T = 100, batch 64 at 5 % input (``from_spec``, ``bernoulli``,
   ``Engine.run``, in a fresh process): peak resident set size (everything, including Python, numba and the
-  loaded kernels; target < 350 MB) and the tracemalloc peak of the arrays numpy allocates.
+  loaded kernels; target < 350 MB) and the tracemalloc peak of the arrays numpy allocates (it counts the
+  engine's event buffers at their reserved size, of which only the pages written become resident).
 
 Lava is timed after a one-step warm-up run (graph compilation and process start-up excluded), with no
 monitors. hwsim is timed on a built :class:`hwsim.engine.Engine` after one warm-up call (kernel load
@@ -148,38 +149,6 @@ def _bare_float_layer(in_off, in_events, w2d, lam, v_th, steps, batch):
     return out_off, out_events
 
 
-@nb.njit(cache=True, parallel=True)
-def _row_stream(w2d, rows, items, reps):
-    """``items`` independent work items, each adding ``rows[item]`` rows of ``w2d`` into its own accumulator
-    ``reps`` times: the weight traffic of the dense kernel and nothing else."""
-    acc = np.zeros((items, w2d.shape[1]), np.float32)
-    for item in nb.prange(items):
-        a = acc[item]
-        for _ in range(reps):
-            for e in range(rows.shape[1]):
-                row = w2d[rows[item, e]]
-                for i in range(a.shape[0]):
-                    a[i] += row[i]
-    return acc
-
-
-def stream_ceiling(network: Network, threads: int, repeats: int) -> float:
-    """How far this machine lets a pure weight-row stream scale from 1 to ``threads`` threads: random rows of
-    the network's first weight matrix (as the dense kernel reads them at 5 % input), the same total work split
-    into ``threads`` items, timed alternately. The dense kernel streams the same bytes per synaptic event, so
-    its thread speed-up cannot exceed this one by much."""
-    w2d = np.ascontiguousarray(network.layers[0].weight.T)
-    rows = np.random.default_rng(0).integers(0, w2d.shape[0], (threads, 4096)).astype(np.int64)
-    _row_stream(w2d, rows, threads, 1)
-    reps = 40
-    def stream():
-        return _row_stream(w2d, rows, threads, reps)
-
-    one, many = interleaved(stream, stream, 3 * repeats, setups=(lambda: set_threads(1), lambda: set_threads(threads)))
-    set_threads(1)
-    return one / many
-
-
 def bare_run(network: Network, x: np.ndarray) -> None:
     """Run the float network through the uncounted kernels (weights already transposed)."""
     steps, batch = x.shape[:2]
@@ -291,10 +260,7 @@ def main() -> None:
     for entry in results["runs"]:
         print(f"  {entry['rate']:.0%}, batch {entry['batch']:>2}: {entry['counting_overhead']:+.1%}")
     if threads > 1:
-        ceiling = stream_ceiling(float_net, threads, args.repeats)
-        results["row_stream_ceiling"] = ceiling
-        print(f"\nthread speed-up of hwsim ({threads} threads / 1 thread); a pure weight-row stream of the same "
-              f"matrix scales {ceiling:.2f}x on this machine (the memory system's ceiling for the dense kernel)")
+        print(f"\nthread speed-up of hwsim ({threads} threads / 1 thread; batch 1 stays on one thread by design)")
         for entry in results["runs"]:
             print(f"  {entry['rate']:.0%}, batch {entry['batch']:>2}: float {entry['float']['thread_speedup']:.2f}x, "
                   f"fixed {entry['fixed']['thread_speedup']:.2f}x")
@@ -304,7 +270,8 @@ def main() -> None:
     rss, traced = peak_memory(threads)
     results["memory"] = {"peak_rss_mb": rss, "tracemalloc_peak_mb": traced}
     print(f"\npeak memory, 4096-4096-4096-10, T=100, batch 64, 5 % input: {rss:.0f} MB resident (whole process), "
-          f"{traced:.0f} MB numpy arrays (tracemalloc)")
+          f"{traced:.0f} MB numpy arrays (tracemalloc; event buffers counted at their reserved size, resident only "
+          f"where written)")
     print("\ntargets")
     for name, value, target in checks:
         print(f"  {'met ' if value >= target else 'MISS'}  {name:<34} {value:9.2f}  (>= {target:g})")
