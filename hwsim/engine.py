@@ -193,11 +193,19 @@ PARALLEL_MIN_WORK = 1_000_000  # neuron updates (T x B x neurons) below which a 
 EMIT_RESERVE_BYTES = 2**30  # largest event buffer a layer reserves (virtual memory) to emit its events
 
 
+CHUNKS_PER_THREAD = 2  # sample chunks per thread, handed out one at a time (see work_split)
+
+
 def work_split(kind: int, batch: int, n_out: int, group: int, threads: int) -> tuple[int, int]:
-    """``(n_chunks, n_blocks)`` for a layer: samples in ``min(B, threads)`` chunks; when the batch is smaller
-    than the thread count each sample's output neurons are also split into blocks (dense: columns, at
-    least 64 per block; conv/pool: output positions). Results do not depend on the split."""
-    chunks = max(1, min(batch, threads))
+    """``(n_chunks, n_blocks)`` for a layer: on several threads the samples in up to ``CHUNKS_PER_THREAD``
+    chunks per thread, which the kernels hand out one at a time as threads become free (on a shared machine
+    one core is often slower for a while, and with one fixed half of the batch per core the other waits for
+    it). More chunks cost per-chunk state and counters, which for conv layers of 64k neurons outweighed
+    the balance (measured on 2 cores: 784-512-512-10 at batch 64 gained with 2 chunks per thread, the VGG-like
+    conv net at batch 16 lost 30 % with 8). When the batch is smaller than the thread count each sample's
+    output neurons are also split into blocks (dense: columns, at least 64 per block; conv/pool: output
+    positions). Results do not depend on the split."""
+    chunks = 1 if threads <= 1 else max(1, min(batch, CHUNKS_PER_THREAD * threads))
     blocks = 1
     if batch < threads:
         units = max(1, n_out // 64) if kind == DENSE else n_out // group
@@ -257,9 +265,11 @@ class Engine:
         # event buffers are kept between runs (fresh ones would cost page faults on every run), unless another
         # Python thread is running this engine right now: then this run uses its own
         own_buffers = self._buffers_lock.acquire(blocking=False)
+        chunk_size = numba.set_parallel_chunksize(1)  # work items handed out one at a time (see work_split)
         try:
             return self._run_layers(s_in, record, threads, parallel, own_buffers)
         finally:
+            numba.set_parallel_chunksize(chunk_size)
             if own_buffers:
                 self._buffers_lock.release()
 
