@@ -16,8 +16,8 @@ default all cores). Reported per contender:
   thread: the speed-up there is 1 by design);
 * peak memory of 4096-4096-4096-10, T = 100, batch 64 at 5 % input (``from_spec``, ``bernoulli``,
   ``Engine.run``, in a fresh process): peak resident set size (everything, including Python, numba and the
-  loaded kernels; target < 350 MB) and the tracemalloc peak of the arrays numpy allocates (it counts the
-  engine's event buffers at their reserved size, of which only the pages written become resident).
+  loaded kernels; target < 350 MB) and the tracemalloc peak of the arrays numpy allocates (the engine's
+  event buffers are anonymous memory outside numpy's allocator: only in the resident figure).
 
 Lava is timed after a one-step warm-up run (graph compilation and process start-up excluded), with no
 monitors. hwsim is timed on a built :class:`hwsim.engine.Engine` after one warm-up call (kernel load
@@ -273,8 +273,8 @@ def main() -> None:
     rss, traced = peak_memory(threads)
     results["memory"] = {"peak_rss_mb": rss, "tracemalloc_peak_mb": traced}
     print(f"\npeak memory, 4096-4096-4096-10, T=100, batch 64, 5 % input: {rss:.0f} MB resident (whole process), "
-          f"{traced:.0f} MB numpy arrays (tracemalloc; event buffers counted at their reserved size, resident only "
-          f"where written)")
+          f"{traced:.0f} MB numpy arrays (tracemalloc; the engine's event buffers are anonymous memory it does not "
+          f"see, resident only where written and inside the resident figure)")
     print("\ntargets")
     checks = [check if len(check) == 4 else (*check, None) for check in checks]
     for name, value, target, steal in checks:
