@@ -153,6 +153,7 @@ def _stdl_refusal(network, budget_bytes: int) -> str | None:
 
 
 def cmd_feasibility(args: argparse.Namespace) -> int:
+    from hwsim.cost import latency_text
     from hwsim.feasibility import RULES, check, learning_counts, rank
 
     if args.plot:
@@ -203,12 +204,12 @@ def cmd_feasibility(args: argparse.Namespace) -> int:
     print(f"{network!r}: one training sample, T={args.timesteps}, input rate {args.rate:g}, static power: {static}\n")
     rows = []
     for v in verdicts:
-        latency = "-" if v["latency_per_sample_s"] is None else f"{v['latency_per_sample_s'] * 1e3:.3g}"
+        latency = latency_text(v["latency_per_sample_s"], v["latency_lower_bound"])
         max_t = v["max_timesteps"] if v["max_timesteps"] is not None else (
             "any" if v["max_timesteps_note"].startswith("any") else "?")
         rows.append((v["chip"], v["rule"], v["verdict"].split(":")[0], max_t, v["cores_needed"],
                      f"{v['memory_per_core_bytes'] / 1024:.1f}", v["energy_text"], latency,
-                     "-" if v["rank"] is None else f"{v['rank']}{' (≥)' if v['lower_bound'] else ''}"))
+                     "-" if v["rank"] is None else str(v["rank"])))
     _print_table(("chip", "rule", "verdict", "max T", "cores", "KiB/core", "energy/sample", "ms/sample", "rank"),
                  rows)
     print()
@@ -216,7 +217,8 @@ def cmd_feasibility(args: argparse.Namespace) -> int:
         if v["verdict"] != "feasible":
             print(f"  {v['chip']}/{v['rule']}: {v['verdict']}")
     print("\nmax T: largest T whose learning state fits (any: the state does not grow with T; ?: memory unknown). "
-          "rank: feasible pairs by energy per training sample; (≥): ranked by a lower bound, may rank further down.")
+          "rank: feasible pairs whose energy is fully priced, by energy per training sample (a lower bound, ≥, "
+          "is not ranked).")
     if args.plot:
         print(f"wrote {args.plot}")
     return 0
@@ -326,7 +328,7 @@ def _dash(value) -> str:
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
-    from hwsim.cost import energy_text, estimate
+    from hwsim.cost import energy_text, estimate, latency_text
     from hwsim.engine import Engine
     from hwsim.mapping import map_network
 
@@ -378,7 +380,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
           f"{counts.total('sop')} SOPs; static power: {static}\n")
     rows = []
     for r in reports:
-        latency = "-" if r["latency_s"] is None else f"{r['latency_s'] / counts.batch * 1e3:.3g}"
+        latency = latency_text(None if r["latency_s"] is None else r["latency_s"] / counts.batch,
+                               r["latency_lower_bound"])
         dynamic = [k for k in r["energy_by_action_j"] if k != "static"]
         top = max(((k, r["energy_by_action_j"][k]) for k in dynamic), key=lambda kv: kv[1], default=("-", 0))[0]
         n_unpriced = len(r["unpriced"])

@@ -9,8 +9,11 @@ Dynamic energy (joules) by action, each from exact counts and one figure of the 
 * ``packet`` -- packets x ``packet_pj``: one packet per spike and destination core, the input layer's
   included (SANA-FE's message-out energy);
 * ``routing`` -- east-west hops x ``hop_ew_pj`` + north-south hops x ``hop_ns_pj`` (or all x ``hop_pj``);
-* ``memory`` -- bytes read x ``read_pj_per_byte`` + bytes written x ``write_pj_per_byte``, only when the
-  chip's action energies do not already include their memory accesses (``energy.includes_memory``);
+* ``memory`` -- bytes read x ``read_pj_per_byte`` + bytes written x ``write_pj_per_byte``: every byte when
+  the chip's action energies exclude their memory accesses; when they include them
+  (``energy.includes_memory``), only the bytes of state kept outside every action (``STORED_KINDS``: the
+  membrane and spike history BPTT and TTL-BPTT store for the backward pass), which no action's figure can
+  contain -- unpriced, and the energy a lower bound, where the profile has no memory figure;
 * learning actions -- ``weight_update``, ``trace_update``, ``error_mac``, ``grad_op`` x their figures.
 
 Static energy: ``static_power_mw`` x simulated time, as ``static`` asks: ``whole-chip`` (default), ``cores-used``
@@ -58,6 +61,7 @@ from hwsim.network import Network
 from hwsim.noc_timing import detailed_step_latency_ns
 
 PJ = 1e-12
+STORED_KINDS = ("history",)  # memory kinds no action accesses: stored for later, priced as memory traffic
 NS = 1e-9
 STATIC_MODES = ("whole-chip", "cores-used", "none")
 LEARNING_ACTIONS = {"weight_update": ("weight_updates", "weight_update_pj"),
@@ -101,6 +105,13 @@ class CostReport:
     estimate_kind: str = "counts x published figures"
     latency_model: str | None = None
     step_latency_simple_s: float | None = None
+    latency_untimed: dict[str, int] = field(default_factory=dict)  # work in the run with no published time
+
+    @property
+    def latency_lower_bound(self) -> bool:
+        """True when the run did work the latency model cannot time (a learning run's error MACs and gradient
+        ops, weight writes where no write time is published): the latency is then at least ``latency_s``."""
+        return bool(self.latency_untimed)
 
     @property
     def lower_bound(self) -> bool:
@@ -124,11 +135,20 @@ class CostReport:
                 "energy_static_per_sample_j": self.energy_static_j / n, "lower_bound": self.lower_bound,
                 "energy_text": self.energy_text(), "latency_s": self.latency_s, "step_latency_s": self.step_latency_s,
                 "latency_model": self.latency_model, "step_latency_simple_s": self.step_latency_simple_s,
+                "latency_lower_bound": self.latency_lower_bound, "latency_untimed": self.latency_untimed,
                 "fits": self.fits, "fits_reason": self.fits_reason, "cores_used": self.cores_used,
                 "limits_broken": self.limits_broken, "unpriced": self.unpriced,
                 "unpriced_counts": self.unpriced_counts, "warnings": self.warnings,
                 "estimate_kind": self.estimate_kind, "energy_by_layer_j": self.energy_by_layer_j,
                 "energy_by_core_j": self.energy_by_core_j, "assumptions": self.assumptions}
+
+
+def latency_text(seconds: float | None, lower_bound: bool) -> str:
+    """A latency in ms as a reader should see it: ``0.463``, ``≥ 0.463`` when some work has no published
+    time, ``-`` when unknown."""
+    if seconds is None:
+        return "-"
+    return f"{'≥ ' if lower_bound else ''}{seconds * 1e3:.3g}"
 
 
 def energy_text(joules: float | None, unpriced: int, priced: bool = True, unit: str = "µJ") -> str:
@@ -231,17 +251,22 @@ def estimate(network: Network, counts: Counts, chip: Chip, mapping: Mapping | No
         elif not all_in:
             missing("routing", hops_ew + hops_ns, "energy.hop_pj (or hop_ew_pj and hop_ns_pj)")
 
-        if not (e is not None and e.includes_memory):
-            m = chip.memory
-            read, write = lc.total("mem_read_bytes"), lc.total("mem_write_bytes")
-            if m is not None and m.read_pj_per_byte is not None:
-                add("memory", name, read * m.read_pj_per_byte * PJ)
-            else:
-                missing("memory read bytes", read, "memory.read_pj_per_byte")
-            if m is not None and m.write_pj_per_byte is not None:
-                add("memory", name, write * m.write_pj_per_byte * PJ)
-            else:
-                missing("memory write bytes", write, "memory.write_pj_per_byte")
+        # the bytes no action's figure can include: all of them when the actions exclude their memory accesses,
+        # else only the state kept outside every action (BPTT's and TTL-BPTT's history)
+        covered = e is not None and e.includes_memory
+        kinds = STORED_KINDS if covered else tuple(lc.mem_read_bytes)
+        read = int(sum(lc.mem_read_bytes[k].sum() for k in kinds if k in lc.mem_read_bytes))
+        write = int(sum(lc.mem_write_bytes[k].sum() for k in kinds if k in lc.mem_write_bytes))
+        what = "history bytes" if covered else "memory bytes"
+        m = chip.memory
+        if m is not None and m.read_pj_per_byte is not None:
+            add("memory", name, read * m.read_pj_per_byte * PJ)
+        else:
+            missing(f"{what} read", read, "memory.read_pj_per_byte")
+        if m is not None and m.write_pj_per_byte is not None:
+            add("memory", name, write * m.write_pj_per_byte * PJ)
+        else:
+            missing(f"{what} written", write, "memory.write_pj_per_byte")
 
         for action, (counter, figure) in LEARNING_ACTIONS.items():
             count = lc.total(counter)
@@ -253,8 +278,8 @@ def estimate(network: Network, counts: Counts, chip: Chip, mapping: Mapping | No
             else:
                 missing(action, count, f"energy.{figure}")
 
-    unpriced = [f"{action}: {count} events, no {figure} in profile {chip.name}" for (action, figure), count
-                in gaps.items()]
+    unpriced = [f"{action}: {count} {'bytes' if 'bytes' in action else 'events'}, no {figure} in profile "
+                f"{chip.name}" for (action, figure), count in gaps.items()]
     unpriced_counts = {action: count for (action, _), count in gaps.items()}
     step_latency, assumptions = step_latency_s(mapping, counts, chip)
     model = latency_model(chip) if step_latency is not None else None
@@ -262,16 +287,25 @@ def estimate(network: Network, counts: Counts, chip: Chip, mapping: Mapping | No
     if heads > 0:
         assumptions.append(f"{heads} learning head layers (local classifiers, auxiliary copies) priced by their "
                            f"totals, without placement or routing")
+    untimed: dict[str, int] = {}
     if counts.phase == "learning" and step_latency is not None:
         assumptions.append("latency counts the forward work, routing, barriers and the weight write-back where the "
-                           "chip publishes its time; error MACs and gradient ops have no published time")
+                           "chip publishes its time; error MACs and gradient ops have no published time, so the "
+                           "latency of a learning run is a lower bound")
+        timing = chip.timing
+        for counter in ("error_macs", "grad_ops", "trace_updates") + (
+                () if timing is not None and timing.weight_update_ns is not None else ("weight_updates",)):
+            total = sum(lc.total(counter) for lc in counts.layers)
+            if total > 0:
+                untimed[counter] = int(total)
     samples = counts.batch
     latency = step_latency * counts.timesteps * samples if step_latency is not None else None
     dynamic = float(sum(by_action.values()))
     report = CostReport(chip.name, dynamic, by_action, by_layer, [], latency, step_latency, mapping.fits,
                         mapping.cores_used, mapping.limits_broken, unpriced, mapping.assumptions + assumptions,
                         samples, energy_dynamic_j=dynamic, unpriced_counts=unpriced_counts,
-                        fits_reason=mapping.fits_reason, latency_model=model, step_latency_simple_s=simple)
+                        fits_reason=mapping.fits_reason, latency_model=model, step_latency_simple_s=simple,
+                        latency_untimed=untimed)
     _add_static(report, chip, static, mapping, counts)
     if report.energy_static_j > 0:
         by_core += report.energy_static_j / len(by_core)

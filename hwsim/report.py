@@ -74,9 +74,10 @@ def write_report(config, results: dict, out: Path) -> None:
         lines += [""] + [f"- warning: {w}" for w in warnings]
     lines += ["", "![energy per chip](energy_per_chip.png)", "", "## On-chip learning: chips x rules", "",
               "![feasibility](feasibility.png)", "",
+              f"Counted on {results['feasibility'].get('input', 'one training sample')}.", "",
               "Energy of one training sample (≥: a lower bound); largest T whose learning state fits (any: it does "
-              "not grow with T); rank by energy per training sample among the feasible pairs ((≥): ranked by a "
-              "lower bound, its true place may be further down).", "",
+              "not grow with T); rank by energy per training sample among the feasible pairs whose energy is fully "
+              "priced (a lower bound is not ranked: leaving actions unpriced would move a chip up).", "",
               "| chip | rule | verdict | max T | cores | memory per core (KiB) | energy per sample (uJ) | rank |",
               "|---|---|---|---|---|---|---|---|"]
     for chip, rules in results["feasibility"]["table"].items():
@@ -86,7 +87,7 @@ def write_report(config, results: dict, out: Path) -> None:
             max_t = r.get("max_timesteps")
             max_t = max_t if max_t is not None else ("any" if str(r.get("max_timesteps_note", "")).startswith("any")
                                                      else "?")
-            rank = "-" if r.get("rank") is None else f"{r['rank']}{' (≥)' if r.get('lower_bound') else ''}"
+            rank = "-" if r.get("rank") is None else str(r["rank"])
             lines.append(f"| {chip} | {rule} | `{r['verdict']}` | {max_t} | {r.get('cores_needed', '-')} | "
                          f"{r['memory_kib_per_core']} | {energy} | {rank} |")
     lines += [f"\n{rule} left out: {why}" for rule, why in results["feasibility"].get("skipped", {}).items()]

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from hwsim.errors import StudyError
 
 STAGES = ("train", "simulate", "memory", "on_chip", "costs", "feasibility", "export", "report")
+SYNTHETIC_RATE = 0.2  # spike probability of the synthetic input the memory and feasibility stages use
 
 
 # strict: no coercion (``epochs: true`` is not 1, ``"8"`` is not 8); finite numbers only
@@ -302,7 +303,7 @@ class Study:
             for steps in c.memory_timesteps:
                 r = build_rule(rule, net, window=min(c.ttl_window, steps), budget_bytes=c.stdl_budget_bytes,
                                batch_size=c.batch_size, seed=c.seed)
-                x = (torch.rand(steps, c.batch_size, *net.input_shape, generator=g) < 0.2).float()
+                x = (torch.rand(steps, c.batch_size, *net.input_shape, generator=g) < SYNTHETIC_RATE).float()
                 y = torch.randint(0, r.model.n_classes, (c.batch_size,), generator=g)
                 # ottt_o updates inside the sample: it needs its optimizer (lr 0: the weights stay)
                 optimizer = torch.optim.SGD(list(r.parameters()), lr=0.0) if rule == "ottt_o" else None
@@ -381,7 +382,7 @@ class Study:
         verdicts = []
         rules, skipped = c.analysed_rules()
         for rule in rules:
-            counts = learning_counts(network, rule, c.timesteps, 0.2, seed=c.seed, window=c.ttl_window,
+            counts = learning_counts(network, rule, c.timesteps, SYNTHETIC_RATE, seed=c.seed, window=c.ttl_window,
                                      budget_bytes=c.stdl_budget_bytes)
             for name in self.chip_names:
                 verdicts.append(check(network, chips.load(name), rule, c.timesteps, counts, window=c.ttl_window,
@@ -405,7 +406,10 @@ class Study:
                 _sig(v["latency_per_sample_s"] * 1e3),
                 "rank": v["rank"], "rank_note": v["rank_note"], "unpriced": v["unpriced"],
                 "unpriced_counts": v["unpriced_counts"]}
-        return {"table": table, "skipped": skipped}
+        sample = (f"one training sample of Bernoulli input at rate {SYNTHETIC_RATE} per input neuron and step, "
+                  f"T = {c.timesteps}, with a random label (seed {c.seed}); `hwsim feasibility --net <trained "
+                  f"network> -T {c.timesteps} --rate {SYNTHETIC_RATE} --window {c.ttl_window}` reproduces it")
+        return {"table": table, "skipped": skipped, "input": sample, "rate": SYNTHETIC_RATE}
 
     def stage_export(self, results: dict) -> dict:
         if not self.config.export:

@@ -239,6 +239,32 @@ def test_unpriced_learning_is_a_lower_bound_never_a_bare_number(capsys):
     assert "≥" in row and "unpriced" in row
 
 
+def test_stored_history_is_priced_as_memory_even_where_actions_include_their_own_accesses():
+    """Loihi's action energies include their memory accesses, but BPTT's stored history belongs to no action:
+    its bytes are unpriced (no memory figure), so BPTT is a lower bound above SLTT, never equal to it."""
+    from hwsim.feasibility import learning_counts
+
+    net = from_spec("30-20-10", seed=1)
+    loihi, generic = chips.load("loihi"), chips.load("generic_45nm")
+    bptt = learning_counts(net, "bptt", 12, 0.2, seed=0)
+    sltt = learning_counts(net, "sltt", 12, 0.2, seed=0)
+    history = (sum(int(lc.mem_read_bytes["history"].sum()) for lc in bptt.layers),
+               sum(int(lc.mem_write_bytes["history"].sum()) for lc in bptt.layers))
+    assert min(history) > 0
+    on_loihi = estimate(net, bptt, loihi)
+    assert on_loihi.unpriced_counts["history bytes read"] == history[0]
+    assert on_loihi.unpriced_counts["history bytes written"] == history[1]
+    assert on_loihi.lower_bound and any("history bytes read: " in u and " bytes, " in u for u in on_loihi.unpriced)
+    assert not any("history" in u for u in estimate(net, sltt, loihi).unpriced)  # SLTT keeps no history
+    # where the actions exclude their memory accesses every byte is priced, the history included
+    m = generic.memory
+    report = estimate(net, bptt, generic)
+    read = sum(lc.total("mem_read_bytes") for lc in bptt.layers)
+    written = sum(lc.total("mem_write_bytes") for lc in bptt.layers)
+    assert report.energy_by_action_j["memory"] == pytest.approx((read * m.read_pj_per_byte
+                                                                 + written * m.write_pj_per_byte) * 1e-12)
+
+
 def test_truenorth_on_two_cores_warns_and_floors_at_static_times_time():
     net = from_spec("300-200", mode="fixed", seed=1)
     counts = Engine(net).run(bernoulli((50, 1, 300), 0.05, seed=2)).counts

@@ -153,6 +153,12 @@ def test_feasibility_json_rows_and_ranking(capsys):
     assert [v["rank"] for v in ranked] == list(range(1, len(ranked) + 1))
     assert all(a["energy_per_sample_j"] <= b["energy_per_sample_j"] for a, b in zip(ranked, ranked[1:]))
     assert all(v["rank"] is None for v in rows if v["chip"] == "odin")
+    # a lower bound is never ranked (leaving actions unpriced would move a chip up); fully priced pairs are
+    assert ranked and all(not v["lower_bound"] for v in ranked)
+    assert all(v["rank"] is None for v in rows if v["lower_bound"])
+    assert all("lower bound" in v["rank_note"] for v in rows if v["lower_bound"] and v["verdict"] == "feasible")
+    loihi = next(v for v in rows if v["chip"] == "loihi" and v["rule"] == "bptt")
+    assert loihi["latency_lower_bound"] and loihi["latency_per_sample_s"] > 0  # no time for error MACs, grad ops
     spin = next(v for v in rows if v["chip"] == "spinnaker2" and v["rule"] == "sltt")
     assert spin["unpriced_counts"]["error_mac"] > 0
 
