@@ -21,7 +21,8 @@ Static energy: ``static_power_mw`` x simulated time, as ``static`` asks: ``whole
 or ``none`` (left out, said so). A profile whose figures are all-in (``energy.all_in``) includes static power
 at its ``operating_point``; used far from it (under half its cores, or a firing rate outside 0.5-2x) the
 estimate warns, and it never reports less than the chip's static power x time when the profile gives one
-(the difference is reported as static energy, "floored").
+(the difference is reported as static energy, "floored"; the run's dynamic energy above static power is then
+unknown, so the floored figure is a lower bound, ``≥``).
 
 An action with a count but no figure is listed in ``unpriced`` (with its count in ``unpriced_counts``) and
 the energy is then a lower bound (``lower_bound``), printed as ``≥ 0.146 µJ, 2 actions unpriced``;
@@ -337,6 +338,12 @@ def _add_static(report: CostReport, chip: Chip, mode: str, mapping: Mapping, cou
                     f"{chip.name}: the all-in figures give {report.energy_dynamic_j:.3g} J, below the static power "
                     f"alone ({s.static_power_mw} mW x {latency:.3g} s = {floor:.3g} J): floored at static x time")
                 report.static_assumption += f"; floored at {s.static_power_mw} mW x time (whole chip)"
+                # the run's own dynamic energy comes on top of the static power, but all-in figures cannot say
+                # how much it is: the floor is a lower bound, and says so
+                sops = sum(lc.total("sop") for lc in counts.layers)
+                report.unpriced.append(f"dynamic energy above static power: {sops} SOPs, which {chip.name}'s all-in "
+                                       f"figures cannot separate from its static power (floored at static x time)")
+                report.unpriced_counts["dynamic above static"] = sops
         report.energy_j = report.energy_dynamic_j + report.energy_static_j
         return
     if mode == "none":

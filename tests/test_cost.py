@@ -274,6 +274,9 @@ def test_truenorth_on_two_cores_warns_and_floors_at_static_times_time():
     floor = 42e-3 * report.latency_s
     assert report.energy_dynamic_j < floor and report.energy_j == pytest.approx(floor, rel=1e-12)
     assert report.static_mode.startswith("all-in, floored")
+    # its dynamic energy above static is unknown: the floor is a lower bound, never printed as exact
+    assert report.lower_bound and report.unpriced_counts["dynamic above static"] == counts.total("sop")
+    assert report.energy_text().startswith("≥ ")
 
 
 def test_gpu_prices_the_dense_network_at_least_the_event_count_per_sop():
