@@ -247,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         given = sys.argv[1:] if argv is None else argv
         args.timesteps_given = any(a in ("-T", "--timesteps") or a.startswith("--timesteps=") or
                                    (a.startswith("-T") and a[2:].isdigit()) for a in given)
+        args.options_given = _long_options_given(given, parser, args.command)
         if args.command is None:
             print("hwsim: error: give a COMMAND (run, chips, estimate, feasibility, export, study, train, sweep); "
                   "see hwsim --help", file=sys.stderr)
@@ -259,6 +260,21 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+
+
+def _long_options_given(tokens: list[str], parser: argparse.ArgumentParser, command: str | None) -> set[str]:
+    """The long options of ``command`` written on the command line (an abbreviation counts as its option:
+    argparse has already refused ambiguous ones), so a rule option given to a rule that ignores it is refused."""
+    if command is None:
+        return set()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    options = [o for action in sub._actions for o in action.option_strings if o.startswith("--")]
+    found = set()
+    for token in tokens:
+        name = token.split("=", 1)[0]
+        if name.startswith("--") and len(name) > 2:
+            found.update(o for o in options if o == name or (o.startswith(name) and name not in options))
+    return found
 
 
 def _install_sigint():

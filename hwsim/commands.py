@@ -141,6 +141,22 @@ def cmd_chips(args: argparse.Namespace) -> int:
     return 0
 
 
+RULE_OPTIONS = {"--k": ("sltt_k",), "--window": ("ttl_bptt",), "--block": ("ttl_bptt",), "--subnet": ("stdl",),
+                "--budget-bytes": ("stdl",)}  # each rule option and the rules that use it
+
+
+def refuse_unused_rule_options(args: argparse.Namespace, rules: list[str]) -> None:
+    """One line for a rule option given on the command line that none of ``rules`` uses (it would be
+    ignored, and the run would be taken for another rule's); and for a TTL-BPTT window longer than T."""
+    given = getattr(args, "options_given", set())
+    for option, users in RULE_OPTIONS.items():
+        if option in given and not set(users) & set(rules):
+            raise UsageError(f"{option} applies to {', '.join(users)} only; {', '.join(rules)} does not use it")
+    if "--window" in given and "ttl_bptt" in rules and args.window > args.timesteps:
+        raise UsageError(f"--window {args.window}: TTL-BPTT's window is longer than T={args.timesteps} (a window of "
+                         f"T is BPTT: use --rule bptt)")
+
+
 def _stdl_refusal(network, budget_bytes: int) -> str | None:
     """Why STDL's memory budget admits no auxiliary network on ``network`` (None when it admits one)."""
     from hwsim.stdl import STDLError, plan
@@ -163,6 +179,7 @@ def cmd_feasibility(args: argparse.Namespace) -> int:
     for rule in rules:
         if rule not in RULES:
             raise UsageError(f"--rules: unknown rule {rule!r}; known rules: {', '.join(RULES)}")
+    refuse_unused_rule_options(args, rules)
     network = _load_network(args.net, "float", args.seed)
     spikes = _input_spikes(args, network) if getattr(args, "input", None) else None
     if spikes is None:
@@ -342,6 +359,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
         if args.rule not in ON_CHIP_RULES:
             raise UsageError(f"--rule: no on-chip kernel for {args.rule!r}; rules with one: {', '.join(ON_CHIP_RULES)}")
+        refuse_unused_rule_options(args, [args.rule])
         network = _load_network(args.net, "float", args.seed)
         spikes = _input_spikes(args, network) if getattr(args, "input", None) else None
         if spikes is None:
@@ -436,6 +454,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                          f"a FILE.npz (x_train, y_train, x_test, y_test) or tonic:<Name>")
     if own and not args.net:
         raise UsageError(f"--dataset {args.dataset}: give --net for your own data (e.g. --net 700-128-20)")
+    refuse_unused_rule_options(args, [args.rule])
     if args.rule == "sltt_k" and args.k > args.timesteps:
         raise UsageError(f"--k: SLTT-K backpropagates at K of the T steps; K={args.k} is larger than "
                          f"--timesteps T={args.timesteps}")

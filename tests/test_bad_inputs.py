@@ -285,6 +285,16 @@ CASES = [
         ("s_laughs.yaml", "expands to more than"), ("s_malformed.yaml", "malformed YAML")]],
     # train
     ("train-rule", ["train", "--rule", "hebb"], 2, "--rule: unknown rule"),
+    # a rule option the rule does not use would be ignored, and the run taken for another rule's
+    ("train-k-not-sltt-k", ["train", "--rule", "sltt", "--k", "3"], 2, "--k applies to sltt_k only"),
+    ("train-window-not-ttl", ["train", "--rule", "bptt", "--window", "3"], 2, "--window applies to ttl_bptt"),
+    ("train-budget-abbrev", ["train", "--rule", "sltt", "--bud", "100"], 2, "--budget-bytes applies to stdl"),
+    ("feasibility-window-longer-than-t", ["feasibility", "--net", "8-4", "--window", "20", "-T", "8", "--rules",
+                                          "ttl_bptt"], 2, "window is longer than T=8"),
+    ("feasibility-window-unused", ["feasibility", "--net", "8-4", "--window", "3", "--rules", "sltt"], 2,
+     "--window applies to ttl_bptt"),
+    ("estimate-window-unused", ["estimate", "--net", "8-4", "--rule", "sltt", "--window", "3"], 2,
+     "--window applies to ttl_bptt"),
     ("train-dataset", ["train", "--rule", "sltt", "--dataset", "cifar"], 2, "--dataset: unknown dataset"),
     ("train-lr-negative", ["train", "--rule", "sltt", "--lr", "-1"], 2, "--lr"),
     ("train-lr-nan", ["train", "--rule", "sltt", "--lr", "nan"], 2, "--lr"),
