@@ -302,9 +302,15 @@ def cmd_study(args: argparse.Namespace) -> int:
     _print_table(("trained rule", "test acc %", "activation KiB"), rows)
     sim = results["simulate"]
     print(f"\nhwsim: float {sim['quantized_float_percent']} %, fixed point {sim['quantized_fixed_percent']} %")
-    feasible = [f"{chip}/{rule}" for chip, rules in results["feasibility"]["table"].items()
+    from hwsim import chips
+
+    baselines = {name for name in results["feasibility"]["table"] if chips.load(name).kind != "neuromorphic"}
+    feasible = [chip for chip, rules in results["feasibility"]["table"].items()
                 for rule, v in rules.items() if v["verdict"] == "feasible"]
-    print(f"feasible on-chip learning: {len(feasible)} chip x rule pairs")
+    on_chip = sum(chip not in baselines for chip in feasible)
+    print(f"feasible on-chip learning: {on_chip} neuromorphic chip x rule pairs"
+          + (f" (and {len(feasible) - on_chip} on the baselines {', '.join(sorted(baselines))}, which train as "
+             f"processors do)" if baselines else ""))
     if not results["export"].get("skipped"):
         print(f"Lava export verified: {results['export']['verified_equal']}")
     print(f"report: {Path(args.out) / 'report.md'}; numbers: {Path(args.out) / 'results.json'}")

@@ -168,6 +168,13 @@ def learning_state(network: Network, chip: Chip, rule: str, timesteps: int, wind
                            f"stored ({sharing}); each stored weight has its own gradient accumulator")
     stdl_aux = _stdl_aux_weights(network, subnet, budget_bytes, stages, sharing, classes) \
         if needs.aux == "copy" else {}
+    if needs.history in ("T", "window"):
+        kept = timesteps if needs.history == "T" else min(window, timesteps)
+        inputs = int(np.prod(stages[0][1]))
+        assumptions.append(f"history: each layer's presynaptic spikes of the kept steps are read back from the "
+                           f"history of the layer before; the network input's ({inputs} inputs x {kept} steps) is "
+                           f"replayed by the input source for the backward pass, not stored on chip (storing it "
+                           f"on every core of the first layer would add {inputs * kept} bytes to each)")
 
     def busiest(index: int, layer, cores: int, placement) -> dict[str, float]:
         dense = isinstance(layer, Dense)

@@ -251,6 +251,17 @@ def _checkpoint(path: Path, config: TrainConfig, epoch: int, rule, optimizer, hi
 _STATE_TYPES = {"config": dict, "epoch": int, "modules": list, "optimizer": dict, "history": list}
 
 
+def _load_failure(err: Exception) -> str:
+    """Why ``torch.load`` refused a file, in a few words: its restricted unpickler's own reason (torch wraps it
+    in advice about ``weights_only`` that does not apply to a damaged file), else the error's first line."""
+    text = str(err)
+    if "WeightsUnpickler error:" in text:
+        reason = text.split("WeightsUnpickler error:", 1)[1].strip().split("\n")[0].strip()
+        return f"{type(err).__name__}: {reason or 'rejected by the weights-only unpickler'}"
+    first = text.strip().split("\n")[0] if text.strip() else ""
+    return f"{type(err).__name__}: {first[:160]}" if first else type(err).__name__
+
+
 def load_checkpoint(path: str | Path) -> dict:
     """Read and check an ``hwsim train`` checkpoint: every field present with its type, the configuration
     complete and well typed. Errors (:class:`DataError`) name the file and the field."""
@@ -260,9 +271,7 @@ def load_checkpoint(path: str | Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a damaged file
-        text = f"{type(err).__name__}: {err}"
-        raise DataError(f"{path}: not a readable hwsim training checkpoint ({' '.join(text.split())[:200]})") \
-            from None
+        raise DataError(f"{path}: not a readable hwsim training checkpoint ({_load_failure(err)})") from None
     if not isinstance(state, dict) or state.get("format") != "hwsim-train-checkpoint":
         raise DataError(f"{path}: not an hwsim training checkpoint (expected format 'hwsim-train-checkpoint')")
     for key, kind in _STATE_TYPES.items():
