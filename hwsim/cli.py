@@ -40,6 +40,7 @@ from hwsim.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, Failure, on
 from hwsim.stdl import DEFAULT_BUDGET_BYTES as STDL_BUDGET_BYTES
 from hwsim.validate import OneLineParser, device, finite_positive_float, positive_int, probability, seed
 
+DEFAULT_K = 2  # SLTT-K's time steps with a backward pass
 DEFAULT_TIMESTEPS = 100  # one default for run, estimate (also --rule) and feasibility
 STATIC_HELP = ("static power: whole-chip (default: the chip's static power x simulated time), cores-used (only the "
                "cores in use, where the profile supports it) or none (dynamic energy only)")
@@ -78,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "ttl_bptt, stdl) instead of inference; labels are random; prints the feasibility verdict")
     est.add_argument("--window", type=positive_int, default=DEFAULT_WINDOW,
                      help=f"TTL-BPTT window k in steps, with --rule ({DEFAULT_WINDOW})")
+    est.add_argument("--k", type=positive_int, default=DEFAULT_K,
+                     help=f"SLTT-K: time steps with a backward pass, with --rule sltt_k ({DEFAULT_K})")
     est.add_argument("--static", default="whole-chip", choices=["whole-chip", "cores-used", "none"], help=STATIC_HELP)
     est.set_defaults(func=cmd_estimate)
 
@@ -97,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     fea.add_argument("--input", metavar="FILE", help=INPUT_HELP)
     fea.add_argument("--window", type=positive_int, default=DEFAULT_WINDOW,
                      help=f"TTL-BPTT truncation window k in steps (default {DEFAULT_WINDOW})")
+    fea.add_argument("--k", type=positive_int, default=DEFAULT_K,
+                     help=f"SLTT-K: time steps with a backward pass (default {DEFAULT_K})")
     fea.add_argument("--static", default="whole-chip", choices=["whole-chip", "cores-used", "none"], help=STATIC_HELP)
     fea.add_argument("--budget-bytes", type=positive_int, default=STDL_BUDGET_BYTES,
                      help=f"STDL: training-memory budget of each auxiliary network, bytes ({STDL_BUDGET_BYTES})")
@@ -169,7 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--lr", type=finite_positive_float, default=0.1,
                     help="SGD learning rate (momentum 0.9), default 0.1")
     tr.add_argument("--seed", type=seed, default=0, help="seed for data encoding, weights and shuffling")
-    tr.add_argument("--k", type=positive_int, default=2, help="SLTT-K: time steps with a backward pass (2)")
+    tr.add_argument("--k", type=positive_int, default=DEFAULT_K,
+                    help=f"SLTT-K: time steps with a backward pass ({DEFAULT_K})")
     tr.add_argument("--window", type=positive_int, default=DEFAULT_WINDOW,
                     help=f"TTL-BPTT: truncation window k in steps (default {DEFAULT_WINDOW})")
     tr.add_argument("--block", type=positive_int, default=1, help="TTL-BPTT: layers per local block (1)")

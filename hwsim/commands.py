@@ -145,6 +145,25 @@ RULE_OPTIONS = {"--k": ("sltt_k",), "--window": ("ttl_bptt",), "--block": ("ttl_
                 "--budget-bytes": ("stdl",)}  # each rule option and the rules that use it
 
 
+def rule_options(rule: str, args: argparse.Namespace) -> dict[str, int]:
+    """The parameters that make ``rule`` the rule it is in this run (empty for rules without any)."""
+    if rule == "sltt_k":
+        return {"k": min(args.k, args.timesteps)}
+    if rule == "ttl_bptt":
+        return {"window": min(args.window, args.timesteps), "block": 1}
+    if rule == "stdl":
+        from hwsim.stdl import DEFAULT_BUDGET_BYTES
+
+        return {"subnet": 1, "budget_bytes": getattr(args, "budget_bytes", None) or DEFAULT_BUDGET_BYTES}
+    return {}
+
+
+def _rule_text(rule: str, args: argparse.Namespace) -> str:
+    """``sltt_k (k=2)``: the rule with its parameters, as tables print it."""
+    options = rule_options(rule, args)
+    return rule + (f" ({', '.join(f'{k}={v}' for k, v in options.items())})" if options else "")
+
+
 def refuse_unused_rule_options(args: argparse.Namespace, rules: list[str]) -> None:
     """One line for a rule option given on the command line that none of ``rules`` uses (it would be
     ignored, and the run would be taken for another rule's); and for a TTL-BPTT window longer than T."""
@@ -152,6 +171,9 @@ def refuse_unused_rule_options(args: argparse.Namespace, rules: list[str]) -> No
     for option, users in RULE_OPTIONS.items():
         if option in given and not set(users) & set(rules):
             raise UsageError(f"{option} applies to {', '.join(users)} only; {', '.join(rules)} does not use it")
+    if "--k" in given and "sltt_k" in rules and args.k > args.timesteps:
+        raise UsageError(f"--k: SLTT-K backpropagates at K of the T steps; K={args.k} is larger than "
+                         f"--timesteps T={args.timesteps}")
     if "--window" in given and "ttl_bptt" in rules and args.window > args.timesteps:
         raise UsageError(f"--window {args.window}: TTL-BPTT's window is longer than T={args.timesteps} (a window of "
                          f"T is BPTT: use --rule bptt)")
@@ -191,15 +213,16 @@ def cmd_feasibility(args: argparse.Namespace) -> int:
             raise UsageError(f"--budget-bytes {args.budget_bytes}: {refusal}")
         if refusal is not None:
             rules.remove("stdl")
-            print(f"hwsim feasibility: stdl left out of --rules all: {refusal} (give --budget-bytes N to include it)",
-                  file=sys.stderr)
+            print(f"hwsim feasibility: stdl left out of --rules all: {refusal} (STDL's auxiliary networks are chosen "
+                  f"as its training chooses them, for the training batch, then run one sample at a time on chip; "
+                  f"give --budget-bytes N to include it)", file=sys.stderr)
     found = []
     from hwsim.mapping import map_network
 
     mappings = {}  # the inference mapping per chip: the same for every rule
     for rule in rules:
         counts = learning_counts(network, rule, args.timesteps, args.rate, seed=args.seed, window=args.window,
-                                 spikes=spikes, budget_bytes=args.budget_bytes)
+                                 k=args.k, spikes=spikes, budget_bytes=args.budget_bytes)
         for chip in targets:
             if chip.name not in mappings:
                 mappings[chip.name] = map_network(network, chip)
@@ -208,6 +231,7 @@ def cmd_feasibility(args: argparse.Namespace) -> int:
             if counts is None and not verdict.missing:
                 verdict.unpriced.append(f"energy: no on-chip learning kernel for {rule} yet")
                 verdict.energy_text = "unpriced (no kernel)"
+            verdict.rule_options = rule_options(rule, args)
             found.append(verdict)
     rank(found)
     verdicts = [v.to_dict() for v in found]
@@ -218,7 +242,9 @@ def cmd_feasibility(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(verdicts, indent=2))
         return 0
-    print(f"{network!r}: one training sample, T={args.timesteps}, input rate {args.rate:g}, static power: {static}\n")
+    options = "".join(f", {_rule_text(rule, args)}" for rule in rules if rule_options(rule, args))
+    print(f"{network!r}: one training sample, T={args.timesteps}, input rate {args.rate:g}, static power: {static}"
+          f"{options}\n")
     rows = []
     for v in verdicts:
         latency = latency_text(v["latency_per_sample_s"], v["latency_lower_bound"])
@@ -371,7 +397,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         if spikes is None:
             check_run_size(network, args.timesteps, args.batch)
         counts = learning_counts(network, args.rule, args.timesteps, args.rate, batch=args.batch, seed=args.seed,
-                                 window=args.window, spikes=spikes)
+                                 window=args.window, k=args.k, spikes=spikes)
     else:
         network = _load_network(args.net, args.mode, args.seed)
         counts = Engine(network).run(_input_spikes(args, network), time_major=True).counts
@@ -396,10 +422,11 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"net": args.net, "timesteps": counts.timesteps, "batch": counts.batch,
                           "mode": counts.mode, "rate": None if getattr(args, "input", None) else args.rate,
-                          "input": getattr(args, "input", None), "static": static, "counts": layers,
-                          "chips": reports}, indent=2))
+                          "input": getattr(args, "input", None), "static": static,
+                          "rule": args.rule, "rule_options": rule_options(args.rule, args) if args.rule else None,
+                          "counts": layers, "chips": reports}, indent=2))
         return 0
-    what = f"on-chip {args.rule} training" if args.rule else "inference"
+    what = f"on-chip {_rule_text(args.rule, args)} training" if args.rule else "inference"
     print(f"{network!r}\n{what}: T={counts.timesteps} steps, batch {counts.batch}, {_input_text(args)}, "
           f"{counts.total('sop')} SOPs; static power: {static}\n")
     rows = []

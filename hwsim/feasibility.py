@@ -90,6 +90,7 @@ class Verdict:
     energy_per_sample_j: float | None = None
     latency_per_sample_s: float | None = None
     latency_lower_bound: bool = False  # some learning work has no published time: at least this latency
+    rule_options: dict[str, int] = field(default_factory=dict)  # e.g. SLTT-K's k, TTL-BPTT's window
     missing: list[str] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
     limits_broken: list[str] = field(default_factory=list)
@@ -121,7 +122,8 @@ class Verdict:
                                             "max_timesteps_note", "memory_per_core_bytes", "memory_by_kind_bytes",
                                             "memory_limit_bytes", "cores_needed", "energy_j", "energy_dynamic_j",
                                             "energy_static_j", "static_mode", "energy_per_sample_j", "energy_text",
-                                            "latency_per_sample_s", "latency_lower_bound", "rank", "rank_note",
+                                            "latency_per_sample_s", "latency_lower_bound", "rule_options",
+                                            "rank", "rank_note",
                                             "missing", "unknown",
                                             "limits_broken", "unpriced", "unpriced_counts", "assumptions")}
         out["lower_bound"] = self.lower_bound

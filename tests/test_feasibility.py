@@ -201,3 +201,21 @@ def test_rules_all_leaves_out_stdl_whose_budget_admits_nothing(capsys):
     assert main([*argv, "--rules", "stdl"]) == 2
     err = capsys.readouterr().err
     assert "--budget-bytes 1:" in err and "too small" in err and err.count("\n") == 1
+
+
+def test_rule_parameters_are_options_and_reported(capsys):
+    """SLTT-K's K is an option of feasibility and estimate, and every verdict and estimate says which K (or
+    TTL-BPTT window) it priced: a rule's parameters are part of the answer."""
+    def run(argv):
+        assert main(argv + ["--json"]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    base = ["feasibility", "--net", "16-12-4", "--chips", "loihi", "-T", "10"]
+    two = run(base + ["--rules", "sltt_k,ttl_bptt,sltt"])
+    four = run(base + ["--rules", "sltt_k", "--k", "4"])
+    options = {v["rule"]: v["rule_options"] for v in two}
+    assert options == {"sltt_k": {"k": 2}, "ttl_bptt": {"window": 2, "block": 1}, "sltt": {}}
+    assert four[0]["rule_options"] == {"k": 4}
+    assert four[0]["energy_dynamic_j"] > two[0]["energy_dynamic_j"]  # backward passes at 4 steps cost more than 2
+    estimate = run(["estimate", "--net", "16-12-4", "--chip", "loihi", "-T", "10", "--rule", "sltt_k", "--k", "3"])
+    assert estimate["rule"] == "sltt_k" and estimate["rule_options"] == {"k": 3}
