@@ -406,8 +406,15 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         mapping = map_network(network, chip, counts)
         report = estimate(network, counts, chip, mapping, static=static).to_dict()
         report["mapping"] = mapping.to_dict(chip)
-        if args.rule:  # the same verdict as `hwsim feasibility` for this chip, rule and T
-            report["verdict"] = check(network, chip, args.rule, args.timesteps, window=args.window).verdict
+        if args.rule:  # the same verdict, cores and fit as `hwsim feasibility` for this chip, rule and T
+            verdict = check(network, chip, args.rule, args.timesteps, window=args.window, mapping=mapping)
+            report["verdict"] = verdict.verdict
+            if verdict.cores_needed != report["cores_used"]:
+                report["assumptions"].append(
+                    f"energy and latency priced on the inference placement ({report['cores_used']} cores); the "
+                    f"learning state needs {verdict.cores_needed} cores")
+            report["cores_used"], report["fits"] = verdict.cores_needed, verdict.fits
+            report["learning_memory_per_core_bytes"] = verdict.memory_per_core_bytes
         reports.append(report)
     if args.plot:
         from hwsim.plots import energy_breakdown

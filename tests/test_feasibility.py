@@ -169,13 +169,19 @@ def test_estimate_rule_and_feasibility_give_the_same_verdict_with_the_same_defau
     parser = build_parser()
     est = parser.parse_args(["estimate", "--net", "x", "--rule", "ottt_a"])
     fea = parser.parse_args(["feasibility", "--net", "x"])
-    assert (est.rate, est.timesteps, est.window, est.static) == (fea.rate, fea.timesteps, fea.window, fea.static)
-    for chip in ("loihi", "odin", "anp_i"):
-        assert main(["estimate", "--net", "32-24-10", "--rule", "ottt_a", "--chip", chip, "-T", "6", "--json"]) == 0
-        estimated = json.loads(capsys.readouterr().out)["chips"][0]["verdict"]
-        assert main(["feasibility", "--net", "32-24-10", "--rules", "ottt_a", "--chips", chip, "-T", "6",
+    assert (est.rate, est.timesteps, est.window, est.k, est.static) == (fea.rate, fea.timesteps, fea.window, fea.k,
+                                                                          fea.static)
+    for chip, rule, steps in (("loihi", "ottt_a", "6"), ("odin", "ottt_a", "6"), ("anp_i", "ottt_a", "6"),
+                              ("loihi", "bptt", "3000"), ("loihi", "bptt", "40000")):  # 2, 10+ and too many cores
+        assert main(["estimate", "--net", "32-24-10", "--rule", rule, "--chip", chip, "-T", steps, "--json"]) == 0
+        estimated = json.loads(capsys.readouterr().out)["chips"][0]
+        assert main(["feasibility", "--net", "32-24-10", "--rules", rule, "--chips", chip, "-T", steps,
                      "--json"]) == 0
-        assert json.loads(capsys.readouterr().out)[0]["verdict"] == estimated, chip
+        verdict = json.loads(capsys.readouterr().out)[0]
+        assert verdict["verdict"] == estimated["verdict"], chip
+        assert (verdict["cores_needed"], verdict["fits"]) == (estimated["cores_used"], estimated["fits"]), chip
+        if verdict["energy_j"] is not None:  # (an infeasible pair is not priced by feasibility)
+            assert verdict["energy_j"] == pytest.approx(estimated["energy_j"]), chip
 
 
 def test_heatmap_cells_carry_the_reason_not_just_a_colour():
