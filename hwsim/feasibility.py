@@ -352,6 +352,13 @@ def check(network: Network, chip: Chip, rule: str, timesteps: int, counts: Count
                 unknown.append(f"{CAPABILITY_TEXT[capability]} (not published)")
             elif not value:
                 missing.append(CAPABILITY_TEXT[capability])
+        epoch = chip.learning.learning_epoch_max_steps
+        if epoch is not None and timesteps > epoch and rule != "ottt_o":
+            assumptions.append(
+                f"{chip.name} applies learning at the end of learning epochs of at most {epoch} steps; T={timesteps} "
+                f"spans {math.ceil(timesteps / epoch)} of them, so the once-per-sample update is assumed to be "
+                f"accumulated across epochs (e.g. in a synaptic tag) and written once; written every epoch instead, "
+                f"the rule would become a more online one")
     cap = chip.capacity
     limit, shared = memory_limit(chip)
     used = memory - (0 if shared else split.get("weights", 0))

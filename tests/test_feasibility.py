@@ -225,3 +225,16 @@ def test_rule_parameters_are_options_and_reported(capsys):
     assert four[0]["energy_dynamic_j"] > two[0]["energy_dynamic_j"]  # backward passes at 4 steps cost more than 2
     estimate = run(["estimate", "--net", "16-12-4", "--chip", "loihi", "-T", "10", "--rule", "sltt_k", "--k", "3"])
     assert estimate["rule"] == "sltt_k" and estimate["rule_options"] == {"k": 3}
+
+
+def test_a_learning_epoch_shorter_than_t_is_stated():
+    """Loihi publishes learning epochs of at most 63 steps: a once-per-sample update at T > 63 must say how it
+    is assumed to span them; within one epoch, or with OTTT_O's per-step updates, nothing is assumed."""
+    loihi = chips.load("loihi")
+    assert loihi.learning.learning_epoch_max_steps == 63
+
+    def stated(rule, steps):
+        return any("learning epochs of at most 63 steps" in a for a in check(NET, loihi, rule, steps).assumptions)
+
+    assert stated("sltt", 100) and stated("bptt", 64)
+    assert not stated("sltt", 63) and not stated("ottt_o", 100)
