@@ -308,6 +308,7 @@ def estimate(network: Network, counts: Counts, chip: Chip, mapping: Mapping | No
                         fits_reason=mapping.fits_reason, latency_model=model, step_latency_simple_s=simple,
                         latency_untimed=untimed)
     _add_static(report, chip, static, mapping, counts)
+    _check_weight_format(report, chip, counts)
     if report.energy_static_j > 0:
         by_core += report.energy_static_j / len(by_core)
     report.energy_by_core_j = [float(x) for x in by_core]
@@ -375,6 +376,18 @@ def _add_static(report: CostReport, chip: Chip, mode: str, mapping: Mapping, cou
     report.energy_static_j = s.static_power_mw * 1e-3 * share * latency
     report.energy_by_action_j["static"] = report.energy_static_j
     report.energy_j = report.energy_dynamic_j + report.energy_static_j
+
+
+def _check_weight_format(report: CostReport, chip: Chip, counts: Counts) -> None:
+    """Warn when the chip's synapses hold fewer bits than the 8-bit weights of hwsim's fixed-point form (the
+    form a network takes on a chip): the network as given cannot run there without training for that weight
+    format, which hwsim does not model (the fit counts capacity only)."""
+    bits = chip.precision.weight_bits if chip.precision is not None else None
+    if bits is not None and bits < 8:
+        note = f" ({chip.precision.note})" if chip.precision.note else ""
+        report.warnings.append(f"{chip.name}: {bits}-bit synapses{note} cannot hold 8-bit weights; the network would "
+                               f"need training for that weight format (not modelled): the counts, energy and fit are "
+                               f"those of the network as given")
 
 
 def _check_operating_point(report: CostReport, chip: Chip, mapping: Mapping, counts: Counts) -> None:

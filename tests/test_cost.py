@@ -317,3 +317,11 @@ def test_loihi2_capacity_is_checked_per_core():
     mapping = map_network(net, chips.load("loihi2"))
     assert mapping.fits is True  # 401 k synapses spread until each core's 128 KB holds its 8-bit weights
     assert all(int(p.synapses_per_core.max()) <= 131072 for p in mapping.layers) and mapping.layers[0].cores >= 4
+
+
+def test_chips_whose_synapses_cannot_hold_the_weights_say_so():
+    net = from_spec("30-20-10", mode="fixed", seed=1)
+    counts = Engine(net).run(bernoulli((10, 1, 30), 0.2, seed=2)).counts
+    warned = {name: any("cannot hold 8-bit weights" in w for w in estimate(net, counts, chips.load(name)).warnings)
+              for name in ("truenorth", "odin", "loihi", "spinnaker2")}
+    assert warned == {"truenorth": True, "odin": True, "loihi": False, "spinnaker2": False}
