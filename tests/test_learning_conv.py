@@ -383,3 +383,50 @@ def test_fixed_point_conv_rules_keep_every_weight_on_its_grid(rule):
         q = learner.w[learner.arrays.w_off[g]: learner.arrays.w_off[g + 1]] / learner.w_step[g]
         np.testing.assert_allclose(q, np.rint(q), atol=1e-3)
         assert np.abs(np.rint(q)).max(initial=0) <= 127
+
+
+@pytest.mark.parametrize("rule,opts", [("sltt", {}), ("ottt_a", {}), ("ottt_o", {}), ("bptt", {}),
+                                       ("ttl_bptt", {"window": 2}), ("stdl", {}), ("sltt", {"precision": "fixed"}),
+                                       ("ottt_a", {"precision": "fixed"})])
+def test_channels_last_conv_kernel_equals_the_scatter_reference(rule, opts, monkeypatch):
+    """The kernel (conv layers channels last inside) against its former self (``tests/conv_learning_reference``:
+    a scatter over each input's fan-out) on a graph with padding, pooling and a strided conv, two batches:
+    every counter and per-neuron / per-channel total equal, weights and biases equal to float rounding."""
+    import hwsim.kernels.conv_learning as kernel
+    from tests import conv_learning_reference as reference
+
+    base = from_spec("2x9x9-c5k3p1-p2-c6k3s2p1-7", seed=3)
+    rng = np.random.default_rng(5)
+    for layer in base.layers:
+        if isinstance(layer, (Conv2d, Dense)):
+            layer.bias = rng.normal(0, 0.1, layer.weight.shape[0]).astype(np.float32)
+    xs = [(rng.random((6, 2, 2, 9, 9)) < 0.3).astype(np.uint8) for _ in range(2)]
+    ys = [rng.integers(0, 7, 2) for _ in range(2)]
+    kernels = (kernel.train_graph, reference.train_graph)
+    results, calls = [], []
+    for train_graph in kernels:
+        def counted(*args, train_graph=train_graph):
+            calls.append(train_graph)
+            return train_graph(*args)
+
+        monkeypatch.setattr(kernel, "train_graph", counted)
+        net = copy.deepcopy(base)
+        learner = OnChipLearner(net, rule, lr=0.5, **opts)
+        results.append((net, [learner.train_batch(x, y).counts for x, y in zip(xs, ys)], learner))
+    (net, counts, learner), (ref_net, ref_counts, ref_learner) = results
+    assert calls == [kernels[0]] * 2 + [kernels[1]] * 2
+    assert np.abs(net.layers[0].weight - base.layers[0].weight).max() > 1e-4
+    for batch, ref_batch in zip(counts, ref_counts):
+        for lc, ref in zip(batch.layers, ref_batch.layers, strict=True):
+            for name in ref.events:
+                np.testing.assert_array_equal(lc.events[name], ref.events[name], err_msg=f"{rule} {lc.name} {name}")
+            for name in ("neuron_spikes", "neuron_active", "input_spikes", "neuron_weight_updates",
+                         "channel_weight_updates"):
+                np.testing.assert_array_equal(getattr(lc, name), getattr(ref, name), err_msg=f"{lc.name} {name}")
+            assert lc.total("grad_ops") > 0 or lc.kind == "sumpool2d"
+    for layer, ref_layer in zip(net.layers, ref_net.layers):
+        if isinstance(layer, (Conv2d, Dense)):
+            np.testing.assert_allclose(layer.weight, ref_layer.weight, rtol=1e-5, atol=1e-7)
+            np.testing.assert_allclose(layer.bias, ref_layer.bias, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(learner.w, ref_learner.w, rtol=1e-5, atol=1e-7)  # heads included
+    np.testing.assert_allclose(learner.b, ref_learner.b, rtol=1e-5, atol=1e-7)

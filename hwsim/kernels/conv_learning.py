@@ -9,7 +9,16 @@ of locally trained blocks: TTL-BPTT classifiers, STDL auxiliary copies). Layer g
 Weights, flat in ``w`` from ``w_off[g]``: dense fan-out major ``(n_in, n_out)``; conv the kernel
 ``(O, C, kh, kw)`` shared by every output position (a gradient accumulates into the one shared weight);
 pool has the fixed scalar tap ``pool_w[g]`` and learns nothing. Biases are per output neuron (dense) or per
-output channel (conv), flat in ``bias`` from ``c_off[g]``.
+output channel (conv), flat in ``bias`` from ``c_off[g]``. Neurons, histories and per-neuron counters are
+channels first: output ``(o, oy, ox)`` of a conv layer is neuron ``o * H_out * W_out + oy * W_out + ox``.
+
+Inside the kernel a conv layer works channels last, so every inner loop runs over the ``O`` output channels
+in contiguous memory: a copy ``w_cl`` of each kernel as ``(kh, kw, C, O)`` (refreshed whenever the weights
+are written), the forward sum and the error as ``(H_out, W_out, O)`` scratch vectors, and the gradient
+accumulated as ``(kh, kw, C, O)`` then added into ``grad_w``'s ``(O, C, kh, kw)`` before each write-back.
+Gradients and W^T dI visit the inputs one position at a time (its taps found once for all channels).
+Forward sums, gradients and pool errors add the same terms in the same order as a scatter over each input's
+fan-out; only a conv layer's W^T dI sums its products in another order (float rounding).
 
 Time runs in windows of ``window`` steps; inside a window the forward pass keeps every layer's membrane,
 spikes and synaptic current, and at the window's end the error runs back through time and layers
@@ -42,15 +51,15 @@ DENSE, CONV, POOL = 0, 1, 2
 
 
 @nb.njit(cache=True, inline="always")
-def fan_out(kind, geom, j, targets, taps):
-    """Conv or pool: the outputs ``targets`` input ``j`` = (c, y, x) reaches and the kernel index ``taps``
-    of each synapse (-1 for a pool tap); returns how many."""
-    c_in, h, w = geom[0], geom[1], geom[2]
-    out_ch, ho, wo, kh, kw, stride, pad = geom[3], geom[4], geom[5], geom[6], geom[7], geom[8], geom[9]
-    c = j // (h * w)
-    y = (j // w) % h
-    x = j % w
-    plane = ho * wo
+def position_taps(geom, pos, tap_k, tap_p):
+    """Conv or pool input position ``pos`` = ``y * W + x``: the kernel taps that reach a valid output, as
+    kernel index ``ky * kw + kx`` in ``tap_k`` and output position ``oy * W_out + ox`` in ``tap_p`` (borders
+    and strides exact); returns how many. A tap reaches all ``O`` channels of its position (conv) or the
+    input's own channel (pool)."""
+    w = geom[2]
+    wo, ho, kh, kw, stride, pad = geom[5], geom[4], geom[6], geom[7], geom[8], geom[9]
+    y = pos // w
+    x = pos - y * w
     n = 0
     for ky in range(kh):
         ny = y + pad - ky
@@ -66,17 +75,145 @@ def fan_out(kind, geom, j, targets, taps):
             ox = nx // stride
             if ox >= wo:
                 continue
-            base = oy * wo + ox
-            if kind == CONV:
-                for o in range(out_ch):
-                    targets[n] = o * plane + base
-                    taps[n] = ((o * c_in + c) * kh + ky) * kw + kx
-                    n += 1
-            else:
-                targets[n] = c * plane + base
-                taps[n] = -1
-                n += 1
+            tap_k[n] = ky * kw + kx
+            tap_p[n] = oy * wo + ox
+            n += 1
     return n
+
+
+@nb.njit(cache=True, inline="always")
+def input_taps(geom, j, tap_k, tap_p):
+    """:func:`position_taps` of input neuron ``j`` = (c, y, x); returns ``(c, how many)``."""
+    hw = geom[1] * geom[2]
+    c = j // hw
+    return c, position_taps(geom, j - c * hw, tap_k, tap_p)
+
+
+@nb.njit(cache=True, fastmath={"reassoc", "contract"})
+def dot(x, y):
+    """``sum_i x[i] * y[i]`` of two float32 vectors of one length, summed in whatever order vectorises (kept
+    out of line: inlined into the caller it would lose these fast-math flags and run as one serial chain)."""
+    total = np.float32(0.0)
+    for i in range(x.shape[0]):
+        total += x[i] * y[i]
+    return total
+
+
+@nb.njit(cache=True, inline="always")
+def conv_scatter(geom, j, w_cl, acc_cl, tap_k, tap_p):
+    """Forward: add input ``j``'s fan-out into ``acc_cl`` ``(H_out, W_out, O)`` flat, one contiguous
+    ``w_cl[ky, kx, c, :]`` (this layer's ``(kh, kw, C, O)`` kernel, flat) per tap; returns the SOPs."""
+    c_in, out_ch = geom[0], geom[3]
+    c, n = input_taps(geom, j, tap_k, tap_p)
+    for q in range(n):  # slices, not offset indices: they let the loop vectorise
+        row = w_cl[(tap_k[q] * c_in + c) * out_ch: (tap_k[q] * c_in + c + 1) * out_ch]
+        acc = acc_cl[tap_p[q] * out_ch: (tap_p[q] + 1) * out_ch]
+        for o in range(out_ch):
+            acc[o] += row[o]
+    return n * out_ch
+
+
+@nb.njit(cache=True)
+def conv_gradients(geom, pre, d_cl, nz_pos, grad_cl, tap_k, tap_p):
+    """``grad_cl[ky, kx, c, :] += a * d_cl[oy, ox, :]`` for every input (c, y, x) with a non-zero
+    presynaptic value ``a = pre[j]`` (spike or trace, channels first) and each of its taps whose output
+    position holds a non-zero error. ``grad_cl`` is the layer's ``(kh, kw, C, O)`` accumulator, flat; each
+    weight gets its terms in input order, as a scatter would. Returns the accumulations that count (pairs
+    with a non-zero error: ``nz_pos`` per output position)."""
+    c_in, hw, out_ch = geom[0], geom[1] * geom[2], geom[3]
+    ops = 0
+    for pos in range(hw):  # the taps of a position, found once for all its channels
+        n = position_taps(geom, pos, tap_k, tap_p)
+        for c in range(c_in):
+            a = pre[c * hw + pos]
+            if a == 0.0:
+                continue
+            for q in range(n):
+                p = tap_p[q]
+                if nz_pos[p] == 0:
+                    continue
+                row = (tap_k[q] * c_in + c) * out_ch
+                grad = grad_cl[row: row + out_ch]
+                err = d_cl[p * out_ch: (p + 1) * out_ch]
+                for o in range(out_ch):  # a zero error adds a zero product: the same sums as skipping it
+                    grad[o] += err[o] * a
+                ops += nz_pos[p]
+    return ops
+
+
+@nb.njit(cache=True)
+def spatial_back(kind, geom, pool_tap, w_cl, d, d_cl, u_src, v_th_src, sur_kind, sur_alpha, ds_src, tap_k, tap_p):
+    """W^T dI of a conv or pool layer into its source's dL/ds ``ds_src`` (channels first) at every input
+    whose surrogate derivative (membrane ``u_src``, threshold ``v_th_src``) is non-zero. Conv: the sum over
+    the input's taps of ``dot(w_cl[ky, kx, c, :], d_cl[oy, ox, :])``; pool: ``pool_tap`` times the error
+    ``d`` (channels first) of each target. Returns ``(products, inputs sent to)``, one product per synapse."""
+    c_in, hw, out_ch, plane = geom[0], geom[1] * geom[2], geom[3], geom[4] * geom[5]
+    macs, sent = 0, 0
+    for pos in range(hw):
+        n = position_taps(geom, pos, tap_k, tap_p)
+        for c in range(c_in):
+            j = c * hw + pos
+            if surrogate(sur_kind, sur_alpha, u_src[j] - v_th_src) == 0.0:
+                continue
+            total = np.float32(0.0)
+            if kind == CONV:
+                for q in range(n):
+                    row = (tap_k[q] * c_in + c) * out_ch
+                    total += dot(w_cl[row: row + out_ch], d_cl[tap_p[q] * out_ch: (tap_p[q] + 1) * out_ch])
+                macs += n * out_ch
+            else:
+                for q in range(n):
+                    total += pool_tap * d[c * plane + tap_p[q]]
+                macs += n
+            ds_src[j] += total
+            sent += 1
+    return macs, sent
+
+
+@nb.njit(cache=True, inline="always")
+def errors_channels_last(geom, d, d_cl, nz_pos):
+    """A conv layer's error ``d`` (channels first, ``(O, H_out, W_out)`` flat) into ``d_cl``
+    ``(H_out, W_out, O)`` flat, with the count of non-zero errors at each output position in ``nz_pos``."""
+    out_ch, plane = geom[3], geom[4] * geom[5]
+    for p in range(plane):
+        nz = 0
+        for o in range(out_ch):
+            v = d[o * plane + p]
+            d_cl[p * out_ch + o] = v
+            nz += v != 0.0
+        nz_pos[p] = nz
+
+
+@nb.njit(cache=True)
+def kernels_channels_last(kind, geom, w, w_off, w_cl):
+    """Copy every conv kernel of ``w`` (``(O, C, kh, kw)`` flat from ``w_off[g]``) into ``w_cl`` as
+    ``(kh, kw, C, O)`` at the same offsets."""
+    for g in range(kind.shape[0]):
+        if kind[g] != CONV:
+            continue
+        c_in, out_ch, kh, kw = geom[g, 0], geom[g, 3], geom[g, 6], geom[g, 7]
+        base = w_off[g]
+        for o in range(out_ch):
+            for c in range(c_in):
+                for k in range(kh * kw):
+                    w_cl[base + (k * c_in + c) * out_ch + o] = w[base + (o * c_in + c) * kh * kw + k]
+
+
+@nb.njit(cache=True)
+def fold_conv_gradients(kind, geom, w_off, grad_cl, grad_w):
+    """Add every conv layer's ``(kh, kw, C, O)`` gradient ``grad_cl`` into ``grad_w`` (``(O, C, kh, kw)``)
+    and zero it."""
+    for g in range(kind.shape[0]):
+        if kind[g] != CONV:
+            continue
+        c_in, out_ch, kh, kw = geom[g, 0], geom[g, 3], geom[g, 6], geom[g, 7]
+        base = w_off[g]
+        for o in range(out_ch):
+            for c in range(c_in):
+                for k in range(kh * kw):
+                    q = base + (k * c_in + c) * out_ch + o
+                    grad_w[base + (o * c_in + c) * kh * kw + k] += grad_cl[q]
+                    grad_cl[q] = 0.0
 
 
 @nb.njit(cache=True, inline="always")
@@ -150,13 +287,22 @@ def train_graph(kind, geom, n_in, n_out, src, lif, readout, pass_error, main_out
     o_hist = np.zeros((window, batch, n_total), np.float32)  # synaptic currents (read-outs use them)
     x_hist = np.zeros((window, batch, n_in[0]), np.float32)
     in_base = np.zeros(graph + 1, np.int64)
-    fan_max = 1
+    taps_max, conv_out, plane_max = 1, 1, 1
     for g in range(graph):
         in_base[g + 1] = in_base[g] + n_in[g]
         if kind[g] != DENSE:
-            fan_max = max(fan_max, geom[g, 3] * geom[g, 6] * geom[g, 7])
-    targets = np.zeros(fan_max, np.int64)
-    taps = np.zeros(fan_max, np.int64)
+            taps_max = max(taps_max, geom[g, 6] * geom[g, 7])
+        if kind[g] == CONV:
+            conv_out = max(conv_out, n_out[g])
+            plane_max = max(plane_max, geom[g, 4] * geom[g, 5])
+    tap_k = np.zeros(taps_max, np.int64)  # one input's taps: kernel index, output position
+    tap_p = np.zeros(taps_max, np.int64)
+    w_cl = np.zeros_like(w)  # conv kernels channels last, (kh, kw, C, O) from w_off[g]
+    kernels_channels_last(kind, geom, w, w_off, w_cl)
+    grad_cl = np.zeros_like(grad_w)  # conv gradients channels last, folded into grad_w at write-back
+    acc_cl = np.zeros(conv_out, np.float32)  # one conv layer's forward sum, (H_out, W_out, O)
+    d_cl = np.zeros(conv_out, np.float32)  # one conv layer's error, (H_out, W_out, O)
+    nz_pos = np.zeros(plane_max, np.int64)  # non-zero errors per output position of that layer
     traces = np.zeros((batch, in_base[graph]), np.float32)
     events = np.zeros(in_base[graph], np.int32)
     spike_buf = np.zeros(n_total, np.uint8)
@@ -206,12 +352,22 @@ def train_graph(kind, geom, n_in, n_out, src, lif, readout, pass_error, main_out
                     if kind[g] == DENSE:
                         w2d = w[w_off[g]: w_off[g + 1]].reshape((ni, no))
                         sops = dense_events(events, ev0, ev0 + count, w2d, acc)
-                    else:
-                        wk = w[w_off[g]: w_off[g + 1]]
+                    elif kind[g] == CONV:  # channels last, then into the channels-first history
+                        out_ch, plane = geom[g, 3], geom[g, 4] * geom[g, 5]
+                        wk_cl = w_cl[w_off[g]: w_off[g + 1]]
+                        acc_g = acc_cl[:no]
+                        acc_g[:] = 0.0
                         for e in range(count):
-                            n = fan_out(kind[g], geom[g], events[ev0 + e], targets, taps)
+                            sops += conv_scatter(geom[g], events[ev0 + e], wk_cl, acc_g, tap_k, tap_p)
+                        for p in range(plane):
+                            for o in range(out_ch):
+                                acc[o * plane + p] = acc_g[p * out_ch + o]
+                    else:
+                        plane = geom[g, 4] * geom[g, 5]
+                        for e in range(count):
+                            c, n = input_taps(geom[g], events[ev0 + e], tap_k, tap_p)
                             for q in range(n):
-                                acc[targets[q]] += wk[taps[q]] if taps[q] >= 0 else pool_w[g]
+                                acc[c * plane + tap_p[q]] += pool_w[g]
                             sops += n
                     counters[g, 0, t] += count
                     counters[g, 2, t] += sops
@@ -278,57 +434,59 @@ def train_graph(kind, geom, n_in, n_out, src, lif, readout, pass_error, main_out
                             ch = channel_of(kind[g], geom[g], i)
                             if ch >= 0:
                                 grad_b[c_off[g] + ch] += dI[lo + i]
+                    if kind[g] == CONV:
+                        errors_channels_last(geom[g], dI[lo: lo + no], d_cl, nz_pos)
                     # gradients: dW += dI a_src (a: presynaptic spike or trace), over the actual synapses
                     if nonzero > 0 and kind[g] != POOL:
+                        if use_traces and src[g] >= 0:
+                            pre = traces[b, in_base[g]: in_base[g] + ni]
+                        elif src[g] < 0:
+                            pre = x_hist[h, b, :]
+                        else:
+                            pre = s_hist[h, b, n_off[src[g]]: n_off[src[g]] + ni]
                         ops = 0
-                        for j in range(ni):
-                            if use_traces and src[g] >= 0:
-                                a = traces[b, in_base[g] + j]
-                            else:
-                                a = x_hist[h, b, j] if src[g] < 0 else s_hist[h, b, n_off[src[g]] + j]
-                            if a == 0.0:
-                                continue
-                            if kind[g] == DENSE:
+                        if kind[g] == DENSE:
+                            for j in range(ni):
+                                a = pre[j]
+                                if a == 0.0:
+                                    continue
                                 row = grad_w[w_off[g] + j * no: w_off[g] + (j + 1) * no]
                                 for i in range(no):
                                     row[i] += dI[lo + i] * a
                                 ops += nonzero
-                            else:
-                                n = fan_out(kind[g], geom[g], j, targets, taps)
-                                for q in range(n):
-                                    d = dI[lo + targets[q]]
-                                    if d != 0.0:
-                                        grad_w[w_off[g] + taps[q]] += d * a
-                                        ops += 1
+                        else:
+                            ops = conv_gradients(geom[g], pre, d_cl, nz_pos, grad_cl[w_off[g]: w_off[g + 1]], tap_k,
+                                                 tap_p)
                         counters[g, 6, t] += ops
                     if src[g] < 0 or not pass_error[g] or (skip_silent and nonzero == 0):
                         continue
                     # W^T dI into the source's dL/ds, only at neurons with g' != 0
                     below = n_off[src[g]]
                     macs, sent = 0, 0
-                    for j in range(ni):
-                        if surrogate(sur_kind, sur_alpha, u_hist[h, b, below + j] - v_th[src[g]]) == 0.0:
-                            continue
-                        total_err = np.float32(0.0)
-                        if kind[g] == DENSE:
+                    if kind[g] == DENSE:
+                        for j in range(ni):
+                            if surrogate(sur_kind, sur_alpha, u_hist[h, b, below + j] - v_th[src[g]]) == 0.0:
+                                continue
+                            total_err = np.float32(0.0)
                             row = w[w_off[g] + j * no: w_off[g] + (j + 1) * no]
                             for i in range(no):
                                 total_err += row[i] * dI[lo + i]
                             macs += no
-                        else:
-                            n = fan_out(kind[g], geom[g], j, targets, taps)
-                            for q in range(n):
-                                tap = w[w_off[g] + taps[q]] if taps[q] >= 0 else pool_w[g]
-                                total_err += tap * dI[lo + targets[q]]
-                            macs += n
-                        ds[below + j] += total_err
-                        sent += 1
+                            ds[below + j] += total_err
+                            sent += 1
+                    else:
+                        macs, sent = spatial_back(kind[g], geom[g], pool_w[g], w_cl[w_off[g]: w_off[g + 1]],
+                                                  dI[lo: lo + no], d_cl, u_hist[h, b, below: below + ni], v_th[src[g]],
+                                                  sur_kind, sur_alpha, ds[below: below + ni], tap_k, tap_p)
                     counters[g, 5, t] += macs
                     counters[src[g], 9, t] += sent
             if update_every_step and b == batch - 1 and learn_mask[stop - 1] != 0:
+                fold_conv_gradients(kind, geom, w_off, grad_cl, grad_w)
                 write_back(kind, geom, n_in, n_out, w, w_off, bias, c_off, has_bias, grad_w, grad_b, lr, counters,
                            stop - 1, w_step, w_levels, chan_writes)
                 expand_bias(kind, geom, n_out, bias, c_off, n_off, has_bias, bias_n)
+                kernels_channels_last(kind, geom, w, w_off, w_cl)
     if not update_every_step:
+        fold_conv_gradients(kind, geom, w_off, grad_cl, grad_w)
         write_back(kind, geom, n_in, n_out, w, w_off, bias, c_off, has_bias, grad_w, grad_b, lr, counters,
                    steps - 1, w_step, w_levels, chan_writes)
