@@ -513,10 +513,31 @@ def _split_work(mapping: Mapping, geos: list[_LayerGeometry], counts: Counts, ch
 
 def core_load(layer, in_shape: tuple, out_shape: tuple, cores: int, sharing: str) -> tuple[int, int, int]:
     """The busiest core's neurons, stored weights and input axons when a conv, pool or dense layer is cut
-    into ``cores`` contiguous blocks of output neurons, weights stored as ``sharing`` says."""
-    geo = _LayerGeometry(layer, in_shape, out_shape, sharing)
-    stored, axons, _ = geo.per_core(cores)
-    return int(_blocks(geo.n_out, cores).max()), int(stored.max()), int(axons.max())
+    into ``cores`` contiguous blocks of output neurons, weights stored as ``sharing`` says. Remembered per
+    geometry (the answer depends on the layer's shape alone, and feasibility asks it for every chip, rule and
+    candidate core count: unremembered, a conv net's ``--rules all`` spent 40 s here)."""
+    key = (_geometry_key(layer, in_shape, out_shape), int(cores), sharing)
+    if key not in _CORE_LOAD:
+        geo = _LayerGeometry(layer, in_shape, out_shape, sharing)
+        stored, axons, _ = geo.per_core(cores)
+        if len(_CORE_LOAD) >= 65536:  # three ints an entry: bounded all the same
+            _CORE_LOAD.clear()
+        _CORE_LOAD[key] = (int(_blocks(geo.n_out, cores).max()), int(stored.max()), int(axons.max()))
+    return _CORE_LOAD[key]
+
+
+_CORE_LOAD: dict = {}  # (geometry, cores, sharing) -> core_load's answer
+
+
+def _geometry_key(layer, in_shape: tuple, out_shape: tuple) -> tuple:
+    """What a layer's connectivity depends on: its kind, shapes, kernel, stride and padding (not weights)."""
+    if isinstance(layer, Conv2d):
+        extra = (tuple(layer.weight.shape), int(layer.stride), int(layer.padding))
+    elif isinstance(layer, SumPool2d):
+        extra = (int(layer.kernel), int(layer.stride))
+    else:
+        extra = ()
+    return type(layer).__name__, tuple(in_shape), tuple(out_shape), extra
 
 
 def stored_weights(layer, in_shape: tuple, out_shape: tuple, sharing: str) -> int:
