@@ -79,6 +79,10 @@ class EpochStats:
     cuda_peak_bytes: int | None = None
 
 
+# rules whose training loss adds local classifiers' losses to the output's: not comparable with the others'
+LOSS_NAMES = {"ttl_bptt": "loss (output + local classifiers)", "stdl": "loss (output + auxiliary networks)"}
+
+
 @dataclass
 class TrainResult:
     config: TrainConfig
@@ -374,7 +378,8 @@ def _train(config: TrainConfig, out, resume, state: dict | None, rank: int, worl
                            time.perf_counter() - start, report.cuda_peak_bytes)
         history.append(stats)
         if rank == 0:
-            log(f"epoch {epoch + 1}/{config.epochs}: loss {stats.loss:.4f}, train {stats.train_accuracy:.2%}, "
+            log(f"epoch {epoch + 1}/{config.epochs}: {LOSS_NAMES.get(config.rule, 'loss')} {stats.loss:.4f}, "
+                f"train {stats.train_accuracy:.2%}, "
                 f"test {stats.test_accuracy:.2%}, activation memory {stats.activation_bytes / 1024:.1f} KiB, "
                 f"{stats.seconds:.2f} s")
             if out is not None:
