@@ -7,7 +7,6 @@ connection (hwsim step t is Lava step t + 1 when Lava's input ``RingBuffer`` hol
 
 from __future__ import annotations
 
-import mmap
 import threading
 import time
 from dataclasses import dataclass
@@ -214,15 +213,6 @@ def work_split(kind: int, batch: int, n_out: int, group: int, threads: int) -> t
     return chunks, blocks
 
 
-def reserve_int32(n: int) -> np.ndarray:
-    """An int32 array of ``n`` entries in fresh anonymous memory: only the 4 KiB pages written to become
-    resident. (numpy asks the kernel for 2 MiB pages on large arrays, so every region a thread starts writing
-    in would cost up to 2 MiB; the values start as zeros, but callers must not rely on that.)"""
-    if n == 0:
-        return np.empty(0, np.int32)
-    return np.frombuffer(mmap.mmap(-1, 4 * n), dtype=np.int32)
-
-
 class Engine:
     """A network compiled for the kernels. Build once, then :meth:`run` many inputs.
 
@@ -289,7 +279,7 @@ class Engine:
         are written). Layers alternate between two kept buffers (a layer reads the one the layer before wrote)."""
         kept = self._event_buffers[parity] if own else None
         if kept is None or kept[0].shape[0] != slots or kept[2].shape[0] < slots * n_out:
-            kept = (np.zeros(slots, np.int64), np.zeros(slots, np.int64), reserve_int32(slots * n_out))
+            kept = (np.zeros(slots, np.int64), np.zeros(slots, np.int64), np.empty(slots * n_out, np.int32))
             if own:
                 self._event_buffers[parity] = kept
         return kept

@@ -136,23 +136,3 @@ def test_emitted_events_equal_scanned_events(mode, monkeypatch):
         for a, b in zip(scanned.counts.layers, emitted.counts.layers):
             assert all(np.array_equal(a.events[k], b.events[k]) for k in a.events)
             assert np.array_equal(a.neuron_spikes, b.neuron_spikes)
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm")
-def test_event_buffers_are_resident_only_where_written():
-    """The engine's event buffers reserve room for every neuron of every slot; only written pages may cost."""
-    import os
-
-    from hwsim.engine import reserve_int32
-
-    def resident_mb():
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-    before = resident_mb()
-    buffer = reserve_int32(64 * 2**20)  # 256 MiB reserved
-    for start in range(0, buffer.shape[0], buffer.shape[0] // 8):  # eight regions, as eight chunks begin them
-        buffer[start:start + 1000] = 7
-    grown = resident_mb() - before
-    assert grown < 4, f"{grown:.1f} MiB resident after writing 8 x 4 KB into a 256 MiB event buffer"
-    assert buffer.dtype == np.int32 and buffer.flags.writeable and buffer.flags.c_contiguous

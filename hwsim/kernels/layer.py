@@ -102,6 +102,19 @@ def accumulate_block(kind, events, start, stop, pos_start, rows, w2d, geom, grou
 
 
 @nb.njit(cache=True, inline="always")
+def step_events(in_start, in_stop, in_events, in_dense, local, t, b, steps):
+    """Step ``t`` of sample ``b``'s input events into ``local`` (n_in,): the dense input row's spike indices,
+    or a copy of the slot's range of ``in_events`` (one event list type for the accumulation below, so its
+    code is compiled once); returns how many."""
+    if in_dense.shape[0] > 0:
+        return fill_events(in_dense[t, b], local, 0)
+    slot = b * steps + t
+    start, stop = in_start[slot], in_stop[slot]
+    local[:stop - start] = in_events[start:stop]
+    return stop - start
+
+
+@nb.njit(cache=True, inline="always")
 def count_inputs(events, start, stop, in_counts_row, counts, t):
     """Dense input only: add the step's input spikes to the per-neuron and per-step counters."""
     for e in range(start, stop):
@@ -124,8 +137,8 @@ def float_work_item(w, kind, source, w2d, geom, bias, lam, v_th, soft, s_out, u_
     group = layer_group(kind, n_out, geom)
     n_pos_in = geom[1] * geom[2] if kind != DENSE else 0
     chunk = w // n_blocks
-    dense_in = in_dense.shape[0] > 0
-    counting = dense_in and w % n_blocks == 0  # block 0 of each chunk counts the dense input
+    counting = in_dense.shape[0] > 0 and w % n_blocks == 0  # block 0 of each chunk counts the dense input
+    n_in = w2d.shape[0] if kind == DENSE else geom[0] * geom[1] * geom[2]
     lo, hi = block_range(kind, n_out, group, n_blocks, w % n_blocks)
     if hi <= lo and not counting:
         return
@@ -135,7 +148,7 @@ def float_work_item(w, kind, source, w2d, geom, bias, lam, v_th, soft, s_out, u_
     s = np.zeros(hi - lo, np.float32)
     pos_start = np.zeros(n_pos_in + 1, np.int64)
     rows = np.zeros(w2d.shape[0] if kind != DENSE else 0, np.int64)
-    local = np.zeros(in_dense.shape[2], np.int32)  # one step's events of the dense input
+    local = np.zeros(n_in, np.int32)  # one step's input events (one copy of accumulate_block to compile)
     no_rec = np.zeros(0, np.float32)
     spikes_n = neuron_spikes[chunk, lo:hi]
     active_n = neuron_active[chunk, lo:hi]
@@ -148,16 +161,11 @@ def float_work_item(w, kind, source, w2d, geom, bias, lam, v_th, soft, s_out, u_
         u[:] = 0.0
         s[:] = 0.0
         for t in range(steps):
-            if dense_in:
-                stop = fill_events(in_dense[t, b], local, 0)
-                if counting:
-                    count_inputs(local, 0, stop, inputs_n, counts, t)
-                counts[0, t] += accumulate_block(kind, local, 0, stop, pos_start, rows, w2d, geom, group, lo, hi,
-                                                 width, acc)
-            else:
-                slot = b * steps + t
-                counts[0, t] += accumulate_block(kind, in_events, in_start[slot], in_stop[slot], pos_start, rows, w2d,
-                                                 geom, group, lo, hi, width, acc)
+            n_events = step_events(in_start, in_stop, in_events, in_dense, local, t, b, steps)
+            if counting:
+                count_inputs(local, 0, n_events, inputs_n, counts, t)
+            counts[0, t] += accumulate_block(kind, local, 0, n_events, pos_start, rows, w2d, geom, group, lo, hi,
+                                             width, acc)
             rec = u_rec[t, b, lo:hi] if record else no_rec
             spike_row = s_out[t, b] if full else s_out[0, chunk]
             fired, busy = lif_float_step(acc, bias_b, lam, v_th, soft, u, s, spike_row[lo:hi], rec, spikes_n,
@@ -209,8 +217,8 @@ def fixed_work_item(w, kind, source, w2d, factor, geom, weight_exp, du, dv, vth,
     left = max(weight_exp, 0)
     right = max(-weight_exp, 0)
     chunk = w // n_blocks
-    dense_in = in_dense.shape[0] > 0
-    counting = dense_in and w % n_blocks == 0  # block 0 of each chunk counts the dense input
+    counting = in_dense.shape[0] > 0 and w % n_blocks == 0  # block 0 of each chunk counts the dense input
+    n_in = w2d.shape[0] if kind == DENSE else geom[0] * geom[1] * geom[2]
     lo, hi = block_range(kind, n_out, group, n_blocks, w % n_blocks)
     if hi <= lo and not counting:
         return
@@ -221,7 +229,7 @@ def fixed_work_item(w, kind, source, w2d, factor, geom, weight_exp, du, dv, vth,
     v = np.zeros(hi - lo, np.int32)
     pos_start = np.zeros(n_pos_in + 1, np.int64)
     rows = np.zeros(w2d.shape[0] if kind != DENSE else 0, np.int64)
-    local = np.zeros(in_dense.shape[2], np.int32)  # one step's events of the dense input
+    local = np.zeros(n_in, np.int32)  # one step's input events (one copy of accumulate_block to compile)
     no_rec = np.zeros(0, np.int32)
     spikes_n = neuron_spikes[chunk, lo:hi]
     active_n = neuron_active[chunk, lo:hi]
@@ -244,16 +252,11 @@ def fixed_work_item(w, kind, source, w2d, factor, geom, weight_exp, du, dv, vth,
             counts[2, t] += busy
             if emit:  # the next layer's input events, written while the step's spikes are in cache
                 cursor = emit_slot(spike_row, out_buf, cursor, out_start, out_stop, b * steps + t)
-            if dense_in:
-                stop = fill_events(in_dense[t, b], local, 0)
-                if counting:
-                    count_inputs(local, 0, stop, inputs_n, counts, t)
-                counts[0, t] += accumulate_block(kind, local, 0, stop, pos_start, rows, w2d, geom, group, lo, hi,
-                                                 width, acc)
-            else:
-                slot = b * steps + t
-                counts[0, t] += accumulate_block(kind, in_events, in_start[slot], in_stop[slot], pos_start, rows, w2d,
-                                                 geom, group, lo, hi, width, acc)
+            n_events = step_events(in_start, in_stop, in_events, in_dense, local, t, b, steps)
+            if counting:
+                count_inputs(local, 0, n_events, inputs_n, counts, t)
+            counts[0, t] += accumulate_block(kind, local, 0, n_events, pos_start, rows, w2d, geom, group, lo, hi,
+                                             width, acc)
             for i in range(hi - lo):
                 a = ((np.int64(acc[i]) * factor) << left) >> right
                 if kind != DENSE:
