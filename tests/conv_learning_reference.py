@@ -7,9 +7,10 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from hwsim.kernels.conv_learning import channel_of, expand_bias, write_back  # unchanged by the rewrite
 from hwsim.kernels.lif import lif_float_step
 from hwsim.kernels.synapses import dense_events
-from hwsim.rules.online import quantise_vector, stochastic_round, surrogate
+from hwsim.rules.online import quantise_vector, surrogate
 
 DENSE, CONV, POOL = 0, 1, 2
 
@@ -50,58 +51,6 @@ def fan_out(kind, geom, j, targets, taps):
                 taps[n] = -1
                 n += 1
     return n
-
-
-@nb.njit(cache=True, inline="always")
-def channel_of(kind, geom, i):
-    """The bias / channel slot of output neuron ``i``: itself (dense), its channel (conv); -1 for pool."""
-    if kind == DENSE:
-        return i
-    if kind == CONV:
-        return i // (geom[4] * geom[5])
-    return -1
-
-
-@nb.njit(cache=True)
-def expand_bias(kind, geom, n_out, bias, c_off, n_off, has_bias, bias_n):
-    """Per-neuron bias ``bias_n`` from the per-channel (conv) or per-neuron (dense) biases."""
-    for g in range(kind.shape[0]):
-        for i in range(n_out[g]):
-            ch = channel_of(kind[g], geom[g], i)
-            bias_n[n_off[g] + i] = bias[c_off[g] + ch] if (ch >= 0 and has_bias[g]) else np.float32(0.0)
-
-
-@nb.njit(cache=True)
-def write_back(kind, geom, n_in, n_out, w, w_off, bias, c_off, has_bias, grad_w, grad_b, lr, counters, t,
-               w_step, w_levels, chan_writes):
-    """``W -= lr * grad`` for every weight with a non-zero gradient (onto the weight grid by stochastic
-    rounding when ``w_levels`` > 0), biases likewise; zero the accumulators; count writes."""
-    rate = np.float32(lr)
-    for g in range(kind.shape[0]):
-        if kind[g] == POOL:
-            continue
-        written = 0
-        size = w_off[g + 1] - w_off[g]
-        no = n_out[g]
-        per = geom[g, 0] * geom[g, 6] * geom[g, 7]  # conv: weights per output channel
-        for q in range(size):
-            k = w_off[g] + q
-            grad = grad_w[k]
-            if grad == 0.0:
-                continue
-            written += 1
-            slot = (q % no) if kind[g] == DENSE else (q // per)
-            chan_writes[c_off[g] + slot] += 1
-            if w_levels == 0:
-                w[k] -= rate * grad
-            else:
-                w[k] = stochastic_round(w[k] - rate * grad, w_step[g], w_levels)
-            grad_w[k] = 0.0
-        for k in range(c_off[g], c_off[g + 1]):
-            if has_bias[g]:
-                bias[k] -= rate * grad_b[k]
-            grad_b[k] = 0.0
-        counters[g, 8, t] += written
 
 
 @nb.njit(cache=True)

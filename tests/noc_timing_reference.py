@@ -1,35 +1,5 @@
-"""Message-level step latency with network blocking (``timing.model: detailed``).
-
-The model is the detailed timing model of SANA-FE (Boyle et al., "SANA-FE: Simulating Advanced Neuromorphic
-Architectures for Fast Exploration", IEEE TCAD 2025), restated here for hwsim's placements and counts. It
-replaces "busiest core + longest route" by a schedule of every spike message of a step:
-
-* **Senders.** Each core sweeps its neurons in order (``neuron_update_ns`` each, ``spike_out_ns`` more for a
-  neuron that fires); a firing neuron then sends one message per destination core, ``packet_out_ns`` each.
-  A message leaves when the work before it on its core is done: its core's previous message's departure
-  plus the neuron work between them plus its own ``packet_out_ns``. The chip's input port sends every input
-  spike's messages back to back (``packet_out_ns`` each, no neuron work).
-* **Receivers.** A core handles the messages that reach it one at a time, in order of arrival: a message is
-  taken up at ``max(arrival, the core done with the previous one)`` and costs ``packet_in_ns`` + its synaptic
-  events x ``sop_ns``. Receiving and sending run side by side on a core.
-* **Network.** A message in flight (sent, not yet taken up by its receiver) occupies its path of ``h + 2``
-  links (injection, ``h`` mesh links of dimension-order routing, ejection) and counts ``1 / (h + 2)`` on each;
-  the congestion a new message sees is the sum of those occupancies over the ``h + 1`` links where it can be
-  held (injection and mesh links), whose buffers hold ``h + 1`` x ``timing.link_buffer_messages`` messages.
-  A sender whose route holds more than that stalls for (congestion - capacity) x the mean receive time of
-  the messages in flight (the blocking estimate of the paper), and the message then travels for
-  ``max(hops x hop time, congestion x mean receive time / (h + 1))``.
-* The step ends when the last message is handled and every core has finished its sweep; the barrier follows.
-
-Messages are taken in global order of departure, as the paper's scheduler does. Every step is scheduled on
-its own (the network is empty at a step's start).
-
-What hwsim knows and what it assumes: per step and layer, exact spike totals (``Counts``); their split over a
-layer's cores follows each core's share of the layer's spikes over the run (exact when a layer has one core);
-within a core the firing neurons are spread evenly over the sweep. A spike goes to every core of the next
-layer when the mapping's packet count says so (dense layers), else to the mean number of cores its packets
-reach, taken in turn. With a batch, a step's counts are divided by the batch (the mean sample).
-"""
+"""The plain-Python detailed schedule of ``hwsim.noc_timing`` as it was before its numba port, frozen as the
+reference ``tests/test_noc_timing.py`` compares against (the set-up helpers it shares unchanged are imported)."""
 
 from __future__ import annotations
 
@@ -40,22 +10,12 @@ from hwsim.chips.schema import Chip
 
 from hwsim.counts import Counts
 from hwsim.mapping import Mapping, tile_xy
+from hwsim.noc_timing import _destinations, _fan_out, _neuron_ns, _split  # unchanged by the port
 
 _INPUT_PORT = -1  # sender id of the chip's input port
 MAX_MESSAGES = 400_000  # a run with more messages is scheduled on evenly spaced steps (said in the assumptions)
 
 
-def _split(total: int, shares: np.ndarray) -> np.ndarray:
-    """``total`` split over cores in proportion to ``shares`` (largest remainders; the sum is kept)."""
-    if len(shares) == 1:
-        return np.array([total], np.int64)
-    weights = shares / shares.sum() if shares.sum() > 0 else np.full(len(shares), 1.0 / len(shares))
-    exact = total * weights
-    out = np.floor(exact).astype(np.int64)
-    rest = int(total - out.sum())
-    if rest > 0:
-        out[np.argsort(out - exact)[:rest]] += 1
-    return out
 
 
 class _Route:
@@ -149,26 +109,10 @@ def detailed_step_latency_ns(mapping: Mapping, counts: Counts, chip: Chip) -> tu
     return out, assumptions
 
 
-def _fan_out(placement, spikes: int) -> int:
-    """Destination cores per spike into ``placement`` (all its cores for dense layers; else the mean)."""
-    if spikes <= 0:
-        return placement.cores
-    return int(min(placement.cores, max(1, round(placement.packets_in / spikes))))
 
 
-def _destinations(placement, fan: int) -> list[int]:
-    """The cores a spike's messages go to: all of ``placement``'s, or ``fan`` of them (the first ones)."""
-    return [placement.first_core + j for j in range(min(fan, placement.cores))]
 
 
-def _neuron_ns(placement, t, steps_samples: int) -> np.ndarray:
-    """Mean sweep time per neuron per step on each core of ``placement``."""
-    if t.neuron_update_active_ns is not None and t.neuron_update_idle_ns is not None:
-        active = placement.active_per_core.astype(np.float64)
-        idle = placement.updates_per_core.astype(np.float64) - active
-        total = active * t.neuron_update_active_ns + idle * t.neuron_update_idle_ns
-        return total / np.maximum(placement.updates_per_core, 1)
-    return np.full(placement.cores, t.neuron_update_ns or 0.0)
 
 
 def _sender_messages(sid: int, neurons: int, neuron_ns: float, spikes: int, dests: list[int], spike_ns: float,
