@@ -185,35 +185,38 @@ def errors_channels_last(geom, d, d_cl, nz_pos):
 
 
 @nb.njit(cache=True)
-def kernels_channels_last(kind, geom, w, w_off, w_cl):
-    """Copy every conv kernel of ``w`` (``(O, C, kh, kw)`` flat from ``w_off[g]``) into ``w_cl`` as
-    ``(kh, kw, C, O)`` at the same offsets."""
+def channels_last_index(kind, geom, w_off, size):
+    """Where each entry of the flat weights (``size`` of them) lies in the channels-last copy: a conv kernel's
+    ``(o, c, k)`` of ``(O, C, kh, kw)`` goes to ``(k, c, o)`` of ``(kh, kw, C, O)`` at the same offset; -1 for
+    entries of dense and pool layers (no channels-last copy)."""
+    index = np.full(size, -1, np.int64)
     for g in range(kind.shape[0]):
         if kind[g] != CONV:
             continue
-        c_in, out_ch, kh, kw = geom[g, 0], geom[g, 3], geom[g, 6], geom[g, 7]
+        c_in, out_ch, taps = geom[g, 0], geom[g, 3], geom[g, 6] * geom[g, 7]
         base = w_off[g]
         for o in range(out_ch):
             for c in range(c_in):
-                for k in range(kh * kw):
-                    w_cl[base + (k * c_in + c) * out_ch + o] = w[base + (o * c_in + c) * kh * kw + k]
+                for k in range(taps):
+                    index[base + (o * c_in + c) * taps + k] = base + (k * c_in + c) * out_ch + o
+    return index
 
 
 @nb.njit(cache=True)
-def fold_conv_gradients(kind, geom, w_off, grad_cl, grad_w):
-    """Add every conv layer's ``(kh, kw, C, O)`` gradient ``grad_cl`` into ``grad_w`` (``(O, C, kh, kw)``)
-    and zero it."""
-    for g in range(kind.shape[0]):
-        if kind[g] != CONV:
-            continue
-        c_in, out_ch, kh, kw = geom[g, 0], geom[g, 3], geom[g, 6], geom[g, 7]
-        base = w_off[g]
-        for o in range(out_ch):
-            for c in range(c_in):
-                for k in range(kh * kw):
-                    q = base + (k * c_in + c) * out_ch + o
-                    grad_w[base + (o * c_in + c) * kh * kw + k] += grad_cl[q]
-                    grad_cl[q] = 0.0
+def kernels_channels_last(to_cl, w, w_cl):
+    """Copy every conv kernel of ``w`` into ``w_cl`` channels last (``to_cl``: :func:`channels_last_index`)."""
+    for k in range(to_cl.shape[0]):
+        if to_cl[k] >= 0:
+            w_cl[to_cl[k]] = w[k]
+
+
+@nb.njit(cache=True)
+def fold_conv_gradients(to_cl, grad_cl, grad_w):
+    """Add every conv layer's channels-last gradient ``grad_cl`` into ``grad_w`` (``(O, C, kh, kw)``) and zero it."""
+    for k in range(to_cl.shape[0]):
+        if to_cl[k] >= 0:
+            grad_w[k] += grad_cl[to_cl[k]]
+            grad_cl[to_cl[k]] = 0.0
 
 
 @nb.njit(cache=True, inline="always")
@@ -298,7 +301,8 @@ def train_graph(kind, geom, n_in, n_out, src, lif, readout, pass_error, main_out
     tap_k = np.zeros(taps_max, np.int64)  # one input's taps: kernel index, output position
     tap_p = np.zeros(taps_max, np.int64)
     w_cl = np.zeros_like(w)  # conv kernels channels last, (kh, kw, C, O) from w_off[g]
-    kernels_channels_last(kind, geom, w, w_off, w_cl)
+    to_cl = channels_last_index(kind, geom, w_off, w.shape[0])
+    kernels_channels_last(to_cl, w, w_cl)
     grad_cl = np.zeros_like(grad_w)  # conv gradients channels last, folded into grad_w at write-back
     acc_cl = np.zeros(conv_out, np.float32)  # one conv layer's forward sum, (H_out, W_out, O)
     d_cl = np.zeros(conv_out, np.float32)  # one conv layer's error, (H_out, W_out, O)
@@ -481,12 +485,12 @@ def train_graph(kind, geom, n_in, n_out, src, lif, readout, pass_error, main_out
                     counters[g, 5, t] += macs
                     counters[src[g], 9, t] += sent
             if update_every_step and b == batch - 1 and learn_mask[stop - 1] != 0:
-                fold_conv_gradients(kind, geom, w_off, grad_cl, grad_w)
+                fold_conv_gradients(to_cl, grad_cl, grad_w)
                 write_back(kind, geom, n_in, n_out, w, w_off, bias, c_off, has_bias, grad_w, grad_b, lr, counters,
                            stop - 1, w_step, w_levels, chan_writes)
                 expand_bias(kind, geom, n_out, bias, c_off, n_off, has_bias, bias_n)
-                kernels_channels_last(kind, geom, w, w_off, w_cl)
+                kernels_channels_last(to_cl, w, w_cl)
     if not update_every_step:
-        fold_conv_gradients(kind, geom, w_off, grad_cl, grad_w)
+        fold_conv_gradients(to_cl, grad_cl, grad_w)
         write_back(kind, geom, n_in, n_out, w, w_off, bias, c_off, has_bias, grad_w, grad_b, lr, counters,
                    steps - 1, w_step, w_levels, chan_writes)
