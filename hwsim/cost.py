@@ -56,7 +56,7 @@ import numpy as np
 
 from hwsim.chips import ChipError
 from hwsim.chips.schema import Chip
-from hwsim.counts import Counts
+from hwsim.counts import WEIGHT_BYTES, Counts
 from hwsim.mapping import Mapping, map_network
 from hwsim.network import Network
 from hwsim.noc_timing import detailed_step_latency_ns
@@ -383,11 +383,12 @@ def _check_weight_format(report: CostReport, chip: Chip, counts: Counts) -> None
     form a network takes on a chip): the network as given cannot run there without training for that weight
     format, which hwsim does not model (the fit counts capacity only)."""
     bits = chip.precision.weight_bits if chip.precision is not None else None
-    if bits is not None and bits < 8:
+    fixed_bits = 8 * WEIGHT_BYTES["fixed"]
+    if bits is not None and bits < fixed_bits:
         note = f" ({chip.precision.note})" if chip.precision.note else ""
-        report.warnings.append(f"{chip.name}: {bits}-bit synapses{note} cannot hold 8-bit weights; the network would "
-                               f"need training for that weight format (not modelled): the counts, energy and fit are "
-                               f"those of the network as given")
+        report.warnings.append(f"{chip.name}: {bits}-bit synapses{note} cannot hold {fixed_bits}-bit weights; the "
+                               f"network would need training for that weight format (not modelled): the counts, "
+                               f"energy and fit are those of the network as given")
 
 
 def _check_operating_point(report: CostReport, chip: Chip, mapping: Mapping, counts: Counts) -> None:
