@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml Makefile
 	# torch first, pinned: pip takes the local CPU wheel and nothing pulls a newer torch.
 	$(PY) -m pip install torch==2.13.0
 	$(PY) -m pip install -e '.[dev]'
-	# lava-nc 0.10.0 declares Python < 3.11 but runs on 3.11 with hwsim/export/lava_compat.py;
+	# lava-nc 0.10.0 declares Python < 3.11 but runs on 3.11 with hwsim/formats/lava_compat.py;
 	# its own pins (numpy<2, networkx<=2.8.7, asteval<0.10, scipy, scikit-learn) are in pyproject.toml.
 	$(PY) -m pip install --no-deps --ignore-requires-python $(LAVA)
 	# NeuroBench only for its synaptic-operation metric in the tests; its own requirements (torchaudio,
@@ -25,10 +25,10 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --no-deps $(NEUROBENCH)
 	# NIR conformance readers: spikingjelly 2.0.0 declares torchvision/torchaudio/tensorboard that its NIR
 	# exchange does not use (they would pull another torch); lava-dl 0.6.0 pins Python 3.10 and torch < 2.4,
-	# and its netx needs neither (hwsim/export/lava_compat.py stubs the object-detection part it never uses).
+	# and its netx needs neither (hwsim/formats/lava_compat.py stubs the object-detection part it never uses).
 	$(PY) -m pip install --no-deps $(SPIKINGJELLY)
 	$(PY) -m pip install --no-deps --ignore-requires-python $(LAVA_DL)
-	$(PY) -c "import hwsim.export.lava_compat as c; c.import_lava(); c.import_netx(); print('lava, netx ok')"
+	$(PY) -c "import hwsim.formats.lava_compat as c; c.import_lava(); c.import_netx(); print('lava, netx ok')"
 	touch $(STAMP)
 
 demo: $(STAMP)

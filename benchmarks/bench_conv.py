@@ -1,6 +1,6 @@
 """Conv speed, side by side in one run: hwsim float (event driven) vs the same network as torch Conv2d + LIF.
 
-Network ``3x32x32-c64p1-c64p1-p2-c128p1-c128p1-p2-c256p1-p2-10`` (``hwsim.network.from_spec``, seed 0,
+Network ``3x32x32-c64p1-c64p1-p2-c128p1-c128p1-p2-c256p1-p2-10`` (``hwsim.sim.network.from_spec``, seed 0,
 VGG-like), T = 8. For each activity level the thresholds are scaled, layer by layer, so that every hidden
 layer fires that fraction of its neurons per step (bisection on a calibration input; the input is
 Bernoulli at the same rate). Reported per activity level and batch:
@@ -30,16 +30,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import hwsim.threads  # noqa: E402, F401, I001  (first: the OpenMP wait policy, before torch and numba start)
+import hwsim.sim.threads  # noqa: E402, F401, I001  (first: the OpenMP wait policy, before torch and numba start)
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from alternate import StealMeter, alternate_best, best_within  # noqa: E402
-from hwsim.engine import Engine, bernoulli  # noqa: E402
-from hwsim.network import Conv2d, Dense, Flatten, Network, SumPool2d, from_spec  # noqa: E402
-from hwsim.threads import available_threads, set_threads  # noqa: E402
+from hwsim.sim.engine import Engine, bernoulli  # noqa: E402
+from hwsim.sim.network import Conv2d, Dense, Flatten, Network, SumPool2d, from_spec  # noqa: E402
+from hwsim.sim.threads import available_threads, set_threads  # noqa: E402
 
 SPEC, STEPS = "3x32x32-c64p1-c64p1-p2-c128p1-c128p1-p2-c256p1-p2-10", 8
 LEVELS = (0.05, 0.20)  # the two activity levels the targets are set at

@@ -1,7 +1,7 @@
 """Core speed, side by side in one run: hwsim (float, fixed) vs Lava fixed_pt vs a plain torch loop.
 
-Network 784-512-512-10 (``hwsim.network.from_spec``, seed 0), T = 100, Bernoulli input at 5 % and 20 %.
-Every contender runs on one core (``hwsim.threads.set_threads(1)``: numba kernels and torch on one thread;
+Network 784-512-512-10 (``hwsim.sim.network.from_spec``, seed 0), T = 100, Bernoulli input at 5 % and 20 %.
+Every contender runs on one core (``hwsim.sim.threads.set_threads(1)``: numba kernels and torch on one thread;
 Lava is timed as it runs, with its own processes); hwsim is also timed on all threads (``--threads``,
 default all cores). Reported per contender:
 
@@ -12,7 +12,7 @@ default all cores). Reported per contender:
 * the counting overhead: hwsim float against the same event propagation and LIF with no counter at all;
 * the thread speed-up of hwsim (all threads / 1 thread, timed alternately for at least ``THREAD_SECONDS``,
   best of each), target >= 1.7x at batch 64 on two
-  cores or more (runs below ``hwsim.engine.PARALLEL_MIN_WORK`` neuron updates, batch 1 here, stay on one
+  cores or more (runs below ``hwsim.sim.engine.PARALLEL_MIN_WORK`` neuron updates, batch 1 here, stay on one
   thread: the speed-up there is 1 by design);
 * peak memory of 4096-4096-4096-10, T = 100, batch 64 at 5 % input (``from_spec``, ``bernoulli``,
   ``Engine.run``, in a fresh process): peak resident set size (everything, including Python, numba and the
@@ -20,7 +20,7 @@ default all cores). Reported per contender:
   event buffers are anonymous memory outside numpy's allocator: only in the resident figure).
 
 Lava is timed after a one-step warm-up run (graph compilation and process start-up excluded), with no
-monitors. hwsim is timed on a built :class:`hwsim.engine.Engine` after one warm-up call (kernel load
+monitors. hwsim is timed on a built :class:`hwsim.sim.engine.Engine` after one warm-up call (kernel load
 excluded). Best of at least ``--repeats`` runs and ``BEST_SECONDS`` of running, for hwsim and torch alike.
 
     python benchmarks/bench_core.py [--json FILE] [--repeats N] [--skip-lava] [--threads N]
@@ -39,7 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import hwsim.threads  # noqa: E402, F401, I001  (first: the OpenMP wait policy, before torch and numba start)
+import hwsim.sim.threads  # noqa: E402, F401, I001  (first: the OpenMP wait policy, before torch and numba start)
 
 import numba as nb
 import numpy as np
@@ -47,10 +47,10 @@ import torch
 
 
 from alternate import StealMeter, alternate_best, best_within  # noqa: E402
-from hwsim.engine import Engine, bernoulli  # noqa: E402
-from hwsim.kernels.synapses import dense_events, emit_events, scan_events  # noqa: E402
-from hwsim.network import FloatLIF, Network, from_spec  # noqa: E402
-from hwsim.threads import set_threads  # noqa: E402
+from hwsim.sim.engine import Engine, bernoulli  # noqa: E402
+from hwsim.sim.kernels.synapses import dense_events, emit_events, scan_events  # noqa: E402
+from hwsim.sim.network import FloatLIF, Network, from_spec  # noqa: E402
+from hwsim.sim.threads import set_threads  # noqa: E402
 
 SPEC, STEPS = "784-512-512-10", 100
 TARGETS = {"float_b1_gsops": 5.0, "fixed_vs_lava": 100.0, "torch_b1": 8.0, "torch_b64": 2.0, "threads_b64": 1.7,
@@ -60,9 +60,9 @@ BEST_SECONDS = 1.0  # every other timing: best run of at least --repeats runs an
 MEMORY_SCRIPT = """
 import resource, sys, tracemalloc
 sys.path.insert(0, {root!r})
-from hwsim.engine import Engine, bernoulli
-from hwsim.network import from_spec
-from hwsim.threads import set_threads
+from hwsim.sim.engine import Engine, bernoulli
+from hwsim.sim.network import from_spec
+from hwsim.sim.threads import set_threads
 set_threads({threads})
 Engine(from_spec("8-8-8")).run(bernoulli((2, 1, 8), 0.5))  # load the kernels
 tracemalloc.start()
@@ -160,7 +160,7 @@ def bare_run(network: Network, x: np.ndarray) -> None:
 def time_lava(network: Network, x: np.ndarray) -> float:
     from lava.magma.core.run_conditions import RunSteps
 
-    from hwsim.export.lava import build_lava, fixed_pt_config
+    from hwsim.formats.lava import build_lava, fixed_pt_config
 
     warm = np.concatenate([np.zeros((1, x.shape[1]), x.dtype), x])  # one warm-up step, then T steps
     source, _ = build_lava(network, warm, probe_state=False, monitor_spikes=False)

@@ -37,7 +37,7 @@ import torch  # noqa: E402
 from hwsim.methods import RuleError, build_rule  # noqa: E402
 from hwsim.methods.memory import measure  # noqa: E402
 
-from hwsim.network import from_spec  # noqa: E402
+from hwsim.sim.network import from_spec  # noqa: E402
 
 VGG11 = "c64p1-p2-c128p1-p2-c256p1-c256p1-p2-c512p1-c512p1-p2-c512p1-c512p1-p2"
 OPTIONS = {"bptt": {}, "sltt": {}, "sltt_k": {"k": 2}, "ottt_a": {}, "ottt_o": {},

@@ -28,15 +28,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hwsim.methods import build_rule  # noqa: E402
 
-from hwsim.learning import OnChipLearner  # noqa: E402
-from hwsim.network import from_spec  # noqa: E402
+from hwsim.learning.learner import OnChipLearner  # noqa: E402
+from hwsim.sim.network import from_spec  # noqa: E402
 
 
 def digits_float_vs_fixed(epochs: int, rule: str = "sltt") -> dict:
     """On-chip learning on scikit-learn digits (64-128-10, T = 8, lr 0.5), float vs fixed point."""
     from hwsim.methods.data import digits
 
-    from hwsim.learning import accuracy, fit
+    from hwsim.learning.learner import accuracy, fit
 
     data = digits(steps=8, seed=0)
     xtr, ytr = (a.numpy() for a in data.split("train"))

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import hwsim.threads  # noqa: E402,F401  (first, as in the CLI: the OpenMP wait policy is set before torch starts)
+import hwsim.sim.threads  # noqa: E402,F401  (first, as in the CLI: the OpenMP wait policy is set before torch starts)
 
 # isort: split
 import numpy as np  # noqa: E402
@@ -43,7 +43,7 @@ def run(rule: str, dataset: str, steps: int, epochs: int, seed: int) -> dict:
     last = result.history[-1]
     from hwsim.methods import build_rule
 
-    from hwsim.network import from_spec
+    from hwsim.sim.network import from_spec
 
     opts = {k: v for k, v in OPTIONS.get(rule, {}).items() if k != "budget_bytes"}
     allocator = _memory(build_rule(rule, from_spec(NET, seed=seed), batch_size=CLAIM_BATCH, seed=seed,
@@ -68,7 +68,7 @@ def main() -> None:
                         help="threads for torch and numba, as `hwsim train --threads` (default: the same policy, "
                              "all cores)")
     args = parser.parse_args()
-    from hwsim.threads import set_threads
+    from hwsim.sim.threads import set_threads
 
     set_threads(args.threads)  # the CLI's policy, so that s/epoch here is what `hwsim train` shows
     if args.claims:
@@ -143,7 +143,7 @@ def _memory(rule, steps: int, n_in: int = 64, seed: int = 0) -> dict:
 def _rule(name: str, **opts):
     from hwsim.methods import build_rule
 
-    from hwsim.network import from_spec
+    from hwsim.sim.network import from_spec
 
     return build_rule(name, from_spec(CLAIM_NET, seed=0), batch_size=CLAIM_BATCH, **opts)
 

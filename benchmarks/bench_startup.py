@@ -4,7 +4,7 @@
 * ``hwsim chips --json`` -- list the chip profiles (reads and validates every YAML file);
 * ``hwsim run --net 16-8-4 -T 1`` -- everything a run loads before it simulates (numba, the engine, the
   compiled kernels from numba's on-disk cache) plus a one-step run;
-* ``import hwsim.cli, hwsim.engine`` -- the imports of ``hwsim run`` alone;
+* ``import hwsim.cli.main, hwsim.sim.engine`` -- the imports of ``hwsim run`` alone;
 * ``numba floor`` -- a fresh interpreter that imports numpy and numba and calls one trivial ``@njit(cache=True)``
   function from numba's on-disk cache: what any numba program pays before its first result (importing numba,
   then numba's type registries on the first dispatch, which import its numpy support and, with it, SciPy's
@@ -29,10 +29,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_S = 0.5
 COMMANDS = {
-    "hwsim --version": ["-m", "hwsim.cli", "--version"],
-    "hwsim chips --json": ["-m", "hwsim.cli", "chips", "--json"],
-    "hwsim run --net 16-8-4 -T 1": ["-m", "hwsim.cli", "run", "--net", "16-8-4", "-T", "1"],
-    "import hwsim.cli, hwsim.engine": ["-c", "import hwsim.cli, hwsim.engine"],
+    "hwsim --version": ["-m", "hwsim", "--version"],
+    "hwsim chips --json": ["-m", "hwsim", "chips", "--json"],
+    "hwsim run --net 16-8-4 -T 1": ["-m", "hwsim", "run", "--net", "16-8-4", "-T", "1"],
+    "import hwsim.cli.main, hwsim.sim.engine": ["-c", "import hwsim.cli.main, hwsim.sim.engine"],
 }
 FLOOR_NAME = "numba floor (one cached @njit call)"
 FLOOR = """

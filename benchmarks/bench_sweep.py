@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hwsim.sweep import load_sweep, run_sweep  # noqa: E402
+from hwsim.study.sweep import load_sweep, run_sweep  # noqa: E402
 
 TARGET = 1.6
 

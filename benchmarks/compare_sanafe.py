@@ -29,10 +29,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hwsim import chips  # noqa: E402
-from hwsim.cost import estimate  # noqa: E402
-from hwsim.counts import Counts, LayerCounts  # noqa: E402
-from hwsim.mapping import map_network  # noqa: E402
-from hwsim.network import Dense, FloatLIF, Network  # noqa: E402
+from hwsim.hardware.cost import estimate  # noqa: E402
+from hwsim.hardware.mapping import map_network  # noqa: E402
+from hwsim.sim.counts import Counts, LayerCounts  # noqa: E402
+from hwsim.sim.network import Dense, FloatLIF, Network  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "sanafe_loihi_mlp"
 SIZES = {"input_spikes": 784, "sanafe_spikes_h1": 512, "sanafe_spikes_h2": 512, "sanafe_spikes_out": 10}
@@ -89,7 +89,7 @@ def counts_from_spikes(net: Network, workload: dict) -> Counts:
 
 def hwsim_counts(net: Network, workload: dict) -> Counts:
     """hwsim's own float run of the same weights on the same input spikes."""
-    from hwsim.engine import Engine
+    from hwsim.sim.engine import Engine
 
     spikes = workload["input_spikes"].astype(np.float32)[:, None, :]
     return Engine(net).run(spikes).counts
@@ -199,7 +199,7 @@ def variant_input(spikes: np.ndarray, variant: str) -> np.ndarray:
 
 def price_variant(workload: dict, variant: str, timesteps: int = VARIANT_STEPS) -> dict:
     """hwsim's own run of a variant, priced with its placement."""
-    from hwsim.engine import Engine
+    from hwsim.sim.engine import Engine
 
     net = network(workload)
     spikes = variant_input(workload["input_spikes"], variant)[:timesteps].astype(np.float32)[:, None, :]

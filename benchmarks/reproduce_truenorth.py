@@ -23,9 +23,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hwsim import chips  # noqa: E402
-from hwsim.cost import estimate  # noqa: E402
-from hwsim.engine import Engine, bernoulli  # noqa: E402
-from hwsim.network import from_spec  # noqa: E402
+from hwsim.hardware.cost import estimate  # noqa: E402
+from hwsim.sim.engine import Engine, bernoulli  # noqa: E402
+from hwsim.sim.network import from_spec  # noqa: E402
 
 PUBLISHED_PJ, PUBLISHED_MW, CORES = 26.0, 72.0, 4096
 

@@ -6,7 +6,8 @@ picojoules, ``_ns`` nanoseconds, ``_us`` microseconds, ``_mw`` milliwatts, ``_by
 A figure nobody published is left out; the cost model then lists what it could not price and marks the
 energy as a lower bound.
 
-Every capacity field is enforced by ``hwsim.mapping`` (or, for learning memory, ``hwsim.feasibility``).
+Every capacity field is enforced by ``hwsim.hardware.mapping`` (or, for learning memory,
+``hwsim.learning.feasibility``).
 An ``all_in`` energy figure must carry the ``operating_point`` it was measured at.
 """
 
@@ -43,8 +44,8 @@ class Group(BaseModel):
 
 
 class Capacity(Group):
-    """Per-core and per-chip limits, each enforced by the mapper (``hwsim.mapping``) except
-    ``learning_memory_bytes_per_core`` (``hwsim.feasibility``). ``fan_in_per_neuron``: synapses into one
+    """Per-core and per-chip limits, each enforced by the mapper (``hwsim.hardware.mapping``) except
+    ``learning_memory_bytes_per_core`` (``hwsim.learning.feasibility``). ``fan_in_per_neuron``: synapses into one
     neuron; ``fan_out_per_neuron``: synapses out of one input; ``max_neurons``/``max_synapses``: whole chip."""
 
     cores: PositiveInt | None = None
@@ -143,9 +144,9 @@ class BarrierPoint(BaseModel):
 
 
 class Timing(Group):
-    """Times per action. ``model`` picks the step-latency model (``hwsim.cost``): ``simple`` (busiest core's
+    """Times per action. ``model`` picks the step-latency model (``hwsim.hardware.cost``): ``simple`` (busiest core's
     work + longest route + barrier) or ``detailed`` (every message scheduled, receivers one message at a time,
-    senders stalled when a route's link buffers of ``link_buffer_messages`` are full: ``hwsim.noc_timing``)."""
+    senders stalled when a route's link buffers of ``link_buffer_messages`` are full: ``hwsim.hardware.noc_timing``)."""
 
     model: Literal["simple", "detailed"] = "simple"
     link_buffer_messages: PositiveInt | None = None

@@ -3,6 +3,6 @@
 if __name__ == "__main__":
     import sys
 
-    from hwsim.cli import main
+    from hwsim.cli.main import main
 
     sys.exit(main())

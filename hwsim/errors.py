@@ -4,7 +4,7 @@ the simulator).
 
 Each bad-input class is a ``ValueError`` whose message names the file, field or argument that was wrong and
 what was expected; the modules that raise them re-export them under their old names
-(``hwsim.network.NetworkError``, ``hwsim.engine.InputError``, ...).
+(``hwsim.sim.network.NetworkError``, ``hwsim.sim.engine.InputError``, ...).
 
 Exit codes of ``hwsim``: 0 success; 1 a failure while working (an output folder in use, a file system
 error, out of memory, a verification that failed, an internal error); 2 bad input (an argument, a file or

@@ -1,7 +1,7 @@
 """Reference training in torch: BPTT, SLTT, SLTT-K, OTTT (A, O), TTL-BPTT, STDL and the reversible node.
 
 ``build_rule(name, network, **options)`` returns a :class:`methods.rule.TrainingRule` over a torch copy
-of the float :class:`hwsim.network.Network`; ``RULES`` lists the names.
+of the float :class:`hwsim.sim.network.Network`; ``RULES`` lists the names.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # torch is imported by build_rule, not by ``import hwsim.meth
     import torch
     from hwsim.methods.rule import TrainingRule
 
-    from hwsim.network import Network
+    from hwsim.sim.network import Network
 
 RULES = ("bptt", "sltt", "sltt_k", "ottt_a", "ottt_o", "ttl_bptt", "stdl", "revsnn")
 
@@ -23,7 +23,8 @@ def build_rule(name: str, network: Network, *, k: int = 2, window: int = 1, bloc
                budget_bytes: int | None = None, batch_size: int = 32, surrogate=None, seed: int = 0,
                ttl_update: str = "batch", device: str | torch.device = "cpu") -> TrainingRule:
     """A training rule by name. Options: ``k`` (SLTT-K), ``window``/``block``/``ttl_update`` (TTL-BPTT), ``subnet``/
-    ``budget_bytes``/``batch_size`` (STDL; budget default :data:`hwsim.stdl.DEFAULT_BUDGET_BYTES`). The model is
+    ``budget_bytes``/``batch_size`` (STDL; budget default
+    :data:`hwsim.learning.stdl_plan.DEFAULT_BUDGET_BYTES`). The model is
     moved to ``device``."""
     import torch
     from hwsim.methods.bptt import BPTT
@@ -47,7 +48,7 @@ def build_rule(name: str, network: Network, *, k: int = 2, window: int = 1, bloc
         return OTTT(model, variant=name[-1].upper())
     if name == "ttl_bptt":
         return TTLBPTT(model, window=window, block=block, seed=seed, update=ttl_update)
-    from hwsim.stdl import DEFAULT_BUDGET_BYTES
+    from hwsim.learning.stdl_plan import DEFAULT_BUDGET_BYTES
 
     budget = DEFAULT_BUDGET_BYTES if budget_bytes is None else budget_bytes
     return STDL(model, subnet=subnet, budget_bytes=budget, batch_size=batch_size, seed=seed, network=network)

@@ -1,4 +1,4 @@
-"""Torch modules built from, and written back into, :class:`hwsim.network.Network` (float mode).
+"""Torch modules built from, and written back into, :class:`hwsim.sim.network.Network` (float mode).
 
 A :class:`SpikingNet` is a list of stages, one per neuron layer: a synapse module (``nn.Linear``,
 ``nn.Conv2d`` or :class:`SumPool`; a Flatten folds into the next stage) and its :class:`FloatLIF`. The
@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from hwsim.methods.neuron import LIFState, Surrogate, Triangle, lif_step
 from torch import nn
 
-from hwsim.network import Conv2d, Dense, Flatten, FloatLIF, Network, NetworkError, SumPool2d
+from hwsim.sim.network import Conv2d, Dense, Flatten, FloatLIF, Network, NetworkError, SumPool2d
 
 
 class SumPool(nn.Module):

@@ -4,7 +4,7 @@
     u[t] = lam * (u[t-1] * (1 - s[t-1])) + I[t]       (zero reset)
     s[t] = H(u[t] - v_th),   backward: ds/du := g'(u[t] - v_th)
 
-The forward pass is the same arithmetic, in the same order, as ``hwsim.kernels.lif.lif_float_step``.
+The forward pass is the same arithmetic, in the same order, as ``hwsim.sim.kernels.lif.lif_float_step``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import torch
 
-from hwsim.network import FloatLIF
+from hwsim.sim.network import FloatLIF
 
 
 @dataclass(frozen=True)

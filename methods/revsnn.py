@@ -35,7 +35,7 @@ reset both ``u`` and ``u + V_th`` map onto ``[0, V_th)``), and dividing by ``lam
 errors by ``1/lam`` per step -- so this implementation never does that.
 
 The reversible network is not a feed-forward chain of hwsim layers, so it has no
-:class:`hwsim.network.Network` form: it is trained and measured in torch only. :func:`from_network` takes the
+:class:`hwsim.sim.network.Network` form: it is trained and measured in torch only. :func:`from_network` takes the
 sizes of an MLP ``n_in-W-W-...-C``: its first layer, one reversible block per further hidden layer, its
 read-out.
 """
@@ -48,7 +48,7 @@ from hwsim.methods.neuron import Surrogate, Triangle, lif_step
 from hwsim.methods.rule import RuleError, StepResult, TrainingRule, step_loss
 from torch import nn
 
-from hwsim.network import Dense, FloatLIF, Network
+from hwsim.sim.network import Dense, FloatLIF, Network
 
 BACKWARDS = ("streamlined", "naive")
 
@@ -172,7 +172,7 @@ class RevSNN(nn.Module):
             self.blocks = nn.ModuleList([RevBlock(width // 2, self.neuron, self.surrogate) for _ in range(blocks)])
             self.readout = nn.Linear(width, n_classes)
         generator = torch.Generator().manual_seed(seed)
-        with torch.no_grad():  # the scale hwsim.network.from_spec uses: N(0, (3 / sqrt(fan_in))^2), no bias
+        with torch.no_grad():  # the scale hwsim.sim.network.from_spec uses: N(0, (3 / sqrt(fan_in))^2), no bias
             for module in self.modules():
                 if isinstance(module, nn.Linear):
                     module.weight.copy_(torch.randn(module.weight.shape, generator=generator)

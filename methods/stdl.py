@@ -8,7 +8,7 @@ run's last spikes (none when the run reaches the network's read-out). The auxili
 by its own local loss. Subnetworks receive their input as a constant (no error crosses), and time is
 decoupled as in SLTT (the previous state enters each step as a constant), so every step trains online.
 
-The choice, the memory model and the initial auxiliary weights come from :mod:`hwsim.stdl` (torch-free,
+The choice, the memory model and the initial auxiliary weights come from :mod:`hwsim.learning.stdl_plan` (torch-free,
 shared with the on-chip learner and the feasibility analysis); :meth:`STDL.describe` reports them.
 """
 
@@ -22,13 +22,14 @@ from hwsim.methods.models import SpikingNet, Stage
 from hwsim.methods.rule import RuleError, StepResult, TrainingRule, step_loss
 from torch import nn
 
-from hwsim.network import Network
-from hwsim.stdl import STDLError, plan
+from hwsim.learning.stdl_plan import STDLError, plan
+from hwsim.sim.network import Network
 
 
 class AuxNet(nn.Module):
     """An auxiliary network: stages of the mirrored layers' architecture (own weights) and an optional linear
-    classifier. ``weights``: (weight, bias) per stage then for the classifier, from :func:`hwsim.stdl.init_weights`."""
+    classifier. ``weights``: (weight, bias) per stage then for the classifier, from
+    :func:`hwsim.learning.stdl_plan.init_weights`."""
 
     def __init__(self, stages: list[Stage], n_classes: int, in_shape: tuple[int, ...], classifier: bool,
                  surrogate, weights: list[tuple]):
@@ -69,7 +70,7 @@ class STDL(TrainingRule):
         """``network``: the hwsim network ``model`` was built from (its shapes size the plan); without it
         the plan is made from the model's own stages."""
         super().__init__(model)
-        from hwsim.stdl import init_weights
+        from hwsim.learning.stdl_plan import init_weights
 
         network = network if network is not None else _network_of(model)
         try:
@@ -123,7 +124,7 @@ class STDL(TrainingRule):
 
 def _network_of(model: SpikingNet) -> Network:
     """A shape-only hwsim network of ``model``'s stages (weights as they are now), for the plan."""
-    from hwsim.network import Conv2d, Dense, Flatten, SumPool2d
+    from hwsim.sim.network import Conv2d, Dense, Flatten, SumPool2d
 
     layers = []
     for stage in model.stages:

@@ -34,9 +34,9 @@ from hwsim.methods.memory import ActivationMeter
 from tqdm import tqdm
 
 from hwsim.errors import check_interrupt
-from hwsim.network import Network, from_spec, save
 from hwsim.safeio import OutputLock, atomic_path
-from hwsim.threads import apply_to_torch
+from hwsim.sim.network import Network, from_spec, save
+from hwsim.sim.threads import apply_to_torch
 
 DEFAULT_NETS = {"digits": "64-128-10", "randman": "64-128-10", "mnist": "784-256-10", "nmnist": "2x34x34-c8k5s2-p2-10",
                 "dvs_bars": "2x16x16-c8k3p1-p2-c16k3p1-p2-4",
@@ -60,7 +60,7 @@ class TrainConfig:
     window: int = 2  # TTL-BPTT truncation window (the CLI default too; 1 would be SLTT)
     block: int = 1
     subnet: int = 1
-    budget_bytes: int = 128 * 1024  # hwsim.stdl.DEFAULT_BUDGET_BYTES
+    budget_bytes: int = 128 * 1024  # hwsim.learning.stdl_plan.DEFAULT_BUDGET_BYTES
     data_path: str | None = None
     device: str = "cpu"
 

@@ -1,4 +1,4 @@
-"""A verbatim copy of ``hwsim.kernels.conv_learning`` as it was before its conv layers went channels-last
+"""A verbatim copy of ``hwsim.learning.kernels.conv`` as it was before its conv layers went channels-last
 (scatter/gather over per-event fan-out lists): the reference the current kernel's counters and weights are
 compared with in ``tests/test_learning_conv.py``."""
 
@@ -7,10 +7,10 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from hwsim.kernels.conv_learning import channel_of, expand_bias, write_back  # unchanged by the rewrite
-from hwsim.kernels.lif import lif_float_step
-from hwsim.kernels.synapses import dense_events
-from hwsim.rules.online import quantise_vector, surrogate
+from hwsim.learning.kernels.conv import channel_of, expand_bias, write_back  # unchanged by the rewrite
+from hwsim.learning.kernels.online import quantise_vector, surrogate
+from hwsim.sim.kernels.lif import lif_float_step
+from hwsim.sim.kernels.synapses import dense_events
 
 DENSE, CONV, POOL = 0, 1, 2
 

@@ -1,4 +1,4 @@
-"""The plain-Python detailed schedule of ``hwsim.noc_timing`` as it was before its numba port, frozen as the
+"""The plain-Python detailed schedule of ``hwsim.hardware.noc_timing`` as it was before its numba port, frozen as the
 reference ``tests/test_noc_timing.py`` compares against (the set-up helpers it shares unchanged are imported)."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import heapq
 import numpy as np
 from hwsim.chips.schema import Chip
 
-from hwsim.counts import Counts
-from hwsim.mapping import Mapping, tile_xy
-from hwsim.noc_timing import _destinations, _fan_out, _neuron_ns, _split  # unchanged by the port
+from hwsim.hardware.mapping import Mapping, tile_xy
+from hwsim.hardware.noc_timing import _destinations, _fan_out, _neuron_ns, _split  # unchanged by the port
+from hwsim.sim.counts import Counts
 
 _INPUT_PORT = -1  # sender id of the chip's input port
 MAX_MESSAGES = 400_000  # a run with more messages is scheduled on evenly spaced steps (said in the assumptions)

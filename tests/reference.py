@@ -1,6 +1,6 @@
 """Independent references for the engine: dense torch/numpy computations and output-centric counts.
 
-Nothing here shares code with ``hwsim.kernels``: currents come from dense torch ops in float64 over
+Nothing here shares code with ``hwsim.sim.kernels``: currents come from dense torch ops in float64 over
 whole spike tensors, the LIF from numpy float32 array ops, and fan-outs from a loop over *outputs*
 (the engine scatters from inputs).
 """
@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hwsim.network import Conv2d, Dense, Flatten, Network, SumPool2d
+from hwsim.sim.network import Conv2d, Dense, Flatten, Network, SumPool2d
 
 
 def layer_current(layer, s: np.ndarray) -> np.ndarray:

@@ -4,10 +4,10 @@ time steps it was trained with refuses input whose axes look swapped, with a mes
 import numpy as np
 import pytest
 
-from hwsim.engine import Engine, InputError, bernoulli, simulate
-from hwsim.learning import OnChipLearner
-from hwsim.network import NetworkError, from_spec, load, save
-from hwsim.quantize import quantize
+from hwsim.learning.learner import OnChipLearner
+from hwsim.sim.engine import Engine, InputError, bernoulli, simulate
+from hwsim.sim.network import NetworkError, from_spec, load, save
+from hwsim.sim.quantize import quantize
 
 
 def _trained_like(steps: int = 8, mode: str = "float"):
@@ -59,7 +59,7 @@ def test_declared_timesteps_survive_save_load_and_quantisation(tmp_path):
 
 
 def test_fixed_point_accuracy_with_padding_is_not_refused():
-    from hwsim.quantize import fixed_accuracy
+    from hwsim.sim.quantize import fixed_accuracy
 
     fixed, _ = quantize(_trained_like(4))
     x = bernoulli((9, 4, 64), 0.3)  # (N, T, n_in); its padded batches are (T + L, B): B = 4 would look swapped

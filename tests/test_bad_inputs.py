@@ -2,9 +2,9 @@
 
 The table (``CASES``, well over 60 rows) covers the spec grammar, every kind of argument, every field type of
 the chip profile and the study configuration, every file format truncated or binary, and the inputs of the
-reliability report (issue 15). Each row runs in-process through ``hwsim.cli.main`` (the imports are paid
+reliability report (issue 15). Each row runs in-process through ``hwsim.cli.main.main`` (the imports are paid
 once) with a time bound and a bound on the rise of the resident set (its peak reset before each case); a
-representative subset runs again as real ``python -m hwsim.cli`` processes under ``setrlimit`` (address space
+representative subset runs again as real ``python -m hwsim.cli.main`` processes under ``setrlimit`` (address space
 and CPU time), where a traceback or a memory blow-up could not hide. Hypothesis adds generated spec strings
 and chip profiles.
 """
@@ -28,8 +28,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hwsim.cli import main
-from hwsim.network import from_spec, save
+from hwsim.cli.main import main
+from hwsim.sim.network import from_spec, save
 
 ROOT = Path(__file__).resolve().parents[1]
 SECONDS = 30  # per in-process case
@@ -390,7 +390,7 @@ def test_bad_input_in_a_real_process(files, label):
     _, argv, expected, fragment = next(c for c in CASES if c[0] == label)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "hwsim.cli", *_argv(argv, files)], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "hwsim", *_argv(argv, files)], capture_output=True, text=True,
                           timeout=90, preexec_fn=_limits, env=env, cwd=files)
     _check(proc.returncode, proc.stderr, expected, fragment, label)
     assert time.perf_counter() - start < 60
@@ -399,13 +399,13 @@ def test_bad_input_in_a_real_process(files, label):
 @pytest.mark.skipif(not _reset_peak_rss(), reason="needs Linux /proc/self/clear_refs")
 def test_the_memory_bound_sees_a_blow_up(monkeypatch, capsys):
     """The in-process memory measure is not blind: a command that touches 300 MB is seen doing so."""
-    import hwsim.cli
+    import hwsim.cli.main
 
     def greedy(argv):
         np.ones(300 << 20, np.uint8)
         return 2
 
-    monkeypatch.setattr(hwsim.cli, "main", greedy)
+    monkeypatch.setattr(hwsim.cli.main, "main", greedy)
     monkeypatch.setitem(globals(), "main", greedy)
     _, _, _, peak = _run_in_process([], capsys)
     assert peak > 250 << 20
@@ -413,7 +413,7 @@ def test_the_memory_bound_sees_a_blow_up(monkeypatch, capsys):
 
 def test_unexpected_npz_members_are_never_read(files):
     """The archive declares a 32 GiB member beside the network; only the expected members are read."""
-    from hwsim.network import load
+    from hwsim.sim.network import load
 
     network = load(files / "extra.npz")
     assert network.input_shape == (20,)

@@ -117,9 +117,9 @@ def test_unknown_chip_lists_the_known_ones():
 
 
 def test_profile_fixes_hold():
-    from hwsim.cost import step_latency_s
-    from hwsim.mapping import map_network
-    from hwsim.network import from_spec
+    from hwsim.hardware.cost import step_latency_s
+    from hwsim.hardware.mapping import map_network
+    from hwsim.sim.network import from_spec
 
     tianjic = chips.load("tianjic")
     assert tianjic.capacity.fan_in_axons_per_core == 256 and tianjic.capacity.synaptic_memory_bytes_per_core == 22528

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from hwsim.cli import main
-from hwsim.engine import bernoulli, simulate
-from hwsim.network import from_spec, save
+from hwsim.cli.main import main
+from hwsim.sim.engine import bernoulli, simulate
+from hwsim.sim.network import from_spec, save
 
 
 def test_run_json_schema_and_values(capsys):
@@ -44,7 +44,7 @@ def test_run_table_fixed_mode_and_saved_network(tmp_path, capsys):
     (["run", "--net", "no_such_net.npz"], "no_such_net.npz: no such network file"),
 ])
 def test_bad_input_is_one_line(argv, message):
-    proc = subprocess.run([sys.executable, "-m", "hwsim.cli", *argv], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "hwsim", *argv], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0, proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr
@@ -55,7 +55,7 @@ def test_bad_input_is_one_line(argv, message):
     (["run", "--net", "10-5", "--timesteps", "0"], "--timesteps/-T: expected a positive integer"),
 ])
 def test_bad_numbers_rejected_by_parser(argv, message):
-    proc = subprocess.run([sys.executable, "-m", "hwsim.cli", *argv], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "hwsim", *argv], capture_output=True, text=True)
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -86,7 +86,7 @@ def test_estimate_all_chips_json_and_plot(tmp_path, capsys):
 
 
 def test_estimate_unknown_chip_is_one_line():
-    proc = subprocess.run([sys.executable, "-m", "hwsim.cli", "estimate", "--net", "10-5", "--chip", "loihi9"],
+    proc = subprocess.run([sys.executable, "-m", "hwsim", "estimate", "--net", "10-5", "--chip", "loihi9"],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "unknown chip 'loihi9'; known chips: anp_i" in proc.stderr
     assert proc.stderr.strip().count("\n") == 0
@@ -109,7 +109,7 @@ def test_saved_networks_run_in_their_own_mode_or_are_quantised(tmp_path, capsys)
 def _cli(*argv: str, cwd=None) -> subprocess.CompletedProcess:
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.run([sys.executable, "-m", "hwsim.cli", *argv], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "hwsim", *argv], capture_output=True, text=True,
                           cwd=cwd or root, env=env, timeout=600)
 
 
@@ -142,13 +142,13 @@ def test_train_without_out_keeps_every_model(tmp_path, monkeypatch, capsys):
     assert (first["checkpoint"], second["checkpoint"]) == ("runs/sltt-digits.pt", "runs/sltt-digits-2.pt")
     for record in (first, second):  # nothing overwritten: both runs' files are there
         assert Path(record["checkpoint"]).is_file() and Path(record["network"]).is_file()
-    from hwsim.network import load
+    from hwsim.sim.network import load
 
     assert load(first["network"]).timesteps == 2  # the trained T travels with the network (the axis guard)
 
 
 def test_export_verification_failure_exits_1(tmp_path, monkeypatch, capsys):
-    import hwsim.export.bundle as bundle
+    import hwsim.formats.bundle as bundle
 
     path = save(from_spec("8-4", seed=0), tmp_path / "net.npz")
     summary = {"files": [], "quantization": {"accuracy_float": None, "layers": []},
@@ -178,10 +178,10 @@ def test_plot_folders_are_created(tmp_path, capsys):
 
 
 def test_estimate_plot_title_names_the_mode(monkeypatch, tmp_path):
-    import hwsim.plots
+    import hwsim.study.plots
 
     titles = []
-    monkeypatch.setattr(hwsim.plots, "energy_breakdown", lambda reports, path, title="": titles.append(title))
+    monkeypatch.setattr(hwsim.study.plots, "energy_breakdown", lambda reports, path, title="": titles.append(title))
     assert main(["estimate", "--net", "16-8-4", "-T", "3", "--chip", "loihi", "--plot", str(tmp_path / "e.png")]) == 0
     assert main(["estimate", "--net", "16-8-4", "-T", "3", "--chip", "loihi", "--rule", "sltt",
                  "--plot", str(tmp_path / "e.png")]) == 0
@@ -217,7 +217,7 @@ def test_chip_lists_are_one_option_everywhere(capsys):
 
 
 def test_one_default_per_concept():
-    from hwsim.cli import build_parser
+    from hwsim.cli.main import build_parser
 
     parser = build_parser()
     run = parser.parse_args(["run", "--net", "8-4"])

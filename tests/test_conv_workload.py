@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from hwsim.methods.dvs_synthetic import bar_events, dvs_bars
 
-from hwsim.cli import main
-from hwsim.study import load_config
+from hwsim.cli.main import main
+from hwsim.study.pipeline import load_config
 
 
 def test_moving_bars_are_on_off_events_whose_leading_edge_is_on():

@@ -7,11 +7,11 @@ import pytest
 import yaml
 
 from hwsim import chips
-from hwsim.cli import main
-from hwsim.cost import estimate
-from hwsim.engine import Engine, bernoulli
-from hwsim.mapping import connectivity, map_network, neuron_layers
-from hwsim.network import from_spec
+from hwsim.cli.main import main
+from hwsim.hardware.cost import estimate
+from hwsim.hardware.mapping import connectivity, map_network, neuron_layers
+from hwsim.sim.engine import Engine, bernoulli
+from hwsim.sim.network import from_spec
 
 NET = "2x10x10-c6k3p1-p2-24-10"
 
@@ -193,7 +193,7 @@ def test_energy_by_core_adds_up_to_compute_plus_static():
 
 
 def test_learning_latency_includes_the_weight_write_back_where_timed():
-    from hwsim.feasibility import learning_counts
+    from hwsim.learning.feasibility import learning_counts
 
     net = from_spec("40-30-10", seed=1)
     counts = learning_counts(net, "sltt", 6, 0.3, batch=2)
@@ -242,7 +242,7 @@ def test_unpriced_learning_is_a_lower_bound_never_a_bare_number(capsys):
 def test_stored_history_is_priced_as_memory_even_where_actions_include_their_own_accesses():
     """Loihi's action energies include their memory accesses, but BPTT's stored history belongs to no action:
     its bytes are unpriced (no memory figure), so BPTT is a lower bound above SLTT, never equal to it."""
-    from hwsim.feasibility import learning_counts
+    from hwsim.learning.feasibility import learning_counts
 
     net = from_spec("30-20-10", seed=1)
     loihi, generic = chips.load("loihi"), chips.load("generic_45nm")

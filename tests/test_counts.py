@@ -5,9 +5,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hwsim.counts import BIAS_BYTES, STATE_BYTES, WEIGHT_BYTES
-from hwsim.engine import bernoulli, simulate
-from hwsim.network import Conv2d, Dense, Flatten, Network, SumPool2d, from_spec
+from hwsim.sim.counts import BIAS_BYTES, STATE_BYTES, WEIGHT_BYTES
+from hwsim.sim.engine import bernoulli, simulate
+from hwsim.sim.network import Conv2d, Dense, Flatten, Network, SumPool2d, from_spec
 from tests.reference import fanout
 
 

@@ -13,7 +13,7 @@ import torch
 from hwsim.methods import build_rule
 from hwsim.methods.memory import measure
 
-from hwsim.network import from_spec
+from hwsim.sim.network import from_spec
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
@@ -94,8 +94,8 @@ def test_train_cli_on_cuda_writes_a_network_the_cpu_engine_runs(tmp_path):
     import numpy as np
     from hwsim.methods.data import digits
 
-    from hwsim.network import load
-    from hwsim.quantize import float_accuracy
+    from hwsim.sim.network import load
+    from hwsim.sim.quantize import float_accuracy
 
     net = load(tmp_path / "m.network.npz")
     x, y = digits(net.timesteps, seed=0).split("test")

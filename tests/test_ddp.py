@@ -13,7 +13,7 @@ import pytest
 import torch
 from hwsim.methods import build_rule
 
-from hwsim.network import from_spec
+from hwsim.sim.network import from_spec
 
 RULES = ("sltt", "sltt_k", "ottt_o", "ttl_bptt", "bptt")
 SPEC, STEPS, BATCH = "16-12-4", 4, 6

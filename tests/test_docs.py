@@ -36,7 +36,7 @@ def test_readme_and_docs_links_resolve():
 
 def test_cli_output_speaks_of_the_project_only():
     for argv in (["chips"], ["chips", "show", "loihi"], ["chips", "show", "truenorth"], ["--help"]):
-        proc = subprocess.run([sys.executable, "-m", "hwsim.cli", *argv], capture_output=True, text=True,
+        proc = subprocess.run([sys.executable, "-m", "hwsim", *argv], capture_output=True, text=True,
                               cwd=ROOT)
         assert proc.returncode == 0, proc.stderr
         assert not FORBIDDEN.search(proc.stdout + proc.stderr), argv

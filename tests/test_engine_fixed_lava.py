@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from hwsim.engine import bernoulli, simulate
-from hwsim.export.lava import run_lava
-from hwsim.network import Dense, LoihiLIF, Network, from_spec
+from hwsim.formats.lava import run_lava
+from hwsim.sim.engine import bernoulli, simulate
+from hwsim.sim.network import Dense, LoihiLIF, Network, from_spec
 
 pytestmark = pytest.mark.lava
 
@@ -96,7 +96,7 @@ def test_fixed_conv_and_pool_equal_lava(spec):
 
 
 def test_conv_weights_lava_cannot_fold_are_refused():
-    from hwsim.network import Conv2d, LoihiLIF, Network, NetworkError
+    from hwsim.sim.network import Conv2d, LoihiLIF, Network, NetworkError
 
     net = Network((1, 4, 4), [Conv2d(np.full((1, 1, 3, 3), 3), neuron=LoihiLIF(), weight_exp=-1)])
     with pytest.raises(NetworkError, match=r"layer 0 \(conv2d0\): Lava's Conv applies no weight exponent"):

@@ -4,8 +4,8 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hwsim.engine import Engine, bernoulli, simulate
-from hwsim.network import Conv2d, Dense, Flatten, FloatLIF, Network, SumPool2d
+from hwsim.sim.engine import Engine, bernoulli, simulate
+from hwsim.sim.network import Conv2d, Dense, Flatten, FloatLIF, Network, SumPool2d
 from tests.reference import reference_float
 
 
@@ -84,7 +84,7 @@ def test_float_conv_matches_dense_reference(case):
 
 
 def test_float_conv_spec_network_matches_reference():
-    from hwsim.network import from_spec
+    from hwsim.sim.network import from_spec
 
     network = from_spec("2x10x10-c6k3p1-p2-c8k3s2p1-12", seed=3)
     x = bernoulli((10, 2, 2, 10, 10), 0.3, seed=4)
@@ -105,7 +105,7 @@ def test_golden_trajectory_by_hand():
 
 
 def test_batch_samples_are_independent():
-    from hwsim.network import from_spec
+    from hwsim.sim.network import from_spec
 
     network = from_spec("30-20-5", seed=1)
     x = bernoulli((9, 4, 30), 0.3, seed=2)

@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from hwsim.cli import main
-from hwsim.engine import bernoulli, simulate
-from hwsim.export import nir_io
-from hwsim.network import Dense, FloatLIF, Network, NetworkError, from_spec, load
-from hwsim.quantize import quantize
+from hwsim.cli.main import main
+from hwsim.formats import nir_io
+from hwsim.sim.engine import bernoulli, simulate
+from hwsim.sim.network import Dense, FloatLIF, Network, NetworkError, from_spec, load
+from hwsim.sim.quantize import quantize
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def test_export_errors_name_the_file(tmp_path, capsys):
 
 
 def test_exported_network_file_is_the_fixed_network(trained, tmp_path):
-    from hwsim.export.bundle import export, load_trained
+    from hwsim.formats.bundle import export, load_trained
 
     network, config = load_trained(trained)
     assert config["rule"] == "sltt" and network.mode == "float"
@@ -106,7 +106,7 @@ def test_export_of_a_trained_conv_net_verifies_in_lava(tmp_path, capsys):
 
 @pytest.mark.lava
 def test_learning_export_correlates_with_hwsim_fixed_point_ottt():
-    from hwsim.export.lava_learning import compare_learning
+    from hwsim.formats.lava_learning import compare_learning
 
     for seed in range(2):
         network = from_spec("40-24-10", seed=seed)
@@ -129,7 +129,7 @@ def test_run_lava_script_needs_only_lava_and_numpy(tmp_path):
     import subprocess
     import sys
 
-    from hwsim.export.bundle import export
+    from hwsim.formats.bundle import export
 
     net = from_spec("1x9x9-c3k3s2p1-p2-f-5", mode="fixed", seed=2)
     export(net, tmp_path / "b")

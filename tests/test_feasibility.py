@@ -7,10 +7,10 @@ import sys
 import pytest
 
 from hwsim import chips
-from hwsim.cli import main
-from hwsim.cost import estimate
-from hwsim.feasibility import FeasibilityError, check, learning_counts, learning_state
-from hwsim.network import from_spec
+from hwsim.cli.main import main
+from hwsim.hardware.cost import estimate
+from hwsim.learning.feasibility import FeasibilityError, check, learning_counts, learning_state
+from hwsim.sim.network import from_spec
 
 NET = from_spec("64-128-10", seed=0)
 
@@ -67,7 +67,7 @@ def test_energy_per_training_sample_is_the_cost_model_on_learning_counts():
 def test_unknown_rule_lists_the_known_ones():
     with pytest.raises(FeasibilityError, match="unknown rule 'hebb'; known rules: bptt, sltt, sltt_k"):
         check(NET, chips.load("loihi"), "hebb", 8)
-    proc = subprocess.run([sys.executable, "-m", "hwsim.cli", "feasibility", "--net", "20-10", "--rules", "hebb"],
+    proc = subprocess.run([sys.executable, "-m", "hwsim", "feasibility", "--net", "20-10", "--rules", "hebb"],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "known rules: bptt" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -117,7 +117,7 @@ def test_learning_heads_are_priced():
 
 
 def test_on_a_memory_bound_chip_bptt_stops_fitting_at_some_T_while_sltt_still_fits():
-    from hwsim.feasibility import max_timesteps
+    from hwsim.learning.feasibility import max_timesteps
 
     loihi = chips.load("loihi")
     limit, note = max_timesteps(NET, loihi, "bptt")
@@ -164,7 +164,7 @@ def test_feasibility_json_rows_and_ranking(capsys):
 
 
 def test_estimate_rule_and_feasibility_give_the_same_verdict_with_the_same_defaults(capsys):
-    from hwsim.cli import build_parser
+    from hwsim.cli.main import build_parser
 
     parser = build_parser()
     est = parser.parse_args(["estimate", "--net", "x", "--rule", "ottt_a"])
@@ -185,7 +185,7 @@ def test_estimate_rule_and_feasibility_give_the_same_verdict_with_the_same_defau
 
 
 def test_heatmap_cells_carry_the_reason_not_just_a_colour():
-    from hwsim.plots import _short_reason
+    from hwsim.study.plots import _short_reason
 
     assert _short_reason("feasible") == "feasible"
     text = _short_reason("infeasible: needs graded error messages; needs a third factor")

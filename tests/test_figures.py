@@ -1,15 +1,15 @@
 """Figures: each helper returns a Figure with data, units, a title and a legend; one colour per category
-in every figure (hwsim.palette); PNGs written (parent folders created) when a path is given."""
+in every figure (hwsim.study.palette); PNGs written (parent folders created) when a path is given."""
 
 import numpy as np
 import pytest
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
-from hwsim import figures, plots
-from hwsim.engine import bernoulli, simulate
-from hwsim.network import from_spec
-from hwsim.palette import CHIP_COLORS, RULE_COLORS, chip_color, mode_color, rule_color
+from hwsim.sim.engine import bernoulli, simulate
+from hwsim.sim.network import from_spec
+from hwsim.study import figures, plots
+from hwsim.study.palette import CHIP_COLORS, RULE_COLORS, chip_color, mode_color, rule_color
 
 HISTORY = {rule: [{"epoch": e, "loss": 1.5 - 0.3 * e - shift, "train_accuracy": 0.5 + 0.1 * e + shift,
                     "test_accuracy": 0.55 + 0.1 * e + shift} for e in range(3)]

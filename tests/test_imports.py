@@ -24,7 +24,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "hwsim"
 # modules that glue the simulator to torch training: they may import torch or methods inside functions
-TRAINING_GLUE = {"hwsim.study", "hwsim.study_figures", "hwsim.commands", "hwsim.export.bundle", "hwsim.sweep.tasks"}
+TRAINING_GLUE = {"hwsim.study.pipeline", "hwsim.study.study_figures", "hwsim.cli.commands", "hwsim.formats.bundle",
+                 "hwsim.study.sweep.tasks"}
 TORCH_FREE_METHODS = {"hwsim.methods", "hwsim.methods.errors"}
 
 
@@ -57,7 +58,7 @@ def _torch_imports(path: Path) -> list[str]:
 
 
 def test_module_list_is_complete():
-    assert "hwsim.engine" in MODULES and "hwsim.export.nir_io" in MODULES and "hwsim.kernels.lif" in MODULES
+    assert "hwsim.sim.engine" in MODULES and "hwsim.formats.nir_io" in MODULES and "hwsim.sim.kernels.lif" in MODULES
     assert TRAINING_GLUE <= set(MODULES)
 
 
@@ -103,7 +104,7 @@ def test_importing_every_hwsim_module_loads_no_torch():
 ])
 def test_start_up_commands_load_no_torch(argv):
     code = ("import contextlib, io, json, sys\n"
-            "from hwsim.cli import main\n"
+            "from hwsim.cli.main import main\n"
             "with contextlib.redirect_stdout(io.StringIO()):\n"
             f"    rc = main({argv!r})\n"
             "print(json.dumps({'rc': rc, 'torch': 'torch' in sys.modules, 'heavy': sorted(\n"

@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from hwsim.cli import main
-from hwsim.engine import InputError, bernoulli, simulate
-from hwsim.export import netx, nir_io
-from hwsim.inputs import events_to_file, load_spikes
-from hwsim.network import from_spec, save
+from hwsim.cli.main import main
+from hwsim.formats import netx, nir_io
+from hwsim.sim.engine import InputError, bernoulli, simulate
+from hwsim.sim.inputs import events_to_file, load_spikes
+from hwsim.sim.network import from_spec, save
 
 
 def test_dense_spike_file_is_what_the_engine_runs(tmp_path):

@@ -23,9 +23,9 @@ import pytest
 import torch
 from hwsim.methods.train import TrainConfig, load_checkpoint, network_digest, train
 
-from hwsim.cli import main
-from hwsim.network import load
+from hwsim.cli.main import main
 from hwsim.safeio import OutputLock
+from hwsim.sim.network import load
 from tests.processes import group_alive
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +37,7 @@ TRAIN_ARGS = ["--rule", "sltt", "--epochs", "3", "-T", "2", "--net", "64-16-10",
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "hwsim.cli", *args], cwd=cwd, env=ENV, stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "hwsim", *args], cwd=cwd, env=ENV, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
 
@@ -93,8 +93,8 @@ def test_train_killed_at_random_moments_ends_as_an_uninterrupted_run(tmp_path):
 def test_kill_between_network_and_checkpoint_is_caught_and_repaired(tmp_path, monkeypatch):
     """The network file is written first, then the checkpoint: die in between (forced here) and the network
     is an epoch ahead. Export refuses the pair; --resume rewrites the network; the end result is exact."""
-    from hwsim.export.bundle import load_trained
-    from hwsim.network import NetworkError
+    from hwsim.formats.bundle import load_trained
+    from hwsim.sim.network import NetworkError
 
     reference = tmp_path / "reference.pt"
     train(TrainConfig(**TRAIN), out=reference, progress=False, log=lambda *_: None)
@@ -233,7 +233,7 @@ def _children(pid: int) -> list[int]:
 def test_a_killed_export_leaves_no_lava_process(tmp_path):
     """SIGKILL ``hwsim export --verify`` while Lava runs a 300-step sample: within seconds no process of the
     Lava child's group is left, and its exchange folder is gone (only the watchdog removes it then)."""
-    from hwsim.network import from_spec, save
+    from hwsim.sim.network import from_spec, save
 
     save(from_spec("64-8-10", seed=1), tmp_path / "net.npz")
     proc = _cli("export", "--checkpoint", str(tmp_path / "net.npz"), "--out", str(tmp_path / "out"), "--verify",

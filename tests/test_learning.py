@@ -8,9 +8,9 @@ import torch
 from hwsim.methods import build_rule
 from hwsim.methods.neuron import Sigmoid
 
-from hwsim.engine import simulate
-from hwsim.learning import OnChipLearner
-from hwsim.network import Dense, FloatLIF, Network, from_spec
+from hwsim.learning.learner import OnChipLearner
+from hwsim.sim.engine import simulate
+from hwsim.sim.network import Dense, FloatLIF, Network, from_spec
 
 
 def _net(reset="soft", seed=3):
@@ -97,7 +97,7 @@ def test_forward_counts_while_learning_equal_the_inference_engine():
 
 
 def test_on_chip_learning_bad_input():
-    from hwsim.learning import LearningError
+    from hwsim.learning.learner import LearningError
 
     with pytest.raises(LearningError, match="unknown on-chip rule 'hebb'; known rules: bptt, sltt, sltt_k, ottt_a"):
         OnChipLearner(from_spec("4-2"), "hebb")
@@ -202,7 +202,7 @@ def test_fixed_point_learning_on_digits_is_within_3_points_of_float():
     messages. On-chip SLTT on digits (T = 8, 6 epochs): both reach > 90 % and differ by at most 3 points."""
     from hwsim.methods.data import digits
 
-    from hwsim.learning import accuracy, fit
+    from hwsim.learning.learner import accuracy, fit
 
     data = digits(steps=8, seed=0)
     xtr, ytr = (a.numpy() for a in data.split("train"))
@@ -233,7 +233,7 @@ def test_fixed_point_windowed_rules_learn_on_the_grid(rule, opts):
     network learns as well as in float on a tiny digits run (within 5 points, far above chance)."""
     from hwsim.methods.data import digits
 
-    from hwsim.learning import accuracy, fit
+    from hwsim.learning.learner import accuracy, fit
 
     data = digits(steps=4, seed=0)
     xtr, ytr = (a.numpy()[:400] for a in data.split("train"))
@@ -251,7 +251,7 @@ def test_fixed_point_windowed_rules_learn_on_the_grid(rule, opts):
 
 
 def test_weights_written_per_postsynaptic_neuron_add_up():
-    from hwsim.feasibility import learning_counts
+    from hwsim.learning.feasibility import learning_counts
 
     net = from_spec("30-20-6", seed=2)
     for rule in ("sltt", "bptt", "stdl"):

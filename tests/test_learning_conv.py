@@ -9,10 +9,10 @@ import torch
 from hwsim.methods import build_rule
 from hwsim.methods.neuron import Sigmoid
 
-from hwsim.engine import simulate
-from hwsim.learning import LearningError, OnChipLearner
-from hwsim.mapping import connectivity
-from hwsim.network import Conv2d, Dense, Flatten, FloatLIF, Network, SumPool2d, from_spec
+from hwsim.hardware.mapping import connectivity
+from hwsim.learning.learner import LearningError, OnChipLearner
+from hwsim.sim.engine import simulate
+from hwsim.sim.network import Conv2d, Dense, Flatten, FloatLIF, Network, SumPool2d, from_spec
 
 
 def _net(reset="soft", bias=True, seed=0):
@@ -125,7 +125,7 @@ def test_conv_without_biases_stays_without(rule):
 @pytest.mark.parametrize("rule", ["sltt", "ottt_a", "ottt_o", "bptt", "ttl_bptt", "stdl"])
 def test_graph_kernel_counts_a_dense_network_as_the_dense_kernels_do(rule):
     """A Flatten in front sends a dense network through the conv/graph kernel: every counter, byte count
-    and per-neuron total equals the dense kernels' (hwsim.rules.online / windowed)."""
+    and per-neuron total equals the dense kernels' (hwsim.learning.kernels.online / windowed)."""
     rng = np.random.default_rng(4)
     layers = [Dense(rng.normal(0, 3 / np.sqrt(a), (b, a)).astype(np.float32),
                     bias=rng.normal(0, .1, b).astype(np.float32), neuron=FloatLIF(lam=0.6))
@@ -153,7 +153,7 @@ def test_graph_kernel_counts_a_dense_network_as_the_dense_kernels_do(rule):
 
 def test_conv_learning_counters_against_the_structure():
     """SLTT, one sample: the forward counts equal the inference engine's; error MACs of a layer equal the
-    structural fan-out (``hwsim.mapping.connectivity``) of the source neurons with g' != 0 (triangle:
+    structural fan-out (``hwsim.hardware.mapping.connectivity``) of the source neurons with g' != 0 (triangle:
     |u - V_th| < 1); gradient ops of the layers feeding a hidden layer equal the pairs (presynaptic spike,
     synapse, postsynaptic g' != 0) under the read-out; the dense read-out's equal its input spikes x classes."""
     base = _net()
@@ -210,7 +210,7 @@ def test_fixed_point_conv_learning_stays_on_the_grid_and_learns():
     for i, label in enumerate(y):
         half = (slice(None), 0, slice(0, 3) if label == 0 else slice(3, 6), slice(None))
         x[i][half] |= (rng.random((4, 3, 6)) < 0.5).astype(np.uint8)
-    from hwsim.learning import accuracy, fit
+    from hwsim.learning.learner import accuracy, fit
 
     for rule in ("sltt", "ottt_a"):
         scores = {}
@@ -265,7 +265,7 @@ CONV_NET = "2x8x8-c4k3p1-4"  # conv: 4 channels x 8 x 8 = 256 neurons, kernel 2 
 def test_conv_layers_are_placed_by_channel_tiles_with_the_chips_weight_sharing():
     """256 conv neurons on cores of 100: blocks of 86 (channel planes of 64): neurons 0-85 (channels 0, 1),
     86-171 (1, 2), 172-255 (2, 3)."""
-    from hwsim.mapping import map_network
+    from hwsim.hardware.mapping import map_network
 
     net = from_spec(CONV_NET, seed=0)
     stored = {}
@@ -283,7 +283,7 @@ def test_conv_layers_are_placed_by_channel_tiles_with_the_chips_weight_sharing()
 def test_conv_weight_writes_per_core_follow_the_copies():
     """A shared kernel weight is written once per stored copy: channels (1, 2, 3, 4) writes ->
     per-core copies (3, 5, 7); one shared kernel (3, 3, 4) (each channel on its first core)."""
-    from hwsim.mapping import _LayerGeometry, conv_weight_writes, neuron_layers
+    from hwsim.hardware.mapping import _LayerGeometry, conv_weight_writes, neuron_layers
 
     layer, i_shape, o_shape = neuron_layers(from_spec(CONV_NET, seed=0))[0]
     writes = np.array([1, 2, 3, 4])
@@ -297,9 +297,9 @@ def test_conv_learning_energy_prices_every_written_copy():
     """Loihi prices weight updates: on a per-core-copy chip the conv layer's write energy is its writes per
     core (channels' writes x the cores that hold them) x the figure, more than the logical count."""
     from hwsim import chips
-    from hwsim.cost import estimate
-    from hwsim.feasibility import learning_counts
-    from hwsim.mapping import map_network
+    from hwsim.hardware.cost import estimate
+    from hwsim.hardware.mapping import map_network
+    from hwsim.learning.feasibility import learning_counts
 
     net = from_spec(CONV_NET, seed=0)
     counts = learning_counts(net, "sltt", 6, 0.3, batch=2, seed=1)
@@ -320,8 +320,8 @@ def channels_per_core_writes(writes):
 
 
 def test_conv_learning_memory_per_core_follows_the_stored_weights():
-    from hwsim.feasibility import learning_state
-    from hwsim.mapping import core_load, neuron_layers
+    from hwsim.hardware.mapping import core_load, neuron_layers
+    from hwsim.learning.feasibility import learning_state
 
     net = from_spec("2x8x8-c4k3p1", seed=0)  # the conv layer alone
     chip = _chip("per_core_copy", neurons_per_core=100)
@@ -339,8 +339,8 @@ def test_a_conv_net_too_large_for_a_core_names_the_limit(tmp_path, capsys):
     """One channel's kernel (64 x 3 x 3 = 576 weights) exceeds a core holding 512: the estimate says so in
     one line, and the feasibility verdict names the limit."""
     from hwsim import chips
-    from hwsim.cli import main
-    from hwsim.feasibility import check
+    from hwsim.cli.main import main
+    from hwsim.learning.feasibility import check
 
     path = _chip("per_core_copy", tmp_path, synaptic_memory_bytes_per_core=512)
     net = from_spec("64x6x6-c8k3p1-4", seed=0)
@@ -354,7 +354,7 @@ def test_a_conv_net_too_large_for_a_core_names_the_limit(tmp_path, capsys):
 def test_estimate_and_feasibility_take_conv_nets(capsys):
     import json
 
-    from hwsim.cli import main
+    from hwsim.cli.main import main
 
     assert main(["estimate", "--net", "2x8x8-c4k3p1-p2-4", "--chip", "loihi", "--rule", "ottt_a", "-T", "4",
                  "--json"]) == 0
@@ -392,7 +392,7 @@ def test_channels_last_conv_kernel_equals_the_scatter_reference(rule, opts, monk
     """The kernel (conv layers channels last inside) against its former self (``tests/conv_learning_reference``:
     a scatter over each input's fan-out) on a graph with padding, pooling and a strided conv, two batches:
     every counter and per-neuron / per-channel total equal, weights and biases equal to float rounding."""
-    import hwsim.kernels.conv_learning as kernel
+    import hwsim.learning.kernels.conv as kernel
     from tests import conv_learning_reference as reference
 
     base = from_spec("2x9x9-c5k3p1-p2-c6k3s2p1-7", seed=3)

@@ -5,9 +5,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hwsim import chips
-from hwsim.engine import Engine, bernoulli
-from hwsim.mapping import _blocks, _next_usable, _usable, map_network, with_counts
-from hwsim.network import from_spec
+from hwsim.hardware.mapping import _blocks, _next_usable, _usable, map_network, with_counts
+from hwsim.sim.engine import Engine, bernoulli
+from hwsim.sim.network import from_spec
 
 
 @given(st.integers(1, 5000), st.data())

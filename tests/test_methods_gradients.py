@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from hwsim.methods import build_rule
 
-from hwsim.network import Dense, FloatLIF, Network, from_spec
+from hwsim.sim.network import Dense, FloatLIF, Network, from_spec
 
 
 @pytest.fixture(autouse=True)

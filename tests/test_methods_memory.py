@@ -6,7 +6,7 @@ import torch
 from hwsim.methods import build_rule
 from hwsim.methods.memory import ActivationMeter
 
-from hwsim.network import from_spec
+from hwsim.sim.network import from_spec
 
 NET = "32-48-48-10"
 

@@ -10,9 +10,9 @@ from hwsim.methods.data import DataError
 from hwsim.methods.models import SpikingNet
 from hwsim.methods.train import TrainConfig, load_checkpoint, train
 
-from hwsim.cli import main
-from hwsim.engine import simulate
-from hwsim.network import Conv2d, Dense, Flatten, FloatLIF, Network, SumPool2d, load
+from hwsim.cli.main import main
+from hwsim.sim.engine import simulate
+from hwsim.sim.network import Conv2d, Dense, Flatten, FloatLIF, Network, SumPool2d, load
 
 
 def _dyadic(rng, shape):
@@ -116,7 +116,7 @@ def _ddp_worker(rank: int, world: int, init_file: str, result_dir: str):
     import torch.distributed as dist
     from hwsim.methods.train import SyncedOptimizer, end_distributed
 
-    from hwsim.network import from_spec
+    from hwsim.sim.network import from_spec
 
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     torch.manual_seed(0)
@@ -140,7 +140,9 @@ def test_data_parallel_ranks_hold_identical_weights(tmp_path):
     b = torch.load(tmp_path / "rank1.pt", weights_only=True)
     for pa, pb in zip(a, b):
         torch.testing.assert_close(pa, pb, rtol=0, atol=0)
-    initial = SpikingNet.from_network(__import__("hwsim.network", fromlist=["from_spec"]).from_spec("16-12-4", seed=0))
+    from hwsim.sim.network import from_spec
+
+    initial = SpikingNet.from_network(from_spec("16-12-4", seed=0))
     assert not torch.equal(a[0], initial.synapses[0].weight.detach())  # the step did change the weights
 
 

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from hwsim.engine import InputError, bernoulli, simulate
-from hwsim.network import (
+from hwsim.sim.engine import InputError, bernoulli, simulate
+from hwsim.sim.network import (
     Conv2d,
     Dense,
     Flatten,
@@ -174,7 +174,7 @@ def test_bool_and_float_input_accepted():
 @pytest.mark.parametrize("mode", ["float", "fixed"])
 def test_from_spec_draws_in_chunks_without_changing_the_weights(mode, monkeypatch):
     """Chunked draws (a small chunk forces many) equal one float64 draw of each whole tensor, as before."""
-    import hwsim.network as network_module
+    import hwsim.sim.network as network_module
 
     monkeypatch.setattr(network_module, "DRAW_CHUNK", 50)
     net = from_spec("2x6x6-c3k3p1-p2-17-5", mode=mode, seed=4)
@@ -205,7 +205,7 @@ def test_from_spec_has_no_full_size_float64_temporary():
 def test_bernoulli_writes_uint8_directly(monkeypatch):
     import tracemalloc
 
-    import hwsim.engine as engine_module
+    import hwsim.sim.engine as engine_module
 
     shape = (20, 3, 1001)
     reference = (np.random.default_rng(6).random(shape, dtype=np.float32) < 0.3).astype(np.uint8)
@@ -224,7 +224,7 @@ def test_bernoulli_writes_uint8_directly(monkeypatch):
 
 
 def test_engine_keeps_hidden_spikes_only_when_asked():
-    from hwsim.engine import Engine
+    from hwsim.sim.engine import Engine
 
     net = from_spec("30-20-10-4", seed=2)
     x = bernoulli((6, 2, 30), 0.4, seed=1)

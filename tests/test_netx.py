@@ -7,9 +7,9 @@ import h5py
 import numpy as np
 import pytest
 
-from hwsim.engine import bernoulli, simulate
-from hwsim.export import netx
-from hwsim.network import Network, NetworkError, from_spec
+from hwsim.formats import netx
+from hwsim.sim.engine import bernoulli, simulate
+from hwsim.sim.network import Network, NetworkError, from_spec
 from tests.test_nir import _with
 
 CASES = {
@@ -23,8 +23,8 @@ CASES = {
 def run_netx(path, network: Network, x: np.ndarray) -> list[np.ndarray]:
     """Load ``path`` with lava-dl's own ``netx.hdf5.Network``, feed ``x`` (T, *input_shape) from a RingBuffer,
     run under Lava's fixed_pt models; every layer's spikes (T, n) in hwsim's (C, H, W) order."""
-    from hwsim.export.lava import from_lava_layout, to_lava_layout
-    from hwsim.export.lava_compat import import_netx
+    from hwsim.formats.lava import from_lava_layout, to_lava_layout
+    from hwsim.formats.lava_compat import import_netx
 
     lava_netx = import_netx()
     from lava.magma.core.run_conditions import RunSteps

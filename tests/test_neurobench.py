@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from neurobench.metrics.utils.layers import single_layer_MACs
 
-from hwsim.engine import Engine, bernoulli
-from hwsim.network import Conv2d, Dense, SumPool2d, from_spec
+from hwsim.sim.engine import Engine, bernoulli
+from hwsim.sim.network import Conv2d, Dense, SumPool2d, from_spec
 
 
 def _torch_layer(layer):
@@ -75,8 +75,8 @@ def test_gpu_dense_macs_equal_neurobench_total_macs():
     """The GPU baseline's own counter (every structural synapse every step) against NeuroBench's total
     (dense) MACs, which count zero inputs too."""
     from hwsim import chips
-    from hwsim.cost import dense_macs
-    from hwsim.mapping import map_network
+    from hwsim.hardware.cost import dense_macs
+    from hwsim.hardware.mapping import map_network
 
     for spec, shape in (("64-40-10", (64,)), ("2x12x12-c4k3s1p1-c6k3s2p1-p2-10", (2, 12, 12))):
         network = from_spec(spec, mode="float", seed=7)

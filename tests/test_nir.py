@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hwsim.engine import bernoulli, simulate
-from hwsim.export import nir_io
-from hwsim.network import Conv2d, Dense, LoihiLIF, Network, from_spec
+from hwsim.formats import nir_io
+from hwsim.sim.engine import bernoulli, simulate
+from hwsim.sim.network import Conv2d, Dense, LoihiLIF, Network, from_spec
 from tests import nir_reference as ref
 
 T, B = 40, 3

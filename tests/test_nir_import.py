@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hwsim.engine import bernoulli, simulate
-from hwsim.export import nir_io
-from hwsim.network import NetworkError
+from hwsim.formats import nir_io
+from hwsim.sim.engine import bernoulli, simulate
+from hwsim.sim.network import NetworkError
 
 T, B = 30, 4
 

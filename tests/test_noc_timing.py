@@ -1,4 +1,4 @@
-"""``hwsim.noc_timing`` (numba schedule) against its former plain-Python version (``noc_timing_reference.py``):
+"""``hwsim.hardware.noc_timing`` (numba schedule) against its former plain-Python version (``noc_timing_reference.py``):
 the per-step latencies must be bit-identical and the assumptions the same, for dense and conv networks,
 inference and on-chip learning counts, batches, subsampled runs (over ``MAX_MESSAGES`` messages), a chip
 without a network-on-chip and the other timing options."""
@@ -6,11 +6,12 @@ without a network-on-chip and the other timing options."""
 import numpy as np
 import pytest
 
-from hwsim import chips, noc_timing
-from hwsim.engine import Engine, bernoulli
-from hwsim.feasibility import learning_counts
-from hwsim.mapping import map_network
-from hwsim.network import from_spec
+from hwsim import chips
+from hwsim.hardware import noc_timing
+from hwsim.hardware.mapping import map_network
+from hwsim.learning.feasibility import learning_counts
+from hwsim.sim.engine import Engine, bernoulli
+from hwsim.sim.network import from_spec
 from tests import noc_timing_reference as reference
 
 
@@ -58,7 +59,7 @@ def test_conv_inference(sanafe, conv, neurons_per_core):
 
 
 def test_learning_counts(sanafe):
-    """As ``hwsim.cost.step_latency_s`` prices an on-chip training batch."""
+    """As ``hwsim.hardware.cost.step_latency_s`` prices an on-chip training batch."""
     net = from_spec("2x8x8-c4k3s1p1-p2-10", mode="float", seed=3)
     counts = learning_counts(net, "sltt", 6, 0.2, batch=2, seed=0)
     _same(map_network(net, sanafe, counts, neurons_per_core=30), counts, sanafe)

@@ -1,13 +1,13 @@
-"""The torch-free float read-out of ``hwsim.quantize`` against the torch model of ``methods.models``."""
+"""The torch-free float read-out of ``hwsim.sim.quantize`` against the torch model of ``methods.models``."""
 
 import numpy as np
 import pytest
 import torch
 from hwsim.methods.models import SpikingNet
 
-from hwsim.engine import bernoulli
-from hwsim.network import SumPool2d, from_spec
-from hwsim.quantize import float_accuracy, float_readout
+from hwsim.sim.engine import bernoulli
+from hwsim.sim.network import SumPool2d, from_spec
+from hwsim.sim.quantize import float_accuracy, float_readout
 
 
 @pytest.mark.parametrize("spec", ["30-12-5", "20-5", "1x6x6-c3k3p1-p2-4", "1x6x6-c2k3p1-c3k3s2"])

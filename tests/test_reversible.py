@@ -8,8 +8,8 @@ from hwsim.methods import RuleError
 from hwsim.methods.memory import measure
 from hwsim.methods.revsnn import Reversible, RevSNN
 
-from hwsim.cli import main
-from hwsim.network import FloatLIF
+from hwsim.cli.main import main
+from hwsim.sim.network import FloatLIF
 
 NEURON = FloatLIF(lam=0.5, v_th=0.5)
 

@@ -172,7 +172,7 @@ def test_short_is_bounded_in_time_and_length():
 
 
 def test_numba_cache_fallback_is_private(tmp_path):
-    from hwsim.kernels import _private_dir
+    from hwsim.sim.kernels import _private_dir
 
     shared = tmp_path / "shared"
     shared.mkdir()

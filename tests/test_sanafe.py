@@ -13,10 +13,10 @@ import pytest
 from hwsim.chips import ChipError
 
 from hwsim import chips
-from hwsim.cost import estimate
-from hwsim.engine import Engine
-from hwsim.mapping import map_network
-from hwsim.network import Dense, FloatLIF, Network
+from hwsim.hardware.cost import estimate
+from hwsim.hardware.mapping import map_network
+from hwsim.sim.engine import Engine
+from hwsim.sim.network import Dense, FloatLIF, Network
 
 ROOT = Path(__file__).resolve().parents[1]
 

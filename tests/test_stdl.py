@@ -9,10 +9,10 @@ from hwsim.methods import RuleError, build_rule
 from hwsim.methods.memory import ActivationMeter
 from hwsim.methods.rule import step_loss
 
-from hwsim.cli import main
-from hwsim.learning import LearningError, OnChipLearner
-from hwsim.network import from_spec
-from hwsim.stdl import STDLError, plan, training_bytes
+from hwsim.cli.main import main
+from hwsim.learning.learner import LearningError, OnChipLearner
+from hwsim.learning.stdl_plan import STDLError, plan, training_bytes
+from hwsim.sim.network import from_spec
 
 HAND = "10-8-6-4"  # dense0 10->8, dense1 8->6, dense2 6->4 (the read-out); no biases
 
@@ -131,7 +131,7 @@ def test_a_budget_too_small_is_one_clear_line(capsys):
 
 def test_feasibility_and_on_chip_counts_honour_the_budget():
     from hwsim import chips
-    from hwsim.feasibility import FeasibilityError, learning_counts, learning_state
+    from hwsim.learning.feasibility import FeasibilityError, learning_counts, learning_state
 
     net = from_spec("64-128-128-10", seed=0)
     loihi = chips.load("loihi")
@@ -147,12 +147,12 @@ def test_feasibility_and_on_chip_counts_honour_the_budget():
 
 
 def test_one_default_budget_everywhere():
-    """Torch training, the study, the CLI and the on-chip learner share hwsim.stdl's default budget."""
+    """Torch training, the study, the CLI and the on-chip learner share hwsim.learning.stdl_plan's default budget."""
     from hwsim.methods.train import TrainConfig
 
-    from hwsim.cli import build_parser
-    from hwsim.stdl import DEFAULT_BUDGET_BYTES
-    from hwsim.study import StudyConfig
+    from hwsim.cli.main import build_parser
+    from hwsim.learning.stdl_plan import DEFAULT_BUDGET_BYTES
+    from hwsim.study.pipeline import StudyConfig
 
     parser = build_parser()
     train = parser.parse_args(["train", "--rule", "stdl"])
@@ -162,7 +162,7 @@ def test_one_default_budget_everywhere():
 
 
 def test_a_study_whose_budget_admits_no_auxiliary_network_stops_before_training(tmp_path, capsys):
-    from hwsim.cli import main
+    from hwsim.cli.main import main
 
     config = tmp_path / "s.yaml"
     config.write_text("dataset: dvs_bars\nnetwork: 2x16x16-c4k3p1-p2-4\ntrain_rules: [sltt, stdl]\n")
@@ -173,7 +173,7 @@ def test_a_study_whose_budget_admits_no_auxiliary_network_stops_before_training(
 
 
 def test_a_study_that_only_analyses_stdl_leaves_it_out_with_the_reason():
-    from hwsim.study import StudyConfig
+    from hwsim.study.pipeline import StudyConfig
 
     config = StudyConfig(network="64-768-10")  # a classifier alone on 768 neurons needs more than 128 KiB
     rules, skipped = config.analysed_rules()

@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-from hwsim.cli import main
-from hwsim.study import STAGES, Study, StudyError, load_config
+from hwsim.cli.main import main
+from hwsim.study.pipeline import STAGES, Study, StudyError, load_config
 
 TINY = """
 epochs: 1
@@ -19,7 +19,7 @@ on_chip: {rules: [sltt], samples: 10}
 FIGURES = ("energy_per_chip.png", "memory_vs_T.png", "feasibility.png", "spike_raster.png",
            "quantization_accuracy.png", "training_curves.png", "accuracy_vs_memory.png", "layer_spike_rates.png",
            "on_chip_curve.png", "energy_vs_latency.png", "energy_sweeps.png")
-NEW_FIGURES = FIGURES[4:]  # drawn by hwsim.study_figures; their data is in results.json under "figures"
+NEW_FIGURES = FIGURES[4:]  # drawn by hwsim.study.study_figures; their data is in results.json under "figures"
 
 
 @pytest.fixture(scope="module")
@@ -181,8 +181,8 @@ def test_report_says_whether_stdls_budget_binds():
     """The default study network is deep enough for STDL's default budget to bind, and the report says so."""
     import json
 
-    from hwsim.report import _stdl_lines
-    from hwsim.study import StudyConfig
+    from hwsim.study.pipeline import StudyConfig
+    from hwsim.study.report import _stdl_lines
 
     config = StudyConfig()
     plan = {"subnetworks": [["dense0"], ["dense1"], ["dense2"]], "auxiliary": [["classifier"], ["dense2"]],

@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from hwsim.cli import main
-from hwsim.sweep import SweepError, expand, parse_sweep, run_sweep
-from hwsim.sweep.table import RUN_COLUMNS, _uj, make_row, pareto
+from hwsim.cli.main import main
+from hwsim.study.sweep import SweepError, expand, parse_sweep, run_sweep
+from hwsim.study.sweep.table import RUN_COLUMNS, _uj, make_row, pareto
 from tests.processes import group_alive
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -183,7 +183,7 @@ def test_killing_the_whole_sweep_then_rerunning_completes_only_the_missing_point
     config.write_text(yaml.safe_dump(TINY))  # keys sorted: chips before network, so the points number otherwise
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-m", "hwsim.cli", "sweep", "--config", str(config), "--out", str(out),
+    proc = subprocess.Popen([sys.executable, "-m", "hwsim", "sweep", "--config", str(config), "--out", str(out),
                              "--workers", "1", "--no-progress"], env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -308,7 +308,7 @@ def test_json_summary_and_notes_on_stderr(capsys, serial, tmp_path):
 
 
 def test_example_sweep_is_about_twenty_valid_points():
-    from hwsim.sweep import load_sweep
+    from hwsim.study.sweep import load_sweep
 
     points = expand(load_sweep(ROOT / "examples" / "sweep_small.yaml"))
     assert 16 <= len(points) <= 30

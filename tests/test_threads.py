@@ -7,9 +7,9 @@ import numba
 import numpy as np
 import pytest
 
-from hwsim.engine import Engine, bernoulli, work_split
-from hwsim.network import from_spec
-from hwsim.threads import ThreadsError, available_threads, check_threads, set_threads
+from hwsim.sim.engine import Engine, bernoulli, work_split
+from hwsim.sim.network import from_spec
+from hwsim.sim.threads import ThreadsError, available_threads, check_threads, set_threads
 
 
 def _snapshot(result):
@@ -99,7 +99,7 @@ def test_bad_thread_count_is_named(bad):
 
 @pytest.mark.parametrize("bad", ["0", str(available_threads() + 1)])
 def test_cli_bad_threads_is_one_line(bad):
-    proc = subprocess.run([sys.executable, "-m", "hwsim.cli", "run", "--net", "4-3", "-T", "2", "--threads", bad],
+    proc = subprocess.run([sys.executable, "-m", "hwsim", "run", "--net", "4-3", "-T", "2", "--threads", bad],
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0, proc.stderr
@@ -107,14 +107,14 @@ def test_cli_bad_threads_is_one_line(bad):
 
 
 def test_thread_policy_does_not_import_torch():
-    code = ("import sys; from hwsim.threads import set_threads; set_threads(1); "
-            "from hwsim.engine import Engine; assert 'torch' not in sys.modules, 'torch imported'")
+    code = ("import sys; from hwsim.sim.threads import set_threads; set_threads(1); "
+            "from hwsim.sim.engine import Engine; assert 'torch' not in sys.modules, 'torch imported'")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
 
 
 def test_torch_follows_the_policy():
-    code = ("import torch; from hwsim.threads import set_threads; set_threads(1); "
+    code = ("import torch; from hwsim.sim.threads import set_threads; set_threads(1); "
             "assert torch.get_num_threads() == 1, torch.get_num_threads()")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
@@ -124,7 +124,7 @@ def test_torch_follows_the_policy():
 def test_emitted_events_equal_scanned_events(mode, monkeypatch):
     """Layers emit the next layer's events while they fire; above the reserve limit they are scanned from
     the dense spikes instead: both give the same spikes and counts, with and without recorded spikes."""
-    import hwsim.engine as engine_module
+    import hwsim.sim.engine as engine_module
 
     net = from_spec("2x8x8-c4p1-p2-24-10", mode=mode, seed=5)
     x = bernoulli((9, 4, 2, 8, 8), 0.3, seed=2)

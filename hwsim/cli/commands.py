@@ -1,0 +1,570 @@
+"""The ``hwsim`` subcommands (argument parsing lives in :mod:`hwsim.cli.main`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+from hwsim.cli.validate import check_run_size
+from hwsim.errors import NetworkError, UsageError, short
+from hwsim.safeio import PLOT_SUFFIXES, OutputLock, check_output_dir, check_output_file
+
+# One default per concept, shared by every command that takes the option (docs/cli.md says why).
+DEFAULT_MODE = "fixed"  # what the chips compute in: run and estimate then count the same events and bytes
+DEFAULT_RATE = 0.1  # input spike probability per input neuron per step
+DEFAULT_WINDOW = 2  # TTL-BPTT window: the smallest that differs from SLTT (a window of 1 is SLTT)
+
+__all__ = ["UsageError"]  # re-exported: commands raise it for bad arguments (exit code 2)
+
+RUN_FIELDS = ("name", "kind", "n_in", "n_out", "spikes_in", "spikes_out", "sop", "neuron_updates",
+              "mem_read_bytes", "mem_write_bytes")
+
+
+def _load_network(net: str, mode: str | None, seed: int, default: str = DEFAULT_MODE):
+    """A network file (``.npz``, ``.nir``, ``.net``; its own mode unless ``mode`` asks otherwise: a float
+    network is then quantised) or a random one from a spec string (``mode``, else ``default``)."""
+    from hwsim.formats.files import is_network_file, load_network
+    from hwsim.sim.network import MODES, from_spec
+
+    if mode is not None and mode not in MODES:
+        raise UsageError(f"--mode: unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+    if is_network_file(net):
+        network = load_network(net)
+        network.timesteps = None  # the commands build (T, B, ...) input from -T/-B themselves: no axis guess
+        if mode is None or network.mode == mode:
+            return network
+        if mode == "fixed":
+            from hwsim.sim.quantize import quantize
+
+            return quantize(network)[0]
+        raise UsageError(f"--mode float: {net} is a fixed-point network; it has no float form")
+    try:
+        return from_spec(net, mode=mode or default, seed=seed)
+    except NetworkError as err:
+        if net in str(err):
+            raise
+        raise NetworkError(f"--net {short(net)}: {err}") from None
+
+
+def _input_spikes(args: argparse.Namespace, network):
+    """``--input FILE`` spikes (T from the file unless -T is given), else Bernoulli noise at ``--rate``."""
+    from hwsim.sim.engine import bernoulli
+
+    if getattr(args, "input", None):
+        from hwsim.sim.inputs import load_spikes
+
+        spikes = load_spikes(args.input, network.input_shape, args.timesteps if args.timesteps_given else None)
+        args.timesteps = spikes.shape[0]
+        args.batch = spikes.shape[1]
+        return spikes
+    check_run_size(network, args.timesteps, args.batch)
+    return bernoulli((args.timesteps, args.batch, *network.input_shape), args.rate, seed=args.seed + 1)
+
+
+def _input_text(args: argparse.Namespace) -> str:
+    return f"input {args.input}" if getattr(args, "input", None) else f"input rate {args.rate:g}"
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from hwsim.sim.engine import Engine
+
+    network = _load_network(args.net, args.mode, args.seed)
+    spikes = _input_spikes(args, network)
+    engine = Engine(network)
+    engine.run(spikes[:1, :1], time_major=True)  # load the compiled kernels once, so the timing below is the run alone
+    start = time.perf_counter()
+    result = engine.run(spikes, time_major=True)  # built (T, B, ...) here: no axis guess
+    elapsed = time.perf_counter() - start
+    counts = result.counts
+    layers = [{key: layer.to_dict()[key] for key in RUN_FIELDS} for layer in counts.layers]
+    if args.json:
+        print(json.dumps({"timesteps": counts.timesteps, "batch": counts.batch, "mode": counts.mode,
+                          "layers": layers}, indent=2))
+        return 0
+    print(f"{network!r}\nT={counts.timesteps} steps, batch {counts.batch}, {_input_text(args)}, "
+          f"mode {counts.mode}")
+    header = ("layer", "kind", "n_in", "n_out", "spikes_in", "spikes_out", "rate_out", "SOP", "neuron_upd",
+              "read_B", "write_B")
+    rows = []
+    for layer in layers:
+        rate = layer["spikes_out"] / (layer["n_out"] * counts.timesteps * counts.batch)
+        rows.append((layer["name"], layer["kind"], layer["n_in"], layer["n_out"], layer["spikes_in"],
+                     layer["spikes_out"], f"{rate:.3f}", layer["sop"], layer["neuron_updates"],
+                     layer["mem_read_bytes"], layer["mem_write_bytes"]))
+    total_sop = sum(layer["sop"] for layer in layers)
+    rows.append(("total", "", "", "", "", "", "", total_sop, sum(lyr["neuron_updates"] for lyr in layers),
+                 sum(lyr["mem_read_bytes"] for lyr in layers), sum(lyr["mem_write_bytes"] for lyr in layers)))
+    _print_table(header, rows)
+    print(f"simulated in {elapsed * 1e3:.1f} ms ({total_sop / max(elapsed, 1e-12) / 1e9:.2f} G SOP/s)")
+    return 0
+
+
+def cmd_chips(args: argparse.Namespace) -> int:
+    from hwsim import chips
+
+    if args.action == "show" or args.name:
+        if not args.name:
+            raise UsageError("chips show: give a chip NAME or a profile PATH")
+        chip = chips.load(args.name)
+        data = chip.model_dump(exclude_none=True)
+        if args.json:
+            print(json.dumps(data, indent=2))
+        else:
+            import yaml
+
+            print(yaml.safe_dump(data, sort_keys=False, width=110).rstrip())
+        return 0
+    rows = []
+    for chip in chips.load_all():
+        e, cap = chip.energy, chip.capacity
+        op = e.operating_point if e and e.operating_point else None
+        rows.append({"name": chip.name, "full_name": chip.full_name, "kind": chip.kind,
+                     "cores": cap.cores if cap else None, "sop_pj": e.sop_pj if e else None,
+                     "all_in": e.all_in if e else None,
+                     "operating_point": op.model_dump() if op else None,
+                     "static_power_mw": chip.static.static_power_mw if chip.static else None,
+                     "on_chip_learning": chip.learning.on_chip_learning if chip.learning else None,
+                     "energy_basis": e.basis if e else None, "energy_source": e.source if e else None})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    _print_table(("name", "chip", "cores", "pJ/SOP (dynamic)", "static mW", "all-in", "basis", "learns"),
+                 [(r["name"], r["full_name"], _dash(r["cores"]), _dash(r["sop_pj"]), _dash(r["static_power_mw"]),
+                   "yes" if r["all_in"] else "-", _dash(r["energy_basis"]), _dash(r["on_chip_learning"]))
+                  for r in rows])
+    print("\nall-in: the per-SOP figure includes static power at its operating point; static mW: whole chip "
+          "(gpu: idle). '-': not published.")
+    return 0
+
+
+RULE_OPTIONS = {"--k": ("sltt_k",), "--window": ("ttl_bptt",), "--block": ("ttl_bptt",), "--subnet": ("stdl",),
+                "--budget-bytes": ("stdl",)}  # each rule option and the rules that use it
+
+
+def rule_options(rule: str, args: argparse.Namespace) -> dict[str, int]:
+    """The parameters that make ``rule`` the rule it is in this run (empty for rules without any)."""
+    if rule == "sltt_k":
+        return {"k": min(args.k, args.timesteps)}
+    if rule == "ttl_bptt":
+        return {"window": min(args.window, args.timesteps), "block": 1}
+    if rule == "stdl":
+        from hwsim.learning.stdl_plan import DEFAULT_BUDGET_BYTES
+
+        return {"subnet": 1, "budget_bytes": getattr(args, "budget_bytes", None) or DEFAULT_BUDGET_BYTES}
+    return {}
+
+
+def _rule_text(rule: str, args: argparse.Namespace) -> str:
+    """``sltt_k (k=2)``: the rule with its parameters, as tables print it."""
+    options = rule_options(rule, args)
+    return rule + (f" ({', '.join(f'{k}={v}' for k, v in options.items())})" if options else "")
+
+
+def refuse_unused_rule_options(args: argparse.Namespace, rules: list[str]) -> None:
+    """One line for a rule option given on the command line that none of ``rules`` uses (it would be
+    ignored, and the run would be taken for another rule's); and for a TTL-BPTT window longer than T."""
+    given = getattr(args, "options_given", set())
+    for option, users in RULE_OPTIONS.items():
+        if option in given and not set(users) & set(rules):
+            raise UsageError(f"{option} applies to {', '.join(users)} only; {', '.join(rules)} does not use it")
+    if "--k" in given and "sltt_k" in rules and args.k > args.timesteps:
+        raise UsageError(f"--k: SLTT-K backpropagates at K of the T steps; K={args.k} is larger than "
+                         f"--timesteps T={args.timesteps}")
+    if "--window" in given and "ttl_bptt" in rules and args.window > args.timesteps:
+        raise UsageError(f"--window {args.window}: TTL-BPTT's window is longer than T={args.timesteps} (a window of "
+                         f"T is BPTT: use --rule bptt)")
+
+
+def _stdl_refusal(network, budget_bytes: int) -> str | None:
+    """Why STDL's memory budget admits no auxiliary network on ``network`` (None when it admits one)."""
+    from hwsim.learning.stdl_plan import STDLError, plan
+
+    try:
+        plan(network, 1, budget_bytes)
+    except STDLError as err:
+        return str(err)
+    return None
+
+
+def cmd_feasibility(args: argparse.Namespace) -> int:
+    from hwsim.hardware.cost import latency_text
+    from hwsim.learning.feasibility import RULES, check, learning_counts, rank
+
+    if args.plot:
+        check_output_file(args.plot, "--plot", PLOT_SUFFIXES)
+    targets = _chip_list(args.chip)
+    rules = list(RULES) if args.rules == "all" else [r.strip() for r in args.rules.split(",")]
+    for rule in rules:
+        if rule not in RULES:
+            raise UsageError(f"--rules: unknown rule {rule!r}; known rules: {', '.join(RULES)}")
+    refuse_unused_rule_options(args, rules)
+    network = _load_network(args.net, "float", args.seed)
+    spikes = _input_spikes(args, network) if getattr(args, "input", None) else None
+    if spikes is None:
+        check_run_size(network, args.timesteps, 1)
+    static = getattr(args, "static", "whole-chip")
+    if "stdl" in rules:  # the budget is checked before any work: STDL's plan needs nothing but the network
+        refusal = _stdl_refusal(network, args.budget_bytes)
+        if refusal is not None and args.rules != "all":
+            raise UsageError(f"--budget-bytes {args.budget_bytes}: {refusal}")
+        if refusal is not None:
+            rules.remove("stdl")
+            print(f"hwsim feasibility: stdl left out of --rules all: {refusal} (STDL's auxiliary networks are chosen "
+                  f"as its training chooses them, for the training batch, then run one sample at a time on chip; "
+                  f"give --budget-bytes N to include it)", file=sys.stderr)
+    found = []
+    from hwsim.hardware.mapping import map_network
+
+    mappings = {}  # the inference mapping per chip: the same for every rule
+    for rule in rules:
+        counts = learning_counts(network, rule, args.timesteps, args.rate, seed=args.seed, window=args.window,
+                                 k=args.k, spikes=spikes, budget_bytes=args.budget_bytes)
+        for chip in targets:
+            if chip.name not in mappings:
+                mappings[chip.name] = map_network(network, chip)
+            verdict = check(network, chip, rule, args.timesteps, counts, window=args.window, static=static,
+                            budget_bytes=args.budget_bytes, mapping=mappings[chip.name])
+            if counts is None and not verdict.missing:
+                verdict.unpriced.append(f"energy: no on-chip learning kernel for {rule} yet")
+                verdict.energy_text = "unpriced (no kernel)"
+            verdict.rule_options = rule_options(rule, args)
+            found.append(verdict)
+    rank(found)
+    verdicts = [v.to_dict() for v in found]
+    if args.plot:
+        from hwsim.study.plots import feasibility_heatmap
+
+        feasibility_heatmap(verdicts, args.plot, title=f"{args.net}, T={args.timesteps}: on-chip learning")
+    if args.json:
+        print(json.dumps(verdicts, indent=2))
+        return 0
+    options = "".join(f", {_rule_text(rule, args)}" for rule in rules if rule_options(rule, args))
+    print(f"{network!r}: one training sample, T={args.timesteps}, input rate {args.rate:g}, static power: {static}"
+          f"{options}\n")
+    rows = []
+    for v in verdicts:
+        latency = latency_text(v["latency_per_sample_s"], v["latency_lower_bound"])
+        max_t = v["max_timesteps"] if v["max_timesteps"] is not None else (
+            "any" if v["max_timesteps_note"].startswith("any") else "?")
+        rows.append((v["chip"], v["rule"], v["verdict"].split(":")[0], max_t, v["cores_needed"],
+                     f"{v['memory_per_core_bytes'] / 1024:.1f}", v["energy_text"], latency,
+                     "-" if v["rank"] is None else str(v["rank"])))
+    _print_table(("chip", "rule", "verdict", "max T", "cores", "KiB/core", "energy/sample", "ms/sample", "rank"),
+                 rows)
+    print()
+    for v in verdicts:
+        if v["verdict"] != "feasible":
+            print(f"  {v['chip']}/{v['rule']}: {v['verdict']}")
+    print("\nmax T: largest T whose learning state fits (any: the state does not grow with T; ?: memory unknown). "
+          "rank: feasible pairs whose energy is fully priced, by energy per training sample (a lower bound, ≥, "
+          "is not ranked).")
+    if args.plot:
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from hwsim.formats.bundle import export, load_trained
+    from hwsim.methods.data import DATASETS, load_dataset
+
+    network, config = load_trained(args.checkpoint)
+    if args.learning and network.mode != "float":
+        raise UsageError(f"--learning compares against the float network's errors; {args.checkpoint} is fixed point")
+    check_output_dir(args.out, "--out")
+    dataset = args.data or config.get("dataset")
+    if dataset is not None and dataset not in DATASETS:
+        raise UsageError(f"--data: unknown dataset {dataset!r}; known datasets: {', '.join(DATASETS)}")
+    x = y = None
+    if dataset:
+        steps = args.timesteps or config.get("timesteps", 8)
+        data = load_dataset(dataset, steps, seed=config.get("seed", 0), path=config.get("data_path"))
+        if math.prod(data.shape) != math.prod(network.input_shape):
+            raise UsageError(f"--data {dataset}: samples of shape {data.shape} do not fit the network's input "
+                             f"{network.input_shape} ({args.checkpoint})")
+        x, y = (a.numpy() for a in data.split("test"))
+        x = x.reshape(*x.shape[:2], *network.input_shape)
+    with OutputLock(args.out, f"--out {args.out}", folder=True):
+        summary = export(network, args.out, x, y, verify=args.verify, learning=args.learning)
+    failed = "verify" in summary and not summary["verify"]["equal"]
+    if failed:
+        print("hwsim export: verification failed: Lava's spikes differ from hwsim's (exit status 1)", file=sys.stderr)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 1 if failed else 0
+    q = summary["quantization"]
+    print(f"wrote {', '.join(summary['files'])} to {args.out}")
+    if q["accuracy_float"] is not None:
+        print(f"accuracy on {dataset} (test): float {q['accuracy_float']:.2%}, fixed point {q['accuracy_fixed']:.2%}")
+    for layer in q["layers"]:
+        print(f"  {layer['name']}: scale {layer['scale']:.3g}, vth {layer['vth']}, dv {layer['dv']}, "
+              f"clipped weights {layer['weights_clipped']}, bias {layer['bias_clipped']}"
+              + (", soft reset -> zero reset" if layer["reset_converted"] else ""))
+    if "verify" in summary:
+        v = summary["verify"]
+        for layer in v["layers"]:
+            print(f"  Lava vs hwsim, {layer['layer']}: {'equal' if layer['equal'] else 'DIFFERENT'} "
+                  f"({layer['spikes']} spikes over {v['timesteps']} steps)")
+    if "learning" in summary:
+        lr = summary["learning"]
+        print(f"  learning in Lava (LearningDense, three-factor OTTT-like rule, {lr['steps']} steps): weight-change "
+              f"correlation with hwsim {lr['correlation']:.3f}, mean |difference| {lr['mean_abs_difference']:.2f} "
+              f"of mean |change| {lr['mean_abs_change']:.2f}")
+    return 1 if failed else 0
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    from hwsim.study.pipeline import Study, load_config
+
+    config = load_config(args.config)
+    check_output_dir(args.out, "--out")
+    study = Study(config, args.out, progress=not args.no_progress)
+    results = study.run()
+    rows = [(rule, r["test_accuracy_percent"], r["activation_kib"]) for rule, r in results["train"]["rules"].items()]
+    print()
+    _print_table(("trained rule", "test acc %", "activation KiB"), rows)
+    sim = results["simulate"]
+    print(f"\nhwsim: float {sim['quantized_float_percent']} %, fixed point {sim['quantized_fixed_percent']} %")
+    from hwsim import chips
+
+    baselines = {name for name in results["feasibility"]["table"] if chips.load(name).kind != "neuromorphic"}
+    feasible = [chip for chip, rules in results["feasibility"]["table"].items()
+                for rule, v in rules.items() if v["verdict"] == "feasible"]
+    on_chip = sum(chip not in baselines for chip in feasible)
+    print(f"feasible on-chip learning: {on_chip} neuromorphic chip x rule pairs"
+          + (f" (and {len(feasible) - on_chip} on the baselines {', '.join(sorted(baselines))}, which train as "
+             f"processors do)" if baselines else ""))
+    if not results["export"].get("skipped"):
+        print(f"Lava export verified: {results['export']['verified_equal']}")
+    print(f"report: {Path(args.out) / 'report.md'}; numbers: {Path(args.out) / 'results.json'}")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from hwsim.study.sweep import load_sweep, run_sweep
+
+    if args.serial and (args.scheduler or args.workers):
+        raise UsageError("--serial runs in this process: it takes neither --scheduler nor --workers")
+    if args.scheduler and args.workers:
+        raise UsageError("--workers sizes the LocalCluster; a --scheduler's cluster has its own workers")
+    import sys
+
+    summary = run_sweep(load_sweep(args.config), args.out, scheduler=args.scheduler, workers=args.workers,
+                        serial=args.serial, connect_timeout_s=args.connect_timeout, progress=not args.no_progress,
+                        log=lambda line: print(line, file=sys.stderr))
+    out = summary.out
+    if args.json:
+        print(json.dumps({"points": summary.points, "done_before": summary.done_before, "ran": summary.ran,
+                          "failed": summary.failed, "table": str(out / "points.parquet"),
+                          "report": str(out / "sweep.md"), "figures": [str(out / f) for f in summary.figures]},
+                         indent=2))
+    else:
+        print(f"{summary.points} points: {summary.done_before} done before, {summary.ran} run now, "
+              f"{summary.failed} failed\ntable: {out / 'points.parquet'}; report: {out / 'sweep.md'}; "
+              f"figures: {', '.join(summary.figures)}")
+    if summary.failed:
+        print(f"{summary.failed} points failed (their error is in the table and sweep.md); rerun to retry them",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def _dash(value) -> str:
+    return "-" if value is None else str(value)
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from hwsim.hardware.cost import energy_text, estimate, latency_text
+    from hwsim.hardware.mapping import map_network
+    from hwsim.sim.engine import Engine
+
+    if args.plot:
+        check_output_file(args.plot, "--plot", PLOT_SUFFIXES)
+    targets = _chip_list(args.chip)
+    static = getattr(args, "static", "whole-chip")
+    if args.rule:
+        from hwsim.learning.feasibility import check, learning_counts
+        from hwsim.learning.learner import ON_CHIP_RULES
+
+        if args.rule not in ON_CHIP_RULES:
+            raise UsageError(f"--rule: no on-chip kernel for {args.rule!r}; rules with one: {', '.join(ON_CHIP_RULES)}")
+        refuse_unused_rule_options(args, [args.rule])
+        network = _load_network(args.net, "float", args.seed)
+        spikes = _input_spikes(args, network) if getattr(args, "input", None) else None
+        if spikes is None:
+            check_run_size(network, args.timesteps, args.batch)
+        counts = learning_counts(network, args.rule, args.timesteps, args.rate, batch=args.batch, seed=args.seed,
+                                 window=args.window, k=args.k, spikes=spikes)
+    else:
+        network = _load_network(args.net, args.mode, args.seed)
+        counts = Engine(network).run(_input_spikes(args, network), time_major=True).counts
+    reports = []
+    for chip in targets:
+        mapping = map_network(network, chip, counts)
+        report = estimate(network, counts, chip, mapping, static=static).to_dict()
+        report["mapping"] = mapping.to_dict(chip)
+        if args.rule:  # the same verdict, cores and fit as `hwsim feasibility` for this chip, rule and T
+            verdict = check(network, chip, args.rule, args.timesteps, window=args.window, mapping=mapping)
+            report["verdict"] = verdict.verdict
+            if verdict.cores_needed != report["cores_used"]:
+                report["assumptions"].append(
+                    f"energy and latency priced on the inference placement ({report['cores_used']} cores); the "
+                    f"learning state needs {verdict.cores_needed} cores")
+            report["cores_used"], report["fits"] = verdict.cores_needed, verdict.fits
+            report["learning_memory_per_core_bytes"] = verdict.memory_per_core_bytes
+        reports.append(report)
+    if args.plot:
+        from hwsim.study.plots import energy_breakdown
+
+        what = f"on-chip {args.rule} training" if args.rule else f"inference, {counts.mode} point"
+        energy_breakdown(reports, args.plot, title=f"{args.net}, T={args.timesteps}, {_input_text(args)}, "
+                                                   f"batch {counts.batch}, {what}, static: {static}")
+    layers = []
+    for lc in counts.layers:
+        record = lc.to_dict()
+        layers.append(record)
+    if args.json:
+        print(json.dumps({"net": args.net, "timesteps": counts.timesteps, "batch": counts.batch,
+                          "mode": counts.mode, "rate": None if getattr(args, "input", None) else args.rate,
+                          "input": getattr(args, "input", None), "static": static,
+                          "rule": args.rule, "rule_options": rule_options(args.rule, args) if args.rule else None,
+                          "counts": layers, "chips": reports}, indent=2))
+        return 0
+    what = f"on-chip {_rule_text(args.rule, args)} training" if args.rule else "inference"
+    print(f"{network!r}\n{what}: T={counts.timesteps} steps, batch {counts.batch}, {_input_text(args)}, "
+          f"{counts.total('sop')} SOPs; static power: {static}\n")
+    rows = []
+    for r in reports:
+        latency = latency_text(None if r["latency_s"] is None else r["latency_s"] / counts.batch,
+                               r["latency_lower_bound"])
+        dynamic = [k for k in r["energy_by_action_j"] if k != "static"]
+        top = max(((k, r["energy_by_action_j"][k]) for k in dynamic), key=lambda kv: kv[1], default=("-", 0))[0]
+        n_unpriced = len(r["unpriced"])
+        priced = bool(dynamic)
+        static_cell = ("-" if r["static_mode"] in ("unpublished", "none") or (r["static_mode"] == "whole-chip"
+                       and r["latency_s"] is None) else f"{r['energy_static_per_sample_j'] * 1e6:.4g}")
+        if r["static_mode"] == "all-in":
+            static_cell = "in all-in"
+        row = [r["chip"], energy_text(r["energy_dynamic_per_sample_j"], 0, priced) if priced else "-", static_cell,
+               energy_text(r["energy_per_sample_j"], n_unpriced, priced), latency, _fits_text(r["fits"]),
+               r["cores_used"], top]
+        if args.rule:
+            row.append(r["verdict"].split(":")[0])
+        rows.append(tuple(row))
+    header = ["chip", "dynamic/sample", "static uJ", "energy/sample", "ms/sample", "fits", "cores", "largest"]
+    if args.rule:
+        header.append("verdict")
+    _print_table(tuple(header), rows)
+    for r in reports:
+        for limit in r["limits_broken"]:
+            print(f"  {r['chip']}: does not fit: {limit}")
+        if r["fits"] is None:
+            print(f"  {r['chip']}: fit unknown: {r['fits_reason']}")
+        for warning in r["warnings"]:
+            print(f"  warning: {warning}")
+        if args.rule and r["verdict"] != "feasible":
+            print(f"  {r['chip']}: {r['verdict']}")
+    print("\nStatic: " + "; ".join(f"{r['chip']}: {r['static_assumption']}" for r in reports if r["static_assumption"]))
+    print("≥ = a lower bound: actions with counts but no published figure are unpriced (listed with their counts "
+          "in --json), never counted as zero.")
+    if args.plot:
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _fits_text(fits) -> str:
+    return "unknown" if fits is None else ("yes" if fits else "NO")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from hwsim.methods import RULES
+    from hwsim.methods.data import DATASETS
+    from hwsim.methods.train import TrainConfig, train
+
+    if args.rule not in RULES:
+        raise UsageError(f"--rule: unknown rule {args.rule!r}; known rules: {', '.join(RULES)}")
+    own = args.dataset.endswith(".npz") or args.dataset.startswith("tonic:")
+    if args.dataset not in DATASETS and not own:
+        raise UsageError(f"--dataset: unknown dataset {args.dataset!r}; known datasets: {', '.join(DATASETS)}, "
+                         f"a FILE.npz (x_train, y_train, x_test, y_test) or tonic:<Name>")
+    if own and not args.net:
+        raise UsageError(f"--dataset {args.dataset}: give --net for your own data (e.g. --net 700-128-20)")
+    refuse_unused_rule_options(args, [args.rule])
+    if args.rule == "sltt_k" and args.k > args.timesteps:
+        raise UsageError(f"--k: SLTT-K backpropagates at K of the T steps; K={args.k} is larger than "
+                         f"--timesteps T={args.timesteps}")
+    config = TrainConfig(rule=args.rule, dataset=args.dataset, epochs=args.epochs, timesteps=args.timesteps,
+                         net=args.net, batch_size=args.batch_size, lr=args.lr, seed=args.seed, k=args.k,
+                         window=args.window, block=args.block, subnet=args.subnet, budget_bytes=args.budget_bytes,
+                         data_path=args.data_path, device=args.device)
+    out = args.out or args.resume or _default_checkpoint(args.rule, args.dataset)
+    check_output_file(out, "--out")
+    note = [] if args.out else [f"hwsim train: saving the checkpoint to {out} and the network to "
+                                f"{Path(out).with_suffix('.network.npz')} (choose with --out)"]
+
+    def log(line: str) -> None:  # called by rank 0 after each epoch, just before the checkpoint is written
+        while note:
+            print(note.pop(), file=sys.stderr)
+        print(line, file=sys.stderr if args.json else sys.stdout)
+
+    result = train(config, out=out, resume=args.resume, progress=not args.no_progress, log=log)
+    if args.json:
+        network = None if config.rule == "revsnn" else str(Path(out).with_suffix(".network.npz"))
+        print(json.dumps({"config": asdict(config), "rule": result.describe, "checkpoint": str(out),
+                          "network": network, "history": [asdict(h) for h in result.history]}, indent=2))
+    return 0
+
+
+def _default_checkpoint(rule: str, dataset: str) -> Path:
+    """``runs/RULE-DATASET.pt``, numbered (``-2``, ``-3``, ...) when an earlier run holds the name."""
+    if dataset.lower().endswith(".npz") or "/" in dataset or "\\" in dataset:
+        dataset = Path(dataset).stem  # a data file: its name, never its folders
+    dataset = dataset.replace(":", "-")  # tonic:NMNIST -> tonic-NMNIST
+    path, n = Path("runs") / f"{rule}-{dataset}.pt", 1
+    while path.exists() or path.with_suffix(".network.npz").exists():
+        n += 1
+        path = Path("runs") / f"{rule}-{dataset}-{n}.pt"
+    return path
+
+
+def _chip_list(values: list[str] | None) -> list:
+    """The chips of ``--chip``: names or paths, comma-separated and/or repeated; none or 'all': every chip."""
+    from hwsim import chips
+
+    names = [n.strip() for value in values or [] for n in value.split(",") if n.strip()]
+    if not names or "all" in names:
+        return chips.load_all()
+    return [chips.load(name) for name in dict.fromkeys(names)]
+
+
+def _output_parent(option: str, path: str | None) -> None:
+    """Create the parent folder of an output file before the work starts (a bad path fails at once)."""
+    if path is None:
+        return
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"{option} {path}: cannot create its folder ({err.strerror or err})") from None
+
+
+def _print_table(header: tuple, rows: list[tuple]) -> None:
+    cells = [tuple(str(c) for c in header)] + [tuple(str(c) for c in row) for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    numeric = [all(_is_number(row[i]) for row in cells[1:]) for i in range(len(header))]
+    for k, row in enumerate(cells):
+        print("  ".join(c.rjust(w) if numeric[i] else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip())
+        if k == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return text in ("-", "")
+    return True

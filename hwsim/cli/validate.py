@@ -1,0 +1,95 @@
+"""Checks of command-line values, run before any work: argparse types, a one-line parser, size limits.
+
+Limits (each error names the argument and the limit):
+
+* ``MAX_RUN_ELEMENTS`` -- T x B x (inputs + neurons of every layer) of one ``run``/``estimate``: the engine
+  holds every layer's spikes (one byte each) and the input draw (four bytes each) for the whole run, so
+  2**28 elements is about 1.5 GiB at most;
+* ``MAX_SEED`` -- seeds are 0..2**32-1 (numpy's and torch's generators both take them).
+
+The network spec's own limit (weights per layer) is ``hwsim.sim.network.MAX_LAYER_WEIGHTS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+
+from hwsim.errors import EXIT_USAGE, UsageError, one_line
+
+MAX_RUN_ELEMENTS = 1 << 28
+MAX_SEED = 2**32 - 1
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line on stderr (exit status 2), without the usage block."""
+
+    def error(self, message: str):  # noqa: D102 -- argparse's hook
+        print(f"{self.prog}: error: {one_line(message, 400)}; see {self.prog} --help", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
+def seed(text: str) -> int:
+    """A seed: an integer in 0..2**32-1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed in 0..{MAX_SEED}, got {text[:40]!r}") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected an integer seed in 0..{MAX_SEED}, got {one_line(text, 40)}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {one_line(repr(text), 60)}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def probability(text: str) -> float:
+    """A probability in [0, 1] (``nan`` refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {one_line(repr(text), 60)}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {value}")
+    return value
+
+
+def finite_positive_float(text: str) -> float:
+    """A finite number > 0 (``nan``, ``inf``, 0 and negatives refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text[:40]!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text[:40]}")
+    return value
+
+
+_DEVICE = re.compile(r"^(cpu|cuda(:\d{1,3})?)$")
+
+
+def device(text: str) -> str:
+    """A torch device hwsim trains on: ``cpu``, ``cuda`` or ``cuda:N``."""
+    if not _DEVICE.match(text):
+        raise argparse.ArgumentTypeError(f"expected cpu, cuda or cuda:N, got {text[:40]!r}")
+    return text
+
+
+def check_run_size(network, steps: int, batch: int) -> None:
+    """Refuse a run whose spike arrays would exceed ``MAX_RUN_ELEMENTS`` before anything is allocated."""
+    per_step = math.prod(network.input_shape) + sum(math.prod(out) for _, out in network.layer_shapes())
+    elements = steps * batch * per_step
+    if elements > MAX_RUN_ELEMENTS:
+        raise UsageError(f"--timesteps/-T {steps} x --batch/-B {batch} x {per_step} inputs and neurons = {elements} "
+                         f"spike entries, over the limit of {MAX_RUN_ELEMENTS} for one run; use fewer steps, a "
+                         f"smaller batch or several runs")

@@ -1,0 +1,256 @@
+"""netx HDF5 (``model.net``) out and in, in the layout lava-dl 0.6.0's ``netx.hdf5.Network`` reads (its source,
+``lava/lib/dl/netx/hdf5.py``, is the ground truth; the tests load every export with the real netx).
+
+Layout: ``/layer/<i>/`` from i = 0: first ``type = input`` with ``shape`` (the network input); then per layer
+``type`` (``flatten``, ``dense`` or ``conv``), ``shape`` (output, channels first ``(C, H, W)`` or ``(n,)``; netx
+reverses it to Lava's ``(W, H, C)``), ``weight`` (integers as Lava adds them per spike: hwsim weights times
+``2**weight_exp``; dense ``(n_out, n_in)``, conv ``(out, in, kh, kw)`` cross-correlation as in torch),
+``bias`` (per neuron or per channel, as netx's LIF ``bias_mant`` with its fixed ``bias_exp = 6``, so it is
+hwsim's ``(bias_mant << bias_exp) / 64``), conv ``stride``, ``padding``, ``dilation = 1``, ``groups = 1``, and
+``neuron/{type: CUBA, iDecay = du + 1, vDecay = dv, vThMant = vth, refDelay = 1, gradedSpike = 0}``.
+netx 0.6.0 does not implement ``pool`` layers, so sum pooling is written as a channel-diagonal ``conv``.
+Values netx cannot hold exactly (a bias not a multiple of 64 in Lava's units, a weight exponent that does not
+divide the weights) are refused with the layer named, never rounded.
+
+:func:`read` takes such files (and lava-dl's ``pool`` layers) back into a fixed-point :class:`Network`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from hwsim.sim.network import Conv2d, Dense, Flatten, Layer, LoihiLIF, Network, NetworkError, SumPool2d
+
+
+def _shifted(weight: np.ndarray, exp: int, where: str) -> np.ndarray:
+    w = np.asarray(weight, np.int64)
+    if exp >= 0:
+        return w << exp
+    if np.any(w % (1 << -exp)):
+        raise NetworkError(f"{where}: weights are not multiples of 2**{-exp}; Lava's per-spike input "
+                           f"(w * 2**weight_exp) is not an integer, netx cannot hold it")
+    return w >> -exp
+
+
+def write(network: Network, path: str | Path) -> Path:
+    """Write a fixed-point ``network`` as netx HDF5; :class:`NetworkError` names a layer netx cannot hold."""
+    import h5py
+
+    if network.mode != "fixed":
+        raise NetworkError("netx export takes a fixed-point network; quantise the float network first")
+    groups = [{"type": "input", "shape": np.array(network.input_shape, np.int64)}]
+    for i, (layer, (in_shape, out_shape)) in enumerate(zip(network.layers, network.layer_shapes())):
+        where = f"layer {i} ({layer.name})"
+        if isinstance(layer, Flatten):
+            groups.append({"type": "flatten", "shape": np.array(out_shape, np.int64)})
+            continue
+        neuron: LoihiLIF = layer.neuron
+        entry = {"shape": np.array(out_shape, np.int64)}
+        if isinstance(layer, Dense):
+            from hwsim.sim.engine import lava_effective_weights
+
+            entry.update(type="dense", weight=_shifted(lava_effective_weights(layer.weight), layer.weight_exp, where))
+        else:
+            if isinstance(layer, Conv2d):
+                weight, padding = layer.weight, layer.padding
+            else:
+                c = in_shape[0]
+                weight = np.zeros((c, c, layer.kernel, layer.kernel), np.int64)
+                weight[np.arange(c), np.arange(c)] = int(layer.weight)
+                padding = 0
+            entry.update(type="conv", weight=_shifted(weight, layer.weight_exp, where), stride=int(layer.stride),
+                         padding=int(padding), dilation=1, groups=1)
+        if layer.bias is not None:
+            effective = layer.bias.astype(np.int64) << neuron.bias_exp
+            if np.any(effective % 64):
+                raise NetworkError(f"{where}: bias mantissa << bias_exp = {int(effective[effective % 64 != 0][0])} "
+                                   f"is not a multiple of 64; netx fixes bias_exp = 6, so this bias has no exact "
+                                   f"netx form")
+            entry["bias"] = effective >> 6
+        entry["neuron"] = {"type": "CUBA", "iDecay": neuron.du + 1, "vDecay": neuron.dv, "vThMant": neuron.vth,
+                           "refDelay": 1, "gradedSpike": 0}
+        groups.append(entry)
+    path = Path(path)
+    with h5py.File(path, "w") as f:
+        for index, entry in enumerate(groups):
+            group = f.create_group(f"layer/{index}")
+            for key, value in entry.items():
+                if key == "neuron":
+                    sub = group.create_group("neuron")
+                    for name, item in value.items():
+                        sub[name] = np.bytes_(item) if isinstance(item, str) else item
+                else:
+                    group[key] = np.bytes_(value) if isinstance(value, str) else value
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------------
+# In
+# ---------------------------------------------------------------------------------------------------------
+def _text(value) -> str:
+    value = np.asarray(value).ravel()[0] if np.asarray(value).ndim else np.asarray(value)[()]
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _dense_weights(w: np.ndarray, where: str) -> tuple[np.ndarray, int]:
+    """Integer per-spike inputs -> (hwsim weights, weight_exp) that hwsim (and Lava's Dense) apply exactly."""
+    w = np.asarray(w, np.int64)
+    mixed = w.min(initial=0) < 0 < w.max(initial=0)
+    for k in range(0, 8):
+        if np.any(w % (1 << k)):
+            break
+        m = w >> k
+        if mixed and -128 <= m.min() and m.max() <= 127:
+            return (2 * m).astype(np.int32), k - 1
+        if not mixed and -255 <= m.min() and m.max() <= 255:
+            return m.astype(np.int32), k
+    raise NetworkError(f"{where}: dense weights {int(w.min())}..{int(w.max())} do not fit Loihi's 8-bit weights "
+                       f"with a weight exponent")
+
+
+def _conv_weights(w: np.ndarray, where: str) -> tuple[np.ndarray, int]:
+    w = np.asarray(w, np.int64)
+    for k in range(0, 8):
+        if np.any(w % (1 << k)):
+            break
+        m = w >> k
+        if -256 <= m.min() and m.max() <= 255:
+            return m.astype(np.int32), k
+    raise NetworkError(f"{where}: conv weights {int(w.min())}..{int(w.max())} do not fit 9-bit signed weights with "
+                       f"a weight exponent")
+
+
+def _scalar(group, key: str, where: str, default=None) -> int:
+    if key not in group:
+        if default is None:
+            raise NetworkError(f"{where}: missing '{key}'")
+        return default
+    values = np.atleast_1d(group[key][()]).astype(np.int64)
+    if values.size > 1 and np.any(values != values[0]):
+        raise NetworkError(f"{where}: {key} = {values.tolist()}; hwsim takes the same value on both axes")
+    return int(values[0])
+
+
+def read(path: str | Path) -> Network:
+    """A fixed-point :class:`Network` from a netx HDF5 file of CUBA ``dense``/``conv``/``pool`` layers."""
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise NetworkError(f"{path}: no such netx file")
+    try:
+        f = h5py.File(path, "r")
+    except Exception as err:  # h5py raises OSError and others
+        raise NetworkError(f"{path}: not a readable netx HDF5 file ({type(err).__name__}: {err})") from None
+    try:
+        with f:
+            return _read(f)
+    except NetworkError as err:
+        raise NetworkError(f"{path}: {err}") from None
+    except (KeyError, ValueError, TypeError) as err:
+        raise NetworkError(f"{path}: malformed netx layer ({type(err).__name__}: {err})") from None
+
+
+def _read(f) -> Network:
+    if "layer" not in f:
+        raise NetworkError("no '/layer' group; not a netx network")
+    keys = sorted(f["layer"].keys(), key=lambda k: int(k) if k.isdigit() else -1)
+    input_shape: tuple[int, ...] | None = None
+    layers: list[Layer] = []
+    shape = None
+    for key in keys:
+        group, where = f["layer"][key], f"layer {key}"
+        kind = _text(group["type"][()])
+        if kind == "input":
+            if "neuron" in group:
+                raise NetworkError(f"{where}: an input layer with its own neurons is not supported")
+            input_shape = shape = tuple(int(s) for s in np.atleast_1d(group["shape"][()]))
+            continue
+        if kind == "flatten":
+            layers.append(Flatten())
+            shape = (int(np.prod(shape)),) if shape else None
+            continue
+        if kind not in ("dense", "conv", "pool"):
+            raise NetworkError(f"{where}: layer type {kind!r} is not supported; hwsim reads input, flatten, dense, "
+                               f"conv and pool")
+        if "neuron" not in group:
+            raise NetworkError(f"{where}: no 'neuron' group")
+        neuron_group = group["neuron"]
+        neuron_type = _text(neuron_group["type"][()])
+        if neuron_type not in ("CUBA", "LOIHI"):
+            raise NetworkError(f"{where}: neuron type {neuron_type!r} is not supported; hwsim reads CUBA (LIF) "
+                               f"neurons")
+        bias = None
+        if "bias" in group:
+            raw = np.atleast_1d(group["bias"][()]).astype(np.int64)
+            if raw.min() < -4096 or raw.max() > 4095:
+                raise NetworkError(f"{where}: bias outside the 13-bit mantissa range -4096..4095")
+            bias = raw if np.any(raw) else None
+        neuron = LoihiLIF(du=_scalar(neuron_group, "iDecay", where) - 1, dv=_scalar(neuron_group, "vDecay", where),
+                          vth=_scalar(neuron_group, "vThMant", where), bias_exp=6 if bias is not None else 0)
+        if kind == "dense":
+            weight = np.asarray(group["weight"][()])
+            if shape is not None and len(shape) > 1:
+                layers.append(Flatten())
+            out_n = int(np.prod(np.atleast_1d(group["shape"][()])))
+            weight = weight.reshape(out_n, -1)
+            w, exp = _dense_weights(weight, where)
+            layer: Layer = Dense(w, neuron=neuron, bias=_per_channel(bias, out_n, where), weight_exp=exp)
+        elif kind == "conv":
+            weight = np.asarray(group["weight"][()])
+            weight = weight.reshape(weight.shape[:4])
+            if _scalar(group, "dilation", where, 1) != 1 or _scalar(group, "groups", where, 1) != 1:
+                raise NetworkError(f"{where}: dilated or grouped convolutions are not supported")
+            stride, padding = _scalar(group, "stride", where, 1), _scalar(group, "padding", where, 0)
+            layer = _pool_or_conv(weight, stride, padding, neuron, bias, where)
+        else:
+            kernel = _scalar(group, "kernel", where)
+            if _scalar(group, "padding", where, 0) != 0:
+                raise NetworkError(f"{where}: padded pooling is not supported")
+            tap = _scalar(group, "weight", where)
+            layer = SumPool2d(kernel, _scalar(group, "stride", where, kernel), weight=tap, neuron=neuron)
+            if bias is not None:
+                raise NetworkError(f"{where}: hwsim pooling layers carry no bias")
+        if shape is None:
+            raise NetworkError(f"{where}: the network input shape is unknown; add an 'input' layer with 'shape'")
+        if isinstance(layer, Dense) and layers and isinstance(layers[-1], Flatten):
+            shape = (int(np.prod(shape)),)
+        try:
+            shape = layer.out_shape(shape)
+        except NetworkError as err:
+            raise NetworkError(f"{where}: {err}") from None
+        layers.append(layer)
+    if input_shape is None:
+        raise NetworkError("no 'input' layer with the network's input shape")
+    cleaned = [layer for i, layer in enumerate(layers)
+               if not (isinstance(layer, Flatten) and i + 1 < len(layers) and isinstance(layers[i + 1], Flatten))]
+    return Network(input_shape, cleaned)
+
+
+def _per_channel(bias, n: int, where: str):
+    if bias is None:
+        return None
+    if bias.size == 1:
+        return np.full(n, int(bias[0]), np.int32)
+    if bias.size != n:
+        raise NetworkError(f"{where}: bias has {bias.size} values for {n} neurons")
+    return bias.astype(np.int32)
+
+
+def _pool_or_conv(weight, stride, padding, neuron, bias, where) -> Layer:
+    o, c, kh, kw = weight.shape
+    diagonal = o == c and kh == kw and padding == 0 and bias is None
+    if diagonal:
+        taps = weight[np.arange(c), np.arange(c)]
+        off = weight.copy()
+        off[np.arange(c), np.arange(c)] = 0
+        if not np.any(off) and np.all(taps == taps.flat[0]) and taps.flat[0] != 0 and -256 <= taps.flat[0] <= 255:
+            return SumPool2d(kh, stride, weight=int(taps.flat[0]), neuron=neuron)
+    w, exp = _conv_weights(weight, where)
+    if bias is not None and bias.size not in (1, o):
+        raise NetworkError(f"{where}: conv bias must be per channel ({o} values), got {bias.size}; hwsim conv "
+                           f"biases are per channel")
+    return Conv2d(w, stride=stride, padding=padding, neuron=neuron, bias=_per_channel(bias, o, where),
+                  weight_exp=exp)

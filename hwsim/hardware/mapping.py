@@ -1,0 +1,570 @@
+"""Place a network's neuron layers onto a chip's cores and check the per-core limits.
+
+Placement: every neuron layer gets its own cores (layers never share a core); a layer's neurons are cut
+into equal contiguous blocks (flattened channel-major order), as few as the chip's per-core limits allow:
+neurons, synapses, synaptic memory at the chip's weight precision, input axons (a conv or pool layer is cut
+into smaller output tiles until each core's inputs fit), and the fan-out edges of the core that feeds it.
+A conv layer's blocks are tiles of its output channels (channel-major), and the weights a core holds follow
+the chip's ``conv.weight_sharing``: every connection (``expanded``, the default), the kernels of the
+channels it hosts (``per_core_copy``) or the layer's kernel once, on its first core (``shared_kernel``).
+Cores are numbered in layer order and laid out ``cores_per_tile`` per tile, tiles row by row on a mesh
+``mesh_width_tiles`` wide (both from the profile; absent: one core per tile, a square mesh).
+
+Verdict: ``fits`` is False when a published limit is broken, None (unknown) when the chip publishes no
+capacity to check (no capacity group, or neither a per-core synapse/memory limit nor a chip-wide synapse
+limit), else True; ``fits_reason`` says which. Every capacity field of the schema is checked here except
+``learning_memory_bytes_per_core`` (``hwsim.learning.feasibility``).
+
+Routing: a spike travels as one packet to every core that hosts at least one of its targets (multicast
+per core, as on Loihi); its hops are the Manhattan distance between the tiles (east-west and north-south
+counted apart). Input spikes enter at tile (0, 0); output spikes leave the chip unrouted. A chip without an
+on-chip network (``layout.noc: false``) counts packets but no hops.
+
+Work per core comes from exact per-neuron counts: the SOPs a core performs are the sum, over its
+neurons, of the spikes that arrived on their input synapses (``input_spikes`` times the structural
+connectivity), so no count is estimated from averages.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import math
+import weakref
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from hwsim.chips.schema import Chip
+from hwsim.sim.counts import Counts, LayerCounts
+from hwsim.sim.network import Conv2d, Dense, Flatten, Network, SumPool2d
+
+
+@dataclass
+class LayerPlacement:
+    """One neuron layer on the chip. Per-core arrays have shape ``(cores,)``."""
+
+    name: str
+    kind: str
+    n_in: int
+    n_out: int
+    first_core: int
+    cores: int
+    block: int
+    synapses: int
+    neurons_per_core: np.ndarray
+    synapses_per_core: np.ndarray
+    axons_per_core: np.ndarray
+    fan_out_edges_per_core: np.ndarray | None = None
+    sop_per_core: np.ndarray | None = None
+    updates_per_core: np.ndarray | None = None
+    active_per_core: np.ndarray | None = None
+    spikes_per_core: np.ndarray | None = None
+    weight_updates_per_core: np.ndarray | None = None
+    packets_in: int = 0
+    hops_ew_in: int = 0
+    hops_ns_in: int = 0
+    max_hops_in: int = 0
+
+
+@dataclass
+class Mapping:
+    """The placement of a network on a chip and its verdict."""
+
+    chip: str
+    layers: list[LayerPlacement]
+    cores_used: int
+    cores_available: int | None
+    tiles_used: int
+    fits: bool | None
+    limits_broken: list[str] = field(default_factory=list)
+    assumptions: list[str] = field(default_factory=list)
+    fits_reason: str = ""
+
+    def utilisation(self, chip: Chip) -> dict[str, float]:
+        """Fraction of the used cores' neuron slots and synaptic memory that is occupied."""
+        cap = chip.capacity
+        out: dict[str, float] = {}
+        if cap and cap.neurons_per_core:
+            out["neurons"] = sum(int(p.neurons_per_core.sum()) for p in self.layers) / (
+                self.cores_used * cap.neurons_per_core)
+        syn_cap = _synapse_capacity(chip)
+        if syn_cap:
+            out["synapses"] = sum(int(p.synapses_per_core.sum()) for p in self.layers) / (self.cores_used * syn_cap)
+        return out
+
+    def to_dict(self, chip: Chip) -> dict:
+        return {"chip": self.chip, "fits": self.fits, "fits_reason": self.fits_reason, "cores_used": self.cores_used,
+                "cores_available": self.cores_available, "tiles_used": self.tiles_used,
+                "limits_broken": self.limits_broken, "assumptions": self.assumptions,
+                "utilisation": self.utilisation(chip),
+                "layers": [{"name": p.name, "kind": p.kind, "first_core": p.first_core, "cores": p.cores,
+                            "neurons_per_core_max": int(p.neurons_per_core.max()),
+                            "synapses": p.synapses, "packets_in": p.packets_in,
+                            "hops_ew_in": p.hops_ew_in, "hops_ns_in": p.hops_ns_in} for p in self.layers]}
+
+
+def neuron_layers(network: Network) -> list[tuple[Dense | Conv2d | SumPool2d, tuple, tuple]]:
+    """(layer, input shape, output shape) of every neuron layer (Flatten folded away)."""
+    return [(layer, i, o) for layer, (i, o) in zip(network.layers, network.layer_shapes())
+            if not isinstance(layer, Flatten)]
+
+
+def connectivity(layer, in_shape: tuple, out_shape: tuple) -> sp.csr_matrix | None:
+    """Structural connections ``(n_in, n_out)`` of a conv or pool layer as a 0/1 sparse matrix;
+    ``None`` for a dense layer (all-to-all). Depends on the shapes alone, so it is computed once per geometry."""
+    if isinstance(layer, Dense):
+        return None
+    if isinstance(layer, Conv2d):
+        kh, kw = layer.weight.shape[2:]
+        return _connectivity(True, tuple(in_shape), tuple(out_shape), int(kh), int(kw), int(layer.stride),
+                             int(layer.padding))
+    return _connectivity(False, tuple(in_shape), tuple(out_shape), int(layer.kernel), int(layer.kernel),
+                         int(layer.stride), 0)
+
+
+@functools.lru_cache(maxsize=4)  # a few layers' matrices (tens of MB each for large convs) stay, not more
+def _connectivity(conv: bool, in_shape: tuple, out_shape: tuple, kh: int, kw: int, stride: int,
+                  pad: int) -> sp.csr_matrix:
+    c, h, w = in_shape
+    o, ho, wo = out_shape
+    if conv:  # every input channel to every output channel
+        ci, oi = np.repeat(np.arange(c), o), np.tile(np.arange(o), c)
+    else:  # pooling: channel to the same channel
+        ci = oi = np.arange(c)
+    oy, ox = np.meshgrid(np.arange(ho), np.arange(wo), indexing="ij")
+    rows, cols = [], []
+    for ky in range(kh):
+        for kx in range(kw):
+            y, x = oy * stride - pad + ky, ox * stride - pad + kx
+            ok = (y >= 0) & (y < h) & (x >= 0) & (x < w)
+            pos_in, pos_out = (y * w + x)[ok], (oy * wo + ox)[ok]
+            rows.append((ci[:, None] * (h * w) + pos_in[None, :]).ravel())
+            cols.append((oi[:, None] * (ho * wo) + pos_out[None, :]).ravel())
+    rows_a, cols_a = np.concatenate(rows), np.concatenate(cols)
+    matrix = sp.csr_matrix((np.ones(rows_a.size, np.int64), (rows_a, cols_a)), shape=(c * h * w, o * ho * wo))
+    matrix.sum_duplicates()  # canonical: sorted column indices in every row (``_reach_counts`` relies on it)
+    matrix.data.setflags(write=False)  # shared between callers through the cache
+    return matrix
+
+
+_REACH: dict = {}  # (id of a connectivity matrix, cores) -> (weak reference to it, (axons, dest_cores))
+
+
+def _reach_counts(conn: sp.csr_matrix, n_out: int, cores: int) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct inputs per core ``(cores,)`` and distinct destination cores per input ``(n_in,)`` when the
+    outputs of ``conn`` (a canonical CSR matrix from :func:`_connectivity`) are cut into ``cores`` contiguous
+    blocks. One pass over the connections: along a row the sorted outputs give non-decreasing owner cores,
+    so each (input, core) pair starts where the owner or the row changes. Remembered per matrix and count."""
+    key = (id(conn), cores)
+    if key in _REACH and _REACH[key][0]() is conn:
+        return _REACH[key][1]
+    block = math.ceil(n_out / cores)
+    owner = conn.indices // block
+    row = np.repeat(np.arange(conn.shape[0]), np.diff(conn.indptr))
+    first = np.ones(owner.shape[0], bool)
+    first[1:] = (owner[1:] != owner[:-1]) | (row[1:] != row[:-1])
+    axons = np.bincount(owner[first], minlength=cores).astype(np.int64)
+    dest = np.bincount(row[first], minlength=conn.shape[0]).astype(np.int64)
+    axons.setflags(write=False)
+    dest.setflags(write=False)
+    if len(_REACH) > 128:  # never holds a matrix alive; the counts are small (one int per input and per core)
+        _REACH.clear()
+    _REACH[key] = (weakref.ref(conn), (axons, dest))
+    return axons, dest
+
+
+def _synapse_capacity(chip: Chip) -> int | None:
+    cap = chip.capacity
+    if cap is None:
+        return None
+    limits = []
+    if cap.synapses_per_core:
+        limits.append(cap.synapses_per_core)
+    if cap.synaptic_memory_bytes_per_core:
+        limits.append(cap.synaptic_memory_bytes_per_core * 8 // weight_bits(chip))
+    return min(limits) if limits else None
+
+
+def weight_bits(chip: Chip) -> int:
+    """Bits per stored weight: the profile's ``precision.weight_bits``, else 8 (stated in the assumptions)."""
+    return chip.precision.weight_bits if chip.precision and chip.precision.weight_bits else 8
+
+
+def _blocks(n: int, cores: int) -> np.ndarray:
+    """Neurons per core when ``n`` neurons are cut into ``cores`` contiguous blocks of ceil(n / cores)."""
+    block = math.ceil(n / cores)
+    return np.clip(n - block * np.arange(cores, dtype=np.int64), 0, block)  # a count past _usable: empty cores
+
+
+def _block_matrix(n: int, cores: int) -> sp.csr_matrix:
+    block = math.ceil(n / cores)
+    owner = np.arange(n) // block
+    return sp.csr_matrix((np.ones(n, np.int64), (np.arange(n), owner)), shape=(n, cores))
+
+
+def weight_sharing(chip: Chip) -> tuple[str, str]:
+    """How ``chip`` stores conv/pool weights (``shared_kernel``, ``per_core_copy``, ``expanded``) and the
+    sentence saying on what basis (the profile's ``conv`` group; absent: expanded, assumed)."""
+    if chip.conv is None:
+        return "expanded", f"{chip.name} states no conv weight sharing: every connection stored as a synapse (assumed)"
+    conv = chip.conv
+    return conv.weight_sharing, f"conv weights on {chip.name}: {conv.weight_sharing} ({conv.basis}: {conv.source})"
+
+
+def channels_per_core(n_out: int, cores: int, plane: int) -> np.ndarray:
+    """``(cores, channels)`` 0/1: which output channels (planes of ``plane`` neurons, channel-major) each
+    contiguous block of neurons touches."""
+    sizes = _blocks(n_out, cores)
+    first = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    last = first + sizes - 1
+    channels = n_out // plane
+    index = np.arange(channels)
+    return ((index[None, :] >= (first // plane)[:, None]) & (index[None, :] <= (last // plane)[:, None])).astype(
+        np.int64)
+
+
+class _LayerGeometry:
+    """Structural facts of one layer that placement and routing need. ``sharing`` says how a conv/pool
+    layer's weights are stored (see :func:`weight_sharing`); it sets the weights a core holds."""
+
+    def __init__(self, layer, in_shape, out_shape, sharing: str = "expanded"):
+        self.layer = layer
+        self.n_in, self.n_out = int(np.prod(in_shape)), int(np.prod(out_shape))
+        self.sharing = "expanded" if isinstance(layer, Dense) else sharing
+        self.plane = int(np.prod(out_shape[1:])) if len(out_shape) == 3 else 1
+        # weights of one output channel's kernel (a pool has one tap for the whole layer)
+        self.kernel = int(np.prod(layer.weight.shape[1:])) if isinstance(layer, Conv2d) else 1
+        self.conn = connectivity(layer, in_shape, out_shape)
+        if self.conn is None:
+            self.fan_in = np.full(self.n_out, self.n_in, np.int64)
+            self.fan_out = np.full(self.n_in, self.n_out, np.int64)
+        else:
+            self.fan_in = np.asarray(self.conn.sum(axis=0)).ravel()
+            self.fan_out = np.asarray(self.conn.sum(axis=1)).ravel()
+
+    def stored(self, cores: int) -> np.ndarray:
+        """Weights each core stores: every connection (expanded, dense), the kernels of the channels it hosts
+        (per-core copy), or the whole kernel on the layer's first core (shared kernel)."""
+        if self.sharing == "expanded":
+            owner = np.repeat(np.arange(cores), _blocks(self.n_out, cores))
+            return np.bincount(owner, weights=self.fan_in, minlength=cores).astype(np.int64)
+        hosted = channels_per_core(self.n_out, cores, self.plane)
+        if isinstance(self.layer, SumPool2d):
+            return np.ones(cores, np.int64) if self.sharing == "per_core_copy" else (np.arange(cores) == 0) * 1
+        if self.sharing == "per_core_copy":
+            return hosted.sum(axis=1) * self.kernel
+        out = np.zeros(cores, np.int64)
+        out[0] = hosted.shape[1] * self.kernel
+        return out
+
+    def min_stored(self) -> int:
+        """The fewest weights the busiest core can hold however many cores the layer gets."""
+        if self.sharing == "expanded":
+            return int(self.fan_in.max())
+        if self.sharing == "per_core_copy" or isinstance(self.layer, SumPool2d):
+            return self.kernel
+        return (self.n_out // self.plane) * self.kernel
+
+    def per_core(self, cores: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Stored weights, axons (distinct inputs) per core and, per input neuron, the cores it reaches."""
+        synapses = self.stored(cores)
+        if self.conn is None:
+            return synapses, np.full(cores, self.n_in, np.int64), np.full(self.n_in, cores, np.int64)
+        axons, dest_cores = _reach_counts(self.conn, self.n_out, cores)
+        return synapses, axons, dest_cores
+
+    def reach(self, cores: int) -> sp.csr_matrix | None:
+        return None if self.conn is None else ((self.conn @ _block_matrix(self.n_out, cores)) > 0).tocsr()
+
+
+def map_network(network: Network, chip: Chip, counts: Counts | None = None,
+                neurons_per_core: int | None = None, input_cores: int = 0) -> Mapping:
+    """Place ``network`` on ``chip``; with ``counts`` (from :class:`hwsim.sim.engine.Engine`) also split the
+    work, spikes and routing over the cores. ``neurons_per_core`` places at most that many neurons on a
+    core (a "spread" mapping, e.g. SANA-FE's 128 per core), below the chip's own limit. ``input_cores``
+    reserves the first cores for the inputs (SANA-FE maps its input neurons on core 0): the layers start
+    after them, inputs still enter at tile (0, 0)."""
+    cap = chip.capacity
+    broken: list[str] = []
+    assumptions: list[str] = []
+    sharing, basis = weight_sharing(chip)
+    geos = [_LayerGeometry(layer, i, o, sharing) for layer, i, o in neuron_layers(network)]
+    if any(not isinstance(geo.layer, Dense) for geo in geos):
+        assumptions.append(basis)
+    syn_cap = _synapse_capacity(chip)
+    neuron_cap = cap.neurons_per_core if cap else None
+    spread = neuron_cap if neurons_per_core is None else min(neurons_per_core, neuron_cap or neurons_per_core)
+    if neurons_per_core is not None:
+        assumptions.append(f"spread mapping: at most {neurons_per_core} neurons per core (asked for)")
+    if cap is None:
+        assumptions.append(f"{chip.name} publishes no per-core capacity: one core per layer, limits unchecked")
+    if cap is not None and cap.synaptic_memory_bytes_per_core and not (chip.precision and chip.precision.weight_bits):
+        assumptions.append("weight precision not published: 8-bit weights assumed for the synaptic memory")
+
+    core_counts = []
+    for geo in geos:
+        cores = 1
+        if spread:
+            cores = max(cores, math.ceil(geo.n_out / spread))
+        if syn_cap:
+            if geo.sharing == "expanded":
+                cores = max(cores, math.ceil(int(geo.fan_in.sum()) / syn_cap))
+            elif geo.sharing == "per_core_copy" and geo.min_stored() > syn_cap:
+                cores = max(cores, geo.n_out // geo.plane)  # one channel per core is the best there is
+            cores = _usable(geo.n_out, cores)
+            while cores < geo.n_out and geo.min_stored() <= syn_cap and int(geo.stored(cores).max()) > syn_cap:
+                cores = _next_usable(geo.n_out, cores)
+        axon_cap = cap.fan_in_axons_per_core if cap else None
+        if axon_cap and geo.conn is not None:  # conv / pool: smaller tiles of outputs read fewer inputs
+            def fits(c, geo=geo, limit=axon_cap):
+                return int(geo.per_core(_usable(geo.n_out, c))[1].max()) <= limit
+
+            cores = _usable(geo.n_out, _fewest_cores(fits, cores, geo.n_out))
+        core_counts.append(_usable(geo.n_out, cores))  # the same largest block, no empty core
+    edge_cap = cap.fan_out_edges_per_core if cap else None
+    if edge_cap:  # a feeding core's neurons x destination cores must fit its routing table
+        for k in range(len(geos) - 2, -1, -1):
+            dest = geos[k + 1].per_core(core_counts[k + 1])[2]
+            while core_counts[k] < geos[k].n_out:
+                owner = np.repeat(np.arange(core_counts[k]), _blocks(geos[k].n_out, core_counts[k]))
+                if np.bincount(owner, weights=dest, minlength=core_counts[k]).max() <= edge_cap:
+                    break
+                core_counts[k] = _next_usable(geos[k].n_out, core_counts[k])
+
+    placements = []
+    first = input_cores
+    for geo, cores in zip(geos, core_counts):
+        layer = geo.layer
+        synapses, axons, _ = geo.per_core(cores)
+        sizes = _blocks(geo.n_out, cores)
+        placement = LayerPlacement(layer.name, layer.kind, geo.n_in, geo.n_out, first, cores, int(sizes[0]),
+                                   int(geo.fan_in.sum()), sizes, synapses, axons)
+        placements.append(placement)
+        first += cores
+        where = f"layer {layer.name}"
+        if neuron_cap and sizes.max() > neuron_cap:
+            broken.append(f"neurons_per_core: {where} needs {sizes.max()} neurons on a core, chip allows {neuron_cap}")
+        if syn_cap and synapses.max() > syn_cap:
+            if geo.sharing == "expanded":
+                what = f"synapses on a core (a neuron's fan-in is {int(geo.fan_in.max())})"
+            else:
+                what = f"kernel weights ({geo.sharing}) on a core (one output channel's kernel is {geo.kernel})"
+            broken.append(f"synapses_per_core: {where} needs {synapses.max()} {what}, chip holds {syn_cap}")
+        if cap and cap.fan_in_axons_per_core and axons.max() > cap.fan_in_axons_per_core:
+            broken.append(f"fan_in_axons_per_core: {where} needs {axons.max()} input axons on a core, "
+                          f"chip allows {cap.fan_in_axons_per_core}")
+        if cap and cap.fan_in_per_neuron and geo.fan_in.max() > cap.fan_in_per_neuron:
+            broken.append(f"fan_in_per_neuron: neurons of {where} have {int(geo.fan_in.max())} input synapses, "
+                          f"chip allows {cap.fan_in_per_neuron} per neuron")
+        if cap and cap.fan_out_per_neuron and geo.fan_out.max() > cap.fan_out_per_neuron:
+            broken.append(f"fan_out_per_neuron: inputs of {where} reach {int(geo.fan_out.max())} neurons, "
+                          f"chip allows {cap.fan_out_per_neuron} per neuron")
+    for k, placement in enumerate(placements[:-1]):
+        dest = geos[k + 1].per_core(core_counts[k + 1])[2]
+        owner = np.repeat(np.arange(placement.cores), placement.neurons_per_core)
+        placement.fan_out_edges_per_core = np.bincount(owner, weights=dest, minlength=placement.cores).astype(np.int64)
+        if edge_cap and placement.fan_out_edges_per_core.max() > edge_cap:
+            edges = int(placement.fan_out_edges_per_core.max())
+            broken.append(f"fan_out_edges_per_core: layer {placement.name} needs {edges} routing edges on a core, "
+                          f"chip allows {edge_cap}")
+
+    cores_used = first
+    available = cap.cores if cap else None
+    if available and cores_used > available:
+        broken.append(f"cores: the network needs {cores_used} cores, the chip has {available}")
+    neurons = sum(geo.n_out for geo in geos)
+    synapses = sum(int(geo.fan_in.sum()) for geo in geos)
+    if cap and cap.max_neurons and neurons > cap.max_neurons:
+        broken.append(f"max_neurons: the network has {neurons} neurons, the chip holds {cap.max_neurons}")
+    if cap and cap.max_synapses and synapses > cap.max_synapses:
+        broken.append(f"max_synapses: the network has {synapses} synapses, the chip holds {cap.max_synapses}")
+    per_tile = chip.layout.cores_per_tile if chip.layout and chip.layout.cores_per_tile else 1
+    tiles_used = math.ceil(cores_used / per_tile)
+    fits, reason = _verdict(chip, broken)
+    mapping = Mapping(chip.name, placements, cores_used, available, tiles_used, fits, broken, assumptions, reason)
+    if chip.layout is None or chip.layout.mesh_width_tiles is None:
+        assumptions.append("mesh layout not published: one core per tile on a square mesh (assumed)")
+    if counts is not None:
+        _split_work(mapping, geos, counts, chip)
+    return mapping
+
+
+def with_counts(structure: Mapping, network: Network, chip: Chip, counts: Counts) -> Mapping:
+    """``map_network(network, chip, counts)`` from the mapping without counts that ``map_network(network, chip)``
+    already made (a copy of its placement, with the work, spikes and routing of ``counts`` split over the
+    cores): the placement does not depend on the counts, so callers pricing several runs on one chip place once."""
+    if structure.chip != chip.name:
+        raise ValueError(f"with_counts: the mapping is for {structure.chip}, not {chip.name}")
+    mapping = copy.deepcopy(structure)
+    sharing, _ = weight_sharing(chip)
+    geos = [_LayerGeometry(layer, i, o, sharing) for layer, i, o in neuron_layers(network)]
+    _split_work(mapping, geos, counts, chip)
+    return mapping
+
+
+def _verdict(chip: Chip, broken: list[str]) -> tuple[bool | None, str]:
+    """``fits`` (True, False or None for unknown) and the reason in words."""
+    if broken:
+        return False, "breaks " + "; ".join(broken)
+    cap = chip.capacity
+    if cap is None:
+        return None, f"{chip.name} publishes no capacity: fit unknown"
+    if not (cap.synapses_per_core or cap.synaptic_memory_bytes_per_core or cap.max_synapses):
+        return None, f"{chip.name} publishes no synapse capacity (per core or per chip): fit unknown"
+    checked = [name for name, value in cap.figures().items() if name != "learning_memory_bytes_per_core" and value]
+    return True, "within every published limit (" + ", ".join(checked) + ")"
+
+
+def _usable(n: int, cores: int) -> int:
+    """The cores that contiguous blocks of ceil(n / cores) neurons really fill (never an empty core)."""
+    return math.ceil(n / math.ceil(n / cores))
+
+
+def _next_usable(n: int, cores: int) -> int:
+    """The fewest usable cores (see :func:`_usable`) above ``cores``: the next smaller block size."""
+    block = math.ceil(n / cores)
+    return n if block <= 1 else _usable(n, math.ceil(n / (block - 1)))
+
+
+def _fewest_cores(fits, cores: int, most: int) -> int:
+    """The fewest cores from ``cores`` up to ``most`` for which ``fits(cores)`` holds (doubling, then
+    bisection: the load per core falls as tiles shrink); ``cores`` itself when nothing fits."""
+    if fits(cores):
+        return cores
+    low, high = cores, cores
+    while not fits(high):
+        if high >= most:
+            return cores
+        low, high = high, min(2 * high, most)
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if fits(middle) else (middle, high)
+    return high
+
+
+def tile_xy(core: np.ndarray | int, chip: Chip, cores_used: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mesh coordinates (x, y) of the tile holding ``core``."""
+    per_tile = chip.layout.cores_per_tile if chip.layout and chip.layout.cores_per_tile else 1
+    width = chip.layout.mesh_width_tiles if chip.layout and chip.layout.mesh_width_tiles else None
+    if width is None:
+        total = chip.capacity.cores if chip.capacity and chip.capacity.cores else cores_used
+        width = max(1, math.ceil(math.sqrt(math.ceil(max(total, cores_used) / per_tile))))
+    tile = np.asarray(core) // per_tile
+    return tile % width, tile // width
+
+
+def _split_work(mapping: Mapping, geos: list[_LayerGeometry], counts: Counts, chip: Chip) -> None:
+    """Exact per-core SOPs, neuron updates, spikes and routed packets/hops from per-neuron counts."""
+    steps_samples = counts.timesteps * counts.batch
+    for k, (placement, geo, lc) in enumerate(zip(mapping.layers, geos, counts.layers)):
+        _check_counts(placement, lc)
+        owner = np.repeat(np.arange(placement.cores), placement.neurons_per_core)
+        if geo.conn is None:
+            received = np.full(geo.n_out, int(lc.input_spikes.sum()), np.int64)
+        else:
+            received = np.asarray(geo.conn.T @ lc.input_spikes).ravel().astype(np.int64)
+        placement.sop_per_core = np.bincount(owner, weights=received, minlength=placement.cores).astype(np.int64)
+        placement.updates_per_core = placement.neurons_per_core * steps_samples
+        placement.active_per_core = np.bincount(owner, weights=lc.neuron_active,
+                                                minlength=placement.cores).astype(np.int64)
+        placement.spikes_per_core = np.bincount(owner, weights=lc.neuron_spikes,
+                                                minlength=placement.cores).astype(np.int64)
+        if lc.neuron_weight_updates is not None:
+            placement.weight_updates_per_core = np.bincount(owner, weights=lc.neuron_weight_updates,
+                                                            minlength=placement.cores).astype(np.int64)
+        elif lc.channel_weight_updates is not None:
+            placement.weight_updates_per_core = conv_weight_writes(geo, placement.cores, lc.channel_weight_updates)
+        # packets and hops into this layer: from the feeding layer's cores, or from the I/O tile for inputs
+        dest_cores = placement.first_core + np.arange(placement.cores)
+        dx, dy = tile_xy(dest_cores, chip, mapping.cores_used)
+        reach = geo.reach(placement.cores)
+        if k == 0:
+            sx = sy = np.zeros(geo.n_in, np.int64)
+        else:
+            prev = mapping.layers[k - 1]
+            src_core = prev.first_core + np.repeat(np.arange(prev.cores), prev.neurons_per_core)
+            sx, sy = tile_xy(src_core, chip, mapping.cores_used)
+        spikes = lc.input_spikes
+        if chip.layout is not None and not chip.layout.noc:
+            per_input = placement.cores if reach is None else _reach_counts(geo.conn, geo.n_out, placement.cores)[1]
+            placement.packets_in = int((spikes * per_input).sum())
+            continue
+        if reach is None:
+            hop_x = np.abs(sx[:, None] - dx[None, :]).sum(axis=1)
+            hop_y = np.abs(sy[:, None] - dy[None, :]).sum(axis=1)
+            packets = spikes.sum() * placement.cores
+            longest = int((np.abs(sx[:, None] - dx[None, :]) + np.abs(sy[:, None] - dy[None, :])).max())
+        else:
+            coo = reach.tocoo()
+            ex = np.abs(sx[coo.row] - dx[coo.col])
+            ey = np.abs(sy[coo.row] - dy[coo.col])
+            hop_x = np.bincount(coo.row, weights=ex, minlength=geo.n_in)
+            hop_y = np.bincount(coo.row, weights=ey, minlength=geo.n_in)
+            packets = int((spikes * _reach_counts(geo.conn, geo.n_out, placement.cores)[1]).sum())
+            used = spikes[coo.row] > 0
+            longest = int((ex + ey)[used].max()) if used.any() else 0
+        placement.packets_in = int(packets)
+        placement.hops_ew_in = int((spikes * hop_x).sum())
+        placement.hops_ns_in = int((spikes * hop_y).sum())
+        placement.max_hops_in = longest if spikes.sum() > 0 else 0
+
+
+def core_load(layer, in_shape: tuple, out_shape: tuple, cores: int, sharing: str) -> tuple[int, int, int]:
+    """The busiest core's neurons, stored weights and input axons when a conv, pool or dense layer is cut
+    into ``cores`` contiguous blocks of output neurons, weights stored as ``sharing`` says. Remembered per
+    geometry (the answer depends on the layer's shape alone, and feasibility asks it for every chip, rule and
+    candidate core count: unremembered, a conv net's ``--rules all`` spent 40 s here)."""
+    key = (_geometry_key(layer, in_shape, out_shape), int(cores), sharing)
+    if key not in _CORE_LOAD:
+        geo = _LayerGeometry(layer, in_shape, out_shape, sharing)
+        stored, axons, _ = geo.per_core(cores)
+        if len(_CORE_LOAD) >= 65536:  # three ints an entry: bounded all the same
+            _CORE_LOAD.clear()
+        _CORE_LOAD[key] = (int(_blocks(geo.n_out, cores).max()), int(stored.max()), int(axons.max()))
+    return _CORE_LOAD[key]
+
+
+_CORE_LOAD: dict = {}  # (geometry, cores, sharing) -> core_load's answer
+
+
+def _geometry_key(layer, in_shape: tuple, out_shape: tuple) -> tuple:
+    """What a layer's connectivity depends on: its kind, shapes, kernel, stride and padding (not weights)."""
+    if isinstance(layer, Conv2d):
+        extra = (tuple(layer.weight.shape), int(layer.stride), int(layer.padding))
+    elif isinstance(layer, SumPool2d):
+        extra = (int(layer.kernel), int(layer.stride))
+    else:
+        extra = ()
+    return type(layer).__name__, tuple(in_shape), tuple(out_shape), extra
+
+
+def stored_weights(layer, in_shape: tuple, out_shape: tuple, sharing: str) -> int:
+    """Weights a layer stores in all (one core's view of a shared kernel; every connection when expanded)."""
+    geo = _LayerGeometry(layer, in_shape, out_shape, sharing)
+    if geo.sharing == "expanded":
+        return int(geo.fan_in.sum())
+    return geo.kernel * (geo.n_out // geo.plane) if isinstance(layer, Conv2d) else 1
+
+
+def conv_weight_writes(geo: _LayerGeometry, cores: int, channel_writes: np.ndarray) -> np.ndarray:
+    """Weights written per core when each output channel's shared kernel had ``channel_writes[o]`` weights
+    updated: once per copy (per-core copy: every core hosting the channel), once in all (shared kernel: on
+    the channel's first core), or at every connection using the weight (expanded: the channel's neurons on
+    the core x its writes -- an upper bound, border neurons lack some taps)."""
+    hosted = channels_per_core(geo.n_out, cores, geo.plane)
+    if geo.sharing == "per_core_copy":
+        return hosted @ channel_writes
+    if geo.sharing == "shared_kernel":
+        first = np.argmax(hosted, axis=0)
+        return np.bincount(first, weights=channel_writes, minlength=cores).astype(np.int64)
+    owner = np.repeat(np.arange(cores), _blocks(geo.n_out, cores))
+    per_neuron = np.repeat(channel_writes, geo.plane)
+    return np.bincount(owner, weights=per_neuron, minlength=cores).astype(np.int64)
+
+
+def _check_counts(placement: LayerPlacement, lc: LayerCounts) -> None:
+    if lc.n_out != placement.n_out or lc.n_in != placement.n_in:
+        raise ValueError(f"counts of layer {lc.name} ({lc.n_in} -> {lc.n_out}) do not belong to this network "
+                         f"({placement.n_in} -> {placement.n_out})")

@@ -1,0 +1,423 @@
+"""Is on-chip learning feasible? Per chip and rule: capabilities, learning state per core, energy, latency.
+
+For a rule, ``RULE_NEEDS`` lists what its learning engine must offer and which state it keeps:
+
+| rule | capabilities | state per core (besides the weights) |
+|---|---|---|
+| bptt | graded error messages, third factor | gradient accumulators, state history of all T steps |
+| sltt, sltt_k | graded error messages, third factor | gradient accumulators, error buffer |
+| ottt_a | + local traces | + presynaptic traces |
+| ottt_o | local traces, graded error messages, third factor | traces, error buffer (updates every step) |
+| ttl_bptt | graded error messages, third factor | accumulators, history of the window k, local classifiers |
+| stdl | graded error messages, third factor | accumulators, auxiliary networks chosen by ``stdl_plan.plan`` |
+
+Every rule sends errors backwards through W^T: a chip that cannot read its synaptic memory transposed
+(``learning.transposed_weight_reads`` false or unpublished) keeps a transposed copy of the weights.
+
+Sizes (bytes): weights at the chip's ``weight_bits``; traces at ``trace_bits`` (1 byte when absent);
+errors, accumulators 2 bytes (16 bit, as Lava's Loihi learning accumulator); history per neuron per step
+``ceil(state_bits / 8)`` + 1 (membrane and spike). The learning state of a layer lives on its cores (the
+mapping of ``hwsim.hardware.mapping``); it must fit ``learning_memory_bytes_per_core`` when published, else the
+synaptic memory together with the weights. A capability the chip's profile does not publish gives the
+verdict "unknown", never a guess; a missing one gives "infeasible: needs ...". A chip whose errors can
+travel as spikes (``learning.spike_coded_errors``: Loihi 1, Renner et al., Nat. Commun. 15:9691, 2024)
+meets the need for graded error messages, with that assumption stated.
+
+``max_timesteps``: the largest T whose learning state fits (memory per core and the chip's cores). BPTT keeps
+the whole history, so it stops fitting at some T; TTL-BPTT's history grows up to its window; the online
+rules (SLTT, OTTT, STDL) keep no history: ``max_timesteps`` is then ``None`` with
+``max_timesteps_note`` "any T" (or the reason it is unknown or 0).
+
+Energy and latency per training sample come from an on-chip learning run (``hwsim.learning.learner``) priced by
+``hwsim.hardware.cost``: dynamic and static apart, every learning action priced or listed in ``unpriced`` (the
+energy is then a lower bound). :func:`rank` orders the feasible, fully priced chip x rule pairs by energy
+per training sample; lower bounds are not ranked, and say why.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hwsim.chips.schema import Chip
+from hwsim.errors import FeasibilityError
+from hwsim.hardware.mapping import core_load, map_network, neuron_layers, stored_weights, weight_sharing, with_counts
+from hwsim.sim.counts import Counts
+from hwsim.sim.network import Dense, Network
+
+RULES = ("bptt", "sltt", "sltt_k", "ottt_a", "ottt_o", "ttl_bptt", "stdl")
+CAPABILITY_TEXT = {"graded_error_messages": "graded error messages", "third_factor": "a third factor",
+                   "local_traces": "local presynaptic traces"}
+T_SEARCH_MAX = 1 << 20  # max_timesteps search stops here (reported as ">= T_SEARCH_MAX")
+SPIKE_ERRORS = ("errors sent as spikes (no graded payload): exact backpropagation ran this way on Loihi 1 "
+                "(Renner et al., Nat. Commun. 15:9691, 2024); the error precision is reduced")
+
+
+@dataclass(frozen=True)
+class Needs:
+    capabilities: tuple[str, ...]
+    accumulators: bool
+    traces: bool
+    history: str | None  # "T", "window" or None
+    aux: str | None  # "classifier", "copy" or None
+
+
+RULE_NEEDS = {
+    "bptt": Needs(("graded_error_messages", "third_factor"), True, False, "T", None),
+    "sltt": Needs(("graded_error_messages", "third_factor"), True, False, None, None),
+    "sltt_k": Needs(("graded_error_messages", "third_factor"), True, False, None, None),
+    "ottt_a": Needs(("local_traces", "graded_error_messages", "third_factor"), True, True, None, None),
+    "ottt_o": Needs(("local_traces", "graded_error_messages", "third_factor"), False, True, None, None),
+    "ttl_bptt": Needs(("graded_error_messages", "third_factor"), True, False, "window", "classifier"),
+    "stdl": Needs(("graded_error_messages", "third_factor"), True, False, None, "copy"),
+}
+
+
+
+@dataclass
+class Verdict:
+    """One chip x rule."""
+
+    chip: str
+    rule: str
+    verdict: str  # "feasible", "infeasible: ...", "unknown: ..."
+    memory_per_core_bytes: int
+    memory_by_kind_bytes: dict[str, int]
+    memory_limit_bytes: int | None
+    cores_needed: int = 0
+    energy_per_sample_j: float | None = None
+    latency_per_sample_s: float | None = None
+    latency_lower_bound: bool = False  # some learning work has no published time: at least this latency
+    rule_options: dict[str, int] = field(default_factory=dict)  # e.g. SLTT-K's k, TTL-BPTT's window
+    missing: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+    limits_broken: list[str] = field(default_factory=list)
+    unpriced: list[str] = field(default_factory=list)
+    assumptions: list[str] = field(default_factory=list)
+    fits: bool | None = None
+    max_timesteps: int | None = None
+    max_timesteps_note: str = ""
+    energy_j: float | None = None
+    energy_dynamic_j: float | None = None
+    energy_static_j: float | None = None
+    static_mode: str = ""
+    unpriced_counts: dict[str, int] = field(default_factory=dict)
+    energy_text: str = "-"
+    rank: int | None = None
+    rank_note: str = ""
+    timesteps: int = 0
+
+    @property
+    def feasible(self) -> bool:
+        return self.verdict == "feasible"
+
+    @property
+    def lower_bound(self) -> bool:
+        return bool(self.unpriced)
+
+    def to_dict(self) -> dict:
+        out = {k: getattr(self, k) for k in ("chip", "rule", "verdict", "fits", "timesteps", "max_timesteps",
+                                            "max_timesteps_note", "memory_per_core_bytes", "memory_by_kind_bytes",
+                                            "memory_limit_bytes", "cores_needed", "energy_j", "energy_dynamic_j",
+                                            "energy_static_j", "static_mode", "energy_per_sample_j", "energy_text",
+                                            "latency_per_sample_s", "latency_lower_bound", "rule_options",
+                                            "rank", "rank_note",
+                                            "missing", "unknown",
+                                            "limits_broken", "unpriced", "unpriced_counts", "assumptions")}
+        out["lower_bound"] = self.lower_bound
+        return out
+
+
+def memory_limit(chip: Chip) -> tuple[int | None, bool]:
+    """Bytes of learning memory per core and whether the weights share it (synaptic memory)."""
+    cap = chip.capacity
+    if cap is not None and cap.learning_memory_bytes_per_core:
+        return cap.learning_memory_bytes_per_core, False
+    if cap is not None and cap.synaptic_memory_bytes_per_core:
+        return cap.synaptic_memory_bytes_per_core, True
+    return None, True
+
+
+def learning_state(network: Network, chip: Chip, rule: str, timesteps: int, window: int = 1,
+                   block: int = 1, subnet: int = 1, mapping=None, budget_bytes: int | None = None
+                   ) -> tuple[int, dict[str, int], list[str], int]:
+    """Largest learning memory on one core (bytes), its split by kind, the assumptions taken, and the cores
+    used. Each layer starts on the cores the inference mapping gives it and is spread over more cores (as
+    many as its neurons allow) until its busiest core fits the chip's memory per core."""
+    if rule not in RULE_NEEDS:
+        raise FeasibilityError(f"unknown rule {rule!r}; known rules: {', '.join(RULES)}")
+    needs = RULE_NEEDS[rule]
+    prec = chip.precision
+    learning = chip.learning
+    wbytes = (prec.weight_bits if prec and prec.weight_bits else 8) / 8
+    tbytes = math.ceil((prec.trace_bits if prec and prec.trace_bits else 8) / 8)
+    sbytes = math.ceil((prec.state_bits if prec and prec.state_bits else 16) / 8) + 1
+    ebytes = abytes = 2
+    assumptions = []
+    transposed = not (learning is not None and learning.transposed_weight_reads)
+    if transposed:
+        assumptions.append("transposed weight reads not published as available: a transposed copy is kept")
+    limit, shared = memory_limit(chip)
+    mapping = mapping or map_network(network, chip)  # the inference mapping (independent of T)
+    sharing, _ = weight_sharing(chip)
+    stages = neuron_layers(network)
+    layers = [layer for layer, _, _ in stages]
+    classes = int(np.prod(network.output_shape))
+    if any(not isinstance(layer, Dense) for layer in layers):
+        assumptions.append(f"conv learning state: weights, accumulators and traces per core as the weights are "
+                           f"stored ({sharing}); each stored weight has its own gradient accumulator")
+    stdl_aux = _stdl_aux_weights(network, subnet, budget_bytes, stages, sharing, classes) \
+        if needs.aux == "copy" else {}
+    if needs.history in ("T", "window"):
+        kept = timesteps if needs.history == "T" else min(window, timesteps)
+        inputs = int(np.prod(stages[0][1]))
+        assumptions.append(f"history: each layer's presynaptic spikes of the kept steps are read back from the "
+                           f"history of the layer before; the network input's ({inputs} inputs x {kept} steps) is "
+                           f"replayed by the input source for the backward pass, not stored on chip (storing it "
+                           f"on every core of the first layer would add {inputs * kept} bytes to each)")
+
+    def busiest(index: int, layer, cores: int, placement) -> dict[str, float]:
+        dense = isinstance(layer, Dense)
+        if dense:
+            neurons, synapses, axons = math.ceil(layer.n_out / cores), math.ceil(layer.n_out / cores) * layer.n_in, \
+                layer.n_in
+        else:
+            neurons, synapses, axons = core_load(layer, stages[index][1], stages[index][2], cores, sharing)
+        split = {"weights": synapses * wbytes}
+        if transposed:
+            split["weights_transposed"] = synapses * wbytes
+        split["errors"] = neurons * ebytes
+        if needs.accumulators:
+            split["grad_accum"] = synapses * abytes
+        if needs.traces:
+            split["traces"] = axons * tbytes
+        if needs.history == "T":
+            split["history"] = timesteps * neurons * sbytes
+        elif needs.history == "window":
+            split["history"] = min(window, timesteps) * neurons * sbytes
+        if needs.aux == "classifier" and (index + 1) % block == 0 and index + 1 < len(layers):
+            split["aux"] = math.ceil(int(np.prod(stages[index][2])) * classes * wbytes / cores)
+        if index in stdl_aux:  # STDL: the auxiliary network the budget admits, weights and accumulators
+            split["aux"] = math.ceil(stdl_aux[index] * (wbytes + abytes) / cores)
+        return split
+
+    def load(split: dict[str, float]) -> float:
+        return sum(split.values()) - (0 if shared else split["weights"])
+
+    worst, worst_split, cores_used = 0, {}, 0
+    for index, (layer, placement) in enumerate(zip(layers, mapping.layers)):
+        cores = placement.cores
+        split = busiest(index, layer, cores, placement)
+        if limit is not None and load(split) > limit:
+            cores, split = _spread(lambda c, i=index, lyr=layer, p=placement: busiest(i, lyr, c, p), load, limit,
+                                   cores, placement.n_out)
+        cores_used += cores
+        total = int(sum(split.values()))
+        if total > worst:
+            worst, worst_split = total, {k: int(v) for k, v in split.items()}
+    return worst, worst_split, assumptions, cores_used
+
+
+def _memory_fits(network: Network, chip: Chip, rule: str, timesteps: int, window: int, block: int,
+                 subnet: int, mapping=None, budget_bytes: int | None = None) -> bool | None:
+    """Whether the learning state at ``timesteps`` fits the chip's memory per core and cores (None: unknown)."""
+    memory, split, _, cores = learning_state(network, chip, rule, timesteps, window, block, subnet, mapping,
+                                             budget_bytes)
+    limit, shared = memory_limit(chip)
+    if limit is None:
+        return None
+    used = memory - (0 if shared else split.get("weights", 0))
+    cap = chip.capacity
+    return used <= limit and not (cap is not None and cap.cores and cores > cap.cores)
+
+
+def max_timesteps(network: Network, chip: Chip, rule: str, window: int = 1, block: int = 1,
+                  subnet: int = 1, budget_bytes: int | None = None, mapping=None) -> tuple[int | None, str]:
+    """The largest T whose learning state fits (see module docstring) and a note saying what it means.
+    ``mapping``: the inference mapping of ``network`` on ``chip`` when the caller has it (else made here)."""
+    if rule not in RULE_NEEDS:
+        raise FeasibilityError(f"unknown rule {rule!r}; known rules: {', '.join(RULES)}")
+    history = RULE_NEEDS[rule].history
+    mapping = mapping or map_network(network, chip)
+
+    def fits(t: int) -> bool | None:
+        return _memory_fits(network, chip, rule, t, window, block, subnet, mapping, budget_bytes)
+
+    first = fits(1)
+    if first is None:
+        return None, "unknown: memory per core not published"
+    if not first:
+        return 0, "the learning state does not fit even at T = 1"
+    if history is None or (history == "window" and fits(window)):
+        return None, "any T: the learning state does not grow with T"
+    lo, hi = 1, 2
+    while hi <= T_SEARCH_MAX and fits(hi):
+        lo, hi = hi, hi * 2
+    if hi > T_SEARCH_MAX:
+        return lo, f">= {lo}: still fits at the search limit"
+    while hi - lo > 1:  # fits(lo), not fits(hi)
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return lo, f"T <= {lo}: the {'history' if history == 'T' else 'window history'} grows with T"
+
+
+def rank(verdicts: list[Verdict]) -> None:
+    """Number the feasible chip x rule pairs whose learning energy is fully priced by energy per training
+    sample (1 = least). A lower bound is not ranked: a chip that leaves more actions unpriced would rank
+    higher for that alone (measured: a profile pricing SOPs only came first for every rule, BPTT included).
+    Unranked pairs get ``rank`` None and ``rank_note`` saying why."""
+    ranked = []
+    for v in verdicts:
+        if not v.feasible:
+            v.rank_note = "not ranked: " + v.verdict.split(":")[0]
+        elif v.energy_per_sample_j is None:
+            v.rank_note = "not ranked: energy not priced"
+        elif v.unpriced:
+            v.rank_note = f"not ranked: energy is a lower bound ({len(v.unpriced)} actions unpriced)"
+        else:
+            ranked.append(v)
+    for position, v in enumerate(sorted(ranked, key=lambda v: v.energy_per_sample_j), start=1):
+        v.rank = position
+        v.rank_note = f"by energy per training sample (static: {v.static_mode})"
+
+
+def _spread(busiest, load, limit: int, cores: int, neurons: int) -> tuple[int, dict[str, float]]:
+    """The fewest cores (from ``cores`` up to one per neuron) whose busiest core's learning load fits
+    ``limit``; the load falls as cores are added, so a doubling then a bisection finds it. When even one
+    neuron per core does not fit, that spread is returned (the caller reports the limit)."""
+    low, high = cores, cores
+    while load(busiest(high)) > limit:
+        if high >= neurons:
+            return neurons, busiest(neurons)
+        low, high = high, min(2 * high, neurons)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if load(busiest(middle)) > limit:
+            low = middle
+        else:
+            high = middle
+    return high, busiest(high)
+
+
+def _stdl_aux_weights(network: Network, subnet: int, budget_bytes: int | None, stages, sharing: str,
+                      classes: int) -> dict[int, int]:
+    """Weights stored for STDL's auxiliary network behind each subnetwork's last neuron layer (the one
+    ``hwsim.learning.stdl_plan.plan`` chooses): the mirrored layers as the chip stores them, then the classifier."""
+    from hwsim.learning.stdl_plan import DEFAULT_BUDGET_BYTES, STDLError, plan
+
+    try:
+        chosen = plan(network, subnet, DEFAULT_BUDGET_BYTES if budget_bytes is None else budget_bytes)
+    except STDLError as err:
+        raise FeasibilityError(str(err)) from None
+    stored = {}
+    for (_, hi), aux in zip(chosen.subnets, chosen.auxiliary):
+        weights = sum(stored_weights(*stages[k], sharing) for k in aux.layers)
+        if aux.classifier:
+            last = aux.layers[-1] if aux.layers else hi - 1
+            weights += int(np.prod(stages[last][2])) * classes
+        stored[hi - 1] = weights
+    return stored
+
+
+def check(network: Network, chip: Chip, rule: str, timesteps: int, counts: Counts | None = None,
+          window: int = 1, block: int = 1, subnet: int = 1, static: str = "whole-chip",
+          budget_bytes: int | None = None, mapping=None) -> Verdict:
+    """The verdict for ``rule`` on ``chip``; ``counts`` (a learning run) adds energy and latency. ``mapping``:
+    the inference mapping of ``network`` on ``chip`` (:func:`hwsim.hardware.mapping.map_network`), when the caller
+    checks several rules on one chip (made here otherwise)."""
+    from hwsim.hardware.cost import estimate
+
+    if rule not in RULE_NEEDS:
+        raise FeasibilityError(f"unknown rule {rule!r}; known rules: {', '.join(RULES)}")
+    mapping = mapping or map_network(network, chip)
+    memory, split, assumptions, cores_needed = learning_state(network, chip, rule, timesteps, window, block, subnet,
+                                                              mapping=mapping, budget_bytes=budget_bytes)
+    missing, unknown, broken = [], [], []
+    general = chip.kind != "neuromorphic"
+    if general:
+        assumptions.append(f"{chip.kind}: a programmable processor, assumed to run any rule")
+    elif chip.learning is None:
+        unknown.append("the learning engine is not published")
+    elif not chip.learning.on_chip_learning:
+        missing.append("on-chip learning")
+    else:
+        for capability in RULE_NEEDS[rule].capabilities:
+            value = getattr(chip.learning, capability)
+            if capability == "graded_error_messages" and not value and chip.learning.spike_coded_errors:
+                assumptions.append(SPIKE_ERRORS)
+                continue
+            if value is None:
+                unknown.append(f"{CAPABILITY_TEXT[capability]} (not published)")
+            elif not value:
+                missing.append(CAPABILITY_TEXT[capability])
+        epoch = chip.learning.learning_epoch_max_steps
+        if epoch is not None and timesteps > epoch and rule != "ottt_o":
+            assumptions.append(
+                f"{chip.name} applies learning at the end of learning epochs of at most {epoch} steps; T={timesteps} "
+                f"spans {math.ceil(timesteps / epoch)} of them, so the once-per-sample update is assumed to be "
+                f"accumulated across epochs (e.g. in a synaptic tag) and written once; written every epoch instead, "
+                f"the rule would become a more online one")
+    cap = chip.capacity
+    limit, shared = memory_limit(chip)
+    used = memory - (0 if shared else split.get("weights", 0))
+    if limit is not None and used > limit:
+        what = "weights + learning state" if shared else "learning state"
+        broken.append(f"memory per core: {what} need {used} bytes on a core even spread over every neuron, "
+                      f"chip has {limit}")
+    elif limit is None and not general:
+        unknown.append("memory per core (not published)")
+    if cap is not None and cap.cores and cores_needed > cap.cores:
+        broken.append(f"cores: weights and learning state need {cores_needed} cores, the chip has {cap.cores}")
+    broken.extend(limit_text for limit_text in mapping.limits_broken if not limit_text.startswith("cores:"))
+    if missing or broken:
+        reasons = [f"needs {m}" for m in missing] + broken
+        text = "infeasible: " + "; ".join(reasons)
+    elif unknown:
+        text = "unknown: " + "; ".join(unknown)
+    else:
+        text = "feasible"
+    verdict = Verdict(chip.name, rule, text, memory, split, limit, cores_needed, missing=missing, unknown=unknown,
+                      limits_broken=broken, assumptions=assumptions, timesteps=timesteps)
+    verdict.fits = False if broken else (None if limit is None else True)
+    verdict.max_timesteps, verdict.max_timesteps_note = max_timesteps(network, chip, rule, window, block, subnet,
+                                                                      budget_bytes=budget_bytes, mapping=mapping)
+    if counts is not None and not missing:
+        report = estimate(network, counts, chip, mapping=with_counts(mapping, network, chip, counts), static=static)
+        priced = report.priced
+        verdict.energy_j = report.energy_j if priced else None
+        verdict.energy_dynamic_j = report.energy_dynamic_j if priced else None
+        verdict.energy_static_j = report.energy_static_j if priced else None
+        verdict.static_mode = report.static_mode
+        verdict.energy_per_sample_j = report.energy_j / counts.batch if priced else None
+        verdict.latency_per_sample_s = None if report.latency_s is None else report.latency_s / counts.batch
+        verdict.latency_lower_bound = report.latency_lower_bound
+        verdict.unpriced = report.unpriced
+        verdict.unpriced_counts = report.unpriced_counts
+        verdict.energy_text = report.energy_text()
+        verdict.assumptions += report.assumptions + report.warnings
+    return verdict
+
+
+def learning_counts(network: Network, rule: str, timesteps: int, rate: float, batch: int = 1, seed: int = 0,
+                    k: int = 2, window: int = 1, block: int = 1, subnet: int = 1,
+                    spikes: np.ndarray | None = None, budget_bytes: int | None = None) -> Counts | None:
+    """Counts of one on-chip training batch of ``rule`` on Bernoulli input (or the given 0/1 ``spikes``
+    ``(T, B, *input_shape)``, which then set T and B) with random labels (None when no on-chip kernel
+    exists for it)."""
+    import copy
+
+    from hwsim.learning.learner import ON_CHIP_RULES, OnChipLearner
+    from hwsim.sim.engine import bernoulli
+
+    if rule not in ON_CHIP_RULES:
+        return None
+    if spikes is not None:
+        timesteps, batch = int(spikes.shape[0]), int(spikes.shape[1])
+    learner = OnChipLearner(copy.deepcopy(network), rule, k=min(k, timesteps), seed=seed,
+                            window=min(window, timesteps), block=block, subnet=subnet, budget_bytes=budget_bytes)
+    if spikes is None:
+        spikes = bernoulli((timesteps, batch, *network.input_shape), rate, seed=seed + 1)
+    labels = np.random.default_rng(seed).integers(0, network.layers[-1].n_out, batch)
+    return learner.train_batch(spikes, labels).counts

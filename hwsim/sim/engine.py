@@ -1,0 +1,431 @@
+"""The engine: runs a :class:`~hwsim.sim.network.Network` on spike input, event by event, and counts.
+
+Input layout is ``(T, B, *input_shape)`` of 0/1 spikes. Float mode implements the SLTT/OTTT LIF with no
+synaptic delay; fixed mode is Lava 0.10.0 ``fixed_pt`` bit for bit, including its one-step delay per
+connection (hwsim step t is Lava step t + 1 when Lava's input ``RingBuffer`` holds the same columns).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+import hwsim.sim.threads  # noqa: F401  (sets the OpenMP wait policy before the first parallel kernel)
+from hwsim.errors import InputError
+from hwsim.sim.counts import Counts, LayerCounts, add_inference_bytes
+from hwsim.sim.kernels.layer import (
+    run_fixed_layer,
+    run_fixed_layer_serial,
+    run_float_layer,
+    run_float_layer_serial,
+)
+from hwsim.sim.kernels.synapses import CONV, DENSE, POOL, scan_events, scan_events_serial
+from hwsim.sim.network import DRAW_CHUNK, Conv2d, Dense, Flatten, FloatLIF, LoihiLIF, Network, NetworkError, SumPool2d
+
+
+@dataclass
+class SimResult:
+    """Output of :func:`simulate`.
+
+    ``spikes[k]``: layer k's output spikes, ``(T, B, *out_shape)`` uint8, one entry per neuron layer;
+    ``membranes[k]``: float mode u (before reset, float32); fixed mode v (after reset, int32);
+    ``currents[k]``: fixed mode u (int32); both None unless ``record=True``.
+    """
+
+    spikes: list[np.ndarray]
+    counts: Counts
+    layer_names: list[str]
+    membranes: list[np.ndarray] | None = None
+    currents: list[np.ndarray] | None = None
+
+    @property
+    def output(self) -> np.ndarray:
+        return self.spikes[-1]
+
+
+@dataclass
+class LayerPlan:
+    """A neuron layer compiled for the kernels (internal)."""
+
+    layer: Dense | Conv2d | SumPool2d
+    kind: int
+    w2d: np.ndarray
+    geom: np.ndarray
+    n_in: int
+    out_shape: tuple[int, ...]
+    factor: int = 1
+    in_layout: tuple[int, ...] = ()  # shape of the input as produced upstream (channels last inside the kernels)
+
+
+def check_input(network: Network, spikes: np.ndarray, time_major: bool | None = None) -> np.ndarray:
+    """Validate spike input ``(T, B, *input_shape)`` and return it as uint8 ``(T, B, n_in)``.
+
+    Axis guard: data sets are ``(N, T, ...)``, the engine takes ``(T, B, ...)``. When the network declares
+    the time steps it was trained with (``network.timesteps``), input whose axis 1 has that many steps and
+    whose axis 0 has another count is refused as swapped, unless ``time_major=True`` says axis 0 is time."""
+    spikes = np.asarray(spikes)
+    expected = ("T", "B", *network.input_shape)
+    if spikes.ndim != len(expected) or tuple(spikes.shape[2:]) != network.input_shape:
+        raise InputError(f"input spikes must have shape (T, B, {', '.join(map(str, network.input_shape))}), "
+                         f"got {spikes.shape}")
+    if spikes.shape[0] < 1 or spikes.shape[1] < 1:
+        raise InputError(f"input spikes need T >= 1 and B >= 1, got {spikes.shape}")
+    declared = getattr(network, "timesteps", None)
+    if not time_major and declared is not None and spikes.shape[1] == declared != spikes.shape[0]:
+        raise InputError(f"input spikes {spikes.shape} look like (N, T, ...) data: axis 1 has {declared} steps, "
+                         f"the T this network was trained with; the engine takes (T, B, ...), so pass "
+                         f"np.moveaxis(x, 1, 0) (or time_major=True to run {spikes.shape[0]} steps of batch "
+                         f"{declared})")
+    if spikes.dtype == np.bool_:
+        flat = spikes.view(np.uint8)
+    elif spikes.dtype == np.uint8:
+        if spikes.max() > 1:
+            raise InputError("input spikes must be 0/1 values; got uint8 values above 1")
+        flat = spikes
+    elif spikes.dtype.kind in "iuf":
+        if not np.all((spikes == 0) | (spikes == 1)):
+            raise InputError(f"input spikes must be 0/1 values; got dtype {spikes.dtype} with other values "
+                             f"(encode analogue input first, e.g. hwsim.encoding.bernoulli)")
+        flat = spikes.astype(np.uint8)
+    else:
+        raise InputError(f"input spikes must be bool, integer or float 0/1, got dtype {spikes.dtype}")
+    return np.ascontiguousarray(flat.reshape(spikes.shape[0], spikes.shape[1], -1))
+
+
+def lava_effective_weights(weight: np.ndarray) -> np.ndarray:
+    """The weights Lava's fixed-point Dense really uses: with mixed signs the lowest bit is dropped."""
+    w = weight.astype(np.int32)
+    if w.min(initial=0) < 0 < w.max(initial=0):
+        w = (w >> 1) << 1
+    return w
+
+
+def packed_dense_weights(weight: np.ndarray) -> tuple[np.ndarray, int]:
+    """Lava's effective Dense weights as 8-bit storage and a factor: ``effective == factor * stored``.
+
+    Mixed signs: even values in -256..254, stored halved as int8 (factor 2); one sign: magnitudes 0..255
+    as uint8 (factor 1 or -1). Transposed to fan-out-major ``(n_in, n_out)``.
+    """
+    w = lava_effective_weights(weight)
+    if w.min(initial=0) < 0 < w.max(initial=0):
+        return np.ascontiguousarray((w >> 1).T.astype(np.int8)), 2
+    if w.min(initial=0) < 0:
+        return np.ascontiguousarray((-w).T.astype(np.uint8)), -1
+    return np.ascontiguousarray(w.T.astype(np.uint8)), 1
+
+
+def channels_last_order(shape: tuple[int, ...]) -> np.ndarray:
+    """Index map of the kernels' layout: ``flat_channels_last = flat_channels_first[order]`` for a
+    ``(C, H, W)`` tensor (identity for 1-D shapes)."""
+    n = int(np.prod(shape))
+    if len(shape) != 3:
+        return np.arange(n)
+    return np.arange(n).reshape(shape).transpose(1, 2, 0).ravel()
+
+
+def to_channels_last(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``(..., C*H*W)`` channels first -> ``(..., H*W*C)`` channels last (a copy; 1-D shapes unchanged)."""
+    if len(shape) != 3:
+        return values
+    lead = values.shape[:-1]
+    return np.ascontiguousarray(np.moveaxis(values.reshape(*lead, *shape), -3, -1).reshape(*lead, -1))
+
+
+def to_channels_first(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``(..., H*W*C)`` channels last -> ``(..., C, H, W)`` (contiguous; 1-D shapes only reshaped)."""
+    lead = values.shape[:-1]
+    if len(shape) != 3:
+        return values.reshape(*lead, *shape)
+    c, h, w = shape
+    return np.ascontiguousarray(np.moveaxis(values.reshape(*lead, h, w, c), -1, -3))
+
+
+def conv_rows_weights(weight: np.ndarray) -> np.ndarray:
+    """Conv weights ``(O, C, kh, kw)`` as the kernels' rows ``(kh*kw*C, O)``: row ``(ky*kw + kx)*C + c``."""
+    o, c, kh, kw = weight.shape
+    return np.ascontiguousarray(weight.transpose(2, 3, 1, 0).reshape(kh * kw * c, o))
+
+
+def plan_layers(network: Network) -> list[LayerPlan]:
+    """Compile each neuron layer: fan-out-major weights in the kernels' layout (channels last, see
+    :mod:`hwsim.sim.kernels.synapses`) and geometry; Flatten layers fold away."""
+    plans = []
+    produced = network.input_shape  # shape of the tensor feeding the next layer, as the previous layer made it
+    for layer, (in_shape, out_shape) in zip(network.layers, network.layer_shapes()):
+        if isinstance(layer, Flatten):
+            continue
+        n_in = int(np.prod(in_shape))
+        if n_in >= 2**23:
+            raise NetworkError(f"layer {layer.name}: {n_in} inputs; the int32 accumulators are exact up to 2**23")
+        geom = np.zeros(10, np.int64)
+        if isinstance(layer, Dense):
+            if network.mode == "fixed":
+                w2d, factor = packed_dense_weights(layer.weight)
+            else:  # no copy when the weights are already stored column-major (as from_spec makes them)
+                w2d, factor = np.ascontiguousarray(layer.weight.T), 1
+            if len(produced) == 3:  # after a spatial layer: rows in channels-last input order
+                w2d = w2d[channels_last_order(produced)]
+            plans.append(LayerPlan(layer, DENSE, w2d, geom, n_in, out_shape, factor, produced))
+        else:
+            c, h, w_in = in_shape
+            if isinstance(layer, Conv2d):
+                o, _, kh, kw = layer.weight.shape
+                geom[:] = (c, h, w_in, o, out_shape[1], out_shape[2], kh, kw, layer.stride, layer.padding)
+                w2d = conv_rows_weights(layer.weight)
+                if network.mode == "fixed":
+                    w2d = w2d.astype(np.int16)
+                plans.append(LayerPlan(layer, CONV, w2d, geom, n_in, out_shape, 1, in_shape))
+            else:
+                k = layer.kernel
+                geom[:] = (c, h, w_in, c, out_shape[1], out_shape[2], k, k, layer.stride, 0)
+                dtype = np.float32 if network.mode == "float" else np.int16
+                plans.append(LayerPlan(layer, POOL, np.full((1, 1), layer.weight, dtype), geom, n_in, out_shape, 1,
+                                       in_shape))
+        produced = out_shape
+    return plans
+
+
+PARALLEL_MIN_WORK = 1_000_000  # neuron updates (T x B x neurons) below which a run stays on one thread
+EMIT_RESERVE_BYTES = 2**30  # largest event buffer a layer reserves (virtual memory) to emit its events
+
+
+CHUNKS_PER_THREAD = 2  # sample chunks per thread, handed out one at a time (see work_split)
+
+
+def work_split(kind: int, batch: int, n_out: int, group: int, threads: int) -> tuple[int, int]:
+    """``(n_chunks, n_blocks)`` for a layer: on several threads the samples in up to ``CHUNKS_PER_THREAD``
+    chunks per thread, which the kernels hand out one at a time as threads become free (on a shared machine
+    one core is often slower for a while, and with one fixed half of the batch per core the other waits for
+    it). More chunks cost per-chunk state and counters, which for conv layers of 64k neurons outweighed
+    the balance (measured on 2 cores: 784-512-512-10 at batch 64 gained with 2 chunks per thread, the VGG-like
+    conv net at batch 16 lost 30 % with 8). When the batch is smaller than the thread count each sample's
+    output neurons are also split into blocks (dense: columns, at least 64 per block; conv/pool: output
+    positions). Results do not depend on the split."""
+    chunks = 1 if threads <= 1 else max(1, min(batch, CHUNKS_PER_THREAD * threads))
+    blocks = 1
+    if batch < threads:
+        units = max(1, n_out // 64) if kind == DENSE else n_out // group
+        blocks = max(1, min(-(-threads // batch), units))
+    return chunks, blocks
+
+
+class Engine:
+    """A network compiled for the kernels. Build once, then :meth:`run` many inputs.
+
+    The engine keeps fan-out-major copies of the weights (shared with the network when a dense layer's
+    weights are stored column-major); after changing ``network``'s weights build a new engine (or call
+    :meth:`refresh`). Kernels run on ``numba.get_num_threads()`` threads (see :mod:`hwsim.sim.threads`);
+    ``threads`` overrides the work split only (for tests: any split gives bit-identical results).
+    After each :meth:`run`, ``layer_seconds`` holds the wall time per neuron layer (kernel, counters and
+    the spike scan for the next layer) and ``layer_cpu_seconds`` the process CPU time (all threads).
+    """
+
+    def __init__(self, network: Network, threads: int | None = None):
+        self.network = network
+        self.threads = threads
+        self.layer_seconds: list[float] = []
+        self.layer_cpu_seconds: list[float] = []
+        self._event_buffers: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = [None, None]
+        self._buffers_lock = threading.Lock()
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Recompile the layer plans from the network's current weights."""
+        self.plans = plan_layers(self.network)
+        mode = self.network.mode
+        self._bias = [_float_bias(p.layer, p.out_shape) if mode == "float"
+                      else _fixed_bias(p.layer, p.out_shape, p.layer.neuron.bias_exp) for p in self.plans]
+
+    def run(self, spikes: np.ndarray, record: bool | str = False, time_major: bool | None = None) -> SimResult:
+        """Run on 0/1 ``spikes`` of shape ``(T, B, *input_shape)``; returns spikes and exact counts.
+
+        ``record``: ``False`` keeps the output layer's spikes only (hidden layers are ``None`` in
+        ``SimResult.spikes``); ``"spikes"`` keeps every layer's spikes; ``True`` also every layer's
+        membrane (and, fixed mode, current) per step.
+        ``time_major=True`` skips the axis guard of :func:`check_input` (axis 0 is time, whatever its length).
+        """
+        if record not in (False, True, "spikes"):
+            raise InputError(f"record must be False, True or 'spikes', got {record!r}")
+        network = self.network
+        s_in = check_input(network, spikes, time_major)
+        steps, batch = s_in.shape[:2]
+        if steps * batch >= 2**31:
+            raise InputError(f"T x B = {steps * batch} steps in one run; split the batch (limit 2**31)")
+        threads = self.threads or numba.get_num_threads()
+        # one thread, or a run too small to pay for handing work to other threads (measured: 784-512-512-10 at
+        # batch 1, T = 100, ran 3x slower on 2 threads): the serial kernels. Results are the same either way.
+        work = steps * batch * sum(int(np.prod(plan.out_shape)) for plan in self.plans)
+        parallel = numba.get_num_threads() > 1 and (self.threads is not None or work >= PARALLEL_MIN_WORK)
+        if not parallel and self.threads is None:
+            threads = 1  # on one thread a split only costs (column blocks also forgo the kernels' event emission)
+        # event buffers are kept between runs (fresh ones would cost page faults on every run), unless another
+        # Python thread is running this engine right now: then this run uses its own
+        own_buffers = self._buffers_lock.acquire(blocking=False)
+        chunk_size = numba.set_parallel_chunksize(1)  # work items handed out one at a time (see work_split)
+        try:
+            return self._run_layers(s_in, record, threads, parallel, own_buffers)
+        finally:
+            numba.set_parallel_chunksize(chunk_size)
+            if own_buffers:
+                self._buffers_lock.release()
+
+    def _event_buffer(self, parity: int, slots: int, n_out: int, own: bool) -> tuple[np.ndarray, ...]:
+        """``(out_start, out_stop, out_buf)`` for a layer emitting events: (slots,) int64 twice and room for
+        every neuron of every slot (``slots * n_out`` int32, reserved: pages are touched only where events
+        are written). Layers alternate between two kept buffers (a layer reads the one the layer before wrote)."""
+        kept = self._event_buffers[parity] if own else None
+        if kept is None or kept[0].shape[0] != slots or kept[2].shape[0] < slots * n_out:
+            kept = (np.zeros(slots, np.int64), np.zeros(slots, np.int64), np.empty(slots * n_out, np.int32))
+            if own:
+                self._event_buffers[parity] = kept
+        return kept
+
+    def _run_layers(self, s_in: np.ndarray, record: bool | str, threads: int, parallel: bool,
+                    own_buffers: bool) -> SimResult:
+        """The layer loop of :meth:`run` on validated uint8 input ``(T, B, n_in)``."""
+        network = self.network
+        steps, batch = s_in.shape[:2]
+        scan = scan_events if parallel else scan_events_serial
+        float_layer = run_float_layer if parallel else run_float_layer_serial
+        fixed_layer = run_fixed_layer if parallel else run_fixed_layer_serial
+        # the first layer reads the dense input itself (each step's row turned into events in its work item);
+        # later layers read the events the layer before emitted (or scanned), where they lie
+        no_dense, no_counts = np.zeros((0, 0, 0), np.uint8), np.zeros((1, 0), np.int32)
+        no_ranges = np.zeros(0, np.int64)
+        no_sink = (no_ranges, no_ranges, np.zeros(0, np.int32))
+        source = (no_ranges, no_ranges, np.zeros(0, np.int32), to_channels_last(s_in, network.input_shape), no_counts)
+        del s_in
+        counts = Counts(timesteps=steps, batch=batch, mode=network.mode)
+        out_spikes, membranes, currents, names = [], [], [], []
+        last = len(self.plans) - 1
+        self.layer_seconds, self.layer_cpu_seconds = [], []
+        for index, (plan, bias) in enumerate(zip(self.plans, self._bias)):
+            started, cpu_started = time.perf_counter(), time.process_time()
+            layer = plan.layer
+            n_out = int(np.prod(plan.out_shape))
+            lc = LayerCounts(layer.name, layer.kind, plan.n_in, n_out, steps)
+            ev = lc.events
+            group = n_out if plan.kind == DENSE else int(plan.geom[3])
+            chunks, blocks = work_split(plan.kind, batch, n_out, group, threads)
+            if index == 0:
+                in_counts = np.zeros((chunks, plan.n_in), np.int32)
+                source = source[:4] + (in_counts,)
+            step_counts = np.zeros((chunks * blocks, 4, steps), np.int64)
+            neuron_spikes = _chunk_rows(chunks, n_out)
+            neuron_active = _chunk_rows(chunks, n_out)
+            rec_shape = (steps, batch, n_out) if record is True else (0, 0, 0)
+            # the next layer's input events, emitted by the kernel itself when each work item owns whole steps
+            # (into a buffer reserved for every neuron of every slot, touched only where written; above
+            # EMIT_RESERVE_BYTES the dense spikes are scanned instead, so a run never reserves 4x its spikes)
+            emit = index < last and blocks == 1 and batch * steps * n_out * 4 <= EMIT_RESERVE_BYTES
+            keep = record is not False or index == last
+            # spikes nobody asked for never exist as a (T, B, n) array: each chunk writes one scratch row
+            s_out = np.zeros((steps, batch, n_out) if keep or not emit else (1, chunks, n_out), np.uint8)
+            sink = self._event_buffer(index % 2, batch * steps, n_out, own_buffers) if emit else no_sink
+            if network.mode == "float":
+                neuron: FloatLIF = layer.neuron
+                u_rec = np.zeros(rec_shape, np.float32)
+                float_layer(plan.kind, source, plan.w2d, plan.geom, bias, np.float32(neuron.lam),
+                            np.float32(neuron.v_th), neuron.reset == "soft", s_out, u_rec, chunks, blocks,
+                            step_counts, neuron_spikes, neuron_active, sink)
+                if record is True:
+                    membranes.append(to_channels_first(u_rec, plan.out_shape))
+            else:
+                neuron: LoihiLIF = layer.neuron
+                v_rec, u_rec = np.zeros(rec_shape, np.int32), np.zeros(rec_shape, np.int32)
+                fixed_layer(plan.kind, source, plan.w2d, plan.factor, plan.geom, int(layer.weight_exp),
+                            neuron.du, neuron.dv, neuron.vth, bias, s_out, v_rec, u_rec, chunks, blocks,
+                            step_counts, neuron_spikes, neuron_active, sink)
+                if record is True:
+                    membranes.append(to_channels_first(v_rec, plan.out_shape))
+                    currents.append(to_channels_first(u_rec, plan.out_shape))
+            totals = step_counts.sum(axis=0)
+            if index == 0:
+                ev["spikes_in"][:] = totals[3]
+                lc.input_spikes = _channels_first_counts(in_counts.sum(axis=0, dtype=np.int64), plan.in_layout)
+            else:  # this layer's input spikes are the previous layer's output spikes
+                ev["spikes_in"][:] = counts.layers[-1].events["spikes_out"]
+                lc.input_spikes = counts.layers[-1].neuron_spikes.copy()
+            ev["sop"][:] = totals[0]
+            ev["spikes_out"][:] = totals[1]
+            ev["neuron_updates_active"][:] = totals[2]
+            ev["neuron_updates"][:] = batch * n_out
+            lc.neuron_spikes = _channels_first_counts(neuron_spikes[:, :n_out].sum(axis=0, dtype=np.int64),
+                                                     plan.out_shape)
+            lc.neuron_active = _channels_first_counts(neuron_active[:, :n_out].sum(axis=0, dtype=np.int64),
+                                                     plan.out_shape)
+            add_inference_bytes(lc, network.mode, has_bias=layer.bias is not None)
+            counts.layers.append(lc)
+            if emit:
+                source = (*sink, no_dense, no_counts)
+            elif index < last:
+                offsets, events = scan(s_out)
+                source = (offsets[:-1], offsets[1:], events, no_dense, no_counts)
+            self.layer_seconds.append(time.perf_counter() - started)
+            self.layer_cpu_seconds.append(time.process_time() - cpu_started)
+            out_spikes.append(to_channels_first(s_out, plan.out_shape) if keep else None)
+            del s_out, sink
+            names.append(layer.name)
+        return SimResult(out_spikes, counts, names, membranes if record is True else None,
+                         currents if record is True and network.mode == "fixed" else None)
+
+
+def simulate(network: Network, spikes: np.ndarray, record: bool | str = "spikes",
+             time_major: bool | None = None) -> SimResult:
+    """One-shot :class:`Engine` run (see :meth:`Engine.run`); keeps every layer's spikes unless
+    ``record=False``."""
+    return Engine(network).run(spikes, record=record, time_major=time_major)
+
+
+def _chunk_rows(chunks: int, n: int) -> np.ndarray:
+    """Zeroed int32 per-chunk counters ``(chunks, n_padded)``, rows padded to whole 64-byte lines so threads
+    counting into neighbouring rows of a small layer never share a line; the counters are ``[:, :n]``."""
+    return np.zeros((chunks, -(-n // 16) * 16), np.int32)
+
+
+def _channels_first_counts(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Per-neuron counters from the kernels' channels-last order back to the network's channels-first order."""
+    values = values.astype(np.int64, copy=False)
+    if len(shape) != 3:
+        return values
+    c, h, w = shape
+    return np.ascontiguousarray(values.reshape(h, w, c).transpose(2, 0, 1).ravel())
+
+
+def _float_bias(layer, out_shape) -> np.ndarray:
+    n_out = int(np.prod(out_shape))
+    if layer.bias is None:
+        return np.zeros(n_out, np.float32)
+    return np.tile(layer.bias.astype(np.float32), n_out // layer.bias.shape[0])  # per channel, channels last
+
+
+def _fixed_bias(layer, out_shape, bias_exp: int) -> np.ndarray:
+    n_out = int(np.prod(out_shape))
+    if layer.bias is None:
+        return np.zeros(n_out, np.int32)
+    mant = np.tile(layer.bias.astype(np.int32), n_out // layer.bias.shape[0])  # per channel, channels last
+    return (mant << bias_exp).astype(np.int32)
+
+
+def bernoulli(shape: tuple[int, ...], rate: float, seed: int = 0) -> np.ndarray:
+    """Bernoulli spikes with probability ``rate`` per entry, uint8 array of ``shape``.
+
+    Written straight into the uint8 result, chunk by chunk (float32 draws of at most ``DRAW_CHUNK``
+    values at a time); the values are those of one float32 draw of the whole shape compared with ``rate``.
+    """
+    if not 0.0 <= rate <= 1.0:
+        raise InputError(f"rate must be a probability in [0, 1], got {rate}")
+    rng = np.random.default_rng(seed)
+    out = np.empty(shape, np.uint8)
+    flat = out.reshape(-1).view(np.bool_)
+    for start in range(0, flat.shape[0], DRAW_CHUNK):
+        stop = min(flat.shape[0], start + DRAW_CHUNK)
+        np.less(rng.random(stop - start, dtype=np.float32), rate, out=flat[start:stop])
+    return out
+
+
+__all__ = ["Engine", "simulate", "SimResult", "InputError", "NetworkError", "bernoulli", "check_input"]

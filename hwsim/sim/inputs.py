@@ -1,0 +1,138 @@
+"""Spike input from files: ``--input spikes.npz`` for ``hwsim run``, ``estimate`` and ``feasibility``.
+
+Two layouts, both ``.npz`` (numpy ``savez``; read with ``allow_pickle`` off) or, for the dense one, ``.npy``:
+
+* **dense** -- one array (key ``spikes``, or the only array in the file) of 0/1 values, shape
+  ``(T, B, *input_shape)``; ``(T, *input_shape)`` is one sample (B = 1). bool, integer or float dtype.
+* **events** -- integer arrays ``t`` (time step of each event, or a time in ``dt`` units when ``dt`` is given),
+  ``x`` and optionally ``y``, ``p`` (polarity) and ``b`` (sample index), plus ``sensor_size`` = ``(W,)``,
+  ``(W, H)`` or ``(W, H, P)``. Events become a dense ``(T, B, *input_shape)`` array: for a ``(C, H, W)`` input
+  an event lands at ``[p, y, x]``; for an ``(N,)`` input at ``x`` (1-D sensor) or ``(p*H + y)*W + x`` (the
+  sensor flattened channels first). Several events of one neuron in one step count once (a spike is 0/1).
+  ``T`` is ``timesteps`` when given (later events are dropped and counted), else the last event's step + 1.
+
+Every error is one :class:`~hwsim.sim.engine.InputError` line naming the file and what is wrong.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from hwsim.sim.engine import InputError
+
+EVENT_KEYS = ("t", "x", "y", "p", "b")
+
+
+def load_spikes(path: str | Path, input_shape: tuple[int, ...], timesteps: int | None = None) -> np.ndarray:
+    """0/1 uint8 spikes ``(T, B, *input_shape)`` from ``path`` (layouts in the module docstring)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such input file")
+    try:
+        if path.suffix == ".npy":
+            arrays = {"spikes": np.load(path, allow_pickle=False)}
+        else:
+            with np.load(path, allow_pickle=False) as archive:
+                arrays = {key: archive[key] for key in archive.files}
+    except Exception as err:  # zip, pickle and format errors come in many types
+        raise InputError(f"{path}: not a readable numpy .npz/.npy file ({type(err).__name__}: {err})") from None
+    input_shape = tuple(int(s) for s in input_shape)
+    if "t" in arrays:
+        return _from_events(path, arrays, input_shape, timesteps)
+    if "spikes" in arrays:
+        dense = arrays["spikes"]
+    elif len(arrays) == 1:
+        dense = next(iter(arrays.values()))
+    else:
+        raise InputError(f"{path}: expected an array 'spikes' (T, B, {_shape_text(input_shape)}) or events "
+                         f"t, x[, y, p] with sensor_size; found keys {sorted(arrays)}")
+    return _dense(path, dense, input_shape, timesteps)
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return ", ".join(map(str, shape))
+
+
+def _dense(path: Path, spikes: np.ndarray, input_shape: tuple[int, ...], timesteps: int | None) -> np.ndarray:
+    if spikes.ndim == len(input_shape) + 1:
+        spikes = spikes[:, None]
+    if spikes.ndim != len(input_shape) + 2 or tuple(spikes.shape[2:]) != input_shape:
+        raise InputError(f"{path}: spikes have shape {spikes.shape}; the network needs (T, B, "
+                         f"{_shape_text(input_shape)}) or (T, {_shape_text(input_shape)})")
+    if spikes.dtype.kind not in "biuf":
+        raise InputError(f"{path}: spikes have dtype {spikes.dtype}; expected bool, integer or float 0/1")
+    if spikes.size and not np.all((spikes == 0) | (spikes == 1)):
+        bad = spikes[(spikes != 0) & (spikes != 1)].ravel()[0]
+        raise InputError(f"{path}: spikes must be 0/1; found the value {bad} (encode analogue data to spikes first)")
+    if spikes.shape[0] < 1 or spikes.shape[1] < 1:
+        raise InputError(f"{path}: spikes need T >= 1 and B >= 1, got shape {spikes.shape}")
+    if timesteps is not None:
+        spikes = spikes[:timesteps]
+    return np.ascontiguousarray(spikes.astype(np.uint8))
+
+
+def _int_array(path: Path, arrays: dict, key: str) -> np.ndarray:
+    value = np.asarray(arrays[key])
+    if value.ndim != 1 or value.dtype.kind not in "iub" and not (
+            value.dtype.kind == "f" and np.all(np.isfinite(value))):
+        raise InputError(f"{path}: event field '{key}' must be a 1-D numeric array, got {value.dtype} {value.shape}")
+    return value
+
+
+def _from_events(path: Path, arrays: dict, input_shape: tuple[int, ...], timesteps: int | None) -> np.ndarray:
+    if "x" not in arrays:
+        raise InputError(f"{path}: events need at least 't' and 'x' (found {sorted(arrays)})")
+    if "sensor_size" not in arrays:
+        raise InputError(f"{path}: events need 'sensor_size' = (W,), (W, H) or (W, H, P)")
+    sensor = tuple(int(s) for s in np.atleast_1d(arrays["sensor_size"]))
+    if not 1 <= len(sensor) <= 3 or min(sensor) < 1:
+        raise InputError(f"{path}: sensor_size {sensor} must be (W,), (W, H) or (W, H, P) of sizes >= 1")
+    width, height, polarities = (sensor + (1, 1))[:3]
+    fields = {k: _int_array(path, arrays, k) for k in EVENT_KEYS if k in arrays}
+    n = len(fields["t"])
+    for key, value in fields.items():
+        if len(value) != n:
+            raise InputError(f"{path}: event fields differ in length ('t' has {n}, '{key}' has {len(value)})")
+    dt = float(np.asarray(arrays.get("dt", 1.0)))
+    if not dt > 0:
+        raise InputError(f"{path}: dt must be > 0, got {dt}")
+    t = np.floor(fields["t"] / dt).astype(np.int64)
+    x = fields["x"].astype(np.int64)
+    y = fields.get("y", np.zeros(n)).astype(np.int64)
+    p = fields.get("p", np.zeros(n)).astype(np.int64)
+    b = fields.get("b", np.zeros(n)).astype(np.int64)
+    for key, value, size in (("x", x, width), ("y", y, height), ("p", p, polarities)):
+        if n and (value.min() < 0 or value.max() >= size):
+            raise InputError(f"{path}: event field '{key}' spans {value.min()}..{value.max()}, outside the sensor "
+                             f"({size} values from sensor_size {sensor})")
+    if n and (t.min() < 0 or b.min() < 0):
+        raise InputError(f"{path}: event times and sample indices must be >= 0")
+    if len(input_shape) == 3:
+        if input_shape != (polarities, height, width):
+            raise InputError(f"{path}: sensor_size {sensor} gives (P, H, W) = {(polarities, height, width)}; the "
+                             f"network input is {input_shape}")
+        index = (p * height + y) * width + x
+    else:
+        if input_shape[0] != width * height * polarities:
+            raise InputError(f"{path}: sensor_size {sensor} has {width * height * polarities} inputs; the network "
+                             f"has {input_shape[0]}")
+        index = (p * height + y) * width + x
+    steps = int(timesteps) if timesteps is not None else (int(t.max()) + 1 if n else 1)
+    keep = t < steps
+    batch = int(b.max()) + 1 if n else 1
+    dense = np.zeros((steps, batch, int(np.prod(input_shape))), np.uint8)
+    dense[t[keep], b[keep], index[keep]] = 1
+    return dense.reshape(steps, batch, *input_shape)
+
+
+def events_to_file(path: str | Path, t, x, sensor_size, y=None, p=None, b=None, dt: float = 1.0) -> Path:
+    """Write events in the layout :func:`load_spikes` reads (a helper for users and tests)."""
+    arrays = {"t": np.asarray(t), "x": np.asarray(x), "sensor_size": np.asarray(sensor_size), "dt": np.asarray(dt)}
+    for key, value in (("y", y), ("p", p), ("b", b)):
+        if value is not None:
+            arrays[key] = np.asarray(value)
+    path = Path(path)
+    np.savez(path, **arrays)
+    return path

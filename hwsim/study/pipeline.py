@@ -1,0 +1,448 @@
+"""``hwsim study``: the main job -- train, simulate, learn on chip, price on every chip, export, report.
+
+Stages (each writes ``DIR/stages/<stage>.json`` when it finishes; a rerun skips finished stages, so an
+interrupted study resumes where it stopped without redoing or losing anything):
+
+1. ``train`` -- the network on the dataset with each of ``train_rules`` in torch (``methods``);
+2. ``simulate`` -- the first trained network in hwsim: float and fixed-point accuracy, counts, a raster;
+3. ``memory`` -- training memory per rule at each of ``memory_timesteps``: the saved-tensor meter and the
+   allocator peak beside it (``methods.memory.measure``), and STDL's auxiliary networks for the budget;
+4. ``on_chip`` -- on-chip fine-tuning of the trained network with each of ``on_chip.rules`` (numba);
+5. ``costs`` -- inference energy, latency and fit on every chip;
+6. ``feasibility`` -- chips x rules verdicts, learning memory per core, energy per training sample;
+7. ``export`` -- Lava/netx/NIR export with Lava verification (and the learning export);
+8. ``report`` -- ``report.md``, figures and ``results.json`` (every number of the report).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from hwsim.errors import StudyError
+
+STAGES = ("train", "simulate", "memory", "on_chip", "costs", "feasibility", "export", "report")
+SYNTHETIC_RATE = 0.2  # spike probability of the synthetic input the memory and feasibility stages use
+
+
+# strict: no coercion (``epochs: true`` is not 1, ``"8"`` is not 8); finite numbers only
+STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
+class OnChipConfig(BaseModel):
+    model_config = STRICT
+    rules: list[Literal["sltt", "sltt_k", "ottt_a", "ottt_o", "bptt", "ttl_bptt", "stdl"]] = Field(
+        ["sltt", "ottt_a"], min_length=1)
+    samples: int = Field(200, ge=1, description="training samples of on-chip fine-tuning")
+    lr: float = Field(0.02, gt=0)
+
+
+class StudyConfig(BaseModel):
+    """A study (all keys optional; defaults are the built-in study ``make demo`` runs)."""
+
+    model_config = STRICT
+    dataset: str = Field("digits", description="digits, randman, dvs_bars (moving bars as ON/OFF events), a .npz "
+                                                 "file (x_train, y_train, x_test, y_test: "
+                                                 "0/1 spikes (N, T, *shape) and labels) or tonic:<Name>")
+    data_path: str | None = Field(None, description="folder for tonic datasets")
+    network: str = "64-128-128-10"  # two hidden layers: STDL's default budget binds on it
+    timesteps: int = Field(8, ge=1, le=10_000)
+    epochs: int = Field(4, ge=1)
+    batch_size: int = Field(32, ge=1, le=1 << 16)
+    train_rules: list[Literal["bptt", "sltt", "sltt_k", "ottt_a", "ottt_o", "ttl_bptt", "stdl"]] = Field(
+        ["sltt", "bptt"], min_length=1)
+    rules: list[Literal["bptt", "sltt", "sltt_k", "ottt_a", "ottt_o", "ttl_bptt", "stdl"]] = Field([
+        "bptt", "sltt", "sltt_k", "ottt_a", "ottt_o", "ttl_bptt", "stdl"], min_length=1)
+    chips: list[str] | Literal["all"] = Field("all", min_length=1)
+    memory_timesteps: list[int] = [4, 8, 16]
+    ttl_window: int = Field(2, ge=1)
+    stdl_budget_bytes: int = Field(128 * 1024, ge=1)  # hwsim.learning.stdl_plan.DEFAULT_BUDGET_BYTES
+    on_chip: OnChipConfig = OnChipConfig()
+    eval_samples: int = Field(300, ge=1, description="test samples for accuracy and costs")
+    export: bool = True
+    seed: int = Field(0, ge=0, le=2**32 - 1)
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset(cls, value: str) -> str:
+        if value in ("digits", "randman", "dvs_bars") or value.startswith("tonic:"):
+            return value
+        if value.endswith(".npz"):
+            if not Path(value).is_file():
+                raise ValueError(f"dataset file {value}: no such file")
+            return value
+        raise ValueError(f"unknown dataset {value!r}; expected digits, randman, dvs_bars, a .npz file with x_train, "
+                         f"y_train, x_test, y_test, or tonic:<Name>")
+
+    @field_validator("network")
+    @classmethod
+    def _spec(cls, value: str) -> str:
+        from hwsim.sim.network import NetworkError, from_spec
+
+        try:
+            from_spec(value)
+        except NetworkError as err:
+            raise ValueError(str(err)) from None
+        return value
+
+    @field_validator("chips")
+    @classmethod
+    def _chips(cls, value):
+        from hwsim import chips
+
+        if value != "all":
+            for name in value:
+                chips.load(name)
+        return value
+
+    @field_validator("memory_timesteps")
+    @classmethod
+    def _steps(cls, value: list[int]) -> list[int]:
+        if not value or min(value) < 1 or max(value) > 10_000:
+            raise ValueError("needs at least one time step count, each in 1..10000")
+        return value
+
+    @model_validator(mode="after")
+    def _stdl_budget(self) -> StudyConfig:
+        """STDL trained in torch or on chip needs a budget that admits an auxiliary network on this network:
+        checked here, before any training. (Where STDL is only analysed -- ``rules`` -- a budget that admits
+        none leaves STDL out of the memory and feasibility stages, and the report says why.)"""
+        if "stdl" in (*self.train_rules, *self.on_chip.rules) and (reason := stdl_refusal(self)):
+            raise ValueError(f"stdl_budget_bytes: {reason}")
+        return self
+
+    def analysed_rules(self) -> tuple[list[str], dict[str, str]]:
+        """The rules of the memory and feasibility stages, and those left out with the reason."""
+        reason = stdl_refusal(self) if "stdl" in self.rules else None
+        if reason is None:
+            return list(self.rules), {}
+        return [r for r in self.rules if r != "stdl"], {"stdl": f"stdl_budget_bytes: {reason}"}
+
+
+def stdl_refusal(config: StudyConfig) -> str | None:
+    """Why STDL's budget admits no auxiliary network on the study's network (None when it does)."""
+    from hwsim.learning.stdl_plan import STDLError, plan
+    from hwsim.sim.network import from_spec
+
+    try:
+        plan(from_spec(config.network), 1, config.stdl_budget_bytes, config.batch_size)
+    except STDLError as err:
+        return str(err)
+    return None
+
+
+def load_config(path: str | Path | None) -> StudyConfig:
+    if path is None:
+        return StudyConfig()
+    path = Path(path)
+    if not path.is_file():
+        raise StudyError(f"{path}: no such study configuration")
+    from hwsim.errors import UsageError, short
+    from hwsim.safeio import load_yaml
+
+    try:  # UTF-8 text, no duplicate keys, YAML 1.2 numbers, bounded alias expansion
+        data = load_yaml(path, "study configuration")
+    except UsageError as err:
+        raise StudyError(str(err)) from None
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise StudyError(f"{path}: expected a mapping of study keys")
+    try:
+        return StudyConfig.model_validate(data)
+    except ValidationError as err:
+        problems = []
+        for e in err.errors():
+            key = ".".join(str(p) for p in e["loc"])
+            if not key:  # a check across keys names its key in the message
+                problems.append(str(e["msg"]).removeprefix("Value error, "))
+            elif e["type"] == "extra_forbidden":
+                problems.append(f"key {short(key, 60)} is not a study key "
+                                f"(known: {', '.join(StudyConfig.model_fields)})")
+            else:
+                problems.append(f"key {short(key, 60)}: {e['msg']} (got {short(e.get('input'))})")
+        raise StudyError(f"{path}: " + "; ".join(problems)) from None
+    except Exception as err:  # a chip name the loader refuses
+        raise StudyError(f"{path}: key 'chips': {str(err)[:300]}") from None
+
+
+class Study:
+    """Runs the stages into ``out`` (see module docstring)."""
+
+    def __init__(self, config: StudyConfig, out: str | Path, progress: bool = True, log=print):
+        from hwsim.safeio import OutputLock, atomic_write
+
+        self.config, self.out, self.progress, self.log = config, Path(out), progress, log
+        self.out.mkdir(parents=True, exist_ok=True)
+        # one study per folder at a time: held until run() ends (or this object goes)
+        self._lock = OutputLock(self.out, f"--out {self.out}", folder=True).acquire()
+        (self.out / "stages").mkdir(exist_ok=True)
+        saved = self.out / "study.yaml"
+        text = yaml.safe_dump(config.model_dump(), sort_keys=True)
+        if saved.is_file() and saved.read_text(errors="replace") != text:
+            self._lock.release()
+            raise StudyError(f"{self.out}: holds a study with another configuration ({saved}); use another --out")
+        atomic_write(saved, text)
+        from hwsim import chips
+
+        self.chip_names = chips.names() if config.chips == "all" else list(config.chips)
+
+    # -- bookkeeping ---------------------------------------------------------------------------------
+    def run(self, stages: tuple[str, ...] = STAGES) -> dict:
+        """Run ``stages`` (default: all, in order; a sweep runs a subset) and return their results by name."""
+        try:
+            return self._run(stages)
+        finally:
+            self._lock.release()
+
+    def _run(self, stages: tuple[str, ...]) -> dict:
+        from tqdm import tqdm
+
+        from hwsim.safeio import atomic_write
+
+        self._lock.acquire()
+        results = {}
+        bar = tqdm(stages, desc="study", unit="stage", disable=not self.progress, leave=False)
+        for stage in bar:
+            bar.set_description(f"study: {stage}")
+            path = self.out / "stages" / f"{stage}.json"
+            if path.is_file():
+                try:
+                    results[stage] = json.loads(path.read_text())
+                    self.log(f"[{stage}] done before, kept")
+                    continue
+                except (ValueError, UnicodeDecodeError):  # edited by hand: not a finished stage
+                    self.log(f"[{stage}] {path} is not readable JSON; running the stage again")
+            start = time.perf_counter()
+            self.log(f"[{stage}] running")
+            results[stage] = getattr(self, f"stage_{stage}")(results)
+            results[stage]["seconds"] = round(time.perf_counter() - start, 2)
+            # a stage counts as finished only once its results are on disk, whole (unique temp + rename)
+            atomic_write(path, json.dumps(results[stage], indent=2))
+        return results
+
+    def _data(self):
+        from hwsim.methods.data import load_dataset
+
+        data = load_dataset(self.config.dataset, self.config.timesteps, seed=self.config.seed,
+                            path=self.config.data_path)
+        x, y = (a.numpy() for a in data.split("test"))
+        n = min(self.config.eval_samples, len(y))
+        return data, x[:n], y[:n]
+
+    def _trained(self):
+        from hwsim.sim.network import load
+
+        return load(self.out / "train" / f"{self.config.train_rules[0]}.network.npz")
+
+    # -- stages --------------------------------------------------------------------------------------
+    def stage_train(self, results: dict) -> dict:
+        from hwsim.methods.train import TrainConfig, train
+
+        c = self.config
+        out = {}
+        for rule in c.train_rules:
+            config = TrainConfig(rule=rule, dataset=c.dataset, data_path=c.data_path, epochs=c.epochs,
+                                 timesteps=c.timesteps,
+                                 net=c.network, batch_size=c.batch_size, seed=c.seed, window=c.ttl_window,
+                                 budget_bytes=c.stdl_budget_bytes)
+            ckpt = self.out / "train" / f"{rule}.pt"
+            resume = ckpt if ckpt.is_file() else None
+            result = train(config, out=ckpt, resume=resume, progress=self.progress, log=lambda *_: None)
+            last = result.history[-1]
+            out[rule] = {"test_accuracy_percent": round(100 * last.test_accuracy, 1),
+                         "activation_kib": round(max(h.activation_bytes for h in result.history) / 1024, 1),
+                         "seconds_per_epoch": round(float(np.mean([h.seconds for h in result.history])), 2)}
+            self.log(f"  {rule}: test {out[rule]['test_accuracy_percent']} %")
+        return {"rules": out, "epochs": c.epochs, "timesteps": c.timesteps}
+
+    def stage_simulate(self, results: dict) -> dict:
+        from hwsim.learning.learner import OnChipLearner, accuracy
+        from hwsim.sim.engine import Engine
+        from hwsim.sim.quantize import quantize
+        from hwsim.study.plots import spike_raster
+
+        _, x, y = self._data()
+        network = self._trained()
+        x = x.reshape(*x.shape[:2], *network.input_shape)
+        float_acc = accuracy(OnChipLearner(network, "sltt"), x, y)
+        fixed, report = quantize(network, x, y)
+        from hwsim.sim.network import save
+
+        save(fixed, self.out / "fixed.network.npz")
+        counts = Engine(network).run(np.moveaxis(x, 0, 1).astype(np.uint8)).counts
+        first = np.moveaxis(x[:1], 0, 1).astype(np.uint8)
+        spike_raster(Engine(fixed).run(first, record="spikes"), self.out / "spike_raster.png", inputs=first,
+                     title=f"{self.config.network}: one {self.config.dataset} test sample, fixed point")
+        return {"float_accuracy_percent": None if float_acc is None else round(100 * float_acc, 1),
+                "quantized_float_percent": round(100 * report.accuracy_float, 1),
+                "quantized_fixed_percent": round(100 * report.accuracy_fixed, 1),
+                "samples": int(len(y)), "sop_per_sample": int(counts.total("sop") // counts.batch),
+                "spikes_per_sample": int(sum(lc.total("spikes_out") for lc in counts.layers) // counts.batch),
+                "clipped_weights": int(sum(q.weights_clipped for q in report.layers))}
+
+    def stage_memory(self, results: dict) -> dict:
+        import torch
+
+        from hwsim.methods import build_rule
+        from hwsim.methods.memory import measure
+        from hwsim.sim.network import from_spec
+
+        c = self.config
+        net = from_spec(c.network, seed=c.seed)
+        g = torch.Generator().manual_seed(c.seed)
+        out, allocator, plans = {}, {}, {}
+        rules, skipped = c.analysed_rules()
+        for rule in rules:
+            out[rule], allocator[rule] = {}, {}
+            for steps in c.memory_timesteps:
+                r = build_rule(rule, net, window=min(c.ttl_window, steps), budget_bytes=c.stdl_budget_bytes,
+                               batch_size=c.batch_size, seed=c.seed)
+                x = (torch.rand(steps, c.batch_size, *net.input_shape, generator=g) < SYNTHETIC_RATE).float()
+                y = torch.randint(0, r.model.n_classes, (c.batch_size,), generator=g)
+                # ottt_o updates inside the sample: it needs its optimizer (lr 0: the weights stay)
+                optimizer = torch.optim.SGD(list(r.parameters()), lr=0.0) if rule == "ottt_o" else None
+                report = measure(r, x, y, optimizer)
+                out[rule][str(steps)] = round(report.peak_bytes / 1024, 1)
+                allocator[rule][str(steps)] = round(report.allocator_peak_bytes / 1024, 1)
+                if rule == "stdl":
+                    plans["stdl"] = r.describe()
+        from hwsim.study.plots import memory_vs_timesteps
+
+        memory_vs_timesteps(out, self.out / "memory_vs_T.png", batch=c.batch_size, allocator_kib=allocator)
+        return {"activation_kib": out, "allocator_kib": allocator, "batch": c.batch_size, "plans": plans,
+                "skipped": skipped}
+
+    def stage_on_chip(self, results: dict) -> dict:
+        from hwsim.learning.learner import OnChipLearner, accuracy, fit
+
+        c = self.config
+        data, x_test, y_test = self._data()
+        x_train, y_train = (a.numpy() for a in data.split("train"))
+        n = min(c.on_chip.samples, len(y_train))
+        out = {}
+        base = self._trained()
+        x_test = x_test.reshape(*x_test.shape[:2], *base.input_shape)
+        x_train = x_train.reshape(*x_train.shape[:2], *base.input_shape)
+        for rule in c.on_chip.rules:
+            import copy
+
+            learner = OnChipLearner(copy.deepcopy(base), rule, lr=c.on_chip.lr, seed=c.seed,
+                                    window=min(c.ttl_window, c.timesteps))
+            before = accuracy(learner, x_test, y_test)
+            counts = fit(learner, x_train[:n], y_train[:n], epochs=1, batch_size=1, seed=c.seed,
+                         progress=self.progress)
+            after = accuracy(learner, x_test, y_test)
+            out[rule] = {"before_percent": round(100 * before, 1), "after_percent": round(100 * after, 1),
+                         "samples": n, "error_macs_last_sample": counts.total("error_macs"),
+                         "grad_ops_last_sample": counts.total("grad_ops"),
+                         "weight_updates_last_sample": counts.total("weight_updates")}
+        return {"rules": out}
+
+    def stage_costs(self, results: dict) -> dict:
+        from hwsim import chips
+        from hwsim.hardware.cost import estimate
+        from hwsim.sim.engine import Engine
+        from hwsim.sim.network import load
+        from hwsim.study.plots import energy_breakdown
+
+        _, x, _ = self._data()
+        fixed = load(self.out / "fixed.network.npz")
+        x = x.reshape(*x.shape[:2], *fixed.input_shape)[:32]
+        counts = Engine(fixed).run(np.moveaxis(x, 0, 1).astype(np.uint8)).counts
+        reports = [estimate(fixed, counts, chips.load(name)).to_dict() for name in self.chip_names]
+        if any(r["energy_j"] > 0 for r in reports):  # a chip without published energies alone: nothing to draw
+            energy_breakdown(reports, self.out / "energy_per_chip.png",
+                             title=f"{self.config.network} on {self.config.dataset}, T={self.config.timesteps}")
+        return {"chips": {r["chip"]: {"energy_uj_per_sample": _sig(r["energy_per_sample_j"] * 1e6),
+                                      "energy_dynamic_uj_per_sample": _sig(r["energy_dynamic_per_sample_j"] * 1e6),
+                                      "energy_static_uj_per_sample": _sig(r["energy_static_per_sample_j"] * 1e6),
+                                      "static_mode": r["static_mode"], "static_assumption": r["static_assumption"],
+                                      "lower_bound": r["lower_bound"], "energy_text": r["energy_text"],
+                                      "latency_ms_per_sample": None if r["latency_s"] is None else
+                                      _sig(r["latency_s"] / counts.batch * 1e3),
+                                      "fits": r["fits"], "fits_reason": r["fits_reason"], "cores": r["cores_used"],
+                                      "unpriced": r["unpriced"], "unpriced_counts": r["unpriced_counts"],
+                                      "warnings": r["warnings"], "limits_broken": r["limits_broken"]}
+                          for r in reports},
+                "samples": int(counts.batch)}
+
+    def stage_feasibility(self, results: dict) -> dict:
+        from hwsim import chips
+        from hwsim.learning.feasibility import check, learning_counts, rank
+        from hwsim.study.plots import feasibility_heatmap
+
+        c = self.config
+        network = self._trained()
+        verdicts = []
+        rules, skipped = c.analysed_rules()
+        for rule in rules:
+            counts = learning_counts(network, rule, c.timesteps, SYNTHETIC_RATE, seed=c.seed, window=c.ttl_window,
+                                     budget_bytes=c.stdl_budget_bytes)
+            for name in self.chip_names:
+                verdicts.append(check(network, chips.load(name), rule, c.timesteps, counts, window=c.ttl_window,
+                                      budget_bytes=c.stdl_budget_bytes))
+        rank(verdicts)
+        verdicts = [v.to_dict() for v in verdicts]
+        feasibility_heatmap(verdicts, self.out / "feasibility.png",
+                            title=f"{c.network}, T={c.timesteps}: on-chip learning")
+        table = {}
+        for v in verdicts:
+            table.setdefault(v["chip"], {})[v["rule"]] = {
+                "verdict": v["verdict"], "fits": v["fits"], "cores_needed": v["cores_needed"],
+                "max_timesteps": v["max_timesteps"], "max_timesteps_note": v["max_timesteps_note"],
+                "memory_kib_per_core": round(v["memory_per_core_bytes"] / 1024, 1),
+                "energy_uj_per_sample": None if v["energy_per_sample_j"] is None else
+                _sig(v["energy_per_sample_j"] * 1e6),
+                "energy_dynamic_uj": None if v["energy_dynamic_j"] is None else _sig(v["energy_dynamic_j"] * 1e6),
+                "energy_static_uj": None if v["energy_static_j"] is None else _sig(v["energy_static_j"] * 1e6),
+                "static_mode": v["static_mode"], "lower_bound": v["lower_bound"], "energy_text": v["energy_text"],
+                "latency_ms_per_sample": None if v["latency_per_sample_s"] is None else
+                _sig(v["latency_per_sample_s"] * 1e3),
+                "rank": v["rank"], "rank_note": v["rank_note"], "unpriced": v["unpriced"],
+                "unpriced_counts": v["unpriced_counts"]}
+        sample = (f"one training sample of Bernoulli input at rate {SYNTHETIC_RATE} per input neuron and step, "
+                  f"T = {c.timesteps}, with a random label (seed {c.seed}); `hwsim feasibility --net <trained "
+                  f"network> -T {c.timesteps} --rate {SYNTHETIC_RATE} --window {c.ttl_window}` reproduces it")
+        return {"table": table, "skipped": skipped, "input": sample, "rate": SYNTHETIC_RATE}
+
+    def stage_export(self, results: dict) -> dict:
+        if not self.config.export:
+            return {"skipped": True}
+        from hwsim.formats.bundle import export
+
+        _, x, y = self._data()
+        network = self._trained()
+        x = x.reshape(*x.shape[:2], *network.input_shape)
+        summary = export(network, self.out / "export", x[:16], y[:16], verify=True, learning=_dense_readout(network))
+        out = {"verified_equal": summary["verify"]["equal"],
+               "layers": {v["layer"]: v["equal"] for v in summary["verify"]["layers"]},
+               "files": summary["files"]}
+        if "learning" in summary:
+            out["learning_correlation"] = round(summary["learning"]["correlation"], 3)
+        return out
+
+    def stage_report(self, results: dict) -> dict:
+        from hwsim.study.report import write_report
+        from hwsim.study.study_figures import append_to_report, make_figures
+
+        results["figures"] = make_figures(self, results)
+        write_report(self.config, results, self.out)
+        append_to_report(self.out / "report.md", results["figures"])
+        return {"report": "report.md", "results": "results.json"}
+
+
+def _dense_readout(network) -> bool:
+    """The learning export trains a dense read-out (the layers before it may be conv and pool)."""
+    from hwsim.sim.network import Dense
+
+    return isinstance(network.layers[-1], Dense)
+
+
+def _sig(value: float, digits: int = 3) -> float:
+    return float(f"{value:.{digits}g}")
