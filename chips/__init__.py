@@ -14,7 +14,10 @@ from pathlib import Path
 from hwsim.chips.schema import UNIT_SUFFIXES, Chip
 from pydantic import ValidationError
 
+import hwsim
 from hwsim.errors import short
+
+hwsim._same_tree(__file__, "chips")  # refuse a copy of hwsim mixed from another checkout
 
 CHIP_DIR = Path(__file__).resolve().parent
 

@@ -38,6 +38,15 @@ PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 # ---------------------------------------------------------------------------------------------------------
 # Atomic writes
 # ---------------------------------------------------------------------------------------------------------
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_read_umask()  # what open() would give a new file under the user's umask (0644 by default)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a fresh temporary path beside ``path`` (same suffix); on success it replaces ``path``
@@ -50,6 +59,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         _fsync(tmp)
+        with contextlib.suppress(OSError):  # mkstemp makes 0600; the result gets the user's umask like any file
+            os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -10,6 +10,10 @@ from typing import TYPE_CHECKING
 
 from hwsim.methods.errors import RuleError
 
+import hwsim
+
+hwsim._same_tree(__file__, "methods")  # refuse a copy of hwsim mixed from another checkout
+
 if TYPE_CHECKING:  # torch is imported by build_rule, not by ``import hwsim.methods``
     import torch
     from hwsim.methods.rule import TrainingRule

@@ -9,14 +9,15 @@ import sys
 import time
 from pathlib import Path
 
+from hwsim.cli.rule_args import given_options, rule_options
 from hwsim.cli.validate import check_run_size
 from hwsim.errors import NetworkError, UsageError, short
+from hwsim.records import dumps
 from hwsim.safeio import PLOT_SUFFIXES, OutputLock, check_output_dir, check_output_file
 
 # One default per concept, shared by every command that takes the option (docs/cli.md says why).
 DEFAULT_MODE = "fixed"  # what the chips compute in: run and estimate then count the same events and bytes
 DEFAULT_RATE = 0.1  # input spike probability per input neuron per step
-DEFAULT_WINDOW = 2  # TTL-BPTT window: the smallest that differs from SLTT (a window of 1 is SLTT)
 
 __all__ = ["UsageError"]  # re-exported: commands raise it for bad arguments (exit code 2)
 
@@ -141,110 +142,43 @@ def cmd_chips(args: argparse.Namespace) -> int:
     return 0
 
 
-RULE_OPTIONS = {"--k": ("sltt_k",), "--window": ("ttl_bptt",), "--block": ("ttl_bptt",), "--subnet": ("stdl",),
-                "--budget-bytes": ("stdl",)}  # each rule option and the rules that use it
-
-
-def rule_options(rule: str, args: argparse.Namespace) -> dict[str, int]:
-    """The parameters that make ``rule`` the rule it is in this run (empty for rules without any)."""
-    if rule == "sltt_k":
-        return {"k": min(args.k, args.timesteps)}
-    if rule == "ttl_bptt":
-        return {"window": min(args.window, args.timesteps), "block": 1}
-    if rule == "stdl":
-        from hwsim.learning.stdl_plan import DEFAULT_BUDGET_BYTES
-
-        return {"subnet": 1, "budget_bytes": getattr(args, "budget_bytes", None) or DEFAULT_BUDGET_BYTES}
-    return {}
-
-
-def _rule_text(rule: str, args: argparse.Namespace) -> str:
-    """``sltt_k (k=2)``: the rule with its parameters, as tables print it."""
-    options = rule_options(rule, args)
-    return rule + (f" ({', '.join(f'{k}={v}' for k, v in options.items())})" if options else "")
-
-
-def refuse_unused_rule_options(args: argparse.Namespace, rules: list[str]) -> None:
-    """One line for a rule option given on the command line that none of ``rules`` uses (it would be
-    ignored, and the run would be taken for another rule's); and for a TTL-BPTT window longer than T."""
-    given = getattr(args, "options_given", set())
-    for option, users in RULE_OPTIONS.items():
-        if option in given and not set(users) & set(rules):
-            raise UsageError(f"{option} applies to {', '.join(users)} only; {', '.join(rules)} does not use it")
-    if "--k" in given and "sltt_k" in rules and args.k > args.timesteps:
-        raise UsageError(f"--k: SLTT-K backpropagates at K of the T steps; K={args.k} is larger than "
-                         f"--timesteps T={args.timesteps}")
-    if "--window" in given and "ttl_bptt" in rules and args.window > args.timesteps:
-        raise UsageError(f"--window {args.window}: TTL-BPTT's window is longer than T={args.timesteps} (a window of "
-                         f"T is BPTT: use --rule bptt)")
-
-
-def _stdl_refusal(network, budget_bytes: int) -> str | None:
-    """Why STDL's memory budget admits no auxiliary network on ``network`` (None when it admits one)."""
-    from hwsim.learning.stdl_plan import STDLError, plan
-
-    try:
-        plan(network, 1, budget_bytes)
-    except STDLError as err:
-        return str(err)
-    return None
-
-
 def cmd_feasibility(args: argparse.Namespace) -> int:
     from hwsim.hardware.cost import latency_text
-    from hwsim.learning.feasibility import RULES, check, learning_counts, rank
+    from hwsim.learning import registry
+    from hwsim.learning.assess import judge
 
     if args.plot:
         check_output_file(args.plot, "--plot", PLOT_SUFFIXES)
+    rules = registry.parse_rules(args.rules, "--rules", on_chip=True)
+    options = rule_options(args, rules, args.timesteps)
     targets = _chip_list(args.chip)
-    rules = list(RULES) if args.rules == "all" else [r.strip() for r in args.rules.split(",")]
-    for rule in rules:
-        if rule not in RULES:
-            raise UsageError(f"--rules: unknown rule {rule!r}; known rules: {', '.join(RULES)}")
-    refuse_unused_rule_options(args, rules)
     network = _load_network(args.net, "float", args.seed)
     spikes = _input_spikes(args, network) if getattr(args, "input", None) else None
     if spikes is None:
         check_run_size(network, args.timesteps, 1)
-    static = getattr(args, "static", "whole-chip")
-    if "stdl" in rules:  # the budget is checked before any work: STDL's plan needs nothing but the network
-        refusal = _stdl_refusal(network, args.budget_bytes)
-        if refusal is not None and args.rules != "all":
-            raise UsageError(f"--budget-bytes {args.budget_bytes}: {refusal}")
-        if refusal is not None:
-            rules.remove("stdl")
-            print(f"hwsim feasibility: stdl left out of --rules all: {refusal} (STDL's auxiliary networks are chosen "
-                  f"as its training chooses them, for the training batch, then run one sample at a time on chip; "
-                  f"give --budget-bytes N to include it)", file=sys.stderr)
-    found = []
-    from hwsim.hardware.mapping import map_network
+    if any(registry.get(r).budgeted for r in rules) and args.rules != "all":  # checked before any work
+        from hwsim.learning.assess import stdl_refusal
 
-    mappings = {}  # the inference mapping per chip: the same for every rule
-    for rule in rules:
-        counts = learning_counts(network, rule, args.timesteps, args.rate, seed=args.seed, window=args.window,
-                                 k=args.k, spikes=spikes, budget_bytes=args.budget_bytes)
-        for chip in targets:
-            if chip.name not in mappings:
-                mappings[chip.name] = map_network(network, chip)
-            verdict = check(network, chip, rule, args.timesteps, counts, window=args.window, static=static,
-                            budget_bytes=args.budget_bytes, mapping=mappings[chip.name])
-            if counts is None and not verdict.missing:
-                verdict.unpriced.append(f"energy: no on-chip learning kernel for {rule} yet")
-                verdict.energy_text = "unpriced (no kernel)"
-            verdict.rule_options = rule_options(rule, args)
-            found.append(verdict)
-    rank(found)
-    verdicts = [v.to_dict() for v in found]
+        if (refusal := stdl_refusal(network, options)) is not None:
+            raise UsageError(f"--budget-bytes {options.budget_bytes}: {refusal}")
+    judgement = judge(network, targets, rules, args.timesteps, options, rate=args.rate, spikes=spikes,
+                      static=args.static, seed=args.seed)
+    for rule, reason in judgement.left_out.items():
+        print(f"hwsim feasibility: {rule} left out of --rules all: {reason} (STDL's auxiliary networks are chosen "
+              f"as its training chooses them, for the training batch, then run one sample at a time on chip; "
+              f"give --budget-bytes N to include it)", file=sys.stderr)
+    verdicts = judgement.to_dict()
     if args.plot:
         from hwsim.study.plots import feasibility_heatmap
 
         feasibility_heatmap(verdicts, args.plot, title=f"{args.net}, T={args.timesteps}: on-chip learning")
     if args.json:
-        print(json.dumps(verdicts, indent=2))
+        print(dumps(verdicts))
         return 0
-    options = "".join(f", {_rule_text(rule, args)}" for rule in rules if rule_options(rule, args))
-    print(f"{network!r}: one training sample, T={args.timesteps}, input rate {args.rate:g}, static power: {static}"
-          f"{options}\n")
+    used = "".join(f", {options.text(r, args.timesteps, on_chip=True)}" for r in rules
+                   if r not in judgement.left_out and options.of(r, args.timesteps, on_chip=True))
+    print(f"{network!r}: one training sample, T={args.timesteps}, input rate {args.rate:g}, static power: "
+          f"{args.static}{used}\n")
     rows = []
     for v in verdicts:
         latency = latency_text(v["latency_per_sample_s"], v["latency_lower_bound"])
@@ -258,10 +192,11 @@ def cmd_feasibility(args: argparse.Namespace) -> int:
     print()
     for v in verdicts:
         if v["verdict"] != "feasible":
-            print(f"  {v['chip']}/{v['rule']}: {v['verdict']}")
-    print("\nmax T: largest T whose learning state fits (any: the state does not grow with T; ?: memory unknown). "
-          "rank: feasible pairs whose energy is fully priced, by energy per training sample (a lower bound, ≥, "
-          "is not ranked).")
+            _print_note(f"{v['chip']}/{v['rule']}: {v['verdict']}")
+    print()
+    _print_note("max T: largest T whose learning state fits (any: the state does not grow with T; ?: memory "
+                "unknown). rank: feasible pairs whose energy is fully priced, by energy per training sample (a lower "
+                "bound, ≥, is not ranked; equal energies share a rank).", indent="")
     if args.plot:
         print(f"wrote {args.plot}")
     return 0
@@ -377,102 +312,109 @@ def _dash(value) -> str:
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
-    from hwsim.hardware.cost import energy_text, estimate, latency_text
+    from hwsim.hardware.cost import estimate
     from hwsim.hardware.mapping import map_network
     from hwsim.sim.engine import Engine
 
     if args.plot:
         check_output_file(args.plot, "--plot", PLOT_SUFFIXES)
     targets = _chip_list(args.chip)
-    static = getattr(args, "static", "whole-chip")
-    if args.rule:
-        from hwsim.learning.feasibility import check, learning_counts
-        from hwsim.learning.learner import ON_CHIP_RULES
+    rules, options = [], None
+    if args.rules:
+        from hwsim.learning import registry
 
-        if args.rule not in ON_CHIP_RULES:
-            raise UsageError(f"--rule: no on-chip kernel for {args.rule!r}; rules with one: {', '.join(ON_CHIP_RULES)}")
-        refuse_unused_rule_options(args, [args.rule])
+        rules = registry.parse_rules(args.rules, "--rules", on_chip=True)
+        options = rule_options(args, rules, args.timesteps)
+        if args.mode not in (None, "float"):
+            raise UsageError(f"--mode {short(args.mode, 20).strip(chr(39))}: estimate --rules prices on-chip learning of the float "
+                             f"network (the learner keeps its own fixed-point format); leave --mode out")
+    elif given_options(args):
+        raise UsageError(f"{', '.join(registry_flag(n) for n in given_options(args))}: rule options need --rules")
+    if rules:
+        from hwsim.learning.assess import price_training
+
         network = _load_network(args.net, "float", args.seed)
         spikes = _input_spikes(args, network) if getattr(args, "input", None) else None
         if spikes is None:
             check_run_size(network, args.timesteps, args.batch)
-        counts = learning_counts(network, args.rule, args.timesteps, args.rate, batch=args.batch, seed=args.seed,
-                                 window=args.window, k=args.k, spikes=spikes)
+        counts, reports = None, []
+        for rule in rules:
+            counts, found = price_training(network, targets, rule, args.timesteps, options, rate=args.rate,
+                                           batch=args.batch, spikes=spikes, static=args.static, seed=args.seed)
+            reports += [r.to_dict() for r in found]
     else:
         network = _load_network(args.net, args.mode, args.seed)
         counts = Engine(network).run(_input_spikes(args, network), time_major=True).counts
-    reports = []
-    for chip in targets:
-        mapping = map_network(network, chip, counts)
-        report = estimate(network, counts, chip, mapping, static=static).to_dict()
-        report["mapping"] = mapping.to_dict(chip)
-        if args.rule:  # the same verdict, cores and fit as `hwsim feasibility` for this chip, rule and T
-            verdict = check(network, chip, args.rule, args.timesteps, window=args.window, mapping=mapping)
-            report["verdict"] = verdict.verdict
-            if verdict.cores_needed != report["cores_used"]:
-                report["assumptions"].append(
-                    f"energy and latency priced on the inference placement ({report['cores_used']} cores); the "
-                    f"learning state needs {verdict.cores_needed} cores")
-            report["cores_used"], report["fits"] = verdict.cores_needed, verdict.fits
-            report["learning_memory_per_core_bytes"] = verdict.memory_per_core_bytes
-        reports.append(report)
+        reports = []
+        for chip in targets:
+            mapping = map_network(network, chip, counts)
+            report = estimate(network, counts, chip, mapping, static=args.static).to_dict()
+            report["mapping"] = mapping.to_dict(chip)
+            reports.append(report)
     if args.plot:
         from hwsim.study.plots import energy_breakdown
 
-        what = f"on-chip {args.rule} training" if args.rule else f"inference, {counts.mode} point"
+        what = f"on-chip {', '.join(rules)} training" if rules else f"inference, {counts.mode} point"
         energy_breakdown(reports, args.plot, title=f"{args.net}, T={args.timesteps}, {_input_text(args)}, "
-                                                   f"batch {counts.batch}, {what}, static: {static}")
-    layers = []
-    for lc in counts.layers:
-        record = lc.to_dict()
-        layers.append(record)
+                                                   f"batch {counts.batch}, {what}, static: {args.static}")
     if args.json:
-        print(json.dumps({"net": args.net, "timesteps": counts.timesteps, "batch": counts.batch,
-                          "mode": counts.mode, "rate": None if getattr(args, "input", None) else args.rate,
-                          "input": getattr(args, "input", None), "static": static,
-                          "rule": args.rule, "rule_options": rule_options(args.rule, args) if args.rule else None,
-                          "counts": layers, "chips": reports}, indent=2))
+        print(dumps({"net": args.net, "timesteps": counts.timesteps, "batch": counts.batch, "mode": counts.mode,
+                     "rate": None if getattr(args, "input", None) else args.rate,
+                     "input": getattr(args, "input", None), "static": args.static, "rules": rules or None,
+                     "counts": [lc.to_dict() for lc in counts.layers], "chips": reports}))
         return 0
-    what = f"on-chip {_rule_text(args.rule, args)} training" if args.rule else "inference"
+    what = "inference"
+    if rules:
+        what = "on-chip " + ", ".join(options.text(r, counts.timesteps, on_chip=True) for r in rules) + " training"
     print(f"{network!r}\n{what}: T={counts.timesteps} steps, batch {counts.batch}, {_input_text(args)}, "
-          f"{counts.total('sop')} SOPs; static power: {static}\n")
-    rows = []
-    for r in reports:
-        latency = latency_text(None if r["latency_s"] is None else r["latency_s"] / counts.batch,
-                               r["latency_lower_bound"])
-        dynamic = [k for k in r["energy_by_action_j"] if k != "static"]
-        top = max(((k, r["energy_by_action_j"][k]) for k in dynamic), key=lambda kv: kv[1], default=("-", 0))[0]
-        n_unpriced = len(r["unpriced"])
-        priced = bool(dynamic)
-        static_cell = ("-" if r["static_mode"] in ("unpublished", "none") or (r["static_mode"] == "whole-chip"
-                       and r["latency_s"] is None) else f"{r['energy_static_per_sample_j'] * 1e6:.4g}")
-        if r["static_mode"] == "all-in":
-            static_cell = "in all-in"
-        row = [r["chip"], energy_text(r["energy_dynamic_per_sample_j"], 0, priced) if priced else "-", static_cell,
-               energy_text(r["energy_per_sample_j"], n_unpriced, priced), latency, _fits_text(r["fits"]),
-               r["cores_used"], top]
-        if args.rule:
-            row.append(r["verdict"].split(":")[0])
-        rows.append(tuple(row))
-    header = ["chip", "dynamic/sample", "static uJ", "energy/sample", "ms/sample", "fits", "cores", "largest"]
-    if args.rule:
-        header.append("verdict")
-    _print_table(tuple(header), rows)
-    for r in reports:
-        for limit in r["limits_broken"]:
-            print(f"  {r['chip']}: does not fit: {limit}")
-        if r["fits"] is None:
-            print(f"  {r['chip']}: fit unknown: {r['fits_reason']}")
-        for warning in r["warnings"]:
-            print(f"  warning: {warning}")
-        if args.rule and r["verdict"] != "feasible":
-            print(f"  {r['chip']}: {r['verdict']}")
-    print("\nStatic: " + "; ".join(f"{r['chip']}: {r['static_assumption']}" for r in reports if r["static_assumption"]))
-    print("≥ = a lower bound: actions with counts but no published figure are unpriced (listed with their counts "
-          "in --json), never counted as zero.")
+          f"{counts.total('sop')} SOPs; static power: {args.static}\n")
+    _print_estimates(reports, counts.batch, bool(rules))
     if args.plot:
         print(f"wrote {args.plot}")
     return 0
+
+
+def _print_estimates(reports: list[dict], batch: int, learning: bool) -> None:
+    """The estimate table (µJ per sample, ms per sample) and its notes, wrapped."""
+    from hwsim.hardware.cost import energy_text, latency_text
+
+    rows = []
+    for r in reports:
+        latency = latency_text(None if r["latency_s"] is None else r["latency_s"] / batch, r["latency_lower_bound"])
+        dynamic = [k for k in r["energy_by_action_j"] if k != "static"]
+        top = max(((k, r["energy_by_action_j"][k] or 0) for k in dynamic), key=lambda kv: kv[1], default=("-", 0))[0]
+        priced = bool(dynamic)
+        static = r.get("energy_static_per_sample_j")
+        static_cell = "-" if static is None or r["static_mode"] in ("unpublished", "none") or (
+            r["static_mode"] == "whole-chip" and r["latency_s"] is None) else f"{static * 1e6:.4g}"
+        if r["static_mode"] == "all-in":
+            static_cell = "in all-in"
+        row = [r["chip"]] + ([r["rule"]] if learning else []) + [
+            energy_text(r["energy_dynamic_per_sample_j"], 0, priced) if priced else "-", static_cell,
+            r["energy_text"] if str(r.get("energy_text")).startswith("not priced") else
+            energy_text(r["energy_per_sample_j"], len(r["unpriced"]), priced), latency, _fits_text(r["fits"]),
+            r["cores_used"], top]
+        if learning:
+            row.append(r["verdict"].split(":")[0])
+        rows.append(tuple(row))
+    header = ["chip"] + (["rule"] if learning else []) + ["dynamic/sample", "static µJ", "energy/sample",
+                                                          "ms/sample", "fits", "cores", "largest"]
+    _print_table(tuple(header + (["verdict"] if learning else [])), rows)
+    for r in {r["chip"]: r for r in reports}.values():  # notes about the chip: once, whatever the rule
+        for limit in r["limits_broken"]:
+            _print_note(f"{r['chip']}: does not fit: {limit}")
+        if r["fits"] is None:
+            _print_note(f"{r['chip']}: fit unknown: {r['fits_reason']}")
+        for warning in r["warnings"]:
+            _print_note(f"warning: {warning}")
+    for r in reports:
+        if learning and r["verdict"] != "feasible":
+            _print_note(f"{r['chip']}/{r['rule']}: {r['verdict']}")
+    print("\nStatic power:")
+    for chip, text in {r["chip"]: r["static_assumption"] for r in reports if r["static_assumption"]}.items():
+        _print_note(f"{chip}: {text}")
+    _print_note("≥ = a lower bound: actions with counts but no published figure are unpriced (listed with their "
+                "counts in --json), never counted as zero.", indent="")
 
 
 def _fits_text(fits) -> str:
@@ -482,26 +424,26 @@ def _fits_text(fits) -> str:
 def cmd_train(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from hwsim.methods import RULES
+    from hwsim.learning import registry
     from hwsim.methods.data import DATASETS
     from hwsim.methods.train import TrainConfig, train
 
-    if args.rule not in RULES:
-        raise UsageError(f"--rule: unknown rule {args.rule!r}; known rules: {', '.join(RULES)}")
+    rules = registry.parse_rules(args.rules, "--rules")
+    if len(rules) != 1:
+        raise UsageError(f"--rules {short(args.rules)}: train takes one rule per run (each writes its own checkpoint)")
+    rule = rules[0]
+    options = rule_options(args, rules, args.timesteps)
     own = args.dataset.endswith(".npz") or args.dataset.startswith("tonic:")
     if args.dataset not in DATASETS and not own:
         raise UsageError(f"--dataset: unknown dataset {args.dataset!r}; known datasets: {', '.join(DATASETS)}, "
                          f"a FILE.npz (x_train, y_train, x_test, y_test) or tonic:<Name>")
     if own and not args.net:
         raise UsageError(f"--dataset {args.dataset}: give --net for your own data (e.g. --net 700-128-20)")
-    refuse_unused_rule_options(args, [args.rule])
-    if args.rule == "sltt_k" and args.k > args.timesteps:
-        raise UsageError(f"--k: SLTT-K backpropagates at K of the T steps; K={args.k} is larger than "
-                         f"--timesteps T={args.timesteps}")
-    config = TrainConfig(rule=args.rule, dataset=args.dataset, epochs=args.epochs, timesteps=args.timesteps,
-                         net=args.net, batch_size=args.batch_size, lr=args.lr, seed=args.seed, k=args.k,
-                         window=args.window, block=args.block, subnet=args.subnet, budget_bytes=args.budget_bytes,
-                         data_path=args.data_path, device=args.device)
+    config = TrainConfig(rule=rule, dataset=args.dataset, epochs=args.epochs, timesteps=args.timesteps,
+                         net=args.net, batch_size=args.batch_size, lr=args.lr, seed=args.seed, k=options.k,
+                         window=options.window, block=options.block, subnet=options.subnet,
+                         budget_bytes=options.budget_bytes, data_path=args.data_path, device=args.device)
+    args.rule = rule
     out = args.out or args.resume or _default_checkpoint(args.rule, args.dataset)
     check_output_file(out, "--out")
     note = [] if args.out else [f"hwsim train: saving the checkpoint to {out} and the network to "
@@ -514,7 +456,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     result = train(config, out=out, resume=args.resume, progress=not args.no_progress, log=log)
     if args.json:
-        network = None if config.rule == "revsnn" else str(Path(out).with_suffix(".network.npz"))
+        network = str(Path(out).with_suffix(".network.npz")) if registry.get(config.rule).writes_network else None
         print(json.dumps({"config": asdict(config), "rule": result.describe, "checkpoint": str(out),
                           "network": network, "history": [asdict(h) for h in result.history]}, indent=2))
     return 0
@@ -550,6 +492,18 @@ def _output_parent(option: str, path: str | None) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise UsageError(f"{option} {path}: cannot create its folder ({err.strerror or err})") from None
+
+
+def registry_flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _print_note(text: str, indent: str = "  ", width: int = 110) -> None:
+    """A note wrapped at ``width`` columns (continuation lines indented two more)."""
+    import textwrap
+
+    print(textwrap.fill(text, width, initial_indent=indent, subsequent_indent=indent + "  ",
+                        break_long_words=False, break_on_hyphens=False))
 
 
 def _print_table(header: tuple, rows: list[tuple]) -> None:

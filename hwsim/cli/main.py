@@ -26,7 +26,6 @@ from hwsim import __version__, errors
 from hwsim.cli.commands import (
     DEFAULT_MODE,
     DEFAULT_RATE,
-    DEFAULT_WINDOW,
     cmd_chips,
     cmd_estimate,
     cmd_export,
@@ -36,23 +35,33 @@ from hwsim.cli.commands import (
     cmd_sweep,
     cmd_train,
 )
+from hwsim.cli.rule_args import DeprecatedAlias, add_option_arguments, add_rules_argument
 from hwsim.cli.validate import OneLineParser, device, finite_positive_float, positive_int, probability, seed
 from hwsim.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, Failure, one_line
-from hwsim.learning.stdl_plan import DEFAULT_BUDGET_BYTES as STDL_BUDGET_BYTES
 
-DEFAULT_K = 2  # SLTT-K's time steps with a backward pass
 DEFAULT_TIMESTEPS = 100  # one default for run, estimate (also --rule) and feasibility
 STATIC_HELP = ("static power: whole-chip (default: the chip's static power x simulated time), cores-used (only the "
                "cores in use, where the profile supports it) or none (dynamic energy only)")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``hwsim`` parser: one subparser per command, the rule flags generated from the rule registry."""
     parser = OneLineParser(
         prog="hwsim",
         description="Neuromorphic on-chip learning simulator: event-driven LIF cores with exact counts.")
     parser.add_argument("--version", action="version", version=f"hwsim {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (_add_run, _add_chips, _add_estimate, _add_feasibility, _add_export, _add_study, _add_sweep,
+                _add_train):
+        add(sub)
+    for command in sub.choices.values():  # one thread policy for every command (hwsim.sim.threads)
+        command.add_argument("--threads", type=int, default=None, metavar="N",
+                             help="threads for the simulator kernels and torch (default: the free cores); results "
+                                  "do not depend on it")
+    return parser
 
+
+def _add_run(sub) -> None:
     run = sub.add_parser(
         "run", help="run Bernoulli spike input through a network and count every event",
         description="Run T steps of Bernoulli input through a network in the event-driven engine and print "
@@ -60,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_arguments(run)
     run.set_defaults(func=cmd_run)
 
+
+def _add_chips(sub) -> None:
     chips_cmd = sub.add_parser("chips", help="list the chip profiles, or show one",
                                description="List the shipped chip profiles (or show one with its sources).")
     chips_cmd.add_argument("action", nargs="?", choices=["show"], help="'show NAME' prints one profile")
@@ -67,49 +78,46 @@ def build_parser() -> argparse.ArgumentParser:
     chips_cmd.add_argument("--json", action="store_true", help="print as JSON")
     chips_cmd.set_defaults(func=cmd_chips)
 
+
+def _add_estimate(sub) -> None:
     est = sub.add_parser(
-        "estimate", help="price a run on one chip or all: energy (J), latency (s), fit on the cores",
+        "estimate", help="price a run on one chip or all: energy (µJ), latency (ms), fit on the cores",
         description="Run Bernoulli input through a network, map it onto each chip's cores and price the exact "
-                    "counts with the chip's published figures. Energies in joules, latencies in seconds.")
+                    "counts with the chip's published figures (µJ and ms in tables; joules and seconds in JSON). "
+                    "With --rules, price one on-chip training sample per rule instead of inference.")
     _add_run_arguments(est)
     _add_chip_argument(est)
     est.add_argument("--plot", metavar="FILE.png", help="draw the energy breakdown per chip to a PNG file")
-    est.add_argument("--rule", metavar="RULE",
-                     help="price one on-chip training sample with this rule (bptt, sltt, sltt_k, ottt_a, ottt_o, "
-                          "ttl_bptt, stdl) instead of inference; labels are random; prints the feasibility verdict")
-    est.add_argument("--window", type=positive_int, default=DEFAULT_WINDOW,
-                     help=f"TTL-BPTT window k in steps, with --rule ({DEFAULT_WINDOW})")
-    est.add_argument("--k", type=positive_int, default=DEFAULT_K,
-                     help=f"SLTT-K: time steps with a backward pass, with --rule sltt_k ({DEFAULT_K})")
+    add_rules_argument(est, on_chip=True)
+    add_option_arguments(est, on_chip=True)
     est.add_argument("--static", default="whole-chip", choices=["whole-chip", "cores-used", "none"], help=STATIC_HELP)
     est.set_defaults(func=cmd_estimate)
 
+
+def _add_feasibility(sub) -> None:
     fea = sub.add_parser(
         "feasibility", help="chips x rules: can the chip learn on chip, with how much memory per core and energy",
         description="For every chip and learning rule: the verdict (feasible, infeasible with the missing "
                     "capability or broken limit named, or unknown where the chip does not publish it), the "
-                    "learning memory per core (bytes) and the energy (J) and latency (s) per training sample.")
+                    "learning memory per core (bytes) and the energy (µJ) and latency (ms) per training sample.")
     fea.add_argument("--net", required=True, metavar="SPEC|FILE",
                      help="network spec string or a network file: .npz (hwsim), .nir (NIR), .net (netx)")
     _add_chip_argument(fea)
-    fea.add_argument("--rules", default="all", metavar="RULES|all", help="comma-separated rules or 'all'")
+    add_rules_argument(fea, on_chip=True, default="all")
+    add_option_arguments(fea, on_chip=True)
     fea.add_argument("--timesteps", "-T", type=positive_int, default=DEFAULT_TIMESTEPS, metavar="T",
                      help=f"time steps (default {DEFAULT_TIMESTEPS}, as estimate)")
     fea.add_argument("--rate", type=probability, default=DEFAULT_RATE, metavar="P",
                      help=f"input spike probability per input neuron per step, 0..1 (default {DEFAULT_RATE:g})")
     fea.add_argument("--input", metavar="FILE", help=INPUT_HELP)
-    fea.add_argument("--window", type=positive_int, default=DEFAULT_WINDOW,
-                     help=f"TTL-BPTT truncation window k in steps (default {DEFAULT_WINDOW})")
-    fea.add_argument("--k", type=positive_int, default=DEFAULT_K,
-                     help=f"SLTT-K: time steps with a backward pass (default {DEFAULT_K})")
     fea.add_argument("--static", default="whole-chip", choices=["whole-chip", "cores-used", "none"], help=STATIC_HELP)
-    fea.add_argument("--budget-bytes", type=positive_int, default=STDL_BUDGET_BYTES,
-                     help=f"STDL: training-memory budget of each auxiliary network, bytes ({STDL_BUDGET_BYTES})")
     fea.add_argument("--seed", type=seed, default=0, help="seed for weights, input and labels")
     fea.add_argument("--json", action="store_true", help="print the verdicts as JSON")
     fea.add_argument("--plot", metavar="FILE.png", help="draw the chips x rules heatmap to a PNG file")
     fea.set_defaults(func=cmd_feasibility)
 
+
+def _add_export(sub) -> None:
     exp = sub.add_parser(
         "export", help="quantise a trained network and write Lava, netx and NIR files with golden spikes",
         description="Quantise a trained float network to Loihi fixed point (reporting accuracy before and after "
@@ -122,12 +130,15 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--learning", action="store_true",
                      help="also train the read-out in Lava with a three-factor LearningDense rule and correlate its "
                           "weight change with hwsim's fixed-point OTTT")
-    exp.add_argument("--data", metavar="NAME", help="dataset for the accuracy report (default: the checkpoint's)")
+    exp.add_argument("--dataset", "--data", dest="data", action=DeprecatedAlias, metavar="NAME",
+                     help="dataset for the accuracy report (default: the checkpoint's)")
     exp.add_argument("--timesteps", "-T", type=positive_int, metavar="T",
                      help="time steps (default: the checkpoint's)")
     exp.add_argument("--json", action="store_true", help="print the summary as JSON")
     exp.set_defaults(func=cmd_export)
 
+
+def _add_study(sub) -> None:
     st = sub.add_parser(
         "study", help="the main job: train, simulate, learn on chip, price every chip, export, report",
         description="Runs the whole study (torch training, hwsim float and fixed point, on-chip learning, energy "
@@ -138,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--no-progress", action="store_true", help="no progress bars")
     st.set_defaults(func=cmd_study)
 
+
+def _add_sweep(sub) -> None:
     sw = sub.add_parser(
         "sweep", help="a design-space sweep of studies on Dask: one row per point, resumable, Pareto figures",
         description="Cross (or zip) study keys into points -- one trained rule on one chip each -- and run them as "
@@ -156,14 +169,16 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--no-progress", action="store_true", help="no progress bar")
     sw.set_defaults(func=cmd_sweep)
 
+
+def _add_train(sub) -> None:
     tr = sub.add_parser(
         "train", help="train a network in torch with a learning rule (BPTT, SLTT, OTTT, TTL-BPTT, STDL, ...)",
         description="Reference training in torch with per-epoch accuracy, activation memory (bytes kept for "
                     "backward) and time; checkpoints every epoch; --resume continues exactly. Runs under "
                     "torchrun for several processes (gradients averaged across ranks).")
-    tr.add_argument("--rule", required=True, metavar="RULE",
-                    help="bptt, sltt, sltt_k, ottt_a, ottt_o, ttl_bptt, stdl or revsnn")
-    tr.add_argument("--dataset", default="digits", metavar="NAME",
+    add_rules_argument(tr, required=True, one=True)
+    add_option_arguments(tr)
+    tr.add_argument("--dataset", "--data", dest="dataset", action=DeprecatedAlias, default="digits", metavar="NAME",
                     help="digits (built in), randman (procedural), mnist/nmnist/shd from --data-path, a FILE.npz "
                          "(x_train, y_train, x_test, y_test) or tonic:<Name> (optional tonic package)")
     tr.add_argument("--epochs", type=positive_int, default=5, metavar="E", help="epochs (default 5)")
@@ -174,14 +189,6 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--lr", type=finite_positive_float, default=0.1,
                     help="SGD learning rate (momentum 0.9), default 0.1")
     tr.add_argument("--seed", type=seed, default=0, help="seed for data encoding, weights and shuffling")
-    tr.add_argument("--k", type=positive_int, default=DEFAULT_K,
-                    help=f"SLTT-K: time steps with a backward pass ({DEFAULT_K})")
-    tr.add_argument("--window", type=positive_int, default=DEFAULT_WINDOW,
-                    help=f"TTL-BPTT: truncation window k in steps (default {DEFAULT_WINDOW})")
-    tr.add_argument("--block", type=positive_int, default=1, help="TTL-BPTT: layers per local block (1)")
-    tr.add_argument("--subnet", type=positive_int, default=1, help="STDL: layers per subnetwork (1)")
-    tr.add_argument("--budget-bytes", type=positive_int, default=STDL_BUDGET_BYTES,
-                    help=f"STDL: training-memory budget of each auxiliary network, bytes ({STDL_BUDGET_BYTES})")
     tr.add_argument("--data-path", metavar="PATH", help="folder or file of a local dataset (mnist, nmnist, shd)")
     tr.add_argument("--device", type=device, default="cpu", help="cpu or cuda (default cpu)")
     tr.add_argument("--out", metavar="CKPT",
@@ -193,11 +200,6 @@ def build_parser() -> argparse.ArgumentParser:
                     help="print the per-epoch history as JSON at the end (the epoch lines go to stderr)")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
     tr.set_defaults(func=cmd_train)
-    for command in sub.choices.values():  # one thread policy for every command (hwsim.sim.threads)
-        command.add_argument("--threads", type=int, default=None, metavar="N",
-                             help="threads for the simulator kernels and torch (default: all cores); results do "
-                                  "not depend on it")
-    return parser
 
 
 INPUT_HELP = ("spike input instead of --rate: .npz with 'spikes' (T, B, *input_shape) of 0/1, or events t, x[, y, p] "
@@ -213,13 +215,17 @@ def _add_run_arguments(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--rate", type=probability, default=DEFAULT_RATE, metavar="P",
                      help=f"input spike probability per input neuron per step, 0..1 (default {DEFAULT_RATE:g})")
     cmd.add_argument("--input", metavar="FILE", help=INPUT_HELP)
-    cmd.add_argument("--batch", "-B", type=positive_int, default=1, metavar="B",
-                     help="independent samples (default 1); energies are also given per sample")
+    cmd.add_argument("--batch-size", "--batch", "-B", dest="batch", type=positive_int, default=1, metavar="B",
+                     action=_DeprecatedInt, help="independent samples (default 1); energies are also given per sample")
     cmd.add_argument("--mode", default=None, metavar="MODE",
                      help=f"numeric form: float (float32 LIF) or fixed (Loihi fixed point); default {DEFAULT_MODE} "
                           f"for a spec, the file's own for a saved network (a float file asked for fixed is quantised)")
     cmd.add_argument("--seed", type=seed, default=0, metavar="S", help="seed for weights and input (default 0)")
     cmd.add_argument("--json", action="store_true", help="print results as JSON (only JSON on stdout)")
+
+
+class _DeprecatedInt(DeprecatedAlias):
+    """``--batch``/``-B`` → ``--batch-size`` (the value already converted by ``type``)."""
 
 
 def _add_chip_argument(cmd: argparse.ArgumentParser) -> None:
@@ -253,7 +259,6 @@ def main(argv: list[str] | None = None) -> int:
         given = sys.argv[1:] if argv is None else argv
         args.timesteps_given = any(a in ("-T", "--timesteps") or a.startswith("--timesteps=") or
                                    (a.startswith("-T") and a[2:].isdigit()) for a in given)
-        args.options_given = _long_options_given(given, parser, args.command)
         if args.command is None:
             print("hwsim: error: give a COMMAND (run, chips, estimate, feasibility, export, study, train, sweep); "
                   "see hwsim --help", file=sys.stderr)
@@ -266,21 +271,6 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
-
-
-def _long_options_given(tokens: list[str], parser: argparse.ArgumentParser, command: str | None) -> set[str]:
-    """The long options of ``command`` written on the command line (an abbreviation counts as its option:
-    argparse has already refused ambiguous ones), so a rule option given to a rule that ignores it is refused."""
-    if command is None:
-        return set()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
-    options = [o for action in sub._actions for o in action.option_strings if o.startswith("--")]
-    found = set()
-    for token in tokens:
-        name = token.split("=", 1)[0]
-        if name.startswith("--") and len(name) > 2:
-            found.update(o for o in options if o == name or (o.startswith(name) and name not in options))
-    return found
 
 
 def _install_sigint():

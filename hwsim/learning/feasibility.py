@@ -1,6 +1,7 @@
 """Is on-chip learning feasible? Per chip and rule: capabilities, learning state per core, energy, latency.
 
-For a rule, ``RULE_NEEDS`` lists what its learning engine must offer and which state it keeps:
+For a rule, its registry entry (:mod:`hwsim.learning.registry`, ``Rule.needs``) lists what its learning engine
+must offer and which state it keeps:
 
 | rule | capabilities | state per core (besides the weights) |
 |---|---|---|
@@ -44,10 +45,11 @@ import numpy as np
 from hwsim.chips.schema import Chip
 from hwsim.errors import FeasibilityError
 from hwsim.hardware.mapping import core_load, map_network, neuron_layers, stored_weights, weight_sharing, with_counts
+from hwsim.learning import registry
+from hwsim.learning.registry import Needs, RuleOptions
 from hwsim.sim.counts import Counts
 from hwsim.sim.network import Dense, Network
 
-RULES = ("bptt", "sltt", "sltt_k", "ottt_a", "ottt_o", "ttl_bptt", "stdl")
 CAPABILITY_TEXT = {"graded_error_messages": "graded error messages", "third_factor": "a third factor",
                    "local_traces": "local presynaptic traces"}
 T_SEARCH_MAX = 1 << 20  # max_timesteps search stops here (reported as ">= T_SEARCH_MAX")
@@ -55,25 +57,25 @@ SPIKE_ERRORS = ("errors sent as spikes (no graded payload): exact backpropagatio
                 "(Renner et al., Nat. Commun. 15:9691, 2024); the error precision is reduced")
 
 
-@dataclass(frozen=True)
-class Needs:
-    capabilities: tuple[str, ...]
-    accumulators: bool
-    traces: bool
-    history: str | None  # "T", "window" or None
-    aux: str | None  # "classifier", "copy" or None
+def needs(rule: str) -> Needs:
+    """What ``rule`` needs from a chip (:class:`hwsim.learning.registry.Needs`, declared in the rule registry)."""
+    return registry.get(rule).needs
 
 
-RULE_NEEDS = {
-    "bptt": Needs(("graded_error_messages", "third_factor"), True, False, "T", None),
-    "sltt": Needs(("graded_error_messages", "third_factor"), True, False, None, None),
-    "sltt_k": Needs(("graded_error_messages", "third_factor"), True, False, None, None),
-    "ottt_a": Needs(("local_traces", "graded_error_messages", "third_factor"), True, True, None, None),
-    "ottt_o": Needs(("local_traces", "graded_error_messages", "third_factor"), False, True, None, None),
-    "ttl_bptt": Needs(("graded_error_messages", "third_factor"), True, False, "window", "classifier"),
-    "stdl": Needs(("graded_error_messages", "third_factor"), True, False, None, "copy"),
-}
+def __getattr__(name: str):
+    if name == "RULES":  # the rules with an on-chip form, as registered now
+        return registry.names(on_chip=True)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
+def _options(options: RuleOptions | None, legacy: dict) -> RuleOptions:
+    """``options`` or, from the older keywords (k, window, block, subnet, budget_bytes), the record they make."""
+    if options is not None and legacy:
+        raise FeasibilityError(f"give rule options as options=RuleOptions(...) or keywords, not both "
+                               f"({', '.join(legacy)})")
+    if options is not None:
+        return options
+    return RuleOptions({k: v for k, v in legacy.items() if v is not None})
 
 
 @dataclass
@@ -146,9 +148,7 @@ def learning_state(network: Network, chip: Chip, rule: str, timesteps: int, wind
     """Largest learning memory on one core (bytes), its split by kind, the assumptions taken, and the cores
     used. Each layer starts on the cores the inference mapping gives it and is spread over more cores (as
     many as its neurons allow) until its busiest core fits the chip's memory per core."""
-    if rule not in RULE_NEEDS:
-        raise FeasibilityError(f"unknown rule {rule!r}; known rules: {', '.join(RULES)}")
-    needs = RULE_NEEDS[rule]
+    needs = _needs_on_chip(rule)
     prec = chip.precision
     learning = chip.learning
     wbytes = (prec.weight_bits if prec and prec.weight_bits else 8) / 8
@@ -237,9 +237,7 @@ def max_timesteps(network: Network, chip: Chip, rule: str, window: int = 1, bloc
                   subnet: int = 1, budget_bytes: int | None = None, mapping=None) -> tuple[int | None, str]:
     """The largest T whose learning state fits (see module docstring) and a note saying what it means.
     ``mapping``: the inference mapping of ``network`` on ``chip`` when the caller has it (else made here)."""
-    if rule not in RULE_NEEDS:
-        raise FeasibilityError(f"unknown rule {rule!r}; known rules: {', '.join(RULES)}")
-    history = RULE_NEEDS[rule].history
+    history = _needs_on_chip(rule).history
     mapping = mapping or map_network(network, chip)
 
     def fits(t: int) -> bool | None:
@@ -263,11 +261,12 @@ def max_timesteps(network: Network, chip: Chip, rule: str, window: int = 1, bloc
     return lo, f"T <= {lo}: the {'history' if history == 'T' else 'window history'} grows with T"
 
 
-def rank(verdicts: list[Verdict]) -> None:
+def rank(verdicts: list[Verdict], digits: int = 3) -> None:
     """Number the feasible chip x rule pairs whose learning energy is fully priced by energy per training
-    sample (1 = least). A lower bound is not ranked: a chip that leaves more actions unpriced would rank
-    higher for that alone (measured: a profile pricing SOPs only came first for every rule, BPTT included).
-    Unranked pairs get ``rank`` None and ``rank_note`` saying why."""
+    sample (1 = least). Energies equal to ``digits`` significant figures are a tie and share a rank (the next
+    distinct energy takes the rank after all of them, as in sport). A lower bound is not ranked: a chip that leaves
+    more actions unpriced would rank higher for that alone (measured: a profile pricing SOPs only came first for
+    every rule, BPTT included). Unranked pairs get ``rank`` None and ``rank_note`` saying why."""
     ranked = []
     for v in verdicts:
         if not v.feasible:
@@ -278,9 +277,23 @@ def rank(verdicts: list[Verdict]) -> None:
             v.rank_note = f"not ranked: energy is a lower bound ({len(v.unpriced)} actions unpriced)"
         else:
             ranked.append(v)
-    for position, v in enumerate(sorted(ranked, key=lambda v: v.energy_per_sample_j), start=1):
-        v.rank = position
-        v.rank_note = f"by energy per training sample (static: {v.static_mode})"
+    ranked.sort(key=lambda v: v.energy_per_sample_j)
+    keys = [float(f"{v.energy_per_sample_j:.{digits - 1}e}") for v in ranked]
+    for position, v in enumerate(ranked, start=1):
+        first = keys.index(keys[position - 1])
+        v.rank = first + 1
+        tied = [f"{w.chip}/{w.rule}" for w, key in zip(ranked, keys) if key == keys[position - 1] and w is not v]
+        v.rank_note = f"by energy per training sample (static: {v.static_mode})" + (
+            f"; tied with {', '.join(tied)} (equal to {digits} significant figures)" if tied else "")
+
+
+def _needs_on_chip(rule: str) -> Needs:
+    """The rule's needs; a rule without an on-chip form (or unknown) is one line."""
+    found = registry.RULES.get(rule)
+    if found is None or found.kernel is None:
+        raise FeasibilityError(f"unknown rule {str(rule)[:40]!r}; rules with an on-chip form: "
+                               f"{', '.join(registry.names(on_chip=True))}")
+    return found.needs
 
 
 def _spread(busiest, load, limit: int, cores: int, neurons: int) -> tuple[int, dict[str, float]]:
@@ -322,15 +335,17 @@ def _stdl_aux_weights(network: Network, subnet: int, budget_bytes: int | None, s
 
 
 def check(network: Network, chip: Chip, rule: str, timesteps: int, counts: Counts | None = None,
-          window: int = 1, block: int = 1, subnet: int = 1, static: str = "whole-chip",
-          budget_bytes: int | None = None, mapping=None) -> Verdict:
-    """The verdict for ``rule`` on ``chip``; ``counts`` (a learning run) adds energy and latency. ``mapping``:
-    the inference mapping of ``network`` on ``chip`` (:func:`hwsim.hardware.mapping.map_network`), when the caller
-    checks several rules on one chip (made here otherwise)."""
+          options: RuleOptions | None = None, static: str = "whole-chip", mapping=None, **legacy) -> Verdict:
+    """The verdict for ``rule`` on ``chip``; ``counts`` (a learning run) adds energy and latency. ``options``: the
+    rule's options (:class:`~hwsim.learning.registry.RuleOptions`; the keywords ``window``, ``block``, ``subnet``,
+    ``budget_bytes`` still work). ``mapping``: the inference mapping of ``network`` on ``chip``
+    (:func:`hwsim.hardware.mapping.map_network`), when the caller checks several rules on one chip."""
     from hwsim.hardware.cost import estimate
 
-    if rule not in RULE_NEEDS:
-        raise FeasibilityError(f"unknown rule {rule!r}; known rules: {', '.join(RULES)}")
+    options = _options(options, legacy)
+    window, block, subnet = min(options.window, timesteps), options.block, options.subnet
+    budget_bytes = options.budget_bytes
+    _needs_on_chip(rule)
     mapping = mapping or map_network(network, chip)
     memory, split, assumptions, cores_needed = learning_state(network, chip, rule, timesteps, window, block, subnet,
                                                               mapping=mapping, budget_bytes=budget_bytes)
@@ -343,7 +358,7 @@ def check(network: Network, chip: Chip, rule: str, timesteps: int, counts: Count
     elif not chip.learning.on_chip_learning:
         missing.append("on-chip learning")
     else:
-        for capability in RULE_NEEDS[rule].capabilities:
+        for capability in needs(rule).capabilities:
             value = getattr(chip.learning, capability)
             if capability == "graded_error_messages" and not value and chip.learning.spike_coded_errors:
                 assumptions.append(SPIKE_ERRORS)
@@ -353,7 +368,7 @@ def check(network: Network, chip: Chip, rule: str, timesteps: int, counts: Count
             elif not value:
                 missing.append(CAPABILITY_TEXT[capability])
         epoch = chip.learning.learning_epoch_max_steps
-        if epoch is not None and timesteps > epoch and rule != "ottt_o":
+        if epoch is not None and timesteps > epoch and not registry.get(rule).update_every_step:
             assumptions.append(
                 f"{chip.name} applies learning at the end of learning epochs of at most {epoch} steps; T={timesteps} "
                 f"spans {math.ceil(timesteps / epoch)} of them, so the once-per-sample update is assumed to be "
@@ -379,7 +394,8 @@ def check(network: Network, chip: Chip, rule: str, timesteps: int, counts: Count
     else:
         text = "feasible"
     verdict = Verdict(chip.name, rule, text, memory, split, limit, cores_needed, missing=missing, unknown=unknown,
-                      limits_broken=broken, assumptions=assumptions, timesteps=timesteps)
+                      limits_broken=broken, assumptions=assumptions, timesteps=timesteps,
+                      rule_options=options.of(rule, timesteps, on_chip=True))
     verdict.fits = False if broken else (None if limit is None else True)
     verdict.max_timesteps, verdict.max_timesteps_note = max_timesteps(network, chip, rule, window, block, subnet,
                                                                       budget_bytes=budget_bytes, mapping=mapping)
@@ -401,22 +417,24 @@ def check(network: Network, chip: Chip, rule: str, timesteps: int, counts: Count
 
 
 def learning_counts(network: Network, rule: str, timesteps: int, rate: float, batch: int = 1, seed: int = 0,
-                    k: int = 2, window: int = 1, block: int = 1, subnet: int = 1,
-                    spikes: np.ndarray | None = None, budget_bytes: int | None = None) -> Counts | None:
+                    spikes: np.ndarray | None = None, options: RuleOptions | None = None, **legacy) -> Counts | None:
     """Counts of one on-chip training batch of ``rule`` on Bernoulli input (or the given 0/1 ``spikes``
     ``(T, B, *input_shape)``, which then set T and B) with random labels (None when no on-chip kernel
-    exists for it)."""
+    exists for it). ``options`` as for :func:`check` (the keywords ``k``, ``window``, ``block``, ``subnet``,
+    ``budget_bytes`` still work)."""
     import copy
 
-    from hwsim.learning.learner import ON_CHIP_RULES, OnChipLearner
+    from hwsim.learning.learner import OnChipLearner
     from hwsim.sim.engine import bernoulli
 
-    if rule not in ON_CHIP_RULES:
+    options = _options(options, legacy)
+    if registry.get(rule).kernel is None:
         return None
     if spikes is not None:
         timesteps, batch = int(spikes.shape[0]), int(spikes.shape[1])
-    learner = OnChipLearner(copy.deepcopy(network), rule, k=min(k, timesteps), seed=seed,
-                            window=min(window, timesteps), block=block, subnet=subnet, budget_bytes=budget_bytes)
+    learner = OnChipLearner(copy.deepcopy(network), rule, k=min(options.k, timesteps), seed=seed,
+                            window=min(options.window, timesteps), block=options.block, subnet=options.subnet,
+                            budget_bytes=options.budget_bytes, surrogate=options.surrogate, alpha=options.alpha)
     if spikes is None:
         spikes = bernoulli((timesteps, batch, *network.input_shape), rate, seed=seed + 1)
     labels = np.random.default_rng(seed).integers(0, network.layers[-1].n_out, batch)

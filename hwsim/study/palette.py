@@ -1,7 +1,8 @@
 """One colour per category across every hwsim figure: a rule, a chip, an energy action, a verdict or a numeric
 mode is drawn in the same colour wherever it appears.
 
-Rules use the Okabe-Ito colour-blind-safe set; related chips share a hue family (the Loihi generations in
+Rules take the colour of their registry entry (:mod:`hwsim.learning.registry`; the Okabe-Ito
+colour-blind-safe set); related chips share a hue family (the Loihi generations in
 blues, the TrueNorth profiles in greens). A name not listed here gets a stable colour from its hash (the same
 in every run and every figure), so a user's own chip profile is consistent too.
 """
@@ -9,17 +10,6 @@ in every run and every figure), so a user's own chip profile is consistent too.
 from __future__ import annotations
 
 import hashlib
-
-RULE_COLORS = {
-    "bptt": "#444444",  # the reference: dark grey
-    "sltt": "#0072B2",
-    "sltt_k": "#56B4E9",
-    "ottt_a": "#E69F00",
-    "ottt_o": "#D55E00",
-    "ttl_bptt": "#009E73",
-    "stdl": "#CC79A7",
-    "revsnn": "#8C564B",
-}
 
 CHIP_COLORS = {
     "loihi": "#1f5fa8",
@@ -68,8 +58,19 @@ def _stable(name: str) -> str:
 
 
 def rule_color(name: str) -> str:
-    """The colour of a learning rule (``bptt``, ``sltt``, ...)."""
-    return RULE_COLORS.get(name, _stable("rule:" + name))
+    """The colour of a learning rule (``bptt``, ``sltt``, ...): its registry entry's (``Rule.color``)."""
+    from hwsim.learning import registry
+
+    rule = registry.RULES.get(name)
+    return rule.color if rule is not None else _stable("rule:" + name)
+
+
+def __getattr__(name: str):
+    if name == "RULE_COLORS":  # every registered rule's colour, as registered now
+        from hwsim.learning import registry
+
+        return {rule.name: rule.color for rule in registry.RULES.values()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def chip_color(name: str) -> str:
@@ -94,5 +95,5 @@ def mode_color(mode: str) -> str:
     return MODE_COLORS.get(mode, _stable("mode:" + mode))
 
 
-__all__ = ["ACTION_COLORS", "CHIP_COLORS", "INPUT_COLOR", "MODE_COLORS", "RULE_COLORS", "VERDICT_COLORS",
+__all__ = ["ACTION_COLORS", "CHIP_COLORS", "INPUT_COLOR", "MODE_COLORS", "VERDICT_COLORS",
            "action_color", "chip_color", "mode_color", "rule_color", "verdict_color"]

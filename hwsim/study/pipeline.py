@@ -26,6 +26,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hwsim.errors import StudyError
+from hwsim.learning import registry
 
 STAGES = ("train", "simulate", "memory", "on_chip", "costs", "feasibility", "export", "report")
 SYNTHETIC_RATE = 0.2  # spike probability of the synthetic input the memory and feasibility stages use
@@ -33,14 +34,33 @@ SYNTHETIC_RATE = 0.2  # spike probability of the synthetic input the memory and 
 
 # strict: no coercion (``epochs: true`` is not 1, ``"8"`` is not 8); finite numbers only
 STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+DEPRECATED_KEYS = {"ttl_window": "window", "stdl_budget_bytes": "budget_bytes"}  # older study keys
+
+
+def _study_default(key: str) -> list[str]:
+    """The built-in study's rules (``rules``: every rule with an on-chip form), from the rule registry."""
+    return list(registry.names(on_chip=True)) if key == "rules" else list(registry.STUDY_DEFAULTS[key])
+
+
+def _rule_list(value: list[str], on_chip: bool = False) -> list[str]:
+    """A list of rule names, each in the rule registry (``on_chip``: each with an on-chip form)."""
+    try:
+        return registry.parse_rules(value, "rule", on_chip=on_chip) if value else value
+    except registry.RegistryError as err:
+        raise ValueError(str(err).removeprefix("rule: ")) from None
 
 
 class OnChipConfig(BaseModel):
     model_config = STRICT
-    rules: list[Literal["sltt", "sltt_k", "ottt_a", "ottt_o", "bptt", "ttl_bptt", "stdl"]] = Field(
-        ["sltt", "ottt_a"], min_length=1)
+    rules: list[str] = Field(default_factory=lambda: _study_default("on_chip"), min_length=1,
+                             description="rules with an on-chip form")
     samples: int = Field(200, ge=1, description="training samples of on-chip fine-tuning")
-    lr: float = Field(0.02, gt=0)
+    lr: float = Field(0.02, gt=0, le=1e3)
+
+    @field_validator("rules")
+    @classmethod
+    def _rules(cls, value: list[str]) -> list[str]:
+        return _rule_list(value, on_chip=True)
 
 
 class StudyConfig(BaseModel):
@@ -55,18 +75,49 @@ class StudyConfig(BaseModel):
     timesteps: int = Field(8, ge=1, le=10_000)
     epochs: int = Field(4, ge=1)
     batch_size: int = Field(32, ge=1, le=1 << 16)
-    train_rules: list[Literal["bptt", "sltt", "sltt_k", "ottt_a", "ottt_o", "ttl_bptt", "stdl"]] = Field(
-        ["sltt", "bptt"], min_length=1)
-    rules: list[Literal["bptt", "sltt", "sltt_k", "ottt_a", "ottt_o", "ttl_bptt", "stdl"]] = Field([
-        "bptt", "sltt", "sltt_k", "ottt_a", "ottt_o", "ttl_bptt", "stdl"], min_length=1)
+    train_rules: list[str] = Field(default_factory=lambda: _study_default("train_rules"), min_length=1,
+                                   description="rules trained in torch (the first one's network is the one "
+                                               "simulated, priced and exported)")
+    rules: list[str] = Field(default_factory=lambda: _study_default("rules"), min_length=1,
+                             description="rules of the memory and feasibility stages (on-chip forms)")
     chips: list[str] | Literal["all"] = Field("all", min_length=1)
     memory_timesteps: list[int] = [4, 8, 16]
-    ttl_window: int = Field(2, ge=1)
-    stdl_budget_bytes: int = Field(128 * 1024, ge=1)  # hwsim.learning.stdl_plan.DEFAULT_BUDGET_BYTES
+    rule_options: dict[str, int | float | str] = Field(
+        {}, description="rule options by name (k, window, block, ttl_update, subnet, budget_bytes, surrogate, alpha, "
+                        "tau, v_th: docs/rules.md), each used by a rule of the study")
     on_chip: OnChipConfig = OnChipConfig()
     eval_samples: int = Field(300, ge=1, description="test samples for accuracy and costs")
     export: bool = True
     seed: int = Field(0, ge=0, le=2**32 - 1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _deprecated_keys(cls, data):
+        """``ttl_window`` and ``stdl_budget_bytes`` (older keys) become ``rule_options`` window and budget_bytes."""
+        if isinstance(data, dict):
+            for old, name in DEPRECATED_KEYS.items():
+                if old in data:
+                    data = dict(data)
+                    options = dict(data.get("rule_options") or {})
+                    if name in options:
+                        raise ValueError(f"give {name} once: rule_options.{name} or the older key {old}")
+                    options[name] = data.pop(old)
+                    data["rule_options"] = options
+                    import sys
+
+                    print(f"hwsim: note: study key {old} is deprecated; use rule_options: {{{name}: ...}}",
+                          file=sys.stderr)
+        return data
+
+    @field_validator("train_rules")
+    @classmethod
+    def _train_rules(cls, value: list[str]) -> list[str]:
+        return _rule_list(value)
+
+    @field_validator("rules")
+    @classmethod
+    def _rules(cls, value: list[str]) -> list[str]:
+        return _rule_list(value, on_chip=True)
 
     @field_validator("dataset")
     @classmethod
@@ -108,21 +159,46 @@ class StudyConfig(BaseModel):
             raise ValueError("needs at least one time step count, each in 1..10000")
         return value
 
+    @property
+    def options(self):
+        """The study's :class:`~hwsim.learning.registry.RuleOptions` (defaults where not given)."""
+        from hwsim.learning.registry import RuleOptions
+
+        return RuleOptions(self.rule_options, frozenset(self.rule_options))
+
+    @model_validator(mode="after")
+    def _rule_options(self) -> StudyConfig:
+        """Each rule option checked against the registry and used by one of the study's rules."""
+        from hwsim.learning.registry import RegistryError, RuleOptions
+
+        try:
+            RuleOptions.build([*self.train_rules, *self.rules, *self.on_chip.rules], self.rule_options,
+                              where="key", timesteps=self.timesteps)
+        except RegistryError as err:
+            raise ValueError(f"rule_options: {err}") from None
+        return self
+
     @model_validator(mode="after")
     def _stdl_budget(self) -> StudyConfig:
         """STDL trained in torch or on chip needs a budget that admits an auxiliary network on this network:
         checked here, before any training. (Where STDL is only analysed -- ``rules`` -- a budget that admits
         none leaves STDL out of the memory and feasibility stages, and the report says why.)"""
-        if "stdl" in (*self.train_rules, *self.on_chip.rules) and (reason := stdl_refusal(self)):
-            raise ValueError(f"stdl_budget_bytes: {reason}")
+        if _budgeted(*self.train_rules, *self.on_chip.rules) and (reason := stdl_refusal(self)):
+            raise ValueError(f"rule_options.budget_bytes: {reason}")
         return self
 
     def analysed_rules(self) -> tuple[list[str], dict[str, str]]:
         """The rules of the memory and feasibility stages, and those left out with the reason."""
-        reason = stdl_refusal(self) if "stdl" in self.rules else None
+        reason = stdl_refusal(self) if _budgeted(*self.rules) else None
         if reason is None:
             return list(self.rules), {}
-        return [r for r in self.rules if r != "stdl"], {"stdl": f"stdl_budget_bytes: {reason}"}
+        return [r for r in self.rules if not _budgeted(r)], {r: f"rule_options.budget_bytes: {reason}"
+                                                              for r in self.rules if _budgeted(r)}
+
+
+def _budgeted(*rules: str) -> bool:
+    """Whether any of ``rules`` chooses auxiliary networks under a memory budget (STDL)."""
+    return any(registry.get(r).budgeted for r in rules)
 
 
 def stdl_refusal(config: StudyConfig) -> str | None:
@@ -131,7 +207,7 @@ def stdl_refusal(config: StudyConfig) -> str | None:
     from hwsim.sim.network import from_spec
 
     try:
-        plan(from_spec(config.network), 1, config.stdl_budget_bytes, config.batch_size)
+        plan(from_spec(config.network), config.options.subnet, config.options.budget_bytes, config.batch_size)
     except STDLError as err:
         return str(err)
     return None
@@ -247,10 +323,10 @@ class Study:
         c = self.config
         out = {}
         for rule in c.train_rules:
+            o = c.options
             config = TrainConfig(rule=rule, dataset=c.dataset, data_path=c.data_path, epochs=c.epochs,
-                                 timesteps=c.timesteps,
-                                 net=c.network, batch_size=c.batch_size, seed=c.seed, window=c.ttl_window,
-                                 budget_bytes=c.stdl_budget_bytes)
+                                 timesteps=c.timesteps, net=c.network, batch_size=c.batch_size, seed=c.seed,
+                                 k=o.k, window=o.window, block=o.block, subnet=o.subnet, budget_bytes=o.budget_bytes)
             ckpt = self.out / "train" / f"{rule}.pt"
             resume = ckpt if ckpt.is_file() else None
             result = train(config, out=ckpt, resume=resume, progress=self.progress, log=lambda *_: None)
@@ -270,7 +346,7 @@ class Study:
         _, x, y = self._data()
         network = self._trained()
         x = x.reshape(*x.shape[:2], *network.input_shape)
-        float_acc = accuracy(OnChipLearner(network, "sltt"), x, y)
+        float_acc = accuracy(OnChipLearner(network, registry.names(on_chip=True)[0]), x, y)  # forward only
         fixed, report = quantize(network, x, y)
         from hwsim.sim.network import save
 
@@ -301,17 +377,19 @@ class Study:
         for rule in rules:
             out[rule], allocator[rule] = {}, {}
             for steps in c.memory_timesteps:
-                r = build_rule(rule, net, window=min(c.ttl_window, steps), budget_bytes=c.stdl_budget_bytes,
-                               batch_size=c.batch_size, seed=c.seed)
+                o = c.options
+                r = build_rule(rule, net, k=min(o.k, steps), window=min(o.window, steps), block=o.block,
+                               subnet=o.subnet, budget_bytes=o.budget_bytes, batch_size=c.batch_size, seed=c.seed)
                 x = (torch.rand(steps, c.batch_size, *net.input_shape, generator=g) < SYNTHETIC_RATE).float()
                 y = torch.randint(0, r.model.n_classes, (c.batch_size,), generator=g)
                 # ottt_o updates inside the sample: it needs its optimizer (lr 0: the weights stay)
-                optimizer = torch.optim.SGD(list(r.parameters()), lr=0.0) if rule == "ottt_o" else None
+                optimizer = torch.optim.SGD(list(r.parameters()), lr=0.0) if registry.get(rule).update_every_step \
+                    else None
                 report = measure(r, x, y, optimizer)
                 out[rule][str(steps)] = round(report.peak_bytes / 1024, 1)
                 allocator[rule][str(steps)] = round(report.allocator_peak_bytes / 1024, 1)
-                if rule == "stdl":
-                    plans["stdl"] = r.describe()
+                if registry.get(rule).budgeted:
+                    plans[rule] = r.describe()
         from hwsim.study.plots import memory_vs_timesteps
 
         memory_vs_timesteps(out, self.out / "memory_vs_T.png", batch=c.batch_size, allocator_kib=allocator)
@@ -332,8 +410,10 @@ class Study:
         for rule in c.on_chip.rules:
             import copy
 
-            learner = OnChipLearner(copy.deepcopy(base), rule, lr=c.on_chip.lr, seed=c.seed,
-                                    window=min(c.ttl_window, c.timesteps))
+            o = c.options
+            learner = OnChipLearner(copy.deepcopy(base), rule, lr=c.on_chip.lr, seed=c.seed, k=min(o.k, c.timesteps),
+                                    window=min(o.window, c.timesteps), block=o.block, subnet=o.subnet,
+                                    budget_bytes=o.budget_bytes, surrogate=o.surrogate, alpha=o.alpha)
             before = accuracy(learner, x_test, y_test)
             counts = fit(learner, x_train[:n], y_train[:n], epochs=1, batch_size=1, seed=c.seed,
                          progress=self.progress)
@@ -374,21 +454,15 @@ class Study:
 
     def stage_feasibility(self, results: dict) -> dict:
         from hwsim import chips
-        from hwsim.learning.feasibility import check, learning_counts, rank
+        from hwsim.learning.assess import judge
         from hwsim.study.plots import feasibility_heatmap
 
         c = self.config
         network = self._trained()
-        verdicts = []
         rules, skipped = c.analysed_rules()
-        for rule in rules:
-            counts = learning_counts(network, rule, c.timesteps, SYNTHETIC_RATE, seed=c.seed, window=c.ttl_window,
-                                     budget_bytes=c.stdl_budget_bytes)
-            for name in self.chip_names:
-                verdicts.append(check(network, chips.load(name), rule, c.timesteps, counts, window=c.ttl_window,
-                                      budget_bytes=c.stdl_budget_bytes))
-        rank(verdicts)
-        verdicts = [v.to_dict() for v in verdicts]
+        judgement = judge(network, [chips.load(name) for name in self.chip_names], rules, c.timesteps, c.options,
+                          rate=SYNTHETIC_RATE, seed=c.seed)
+        verdicts = judgement.to_dict()
         feasibility_heatmap(verdicts, self.out / "feasibility.png",
                             title=f"{c.network}, T={c.timesteps}: on-chip learning")
         table = {}
@@ -408,7 +482,7 @@ class Study:
                 "unpriced_counts": v["unpriced_counts"]}
         sample = (f"one training sample of Bernoulli input at rate {SYNTHETIC_RATE} per input neuron and step, "
                   f"T = {c.timesteps}, with a random label (seed {c.seed}); `hwsim feasibility --net <trained "
-                  f"network> -T {c.timesteps} --rate {SYNTHETIC_RATE} --window {c.ttl_window}` reproduces it")
+                  f"network> -T {c.timesteps} --rate {SYNTHETIC_RATE}{_option_flags(c)}` reproduces it")
         return {"table": table, "skipped": skipped, "input": sample, "rate": SYNTHETIC_RATE}
 
     def stage_export(self, results: dict) -> dict:
@@ -435,6 +509,14 @@ class Study:
         write_report(self.config, results, self.out)
         append_to_report(self.out / "report.md", results["figures"])
         return {"report": "report.md", "results": "results.json"}
+
+
+def _option_flags(config: StudyConfig) -> str:
+    """The study's rule options as feasibility flags (`` --window 2 --budget-bytes 1048576``)."""
+    from hwsim.learning.registry import OPTIONS
+
+    return "".join(f" {OPTIONS[name].flag} {value}" for name, value in config.rule_options.items()
+                   if OPTIONS[name].on_chip)
 
 
 def _dense_readout(network) -> bool:

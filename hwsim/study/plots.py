@@ -20,6 +20,14 @@ ACTION_ORDER = ("sop", "dense_mac", "neuron_update", "spike_out", "packet", "rou
 DYNAMIC_COLOUR, STATIC_COLOUR = "#4c72b0", action_color("static")
 
 
+def rule_marker(rule: str) -> str:
+    """The rule's marker in figures (its registry entry's)."""
+    from hwsim.learning import registry
+
+    found = registry.RULES.get(rule)
+    return found.marker if found is not None else "o"
+
+
 def energy_breakdown(reports: list[dict], path: str | Path | None, title: str = "") -> Figure:
     """Per chip: energy per sample (log scale) split into dynamic and static, hatched where it is a lower
     bound (some actions unpriced), and the share of each action (stacked to 100 %).
@@ -128,8 +136,6 @@ def spike_raster(result, path: str | Path | None = None, title: str = "", inputs
     return raster(result, path, title=title, inputs=inputs)
 
 
-RULE_MARKERS = {"bptt": "o", "sltt": "s", "sltt_k": "v", "ottt_a": "^", "ottt_o": "<", "ttl_bptt": "D",
-                "stdl": "P", "revsnn": "X"}
 
 
 def memory_vs_timesteps(memory_kib: dict[str, dict[str, float]], path: str | Path | None, batch: int,
@@ -149,7 +155,7 @@ def memory_vs_timesteps(memory_kib: dict[str, dict[str, float]], path: str | Pat
         for n, rule in enumerate(rules):
             if rule not in data:
                 continue
-            colour, marker = rule_color(rule), RULE_MARKERS.get(rule, "o")
+            colour, marker = rule_color(rule), rule_marker(rule)
             steps = sorted(int(t) for t in data[rule])
             nudge = 2 ** (0.035 * (n - (len(rules) - 1) / 2))
             values = [data[rule][str(t)] for t in steps]

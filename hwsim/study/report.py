@@ -41,7 +41,8 @@ def write_report(config, results: dict, out: Path) -> None:
         cells = [f"{points[str(t)]} / {allocator.get(rule, {}).get(str(t), '-')}" for t in steps]
         lines.append(f"| {rule} | " + " | ".join(cells) + " |")
     skipped = [f"{rule} left out: {why}" for rule, why in memory.get("skipped", {}).items()]
-    lines += ["", *_stdl_lines(config, memory.get("plans", {}).get("stdl")), *(skipped and [*skipped, ""]),
+    plans = [line for plan in memory.get("plans", {}).values() for line in _stdl_lines(config, plan)]
+    lines += ["", *plans, *(skipped and [*skipped, ""]),
               "![memory against T](memory_vs_T.png)",
               "", "## On-chip fine-tuning (numba, counted)", ""]
     if results["on_chip"]["rules"]:

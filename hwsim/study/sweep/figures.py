@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
+from hwsim.study.palette import rule_color  # noqa: E402
 from hwsim.study.sweep.table import _number, pareto  # noqa: E402
 
 MARKERS = "osD^v<>ph*XP"
@@ -43,7 +44,7 @@ def accuracy_vs_energy(rows: list[dict], path: Path) -> Path | None:
     if not rows:
         return None
     rules, chip_names = _ordered(rows, "rule"), _ordered(rows, "chip")
-    colours = {rule: plt.get_cmap("tab10")(k % 10) for k, rule in enumerate(rules)}
+    colours = {rule: rule_color(rule) for rule in rules}
     markers = {chip: MARKERS[k % len(MARKERS)] for k, chip in enumerate(chip_names)}
     fig, ax = plt.subplots(figsize=(8, 5))
     for r in rows:
@@ -77,7 +78,7 @@ def memory_vs_timesteps(rows: list[dict], path: Path) -> Path | None:
     if not rows:
         return None
     chip_names, rules, networks = _ordered(rows, "chip"), _ordered(rows, "rule"), _ordered(rows, "network")
-    colours = {rule: plt.get_cmap("tab10")(k % 10) for k, rule in enumerate(rules)}
+    colours = {rule: rule_color(rule) for rule in rules}
     styles = {net: LINESTYLES[k % len(LINESTYLES)] for k, net in enumerate(networks)}
     cols = min(3, len(chip_names))
     nrows = -(-len(chip_names) // cols)
