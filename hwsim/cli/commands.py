@@ -479,6 +479,8 @@ def _chip_list(values: list[str] | None) -> list:
     from hwsim import chips
 
     names = [n.strip() for value in values or [] for n in value.split(",") if n.strip()]
+    if values and not names:  # --chips '' is a mistake, not "every chip"
+        raise UsageError("--chip: give chip names or paths (comma-separated), or 'all'; got nothing")
     if not names or "all" in names:
         return chips.load_all()
     return [chips.load(name) for name in dict.fromkeys(names)]

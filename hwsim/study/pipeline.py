@@ -93,7 +93,12 @@ class StudyConfig(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _deprecated_keys(cls, data):
-        """``ttl_window`` and ``stdl_budget_bytes`` (older keys) become ``rule_options`` window and budget_bytes."""
+        """``ttl_window`` and ``stdl_budget_bytes`` (older keys) become ``rule_options`` window and budget_bytes;
+        ``net`` (the command line's name) is the same key as ``network``."""
+        if isinstance(data, dict) and "net" in data:
+            if "network" in data:
+                raise ValueError("give the network once: key net or key network")
+            data = {("network" if k == "net" else k): v for k, v in data.items()}
         if isinstance(data, dict):
             for old, name in DEPRECATED_KEYS.items():
                 if old in data:

@@ -60,7 +60,7 @@ def write_report(config, results: dict, out: Path) -> None:
               "and static energy (static power x simulated time; the assumption per chip below) apart; ≥ marks a "
               "lower bound: actions with a count but no published figure, listed in `results.json` with their "
               "counts, never counted as zero.", "",
-              "| chip | dynamic (uJ/sample) | static (uJ/sample) | energy per sample (uJ) | latency per sample (ms) "
+              "| chip | dynamic (µJ/sample) | static (µJ/sample) | energy per sample (µJ) | latency per sample (ms) "
               "| fits | cores | static assumption |", "|---|---|---|---|---|---|---|---|"]
     for chip, r in results["costs"]["chips"].items():
         priced = bool(r["energy_uj_per_sample"])
@@ -79,7 +79,7 @@ def write_report(config, results: dict, out: Path) -> None:
               "Energy of one training sample (≥: a lower bound); largest T whose learning state fits (any: it does "
               "not grow with T); rank by energy per training sample among the feasible pairs whose energy is fully "
               "priced (a lower bound is not ranked: leaving actions unpriced would move a chip up).", "",
-              "| chip | rule | verdict | max T | cores | memory per core (KiB) | energy per sample (uJ) | rank |",
+              "| chip | rule | verdict | max T | cores | memory per core (KiB) | energy per sample (µJ) | rank |",
               "|---|---|---|---|---|---|---|---|"]
     for chip, rules in results["feasibility"]["table"].items():
         for rule, r in rules.items():
@@ -130,7 +130,7 @@ def _stdl_lines(config, plan: dict | None) -> list[str]:
 
 
 def _energy_cell(uj, unpriced, priced: bool) -> str:
-    """A table cell for an energy in uJ: the number, ``≥ number (N unpriced)`` for a lower bound, or
+    """A table cell for an energy in µJ: the number, ``≥ number (N unpriced)`` for a lower bound, or
     ``unpriced (N actions)`` when nothing could be priced."""
     n = len(unpriced) if isinstance(unpriced, list) else int(unpriced or 0)
     if not priced or uj is None:

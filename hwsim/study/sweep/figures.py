@@ -18,7 +18,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 from hwsim.study.palette import rule_color  # noqa: E402
 from hwsim.study.sweep.table import _number, pareto  # noqa: E402
@@ -136,19 +136,25 @@ def cores_vs_width(rows: list[dict], path: Path) -> Path | None:
     ax.set_ylabel("cores needed (inference)")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    _plain(ax.xaxis)
-    _plain(ax.yaxis)
+    widths = sorted({r["width"] for r in rows})
+    ax.set_xticks(widths)  # one label per width swept, nothing in between (labels on every minor tick collided)
+    _plain(ax.xaxis, minor=False)
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    _plain(ax.yaxis, minor=False)
+    if len(widths) > 6:
+        plt.setp(ax.get_xticklabels(), rotation=45, ha="right")
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
     ax.set_title("cores needed against network width", fontsize=10)
     return _save(fig, path)
 
 
-def _plain(axis) -> None:
-    """Tick labels of a log axis as plain numbers (40, 60, 100), not powers of ten."""
+def _plain(axis, minor: bool = True) -> None:
+    """Tick labels of a log axis as plain numbers (40, 60, 100), not powers of ten; ``minor=False``: no labels
+    on the minor ticks (they collide when the axis spans a decade or more)."""
     label = FuncFormatter(lambda value, _: f"{value:g}")
     axis.set_major_formatter(label)
-    axis.set_minor_formatter(label)
+    axis.set_minor_formatter(label if minor else NullFormatter())
 
 
 def _ordered(rows: list[dict], key: str) -> list:
