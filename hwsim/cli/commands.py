@@ -326,8 +326,9 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         rules = registry.parse_rules(args.rules, "--rules", on_chip=True)
         options = rule_options(args, rules, args.timesteps)
         if args.mode not in (None, "float"):
-            raise UsageError(f"--mode {short(args.mode, 20).strip(chr(39))}: estimate --rules prices on-chip learning of the float "
-                             f"network (the learner keeps its own fixed-point format); leave --mode out")
+            mode = short(args.mode, 20).strip("'")
+            raise UsageError(f"--mode {mode}: estimate --rules prices on-chip learning of the float network (the "
+                             f"learner keeps its own fixed-point format); leave --mode out")
     elif given_options(args):
         raise UsageError(f"{', '.join(registry_flag(n) for n in given_options(args))}: rule options need --rules")
     if rules:
