@@ -337,9 +337,9 @@ def _as_int(values: np.ndarray, what: str) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------------
 _TOKEN_HELP = ("N (dense), cO[kK][sS][pP] (conv: O channels, kernel K=3, stride S=1, padding P=0), "
                "pK[sS] (sum pool), or f (flatten)")
-_CONV = re.compile(r"^c(\d+)(?:k(\d+))?(?:s(\d+))?(?:p(\d+))?$")
-_POOL = re.compile(r"^p(\d+)(?:s(\d+))?$")
-_SHAPE = re.compile(r"^\d+(x\d+x\d+)?$")
+_CONV = re.compile(r"^c(\d+)(?:k(\d+))?(?:s(\d+))?(?:p(\d+))?$", re.ASCII)  # ASCII digits only ("²" is no size)
+_POOL = re.compile(r"^p(\d+)(?:s(\d+))?$", re.ASCII)
+_SHAPE = re.compile(r"^\d+(x\d+x\d+)?$", re.ASCII)
 
 
 def from_spec(spec: str, mode: Mode = "float", seed: int = 0, gain: float = 3.0) -> Network:
@@ -382,7 +382,7 @@ def from_spec(spec: str, mode: Mode = "float", seed: int = 0, gain: float = 3.0)
             layer = SumPool2d(k, s, weight=pool_w, neuron=neuron, weight_exp=_wexp(mode))
         elif token == "f":
             layer = Flatten()
-        elif token.isdigit() and int(token) >= 1:
+        elif token.isascii() and token.isdigit() and int(token) >= 1:
             if len(shape) != 1:
                 layers.append(Flatten())
                 shape = layers[-1].out_shape(shape)
