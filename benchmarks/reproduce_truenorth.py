@@ -43,7 +43,7 @@ def truenorth_check(ticks: int = 1000, seed: int = 0) -> dict:
     return {"ticks": ticks, "seconds": seconds, "events_per_s": sops_chip / seconds,
             "pj_per_event": energy_chip / sops_chip * 1e12, "power_mw": energy_chip / seconds * 1e3,
             "published_pj_per_event": PUBLISHED_PJ, "published_power_mw": PUBLISHED_MW,
-            "all_in_profile_pj": all_in.energy_dynamic_j / counts.total("sop") * 1e12,
+            "all_in_profile_pj": all_in.energy_all_in_j / counts.total("sop") * 1e12,
             "all_in_one_core_pj": all_in.energy_j / counts.total("sop") * 1e12, "all_in_warnings": all_in.warnings}
 
 

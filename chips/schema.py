@@ -9,6 +9,16 @@ energy as a lower bound.
 Every capacity field is enforced by ``hwsim.hardware.mapping`` (or, for learning memory,
 ``hwsim.learning.feasibility``).
 An ``all_in`` energy figure must carry the ``operating_point`` it was measured at.
+
+Every figure must lie within the physically plausible range of its unit (``PLAUSIBLE``, by the field name's unit
+suffix): a figure outside it (``sop_pj: 1e308``, a 0 pJ price standing for "unknown") is refused with one line
+naming the file, the field, the value and the range. Unknown is left out, never written as 0.
+
+``system`` holds what a measurement of the whole system includes beyond the neuromorphic cores (Loihi's embedded
+x86 management cores: their power while a run is active, the shortest step they allow); ``uncertainty`` the band
+every estimate on the chip carries and how it was obtained (``calibrated``/``fitted`` from the validation
+residuals against published silicon measurements, ``unvalidated`` from the spread of the profile's sources:
+``hwsim.hardware.validation``, docs/validation.md).
 """
 
 from __future__ import annotations
@@ -26,7 +36,39 @@ from pydantic import (
     model_validator,
 )
 
-Basis = Literal["measured", "simulated", "derived", "estimate", "specified"]
+Basis = Literal["measured", "simulated", "derived", "estimate", "specified", "fitted"]
+
+# Physically plausible range of a figure, by the unit suffix of its field name (longest suffix first). A price of
+# exactly 0 is outside every energy range: an action with no published price is left out (unpriced), never 0.
+PLAUSIBLE: dict[str, tuple[float, float]] = {
+    "_pj_per_byte": (1e-3, 1e5),  # picojoules per byte: a register file to off-chip DRAM
+    "_pj": (1e-3, 1e6),           # picojoules per operation
+    "_ns": (1e-4, 1e9),           # nanoseconds per action (up to a second)
+    "_us": (1e-3, 1e8),           # microseconds (a step of up to 100 s)
+    "_mw": (1e-4, 1e6),           # milliwatts (up to a kilowatt board)
+    "_mhz": (1e-3, 1e5),          # megahertz
+    "_hz": (1e-4, 1e6),           # hertz (firing rates)
+    "_bytes": (1, 1e13),          # bytes
+    "_bits": (1, 64),             # bits
+    "_factor": (1.0, 100.0),      # multiplicative band half-widths (x / factor .. x * factor)
+}
+
+
+def _plausible_suffix(name: str) -> str | None:
+    return next((s for s in sorted(PLAUSIBLE, key=len, reverse=True) if name.endswith(s)), None)
+
+
+def check_plausible(values: dict[str, object], where: str) -> None:
+    """Raise ``ValueError`` naming the first field of ``values`` outside its unit's plausible range."""
+    for name, value in values.items():
+        suffix = _plausible_suffix(name)
+        if suffix is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        low, high = PLAUSIBLE[suffix]
+        if not low <= value <= high:
+            unit = UNIT_SUFFIXES.get(suffix, suffix.lstrip("_"))
+            raise ValueError(f"field '{where}{name}' = {value:g} is outside the plausible range {low:g}..{high:g} "
+                             f"({unit}); leave an unknown figure out instead of writing 0")
 
 
 class Group(BaseModel):
@@ -36,6 +78,12 @@ class Group(BaseModel):
     source: str = Field(min_length=3, description="publication: authors, venue, year, table or page")
     basis: Basis
     note: str = ""
+
+    @model_validator(mode="after")
+    def _plausible(self) -> Group:
+        check_plausible({k: getattr(self, k) for k in type(self).model_fields if getattr(self, k) is not None},
+                        f"{_GROUP_NAMES.get(type(self).__name__, type(self).__name__.lower())}.")
+        return self
 
     def figures(self) -> dict[str, object]:
         """The figures this group sets (everything but source/basis/note and unset fields)."""
@@ -89,11 +137,14 @@ class OperatingPoint(BaseModel):
 class Energy(Group):
     """Energy per action. ``all_in``: figures include static power (then static is not added again) and hold
     at ``operating_point`` only; ``includes_memory``: action energies include their own memory accesses
-    (bytes not priced again). ``packet_pj``: one packet sent per destination core (SANA-FE's message out);
+    (bytes not priced again); ``includes_routing``: the figures were fitted to a measurement that contains the
+    mesh's routing energy, so hops are not priced apart (nor unpriced).
+    ``packet_pj``: one packet sent per destination core (SANA-FE's message out);
     ``dense_mac_pj``: a GPU's dynamic energy per dense multiply-accumulate."""
 
     all_in: bool
     includes_memory: bool
+    includes_routing: bool = False
     operating_point: OperatingPoint | None = None
     sop_pj: NonNegativeFloat | None = None
     sop_conv_pj: NonNegativeFloat | None = None
@@ -146,7 +197,12 @@ class BarrierPoint(BaseModel):
 class Timing(Group):
     """Times per action. ``model`` picks the step-latency model (``hwsim.hardware.cost``): ``simple`` (busiest core's
     work + longest route + barrier) or ``detailed`` (every message scheduled, receivers one message at a time,
-    senders stalled when a route's link buffers of ``link_buffer_messages`` are full: ``hwsim.hardware.noc_timing``)."""
+    senders stalled when a route's link buffers of ``link_buffer_messages`` are full: ``hwsim.hardware.noc_timing``).
+
+    ``time_base`` is the chip's default time base: ``compute`` (a step takes the work it does: the latency model above,
+    or a fixed ``step_time_us`` / ``cycles_per_step`` the chip cannot run faster than) or ``tick`` (a real-time tick
+    of ``tick_us``: the chip waits for the tick, and static power is paid for the whole tick). ``tick_us`` is the
+    real-time tick the chip runs at when asked to (Loihi throttled to 1 ms; TrueNorth's 1 ms)."""
 
     model: Literal["simple", "detailed"] = "simple"
     link_buffer_messages: PositiveInt | None = None
@@ -167,6 +223,38 @@ class Timing(Group):
     step_time_us: NonNegativeFloat | None = None
     clock_mhz: NonNegativeFloat | None = None
     cycles_per_step: PositiveInt | None = None
+    time_base: Literal["compute", "tick"] = "compute"
+    tick_us: PositiveFloat | None = None
+
+
+class System(Group):
+    """What a system-level measurement includes beyond the neuromorphic cores. ``management_power_mw``: power of the
+    embedded management cores (Loihi's x86) while a run is active, charged for the run's wall time as dynamic energy;
+    ``input_spike_ns``: time the management cores take to inject one input spike from the host into the mesh
+    (added to the run's wall time under the compute time base)."""
+
+    management_power_mw: PositiveFloat | None = None
+    input_spike_ns: PositiveFloat | None = None
+
+
+class Uncertainty(Group):
+    """The band every energy and latency on this chip carries: ``x / factor .. x * factor``. ``status``:
+    ``calibrated`` (factors from the residuals of the profile against published silicon measurements,
+    ``hwsim.hardware.validation``), ``fitted`` (figures fitted to one measurement; factor from the fit's residual and
+    the spread of what it could not separate) or ``unvalidated`` (no measurement to hold it against: factor from the
+    spread of its sources). ``cases``: the validation cases behind the factors."""
+
+    status: Literal["calibrated", "fitted", "unvalidated"]
+    energy_factor: PositiveFloat
+    latency_factor: PositiveFloat | None = None
+    static_factor: PositiveFloat | None = None
+    cases: list[str] = Field(default_factory=list)
+
+    def figures(self) -> dict[str, object]:
+        out = super().figures()
+        out.pop("cases", None)
+        out.pop("status", None)
+        return out
 
 
 class Learning(Group):
@@ -214,6 +302,8 @@ class Chip(BaseModel):
     memory: Memory | None = None
     static: Static | None = None
     timing: Timing | None = None
+    system: System | None = None
+    uncertainty: Uncertainty | None = None
     learning: Learning | None = None
     conv: Conv | None = None
     _path: str | None = PrivateAttr(default=None)
@@ -234,6 +324,8 @@ class Chip(BaseModel):
         t = self.timing
         if t is not None and t.cycles_per_step is not None and t.clock_mhz is None:
             raise ValueError("timing.cycles_per_step needs timing.clock_mhz (the step time is cycles / clock)")
+        if t is not None and t.time_base == "tick" and t.tick_us is None and t.step_time_us is None:
+            raise ValueError("timing.time_base 'tick' needs timing.tick_us (the real-time tick)")
         if t is not None and t.model == "detailed":
             lacking = [f for f in ("sop_ns", "packet_in_ns", "packet_out_ns", "link_buffer_messages")
                        if getattr(t, f) is None]
@@ -244,10 +336,14 @@ class Chip(BaseModel):
 
     def groups(self) -> dict[str, Group]:
         return {name: getattr(self, name) for name in
-                ("capacity", "layout", "precision", "energy", "memory", "static", "timing", "learning", "conv")
+                ("capacity", "layout", "precision", "energy", "memory", "static", "timing", "system", "uncertainty",
+                 "learning", "conv")
                 if getattr(self, name) is not None}
 
 
 UNIT_SUFFIXES = {"_pj": "picojoules", "_ns": "nanoseconds", "_us": "microseconds", "_mw": "milliwatts",
                  "_bytes": "bytes", "_bits": "bits", "_mhz": "megahertz", "_pj_per_byte": "picojoules per byte",
-                 "_hz": "hertz", "_messages": "messages"}
+                 "_hz": "hertz", "_messages": "messages", "_factor": "multiplicative factor"}
+_GROUP_NAMES = {"Capacity": "capacity", "Layout": "layout", "Precision": "precision", "Energy": "energy",
+                "Memory": "memory", "Static": "static", "Timing": "timing", "System": "system",
+                "Uncertainty": "uncertainty", "Learning": "learning", "Conv": "conv"}

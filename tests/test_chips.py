@@ -9,7 +9,7 @@ from hwsim.chips.schema import Chip
 
 from hwsim import chips
 
-BASES = {"measured", "simulated", "derived", "estimate", "specified"}
+BASES = {"measured", "simulated", "derived", "estimate", "specified", "fitted"}
 REQUIRED = {"loihi", "loihi_sanafe", "loihi2", "truenorth", "spinnaker2", "tianjic", "odin", "reckon", "anp_i",
             "seneca", "generic_45nm", "gpu_a100"}
 
@@ -38,10 +38,12 @@ def test_every_figure_has_a_source(name):
                 assert any(key.endswith(u) for u in ("_pj", "_ns", "_us", "_mw", "_bytes", "_bits", "_mhz",
                                                      "_pj_per_byte", "cores", "_per_core", "_per_tile",
                                                      "_tiles", "_per_neuron", "max_neurons", "max_synapses",
-                                                     "_steps", "_per_step", "_per_layer", "_messages")), \
+                                                     "_steps", "_per_step", "_per_layer", "_messages",
+                                                     "_factor")), \
                     f"{name}.{group}.{key}: unit in name"
         assert "PAPERS.md" not in values["source"] and "quoted via" not in values["source"], \
             f"{name}.{group}: cite the paper itself, not a project file"
+        assert "third party" not in values["source"].lower(), f"{name}.{group}: name the source or mark it estimate"
 
 
 def _write(tmp_path: Path, text: str, name: str = "mychip.yaml") -> Path:
@@ -133,3 +135,54 @@ def test_profile_fixes_hold():
     assert [getattr(spinnaker, k) for k in keys] == [getattr(seneca, k) for k in keys] == [True] * 5
     assert chips.load("loihi").learning.spike_coded_errors is True
     assert chips.load("truenorth").energy.operating_point.cores == 4096
+
+
+@pytest.mark.parametrize("edit,fragments", [
+    (lambda t: t.replace("  sop_pj: 3.0\n", "  sop_pj: 1e308\n"), ["energy.sop_pj", "1e+308", "plausible range",
+                                                                    "0.001..1e+06", "picojoules"]),
+    (lambda t: t.replace("  sop_pj: 3.0\n", "  sop_pj: 0.0\n"), ["energy.sop_pj", "plausible range",
+                                                                  "leave an unknown figure out"]),
+    (lambda t: t + "static:\n  source: \"Me et al. 2025\"\n  basis: measured\n  static_power_mw: 5e9\n",
+     ["static.static_power_mw", "plausible range", "milliwatts"]),
+    (lambda t: t + "timing:\n  source: \"Me et al. 2025\"\n  basis: measured\n  sop_ns: 1e12\n",
+     ["timing.sop_ns", "plausible range", "nanoseconds"]),
+    (lambda t: t + "timing:\n  source: \"Me et al. 2025\"\n  basis: measured\n  time_base: tick\n",
+     ["timing.time_base 'tick' needs timing.tick_us"]),
+    (lambda t: t + "uncertainty:\n  source: \"Me et al. 2025\"\n  basis: derived\n  status: guessed\n"
+     "  energy_factor: 2.0\n", ["uncertainty.status"]),
+    (lambda t: t + "uncertainty:\n  source: \"Me et al. 2025\"\n  basis: derived\n  status: calibrated\n"
+     "  energy_factor: 0.5\n", ["uncertainty.energy_factor", "plausible range"]),
+])
+def test_implausible_figures_are_one_clear_line(tmp_path, edit, fragments):
+    path = _write(tmp_path, edit(GOOD))
+    with pytest.raises(ChipError) as err:
+        chips.load(path)
+    message = str(err.value)
+    assert "\n" not in message and str(path) in message
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def test_plausible_bounds_hold_for_every_shipped_figure():
+    from hwsim.chips.schema import PLAUSIBLE, _plausible_suffix
+
+    for name in chips.names():
+        for group in chips.load(name).groups().values():
+            for key, value in group.figures().items():
+                suffix = _plausible_suffix(key)
+                if suffix and isinstance(value, (int, float)) and not isinstance(value, bool):
+                    low, high = PLAUSIBLE[suffix]
+                    assert low <= value <= high, (name, key, value)
+
+
+def test_every_profile_carries_its_band_and_status():
+    for name in chips.names():
+        u = chips.load(name).uncertainty
+        assert u is not None, f"{name}: no uncertainty group"
+        assert u.status in ("calibrated", "fitted", "unvalidated") and u.energy_factor >= 1.0
+        if u.status == "calibrated":
+            assert u.energy_factor <= 2.0 and (u.latency_factor or 1.0) <= 2.0, name
+    assert chips.load("loihi").static.static_power_mw == 29.0  # one chip, measured; not 1/32 of a board
+    assert chips.load("loihi2").energy.basis == "fitted" and chips.load("loihi2").uncertainty.status == "fitted"
+    for name in ("truenorth", "truenorth_marginal"):
+        assert chips.load(name).static.basis == "estimate"  # untraceable split: an estimate, not "derived"

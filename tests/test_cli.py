@@ -223,13 +223,14 @@ def test_one_default_per_concept():
     run = parser.parse_args(["run", "--net", "8-4"])
     est = parser.parse_args(["estimate", "--net", "8-4"])
     fea = parser.parse_args(["feasibility", "--net", "8-4"])
-    tr = parser.parse_args(["train", "--rule", "ttl_bptt"])
+    tr = parser.parse_args(["train", "--rules", "ttl_bptt"])
     assert run.mode == est.mode is None  # both fall back to DEFAULT_MODE for a spec
     assert run.rate == est.rate == fea.rate == 0.1
-    assert tr.window == fea.window == 2
+    assert tr.opt_window is fea.opt_window is None  # not given: the registry's default, one for every command
+    from hwsim.learning.registry import OPTIONS, RuleOptions
     from hwsim.methods.train import TrainConfig
 
-    assert TrainConfig(rule="ttl_bptt").window == tr.window  # the library agrees with the command line
+    assert TrainConfig(rule="ttl_bptt").window == RuleOptions().window == OPTIONS["window"].default == 2
 
 
 def test_estimate_and_run_count_the_same_events_by_default(capsys):

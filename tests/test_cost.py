@@ -37,8 +37,9 @@ def _dense_synapses(layer: dict) -> int:
     return layer["n_out"] * 4  # 2x2 sum pool, stride 2: four inputs per output
 
 
-def _by_hand(report: dict, counts: list[dict], fig: dict, timesteps: int, batch: int) -> tuple[float, float]:
-    """(dynamic, static) energy from the JSON counts and the raw YAML, written out without the cost model."""
+def _by_hand(report: dict, counts: list[dict], fig: dict, timesteps: int, batch: int) -> tuple[float, float | None]:
+    """(dynamic, static) energy from the JSON counts and the raw YAML, written out without the cost model; static
+    is None where it is unknown (unpublished, or no step time)."""
     energy = fig.get("energy", {})
     memory = fig.get("memory", {})
     joules = 0.0
@@ -69,7 +70,9 @@ def _by_hand(report: dict, counts: list[dict], fig: dict, timesteps: int, batch:
         if not energy.get("includes_memory", False):
             joules += layer["mem_read_bytes"] * memory.get("read_pj_per_byte", 0.0) * 1e-12
             joules += layer["mem_write_bytes"] * memory.get("write_pj_per_byte", 0.0) * 1e-12
-    static = 0.0
+    if "management_power_mw" in fig.get("system", {}):  # the x86 management cores while the run is active
+        joules += fig["system"]["management_power_mw"] * 1e-3 * report["latency_s"]
+    static = None
     if "static" in fig and report["latency_s"] is not None:
         static = fig["static"]["static_power_mw"] * 1e-3 * report["latency_s"]
         if energy.get("all_in", False):  # all-in: static is inside the figures, but never below static x time
@@ -83,12 +86,21 @@ def test_energy_recomputed_by_hand_matches(estimate_json, name):
     fig = yaml.safe_load((chips.CHIP_DIR / f"{name}.yaml").read_text())
     dynamic, static = _by_hand(report, estimate_json["counts"], fig, estimate_json["timesteps"],
                                estimate_json["batch"])
-    assert report["energy_dynamic_j"] == pytest.approx(dynamic, rel=1e-12, abs=0)
-    assert report["energy_static_j"] == pytest.approx(static, rel=1e-12, abs=0)
-    assert report["energy_j"] == pytest.approx(dynamic + static, rel=1e-12)
+    all_in = fig.get("energy", {}).get("all_in", False)
+    if all_in:  # an all-in figure cannot separate dynamic from static: both unknown, the all-in total apart
+        assert report["energy_dynamic_j"] is None and report["energy_static_j"] is None
+        assert report["energy_all_in_j"] == pytest.approx(dynamic, rel=1e-12, abs=0)
+        assert report["energy_j"] == pytest.approx(dynamic + (static or 0.0), rel=1e-12)
+    else:
+        assert report["energy_dynamic_j"] == pytest.approx(dynamic, rel=1e-12, abs=0)
+        if static is None:
+            assert report["energy_static_j"] is None, "unknown static energy is null, never 0"
+        else:
+            assert report["energy_static_j"] == pytest.approx(static, rel=1e-12, abs=0)
+        assert report["energy_j"] == pytest.approx(dynamic + (static or 0.0), rel=1e-12)
     assert report["energy_j"] == pytest.approx(sum(report["energy_by_action_j"].values()), rel=1e-12)
     assert report["lower_bound"] == bool(report["unpriced"])
-    if "static" not in fig and not fig.get("energy", {}).get("all_in"):
+    if "static" not in fig and not all_in:
         assert "static" in report["unpriced_counts"], "an unpublished static power is unpriced, not zero"
     if dynamic == 0:
         assert report["unpriced"], "a chip that prices nothing must say what it could not price"
@@ -123,8 +135,13 @@ def test_loihi_latency_by_hand():
                + lc.total("spikes_out") * 2.1)
     step_ns = work_ns / (40 * 3) + 0 * 6.5 + 113.0  # one core on tile 0 (the I/O tile): no hops; barrier 1 tile
     assert report.step_latency_s == pytest.approx(step_ns * 1e-9, rel=1e-12)
-    assert report.latency_s == pytest.approx(step_ns * 1e-9 * 40 * 3, rel=1e-12)
-    assert report.energy_by_action_j["static"] == pytest.approx(0.104 * report.latency_s, rel=1e-12)
+    # + the x86 injecting every input spike (time per spike from the profile's system group)
+    inject_ns = lc.total("spikes_in") * chips.load("loihi").system.input_spike_ns
+    assert report.latency_s == pytest.approx((step_ns * 40 * 3 + inject_ns) * 1e-9, rel=1e-12)
+    assert report.latency_per_sample_s == pytest.approx(report.latency_s / 3, rel=1e-12)
+    assert report.energy_by_action_j["static"] == pytest.approx(0.029 * report.latency_s, rel=1e-12)
+    assert report.energy_management_j == pytest.approx(chips.load("loihi").system.management_power_mw * 1e-3
+                                                       * report.latency_s, rel=1e-12)
 
 
 SMALL_CORES = """
@@ -272,7 +289,8 @@ def test_truenorth_on_two_cores_warns_and_floors_at_static_times_time():
     assert report.cores_used <= 2
     assert any("far from that point" in w for w in report.warnings)
     floor = 42e-3 * report.latency_s
-    assert report.energy_dynamic_j < floor and report.energy_j == pytest.approx(floor, rel=1e-12)
+    assert report.energy_all_in_j < floor and report.energy_j == pytest.approx(floor, rel=1e-12)
+    assert report.energy_dynamic_j is None and report.energy_static_j is None  # all-in: not separable
     assert report.static_mode.startswith("all-in, floored")
     # its dynamic energy above static is unknown: the floor is a lower bound, never printed as exact
     assert report.lower_bound and report.unpriced_counts["dynamic above static"] == counts.total("sop")
@@ -298,18 +316,19 @@ def test_static_modes_and_a_mode_the_profile_cannot_support(tmp_path, capsys):
     loihi = chips.load("loihi")
     whole = estimate(net, counts, loihi)
     none = estimate(net, counts, loihi, static="none")
-    assert none.energy_static_j == 0 and none.energy_j == pytest.approx(whole.energy_dynamic_j)
-    assert whole.energy_static_j == pytest.approx(0.104 * whole.latency_s)
+    assert none.energy_static_j is None and none.energy_j == pytest.approx(whole.energy_dynamic_j)
+    assert none.to_dict()["energy_static_j"] is None and none.static_mode == "none"
+    assert whole.energy_static_j == pytest.approx(0.029 * whole.latency_s)
     assert main(["estimate", "--net", "40-30-10", "-T", "5", "--chip", "loihi", "--static", "cores-used"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "loihi.yaml" in err[0] and "static.scales_with_cores" in err[0]
-    text = (chips.CHIP_DIR / "loihi.yaml").read_text().replace("static_power_mw: 104.0",
-                                                              "static_power_mw: 104.0\n  scales_with_cores: true")
+    text = (chips.CHIP_DIR / "loihi.yaml").read_text().replace("static_power_mw: 29.0",
+                                                              "static_power_mw: 29.0\n  scales_with_cores: true")
     path = tmp_path / "loihi_gated.yaml"
     path.write_text(text.replace("name: loihi\n", "name: loihi_gated\n"))
     gated = chips.load(path)
     used = estimate(net, counts, gated, static="cores-used")
-    assert used.energy_static_j == pytest.approx(0.104 * used.latency_s * used.cores_used / 128)
+    assert used.energy_static_j == pytest.approx(0.029 * used.latency_s * used.cores_used / 128)
 
 
 def test_loihi2_capacity_is_checked_per_core():

@@ -48,3 +48,25 @@ def test_counts_added_to_a_placement_equal_mapping_with_counts():
                 va, vb = getattr(a, f.name), getattr(b, f.name)
                 assert (np.array_equal(va, vb) if isinstance(va, np.ndarray) else va == vb), (name, f.name)
             assert a.sop_per_core is not None  # the counts did arrive
+
+
+def test_placement_options_parse_and_bad_ones_name_the_option():
+    import pytest
+
+    from hwsim.hardware.mapping import PlacementError, parse_placement
+
+    net, chip = from_spec("784-512-512-10"), chips.load("loihi")
+    assert parse_placement(None, net, chip) == (None, 0, "packed")
+    assert parse_placement("packed", net, chip)[:2] == (None, 0)
+    assert parse_placement("128", net, chip)[:2] == (128, 0)
+    assert parse_placement(64, net, chip)[:2] == (64, 0)
+    assert parse_placement("128+input", net, chip)[:2] == (128, 1)
+    per_core, _, label = parse_placement("spread", net, chip)
+    assert per_core == -(-(512 + 512 + 10) // 128) and "spread" in label
+    for bad in ("lots", "0", "-3", "12+output", "1e3"):
+        with pytest.raises(PlacementError, match="--placement"):
+            parse_placement(bad, net, chip)
+    with pytest.raises(PlacementError, match="no core count"):
+        parse_placement("spread", net, chips.load("anp_i"))
+    spread = map_network(net, chip, neurons_per_core=per_core)
+    assert spread.cores_used > map_network(net, chip).cores_used

@@ -131,3 +131,18 @@ def test_profile_is_sanafes_derived_calibration_with_loihis_learning():
     assert (chip.timing.sop_ns, chip.timing.packet_in_ns, chip.timing.neuron_update_ns, chip.timing.spike_out_ns,
             chip.timing.packet_out_ns) == (3.8, 16.0, 9.7, 30.0, 5.1)
     assert chip.learning.model_dump(exclude={"source", "note"}) == loihi.learning.model_dump(exclude={"source", "note"})
+
+
+def test_sanafe_placement_through_the_api_reproduces_its_step(cs):
+    """SANA-FE's own placement (128 neurons per core, inputs on core 0) as an estimate option: its ~70 us step,
+    where the default packed placement gives ~90 us (the placement is an assumption, printed in the record)."""
+    workload = cs.load_workload()
+    net = cs.network(workload)
+    counts = cs.counts_from_spikes(net, workload)
+    chip = chips.load("loihi_sanafe")
+    spread = estimate(net, counts, chip, static="none", placement="128+input")
+    packed = estimate(net, counts, chip, static="none")
+    assert spread.step_latency_s * 1e6 == pytest.approx(70.1, rel=0.05)
+    assert spread.cores_used == 10 and "128 neurons per core" in spread.placement
+    assert packed.placement == "packed" and packed.step_latency_s > 1.2 * spread.step_latency_s
+    assert spread.to_dict()["placement"] == spread.placement

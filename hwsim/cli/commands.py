@@ -161,8 +161,9 @@ def cmd_feasibility(args: argparse.Namespace) -> int:
 
         if (refusal := stdl_refusal(network, options)) is not None:
             raise UsageError(f"--budget-bytes {options.budget_bytes}: {refusal}")
+    pricing = _pricing(args)
     judgement = judge(network, targets, rules, args.timesteps, options, rate=args.rate, spikes=spikes,
-                      static=args.static, seed=args.seed)
+                      pricing=pricing, seed=args.seed)
     for rule, reason in judgement.left_out.items():
         print(f"hwsim feasibility: {rule} left out of --rules all: {reason} (STDL's auxiliary networks are chosen "
               f"as its training chooses them, for the training batch, then run one sample at a time on chip; "
@@ -177,8 +178,8 @@ def cmd_feasibility(args: argparse.Namespace) -> int:
         return 0
     used = "".join(f", {options.text(r, args.timesteps, on_chip=True)}" for r in rules
                    if r not in judgement.left_out and options.of(r, args.timesteps, on_chip=True))
-    print(f"{network!r}: one training sample, T={args.timesteps}, input rate {args.rate:g}, static power: "
-          f"{args.static}{used}\n")
+    print(f"{network!r}: one training sample, T={args.timesteps}, input rate {args.rate:g}{used}; "
+          f"{pricing.text()}\n")
     rows = []
     for v in verdicts:
         latency = latency_text(v["latency_per_sample_s"], v["latency_lower_bound"])
@@ -312,13 +313,13 @@ def _dash(value) -> str:
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
-    from hwsim.hardware.cost import estimate
-    from hwsim.hardware.mapping import map_network
+    from hwsim.hardware.pricing import price_run, reorderings
     from hwsim.sim.engine import Engine
 
     if args.plot:
         check_output_file(args.plot, "--plot", PLOT_SUFFIXES)
     targets = _chip_list(args.chip)
+    pricing = _pricing(args)
     rules, options = [], None
     if args.rules:
         from hwsim.learning import registry
@@ -341,65 +342,68 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         counts, reports = None, []
         for rule in rules:
             counts, found = price_training(network, targets, rule, args.timesteps, options, rate=args.rate,
-                                           batch=args.batch, spikes=spikes, static=args.static, seed=args.seed)
+                                           batch=args.batch, spikes=spikes, pricing=pricing, seed=args.seed)
             reports += [r.to_dict() for r in found]
     else:
         network = _load_network(args.net, args.mode, args.seed)
         counts = Engine(network).run(_input_spikes(args, network), time_major=True).counts
-        reports = []
-        for chip in targets:
-            mapping = map_network(network, chip, counts)
-            report = estimate(network, counts, chip, mapping, static=args.static).to_dict()
-            report["mapping"] = mapping.to_dict(chip)
-            reports.append(report)
+        reports = price_run(network, counts, targets, pricing)
     if args.plot:
         from hwsim.study.plots import energy_breakdown
 
         what = f"on-chip {', '.join(rules)} training" if rules else f"inference, {counts.mode} point"
         energy_breakdown(reports, args.plot, title=f"{args.net}, T={args.timesteps}, {_input_text(args)}, "
                                                    f"batch {counts.batch}, {what}, static: {args.static}")
+    flips = [] if rules else reorderings(network, counts, targets, pricing)
     if args.json:
         print(dumps({"net": args.net, "timesteps": counts.timesteps, "batch": counts.batch, "mode": counts.mode,
                      "rate": None if getattr(args, "input", None) else args.rate,
-                     "input": getattr(args, "input", None), "static": args.static, "rules": rules or None,
-                     "counts": [lc.to_dict() for lc in counts.layers], "chips": reports}))
+                     "input": getattr(args, "input", None), "pricing": pricing, "rules": rules or None,
+                     "counts": [lc.to_dict() for lc in counts.layers], "chips": reports,
+                     "assumptions_that_reorder": flips}))
         return 0
     what = "inference"
     if rules:
         what = "on-chip " + ", ".join(options.text(r, counts.timesteps, on_chip=True) for r in rules) + " training"
     print(f"{network!r}\n{what}: T={counts.timesteps} steps, batch {counts.batch}, {_input_text(args)}, "
-          f"{counts.total('sop')} SOPs; static power: {args.static}\n")
-    _print_estimates(reports, counts.batch, bool(rules))
+          f"{counts.total('sop')} SOPs; {pricing.text()}\n")
+    _print_estimates(reports, bool(rules))
+    if flips:
+        print("\nAssumptions that would reorder these chips (energy per sample):")
+        for sentence in flips:
+            _print_note(sentence)
     if args.plot:
         print(f"wrote {args.plot}")
     return 0
 
 
-def _print_estimates(reports: list[dict], batch: int, learning: bool) -> None:
-    """The estimate table (µJ per sample, ms per sample) and its notes, wrapped."""
-    from hwsim.hardware.cost import energy_text, latency_text
+def _print_estimates(reports: list[dict], learning: bool) -> None:
+    """The estimate table (µJ per sample with its band, ms per sample as a sample experiences it) and its notes."""
+    from hwsim.hardware.cost import band_text, energy_text, latency_text
 
     rows = []
     for r in reports:
-        latency = latency_text(None if r["latency_s"] is None else r["latency_s"] / batch, r["latency_lower_bound"])
+        latency = latency_text(r["latency_per_sample_s"], r["latency_lower_bound"])
         dynamic = [k for k in r["energy_by_action_j"] if k != "static"]
         top = max(((k, r["energy_by_action_j"][k] or 0) for k in dynamic), key=lambda kv: kv[1], default=("-", 0))[0]
         priced = bool(dynamic)
         static = r.get("energy_static_per_sample_j")
-        static_cell = "-" if static is None or r["static_mode"] in ("unpublished", "none") or (
-            r["static_mode"] == "whole-chip" and r["latency_s"] is None) else f"{static * 1e6:.4g}"
+        static_cell = "-" if static is None else f"{static * 1e6:.3g}"
         if r["static_mode"] == "all-in":
             static_cell = "in all-in"
+        dynamic_cell = "-" if r["energy_dynamic_per_sample_j"] is None else energy_text(
+            r["energy_dynamic_per_sample_j"], 0, priced)
+        total = r["energy_text"] if str(r.get("energy_text")).startswith("not priced") else energy_text(
+            r["energy_per_sample_j"], len(r["unpriced"]), priced)
+        band = band_text(r.get("energy_per_sample_low_j"), r.get("energy_per_sample_high_j"))
         row = [r["chip"]] + ([r["rule"]] if learning else []) + [
-            energy_text(r["energy_dynamic_per_sample_j"], 0, priced) if priced else "-", static_cell,
-            r["energy_text"] if str(r.get("energy_text")).startswith("not priced") else
-            energy_text(r["energy_per_sample_j"], len(r["unpriced"]), priced), latency, _fits_text(r["fits"]),
+            dynamic_cell, static_cell, total, band, r.get("validation") or "-", latency, _fits_text(r["fits"]),
             r["cores_used"], top]
         if learning:
             row.append(r["verdict"].split(":")[0])
         rows.append(tuple(row))
-    header = ["chip"] + (["rule"] if learning else []) + ["dynamic/sample", "static µJ", "energy/sample",
-                                                          "ms/sample", "fits", "cores", "largest"]
+    header = ["chip"] + (["rule"] if learning else []) + ["dynamic/sample", "static µJ", "energy/sample", "band",
+                                                          "validated", "ms/sample", "fits", "cores", "largest"]
     _print_table(tuple(header + (["verdict"] if learning else [])), rows)
     for r in {r["chip"]: r for r in reports}.values():  # notes about the chip: once, whatever the rule
         for limit in r["limits_broken"]:
@@ -411,11 +415,31 @@ def _print_estimates(reports: list[dict], batch: int, learning: bool) -> None:
     for r in reports:
         if learning and r["verdict"] != "feasible":
             _print_note(f"{r['chip']}/{r['rule']}: {r['verdict']}")
-    print("\nStatic power:")
-    for chip, text in {r["chip"]: r["static_assumption"] for r in reports if r["static_assumption"]}.items():
-        _print_note(f"{chip}: {text}")
+    print("\nTime base, placement and static power per chip:")
+    for r in {r["chip"]: r for r in reports}.values():
+        basis = r.get("step_time_basis") or r.get("time_base", "")
+        _print_note(f"{r['chip']}: {basis}; {r.get('placement', 'packed')}; "
+                    f"static: {r['static_assumption'] or r['static_mode']}")
     _print_note("≥ = a lower bound: actions with counts but no published figure are unpriced (listed with their "
                 "counts in --json), never counted as zero.", indent="")
+
+
+def _pricing(args: argparse.Namespace):
+    """The pricing assumptions of ``estimate``/``feasibility`` (checked before any work)."""
+    from hwsim.hardware.pricing import Pricing
+
+    return Pricing(static=args.static, time_base=args.time_base, tick_us=args.tick_us, placement=args.placement)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from hwsim.hardware import validation
+
+    cases = validation.run()
+    if args.json:
+        print(dumps([c.to_dict() for c in cases]))
+        return 0
+    print(validation.table(cases))
+    return 0
 
 
 def _fits_text(fits) -> str:

@@ -34,6 +34,7 @@ from hwsim.cli.commands import (
     cmd_study,
     cmd_sweep,
     cmd_train,
+    cmd_validate,
 )
 from hwsim.cli.rule_args import DeprecatedAlias, add_option_arguments, add_rules_argument
 from hwsim.cli.validate import OneLineParser, device, finite_positive_float, positive_int, probability, seed
@@ -51,8 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Neuromorphic on-chip learning simulator: event-driven LIF cores with exact counts.")
     parser.add_argument("--version", action="version", version=f"hwsim {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_run, _add_chips, _add_estimate, _add_feasibility, _add_export, _add_study, _add_sweep,
-                _add_train):
+    for add in (_add_run, _add_chips, _add_estimate, _add_feasibility, _add_validate, _add_export, _add_study,
+                _add_sweep, _add_train):
         add(sub)
     for command in sub.choices.values():  # one thread policy for every command (hwsim.sim.threads)
         command.add_argument("--threads", type=int, default=None, metavar="N",
@@ -90,7 +91,7 @@ def _add_estimate(sub) -> None:
     est.add_argument("--plot", metavar="FILE.png", help="draw the energy breakdown per chip to a PNG file")
     add_rules_argument(est, on_chip=True)
     add_option_arguments(est, on_chip=True)
-    est.add_argument("--static", default="whole-chip", choices=["whole-chip", "cores-used", "none"], help=STATIC_HELP)
+    _add_pricing_arguments(est)
     est.set_defaults(func=cmd_estimate)
 
 
@@ -110,11 +111,35 @@ def _add_feasibility(sub) -> None:
     fea.add_argument("--rate", type=probability, default=DEFAULT_RATE, metavar="P",
                      help=f"input spike probability per input neuron per step, 0..1 (default {DEFAULT_RATE:g})")
     fea.add_argument("--input", metavar="FILE", help=INPUT_HELP)
-    fea.add_argument("--static", default="whole-chip", choices=["whole-chip", "cores-used", "none"], help=STATIC_HELP)
+    _add_pricing_arguments(fea)
     fea.add_argument("--seed", type=seed, default=0, help="seed for weights, input and labels")
     fea.add_argument("--json", action="store_true", help="print the verdicts as JSON")
     fea.add_argument("--plot", metavar="FILE.png", help="draw the chips x rules heatmap to a PNG file")
     fea.set_defaults(func=cmd_feasibility)
+
+
+def _add_pricing_arguments(cmd: argparse.ArgumentParser) -> None:
+    """The assumptions that can reorder chips (hwsim.hardware.pricing.Pricing), each printed with the results."""
+    group = cmd.add_argument_group("pricing assumptions (each can reorder chips; the report says when it would)")
+    group.add_argument("--static", default="whole-chip", choices=["whole-chip", "cores-used", "none"],
+                       help=STATIC_HELP)
+    group.add_argument("--time-base", choices=["compute", "tick"], default=None,
+                       help="time per step: compute-bound, or the chip's real-time tick (static power for the whole "
+                            "tick); default: each chip profile's own (hwsim chips show NAME)")
+    group.add_argument("--tick-us", type=finite_positive_float, default=None, metavar="US",
+                       help="real-time tick in µs (implies --time-base tick; default: the profile's)")
+    group.add_argument("--placement", default=None, metavar="packed|spread|N|N+input",
+                       help="layers onto cores: the fewest cores (packed, default), spread over the chip, at most N "
+                            "neurons per core, or N+input (the inputs on a core of their own, as SANA-FE)")
+
+
+def _add_validate(sub) -> None:
+    val = sub.add_parser(
+        "validate", help="the chip profiles against published silicon measurements: measured, estimated, ratio, band",
+        description="Rebuild each published chip measurement as a workload, price it on the same basis as the source "
+                    "measured it, and print measured, estimated, ratio and band (docs/validation.md).")
+    val.add_argument("--json", action="store_true", help="print the cases as JSON")
+    val.set_defaults(func=cmd_validate)
 
 
 def _add_export(sub) -> None:
@@ -242,7 +267,8 @@ def _user_errors() -> tuple[type[Exception], ...]:
 
     found = [errors.NetworkError, errors.InputError, errors.UsageError, errors.LearningError,
              errors.FeasibilityError, errors.StudyError, errors.SweepError, DataError, RuleError, ThreadsError]
-    for module, name in (("hwsim.chips", "ChipError"), ("hwsim.safeio", "NpzError")):
+    for module, name in (("hwsim.chips", "ChipError"), ("hwsim.safeio", "NpzError"),
+                         ("hwsim.hardware.mapping", "PlacementError")):
         if module in sys.modules:
             found.append(getattr(sys.modules[module], name))
     return tuple(found)
@@ -260,8 +286,8 @@ def main(argv: list[str] | None = None) -> int:
         args.timesteps_given = any(a in ("-T", "--timesteps") or a.startswith("--timesteps=") or
                                    (a.startswith("-T") and a[2:].isdigit()) for a in given)
         if args.command is None:
-            print("hwsim: error: give a COMMAND (run, chips, estimate, feasibility, export, study, train, sweep); "
-                  "see hwsim --help", file=sys.stderr)
+            print("hwsim: error: give a COMMAND (run, chips, estimate, feasibility, validate, export, study, train, "
+                  "sweep); see hwsim --help", file=sys.stderr)
             return EXIT_USAGE
         command = f"hwsim {args.command}"
         return _dispatch(args, command)

@@ -21,8 +21,9 @@ Static energy: ``static_power_mw`` x simulated time, as ``static`` asks: ``whole
 or ``none`` (left out, said so). A profile whose figures are all-in (``energy.all_in``) includes static power
 at its ``operating_point``; used far from it (under half its cores, or a firing rate outside 0.5-2x) the
 estimate warns, and it never reports less than the chip's static power x time when the profile gives one
-(the difference is reported as static energy, "floored"; the run's dynamic energy above static power is then
-unknown, so the floored figure is a lower bound, ``≥``).
+(the difference appears as the action ``static``, "floored"; the run's dynamic energy above static power is then
+unknown, so the floored figure is a lower bound, ``≥``). An all-in profile's ``energy_dynamic_j`` and
+``energy_static_j`` are None (its figures cannot separate them); its all-in total is ``energy_all_in_j``.
 
 An action with a count but no figure is listed in ``unpriced`` (with its count in ``unpriced_counts``) and
 the energy is then a lower bound (``lower_bound``), printed as ``≥ 0.146 µJ, 2 actions unpriced``;
@@ -39,24 +40,47 @@ Latency per step, by the profile's ``timing.model``:
   (:mod:`hwsim.hardware.noc_timing`, after Boyle et al., SANA-FE, IEEE TCAD 2025), plus the same barrier. The simple
   figure is reported next to it (``step_latency_simple_s``).
 
-A chip with a fixed tick (``timing.step_time_us``, or ``cycles_per_step`` at ``clock_mhz``) runs at that tick.
-Simulated time = T x B x step latency.
+A chip with a fixed step (``timing.step_time_us``, or ``cycles_per_step`` at ``clock_mhz``) runs at it.
+
+**Time base** (``time_base``, default the profile's ``timing.time_base``): ``compute`` -- a step takes the work it
+does (above), plus the time the management cores take to inject the host's input spikes where the profile
+publishes it (``system.input_spike_ns``: Loihi's x86 injects input spikes one at a time); ``tick`` -- a real-time
+tick (``tick_us``, or the profile's ``timing.tick_us``): the step lasts the tick whatever the work, and static and
+management power are paid for the whole tick. Simulated time = T x B x step (+ the input injection).
+
+**System terms** (``system``): the management cores' power while a run is active (``management_power_mw``) x
+the run's wall time, reported as the action ``management`` and part of the dynamic energy (a board measurement
+of "running minus idle" contains it).
+
+**Bands** (``uncertainty``): every energy and latency comes with ``_low``/``_high`` values, ``x / f .. x * f``
+with the profile's factors, and the validation status that produced them (``calibrated``, ``fitted``,
+``unvalidated``). A lower bound has no upper end (``_high`` is None).
+
+**Unknown is None, never 0**: static energy not published or left out, a dynamic energy an all-in figure cannot
+separate from static power, a latency with no published time -- all ``None`` in the record and ``null`` in JSON.
 
 A GPU (``kind: gpu``) is priced as it runs the network: dense matrix products of every synapse every step
 (its own count, :func:`dense_macs`) and an elementwise neuron update, a batch at a time; idle power x time +
 dynamic energy per MAC; a launch-bound latency per step (kernels x launch time + MACs at peak). It is an
-estimate and says so.
+estimate and says so. A sample's latency on a GPU is the whole batch's (``latency_per_sample_s``): every sample
+waits for the batch it runs in.
+
+:func:`price_activity` prices activity totals (a source's published counts, a profiler's, a recurrent network's
+published activity) with the same figures, apart from any simulation: ``hwsim.hardware.validation`` holds the
+profiles against published silicon measurements with it. :func:`assumption_flips` says whether flipping an
+assumption (time base, placement, static basis) would reorder a set of estimates.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from hwsim.chips import ChipError
 from hwsim.chips.schema import Chip
-from hwsim.hardware.mapping import Mapping, map_network
+from hwsim.hardware.mapping import Mapping, map_network, parse_placement
 from hwsim.hardware.noc_timing import detailed_step_latency_ns
 from hwsim.sim.counts import WEIGHT_BYTES, Counts
 from hwsim.sim.network import Network
@@ -65,6 +89,8 @@ PJ = 1e-12
 STORED_KINDS = ("history",)  # memory kinds no action accesses: stored for later, priced as memory traffic
 NS = 1e-9
 STATIC_MODES = ("whole-chip", "cores-used", "none")
+TIME_BASES = ("compute", "tick")
+VALIDATION = ("calibrated", "fitted", "unvalidated")
 LEARNING_ACTIONS = {"weight_update": ("weight_updates", "weight_update_pj"),
                     "trace_update": ("trace_updates", "trace_update_pj"),
                     "error_mac": ("error_macs", "error_mac_pj"),
@@ -74,17 +100,30 @@ FAR_RATE = (0.5, 2.0)  # ... or at a firing rate outside this ratio of its opera
 
 
 class CostError(ChipError):
-    """A cost option the chip profile cannot support (names the file and field)."""
+    """A cost option the chip profile cannot support (names the file and field, or the option)."""
 
 
 @dataclass
 class CostReport:
-    """Energy (J), latency (s) and fit of one run on one chip: dynamic and static energy apart and their sum,
-    by action, by layer and by core (a core's SOPs, neuron updates and spikes plus an equal share of static
-    power; routing, packets and memory traffic belong to the network, not a core)."""
+    """One run priced on one chip (also importable as :data:`Estimate`). Units are in the field names (joules,
+    seconds); ``None`` is unknown: not published, not priced, or left out on request -- never 0.
+
+    Energy: ``energy_dynamic_j`` (counts x energy per action, the management cores' energy included; ``None`` for
+    an all-in profile, whose figures cannot separate dynamic from static power: its total is
+    ``energy_all_in_j``), ``energy_static_j`` (static power x simulated time as ``static_mode`` says; ``None``
+    when unpublished, left out, or with no step time), ``energy_j`` (what is priced of their sum; a lower bound,
+    ``lower_bound``, when something with a count has no price), ``energy_management_j`` (the part of the dynamic
+    energy that is the management cores'), by action, by layer and by core (a core's SOPs, neuron updates and
+    spikes plus an equal share of static power; routing, packets and memory traffic belong to the network).
+
+    Bands: ``energy_low_j``/``energy_high_j``, ``energy_dynamic_low_j``/``_high_j``, ``latency_low_s``/``_high_s``
+    from the profile's ``uncertainty`` factors (``validation``: calibrated, fitted or unvalidated; ``band_note``
+    says where the factors come from); ``None`` where the value is unknown, and ``_high`` is ``None`` for a lower
+    bound. Assumptions that can reorder chips: ``time_base`` (compute-bound step or real-time tick, with
+    ``step_time_basis`` in words), ``placement``, ``static_mode``."""
 
     chip: str
-    energy_j: float
+    energy_j: float | None
     energy_by_action_j: dict[str, float]
     energy_by_layer_j: dict[str, float]
     energy_by_core_j: list[float]
@@ -96,8 +135,8 @@ class CostReport:
     unpriced: list[str]
     assumptions: list[str] = field(default_factory=list)
     samples: int = 1
-    energy_dynamic_j: float = 0.0
-    energy_static_j: float = 0.0
+    energy_dynamic_j: float | None = None
+    energy_static_j: float | None = None
     static_mode: str = "whole-chip"
     static_assumption: str = ""
     unpriced_counts: dict[str, int] = field(default_factory=dict)
@@ -107,6 +146,20 @@ class CostReport:
     latency_model: str | None = None
     step_latency_simple_s: float | None = None
     latency_untimed: dict[str, int] = field(default_factory=dict)  # work in the run with no published time
+    energy_management_j: float | None = None
+    energy_all_in_j: float | None = None
+    time_base: str = "compute"
+    step_time_basis: str = ""
+    placement: str = "packed"
+    latency_per_sample_s: float | None = None
+    validation: str = "unvalidated"
+    band_note: str = ""
+    energy_low_j: float | None = None
+    energy_high_j: float | None = None
+    energy_dynamic_low_j: float | None = None
+    energy_dynamic_high_j: float | None = None
+    latency_low_s: float | None = None
+    latency_high_s: float | None = None
 
     @property
     def latency_lower_bound(self) -> bool:
@@ -124,24 +177,53 @@ class CostReport:
         return bool(self.energy_by_action_j)
 
     def energy_text(self, per_sample: bool = True) -> str:
-        joules = self.energy_j / self.samples if per_sample else self.energy_j
+        joules = None if self.energy_j is None else (self.energy_j / self.samples if per_sample else self.energy_j)
         return energy_text(joules, len(self.unpriced), self.priced)
 
     def to_dict(self) -> dict:
+        """The record as JSON-able values (no NaN or infinity: unknown is None). Per-sample values divide by the
+        batch; ``latency_per_sample_s`` is the latency a sample experiences."""
         n = self.samples
-        return {"chip": self.chip, "energy_j": self.energy_j, "energy_dynamic_j": self.energy_dynamic_j,
-                "energy_static_j": self.energy_static_j, "static_mode": self.static_mode,
-                "static_assumption": self.static_assumption, "energy_by_action_j": self.energy_by_action_j,
-                "energy_per_sample_j": self.energy_j / n, "energy_dynamic_per_sample_j": self.energy_dynamic_j / n,
-                "energy_static_per_sample_j": self.energy_static_j / n, "lower_bound": self.lower_bound,
-                "energy_text": self.energy_text(), "latency_s": self.latency_s, "step_latency_s": self.step_latency_s,
-                "latency_model": self.latency_model, "step_latency_simple_s": self.step_latency_simple_s,
-                "latency_lower_bound": self.latency_lower_bound, "latency_untimed": self.latency_untimed,
-                "fits": self.fits, "fits_reason": self.fits_reason, "cores_used": self.cores_used,
-                "limits_broken": self.limits_broken, "unpriced": self.unpriced,
-                "unpriced_counts": self.unpriced_counts, "warnings": self.warnings,
-                "estimate_kind": self.estimate_kind, "energy_by_layer_j": self.energy_by_layer_j,
-                "energy_by_core_j": self.energy_by_core_j, "assumptions": self.assumptions}
+
+        def per(value: float | None) -> float | None:
+            return None if value is None else value / n
+
+        out = {"chip": self.chip, "energy_j": self.energy_j, "energy_dynamic_j": self.energy_dynamic_j,
+               "energy_static_j": self.energy_static_j, "energy_management_j": self.energy_management_j,
+               "energy_all_in_j": self.energy_all_in_j, "static_mode": self.static_mode,
+               "static_assumption": self.static_assumption, "energy_by_action_j": self.energy_by_action_j,
+               "energy_per_sample_j": per(self.energy_j), "energy_dynamic_per_sample_j": per(self.energy_dynamic_j),
+               "energy_static_per_sample_j": per(self.energy_static_j), "lower_bound": self.lower_bound,
+               "energy_text": self.energy_text(), "energy_low_j": self.energy_low_j,
+               "energy_high_j": self.energy_high_j, "energy_per_sample_low_j": per(self.energy_low_j),
+               "energy_per_sample_high_j": per(self.energy_high_j), "energy_dynamic_low_j": self.energy_dynamic_low_j,
+               "energy_dynamic_high_j": self.energy_dynamic_high_j, "validation": self.validation,
+               "band_note": self.band_note, "latency_s": self.latency_s, "latency_low_s": self.latency_low_s,
+               "latency_high_s": self.latency_high_s, "latency_per_sample_s": self.latency_per_sample_s,
+               "step_latency_s": self.step_latency_s, "latency_model": self.latency_model,
+               "step_latency_simple_s": self.step_latency_simple_s, "time_base": self.time_base,
+               "step_time_basis": self.step_time_basis, "placement": self.placement,
+               "latency_lower_bound": self.latency_lower_bound, "latency_untimed": self.latency_untimed,
+               "fits": self.fits, "fits_reason": self.fits_reason, "cores_used": self.cores_used,
+               "limits_broken": self.limits_broken, "unpriced": self.unpriced,
+               "unpriced_counts": self.unpriced_counts, "warnings": self.warnings,
+               "estimate_kind": self.estimate_kind, "energy_by_layer_j": self.energy_by_layer_j,
+               "energy_by_core_j": self.energy_by_core_j, "assumptions": self.assumptions}
+        return _finite(out)
+
+
+Estimate = CostReport
+
+
+def _finite(value):
+    """``value`` with every NaN or infinite float replaced by None (JSON has neither)."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def latency_text(seconds: float | None, lower_bound: bool) -> str:
@@ -158,10 +240,20 @@ def energy_text(joules: float | None, unpriced: int, priced: bool = True, unit: 
     scale = {"µJ": 1e6, "uJ": 1e6, "mJ": 1e3, "J": 1.0, "nJ": 1e9}[unit]
     if joules is None or (not priced and unpriced):
         return f"unpriced ({unpriced} action{'s' if unpriced != 1 else ''})" if unpriced else "-"
-    value = f"{joules * scale:.4g} {unit}"
+    value = f"{joules * scale:.3g} {unit}"
     if unpriced:
         return f"≥ {value}, {unpriced} action{'s' if unpriced != 1 else ''} unpriced"
     return value
+
+
+def band_text(low: float | None, high: float | None, unit: str = "µJ") -> str:
+    """A band as a reader should see it: ``55-210 µJ``, ``≥ 55 µJ`` (no upper end), ``-`` (unknown)."""
+    scale = {"µJ": 1e6, "mJ": 1e3, "J": 1.0, "nJ": 1e9, "ms": 1e3, "us": 1e6, "µs": 1e6, "s": 1.0}[unit]
+    if low is None:
+        return "-"
+    if high is None:
+        return f"≥ {low * scale:.2g} {unit}"
+    return f"{low * scale:.2g}-{high * scale:.2g} {unit}"
 
 
 def dense_macs(network: Network, counts: Counts, mapping: Mapping | None = None) -> dict[str, int]:
@@ -178,13 +270,131 @@ def dense_macs(network: Network, counts: Counts, mapping: Mapping | None = None)
 
 
 def estimate(network: Network, counts: Counts, chip: Chip, mapping: Mapping | None = None,
-             static: str = "whole-chip") -> CostReport:
-    """Price ``counts`` (a run of ``network``) on ``chip``; ``static`` is one of ``STATIC_MODES``."""
+             static: str = "whole-chip", time_base: str | None = None, tick_us: float | None = None,
+             placement: str | int | None = None) -> CostReport:
+    """Price ``counts`` (a run of ``network``) on ``chip``.
+
+    ``static``: one of ``STATIC_MODES``; ``time_base``: ``compute`` or ``tick`` (default: the profile's
+    ``timing.time_base``); ``tick_us``: the real-time tick in microseconds (default: the profile's
+    ``timing.tick_us``; giving it implies ``tick``); ``placement``: ``packed`` (default), ``spread``, ``N`` or
+    ``N+input`` (:func:`hwsim.hardware.mapping.parse_placement`), used when ``mapping`` is not given."""
     if static not in STATIC_MODES:
         raise CostError(f"--static: unknown mode {static!r}; expected one of {', '.join(STATIC_MODES)}")
-    mapping = mapping or map_network(network, chip, counts)
+    base, tick_s, basis = _time_base(chip, time_base, tick_us)
+    if mapping is None:
+        per_core, input_cores, label = parse_placement(placement, network, chip)
+        mapping = map_network(network, chip, counts, neurons_per_core=per_core, input_cores=input_cores)
+        mapping.placement = label
+    elif placement is not None:
+        raise CostError("--placement: give a placement or a ready mapping, not both")
     if chip.kind == "gpu":
-        return _estimate_gpu(network, counts, chip, mapping, static)
+        report = _estimate_gpu(network, counts, chip, mapping, static)
+        _add_bands(report, chip)
+        return report
+    by_action, by_layer, by_core, gaps, heads = _price_layers(counts, mapping, chip)
+    unpriced = [f"{action}: {count} {'bytes' if 'bytes' in action else 'events'}, no {figure} in profile "
+                f"{chip.name}" for (action, figure), count in gaps.items()]
+    unpriced_counts = {action: count for (action, _), count in gaps.items()}
+    step_latency, assumptions = step_latency_s(mapping, counts, chip)
+    model = latency_model(chip) if step_latency is not None else None
+    simple = step_latency if model != "detailed" else step_latency_s(mapping, counts, chip, model="simple")[0]
+    if heads > 0:
+        assumptions.append(f"{heads} learning head layers (local classifiers, auxiliary copies) priced by their "
+                           f"totals, without placement or routing")
+    untimed = _untimed(counts, chip, step_latency, assumptions)
+    samples = counts.batch
+    if step_latency is not None and base == "tick":
+        assumptions.append(f"time base: real-time tick of {tick_s * 1e6:g} us ({basis}); the work takes "
+                           f"{step_latency * 1e6:.3g} us of it")
+        step_latency = tick_s
+    injected = int(counts.layers[0].total("spikes_in")) if counts.layers else 0
+    latency, inject_note = _run_time(step_latency, counts.timesteps * samples, injected, chip, base)
+    if inject_note:
+        assumptions.append(inject_note)
+    dynamic = float(sum(by_action.values()))
+    report = CostReport(chip.name, dynamic, by_action, by_layer, [], latency, step_latency, mapping.fits,
+                        mapping.cores_used, mapping.limits_broken, unpriced, mapping.assumptions + assumptions,
+                        samples, energy_dynamic_j=dynamic, unpriced_counts=unpriced_counts,
+                        fits_reason=mapping.fits_reason, latency_model=model, step_latency_simple_s=simple,
+                        latency_untimed=untimed, time_base=base, step_time_basis=basis if base == "tick" else
+                        _compute_basis(chip, model), placement=mapping.placement)
+    report.latency_per_sample_s = None if latency is None else latency / samples
+    _add_management(report, chip)
+    _add_static(report, chip, static, mapping, counts)
+    _check_weight_format(report, chip, counts)
+    if report.energy_static_j:
+        by_core += report.energy_static_j / len(by_core)
+    report.energy_by_core_j = [float(x) for x in by_core]
+    _add_bands(report, chip)
+    return report
+
+
+def _time_base(chip: Chip, time_base: str | None, tick_us: float | None) -> tuple[str, float | None, str]:
+    """The time base asked for (or the profile's), the tick in seconds when it is ``tick``, and its basis."""
+    t = chip.timing
+    base = time_base or ("tick" if tick_us is not None else (t.time_base if t is not None else "compute"))
+    if base not in TIME_BASES:
+        raise CostError(f"--tick: unknown time base {base!r}; expected one of {', '.join(TIME_BASES)}")
+    if base == "compute":
+        if tick_us is not None:
+            raise CostError("--tick: a tick in microseconds implies the tick time base, not 'compute'")
+        return base, None, ""
+    if tick_us is not None:
+        if not (isinstance(tick_us, (int, float)) and math.isfinite(tick_us) and 1e-3 <= tick_us <= 1e8):
+            raise CostError(f"--tick: the tick must be 0.001..1e8 microseconds, got {tick_us!r}")
+        return base, tick_us * 1e-6, "given"
+    if chip.kind == "gpu":
+        raise CostError(f"--tick: {chip.name} is a GPU: it has no real-time tick (use the compute time base)")
+    if t is not None and t.tick_us is not None:
+        return base, t.tick_us * 1e-6, f"{chip.name}'s real-time tick ({t.source})"
+    if t is not None and t.step_time_us is not None:
+        return base, t.step_time_us * 1e-6, f"{chip.name}'s fixed step ({t.source})"
+    raise CostError(f"{chip.path}: field 'timing.tick_us' is missing: {chip.name} publishes no real-time tick; "
+                    f"give one (--tick MICROSECONDS) or use the compute time base")
+
+
+def _compute_basis(chip: Chip, model: str | None) -> str:
+    t = chip.timing
+    if model is None:
+        return "no published time: latency unknown"
+    if model == "fixed tick":
+        return f"{chip.name} runs at its fixed step ({t.source}): no faster compute-bound step is published"
+    return f"compute-bound: the step takes its work ({model} model)"
+
+
+def _run_time(step: float | None, steps: int, injected: int, chip: Chip, base: str) -> tuple[float | None, str]:
+    """Simulated time of the run (s) and, where the management cores inject the input spikes one at a time
+    (``system.input_spike_ns``, compute time base), the sentence saying so."""
+    if step is None:
+        return None, ""
+    total = step * steps
+    s = chip.system
+    if base == "compute" and s is not None and s.input_spike_ns is not None and injected > 0:
+        extra = injected * s.input_spike_ns * NS
+        return total + extra, (f"{injected} input spikes injected by the management cores at "
+                               f"{s.input_spike_ns:g} ns each: +{extra * 1e6:.3g} us ({s.basis}: {s.source})")
+    return total, ""
+
+
+def _untimed(counts: Counts, chip: Chip, step_latency: float | None, assumptions: list[str]) -> dict[str, int]:
+    """Learning work with no published time (the latency is then a lower bound), by counter."""
+    untimed: dict[str, int] = {}
+    if counts.phase == "learning" and step_latency is not None:
+        assumptions.append("latency counts the forward work, routing, barriers and the weight write-back where the "
+                           "chip publishes its time; error MACs and gradient ops have no published time, so the "
+                           "latency of a learning run is a lower bound")
+        timing = chip.timing
+        for counter in ("error_macs", "grad_ops", "trace_updates") + (
+                () if timing is not None and timing.weight_update_ns is not None else ("weight_updates",)):
+            total = sum(lc.total(counter) for lc in counts.layers)
+            if total > 0:
+                untimed[counter] = int(total)
+    return untimed
+
+
+def _price_layers(counts: Counts, mapping: Mapping, chip: Chip):
+    """Dynamic energy of every layer's actions: ``(by_action, by_layer, by_core, gaps, heads)``; ``gaps`` maps
+    (action, missing figure) to the count that could not be priced."""
     e = chip.energy
     by_action: dict[str, float] = {}
     by_layer = {lc.name: 0.0 for lc in counts.layers}
@@ -249,7 +459,7 @@ def estimate(network: Network, counts: Counts, chip: Chip, mapping: Mapping | No
             add("routing", name, (hops_ew * e.hop_ew_pj + hops_ns * e.hop_ns_pj) * PJ)
         elif e is not None and e.hop_pj is not None:
             add("routing", name, (hops_ew + hops_ns) * e.hop_pj * PJ)
-        elif not all_in:
+        elif not all_in and not (e is not None and e.includes_routing):
             missing("routing", hops_ew + hops_ns, "energy.hop_pj (or hop_ew_pj and hop_ns_pj)")
 
         # the bytes no action's figure can include: all of them when the actions exclude their memory accesses,
@@ -279,44 +489,30 @@ def estimate(network: Network, counts: Counts, chip: Chip, mapping: Mapping | No
             else:
                 missing(action, count, f"energy.{figure}")
 
-    unpriced = [f"{action}: {count} {'bytes' if 'bytes' in action else 'events'}, no {figure} in profile "
-                f"{chip.name}" for (action, figure), count in gaps.items()]
-    unpriced_counts = {action: count for (action, _), count in gaps.items()}
-    step_latency, assumptions = step_latency_s(mapping, counts, chip)
-    model = latency_model(chip) if step_latency is not None else None
-    simple = step_latency if model != "detailed" else step_latency_s(mapping, counts, chip, model="simple")[0]
-    if heads > 0:
-        assumptions.append(f"{heads} learning head layers (local classifiers, auxiliary copies) priced by their "
-                           f"totals, without placement or routing")
-    untimed: dict[str, int] = {}
-    if counts.phase == "learning" and step_latency is not None:
-        assumptions.append("latency counts the forward work, routing, barriers and the weight write-back where the "
-                           "chip publishes its time; error MACs and gradient ops have no published time, so the "
-                           "latency of a learning run is a lower bound")
-        timing = chip.timing
-        for counter in ("error_macs", "grad_ops", "trace_updates") + (
-                () if timing is not None and timing.weight_update_ns is not None else ("weight_updates",)):
-            total = sum(lc.total(counter) for lc in counts.layers)
-            if total > 0:
-                untimed[counter] = int(total)
-    samples = counts.batch
-    latency = step_latency * counts.timesteps * samples if step_latency is not None else None
-    dynamic = float(sum(by_action.values()))
-    report = CostReport(chip.name, dynamic, by_action, by_layer, [], latency, step_latency, mapping.fits,
-                        mapping.cores_used, mapping.limits_broken, unpriced, mapping.assumptions + assumptions,
-                        samples, energy_dynamic_j=dynamic, unpriced_counts=unpriced_counts,
-                        fits_reason=mapping.fits_reason, latency_model=model, step_latency_simple_s=simple,
-                        latency_untimed=untimed)
-    _add_static(report, chip, static, mapping, counts)
-    _check_weight_format(report, chip, counts)
-    if report.energy_static_j > 0:
-        by_core += report.energy_static_j / len(by_core)
-    report.energy_by_core_j = [float(x) for x in by_core]
-    return report
+    return by_action, by_layer, by_core, gaps, heads
+
+
+def _add_management(report: CostReport, chip: Chip) -> None:
+    """The management cores' power x the run's wall time, as dynamic energy (action ``management``)."""
+    s = chip.system
+    if s is None or s.management_power_mw is None:
+        return
+    if report.latency_s is None:
+        report.unpriced.append(f"management: {s.management_power_mw} mW but no step time for {chip.name}")
+        report.unpriced_counts["management"] = 1
+        return
+    joules = s.management_power_mw * 1e-3 * report.latency_s
+    report.energy_by_action_j["management"] = joules
+    report.energy_management_j = joules
+    report.energy_dynamic_j = (report.energy_dynamic_j or 0.0) + joules
+    report.energy_j = report.energy_dynamic_j
+    report.assumptions.append(f"management cores: {s.management_power_mw:g} mW while the run is active x "
+                              f"{report.latency_s * 1e6:.4g} us ({s.basis}: {s.source})")
 
 
 def _add_static(report: CostReport, chip: Chip, mode: str, mapping: Mapping, counts: Counts) -> None:
-    """Static energy, its mode and assumption; an all-in figure's operating-point check and floor."""
+    """Static energy, its mode and assumption; an all-in figure's operating-point check and floor. Unknown
+    static energy stays None; an all-in profile's dynamic energy is None (its figures include static power)."""
     e, s = chip.energy, chip.static
     if mode == "cores-used" and s is not None and not s.scales_with_cores:
         raise CostError(f"{chip.path}: field 'static.scales_with_cores' is not true: its source gives the static "
@@ -324,28 +520,10 @@ def _add_static(report: CostReport, chip: Chip, mode: str, mapping: Mapping, cou
     if mode == "cores-used" and s is None and chip.kind != "gpu" and not (e and e.all_in):
         raise CostError(f"{chip.path}: field 'static' is missing: --static cores-used needs static.static_power_mw "
                         f"with static.scales_with_cores: true")
-    latency = report.latency_s
+    if not report.priced:
+        report.energy_j = report.energy_dynamic_j = None
     if e is not None and e.all_in:
-        report.static_mode = "all-in"
-        report.static_assumption = "static power included in the all-in figures (valid at their operating point)"
-        _check_operating_point(report, chip, mapping, counts)
-        if mode != "none" and s is not None and latency is not None and report.priced:
-            floor = s.static_power_mw * 1e-3 * latency
-            if report.energy_dynamic_j < floor:
-                report.energy_static_j = floor - report.energy_dynamic_j
-                report.energy_by_action_j["static"] = report.energy_static_j
-                report.static_mode = "all-in, floored at static x time"
-                report.warnings.append(
-                    f"{chip.name}: the all-in figures give {report.energy_dynamic_j:.3g} J, below the static power "
-                    f"alone ({s.static_power_mw} mW x {latency:.3g} s = {floor:.3g} J): floored at static x time")
-                report.static_assumption += f"; floored at {s.static_power_mw} mW x time (whole chip)"
-                # the run's own dynamic energy comes on top of the static power, but all-in figures cannot say
-                # how much it is: the floor is a lower bound, and says so
-                sops = sum(lc.total("sop") for lc in counts.layers)
-                report.unpriced.append(f"dynamic energy above static power: {sops} SOPs, which {chip.name}'s all-in "
-                                       f"figures cannot separate from its static power (floored at static x time)")
-                report.unpriced_counts["dynamic above static"] = sops
-        report.energy_j = report.energy_dynamic_j + report.energy_static_j
+        _all_in_static(report, chip, mode, mapping, counts)
         return
     if mode == "none":
         report.static_mode = "none"
@@ -357,6 +535,7 @@ def _add_static(report: CostReport, chip: Chip, mode: str, mapping: Mapping, cou
         report.unpriced.append(f"static: no static power published for {chip.name}")
         report.unpriced_counts["static"] = counts.timesteps * counts.batch
         return
+    latency = report.latency_s
     if latency is None:
         report.static_mode = mode
         report.static_assumption = f"{s.static_power_mw} mW, but no step time: static energy unknown"
@@ -371,11 +550,73 @@ def _add_static(report: CostReport, chip: Chip, mode: str, mapping: Mapping, cou
     elif chip.kind == "gpu":
         report.static_assumption = f"{s.static_power_mw / 1e3:g} W idle power of the whole GPU x run time"
     else:
-        report.static_assumption = f"{s.static_power_mw} mW for the whole chip x simulated time"
+        report.static_assumption = (f"{s.static_power_mw} mW for the whole chip x simulated time ({s.basis}: "
+                                    f"{s.source})")
     report.static_mode = mode
     report.energy_static_j = s.static_power_mw * 1e-3 * share * latency
     report.energy_by_action_j["static"] = report.energy_static_j
-    report.energy_j = report.energy_dynamic_j + report.energy_static_j
+    report.energy_j = (report.energy_dynamic_j or 0.0) + report.energy_static_j
+
+
+def _all_in_static(report: CostReport, chip: Chip, mode: str, mapping: Mapping, counts: Counts) -> None:
+    """An all-in profile: the priced figure includes static power, so dynamic and static are unknown apart
+    (None); the total never drops below static power x time (floored, then a lower bound)."""
+    s = chip.static
+    all_in = report.energy_dynamic_j
+    report.energy_all_in_j = all_in
+    report.energy_dynamic_j = None
+    report.energy_j = all_in
+    report.static_mode = "all-in"
+    report.static_assumption = "static power included in the all-in figures (valid at their operating point)"
+    _check_operating_point(report, chip, mapping, counts)
+    latency = report.latency_s
+    if mode != "none" and s is not None and latency is not None and all_in is not None:
+        floor = s.static_power_mw * 1e-3 * latency
+        if all_in < floor:
+            report.energy_by_action_j["static"] = floor - all_in
+            report.energy_j = floor
+            report.static_mode = "all-in, floored at static x time"
+            report.warnings.append(
+                f"{chip.name}: the all-in figures give {all_in:.3g} J, below the static power alone "
+                f"({s.static_power_mw} mW x {latency:.3g} s = {floor:.3g} J): floored at static x time")
+            report.static_assumption += f"; floored at {s.static_power_mw} mW x time (whole chip)"
+            # the run's own dynamic energy comes on top of the static power, but all-in figures cannot say
+            # how much it is: the floor is a lower bound, and says so
+            sops = sum(lc.total("sop") for lc in counts.layers)
+            report.unpriced.append(f"dynamic energy above static power: {sops} SOPs, which {chip.name}'s all-in "
+                                   f"figures cannot separate from its static power (floored at static x time)")
+            report.unpriced_counts["dynamic above static"] = sops
+
+
+def _add_bands(report: CostReport, chip: Chip) -> None:
+    """``_low``/``_high`` of every known energy and latency from the profile's ``uncertainty`` factors; static
+    energy takes ``static_factor`` (else the energy factor); a lower bound has no upper end."""
+    u = chip.uncertainty
+    if u is None:
+        report.validation = "unvalidated"
+        report.band_note = f"{chip.name} carries no uncertainty: no band"
+        return
+    report.validation = u.status
+    fe = u.energy_factor
+    fs = u.static_factor or fe
+    report.band_note = (f"{u.status}: energy x/{fe:g}" + (f", static x/{fs:g}" if fs != fe else "")
+                        + (f", latency x/{u.latency_factor:g}" if u.latency_factor else "") + f" ({u.source})")
+    dyn = report.energy_dynamic_j if report.energy_dynamic_j is not None else report.energy_all_in_j
+    stat = report.energy_static_j or 0.0
+    if dyn is not None:
+        report.energy_dynamic_low_j, report.energy_dynamic_high_j = dyn / fe, dyn * fe
+    if report.energy_j is not None:
+        floor = report.energy_by_action_j.get("static", 0.0) if report.energy_all_in_j is not None else 0.0
+        dyn_part = report.energy_j - stat - floor
+        report.energy_low_j = dyn_part / fe + (stat + floor) / fs
+        report.energy_high_j = dyn_part * fe + (stat + floor) * fs
+    if report.lower_bound:
+        report.energy_high_j = None
+        report.energy_dynamic_high_j = None if report.unpriced_counts.keys() - {"static"} else \
+            report.energy_dynamic_high_j
+    if report.latency_s is not None and u.latency_factor is not None:
+        report.latency_low_s = report.latency_s / u.latency_factor
+        report.latency_high_s = None if report.latency_lower_bound else report.latency_s * u.latency_factor
 
 
 def _check_weight_format(report: CostReport, chip: Chip, counts: Counts) -> None:
@@ -414,12 +655,11 @@ def _estimate_gpu(network: Network, counts: Counts, chip: Chip, mapping: Mapping
     factor = 3 if learning else 1  # training: forward, error back-propagation and weight-gradient products
     by_action: dict[str, float] = {}
     by_layer = {lc.name: 0.0 for lc in counts.layers}
-    unpriced, unpriced_counts = [], {}
+    unpriced_counts: dict[str, int] = {}
     for lc in counts.layers:
-        work = {"dense_mac": (macs[lc.name] * factor, e.dense_mac_pj if e else None, "energy.dense_mac_pj"),
-                "neuron_update": (lc.total("neuron_updates"), e.neuron_update_pj if e else None,
-                                  "energy.neuron_update_pj")}
-        for action, (count, figure, _figure_name) in work.items():
+        work = {"dense_mac": (macs[lc.name] * factor, e.dense_mac_pj if e else None),
+                "neuron_update": (lc.total("neuron_updates"), e.neuron_update_pj if e else None)}
+        for action, (count, figure) in work.items():
             if figure is None:
                 if count:
                     unpriced_counts[action] = unpriced_counts.get(action, 0) + count
@@ -437,7 +677,8 @@ def _estimate_gpu(network: Network, counts: Counts, chip: Chip, mapping: Mapping
         per_step_macs = sum(macs.values()) * factor / counts.timesteps
         step = kernels * t.kernel_launch_us * 1e-6 + per_step_macs * t.dense_mac_ns * NS
         assumptions.append(f"latency per step: {kernels} kernel launches x {t.kernel_launch_us} us + "
-                           f"{per_step_macs:.3g} MACs at peak throughput (launch-bound for small nets)")
+                           f"{per_step_macs:.3g} MACs at peak throughput (launch-bound for small nets); a sample "
+                           f"waits for its whole batch of {counts.batch}")
     else:
         assumptions.append(f"{chip.name} publishes no kernel launch time or MAC throughput: latency not computed")
     latency = None if step is None else step * counts.timesteps
@@ -445,10 +686,208 @@ def _estimate_gpu(network: Network, counts: Counts, chip: Chip, mapping: Mapping
     report = CostReport(chip.name, dynamic, by_action, by_layer, [], latency, step, mapping.fits, mapping.cores_used,
                         mapping.limits_broken, unpriced, mapping.assumptions + assumptions, counts.batch,
                         energy_dynamic_j=dynamic, unpriced_counts=unpriced_counts, fits_reason=mapping.fits_reason,
-                        estimate_kind="estimate: a GPU running the dense network")
+                        estimate_kind="estimate: a GPU running the dense network", latency_model="gpu launch",
+                        step_time_basis="launch-bound: kernel launches + MACs at peak throughput",
+                        placement="whole batch on the GPU")
+    report.latency_per_sample_s = latency  # the batch runs together: every sample waits for all of it
     _add_static(report, chip, static, mapping, counts)
-    report.energy_by_core_j = [report.energy_j]
+    report.energy_by_core_j = [report.energy_j] if report.energy_j is not None else []
     return report
+
+
+@dataclass
+class Activity:
+    """Activity totals of a run, priced by :func:`price_activity` without a network or a simulation: a source's
+    published counts, a profiler's, or a recurrent network's stated activity. Counts are totals over the run
+    (all ``steps`` x ``samples``); ``busiest_core_*`` are the busiest core's counts per step (for the latency);
+    ``injected_spikes``: input spikes the management cores inject from the host; ``tiles_used``: for the barrier.
+    Unknown counts are None and make the energy a lower bound where the chip prices them."""
+
+    steps: int
+    samples: int
+    sop: int
+    neuron_updates: int
+    spikes_out: int
+    neuron_updates_active: int | None = None
+    packets: int = 0
+    hops: int = 0
+    injected_spikes: int = 0
+    cores_used: int = 1
+    tiles_used: int = 1
+    busiest_core_sop: float | None = None
+    busiest_core_updates: float | None = None
+    busiest_core_spikes: float = 0.0
+
+
+def price_activity(chip: Chip, activity: Activity, static: str = "whole-chip", time_base: str | None = None,
+                   tick_us: float | None = None) -> CostReport:
+    """Price ``activity`` on ``chip`` with the same figures and rules as :func:`estimate` (dynamic energy per
+    action, the simple latency model from the busiest core, input injection, management power, static power,
+    bands). Used to hold the profiles against silicon measurements apart from any simulation."""
+    if static not in STATIC_MODES:
+        raise CostError(f"--static: unknown mode {static!r}; expected one of {', '.join(STATIC_MODES)}")
+    base, tick_s, basis = _time_base(chip, time_base, tick_us)
+    e = chip.energy
+    a = activity
+    active = a.neuron_updates_active
+    terms: dict[str, tuple[float | None, str]] = {"sop": (a.sop * e.sop_pj if e and e.sop_pj is not None else None,
+                                                          "energy.sop_pj")}
+    if e is not None and e.neuron_update_active_pj is not None and e.neuron_update_idle_pj is not None:
+        idle_share = a.neuron_updates - (active if active is not None else 0)
+        upd = (active or 0) * e.neuron_update_active_pj + idle_share * e.neuron_update_idle_pj
+        terms["neuron_update"] = (upd, "energy.neuron_update_active_pj")
+    else:
+        terms["neuron_update"] = (a.neuron_updates * e.neuron_update_pj if e and e.neuron_update_pj is not None
+                                  else None, "energy.neuron_update_pj")
+    terms["spike_out"] = (a.spikes_out * e.spike_out_pj if e and e.spike_out_pj is not None else None,
+                          "energy.spike_out_pj")
+    terms["packet"] = (a.packets * e.packet_pj if e and e.packet_pj is not None else None, "energy.packet_pj")
+    hop = (e.hop_pj if e.hop_pj is not None else e.hop_ew_pj) if e is not None else None
+    terms["routing"] = (a.hops * hop if hop is not None else None, "energy.hop_pj")
+    counts_of = {"sop": a.sop, "neuron_update": a.neuron_updates, "spike_out": a.spikes_out, "packet": a.packets,
+                 "routing": a.hops}
+    by_action, unpriced, unpriced_counts = {}, [], {}
+    all_in = bool(e and e.all_in)
+    for action, (pj, figure) in terms.items():
+        if pj is not None:
+            if counts_of[action] > 0:
+                by_action[action] = pj * PJ
+        elif counts_of[action] > 0 and not (all_in or (action == "routing" and e is not None and e.includes_routing)
+                                            or (action == "packet")):
+            unpriced.append(f"{action}: {counts_of[action]} events, no {figure} in profile {chip.name}")
+            unpriced_counts[action] = counts_of[action]
+    step, assumptions = _activity_step(chip, a)
+    if step is not None and base == "tick":
+        step = tick_s
+    latency, note = _run_time(step, a.steps * a.samples, a.injected_spikes, chip, base)
+    assumptions += [note] if note else []
+    dynamic = float(sum(by_action.values()))
+    report = CostReport(chip.name, dynamic, by_action, {}, [], latency, step, None, a.cores_used, [], unpriced,
+                        assumptions, a.samples, energy_dynamic_j=dynamic, unpriced_counts=unpriced_counts,
+                        estimate_kind="activity totals x published figures", latency_model=None if step is None
+                        else ("tick" if base == "tick" else "simple (busiest core)"), time_base=base,
+                        step_time_basis=basis if base == "tick" else "compute-bound: the busiest core's work",
+                        placement=f"{a.cores_used} cores (as the source ran it)")
+    report.latency_per_sample_s = None if latency is None else latency / a.samples
+    _add_management(report, chip)
+    _add_static_activity(report, chip, static, a)
+    _add_bands(report, chip)
+    return report
+
+
+def _activity_step(chip: Chip, a: Activity) -> tuple[float | None, list[str]]:
+    """The simple step latency from the busiest core's counts per step (+ barrier), or a fixed step."""
+    t = chip.timing
+    if t is None:
+        return None, [f"{chip.name} publishes no timing: latency not computed"]
+    if t.step_time_us is not None:
+        return t.step_time_us * 1e-6, []
+    if t.cycles_per_step is not None and t.clock_mhz:
+        return t.cycles_per_step / (t.clock_mhz * 1e6), []
+    if t.sop_ns is None or a.busiest_core_sop is None:
+        return None, [f"{chip.name}: no time per SOP or no busiest-core counts: latency not computed"]
+    update_ns = t.neuron_update_ns if t.neuron_update_ns is not None else t.neuron_update_idle_ns
+    ns = a.busiest_core_sop * t.sop_ns + (a.busiest_core_updates or 0.0) * (update_ns or 0.0)
+    ns += a.busiest_core_spikes * (t.spike_out_ns or 0.0)
+    if t.barrier_ns:
+        ns += _barrier_ns(t.barrier_ns, a.tiles_used)
+    return ns * NS, ["latency: the busiest core's SOPs, neuron updates and spikes per step x the chip's times + "
+                     "the barrier (simple model)"]
+
+
+def _add_static_activity(report: CostReport, chip: Chip, mode: str, a: Activity) -> None:
+    """Static energy of priced activity: whole chip, cores used (``a.cores_used`` of the chip's cores) or none."""
+    s, e = chip.static, chip.energy
+    if e is not None and e.all_in:
+        report.energy_all_in_j, report.energy_dynamic_j = report.energy_dynamic_j, None
+        report.static_mode = "all-in"
+        report.static_assumption = "static power included in the all-in figures (valid at their operating point)"
+        return
+    if mode == "none" or s is None or report.latency_s is None:
+        report.static_mode = "none" if mode == "none" else "unpublished" if s is None else mode
+        if mode != "none":
+            report.unpriced.append(f"static: no static power or no step time for {chip.name}")
+            report.unpriced_counts["static"] = a.steps * a.samples
+        return
+    share = min(1.0, a.cores_used / chip.capacity.cores) if mode == "cores-used" and chip.capacity else 1.0
+    report.static_mode = mode
+    report.energy_static_j = s.static_power_mw * 1e-3 * share * report.latency_s
+    report.energy_by_action_j["static"] = report.energy_static_j
+    report.energy_j = (report.energy_dynamic_j or 0.0) + report.energy_static_j
+    report.static_assumption = (f"{s.static_power_mw} mW" + (f" x {a.cores_used}/{chip.capacity.cores} cores"
+                                                             if share < 1.0 else " (whole chip)") + " x time")
+
+
+def assumption_flips(reports: dict[str, dict[str, CostReport]], metric: str = "energy_j") -> list[str]:
+    """Which alternative assumptions reorder the chips: ``reports`` maps an assumption's label (e.g.
+    ``"time base: compute"``, ``"time base: tick"``) to ``{chip: report}`` priced under it; the first label is the
+    reference. Returns one sentence per pair of chips whose order by ``metric`` (per sample) differs between the
+    reference and another label, naming both values; empty when no flip reorders them. Pairs whose bands overlap
+    under the reference are said to be ties already (``distinguishable``)."""
+    labels = list(reports)
+    if not labels:
+        return []
+    ref = labels[0]
+    out = []
+    for label in labels[1:]:
+        chips_here = [c for c in reports[ref] if c in reports[label]]
+        for i, a in enumerate(chips_here):
+            for b in chips_here[i + 1:]:
+                before = _order(reports[ref][a], reports[ref][b], metric)
+                after = _order(reports[label][a], reports[label][b], metric)
+                if before is None or after is None or before == after:
+                    continue
+                tie = "" if distinguishable(reports[ref][a], reports[ref][b]) else " (their bands overlap already)"
+                first, second = (a, b) if before < 0 else (b, a)
+                out.append(f"{first} ranks before {second} under '{ref}' but after it under '{label}'{tie}")
+    return out
+
+
+def _order(a: CostReport, b: CostReport, metric: str) -> int | None:
+    """-1 when ``a`` comes first by ``metric`` per sample, 1 when ``b`` does, 0 on a tie, None when unknown. A
+    lower bound orders only when it already exceeds the other's exact value."""
+    x, y = getattr(a, metric), getattr(b, metric)
+    if x is None or y is None or (a.lower_bound and b.lower_bound):
+        return None
+    x, y = x / a.samples, y / b.samples
+    if a.lower_bound:
+        return 1 if x > y else None
+    if b.lower_bound:
+        return -1 if y > x else None
+    return -1 if x < y else 1 if x > y else 0
+
+
+def distinguishable(a: CostReport, b: CostReport) -> bool:
+    """True when the energy bands of ``a`` and ``b`` (per sample) do not overlap; False when they do, or when
+    either is a lower bound or unknown (then no order between them is shown as a rank)."""
+    if a.energy_j is None or b.energy_j is None or a.lower_bound or b.lower_bound:
+        return False
+    lows = [(r.energy_low_j if r.energy_low_j is not None else r.energy_j) / r.samples for r in (a, b)]
+    highs = [(r.energy_high_j if r.energy_high_j is not None else r.energy_j) / r.samples for r in (a, b)]
+    return highs[0] < lows[1] or highs[1] < lows[0]
+
+
+def compare_assumptions(network: Network, counts: Counts, chips_list: list[Chip],
+                        static: str = "whole-chip") -> dict[str, list[str]]:
+    """Price ``counts`` on every chip under the default assumptions and under each alternative (time base: the
+    real-time tick where a chip publishes one; placement: spread; static: none) and say, per assumption, which
+    pairs of chips it reorders (:func:`assumption_flips`). Chips that cannot take an alternative keep their
+    default under it (said in the sentence's label)."""
+    def run(**options) -> dict[str, CostReport]:
+        out = {}
+        for chip in chips_list:
+            try:
+                out[chip.name] = estimate(network, counts, chip, **options)
+            except (CostError, ValueError):
+                out[chip.name] = estimate(network, counts, chip, static=static)
+        return out
+
+    default = run(static=static)
+    alternatives = {"time base: real-time tick": run(static=static, time_base="tick"),
+                    "placement: spread": run(static=static, placement="spread"),
+                    "static: none": run(static="none")}
+    return {label: assumption_flips({"default": default, label: reports})
+            for label, reports in alternatives.items()}
 
 
 def latency_model(chip: Chip) -> str:
@@ -531,5 +970,6 @@ def _neuron_core_pj(placement, active_figure: float, idle_figure: float) -> np.n
 
 
 _NO_CAPACITY = Chip.model_validate({"name": "structure_only", "full_name": "structure only (no limits)"})
-__all__ = ["CostError", "CostReport", "STATIC_MODES", "dense_macs", "energy_text", "estimate", "latency_model",
-           "step_latency_s"]
+__all__ = ["Activity", "CostError", "CostReport", "Estimate", "STATIC_MODES", "TIME_BASES", "assumption_flips",
+           "band_text", "compare_assumptions", "dense_macs", "distinguishable", "energy_text", "estimate",
+           "latency_model", "price_activity", "step_latency_s"]

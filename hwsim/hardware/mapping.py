@@ -15,6 +15,12 @@ capacity to check (no capacity group, or neither a per-core synapse/memory limit
 limit), else True; ``fits_reason`` says which. Every capacity field of the schema is checked here except
 ``learning_memory_bytes_per_core`` (``hwsim.learning.feasibility``).
 
+Placement policy (an assumption that moves latency and static energy 2-3.5x, so it is an option and printed):
+``packed`` (default: as few cores as the limits allow), ``spread`` (every layer's neurons cut so that the network
+fills the chip's cores: at most ceil(neurons / cores) per core), ``N`` (at most N neurons per core, e.g. SANA-FE's
+128) and ``N+input`` (the same, with the inputs on a core of their own, as SANA-FE maps them):
+:func:`parse_placement`.
+
 Routing: a spike travels as one packet to every core that hosts at least one of its targets (multicast
 per core, as on Loihi); its hops are the Manhattan distance between the tiles (east-west and north-south
 counted apart). Input spikes enter at tile (0, 0); output spikes leave the chip unrouted. A chip without an
@@ -81,6 +87,7 @@ class Mapping:
     limits_broken: list[str] = field(default_factory=list)
     assumptions: list[str] = field(default_factory=list)
     fits_reason: str = ""
+    placement: str = "packed"
 
     def utilisation(self, chip: Chip) -> dict[str, float]:
         """Fraction of the used cores' neuron slots and synaptic memory that is occupied."""
@@ -95,7 +102,8 @@ class Mapping:
         return out
 
     def to_dict(self, chip: Chip) -> dict:
-        return {"chip": self.chip, "fits": self.fits, "fits_reason": self.fits_reason, "cores_used": self.cores_used,
+        return {"chip": self.chip, "placement": self.placement, "fits": self.fits, "fits_reason": self.fits_reason,
+                "cores_used": self.cores_used,
                 "cores_available": self.cores_available, "tiles_used": self.tiles_used,
                 "limits_broken": self.limits_broken, "assumptions": self.assumptions,
                 "utilisation": self.utilisation(chip),
@@ -103,6 +111,36 @@ class Mapping:
                             "neurons_per_core_max": int(p.neurons_per_core.max()),
                             "synapses": p.synapses, "packets_in": p.packets_in,
                             "hops_ew_in": p.hops_ew_in, "hops_ns_in": p.hops_ns_in} for p in self.layers]}
+
+
+PLACEMENTS = ("packed", "spread")
+
+
+class PlacementError(ValueError):
+    """A placement option that is not ``packed``, ``spread``, ``N`` or ``N+input`` (names the option)."""
+
+
+def parse_placement(placement: str | int | None, network: Network, chip: Chip) -> tuple[int | None, int, str]:
+    """``(neurons_per_core, input_cores, label)`` for a placement option (see the module docstring): ``packed``
+    (or None) -> no cap; ``spread`` -> ceil(network neurons / chip cores); ``N`` -> N; ``N+input`` -> N and the
+    inputs on a core of their own. The label is what reports print."""
+    if placement is None or placement == "packed":
+        return None, 0, "packed"
+    text = str(placement).strip()
+    if text == "spread":
+        cores = chip.capacity.cores if chip.capacity and chip.capacity.cores else None
+        if cores is None:
+            raise PlacementError(f"--placement spread: {chip.name} publishes no core count to spread over")
+        neurons = sum(int(np.prod(o)) for _, _, o in neuron_layers(network))
+        per_core = max(1, math.ceil(neurons / cores))
+        return per_core, 0, f"spread (at most {per_core} neurons per core over {cores} cores)"
+    body, _, extra = text.partition("+")
+    if not body.isdigit() or int(body) < 1 or extra not in ("", "input"):
+        raise PlacementError(f"--placement: expected packed, spread, a number of neurons per core (e.g. 128) or "
+                             f"N+input (inputs on a core of their own), got {text[:40]!r}")
+    input_cores = 1 if extra == "input" else 0
+    label = f"at most {int(body)} neurons per core" + (", inputs on core 0" if input_cores else "")
+    return int(body), input_cores, label
 
 
 def neuron_layers(network: Network) -> list[tuple[Dense | Conv2d | SumPool2d, tuple, tuple]]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hwsim.chips.schema import Chip
+from hwsim.hardware.pricing import Pricing
 from hwsim.learning import registry
 from hwsim.learning.feasibility import Verdict, check, learning_counts, rank
 from hwsim.learning.registry import RuleOptions
@@ -63,26 +64,25 @@ def stdl_refusal(network: Network, options: RuleOptions, batch_size: int = 1) ->
 
 
 def judge(network: Network, chips: list[Chip], rules: list[str], timesteps: int, options: RuleOptions | None = None,
-          rate: float = 0.1, spikes: np.ndarray | None = None, static: str = "whole-chip", seed: int = 0
+          rate: float = 0.1, spikes: np.ndarray | None = None, pricing: Pricing | None = None, seed: int = 0
           ) -> Judgement:
     """Every chip × rule for one training sample of ``timesteps`` steps on Bernoulli input of ``rate`` (or the
     given 0/1 ``spikes`` (T, 1, *input_shape)) with a random label. A rule whose options cannot hold on this
     network (STDL with a budget that admits no auxiliary network) is left out with the reason."""
     options = options or RuleOptions()
+    pricing = pricing or Pricing()
     network = apply_neuron_options(network, options)
     left_out = {}
     budgeted = [r for r in rules if registry.get(r).budgeted]
     if budgeted and (reason := stdl_refusal(network, options)) is not None:
         left_out = dict.fromkeys(budgeted, reason)
         rules = [r for r in rules if r not in left_out]
-    from hwsim.hardware.mapping import map_network
-
-    mappings = {chip.name: map_network(network, chip) for chip in chips}  # the same for every rule
+    mappings = {chip.name: pricing.place(network, chip) for chip in chips}  # the same for every rule
     verdicts = []
     for rule in rules:
         counts = learning_counts(network, rule, timesteps, rate, seed=seed, spikes=spikes, options=options)
         for chip in chips:
-            verdicts.append(check(network, chip, rule, timesteps, counts, options=options, static=static,
+            verdicts.append(check(network, chip, rule, timesteps, counts, options=options, pricing=pricing,
                                   mapping=mappings[chip.name]))
     rank(verdicts)
     return Judgement(verdicts, left_out)
@@ -110,14 +110,11 @@ class TrainingEstimate:
 
 def price_training(network: Network, chips: list[Chip], rule: str, timesteps: int,
                    options: RuleOptions | None = None, rate: float = 0.1, batch: int = 1,
-                   spikes: np.ndarray | None = None, static: str = "whole-chip", seed: int = 0
+                   spikes: np.ndarray | None = None, pricing: Pricing | None = None, seed: int = 0
                    ) -> tuple[Counts, list[TrainingEstimate]]:
     """One on-chip training batch of ``rule`` (random labels), priced on every chip; the verdict, cores and fit
     are those of :func:`judge` for the same chip, rule and T. Returns the learning counts and one record per chip."""
-    from hwsim.hardware.cost import estimate
-    from hwsim.hardware.mapping import map_network
-
-    options = options or RuleOptions()
+    options, pricing = options or RuleOptions(), pricing or Pricing()
     if registry.get(rule).kernel is None:
         raise registry.RegistryError(f"--rules: {rule} has no on-chip form; rules with one: "
                                      f"{', '.join(registry.names(True))}")
@@ -125,10 +122,10 @@ def price_training(network: Network, chips: list[Chip], rule: str, timesteps: in
     counts = learning_counts(network, rule, timesteps, rate, batch=batch, seed=seed, spikes=spikes, options=options)
     found = []
     for chip in chips:
-        mapping = map_network(network, chip, counts)
-        report = estimate(network, counts, chip, mapping, static=static).to_dict()
+        mapping = pricing.place(network, chip, counts)
+        report = pricing.estimate(network, counts, chip, mapping).to_dict()
         report["mapping"] = mapping.to_dict(chip)
-        verdict = check(network, chip, rule, counts.timesteps, options=options, mapping=mapping)
+        verdict = check(network, chip, rule, counts.timesteps, options=options, pricing=pricing, mapping=mapping)
         if verdict.missing:  # the chip cannot run the rule: no learning energy or latency is printed for it
             _unprice(report, f"not priced: {chip.name} cannot run {rule} ({'; '.join(verdict.missing)})")
         elif verdict.cores_needed != report["cores_used"]:

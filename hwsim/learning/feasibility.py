@@ -45,6 +45,7 @@ import numpy as np
 from hwsim.chips.schema import Chip
 from hwsim.errors import FeasibilityError
 from hwsim.hardware.mapping import core_load, map_network, neuron_layers, stored_weights, weight_sharing, with_counts
+from hwsim.hardware.pricing import Pricing
 from hwsim.learning import registry
 from hwsim.learning.registry import Needs, RuleOptions
 from hwsim.sim.counts import Counts
@@ -110,6 +111,11 @@ class Verdict:
     rank: int | None = None
     rank_note: str = ""
     timesteps: int = 0
+    energy_per_sample_low_j: float | None = None  # the band of the energy (the chip profile's uncertainty)
+    energy_per_sample_high_j: float | None = None
+    validation: str = ""  # calibrated, fitted or unvalidated: how the chip's figures were checked against silicon
+    time_base: str = ""
+    placement: str = ""
 
     @property
     def feasible(self) -> bool:
@@ -125,7 +131,8 @@ class Verdict:
                                             "memory_limit_bytes", "cores_needed", "energy_j", "energy_dynamic_j",
                                             "energy_static_j", "static_mode", "energy_per_sample_j", "energy_text",
                                             "latency_per_sample_s", "latency_lower_bound", "rule_options",
-                                            "rank", "rank_note",
+                                            "rank", "rank_note", "energy_per_sample_low_j",
+                                            "energy_per_sample_high_j", "validation", "time_base", "placement",
                                             "missing", "unknown",
                                             "limits_broken", "unpriced", "unpriced_counts", "assumptions")}
         out["lower_bound"] = self.lower_bound
@@ -264,9 +271,11 @@ def max_timesteps(network: Network, chip: Chip, rule: str, window: int = 1, bloc
 def rank(verdicts: list[Verdict], digits: int = 3) -> None:
     """Number the feasible chip x rule pairs whose learning energy is fully priced by energy per training
     sample (1 = least). Energies equal to ``digits`` significant figures are a tie and share a rank (the next
-    distinct energy takes the rank after all of them, as in sport). A lower bound is not ranked: a chip that leaves
-    more actions unpriced would rank higher for that alone (measured: a profile pricing SOPs only came first for
-    every rule, BPTT included). Unranked pairs get ``rank`` None and ``rank_note`` saying why."""
+    distinct energy takes the rank after all of them, as in sport); a pair on different chips whose energy bands
+    overlap keeps its order, but its ``rank_note`` says the two are not distinguishable within the bands. A lower
+    bound is not ranked: a chip that leaves more actions unpriced would rank higher for that alone (measured: a
+    profile pricing SOPs only came first for every rule, BPTT included). Unranked pairs get ``rank`` None and
+    ``rank_note`` saying why."""
     ranked = []
     for v in verdicts:
         if not v.feasible:
@@ -285,6 +294,18 @@ def rank(verdicts: list[Verdict], digits: int = 3) -> None:
         tied = [f"{w.chip}/{w.rule}" for w, key in zip(ranked, keys) if key == keys[position - 1] and w is not v]
         v.rank_note = f"by energy per training sample (static: {v.static_mode})" + (
             f"; tied with {', '.join(tied)} (equal to {digits} significant figures)" if tied else "")
+        overlap = [f"{w.chip}/{w.rule}" for w in ranked if w.chip != v.chip and _bands_overlap(v, w)]
+        if overlap:
+            v.rank_note += f"; its band overlaps {', '.join(overlap)} (not distinguishable within the chips' bands)"
+
+
+def _bands_overlap(a: Verdict, b: Verdict) -> bool:
+    """Whether two priced verdicts' energy bands overlap (a missing band: the value itself)."""
+    a_low = a.energy_per_sample_low_j if a.energy_per_sample_low_j is not None else a.energy_per_sample_j
+    a_high = a.energy_per_sample_high_j if a.energy_per_sample_high_j is not None else a.energy_per_sample_j
+    b_low = b.energy_per_sample_low_j if b.energy_per_sample_low_j is not None else b.energy_per_sample_j
+    b_high = b.energy_per_sample_high_j if b.energy_per_sample_high_j is not None else b.energy_per_sample_j
+    return a_low <= b_high and b_low <= a_high
 
 
 def _needs_on_chip(rule: str) -> Needs:
@@ -335,18 +356,21 @@ def _stdl_aux_weights(network: Network, subnet: int, budget_bytes: int | None, s
 
 
 def check(network: Network, chip: Chip, rule: str, timesteps: int, counts: Counts | None = None,
-          options: RuleOptions | None = None, static: str = "whole-chip", mapping=None, **legacy) -> Verdict:
+          options: RuleOptions | None = None, pricing: Pricing | None = None, mapping=None, **legacy) -> Verdict:
     """The verdict for ``rule`` on ``chip``; ``counts`` (a learning run) adds energy and latency. ``options``: the
     rule's options (:class:`~hwsim.learning.registry.RuleOptions`; the keywords ``window``, ``block``, ``subnet``,
-    ``budget_bytes`` still work). ``mapping``: the inference mapping of ``network`` on ``chip``
-    (:func:`hwsim.hardware.mapping.map_network`), when the caller checks several rules on one chip."""
-    from hwsim.hardware.cost import estimate
-
+    ``budget_bytes`` still work); ``pricing``: the assumptions of the energy and latency
+    (:class:`~hwsim.hardware.pricing.Pricing`; a ``static=`` keyword still works). ``mapping``: the inference mapping
+    of ``network`` on ``chip`` (:func:`hwsim.hardware.mapping.map_network`), when the caller checks several rules on
+    one chip."""
+    if "static" in legacy:
+        pricing = Pricing(static=legacy.pop("static"))
+    pricing = pricing or Pricing()
     options = _options(options, legacy)
     window, block, subnet = min(options.window, timesteps), options.block, options.subnet
     budget_bytes = options.budget_bytes
     _needs_on_chip(rule)
-    mapping = mapping or map_network(network, chip)
+    mapping = mapping or pricing.place(network, chip)
     memory, split, assumptions, cores_needed = learning_state(network, chip, rule, timesteps, window, block, subnet,
                                                               mapping=mapping, budget_bytes=budget_bytes)
     missing, unknown, broken = [], [], []
@@ -400,14 +424,19 @@ def check(network: Network, chip: Chip, rule: str, timesteps: int, counts: Count
     verdict.max_timesteps, verdict.max_timesteps_note = max_timesteps(network, chip, rule, window, block, subnet,
                                                                       budget_bytes=budget_bytes, mapping=mapping)
     if counts is not None and not missing:
-        report = estimate(network, counts, chip, mapping=with_counts(mapping, network, chip, counts), static=static)
+        report = pricing.estimate(network, counts, chip, with_counts(mapping, network, chip, counts))
         priced = report.priced
+        summary = report.to_dict()
         verdict.energy_j = report.energy_j if priced else None
         verdict.energy_dynamic_j = report.energy_dynamic_j if priced else None
         verdict.energy_static_j = report.energy_static_j if priced else None
         verdict.static_mode = report.static_mode
-        verdict.energy_per_sample_j = report.energy_j / counts.batch if priced else None
-        verdict.latency_per_sample_s = None if report.latency_s is None else report.latency_s / counts.batch
+        verdict.energy_per_sample_j = summary["energy_per_sample_j"] if priced else None
+        verdict.energy_per_sample_low_j = summary["energy_per_sample_low_j"] if priced else None
+        verdict.energy_per_sample_high_j = summary["energy_per_sample_high_j"] if priced else None
+        verdict.validation = report.validation
+        verdict.time_base, verdict.placement = report.time_base, report.placement
+        verdict.latency_per_sample_s = report.latency_per_sample_s
         verdict.latency_lower_bound = report.latency_lower_bound
         verdict.unpriced = report.unpriced
         verdict.unpriced_counts = report.unpriced_counts

@@ -40,6 +40,7 @@ ACTION_COLORS = {
     "trace_update": "#7f7f7f",
     "error_mac": "#bcbd22",
     "grad_op": "#17becf",
+    "management": "#393b79",
 }
 
 VERDICT_COLORS = {"feasible": "#a6dba0", "unknown": "#d9d9d9", "infeasible": "#f4a6a6"}

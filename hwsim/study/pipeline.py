@@ -441,19 +441,11 @@ class Study:
         x = x.reshape(*x.shape[:2], *fixed.input_shape)[:32]
         counts = Engine(fixed).run(np.moveaxis(x, 0, 1).astype(np.uint8)).counts
         reports = [estimate(fixed, counts, chips.load(name)).to_dict() for name in self.chip_names]
-        if any(r["energy_j"] > 0 for r in reports):  # a chip without published energies alone: nothing to draw
+        if any(r["energy_j"] for r in reports):  # a chip without published energies alone: nothing to draw
             energy_breakdown(reports, self.out / "energy_per_chip.png",
                              title=f"{self.config.network} on {self.config.dataset}, T={self.config.timesteps}")
-        return {"chips": {r["chip"]: {"energy_uj_per_sample": _sig(r["energy_per_sample_j"] * 1e6),
-                                      "energy_dynamic_uj_per_sample": _sig(r["energy_dynamic_per_sample_j"] * 1e6),
-                                      "energy_static_uj_per_sample": _sig(r["energy_static_per_sample_j"] * 1e6),
-                                      "static_mode": r["static_mode"], "static_assumption": r["static_assumption"],
-                                      "lower_bound": r["lower_bound"], "energy_text": r["energy_text"],
-                                      "latency_ms_per_sample": None if r["latency_s"] is None else
-                                      _sig(r["latency_s"] / counts.batch * 1e3),
-                                      "fits": r["fits"], "fits_reason": r["fits_reason"], "cores": r["cores_used"],
-                                      "unpriced": r["unpriced"], "unpriced_counts": r["unpriced_counts"],
-                                      "warnings": r["warnings"], "limits_broken": r["limits_broken"]}
+        # the cost records themselves (joules, seconds; None = unknown); the report converts to µJ and ms
+        return {"chips": {r["chip"]: {k: v for k, v in r.items() if k not in ("energy_by_core_j", "chip")}
                           for r in reports},
                 "samples": int(counts.batch)}
 
@@ -470,21 +462,9 @@ class Study:
         verdicts = judgement.to_dict()
         feasibility_heatmap(verdicts, self.out / "feasibility.png",
                             title=f"{c.network}, T={c.timesteps}: on-chip learning")
-        table = {}
+        table = {}  # chip -> rule -> the verdict record (joules, seconds, bytes: the report converts)
         for v in verdicts:
-            table.setdefault(v["chip"], {})[v["rule"]] = {
-                "verdict": v["verdict"], "fits": v["fits"], "cores_needed": v["cores_needed"],
-                "max_timesteps": v["max_timesteps"], "max_timesteps_note": v["max_timesteps_note"],
-                "memory_kib_per_core": round(v["memory_per_core_bytes"] / 1024, 1),
-                "energy_uj_per_sample": None if v["energy_per_sample_j"] is None else
-                _sig(v["energy_per_sample_j"] * 1e6),
-                "energy_dynamic_uj": None if v["energy_dynamic_j"] is None else _sig(v["energy_dynamic_j"] * 1e6),
-                "energy_static_uj": None if v["energy_static_j"] is None else _sig(v["energy_static_j"] * 1e6),
-                "static_mode": v["static_mode"], "lower_bound": v["lower_bound"], "energy_text": v["energy_text"],
-                "latency_ms_per_sample": None if v["latency_per_sample_s"] is None else
-                _sig(v["latency_per_sample_s"] * 1e3),
-                "rank": v["rank"], "rank_note": v["rank_note"], "unpriced": v["unpriced"],
-                "unpriced_counts": v["unpriced_counts"]}
+            table.setdefault(v["chip"], {})[v["rule"]] = v
         sample = (f"one training sample of Bernoulli input at rate {SYNTHETIC_RATE} per input neuron and step, "
                   f"T = {c.timesteps}, with a random label (seed {c.seed}); `hwsim feasibility --net <trained "
                   f"network> -T {c.timesteps} --rate {SYNTHETIC_RATE}{_option_flags(c)}` reproduces it")

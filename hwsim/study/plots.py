@@ -15,9 +15,9 @@ from matplotlib.figure import Figure  # noqa: E402
 from hwsim.study.figures import save  # noqa: E402
 from hwsim.study.palette import VERDICT_COLORS, action_color, rule_color  # noqa: E402
 
-ACTION_ORDER = ("sop", "dense_mac", "neuron_update", "spike_out", "packet", "routing", "memory", "static",
+ACTION_ORDER = ("sop", "dense_mac", "neuron_update", "spike_out", "packet", "routing", "memory", "management", "static",
                 "weight_update", "trace_update", "error_mac", "grad_op")
-DYNAMIC_COLOUR, STATIC_COLOUR = "#4c72b0", action_color("static")
+DYNAMIC_COLOUR, STATIC_COLOUR, ALL_IN_COLOUR = "#4c72b0", action_color("static"), "#8172b2"
 
 
 def rule_marker(rule: str) -> str:
@@ -29,50 +29,67 @@ def rule_marker(rule: str) -> str:
 
 
 def energy_breakdown(reports: list[dict], path: str | Path | None, title: str = "") -> Figure:
-    """Per chip: energy per sample (log scale) split into dynamic and static, hatched where it is a lower
-    bound (some actions unpriced), and the share of each action (stacked to 100 %).
+    """Per chip: energy per sample (log scale) as side-by-side bars -- dynamic, static (or the all-in figure
+    where the profile cannot separate them) -- and the total as a diamond with the profile's band as an error bar
+    (a triangle and no upper whisker for a lower bound: some actions unpriced); right: the share of each action
+    (stacked to 100 %, a linear axis). Nothing is stacked on the log axis, where stacking would exaggerate the
+    upper part.
 
     ``reports`` are :meth:`hwsim.hardware.cost.CostReport.to_dict` records."""
     path = None if path is None else Path(path)
-    unpriced_chips = [r["chip"] for r in reports if r["energy_j"] <= 0]
-    reports = [r for r in reports if r["energy_j"] > 0]
+    unpriced_chips = [r["chip"] for r in reports if not r.get("energy_j")]
+    reports = [r for r in reports if r.get("energy_j")]
     if not reports:
         raise ValueError("no chip could price any action: nothing to plot")
     fit_text = {True: "", False: " (does not fit)", None: " (fit unknown)"}
     names = [r["chip"] + fit_text[r["fits"]] for r in reports]
-    actions = [a for a in ACTION_ORDER if any(r["energy_by_action_j"].get(a, 0) > 0 for r in reports)]
-    fig, (ax_total, ax_share) = plt.subplots(1, 2, figsize=(12, 0.45 * len(reports) + 1.8), sharey=True)
-    dynamic = [r["energy_dynamic_per_sample_j"] * 1e6 for r in reports]
-    static = [r["energy_static_per_sample_j"] * 1e6 for r in reports]
-    hatch = ["//" if r["lower_bound"] else "" for r in reports]
-    for y, (d, st, h) in enumerate(zip(dynamic, static, hatch)):
-        ax_total.barh(y, d, color=DYNAMIC_COLOUR, hatch=h, edgecolor="white" if h else None,
-                      label="dynamic" if y == 0 else None)
-        if st > 0:
-            ax_total.barh(y, st, left=d, color=STATIC_COLOUR, hatch=h, edgecolor="white" if h else None,
-                          label="static" if y == 0 or not any(static[:y]) else None)
+    seen = {a for r in reports for a, j in r["energy_by_action_j"].items() if (j or 0) > 0}
+    actions = [a for a in ACTION_ORDER if a in seen] + sorted(seen - set(ACTION_ORDER))  # every priced action
+    fig, (ax_total, ax_share) = plt.subplots(1, 2, figsize=(12, 0.5 * len(reports) + 1.9), sharey=True)
+    labelled = set()
+    for y, r in enumerate(reports):
+        samples = max(r.get("samples") or 1, 1)
+        parts = [("dynamic", r.get("energy_dynamic_per_sample_j"), DYNAMIC_COLOUR),
+                 ("static", r.get("energy_static_per_sample_j"), STATIC_COLOUR)]
+        if r.get("energy_all_in_j") is not None:
+            parts = [("all-in (static included)", r["energy_all_in_j"] / samples, ALL_IN_COLOUR)]
+        hatch = "//" if r["lower_bound"] else ""
+        for k, (label, joules, colour) in enumerate(parts):
+            if joules is None or joules <= 0:
+                continue
+            offset = (k - (len(parts) - 1) / 2) * 0.32
+            ax_total.barh(y + offset, joules * 1e6, height=0.3, color=colour, hatch=hatch,
+                          edgecolor="white" if hatch else None, label=None if label in labelled else label)
+            labelled.add(label)
+        total = r["energy_per_sample_j"] * 1e6
+        low, high = r.get("energy_per_sample_low_j"), r.get("energy_per_sample_high_j")
+        xerr = None
+        if low is not None:
+            xerr = [[total - low * 1e6], [0.0 if high is None else high * 1e6 - total]]
+        ax_total.errorbar(total, y, xerr=xerr, fmt=">" if r["lower_bound"] else "D", color="black", markersize=5,
+                          capsize=3, linewidth=1, label=None if "total" in labelled else "total with its band")
+        labelled.add("total")
+        text = ("≥ " if r["lower_bound"] else "") + f"{total:.3g}"
+        if r["lower_bound"]:
+            text += f" ({len(r['unpriced'])} unpriced)"
+        ax_total.text(total * 1.15 if high is None else high * 1e6 * 1.1, y, " " + text, va="center", fontsize=8)
     ax_total.set_yticks(range(len(names)), names)
     ax_total.set_xscale("log")
-    ax_total.set_xlabel("energy per sample (µJ, log scale): dynamic + static")
+    ax_total.set_xlabel("energy per sample (µJ, log scale): dynamic and static side by side; total with its band")
     ax_total.invert_yaxis()
-    for y, r in enumerate(reports):
-        value = r["energy_per_sample_j"] * 1e6
-        label = ("≥ " if r["lower_bound"] else "") + f"{value:.3g}"
-        if r["lower_bound"]:
-            label += f" ({len(r['unpriced'])} unpriced)"
-        ax_total.text(value, y, " " + label, va="center", fontsize=8)
     ax_total.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, fontsize=8)
     left = [0.0] * len(reports)
     for action in actions:
-        share = [r["energy_by_action_j"].get(action, 0.0) / r["energy_j"] * 100 for r in reports]
+        share = [(r["energy_by_action_j"].get(action) or 0.0) / r["energy_j"] * 100 for r in reports]
         ax_share.barh(range(len(reports)), share, left=left, color=action_color(action), label=action)
         left = [a + b for a, b in zip(left, share)]
-    ax_share.set_xlabel("share of the priced energy by action (%)")
+    ax_share.set_xlabel("share of the priced energy by action (%, linear)")
     ax_share.set_xlim(0, 100)
     ax_share.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(len(actions), 5), fontsize=8)
     fig.suptitle(title or "energy per chip", y=1.0)
     modes = sorted({r["static_mode"] for r in reports})
-    note = ("hatched: a lower bound (some actions have no published figure; never counted as zero) · static: "
+    note = ("hatched, triangle: a lower bound (some actions have no published figure; never counted as zero) · "
+            "whiskers: the chip profile's band (validated against silicon where a measurement exists) · static: "
             + ", ".join(modes))
     if unpriced_chips:
         note += f" · not shown, nothing priced: {', '.join(unpriced_chips)}"

@@ -1,20 +1,21 @@
 """The study report: ``report.md`` (figures and tables) and ``results.json`` (every number it shows).
 
-The report prints values exactly as ``results.json`` stores them (already rounded where shown), so every
-number a reader sees can be found in the JSON.
+``results.json`` holds the records as the Python API returns them (joules, seconds, bytes; None for unknown);
+the report shows them in µJ, ms and KiB to three significant figures.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from hwsim.records import dumps
 
 
 def write_report(config, results: dict, out: Path) -> None:
     data = {"config": config.model_dump(), **{k: v for k, v in results.items() if k != "report"}}
     from hwsim.safeio import atomic_write
 
-    atomic_write(out / "results.json", json.dumps(data, indent=2))
+    atomic_write(out / "results.json", dumps(data))
     c = config
     lines = [f"# hwsim study: `{c.network}` on {c.dataset}", "",
              f"Time steps T = {c.timesteps}, {c.epochs} training epochs, batch {c.batch_size}, seed {c.seed}. "
@@ -60,16 +61,19 @@ def write_report(config, results: dict, out: Path) -> None:
               "and static energy (static power x simulated time; the assumption per chip below) apart; ≥ marks a "
               "lower bound: actions with a count but no published figure, listed in `results.json` with their "
               "counts, never counted as zero.", "",
-              "| chip | dynamic (µJ/sample) | static (µJ/sample) | energy per sample (µJ) | latency per sample (ms) "
-              "| fits | cores | static assumption |", "|---|---|---|---|---|---|---|---|"]
+              "| chip | dynamic (µJ/sample) | static (µJ/sample) | energy per sample (µJ) | band (µJ) | latency per "
+              "sample (ms) | fits | cores | static assumption |", "|---|---|---|---|---|---|---|---|---|"]
     for chip, r in results["costs"]["chips"].items():
-        priced = bool(r["energy_uj_per_sample"])
-        dynamic = r.get("energy_dynamic_uj_per_sample") if priced else "-"
-        static = r.get("energy_static_uj_per_sample") if r.get("energy_static_uj_per_sample") else "-"
-        energy = _energy_cell(r["energy_uj_per_sample"], r["unpriced"], priced)
-        latency = r["latency_ms_per_sample"] if r["latency_ms_per_sample"] is not None else "-"
-        lines.append(f"| {chip} | {dynamic} | {static} | {energy} | {latency} | {_fits(r['fits'])} | {r['cores']} | "
-                     f"{r.get('static_assumption', '')} |")
+        priced = r.get("energy_j") is not None
+        dynamic = _uj(r.get("energy_dynamic_per_sample_j")) if priced else "-"
+        if r.get("energy_all_in_j") is not None:
+            dynamic = "all-in"
+        static = _uj(r.get("energy_static_per_sample_j"))
+        energy = _energy_cell(_uj(r.get("energy_per_sample_j"), None), r["unpriced"], priced)
+        band = _band(r.get("energy_per_sample_low_j"), r.get("energy_per_sample_high_j"))
+        latency = "-" if r.get("latency_per_sample_s") is None else f"{r['latency_per_sample_s'] * 1e3:.3g}"
+        lines.append(f"| {chip} | {dynamic} | {static} | {energy} | {band} ({r.get('validation', '-')}) | {latency} | "
+                     f"{_fits(r['fits'])} | {r['cores_used']} | {r.get('static_assumption', '')} |")
     warnings = [w for r in results["costs"]["chips"].values() for w in r.get("warnings", [])]
     if warnings:
         lines += [""] + [f"- warning: {w}" for w in warnings]
@@ -83,14 +87,14 @@ def write_report(config, results: dict, out: Path) -> None:
               "|---|---|---|---|---|---|---|---|"]
     for chip, rules in results["feasibility"]["table"].items():
         for rule, r in rules.items():
-            uj = r["energy_uj_per_sample"]
+            uj = _uj(r.get("energy_per_sample_j"), None)
             energy = _energy_cell(uj, r.get("unpriced", []), uj is not None)
             max_t = r.get("max_timesteps")
             max_t = max_t if max_t is not None else ("any" if str(r.get("max_timesteps_note", "")).startswith("any")
                                                      else "?")
             rank = "-" if r.get("rank") is None else str(r["rank"])
             lines.append(f"| {chip} | {rule} | `{r['verdict']}` | {max_t} | {r.get('cores_needed', '-')} | "
-                         f"{r['memory_kib_per_core']} | {energy} | {rank} |")
+                         f"{r['memory_per_core_bytes'] / 1024:.1f} | {energy} | {rank} |")
     lines += [f"\n{rule} left out: {why}" for rule, why in results["feasibility"].get("skipped", {}).items()]
     export = results["export"]
     lines += ["", "## Export to Lava", ""]
@@ -127,6 +131,18 @@ def _stdl_lines(config, plan: dict | None) -> list[str]:
     return [f"STDL's memory budget ({plan['budget_bytes']} B per auxiliary network, batch {plan['batch']}) "
             f"{verdict}: " + "; ".join(parts) + ". Its auxiliary layers have their own weights (Ma et al. 2025; "
             "our reading of the budget: docs/rules.md).", ""]
+
+
+def _uj(joules: float | None, missing: str | None = "-"):
+    """Joules as µJ to 3 significant figures (``missing`` for None)."""
+    return missing if joules is None else float(f"{joules * 1e6:.3g}")
+
+
+def _band(low: float | None, high: float | None) -> str:
+    """A band in µJ: ``87–390``, ``≥ 87`` (no upper end: a lower bound), ``-`` (none)."""
+    if low is None:
+        return "-"
+    return f"≥ {low * 1e6:.2g}" if high is None else f"{low * 1e6:.2g}–{high * 1e6:.2g}"
 
 
 def _energy_cell(uj, unpriced, priced: bool) -> str:

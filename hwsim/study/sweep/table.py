@@ -9,9 +9,11 @@ Columns (units in the names; ``None``/NaN where a figure does not exist or the p
 * the network: ``width`` (neurons of its widest hidden layer), ``neurons`` (all layers);
 * accuracy: ``train_accuracy_percent`` (torch), ``float_accuracy_percent`` and ``accuracy_percent`` (the
   fixed-point network in hwsim, what the chip runs);
-* inference on the chip, per sample: ``energy_uj`` (the cost model's total: dynamic plus static where the chip
-  publishes it), ``energy_dynamic_uj``/``energy_static_uj`` (when the cost model reports them apart),
-  ``energy_lower_bound`` (some actions unpriced), ``unpriced``, ``latency_ms``, ``fits``, ``cores``;
+* inference on the chip, per sample (:class:`SweepMetrics`): ``energy_uj`` (the cost model's total: dynamic plus
+  static where the chip publishes it), ``energy_low_uj``/``energy_high_uj`` (its band), ``energy_validation``
+  (calibrated, fitted or unvalidated), ``energy_dynamic_uj``/``energy_static_uj`` (None where the profile does
+  not separate them or publishes no static power), ``energy_lower_bound`` (some actions unpriced), ``unpriced``,
+  ``latency_ms``, ``fits``, ``cores``;
 * on-chip learning with the point's rule: ``learning_verdict``, ``learning_feasible``,
   ``learning_memory_kib_per_core``, ``learning_memory_limit_kib`` (the chip's memory per core; NaN unpublished),
   ``learning_energy_uj_per_sample``;
@@ -21,6 +23,7 @@ Columns (units in the names; ``None``/NaN where a figure does not exist or the p
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -66,6 +69,61 @@ class Table:
             self.frame().to_parquet(tmp, index=False)
 
 
+@dataclass
+class SweepMetrics:
+    """What one point measured, units in the names; ``None`` where a figure does not exist (unpublished, not
+    priced, or the point failed) -- never 0. Read from the point's study results: the cost record of its chip
+    (joules, seconds) and the feasibility verdict of its rule on that chip, converted once, here."""
+
+    train_accuracy_percent: float | None = None
+    float_accuracy_percent: float | None = None
+    accuracy_percent: float | None = None
+    energy_uj: float | None = None
+    energy_low_uj: float | None = None
+    energy_high_uj: float | None = None
+    energy_dynamic_uj: float | None = None
+    energy_static_uj: float | None = None
+    energy_lower_bound: bool | None = None
+    energy_validation: str | None = None
+    unpriced: int | None = None
+    latency_ms: float | None = None
+    fits: bool | None = None
+    cores: int | None = None
+    learning_verdict: str | None = None
+    learning_feasible: bool | None = None
+    learning_memory_kib_per_core: float | None = None
+    learning_memory_limit_kib: float | None = None
+    learning_energy_uj_per_sample: float | None = None
+
+    @classmethod
+    def of(cls, point: Point, results: dict) -> SweepMetrics:
+        from hwsim import chips
+        from hwsim.learning.feasibility import memory_limit
+
+        train = results["train"]["rules"][point.rule]
+        sim = results["simulate"]
+        cost = results["costs"]["chips"][point.chip]
+        learn = results["feasibility"]["table"][point.chip][point.rule]
+        limit, _ = memory_limit(chips.load(point.chip))
+        return cls(train_accuracy_percent=train.get("test_accuracy_percent"),
+                   float_accuracy_percent=sim.get("quantized_float_percent"),
+                   accuracy_percent=sim.get("quantized_fixed_percent"),
+                   energy_uj=_uj(cost.get("energy_per_sample_j")),
+                   energy_low_uj=_uj(cost.get("energy_per_sample_low_j")),
+                   energy_high_uj=_uj(cost.get("energy_per_sample_high_j")),
+                   energy_dynamic_uj=_uj(cost.get("energy_dynamic_per_sample_j")),
+                   energy_static_uj=_uj(cost.get("energy_static_per_sample_j")),
+                   energy_lower_bound=bool(cost.get("lower_bound")), energy_validation=cost.get("validation"),
+                   unpriced=len(cost.get("unpriced") or []),
+                   latency_ms=None if cost.get("latency_per_sample_s") is None else
+                   _sig(cost["latency_per_sample_s"] * 1e3),
+                   fits=cost.get("fits"), cores=cost.get("cores_used"),
+                   learning_verdict=learn["verdict"], learning_feasible=learn["verdict"] == "feasible",
+                   learning_memory_kib_per_core=round(learn["memory_per_core_bytes"] / 1024, 1),
+                   learning_memory_limit_kib=None if limit is None else round(limit / 1024, 1),
+                   learning_energy_uj_per_sample=_uj(learn.get("energy_per_sample_j")))
+
+
 def make_row(point: Point, outcome: dict | None = None, error: str | None = None) -> dict[str, Any]:
     """The table row of ``point`` from its task's ``outcome`` (:func:`hwsim.study.sweep.tasks.point_task`), or an
     error row."""
@@ -79,62 +137,17 @@ def make_row(point: Point, outcome: dict | None = None, error: str | None = None
             row[key] = value if isinstance(value, (str, int, float, bool)) else json.dumps(value, sort_keys=True)
     row["config"] = json.dumps(c, sort_keys=True)
     row["width"], row["neurons"] = network_size(c["network"])
-    metrics = dict.fromkeys(
-        ("train_accuracy_percent", "float_accuracy_percent", "accuracy_percent", "energy_uj", "energy_dynamic_uj",
-         "energy_static_uj", "energy_lower_bound", "unpriced", "latency_ms", "fits", "cores", "learning_verdict",
-         "learning_feasible", "learning_memory_kib_per_core", "learning_memory_limit_kib",
-         "learning_energy_uj_per_sample"))
-    row.update(metrics)
-    if outcome is not None:
-        row.update(_metrics(point, outcome["results"]))
+    metrics = SweepMetrics() if outcome is None else SweepMetrics.of(point, outcome["results"])
+    row.update(asdict(metrics))
     row["seconds"] = None if outcome is None else outcome["seconds"]
     row["worker"] = None if outcome is None else outcome["worker"]
     row["finished_at"] = datetime.now(UTC).isoformat(timespec="milliseconds")
     return row
 
 
-def _metrics(point: Point, results: dict) -> dict[str, Any]:
-    from hwsim import chips
-    from hwsim.learning.feasibility import memory_limit
-
-    train = results["train"]["rules"][point.rule]
-    sim = results["simulate"]
-    costs = results["costs"]
-    chip = costs["chips"][point.chip]
-    samples = costs.get("samples", 1)
-    learn = results["feasibility"]["table"][point.chip][point.rule]
-    unpriced = chip.get("unpriced")
-    unpriced = len(unpriced) if isinstance(unpriced, list) else unpriced
-    limit, _ = memory_limit(chips.load(point.chip))
-    energy = _uj(chip, ("energy", "energy_total", "total"), samples)
-    return {"train_accuracy_percent": train.get("test_accuracy_percent"),
-            "float_accuracy_percent": sim.get("quantized_float_percent"),
-            "accuracy_percent": sim.get("quantized_fixed_percent"),
-            "energy_uj": energy if energy else None,  # nothing priced: unknown, never 0
-            "energy_dynamic_uj": _uj(chip, ("energy_dynamic", "dynamic"), samples) if energy else None,
-            "energy_static_uj": _uj(chip, ("energy_static", "static"), samples) if energy else None,
-            "energy_lower_bound": bool(chip["lower_bound"]) if chip.get("lower_bound") is not None else bool(unpriced),
-            "unpriced": unpriced,
-            "latency_ms": chip.get("latency_ms_per_sample"),
-            "fits": chip.get("fits"), "cores": chip.get("cores"),
-            "learning_verdict": learn["verdict"], "learning_feasible": learn["verdict"] == "feasible",
-            "learning_memory_kib_per_core": learn.get("memory_kib_per_core"),
-            "learning_memory_limit_kib": None if limit is None else round(limit / 1024, 1),
-            "learning_energy_uj_per_sample": learn.get("energy_uj_per_sample")}
-
-
-def _uj(record: dict, stems: tuple[str, ...], samples: int) -> float | None:
-    """Energy per sample in µJ from a cost summary, whichever way it is keyed: ``<stem>_uj_per_sample`` (µJ per
-    sample), ``<stem>_per_sample_j`` (J per sample) or ``<stem>_j`` (J for the whole batch of ``samples``).
-    ``energy_j`` (the cost model's total) wins over the older per-sample key when both are present."""
-    for stem in stems:
-        if record.get(f"{stem}_j") is not None:
-            return _sig(float(record[f"{stem}_j"]) / samples * 1e6)
-        if record.get(f"{stem}_per_sample_j") is not None:
-            return _sig(float(record[f"{stem}_per_sample_j"]) * 1e6)
-        if record.get(f"{stem}_uj_per_sample") is not None:
-            return _sig(float(record[f"{stem}_uj_per_sample"]))
-    return None
+def _uj(joules: float | None) -> float | None:
+    """Joules as µJ to three significant figures; None stays None (unknown is never 0)."""
+    return None if joules is None else _sig(float(joules) * 1e6)
 
 
 def _sig(value: float, digits: int = 3) -> float:
