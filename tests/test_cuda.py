@@ -1,4 +1,5 @@
-"""The training rules on CUDA: the same updates as on CPU, memory read from the CUDA allocator, the CLI.
+"""The training rules on CUDA: the same updates as on CPU, memory read from the CUDA allocator, the CLI; and the
+torch engine (hwsim.sim.torch_engine) on CUDA: the CPU engine's runs and counts.
 
 Skipped where torch sees no CUDA device (CI has none); run on a GPU machine with
 ``python -m pytest tests/test_cuda.py``. Float32 throughout, TF32 off (cuDNN's default TF32 convolutions
@@ -102,3 +103,68 @@ def test_train_cli_on_cuda_writes_a_network_the_cpu_engine_runs(tmp_path):
     x = np.asarray(x).reshape(len(y), net.timesteps, *net.input_shape)
     accuracy = float_accuracy(net, x, np.asarray(y))  # the CUDA-trained network in hwsim's CPU float engine
     assert accuracy == pytest.approx(last["test_accuracy"], abs=0.01)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The torch engine on CUDA: the CPU engine's runs and counts (hwsim.sim.torch_engine)
+# ---------------------------------------------------------------------------------------------------------
+def test_torch_engine_fixed_point_on_cuda_is_bit_identical_to_the_cpu_engine():
+    """20 random nets (dense; conv with pool, strides, padding, biases) and the spec nets: spikes, v, u and every
+    counter identical to the CPU engine, also with the general path (every int32 wrap applied) forced."""
+    from hwsim.sim import triton_lif
+    from hwsim.sim.engine import bernoulli
+    from tests.test_torch_engine import RUNS, assert_fixed_identical, random_case
+
+    for lif in ("torch", "triton") if triton_lif.available() else ("torch",):
+        for index in range(RUNS):
+            network, x = random_case(index, "fixed")
+            assert_fixed_identical(network, x, device="cuda", lif=lif)
+        for spec in ("784-64-10", "3x16x16-c16p1-p2-c32p1-p2-10"):
+            network = from_spec(spec, mode="fixed", seed=1)
+            x = bernoulli((12, 16, *network.input_shape), 0.2, seed=2)
+            assert_fixed_identical(network, x, device="cuda", lif=lif)
+            assert_fixed_identical(network, x, device="cuda", memory_bytes=2**20, lif=lif)  # many chunks
+
+
+def test_torch_engine_float_on_cuda_within_float_rounding():
+    """Float: power-of-two weights bit-identical on dense nets (cuBLAS sums plainly), within 1e-5 on conv nets
+    (cuDNN may pick Winograd or FFT); arbitrary weights within float rounding (a first differing spike only
+    where the CPU engine's membrane is within 1e-5 of the threshold, in at most 3 of 10 nets); TF32 switched
+    off by the engine even where the caller allows it."""
+    from hwsim.sim import triton_lif
+    from hwsim.sim.network import Dense, Flatten
+    from tests.test_torch_engine import RUNS, compare_float, random_case
+
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        for lif in ("torch", "triton") if triton_lif.available() else ("torch",):
+            for index in range(RUNS):
+                network, x = random_case(index, "float", dyadic=True)
+                dense = all(isinstance(layer, (Dense, Flatten)) for layer in network.layers)
+                compare_float(network, x, exact=dense, device="cuda", lif=lif)
+            compared = sum(compare_float(*random_case(index, "float", dyadic=False), exact=False, device="cuda",
+                                         lif=lif) for index in range(RUNS, RUNS + 10))
+            assert compared >= 7
+        assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == (True, True)
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+def test_torch_engine_on_cuda_takes_device_tensors_and_large_batches():
+    """Input already on the GPU, batch 256 of a VGG-style conv net: the CPU engine's spikes and counts (its
+    speed is the business of ``benchmarks/bench_gpu_engine.py``)."""
+    import numpy as np
+
+    from hwsim.sim.engine import bernoulli
+    from hwsim.sim.engine import simulate as cpu_simulate
+    from hwsim.sim.torch_engine import simulate
+    from tests.test_torch_engine import assert_same_counts
+
+    network = from_spec("3x32x32-c16p1-p2-c32p1-p2-10", mode="fixed", seed=0)
+    x = bernoulli((6, 256, 3, 32, 32), 0.05, seed=3)
+    ours = simulate(network, torch.from_numpy(x).cuda(), device="cuda")
+    ref = cpu_simulate(network, x)
+    for a, b in zip(ours.spikes, ref.spikes):
+        np.testing.assert_array_equal(a, b)
+    assert_same_counts(ref.counts, ours.counts)

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "hwsim"
 # modules that glue the simulator to torch training: they may import torch or methods inside functions
 TRAINING_GLUE = {"hwsim.study.pipeline", "hwsim.study.study_figures", "hwsim.cli.commands", "hwsim.formats.bundle",
-                 "hwsim.study.sweep.tasks"}
+                 "hwsim.study.sweep.tasks", "hwsim.sim.torch_engine"}
 TORCH_FREE_METHODS = {"hwsim.methods", "hwsim.methods.errors"}
 
 
