@@ -15,7 +15,7 @@ from hwsim.sim.quantize import quantize
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("trained")
-    assert main(["train", "--rule", "sltt", "--epochs", "1", "-T", "6", "--out", str(folder / "sltt.pt"),
+    assert main(["train", "--rules", "sltt", "--epochs", "1", "-T", "6", "--out", str(folder / "sltt.pt"),
                  "--no-progress"]) == 0
     return folder / "sltt.pt"
 
@@ -47,8 +47,9 @@ def test_nir_read_rebuilds_the_network_and_its_golden_spikes(tmp_path, spec, sha
     graph = nir.read(path)
     assert {type(n).__name__ for n in graph.nodes.values()} >= {"Input", "Output", "LIF"}
     lif = next(n for n in graph.nodes.values() if type(n).__name__ == "LIF")  # du = 4095: no current memory
-    # NIR's own units: threshold in units of synaptic input (vth, not Lava's internal vth << 6), tau in seconds
-    assert np.allclose(lif.v_threshold, 64) and np.allclose(lif.tau, graph.metadata["dt"] * 4096 / 3724)
+    # NIR's own units: threshold in units of synaptic input (vth, not Lava's internal vth << 6, plus 63/4096: Lava's
+    # integer membrane fires from vth + 1/64 on), tau in seconds
+    assert np.all(lif.v_threshold == 64 + 63 / 4096) and np.allclose(lif.tau, graph.metadata["dt"] * 4096 / 3724)
     back = nir_io.read(path)
     assert back.describe() == net.describe()
     x = bernoulli((12, 2, *shape), 0.3, seed=3)
@@ -95,7 +96,7 @@ def test_exported_network_file_is_the_fixed_network(trained, tmp_path):
 @pytest.mark.lava
 def test_export_of_a_trained_conv_net_verifies_in_lava(tmp_path, capsys):
     ckpt = tmp_path / "conv.pt"
-    assert main(["train", "--rule", "sltt", "--net", "1x8x8-c4k3p1-p2-10", "--epochs", "1", "-T", "6",
+    assert main(["train", "--rules", "sltt", "--net", "1x8x8-c4k3p1-p2-10", "--epochs", "1", "-T", "6",
                  "--out", str(ckpt), "--no-progress"]) == 0
     capsys.readouterr()
     assert main(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "b"), "--verify", "--json"]) == 0
@@ -142,3 +143,39 @@ def test_run_lava_script_needs_only_lava_and_numpy(tmp_path):
                           timeout=300, env={"PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stdout + done.stderr
     assert "spikes equal per layer: [True, True, True]" in done.stdout
+
+
+def test_export_refuses_a_network_netx_cannot_hold_rather_than_leave_model_net_out(tmp_path):
+    """A fixed-point network whose biases netx cannot hold (netx fixes bias_exp = 6): one line, nothing written.
+    A float network is quantised with its biases at bias_exp = 6 (tests/test_nir_trained.py runs one in netx)."""
+    from hwsim.formats.bundle import export
+    from tests.test_nir import _with
+
+    net = _with(from_spec("12-8-3", mode="fixed", seed=2), bias_exp=2)
+    with pytest.raises(NetworkError, match=r"model.net: not written: layer 0 \(dense0\): .*multiple of 64") as err:
+        export(net, tmp_path / "b")
+    assert len(str(err.value).splitlines()) == 1
+    assert not any((tmp_path / "b").iterdir())
+    floating = from_spec("12-8-3", seed=2)
+    for layer in floating.layers:
+        layer.bias = np.linspace(-0.3, 0.4, layer.n_out).astype(np.float32)
+    summary = export(floating, tmp_path / "f")
+    assert "model.net" in summary["files"]
+    assert all(layer.neuron.bias_exp == 6 for layer in load(tmp_path / "f" / "network.npz").layers)
+
+
+def test_export_converts_nir_and_netx_network_files(tmp_path):
+    """``export`` given a .nir or .net network writes every format of it (no unpickling of a checkpoint)."""
+    from hwsim.formats import netx
+    from hwsim.formats.bundle import export, load_trained
+
+    net = from_spec("1x6x6-c2k3p1-p2-4", mode="fixed", seed=3)
+    x = bernoulli((10, 2, 1, 6, 6), 0.3, seed=1)
+    for path in (nir_io.write(net, tmp_path / "n.nir"), netx.write(net, tmp_path / "n.net")):
+        network, config = load_trained(path)
+        assert config == {} and network.mode == "fixed"
+        summary = export(network, tmp_path / path.suffix[1:])
+        assert {"model.net", "model.nir", "network.npz", "golden.npz"} <= set(summary["files"])
+        back = load(tmp_path / path.suffix[1:] / "network.npz")
+        for a, b in zip(simulate(net, x).spikes, simulate(back, x).spikes):
+            np.testing.assert_array_equal(a, b)

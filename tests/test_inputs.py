@@ -172,11 +172,94 @@ def test_train_takes_a_dataset_file(tmp_path, capsys, monkeypatch):
     rng = np.random.default_rng(1)
     np.savez(tmp_path / "d.npz", x_train=rng.random((40, 4, 6)) < 0.4, y_train=rng.integers(0, 3, 40),
              x_test=rng.random((12, 4, 6)) < 0.4, y_test=rng.integers(0, 3, 12))
-    assert main(["train", "--rule", "sltt", "--dataset", str(tmp_path / "d.npz"), "--net", "6-5-3", "--epochs", "1",
+    assert main(["train", "--rules", "sltt", "--dataset", str(tmp_path / "d.npz"), "--net", "6-5-3", "--epochs", "1",
                  "-T", "4", "--no-progress", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["checkpoint"] == "runs/sltt-d.pt"
     np.savez(tmp_path / "k.npz", x_train=np.zeros((2, 4, 6)), y_train=np.zeros(2, int), x_test=np.zeros((1, 4, 6)))
-    assert main(["train", "--rule", "sltt", "--dataset", str(tmp_path / "k.npz"), "--net", "6-5-3", "--epochs", "1",
+    assert main(["train", "--rules", "sltt", "--dataset", str(tmp_path / "k.npz"), "--net", "6-5-3", "--epochs", "1",
                  "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
     assert "k.npz: missing key 'y_test'" in err and len(err.splitlines()) == 1
+
+
+def test_dataset_layout_spike_files_are_refused_as_swapped(tmp_path):
+    """A (N, T, ...) data-set array given as --input: the engine's axis guard, applied to the file."""
+    from hwsim.sim.inputs import check_input_options
+
+    x = bernoulli((20, 8, 64), 0.3, seed=1)  # 20 samples of the T = 8 the network was trained with
+    np.savez(tmp_path / "data.npz", spikes=x)
+    with pytest.raises(InputError, match=r"data.npz: spikes \(20, 8, 64\) look like \(N, T, ...\) data: axis 1 has "
+                                         r"8 steps, the T this network was trained with"):
+        load_spikes(tmp_path / "data.npz", (64,), trained_timesteps=8)
+    assert load_spikes(tmp_path / "data.npz", (64,), trained_timesteps=20).shape == (20, 8, 64)  # T = 20: fine
+    assert load_spikes(tmp_path / "data.npz", (64,)).shape == (20, 8, 64)  # nothing declared: no guess
+    check_input_options(rate=False, batch=False, timesteps=False)
+    for option, flag in (("rate", "--rate"), ("batch", "--batch"), ("timesteps", "-T/--timesteps")):
+        with pytest.raises(InputError, match=f"{flag} cannot be combined with --input"):
+            check_input_options(**{option: True})
+
+
+def _fake_tonic(monkeypatch):
+    import sys
+    import types
+
+    dtype = [("t", np.int64), ("x", np.int64), ("y", np.int64), ("p", np.int64)]
+    samples = [(np.array([(0, 1, 2, 1), (950, 3, 0, 0), (2100, 0, 0, 0)], dtype), 1),
+               (np.array([(10, 2, 1, 0), (40_000, 2, 1, 1)], dtype), 0),
+               (np.array([(500, 0, 1, 1)], dtype), 2), (np.array([(1500, 1, 1, 1)], dtype), 1),
+               (np.array([(0, 3, 2, 0)], dtype), 0)]
+
+    class WithSplit:
+        sensor_size = (4, 3, 2)
+        classes = ["a", "b", "c"]
+
+        def __init__(self, save_to, train):
+            self.samples = samples[:3] if train else samples[3:]
+
+        def __len__(self):
+            return len(self.samples)
+
+        def __getitem__(self, i):
+            return self.samples[i]
+
+    class NoSplit(WithSplit):  # as tonic's ASLDVS, NCARS-like classes without train=
+        def __init__(self, save_to):
+            self.samples = samples
+
+    monkeypatch.setitem(sys.modules, "tonic", types.SimpleNamespace(
+        datasets=types.SimpleNamespace(WithSplit=WithSplit, NoSplit=NoSplit)))
+    return samples
+
+
+def test_tonic_sets_without_a_split_get_a_seeded_held_out_split(tmp_path, monkeypatch):
+    from hwsim.sim.inputs import tonic_source
+
+    samples = _fake_tonic(monkeypatch)
+    source = tonic_source("NoSplit", tmp_path, 4, seed=3)  # no TypeError for the missing train= argument
+    assert source.n_train == 4 and len(source.labels) == 5 and "held out" in source.split and "seed 3" in source.split
+    order = np.random.default_rng(3).permutation(5)
+    assert source.labels.tolist() == [samples[i][1] for i in order]
+    assert tonic_source("NoSplit", tmp_path, 4, seed=3).labels.tolist() == source.labels.tolist()  # reproducible
+    official = tonic_source("WithSplit", tmp_path, 4)
+    assert official.n_train == 3 and official.split == "official train/test split" and official.shape == (2, 3, 4)
+    with pytest.raises(InputError, match="tonic has no dataset 'Nope'"):
+        tonic_source("Nope", tmp_path, 4)
+
+
+def test_tonic_events_binned_with_a_fixed_width_in_microseconds(tmp_path, monkeypatch):
+    """With a bin width every sample has the same dt (events past T bins dropped); without, each sample's own
+    duration is cut into T bins (the first sample's 2.1 ms and the second's 40 ms alike)."""
+    from hwsim.sim.inputs import event_steps, tonic_source
+
+    _fake_tonic(monkeypatch)
+    fixed = tonic_source("WithSplit", tmp_path, 3, bin_us=1000)
+    steps, index = fixed.fetch(0)
+    assert steps.tolist() == [0, 0, 2] and index.tolist() == [(1 * 3 + 2) * 4 + 1, 3, 0]
+    steps, index = fixed.fetch(1)
+    assert steps.tolist() == [0] and index.tolist() == [1 * 4 + 2]  # the event at 40 ms is past 3 ms: dropped
+    assert "1000 µs" in fixed.binning
+    own = tonic_source("WithSplit", tmp_path, 3)
+    assert own.fetch(0)[0].tolist() == [0, 1, 2] and own.fetch(1)[0].tolist() == [0, 2]
+    assert event_steps(np.array([0, 999, 1000, 5000]), 4, bin_us=1000)[0].tolist() == [0, 0, 1, 5]
+    with pytest.raises(InputError, match="bin width must be > 0"):
+        event_steps(np.array([1]), 4, bin_us=0)

@@ -190,3 +190,123 @@ def test_cubalif_without_current_memory_and_if_convert_exactly(tmp_path):
     x = bernoulli((20, 3, 2), 0.5, seed=1)
     (expected, _), = ref.run(graph, x, dt)
     np.testing.assert_array_equal(simulate(net, x).spikes[0], expected)
+
+
+@pytest.mark.parametrize("framework", ["spikingjelly", "snntorch"])
+def test_pooling_after_the_neuron_runs_equal_in_hwsim(tmp_path, framework):
+    """spikingjelly's usual LIF -> AvgPool -> Conv and snnTorch's Leaky -> AvgPool -> Flatten -> Linear: the pooling
+    node (linear) merges into the next synapse -- one Conv2d, or one Affine over the unpooled input."""
+    pytest.importorskip(framework)
+    import torch
+
+    rng = np.random.default_rng(5)
+    shape = (1, 8, 8)
+    x = bernoulli((T, B, *shape), 0.5, seed=6)
+    path = tmp_path / f"{framework}.nir"
+    if framework == "spikingjelly":
+        from spikingjelly.activation_based import layer, neuron
+        from spikingjelly.activation_based.nir_exchange import export_to_nir
+
+        layers = [layer.Conv2d(1, 4, 3, padding=1), neuron.LIFNode(tau=2.0, v_threshold=0.7), layer.AvgPool2d(2),
+                  layer.Conv2d(4, 6, 3, padding=1), neuron.LIFNode(tau=2.0, v_threshold=0.7), layer.AvgPool2d(2),
+                  layer.Flatten(), layer.Linear(6 * 2 * 2, 5), neuron.IFNode(v_threshold=0.7)]
+        for m in layers:
+            _dyadic(m, rng)
+        export_to_nir(torch.nn.Sequential(*layers), torch.zeros(B, *shape), save_path=path)
+        for m in layers:
+            if isinstance(m, neuron.BaseNode):
+                m.reset()
+        is_neuron = lambda m: isinstance(m, neuron.BaseNode)  # noqa: E731
+        expected_kinds = ["conv2d", "conv2d", "flatten", "dense"]
+    else:
+        import nir
+        import snntorch as snn
+        from snntorch.export_nir import export_to_nir
+
+        def leaky(beta, *size):
+            return snn.Leaky(beta=torch.full(size, beta), threshold=torch.full(size, 0.7), init_hidden=True,
+                             reset_mechanism="zero", reset_delay=False)
+
+        layers = [torch.nn.Conv2d(1, 3, 3, padding=1), leaky(0.75, 3, 8, 8), torch.nn.AvgPool2d(2),
+                  torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 5), leaky(0.875, 5)]
+        for m in layers:
+            _dyadic(m, rng)
+        nir.write(path, export_to_nir(torch.nn.Sequential(*layers), torch.zeros(1, *shape), ignore_dims=[0]))
+        for m in layers:
+            if isinstance(m, snn.Leaky):
+                m.reset_hidden()
+        is_neuron = lambda m: isinstance(m, snn.Leaky)  # noqa: E731
+        expected_kinds = ["conv2d", "flatten", "dense"]
+    net = _compare(path, _run_torch(layers, x, lambda m, h: (m(h), is_neuron(m))), x)
+    assert [layer.kind for layer in net.layers] == expected_kinds
+
+
+def _graph(tmp_path, name, middle, edges):
+    import nir
+
+    w = np.ones((3, 3))
+    io = {"in": nir.Input(input_type={"input": np.array([3])}),
+          "out": nir.Output(output_type={"output": np.array([3])})}
+    lif = nir.LIF(tau=np.full(3, 2e-4), r=np.full(3, 2.0), v_leak=np.zeros(3), v_threshold=np.ones(3),
+                  v_reset=np.zeros(3))
+    nodes = io | {"a": nir.Linear(weight=w), "n": lif} | middle
+    return _write(tmp_path, nodes, edges, name)
+
+
+def test_layouts_hwsim_cannot_run_are_refused_in_one_line_naming_the_node(tmp_path):
+    import nir
+
+    chain = [("in", "a"), ("a", "n"), ("n", "out")]
+    cases = {
+        "skip.nir": ({"b": nir.Linear(weight=np.ones((3, 3))), "m": nir.LIF(
+            tau=np.full(3, 2e-4), r=np.full(3, 2.0), v_leak=np.zeros(3), v_threshold=np.ones(3),
+            v_reset=np.zeros(3))}, [("in", "a"), ("a", "n"), ("n", "b"), ("b", "m"), ("n", "m"), ("m", "out")],
+            r"node 'n' feeds both '.' and '.' \(a branch, e.g. a skip connection\)"),
+        "recurrent.nir": ({"rec": nir.Linear(weight=np.ones((3, 3)))}, chain + [("n", "rec"), ("rec", "a")],
+                          r"recurrent edge '.*' -> '.*' \(a cycle\)"),
+        "li.nir": ({"li": nir.LI(tau=np.full(3, 2e-4), r=np.ones(3), v_leak=np.zeros(3))},
+                   [("in", "a"), ("a", "n"), ("n", "li"), ("li", "out")], r"node 'li' has type LI, which hwsim"),
+        "threshold.nir": ({"n": nir.LIF(tau=np.full(3, 2e-4), r=np.full(3, 2.0), v_leak=np.zeros(3),
+                                        v_threshold=np.array([1.0, 2.0, 1.0]), v_reset=np.zeros(3))}, chain,
+                          r"node 'n' \(LIF\): v_threshold differs between neurons"),
+    }
+    for name, (middle, edges, message) in cases.items():
+        with pytest.raises(NetworkError, match=f"{name}: {message}") as err:
+            nir_io.read(_graph(tmp_path, name, middle, edges))
+        assert len(str(err.value).splitlines()) == 1, name
+    conv1d = _write(tmp_path, {"in": nir.Input(input_type={"input": np.array([1, 4])}),
+                               "c": nir.Conv1d(input_shape=4, weight=np.ones((1, 1, 2)), stride=1, padding=0,
+                                               dilation=1, groups=1, bias=np.zeros(1)),
+                               "out": nir.Output(output_type={"output": np.array([1, 3])})},
+                    [("in", "c"), ("c", "out")], "conv1d.nir")
+    with pytest.raises(NetworkError, match=r"conv1d.nir: node 'c' has type Conv1d, which hwsim cannot import"):
+        nir_io.read(conv1d)
+
+
+@pytest.mark.parametrize("framework", ["snntorch", "spikingjelly"])
+def test_a_float_synaptic_current_is_refused_in_one_line(tmp_path, framework):
+    """snnTorch's Synaptic and spikingjelly's CUBALIFNode (c_decay > 0) filter their input: hwsim's float LIF has no
+    synaptic current, and their float weights are not Loihi's integers."""
+    pytest.importorskip(framework)
+    import torch
+
+    path = tmp_path / f"{framework}.nir"
+    if framework == "snntorch":
+        import nir
+        import snntorch as snn
+        from snntorch.export_nir import export_to_nir
+
+        neuron = snn.Synaptic(alpha=torch.full((4,), 0.5), beta=torch.full((4,), 0.8), threshold=torch.ones(4),
+                              init_hidden=True, reset_mechanism="zero", reset_delay=False)
+        nir.write(path, export_to_nir(torch.nn.Sequential(torch.nn.Linear(6, 4), neuron), torch.zeros(1, 6),
+                                      ignore_dims=[0]))
+    else:
+        from spikingjelly.activation_based import layer, neuron
+        from spikingjelly.activation_based.nir_exchange import export_to_nir
+
+        export_to_nir(torch.nn.Sequential(layer.Linear(6, 4), neuron.CUBALIFNode(c_decay=0.5, v_decay=0.75)),
+                      torch.zeros(2, 6), save_path=path)
+    with pytest.raises(NetworkError, match=r"\(CubaLIF\): tau_syn = 0.0002 s != dt = 0.0001 s needs a synaptic "
+                                           r"current, which hwsim's float LIF lacks") as err:
+        nir_io.read(path)
+    assert len(str(err.value).splitlines()) == 1

@@ -12,11 +12,19 @@ netx 0.6.0 does not implement ``pool`` layers, so sum pooling is written as a ch
 Values netx cannot hold exactly (a bias not a multiple of 64 in Lava's units, a weight exponent that does not
 divide the weights) are refused with the layer named, never rounded.
 
-:func:`read` takes such files (and lava-dl's ``pool`` layers) back into a fixed-point :class:`Network`.
+:func:`read` takes such files back into a fixed-point :class:`Network`, and the files lava-dl's slayer writes
+(``block.export_hdf5``) as netx reads them: no ``input`` layer (the input shape from the first dense layer's
+``inFeatures``, as netx takes it from its weights), slayer's ``Pool`` block (``kernelSize``, a (1, 1, k, k)
+weight of equal taps; netx 0.6.0 cannot run it), weights read with ``astype(int)`` and mixed-sign dense weights
+beyond Loihi's synapse clipped to -256..254 with a warning, as netx's ``optimize_weight_bits`` does. Refused in
+one line, never ignored: synaptic ``delay`` values that floor above 0 (hwsim's network has no delays),
+``neuron/messageBits`` > 0 (graded spikes), other neuron types (SDNN, RF, ...) and layer types (``average``,
+``concat``, ``dense_rec``, ...), an input layer with its own neurons.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -175,58 +183,116 @@ def _read(f) -> Network:
         if kind not in ("dense", "conv", "pool"):
             raise NetworkError(f"{where}: layer type {kind!r} is not supported; hwsim reads input, flatten, dense, "
                                f"conv and pool")
-        if "neuron" not in group:
-            raise NetworkError(f"{where}: no 'neuron' group")
-        neuron_group = group["neuron"]
-        neuron_type = _text(neuron_group["type"][()])
-        if neuron_type not in ("CUBA", "LOIHI"):
-            raise NetworkError(f"{where}: neuron type {neuron_type!r} is not supported; hwsim reads CUBA (LIF) "
-                               f"neurons")
-        bias = None
-        if "bias" in group:
-            raw = np.atleast_1d(group["bias"][()]).astype(np.int64)
-            if raw.min() < -4096 or raw.max() > 4095:
-                raise NetworkError(f"{where}: bias outside the 13-bit mantissa range -4096..4095")
-            bias = raw if np.any(raw) else None
-        neuron = LoihiLIF(du=_scalar(neuron_group, "iDecay", where) - 1, dv=_scalar(neuron_group, "vDecay", where),
-                          vth=_scalar(neuron_group, "vThMant", where), bias_exp=6 if bias is not None else 0)
+        _refuse_delays_and_graded_spikes(group, kind, where)
+        if shape is None:  # no input layer: netx takes the input from the first layer (a dense one's inFeatures)
+            input_shape = shape = _input_from_first_layer(group, kind, where)
+        neuron, bias = _neuron(group, where)
         if kind == "dense":
-            weight = np.asarray(group["weight"][()])
-            if shape is not None and len(shape) > 1:
+            if len(shape) > 1:
                 layers.append(Flatten())
+                shape = (int(np.prod(shape)),)
             out_n = int(np.prod(np.atleast_1d(group["shape"][()])))
-            weight = weight.reshape(out_n, -1)
-            w, exp = _dense_weights(weight, where)
+            w, exp = _dense_weights(_netx_dense(np.asarray(group["weight"][()]).reshape(out_n, -1), where), where)
             layer: Layer = Dense(w, neuron=neuron, bias=_per_channel(bias, out_n, where), weight_exp=exp)
         elif kind == "conv":
-            weight = np.asarray(group["weight"][()])
+            weight = np.asarray(group["weight"][()]).astype(np.int64)  # netx reads weights with astype(int)
             weight = weight.reshape(weight.shape[:4])
             if _scalar(group, "dilation", where, 1) != 1 or _scalar(group, "groups", where, 1) != 1:
                 raise NetworkError(f"{where}: dilated or grouped convolutions are not supported")
             stride, padding = _scalar(group, "stride", where, 1), _scalar(group, "padding", where, 0)
             layer = _pool_or_conv(weight, stride, padding, neuron, bias, where)
         else:
-            kernel = _scalar(group, "kernel", where)
-            if _scalar(group, "padding", where, 0) != 0:
-                raise NetworkError(f"{where}: padded pooling is not supported")
-            tap = _scalar(group, "weight", where)
-            layer = SumPool2d(kernel, _scalar(group, "stride", where, kernel), weight=tap, neuron=neuron)
-            if bias is not None:
-                raise NetworkError(f"{where}: hwsim pooling layers carry no bias")
-        if shape is None:
-            raise NetworkError(f"{where}: the network input shape is unknown; add an 'input' layer with 'shape'")
-        if isinstance(layer, Dense) and layers and isinstance(layers[-1], Flatten):
-            shape = (int(np.prod(shape)),)
+            layer = _pool(group, neuron, bias, shape, where)
         try:
             shape = layer.out_shape(shape)
         except NetworkError as err:
             raise NetworkError(f"{where}: {err}") from None
         layers.append(layer)
     if input_shape is None:
-        raise NetworkError("no 'input' layer with the network's input shape")
+        raise NetworkError("no 'input' layer and no dense layer to take the network's input shape from")
     cleaned = [layer for i, layer in enumerate(layers)
                if not (isinstance(layer, Flatten) and i + 1 < len(layers) and isinstance(layers[i + 1], Flatten))]
     return Network(input_shape, cleaned)
+
+
+def _refuse_delays_and_graded_spikes(group, kind: str, where: str) -> None:
+    """Synaptic delays (lava-dl writes ``delay`` for blocks built with ``delay=True``) and graded spikes
+    (``neuron/messageBits`` > 0) have no form in hwsim's network: refused, never ignored. Delays that floor to 0
+    (a block whose delays were never trained past one step) are no delays."""
+    if "delay" in group:
+        delays = np.floor(np.atleast_1d(np.asarray(group["delay"][()], np.float64)))
+        if np.any(delays != 0):
+            note = "; netx 0.6.0 ignores conv delays, slayer applies them" if kind != "dense" else ""
+            raise NetworkError(f"{where}: synaptic delays ('delay', {int(np.count_nonzero(delays))} of {delays.size} "
+                               f"nonzero, up to {int(delays.max())} steps); hwsim's network has no delays{note}")
+    if "neuron" in group and "messageBits" in group["neuron"]:
+        bits = int(np.asarray(group["neuron"]["messageBits"][()]).ravel()[0])
+        if bits > 0:
+            raise NetworkError(f"{where}: graded spikes (neuron/messageBits = {bits}); hwsim's spikes are binary")
+
+
+def _input_from_first_layer(group, kind: str, where: str) -> tuple[int, ...]:
+    if kind == "dense":
+        if "inFeatures" in group:
+            return (int(np.asarray(group["inFeatures"][()]).ravel()[0]),)
+        weight = np.asarray(group["weight"][()])
+        if weight.ndim == 2:
+            return (int(weight.shape[1]),)
+    raise NetworkError(f"{where}: the network input shape is unknown (a {kind} layer first, without 'inFeatures'); "
+                       f"add an 'input' layer with 'shape'")
+
+
+def _neuron(group, where: str) -> tuple[LoihiLIF, np.ndarray | None]:
+    """The CUBA neuron of a layer and its bias mantissa (netx's ``bias_exp = 6``), or None."""
+    if "neuron" not in group:
+        raise NetworkError(f"{where}: no 'neuron' group")
+    neuron_group = group["neuron"]
+    neuron_type = _text(neuron_group["type"][()])
+    if neuron_type not in ("CUBA", "LOIHI"):
+        raise NetworkError(f"{where}: neuron type {neuron_type!r} is not supported; hwsim reads CUBA (LIF) neurons")
+    bias = None
+    if "bias" in group:
+        raw = np.atleast_1d(group["bias"][()]).astype(np.int64)
+        if raw.min() < -4096 or raw.max() > 4095:
+            raise NetworkError(f"{where}: bias outside the 13-bit mantissa range -4096..4095")
+        bias = raw if np.any(raw) else None
+    neuron = LoihiLIF(du=_scalar(neuron_group, "iDecay", where) - 1, dv=_scalar(neuron_group, "vDecay", where),
+                      vth=_scalar(neuron_group, "vThMant", where), bias_exp=6 if bias is not None else 0)
+    return neuron, bias
+
+
+def _netx_dense(weight: np.ndarray, where: str) -> np.ndarray:
+    """Dense weights as netx 0.6.0 hands them to Lava: read with ``astype(int)``, mixed-sign weights beyond
+    Loihi's synapse clipped to -256..254 (netx prints a warning; so does this, as a Python warning)."""
+    w = np.asarray(weight).astype(np.int64)
+    high, low = int(w.max(initial=0)), int(w.min(initial=0))
+    if (high > 254 and low < 0) or (low < -256 and high > 0):
+        warnings.warn(f"{where}: weight matrix cannot be optimized to fit in synapse (weights {low}..{high}); "
+                      f"clipped to -256..254 as netx does", stacklevel=3)
+        w = np.clip(w, -256, 254)
+    elif high > 255 or low < -255:
+        raise NetworkError(f"{where}: single-sign dense weights {low}..{high} beyond 255 in magnitude, which netx "
+                           f"cannot shift into Loihi's synapse")
+    return w
+
+
+def _pool(group, neuron: LoihiLIF, bias, shape, where: str) -> Layer:
+    """A ``pool`` layer: hwsim's own (``kernel``, scalar ``weight``) or slayer's ``Pool`` block (``kernelSize``,
+    a (1, 1, k, k) weight of equal taps). slayer pads odd input sizes; hwsim pooling has no padding."""
+    if bias is not None:
+        raise NetworkError(f"{where}: hwsim pooling layers carry no bias")
+    key = "kernel" if "kernel" in group else "kernelSize"
+    kernel = _scalar(group, key, where)
+    stride = _scalar(group, "stride", where, kernel)
+    if _scalar(group, "padding", where, 0) != 0 or _scalar(group, "dilation", where, 1) != 1:
+        raise NetworkError(f"{where}: padded or dilated pooling is not supported")
+    taps = np.atleast_1d(np.asarray(group["weight"][()]).astype(np.int64)).ravel()
+    if np.any(taps != taps[0]):
+        raise NetworkError(f"{where}: pooling taps differ ({taps.min()}..{taps.max()}); hwsim sum pooling has one")
+    if shape is not None and len(shape) == 3 and (shape[1] % kernel or shape[2] % kernel):
+        raise NetworkError(f"{where}: input {shape} is not a multiple of the pooling kernel {kernel}; slayer pads it, "
+                           f"hwsim pooling has no padding")
+    return SumPool2d(kernel, stride, weight=int(taps[0]), neuron=neuron)
 
 
 def _per_channel(bias, n: int, where: str):

@@ -9,11 +9,20 @@ unit of synaptic input: the integer that Lava's ``Dense``/``Conv`` sends to the 
   ``bias`` = ``(bias_mant << bias_exp) / 64`` per neuron), ``Conv2d`` (same, bias per channel) or, for sum
   pooling, a channel-diagonal ``Conv2d``;
 * the neuron, time constants in seconds with ``dt`` (graph metadata ``dt``, default 1e-4 s, the value snnTorch
-  and spikingjelly assume): du = 4095 (no current memory) and dv > 0 -> ``LIF(tau = dt*4096/dv, r = tau/dt,
-  v_leak = 0)``; du = 4095 and dv = 0 -> ``IF(r = 1/dt)``; otherwise ``CubaLIF(tau_syn = dt*4096/(du+1),
-  tau_mem = dt*4096/dv, r = tau_mem/dt, w_in = tau_syn/dt)``, its bias in ``v_leak = bias * tau_mem/dt``
-  (the synaptic filter would smooth an Affine bias); ``v_threshold = vth``; ``v_reset = 0``; spike iff
-  ``v > v_threshold`` (NIR's rule and Lava's).
+  and spikingjelly assume): du = 4095 (no current memory) -> ``LIF(tau = dt*4096/dv, r = tau/dt, v_leak = 0)``,
+  with ``tau = 2**50 dt`` for dv = 0 (no leak: snnTorch 1.0 reads ``nir.IF`` as a leaky neuron and wants r = 1,
+  spikingjelly wants r = 1/dt, both read this LIF, whose leak is below float precision); otherwise
+  ``CubaLIF(tau_syn = dt*4096/(du+1), tau_mem, r = tau_mem/dt, w_in = tau_syn/dt, v_leak = 0)``;
+  ``v_reset = 0``; spike iff ``v > v_threshold`` (NIR's rule and Lava's).
+* ``v_threshold = vth + 63/4096``: Lava's membrane is an integer in units of 1/64 and fires on ``v > vth << 6``,
+  i.e. from ``vth + 1/64`` on; a float reader keeps the fraction of a grain that Lava's decay truncates (a
+  residue mostly in [0, 1/64)), so a threshold just below the next grain decides as Lava does wherever the
+  float membrane lies within 63/64 of a grain above Lava's (ties at ``vth`` itself, common in sum pooling whose
+  taps are half the threshold, go Lava's way; spikingjelly's ``>=`` becomes the same rule).
+* biases: a LIF's in its synapse node (``(bias_mant << bias_exp) / 64``, per neuron or per channel); a CubaLIF's
+  as a current, ``bias * (1 - alpha)`` with ``alpha = (4095 - du)/4096``, because snnTorch and spikingjelly
+  refuse ``v_leak``: it settles on Lava's voltage bias, its first steps lower by ``bias * alpha**(t+1)`` (the one
+  place the export is not Lava's equation, measured in ``tests/test_nir.py``).
 
 Forward-Euler with step dt gives exactly Lava's update order (current first, then voltage, then threshold and
 reset), apart from Lava's integer truncation of the decays (below one unit of v's 1/64 grain per step).
@@ -25,7 +34,11 @@ metadata says so (``delay_steps_per_synapse = 1``). Exact integers ride in ``met
 
 **In** (:func:`read`): hwsim's own files come back exactly; any other feed-forward graph of ``Affine``/
 ``Linear``, ``Conv2d``, ``SumPool2d``/``AvgPool2d``, ``Flatten`` and ``LIF``/``CubaLIF``/``IF`` nodes becomes a
-float network of :class:`~hwsim.sim.network.FloatLIF` neurons (see :func:`from_nir`).
+float network of :class:`~hwsim.sim.network.FloatLIF` neurons, or, when a CubaLIF filters its input (hwsim's
+float LIF has no synaptic current), a Loihi fixed-point network if every value is one of Loihi's integers
+(hwsim's own export without its metadata) -- see :func:`from_nir`. Refused in one line naming the node:
+recurrent edges, branches and merges (skip connections), ``Delay``, ``Conv1d``, ``LI`` and every other node type,
+per-neuron parameters, and the pairs of linear nodes without a single-synapse form.
 """
 
 from __future__ import annotations
@@ -48,6 +61,11 @@ from hwsim.sim.network import (
 )
 
 DT = 1e-4  # seconds per step written into exported graphs (snnTorch's and spikingjelly's default)
+# Lava fires on v > vth << 6 with v an integer, i.e. once v reaches vth + 1/64 in synaptic units; a float reader
+# fires on v > v_threshold and keeps the fraction of a unit that Lava's decay truncates (0 <= residue, mostly
+# below 1/64 unit). A threshold just under one grain above vth splits the two cases where Lava does.
+THRESHOLD_MARGIN = 63 / 4096
+IF_TAU_STEPS = 2.0**50  # tau of a neuron without leak (dv = 0): a LIF whose leak is below float precision
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -62,25 +80,23 @@ def _effective_dense(weight: np.ndarray) -> np.ndarray:
 
 
 def _neuron_node(neuron: LoihiLIF, shape: tuple[int, ...], bias: np.ndarray, dt: float):
-    """The NIR neuron for one fixed-point population (bias in synaptic units, per neuron, shape ``shape``);
-    returns ``(node, bias_in_synapse)``: whether the bias belongs to the synapse node."""
+    """The NIR neuron for one fixed-point population and the bias its synapse node carries.
+
+    ``bias``: Lava's per-step voltage bias in synaptic units, per channel or per neuron. Returns ``(node,
+    synapse_bias)``: a ``LIF`` takes the bias unchanged in its synapse node; a ``CubaLIF`` takes it as a current
+    ``bias * (1 - alpha)`` (alpha = (4095 - du)/4096), which settles on Lava's voltage bias (see the module
+    docstring). Time constants: ``tau = dt*4096/dv``, or ``IF_TAU_STEPS*dt`` for dv = 0 (no leak)."""
     import nir
 
     full = lambda value: np.full(shape, value, np.float64)  # noqa: E731
-    zero, vth = full(0.0), full(float(neuron.vth))
-    if neuron.du == 4095 and neuron.dv > 0:
-        tau = dt * 4096.0 / neuron.dv
-        return nir.LIF(tau=full(tau), r=full(tau / dt), v_leak=zero, v_threshold=vth, v_reset=zero), True
+    zero, vth = full(0.0), full(float(neuron.vth) + THRESHOLD_MARGIN)
+    tau_mem = dt * 4096.0 / neuron.dv if neuron.dv > 0 else dt * IF_TAU_STEPS
     if neuron.du == 4095:
-        return nir.IF(r=full(1.0 / dt), v_threshold=vth, v_reset=zero), True
+        return nir.LIF(tau=full(tau_mem), r=full(tau_mem / dt), v_leak=zero, v_threshold=vth, v_reset=zero), bias
     tau_syn = dt * 4096.0 / (neuron.du + 1)
-    tau_mem = dt * 4096.0 / neuron.dv if neuron.dv > 0 else np.inf
-    if np.any(bias != 0) and neuron.dv == 0:
-        raise NetworkError("a biased neuron with current memory (du < 4095) and no leak (dv = 0) has no exact NIR "
-                           "form: an Affine bias would be smoothed by the synaptic filter, and v_leak needs dv > 0")
-    v_leak = bias.reshape(shape) * (tau_mem / dt) if neuron.dv > 0 else zero
-    return nir.CubaLIF(tau_syn=full(tau_syn), tau_mem=full(tau_mem), r=full(tau_mem / dt), v_leak=v_leak,
-                       v_threshold=vth, v_reset=zero, w_in=full(tau_syn / dt)), False
+    alpha = (4095 - neuron.du) / 4096.0
+    return nir.CubaLIF(tau_syn=full(tau_syn), tau_mem=full(tau_mem), r=full(tau_mem / dt), v_leak=zero,
+                       v_threshold=vth, v_reset=zero, w_in=full(tau_syn / dt)), bias * (1.0 - alpha)
 
 
 def to_nir(network: Network, dt: float = DT):
@@ -107,12 +123,7 @@ def to_nir(network: Network, dt: float = DT):
         bias = np.zeros(n_channels) if layer.bias is None else (
             layer.bias.astype(np.float64) * 2.0**neuron.bias_exp / 64.0)
         shape = tuple(int(s) for s in out_shape)
-        per_neuron = np.repeat(bias, int(np.prod(shape)) // n_channels)
-        try:
-            lif, bias_in_synapse = _neuron_node(neuron, shape, per_neuron, dt)
-        except NetworkError as err:
-            raise NetworkError(f"layer {i} ({layer.name}): {err}") from None
-        synapse_bias = bias if bias_in_synapse else np.zeros_like(bias)
+        lif, synapse_bias = _neuron_node(neuron, shape, bias, dt)
         if isinstance(layer, Dense):
             synapse = nir.Affine(weight=_effective_dense(layer.weight).astype(np.float64) * scale, bias=synapse_bias)
             meta["weight"] = layer.weight.tolist()
@@ -162,8 +173,8 @@ SUPPORTED = "Affine, Linear, Conv2d, SumPool2d, AvgPool2d, Flatten, LIF, CubaLIF
 
 def read(path: str | Path, dt: float | None = None) -> Network:
     """A :class:`Network` from a NIR file: hwsim's own export rebuilds the exact fixed-point network; a graph
-    from another framework becomes a float network (:func:`from_nir`; ``dt`` overrides the graph's, else
-    1e-4 s). Errors are one :class:`NetworkError` line naming the file and the node."""
+    from another framework (or hwsim's without its metadata) goes through :func:`from_nir` (``dt`` overrides the
+    graph's, else 1e-4 s). Errors are one :class:`NetworkError` line naming the file and the node."""
     import nir
 
     path = Path(path)
@@ -225,8 +236,33 @@ def _read_hwsim(graph) -> Network:
     return Network(tuple(header["input_shape"]), layers)
 
 
+def _cycle(graph) -> tuple[str, str] | None:
+    """An edge that closes a cycle (a recurrent connection), or None."""
+    following: dict[str, list[str]] = {}
+    for src, dst in graph.edges:
+        following.setdefault(src, []).append(dst)
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for root in graph.nodes:
+        if root in state:
+            continue
+        stack = [(root, iter(following.get(root, [])))]
+        state[root] = 1
+        while stack:
+            node, successors = stack[-1]
+            nxt = next(successors, None)
+            if nxt is None:
+                state[node] = 2
+                stack.pop()
+            elif state.get(nxt) == 1:
+                return node, nxt
+            elif nxt not in state:
+                state[nxt] = 1
+                stack.append((nxt, iter(following.get(nxt, []))))
+    return None
+
+
 def _chain(graph) -> list[str]:
-    """Node names from the input node to the output node; a branch, merge or cycle is an error."""
+    """Node names from the input node to the output node; a cycle, branch or merge is an error naming it."""
     import nir
 
     inputs = [n for n, node in graph.nodes.items() if isinstance(node, nir.Input)]
@@ -234,23 +270,26 @@ def _chain(graph) -> list[str]:
     if len(inputs) != 1 or len(outputs) != 1:
         raise NetworkError(f"expected one Input and one Output node, found {len(inputs)} and {len(outputs)}; "
                            f"hwsim runs single-input feed-forward chains")
-    following: dict[str, str] = {}
-    incoming: dict[str, int] = {}
     for src, dst in graph.edges:
         if src not in graph.nodes or dst not in graph.nodes:
             raise NetworkError(f"edge {src} -> {dst} names a node that is not in the graph")
+    closing = _cycle(graph)
+    if closing is not None:
+        raise NetworkError(f"recurrent edge '{closing[0]}' -> '{closing[1]}' (a cycle); hwsim's network description "
+                           f"has no recurrent layers")
+    following: dict[str, str] = {}
+    incoming: dict[str, int] = {}
+    for src, dst in graph.edges:
         if src in following:
-            raise NetworkError(f"node '{src}' feeds both '{following[src]}' and '{dst}'; hwsim runs feed-forward "
-                               f"chains only (no branches)")
+            raise NetworkError(f"node '{src}' feeds both '{following[src]}' and '{dst}' (a branch, e.g. a skip "
+                               f"connection); hwsim runs feed-forward chains only")
         following[src] = dst
         incoming[dst] = incoming.get(dst, 0) + 1
     order, node, seen = [], following.get(inputs[0]), {inputs[0]}
     while node is not None and node != outputs[0]:
-        if node in seen:
-            raise NetworkError(f"recurrent edge into node '{node}'; hwsim runs feed-forward networks only")
         if incoming.get(node, 0) > 1:
-            raise NetworkError(f"node '{node}' has {incoming[node]} inputs (a merge or recurrent edge); hwsim runs "
-                               f"feed-forward chains only")
+            raise NetworkError(f"node '{node}' has {incoming[node]} inputs (a merge, e.g. a skip connection); hwsim "
+                               f"runs feed-forward chains only")
         seen.add(node)
         order.append(node)
         node = following.get(node)
@@ -259,8 +298,8 @@ def _chain(graph) -> list[str]:
     unused = set(graph.nodes) - seen - {outputs[0]}
     if unused:
         name = sorted(unused)[0]
-        raise NetworkError(f"node '{name}' is not on the input-output chain (recurrent or dangling); hwsim runs "
-                           f"feed-forward chains only")
+        raise NetworkError(f"node '{name}' is not on the input-output chain (dangling); hwsim runs feed-forward "
+                           f"chains only")
     return order
 
 
@@ -311,22 +350,57 @@ def _pair(value, name: str, kind: str, field: str) -> int:
     return int(values[0])
 
 
-def from_nir(graph, dt: float | None = None) -> Network:
-    """A float :class:`Network` from a feed-forward NIR graph of another framework.
+def _graph_dt(graph, dt: float | None) -> float:
+    if dt is not None:
+        return float(dt)
+    raw = (graph.metadata or {}).get("dt", DT)
+    return float(np.asarray(raw).ravel()[0])
 
-    Each ``synapse -> neuron`` pair becomes one hwsim layer with a :class:`FloatLIF` (zero reset): forward Euler
-    with step ``dt`` (the graph's ``metadata['dt']``, else 1e-4 s) gives ``lam = 1 - dt/tau``, and the input gain
-    (``r*dt/tau``; CubaLIF also ``w_in*dt/tau_syn``) and constant drive (``v_leak*dt/tau``) fold into the
-    weights and bias. NIR fires on ``v > v_threshold``, hwsim on ``u >= v_th``: the threshold is the next float32
-    above NIR's, which is the same rule in float32. Not exact, so refused with the node and parameter named:
-    non-uniform neuron parameters, ``v_reset != 0``, CubaLIF with ``tau_syn != dt`` (hwsim has no synaptic
-    current), grouped/dilated/asymmetric convolutions, padded pooling, a synapse without a neuron after it.
-    """
+
+def _synaptic_current(graph, dt: float) -> str | None:
+    """The first CubaLIF node that filters its input (tau_syn != dt; hwsim's float LIF has no synaptic current)."""
     import nir
 
-    if dt is None:
-        raw = (graph.metadata or {}).get("dt", DT)
-        dt = float(np.asarray(raw).ravel()[0])
+    return next((name for name, node in graph.nodes.items() if isinstance(node, nir.CubaLIF) and not np.allclose(
+        np.asarray(node.tau_syn, np.float64), dt, rtol=1e-9, atol=0.0)), None)
+
+
+def from_nir(graph, dt: float | None = None) -> Network:
+    """A :class:`Network` from a feed-forward NIR graph of another framework (or hwsim's without its metadata).
+
+    Each ``synapse -> neuron`` pair becomes one hwsim layer. Float (the default): a :class:`FloatLIF` (zero
+    reset), by forward Euler with step ``dt`` (the graph's ``metadata['dt']``, else 1e-4 s): ``lam = 1 -
+    dt/tau``, and the input gain (``r*dt/tau``; CubaLIF also ``w_in*dt/tau_syn``) and constant drive
+    (``v_leak*dt/tau``) fold into the weights and bias. NIR fires on ``v > v_threshold``, hwsim on ``u >= v_th``:
+    the threshold is the next float32 above NIR's, which is the same rule in float32.
+
+    A graph with a synaptic current (a CubaLIF with ``tau_syn != dt``) has no float form in hwsim; it is read in
+    Loihi fixed point (:func:`_fixed_layer`) when every value is one of Loihi's integers, else refused.
+
+    Linear nodes merge into the synapse of the next neuron where the composition is exact: ``Conv2d -> pool``,
+    ``pool -> Conv2d`` and ``pool [-> Flatten] -> Affine/Linear`` (a pooling layer after the neuron, as in
+    spikingjelly's usual ``LIF -> AvgPool -> Conv``). Refused with the node and parameter named: non-uniform
+    neuron parameters, ``v_reset != 0``, grouped/dilated/asymmetric convolutions, padded pooling, a synapse node
+    without a neuron after it, and every node type outside :data:`SUPPORTED`.
+    """
+    dt = _graph_dt(graph, dt)
+    cuba = _synaptic_current(graph, dt)
+    if cuba is None:
+        return _build(graph, dt, _layer)
+    try:
+        return _build(graph, dt, _fixed_layer)
+    except NetworkError as err:
+        tau_syn = float(np.asarray(graph.nodes[cuba].tau_syn, np.float64).ravel()[0])
+        raise NetworkError(f"node '{cuba}' (CubaLIF): tau_syn = {tau_syn:g} s != dt = {dt:g} s needs a synaptic "
+                           f"current, which hwsim's float LIF lacks, and the graph is not in Loihi fixed point "
+                           f"({err})") from None
+
+
+def _build(graph, dt: float, make_layer) -> Network:
+    """Walk the chain, pairing each synapse (after merging linear nodes) with its neuron; ``make_layer(syn_name,
+    syn, neuron_name, neuron, in_shape, dt)`` builds the hwsim layer."""
+    import nir
+
     order = _chain(graph)
     input_node = next(node for node in graph.nodes.values() if isinstance(node, nir.Input))
     input_shape = tuple(int(s) for s in np.asarray(next(iter(input_node.input_type.values()))).ravel())
@@ -339,25 +413,31 @@ def from_nir(graph, dt: float | None = None) -> Network:
         node = graph.nodes[name]
         kind = type(node).__name__
         if isinstance(node, (nir.Affine, nir.Linear, nir.Conv2d, nir.SumPool2d, nir.AvgPool2d)):
-            if pending is not None and isinstance(pending[1], nir.Conv2d) and isinstance(
-                    node, (nir.SumPool2d, nir.AvgPool2d)):
-                pending = (pending[0], _conv_then_pool(pending[0], pending[1], name, node))
-                continue
-            if pending is not None:
-                raise NetworkError(f"node '{name}' ({kind}) follows synapse node '{pending[0]}' with no neuron in "
-                                   f"between; hwsim needs a neuron after every synapse (a Conv2d followed by a "
-                                   f"pooling node is the one pair it merges)")
-            pending = (name, node)
+            if pending is None:
+                pending = (name, node)
+            else:  # the merged synapse keeps the name of its Conv2d/Affine node
+                merged = _merge(pending, name, node, shape)
+                pending = (name if isinstance(pending[1], (nir.SumPool2d, nir.AvgPool2d, _Flattened)) else pending[0],
+                           merged)
         elif isinstance(node, nir.Flatten):
-            if pending is not None:
+            if pending is not None and not isinstance(pending[1], (nir.SumPool2d, nir.AvgPool2d)):
                 raise NetworkError(f"node '{name}' (Flatten) sits between synapse '{pending[0]}' and its neuron")
-            if len(shape) > 1:
+            if pending is not None:  # pool -> Flatten -> Affine: the merged Affine reads the unpooled input
+                pending = (pending[0], _Flattened(pending[1]))
+            if len(shape) > 1 and pending is None:
                 layers.append(Flatten(name=name))
                 shape = (int(np.prod(shape)),)
         elif isinstance(node, (nir.LIF, nir.CubaLIF, nir.IF)):
             if pending is None:
                 raise NetworkError(f"node '{name}' ({kind}) has no synapse node before it")
-            layer = _layer(pending[0], pending[1], name, node, shape, dt)
+            if isinstance(pending[1], _Flattened):
+                raise NetworkError(f"node '{pending[0]}': a pooling node followed by Flatten needs an Affine or "
+                                   f"Linear node before the neuron '{name}'")
+            syn = pending[1]
+            if isinstance(syn, (nir.Affine, nir.Linear)) and len(shape) > 1:
+                layers.append(Flatten(name=f"{pending[0]}.flatten"))  # a merged pool -> Flatten -> Affine
+                shape = (int(np.prod(shape)),)
+            layer = make_layer(pending[0], syn, name, node, shape, dt)
             try:
                 shape = layer.out_shape(shape)
             except NetworkError as err:
@@ -372,6 +452,89 @@ def from_nir(graph, dt: float | None = None) -> Network:
     if not layers:
         raise NetworkError("the graph has no neuron layer")
     return Network(input_shape, layers)
+
+
+class _Flattened:
+    """A pooling node followed by Flatten, waiting for the Affine/Linear node it merges into."""
+
+    def __init__(self, pool):
+        self.pool = pool
+
+
+def _merge(pending: tuple[str, object], name: str, node, shape: tuple[int, ...]):
+    """The one synapse node equal to ``pending`` followed by ``node`` (both linear); ``shape`` is the input of
+    ``pending``. A pair without an exact single-node form is refused naming both."""
+    import nir
+
+    first_name, first = pending
+    pools = (nir.SumPool2d, nir.AvgPool2d)
+    if isinstance(first, nir.Conv2d) and isinstance(node, pools):
+        return _conv_then_pool(first_name, first, name, node)
+    if isinstance(first, pools) and isinstance(node, nir.Conv2d):
+        return _pool_then_conv(first_name, first, name, node, shape)
+    if isinstance(first, _Flattened) and isinstance(node, (nir.Affine, nir.Linear)):
+        return _pool_then_dense(first_name, first.pool, name, node, shape)
+    raise NetworkError(f"node '{name}' ({type(node).__name__}) follows synapse node '{first_name}' "
+                       f"({type(first).__name__}) with no neuron in between; hwsim merges Conv2d -> pool, pool -> "
+                       f"Conv2d and pool -> Flatten -> Affine, and needs a neuron after every other synapse")
+
+
+def _pool_geometry(name: str, pool) -> tuple[int, int, float]:
+    """``(kernel, stride, tap)`` of an unpadded sum/average pooling node."""
+    kind = type(pool).__name__
+    kp, sp = _pair(pool.kernel_size, name, kind, "kernel_size"), _pair(pool.stride, name, kind, "stride")
+    if _pair(pool.padding, name, kind, "padding") != 0:
+        raise NetworkError(f"node '{name}' ({kind}): padded pooling has no hwsim form")
+    return kp, sp, (1.0 / (kp * kp) if kind == "AvgPool2d" else 1.0)
+
+
+def _pool_then_conv(pool_name: str, pool, conv_name: str, conv, shape: tuple[int, ...]):
+    """One Conv2d equal to ``pool`` then ``conv`` on input ``shape`` (C, H, W): kernel ``sp*(k-1) + kp``,
+    stride ``s*sp``, padding ``p*sp``; exact when the conv is unpadded or the pool windows tile the input."""
+    import nir
+
+    kp, sp, tap = _pool_geometry(pool_name, pool)
+    s, p = _pair(conv.stride, conv_name, "Conv2d", "stride"), _pair(conv.padding, conv_name, "Conv2d", "padding")
+    if _pair(conv.dilation, conv_name, "Conv2d", "dilation") != 1 or int(np.asarray(conv.groups)) != 1:
+        raise NetworkError(f"node '{conv_name}' (Conv2d): only an ungrouped, undilated Conv2d merges with the "
+                           f"pooling node '{pool_name}' before it")
+    if len(shape) != 3:
+        raise NetworkError(f"node '{pool_name}': pooling needs a (C, H, W) input, got {shape}")
+    rest = [(size - kp) % sp for size in shape[1:]]
+    if p and any(kp + r > sp for r in rest):
+        raise NetworkError(f"node '{conv_name}' (Conv2d): its padding {p} after the pooling node '{pool_name}' "
+                           f"(kernel {kp}, stride {sp}) on input {shape} has no single-convolution form")
+    weight = np.asarray(conv.weight, np.float64)
+    o, c, k, _ = weight.shape
+    merged = np.zeros((o, c, sp * (k - 1) + kp, sp * (k - 1) + kp))
+    for a in range(k):
+        for b in range(k):
+            merged[:, :, a * sp: a * sp + kp, b * sp: b * sp + kp] += weight[:, :, a: a + 1, b: b + 1] * tap
+    return nir.Conv2d(input_shape=None, weight=merged, stride=s * sp, padding=p * sp, dilation=1, groups=1,
+                      bias=np.asarray(conv.bias, np.float64) * np.ones(o))
+
+
+def _pool_then_dense(pool_name: str, pool, dense_name: str, dense, shape: tuple[int, ...]):
+    """One Affine equal to ``pool`` then (flattened) ``dense`` on input ``shape`` (C, H, W); it reads the
+    unpooled input flattened channels first."""
+    import nir
+
+    kp, sp, tap = _pool_geometry(pool_name, pool)
+    if len(shape) != 3:
+        raise NetworkError(f"node '{pool_name}': pooling needs a (C, H, W) input, got {shape}")
+    c, h, w = shape
+    ho, wo = (h - kp) // sp + 1, (w - kp) // sp + 1
+    weight = np.asarray(dense.weight, np.float64)
+    if weight.ndim != 2 or weight.shape[1] != c * ho * wo:
+        raise NetworkError(f"node '{dense_name}': weight {weight.shape} does not take the {c}x{ho}x{wo} output of "
+                           f"pooling node '{pool_name}'")
+    pooled = weight.reshape(-1, c, ho, wo) * tap
+    merged = np.zeros((weight.shape[0], c, h, w))
+    for u in range(kp):
+        for v in range(kp):
+            merged[:, :, u: u + sp * (ho - 1) + 1: sp, v: v + sp * (wo - 1) + 1: sp] += pooled
+    bias = np.asarray(dense.bias, np.float64) if isinstance(dense, nir.Affine) else np.zeros(weight.shape[0])
+    return nir.Affine(weight=merged.reshape(weight.shape[0], -1), bias=bias)
 
 
 def _layer(syn_name: str, syn, neuron_name: str, neuron, in_shape, dt: float) -> Layer:
@@ -410,8 +573,12 @@ def _layer(syn_name: str, syn, neuron_name: str, neuron, in_shape, dt: float) ->
             raise NetworkError(f"node '{syn_name}' (Conv2d): weight must be (out, in, k, k), got {weight.shape}")
         bias = np.asarray(syn.bias, np.float64) * np.ones(weight.shape[0])
         per_channel = _per_channel(drive, weight.shape[0], neuron_name, kind)
-        return Conv2d(weight * gain, stride=_pair(syn.stride, syn_name, "Conv2d", "stride"),
-                      padding=_pair(syn.padding, syn_name, "Conv2d", "padding"), neuron=lif,
+        stride, padding = _pair(syn.stride, syn_name, "Conv2d", "stride"), _pair(syn.padding, syn_name, "Conv2d",
+                                                                                  "padding")
+        tap = _channel_diagonal_tap(weight) if padding == 0 and not np.any(gain * bias + per_channel) else None
+        if tap is not None:  # sum pooling written as a convolution (hwsim's and netx's export): a pooling layer
+            return SumPool2d(weight.shape[2], stride, weight=tap * gain, neuron=lif, name=syn_name)
+        return Conv2d(weight * gain, stride=stride, padding=padding, neuron=lif,
                       bias=_bias_or_none(gain * bias + per_channel), name=syn_name)
     k = _pair(syn.kernel_size, syn_name, syn_kind, "kernel_size")
     if _pair(syn.padding, syn_name, syn_kind, "padding") != 0:
@@ -424,6 +591,98 @@ def _layer(syn_name: str, syn, neuron_name: str, neuron, in_shape, dt: float) ->
     return SumPool2d(k, _pair(syn.stride, syn_name, syn_kind, "stride"), weight=tap, neuron=lif, name=syn_name)
 
 
+def _loihi_integer(value: float, name: str, kind: str, field: str, lo: int, hi: int) -> int:
+    nearest = int(round(value)) if np.isfinite(value) else None
+    if nearest is None or abs(value - nearest) > 1e-6 * max(1.0, abs(value)) or not lo <= nearest <= hi:
+        raise NetworkError(f"node '{name}' ({kind}): {field} = {value:.9g} is not a Loihi integer in {lo}..{hi}")
+    return nearest
+
+
+def _fixed_neuron(name: str, node, dt: float) -> tuple[LoihiLIF, float, np.ndarray]:
+    """``(neuron without bias_exp, current-to-voltage bias factor 1/(1 - alpha), v_leak drive per neuron in
+    synaptic units)`` of a NIR neuron whose values are Loihi's integers (hwsim's own export: ``tau = dt*4096/dv``,
+    ``tau_syn = dt*4096/(du+1)``, gains 1, threshold ``vth`` plus under 1/64)."""
+    import nir
+
+    kind = type(node).__name__
+    if _uniform(name, kind, "v_reset", node.v_reset if node.v_reset is not None else 0.0) != 0.0:
+        raise NetworkError(f"node '{name}' ({kind}): v_reset != 0; Loihi resets to 0")
+    v_th = _uniform(name, kind, "v_threshold", node.v_threshold)
+    vth = int(np.floor(v_th)) if np.isfinite(v_th) else -1
+    if not 0 <= vth <= 2**17 - 1 or v_th - vth >= 1 / 64:
+        raise NetworkError(f"node '{name}' ({kind}): v_threshold = {v_th:.9g} is not Loihi's (an integer vth up to "
+                           f"2**17 - 1, plus less than 1/64)")
+    if isinstance(node, nir.IF):
+        _loihi_integer(_uniform(name, kind, "r", node.r) * dt, name, kind, "r*dt", 1, 1)
+        return LoihiLIF(du=4095, dv=0, vth=vth), 1.0, np.zeros(np.shape(node.v_threshold))
+    tau_field = "tau" if isinstance(node, nir.LIF) else "tau_mem"
+    tau = _uniform(name, kind, tau_field, getattr(node, tau_field))
+    dv = 0 if tau >= dt * 2.0**40 else _loihi_integer(4096 * dt / tau, name, kind, f"4096*dt/{tau_field}", 0, 4095)
+    r = _uniform(name, kind, "r", node.r)
+    gain = r * dt / tau if np.isfinite(tau) else (1.0 if np.isinf(r) else 0.0)
+    _loihi_integer(gain, name, kind, f"r*dt/{tau_field}", 1, 1)  # the input gain must be 1
+    drive = np.asarray(node.v_leak, np.float64) * (dt / tau if np.isfinite(tau) else 0.0)
+    if isinstance(node, nir.LIF):
+        return LoihiLIF(du=4095, dv=dv, vth=vth), 1.0, drive
+    tau_syn = _uniform(name, kind, "tau_syn", node.tau_syn)
+    du = _loihi_integer(4096 * dt / tau_syn, name, kind, "4096*dt/tau_syn", 1, 4096) - 1
+    _loihi_integer(_uniform(name, kind, "w_in", node.w_in) * dt / tau_syn, name, kind, "w_in*dt/tau_syn", 1, 1)
+    return LoihiLIF(du=du, dv=dv, vth=vth), 4096.0 / (du + 1), drive
+
+
+def _bias_mantissa(bias: np.ndarray, name: str) -> tuple[np.ndarray | None, int]:
+    """``(mantissa, exponent)`` with ``mantissa << exponent = 64 * bias`` exactly (bias in synaptic units)."""
+    if not np.any(bias):
+        return None, 0
+    target = np.asarray(bias, np.float64) * 64.0
+    for exp in range(8):
+        mant = target / 2.0**exp
+        if np.all(np.abs(mant - np.rint(mant)) <= 1e-6) and np.abs(np.rint(mant)).max() <= 4095:
+            return np.rint(mant).astype(np.int32), exp
+    raise NetworkError(f"node '{name}': bias {float(bias.ravel()[0]):.9g}... is not a Loihi bias (mantissa of 13 "
+                       f"bits << exponent 0..7, in units of 1/64)")
+
+
+def _integers(weight, name: str, kind: str) -> np.ndarray:
+    weight = np.asarray(weight, np.float64)
+    if not np.all(np.abs(weight - np.rint(weight)) <= 1e-9):
+        raise NetworkError(f"node '{name}' ({kind}): weights are not integers")
+    return np.rint(weight).astype(np.int64)
+
+
+def _fixed_layer(syn_name: str, syn, neuron_name: str, neuron, in_shape, dt: float) -> Layer:
+    """One Loihi fixed-point layer from a NIR synapse and neuron whose values are Loihi's integers (weights in
+    units of synaptic input; a CubaLIF's synapse bias is a current, ``bias * (1 - alpha)``, read back as Lava's
+    voltage bias -- equal once the current has settled, see the module docstring)."""
+    import nir
+
+    from hwsim.formats.netx import _dense_weights, _pool_or_conv
+
+    lif, current_to_voltage, drive = _fixed_neuron(neuron_name, neuron, dt)
+    syn_kind = type(syn).__name__
+    if isinstance(syn, (nir.SumPool2d, nir.AvgPool2d)):
+        kp, sp, tap = _pool_geometry(syn_name, syn)
+        if tap != 1.0 or np.any(drive):
+            raise NetworkError(f"node '{syn_name}' ({syn_kind}): only an unbiased sum pooling has a Loihi form")
+        return SumPool2d(kp, sp, weight=1, neuron=lif, name=syn_name)
+    weight = _integers(syn.weight, syn_name, syn_kind)
+    bias = np.asarray(getattr(syn, "bias", 0.0), np.float64) * np.ones(weight.shape[0]) * current_to_voltage
+    if isinstance(syn, nir.Conv2d):
+        if int(np.asarray(syn.groups)) != 1 or _pair(syn.dilation, syn_name, syn_kind, "dilation") != 1:
+            raise NetworkError(f"node '{syn_name}' (Conv2d): grouped or dilated; hwsim convolutions are neither")
+        mant, exp = _bias_mantissa(bias + _per_channel(drive, weight.shape[0], neuron_name, "v_leak"), syn_name)
+        layer = _pool_or_conv(weight, _pair(syn.stride, syn_name, syn_kind, "stride"),
+                              _pair(syn.padding, syn_name, syn_kind, "padding"),
+                              LoihiLIF(lif.du, lif.dv, lif.vth, exp), mant, f"node '{syn_name}'")
+    else:
+        per_neuron = bias + (drive.reshape(-1) if drive.size == weight.shape[0] else drive.ravel()[:1])
+        mant, exp = _bias_mantissa(per_neuron, syn_name)
+        w, weight_exp = _dense_weights(weight, f"node '{syn_name}'")
+        layer = Dense(w, neuron=LoihiLIF(lif.du, lif.dv, lif.vth, exp), bias=mant, weight_exp=weight_exp)
+    layer.name = syn_name
+    return layer
+
+
 def _conv_then_pool(conv_name: str, conv, pool_name: str, pool):
     """One Conv2d equal to ``conv`` followed by sum/average ``pool`` (both linear, so exact): kernel
     ``s*(kp-1) + k``, stride ``s*sp``, the conv's padding; the bias summed over the window (kept for average)."""
@@ -433,20 +692,29 @@ def _conv_then_pool(conv_name: str, conv, pool_name: str, pool):
     if _pair(conv.dilation, conv_name, "Conv2d", "dilation") != 1 or int(np.asarray(conv.groups)) != 1:
         raise NetworkError(f"node '{conv_name}' (Conv2d): only an ungrouped, undilated Conv2d merges with the "
                            f"pooling node '{pool_name}' after it")
-    kind = type(pool).__name__
-    kp, sp = _pair(pool.kernel_size, pool_name, kind, "kernel_size"), _pair(pool.stride, pool_name, kind, "stride")
-    if _pair(pool.padding, pool_name, kind, "padding") != 0:
-        raise NetworkError(f"node '{pool_name}' ({kind}): padded pooling has no hwsim form")
+    kp, sp, tap = _pool_geometry(pool_name, pool)
     weight = np.asarray(conv.weight, np.float64)
     o, c, k, _ = weight.shape
-    tap = 1.0 / (kp * kp) if kind == "AvgPool2d" else 1.0
     merged = np.zeros((o, c, s * (kp - 1) + k, s * (kp - 1) + k))
     for i in range(kp):
         for j in range(kp):
             merged[:, :, i * s: i * s + k, j * s: j * s + k] += weight * tap
-    bias = np.asarray(conv.bias, np.float64) * np.ones(o) * (1.0 if kind == "AvgPool2d" else kp * kp)
+    bias = np.asarray(conv.bias, np.float64) * np.ones(o) * (tap * kp * kp)
     return nir.Conv2d(input_shape=None, weight=merged, stride=s * sp, padding=conv.padding, dilation=1, groups=1,
                       bias=bias)
+
+
+def _channel_diagonal_tap(weight: np.ndarray) -> float | None:
+    """The tap of a convolution that sums each channel's window alone with one weight, or None."""
+    o, c = weight.shape[:2]
+    if o != c:
+        return None
+    taps = weight[np.arange(c), np.arange(c)]
+    off = weight.copy()
+    off[np.arange(c), np.arange(c)] = 0
+    if np.any(off) or not np.all(taps == taps.flat[0]) or taps.flat[0] == 0:
+        return None
+    return float(taps.flat[0])
 
 
 def _per_channel(drive: np.ndarray, channels: int, name: str, kind: str) -> np.ndarray:

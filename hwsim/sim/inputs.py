@@ -16,6 +16,8 @@ Every error is one :class:`~hwsim.sim.engine.InputError` line naming the file an
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +27,24 @@ from hwsim.sim.engine import InputError
 EVENT_KEYS = ("t", "x", "y", "p", "b")
 
 
-def load_spikes(path: str | Path, input_shape: tuple[int, ...], timesteps: int | None = None) -> np.ndarray:
-    """0/1 uint8 spikes ``(T, B, *input_shape)`` from ``path`` (layouts in the module docstring)."""
+def check_input_options(**given: bool) -> None:
+    """Refuse the options that ``--input FILE`` makes meaningless (T and B come from the file, and it replaces the
+    random input): ``check_input_options(rate=..., batch=..., timesteps=...)`` with whether each was given on the
+    command line; raises one :class:`InputError` line naming the first given one."""
+    names = {"rate": "--rate", "batch": "--batch", "timesteps": "-T/--timesteps"}
+    for key, was_given in given.items():
+        if was_given:
+            raise InputError(f"{names.get(key, '--' + key)} cannot be combined with --input: the file gives T and B "
+                             f"and replaces the random input")
+
+
+def load_spikes(path: str | Path, input_shape: tuple[int, ...], timesteps: int | None = None,
+                trained_timesteps: int | None = None) -> np.ndarray:
+    """0/1 uint8 spikes ``(T, B, *input_shape)`` from ``path`` (layouts in the module docstring).
+
+    ``trained_timesteps``: the T the network was trained with (``network.timesteps``), for the engine's axis guard:
+    dense spikes whose axis 1 has that many steps and axis 0 another count are data-set layout ``(N, T, ...)``,
+    refused as swapped."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such input file")
@@ -48,19 +66,24 @@ def load_spikes(path: str | Path, input_shape: tuple[int, ...], timesteps: int |
     else:
         raise InputError(f"{path}: expected an array 'spikes' (T, B, {_shape_text(input_shape)}) or events "
                          f"t, x[, y, p] with sensor_size; found keys {sorted(arrays)}")
-    return _dense(path, dense, input_shape, timesteps)
+    return _dense(path, dense, input_shape, timesteps, trained_timesteps)
 
 
 def _shape_text(shape: tuple[int, ...]) -> str:
     return ", ".join(map(str, shape))
 
 
-def _dense(path: Path, spikes: np.ndarray, input_shape: tuple[int, ...], timesteps: int | None) -> np.ndarray:
+def _dense(path: Path, spikes: np.ndarray, input_shape: tuple[int, ...], timesteps: int | None,
+           trained_timesteps: int | None = None) -> np.ndarray:
     if spikes.ndim == len(input_shape) + 1:
         spikes = spikes[:, None]
     if spikes.ndim != len(input_shape) + 2 or tuple(spikes.shape[2:]) != input_shape:
         raise InputError(f"{path}: spikes have shape {spikes.shape}; the network needs (T, B, "
                          f"{_shape_text(input_shape)}) or (T, {_shape_text(input_shape)})")
+    if trained_timesteps is not None and spikes.shape[1] == trained_timesteps != spikes.shape[0]:
+        raise InputError(f"{path}: spikes {spikes.shape} look like (N, T, ...) data: axis 1 has {trained_timesteps} "
+                         f"steps, the T this network was trained with; --input takes (T, B, ...): save "
+                         f"np.moveaxis(x, 1, 0)")
     if spikes.dtype.kind not in "biuf":
         raise InputError(f"{path}: spikes have dtype {spikes.dtype}; expected bool, integer or float 0/1")
     if spikes.size and not np.all((spikes == 0) | (spikes == 1)):
@@ -136,3 +159,97 @@ def events_to_file(path: str | Path, t, x, sensor_size, y=None, p=None, b=None, 
     path = Path(path)
     np.savez(path, **arrays)
     return path
+
+
+# ---------------------------------------------------------------------------------------------------------
+# tonic event data sets (optional package), without torch: hwsim.methods.data wraps this in a lazy data set
+# ---------------------------------------------------------------------------------------------------------
+@dataclass
+class EventSource:
+    """An event data set read per sample, for a lazy spike data set.
+
+    ``labels`` (N,) int64, the training samples first; ``shape`` the per-sample input, ``(P, H, W)`` or ``(W,)``;
+    ``fetch(i)`` -> ``(step, index)``: the time step and flattened input index of every kept event of sample i;
+    ``split`` and ``binning`` say, in words for the report, how the samples were split and binned."""
+
+    name: str
+    labels: np.ndarray
+    n_train: int
+    shape: tuple[int, ...]
+    n_classes: int
+    fetch: Callable[[int], tuple[np.ndarray, np.ndarray]]
+    split: str
+    binning: str
+
+
+def event_steps(t: np.ndarray, steps: int, bin_us: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(step, kept)`` of event times ``t`` (microseconds): with ``bin_us``, fixed bins ``t // bin_us`` and the
+    events past ``steps * bin_us`` not kept (the same dt for every sample, as ``--input`` events have); without,
+    the sample's own span cut into ``steps`` equal bins (a short sample is stretched, a long one squeezed)."""
+    t = np.asarray(t, np.int64)
+    if bin_us is not None:
+        if not bin_us > 0:
+            raise InputError(f"the bin width must be > 0 microseconds, got {bin_us}")
+        step = np.floor_divide(t, bin_us).astype(np.int64) if t.size else t
+        return step, step < steps
+    span = max(int(t.max()) + 1, 1) if t.size else 1
+    return np.minimum(t * steps // span, steps - 1), np.ones(t.shape, bool)
+
+
+def tonic_source(name: str, path: str | Path | None, steps: int, bin_us: float | None = None,
+                 test_fraction: float = 0.2, seed: int = 0) -> EventSource:
+    """A tonic data set (``tonic.datasets.<name>``) as an :class:`EventSource`. The official train/test split is
+    kept when the class takes ``train=``; a data set without one (``ASLDVS``, ...) holds out ``test_fraction``
+    of a shuffle seeded by ``seed``. Events are binned into ``steps`` steps (:func:`event_steps`: fixed
+    ``bin_us`` microseconds, or each sample's own span). Errors are one :class:`InputError` line."""
+    import inspect
+
+    try:
+        import tonic
+    except ImportError:
+        raise InputError(f"dataset 'tonic:{name}' needs the optional package tonic (pip install tonic)") from None
+    cls = getattr(tonic.datasets, name, None)
+    if cls is None:
+        raise InputError(f"tonic has no dataset {name!r}")
+    if path is None:
+        raise InputError(f"dataset 'tonic:{name}' needs a folder for its files (--data-path / data_path)")
+    if not 0 < test_fraction < 1:
+        raise InputError(f"the held-out test fraction must be in (0, 1), got {test_fraction}")
+    try:
+        official = "train" in inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        official = True
+    parts = [cls(save_to=str(path), train=True), cls(save_to=str(path), train=False)] if official else [
+        cls(save_to=str(path))]
+    sensor = getattr(parts[0], "sensor_size", None)
+    if sensor is None:
+        raise InputError(f"tonic:{name} has no fixed sensor_size (its samples differ in size); hwsim needs one "
+                         f"input shape")
+    sensor = tuple(int(s) for s in sensor)
+    width, height, polarities = (sensor + (1, 1))[:3]
+    shape = (width,) if height == 1 and polarities == 1 else (polarities, height, width)
+    where = [(part, i) for part in parts for i in range(len(part))]
+    n_train = len(parts[0])
+    split = "official train/test split"
+    if not official:
+        order = np.random.default_rng(seed).permutation(len(where))
+        n_test = max(1, int(round(len(where) * test_fraction)))
+        n_train = len(where) - n_test
+        where = [where[i] for i in order]
+        split = f"no official split: {n_test} of {len(where)} samples held out for test (seed {seed})"
+    labels = np.array([int(part[i][1]) for part, i in where], np.int64)
+
+    def fetch(k: int) -> tuple[np.ndarray, np.ndarray]:
+        part, i = where[k]
+        events = part[i][0]
+        names = events.dtype.names
+        x = events["x"].astype(np.int64)
+        y = events["y"].astype(np.int64) if "y" in names else np.zeros_like(x)
+        p = events["p"].astype(np.int64) if "p" in names and polarities > 1 else np.zeros_like(x)
+        step, kept = event_steps(events["t"], steps, bin_us)
+        return step[kept], ((p * height + y) * width + x)[kept]
+
+    binning = (f"fixed bins of {bin_us:g} µs ({steps} steps = {steps * bin_us / 1000:g} ms; later events dropped)"
+               if bin_us is not None else f"each sample's own duration cut into {steps} steps")
+    n_classes = len(getattr(parts[0], "classes", []) or []) or (int(labels.max()) + 1 if labels.size else 1)
+    return EventSource(f"tonic:{name}", labels, n_train, shape, n_classes, fetch, split, binning)
