@@ -16,10 +16,10 @@ from hwsim.sim.network import from_spec, save
 
 
 def test_run_json_schema_and_values(capsys):
-    assert main(["run", "--net", "40-20-5", "--timesteps", "9", "--rate", "0.3", "--batch", "2", "--seed", "4",
+    assert main(["run", "--net", "40-20-5", "--timesteps", "9", "--rate", "0.3", "--batch-size", "2", "--seed", "4",
                  "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"timesteps", "batch", "mode", "layers"}
+    assert set(out) == {"timesteps", "batch", "mode", "engine", "device", "layers"}
     assert (out["timesteps"], out["batch"], out["mode"]) == (9, 2, "fixed")
     fields = {"name", "kind", "n_in", "n_out", "spikes_in", "spikes_out", "sop", "neuron_updates",
               "mem_read_bytes", "mem_write_bytes"}
@@ -118,9 +118,9 @@ def _cli(*argv: str, cwd=None) -> subprocess.CompletedProcess:
     ["chips"],
     ["chips", "show", "odin"],
     ["estimate", "--net", "16-8-4", "-T", "3", "--chip", "loihi,odin"],
-    ["estimate", "--net", "16-8-4", "-T", "3", "--chip", "loihi", "--rule", "sltt"],
+    ["estimate", "--net", "16-8-4", "-T", "3", "--chip", "loihi", "--rules", "sltt"],
     ["feasibility", "--net", "16-8-4", "-T", "3", "--chip", "loihi", "--rules", "sltt,ttl_bptt"],
-    ["train", "--rule", "sltt", "--net", "64-10", "-T", "2", "--epochs", "1", "--batch-size", "256"],
+    ["train", "--rules", "sltt", "--net", "64-10", "-T", "2", "--epochs", "1", "--batch-size", "256"],
 ])
 def test_json_commands_print_only_json_on_stdout(argv, tmp_path):
     proc = _cli(*argv, "--json", cwd=tmp_path)
@@ -133,7 +133,7 @@ def test_json_commands_print_only_json_on_stdout(argv, tmp_path):
 
 def test_train_without_out_keeps_every_model(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    argv = ["train", "--rule", "sltt", "--net", "64-10", "-T", "2", "--epochs", "1", "--batch-size", "256",
+    argv = ["train", "--rules", "sltt", "--net", "64-10", "-T", "2", "--epochs", "1", "--batch-size", "256",
             "--no-progress", "--json"]
     assert main(argv) == 0
     first = json.loads(capsys.readouterr().out)
@@ -183,7 +183,7 @@ def test_estimate_plot_title_names_the_mode(monkeypatch, tmp_path):
     titles = []
     monkeypatch.setattr(hwsim.study.plots, "energy_breakdown", lambda reports, path, title="": titles.append(title))
     assert main(["estimate", "--net", "16-8-4", "-T", "3", "--chip", "loihi", "--plot", str(tmp_path / "e.png")]) == 0
-    assert main(["estimate", "--net", "16-8-4", "-T", "3", "--chip", "loihi", "--rule", "sltt",
+    assert main(["estimate", "--net", "16-8-4", "-T", "3", "--chip", "loihi", "--rules", "sltt",
                  "--plot", str(tmp_path / "e.png")]) == 0
     assert "None" not in titles[0] and "fixed point" in titles[0] and "on-chip sltt training" in titles[1]
 
@@ -248,6 +248,6 @@ def test_commands_run_a_trained_network_at_any_T_and_batch(tmp_path, capsys):
     path = save(net, tmp_path / "trained.npz")
     common = ["--net", str(path), "-T", "20", "-B", "8", "--json"]
     for argv in (["run", *common], ["estimate", *common, "--chip", "loihi"],
-                 ["estimate", *common, "--chip", "loihi", "--rule", "sltt"]):
+                 ["estimate", *common, "--chip", "loihi", "--rules", "sltt"]):
         assert main(argv) == 0, capsys.readouterr().err
         assert json.loads(capsys.readouterr().out)["timesteps"] == 20

@@ -23,7 +23,7 @@ def estimate_json():
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        assert main(["estimate", "--net", NET, "-T", "30", "--rate", "0.2", "--batch", "2", "--json"]) == 0
+        assert main(["estimate", "--net", NET, "-T", "30", "--rate", "0.2", "--batch-size", "2", "--json"]) == 0
     return json.loads(out.getvalue())
 
 
@@ -246,12 +246,12 @@ def test_estimate_json_carries_energy_parts_unpriced_and_fits():
 
 
 def test_unpriced_learning_is_a_lower_bound_never_a_bare_number(capsys):
-    data = _cli_json(["estimate", "--net", "30-20-10", "-T", "6", "--rule", "sltt", "--chip", "spinnaker2"])
+    data = _cli_json(["estimate", "--net", "30-20-10", "-T", "6", "--rules", "sltt", "--chip", "spinnaker2"])
     r = data["chips"][0]
     assert r["unpriced_counts"]["error_mac"] > 0 and r["lower_bound"]
     assert r["energy_text"].startswith("≥ ") and "actions unpriced" in r["energy_text"]
     capsys.readouterr()
-    assert main(["estimate", "--net", "30-20-10", "-T", "6", "--rule", "sltt", "--chip", "spinnaker2"]) == 0
+    assert main(["estimate", "--net", "30-20-10", "-T", "6", "--rules", "sltt", "--chip", "spinnaker2"]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("spinnaker2"))
     assert "≥" in row and "unpriced" in row
 

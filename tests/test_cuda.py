@@ -85,7 +85,7 @@ def test_meter_uses_the_cpu_allocator_for_a_cpu_model_on_a_cuda_machine():
 
 
 def test_train_cli_on_cuda_writes_a_network_the_cpu_engine_runs(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "hwsim", "train", "--rule", "sltt", "--device", "cuda",
+    done = subprocess.run([sys.executable, "-m", "hwsim", "train", "--rules", "sltt", "--device", "cuda",
                            "--epochs", "2", "--json", "--no-progress", "--out", str(tmp_path / "m")],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -82,10 +82,10 @@ def test_feasibility_cli_json_and_heatmap(tmp_path, capsys):
 
 
 def test_estimate_with_a_rule_prices_one_training_sample(capsys):
-    assert main(["estimate", "--net", "32-24-10", "--chip", "spinnaker2", "--rule", "sltt", "-T", "4", "--json"]) == 0
+    assert main(["estimate", "--net", "32-24-10", "--chip", "spinnaker2", "--rules", "sltt", "-T", "4", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["counts"][1]["error_macs"] > 0 and out["chips"][0]["energy_j"] > 0
-    assert main(["estimate", "--net", "32-24-10", "--rule", "hebb"]) == 2
+    assert main(["estimate", "--net", "32-24-10", "--rules", "hebb"]) == 2
 
 
 def test_layers_spread_over_more_cores_until_learning_state_fits():

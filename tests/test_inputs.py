@@ -161,7 +161,7 @@ def test_feasibility_and_estimate_learning_take_a_spike_file(tmp_path, capsys):
     assert main(["feasibility", "--net", "10-8-3", "--rules", "sltt", "--chips", "loihi2", "--input",
                  str(tmp_path / "in.npz"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["rule"] == "sltt"
-    assert main(["estimate", "--net", "10-8-3", "--rule", "sltt", "--chip", "loihi2", "--input",
+    assert main(["estimate", "--net", "10-8-3", "--rules", "sltt", "--chip", "loihi2", "--input",
                  str(tmp_path / "in.npz"), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["timesteps"] == 6 and out["batch"] == 2
@@ -194,7 +194,7 @@ def test_dataset_layout_spike_files_are_refused_as_swapped(tmp_path):
     assert load_spikes(tmp_path / "data.npz", (64,), trained_timesteps=20).shape == (20, 8, 64)  # T = 20: fine
     assert load_spikes(tmp_path / "data.npz", (64,)).shape == (20, 8, 64)  # nothing declared: no guess
     check_input_options(rate=False, batch=False, timesteps=False)
-    for option, flag in (("rate", "--rate"), ("batch", "--batch"), ("timesteps", "-T/--timesteps")):
+    for option, flag in (("rate", "--rate"), ("batch", "--batch-size"), ("timesteps", "-T/--timesteps")):
         with pytest.raises(InputError, match=f"{flag} cannot be combined with --input"):
             check_input_options(**{option: True})
 

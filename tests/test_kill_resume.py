@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1",
        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
 TRAIN = dict(rule="sltt", dataset="digits", epochs=3, timesteps=2, net="64-16-10", batch_size=128, seed=3)
-TRAIN_ARGS = ["--rule", "sltt", "--epochs", "3", "-T", "2", "--net", "64-16-10", "--batch-size", "128", "--seed", "3",
+TRAIN_ARGS = ["--rules", "sltt", "--epochs", "3", "-T", "2", "--net", "64-16-10", "--batch-size", "128", "--seed", "3",
               "--no-progress"]
 
 
@@ -196,7 +196,7 @@ def test_two_processes_training_into_one_checkpoint(tmp_path):
 
 
 def test_ctrl_c_prints_one_line_and_exits_130(tmp_path):
-    proc = _cli("train", "--rule", "sltt", "--epochs", "200", "-T", "2", "--net", "64-16-10", "--no-progress",
+    proc = _cli("train", "--rules", "sltt", "--epochs", "200", "-T", "2", "--net", "64-16-10", "--no-progress",
                 "--out", str(tmp_path / "c.pt"), cwd=tmp_path)
     lines = [proc.stdout.readline() for _ in range(2)]  # epoch 1 is over and checkpointed: inside the loop now
     assert lines[1].startswith("epoch 2/200"), "".join(lines) + proc.stderr.read()
@@ -237,7 +237,7 @@ def test_a_killed_export_leaves_no_lava_process(tmp_path):
 
     save(from_spec("64-8-10", seed=1), tmp_path / "net.npz")
     proc = _cli("export", "--checkpoint", str(tmp_path / "net.npz"), "--out", str(tmp_path / "out"), "--verify",
-                "--data", "digits", "-T", "300", cwd=tmp_path)
+                "--dataset", "digits", "-T", "300", cwd=tmp_path)
     deadline, child, group = time.monotonic() + 300, None, []
     while time.monotonic() < deadline and proc.poll() is None:
         kids = [k for k in _children(proc.pid) if b"lava_child" in _cmdline(k)]

@@ -35,6 +35,7 @@ def _load_network(net: str, mode: str | None, seed: int, default: str = DEFAULT_
         raise UsageError(f"--mode: unknown mode {mode!r}; expected one of {', '.join(MODES)}")
     if is_network_file(net):
         network = load_network(net)
+        network.trained_timesteps = network.timesteps  # for --input's axis guard
         network.timesteps = None  # the commands build (T, B, ...) input from -T/-B themselves: no axis guess
         if mode is None or network.mode == mode:
             return network
@@ -56,9 +57,12 @@ def _input_spikes(args: argparse.Namespace, network):
     from hwsim.sim.engine import bernoulli
 
     if getattr(args, "input", None):
-        from hwsim.sim.inputs import load_spikes
+        from hwsim.sim.inputs import check_input_options, load_spikes
 
-        spikes = load_spikes(args.input, network.input_shape, args.timesteps if args.timesteps_given else None)
+        check_input_options(rate=getattr(args, "rate_given", False), batch=getattr(args, "batch_given", False),
+                            timesteps=getattr(args, "timesteps_given", False))
+        spikes = load_spikes(args.input, network.input_shape,
+                             trained_timesteps=getattr(network, "trained_timesteps", None))
         args.timesteps = spikes.shape[0]
         args.batch = spikes.shape[1]
         return spikes
@@ -71,11 +75,9 @@ def _input_text(args: argparse.Namespace) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from hwsim.sim.engine import Engine
-
     network = _load_network(args.net, args.mode, args.seed)
     spikes = _input_spikes(args, network)
-    engine = Engine(network)
+    engine = _engine(args, network)
     engine.run(spikes[:1, :1], time_major=True)  # load the compiled kernels once, so the timing below is the run alone
     start = time.perf_counter()
     result = engine.run(spikes, time_major=True)  # built (T, B, ...) here: no axis guess
@@ -83,8 +85,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     counts = result.counts
     layers = [{key: layer.to_dict()[key] for key in RUN_FIELDS} for layer in counts.layers]
     if args.json:
-        print(json.dumps({"timesteps": counts.timesteps, "batch": counts.batch, "mode": counts.mode,
-                          "layers": layers}, indent=2))
+        print(dumps({"timesteps": counts.timesteps, "batch": counts.batch, "mode": counts.mode,
+                     "engine": args.engine, "device": args.device, "layers": layers}))
         return 0
     print(f"{network!r}\nT={counts.timesteps} steps, batch {counts.batch}, {_input_text(args)}, "
           f"mode {counts.mode}")
@@ -100,7 +102,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     rows.append(("total", "", "", "", "", "", "", total_sop, sum(lyr["neuron_updates"] for lyr in layers),
                  sum(lyr["mem_read_bytes"] for lyr in layers), sum(lyr["mem_write_bytes"] for lyr in layers)))
     _print_table(header, rows)
-    print(f"simulated in {elapsed * 1e3:.1f} ms ({total_sop / max(elapsed, 1e-12) / 1e9:.2f} G SOP/s)")
+    print(f"simulated in {elapsed * 1e3:.1f} ms ({total_sop / max(elapsed, 1e-12) / 1e9:.2f} G SOP/s; engine "
+          f"{args.engine} on {args.device})")
     return 0
 
 
@@ -314,7 +317,6 @@ def _dash(value) -> str:
 
 def cmd_estimate(args: argparse.Namespace) -> int:
     from hwsim.hardware.pricing import price_run, reorderings
-    from hwsim.sim.engine import Engine
 
     if args.plot:
         check_output_file(args.plot, "--plot", PLOT_SUFFIXES)
@@ -346,7 +348,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
             reports += [r.to_dict() for r in found]
     else:
         network = _load_network(args.net, args.mode, args.seed)
-        counts = Engine(network).run(_input_spikes(args, network), time_major=True).counts
+        counts = _engine(args, network).run(_input_spikes(args, network), time_major=True).counts
         reports = price_run(network, counts, targets, pricing)
     if args.plot:
         from hwsim.study.plots import energy_breakdown
@@ -422,6 +424,14 @@ def _print_estimates(reports: list[dict], learning: bool) -> None:
                     f"static: {r['static_assumption'] or r['static_mode']}")
     _print_note("≥ = a lower bound: actions with counts but no published figure are unpriced (listed with their "
                 "counts in --json), never counted as zero.", indent="")
+
+
+def _engine(args: argparse.Namespace, network):
+    """The simulation engine of ``run``/``estimate``: numba on the CPU (default) or torch on ``--device`` (same
+    counts; fixed point bit-identical). torch is not imported for the numba engine."""
+    from hwsim.sim.torch_engine import make_engine
+
+    return make_engine(network, engine=args.engine, device=args.device)
 
 
 def _pricing(args: argparse.Namespace):

@@ -228,7 +228,7 @@ def _add_train(sub) -> None:
 
 
 INPUT_HELP = ("spike input instead of --rate: .npz with 'spikes' (T, B, *input_shape) of 0/1, or events t, x[, y, p] "
-              "with sensor_size (T and B come from the file; -T truncates)")
+              "with sensor_size (T and B come from the file: --rate, --batch-size and -T are refused with it)")
 
 
 def _add_run_arguments(cmd: argparse.ArgumentParser) -> None:
@@ -246,6 +246,10 @@ def _add_run_arguments(cmd: argparse.ArgumentParser) -> None:
                      help=f"numeric form: float (float32 LIF) or fixed (Loihi fixed point); default {DEFAULT_MODE} "
                           f"for a spec, the file's own for a saved network (a float file asked for fixed is quantised)")
     cmd.add_argument("--seed", type=seed, default=0, metavar="S", help="seed for weights and input (default 0)")
+    cmd.add_argument("--engine", choices=["numba", "torch"], default="numba",
+                     help="numba: the event-driven CPU engine (default); torch: dense tensor ops for large batches on "
+                          "--device (same counts, fixed point bit-identical)")
+    cmd.add_argument("--device", type=device, default="cpu", help="cpu (default), cuda or cuda:N (with --engine torch)")
     cmd.add_argument("--json", action="store_true", help="print results as JSON (only JSON on stdout)")
 
 
@@ -285,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
         given = sys.argv[1:] if argv is None else argv
         args.timesteps_given = any(a in ("-T", "--timesteps") or a.startswith("--timesteps=") or
                                    (a.startswith("-T") and a[2:].isdigit()) for a in given)
+        args.rate_given = any(a == "--rate" or a.startswith("--rate=") for a in given)
+        args.batch_given = any(a in ("-B", "--batch", "--batch-size") or a.startswith(("--batch=", "--batch-size="))
+                               or (a.startswith("-B") and a[2:].isdigit()) for a in given)
         if args.command is None:
             print("hwsim: error: give a COMMAND (run, chips, estimate, feasibility, validate, export, study, train, "
                   "sweep); see hwsim --help", file=sys.stderr)

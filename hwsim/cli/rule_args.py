@@ -12,7 +12,7 @@ import sys
 
 from hwsim.learning import registry
 
-DEPRECATED = {"--rule": "--rules", "--batch": "--batch-size", "-B": "--batch-size", "--data": "--dataset"}
+DEPRECATED = {"--rule": "--rules", "--batch": "--batch-size", "--data": "--dataset"}  # -B stays short for --batch-size
 
 
 class DeprecatedAlias(argparse.Action):

@@ -31,7 +31,7 @@ def check_input_options(**given: bool) -> None:
     """Refuse the options that ``--input FILE`` makes meaningless (T and B come from the file, and it replaces the
     random input): ``check_input_options(rate=..., batch=..., timesteps=...)`` with whether each was given on the
     command line; raises one :class:`InputError` line naming the first given one."""
-    names = {"rate": "--rate", "batch": "--batch", "timesteps": "-T/--timesteps"}
+    names = {"rate": "--rate", "batch": "--batch-size", "timesteps": "-T/--timesteps"}
     for key, was_given in given.items():
         if was_given:
             raise InputError(f"{names.get(key, '--' + key)} cannot be combined with --input: the file gives T and B "

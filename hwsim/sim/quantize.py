@@ -5,8 +5,9 @@ Per neuron layer, with scale ``s = 127 / max|W|`` (integers in -127..127):
 * weights ``w = round(W s)``, exported as ``2 w`` with ``weight_exp = -1`` (exact in every Lava sign mode:
   Lava drops the lowest bit of mixed-sign weights, and ``(sum 2w) >> 1 = sum w``);
 * ``du = 4095`` (no current memory: the current each step is the synaptic input, as in the float LIF),
-  ``dv = round(4096 (1 - lam))`` (voltage decay), ``vth = round(V_th s)`` (Lava compares ``v > vth << 6``
-  with ``v`` in units of 64 per weight step);
+  ``dv = round(4096 (1 - lam))`` (voltage decay), ``vth = ceil(V_th s) - 1`` (the float neuron fires at
+  ``u >= V_th``, Lava at ``v > vth << 6`` with ``v`` in units of 64 per weight step: on whole weight steps the same
+  rule, so a sum that lands exactly on the threshold -- a sum pool's taps -- fires in both);
 * bias ``b s 64`` per step into ``bias_mant << bias_exp`` (the smallest exponent that fits 13 bits);
 * reset: Lava's LIF resets to zero. A soft-reset network is converted to zero reset (a documented
   conversion): the accuracy before and after, measured on the given data, shows its cost.
@@ -20,6 +21,7 @@ runs T + L steps (the input padded with silence) and reads the output layer's su
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -87,7 +89,7 @@ def quantize(network: Network, x: np.ndarray | None = None, y: np.ndarray | None
         clipped = int((np.abs(w_int) > WEIGHT_LEVELS).sum())
         w_int = np.clip(w_int, -WEIGHT_LEVELS, WEIGHT_LEVELS).astype(np.int32)
         vth_float = neuron.v_th * scale
-        vth = int(min(round(vth_float), VTH_MAX))
+        vth = int(min(max(math.ceil(vth_float - 1e-9) - 1, 0), VTH_MAX))  # float fires at u >= V_th, Lava at v > vth
         dv = int(np.clip(round(4096 * (1.0 - neuron.lam)), 0, 4095))
         info = LayerQuantisation(layer.name, scale, 4095, dv, vth, clipped, vth_float > VTH_MAX)
         if neuron.reset == "soft":
