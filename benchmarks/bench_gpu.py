@@ -8,9 +8,12 @@ figure for hwsim's torch rules, side by side in one run:
   batch ``--batch``: the allocator peak of one training batch above the level at entry (activations and backward
   temporaries: ``methods.memory.measure``, after a warm-up batch) and the absolute peak
   ``torch.cuda.max_memory_allocated`` (parameters, gradients and momentum included);
-* **time per training batch** (median of ``--repeats`` after a warm-up, CUDA synchronised), each vs BPTT;
-* **against the SLTT paper's ratios** SLTT / BPTT of the whole training memory at the paper's T (VGG-11 on
-  DVS-CIFAR10 at 2x48x48, T = 10; DVS-Gesture, T = 20 at 2x48x48 here), side by side with the paper's
+* **whole training memory**, the papers' basis: that peak plus parameters, gradients and SGD momentum
+  (``methods.memory.measure``);
+* **time per training batch** (best of ``--repeats`` after a warm-up, CUDA synchronised, with the spread), each
+  vs BPTT;
+* **against the SLTT paper's ratios** SLTT / BPTT (and OTTT / SLTT) of the whole training memory at the paper's T
+  (VGG-11 on DVS-CIFAR10 at 2x48x48, T = 10; DVS-Gesture, T = 20 at 2x48x48 here), side by side with the paper's
   ratios -- not like for like (their batch sizes, batch norm, their framework's workspaces), so the
   benchmark prints whether the trend holds (SLTT flat in T, BPTT linear; ratio of the same order), not a
   pass on absolute GB;
@@ -18,6 +21,7 @@ figure for hwsim's torch rules, side by side in one run:
 
     python benchmarks/bench_gpu.py [--batch 64] [--repeats 5] [--json FILE] [--markdown FILE]
     python benchmarks/bench_gpu.py --device cpu --quick     # a smoke run of the code path, tiny sizes
+    python benchmarks/bench_gpu.py --device cpu --memory-only --repeats 1   # VGG-11 memory vs T on CPU
 
 TF32 is left at torch's defaults (cuDNN convolutions in TF32, matrix products in full float32), as users train.
 """
@@ -26,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -54,7 +57,10 @@ def _sync(device: str) -> None:
 
 def one_rule(name: str, spec: str, shape: tuple[int, ...], steps: int, batch: int, device: str, repeats: int,
              classes: int = 10) -> dict:
-    """Memory and time of one training batch of ``name`` on ``spec`` (input ``shape``), T = ``steps``."""
+    """Memory on both bases and time of one training batch of ``name`` on ``spec`` (input ``shape``), T = ``steps``:
+    the allocator peak of a batch above its start (activation basis), whole training memory (parameters,
+    gradients and SGD momentum added: the papers' basis), the CUDA absolute peak, and the best of ``repeats``
+    timed batches with the spread (slowest / best - 1)."""
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
     try:
@@ -78,11 +84,12 @@ def one_rule(name: str, spec: str, shape: tuple[int, ...], steps: int, batch: in
         _sync(device)
         times.append(time.perf_counter() - start)
     absolute = torch.cuda.max_memory_allocated() if device.startswith("cuda") else None
-    report = measure(rule, x, y, optimizer if rule.updates_inside_batch else None)
+    report = measure(rule, x, y, optimizer)
     return {"rule": name, "T": steps, "batch": batch, "allocator_mib": report.allocator_peak_bytes / MIB,
-            "meter_mib": report.peak_bytes / MIB, "absolute_mib": None if absolute is None else absolute / MIB,
-            "ms_per_batch": statistics.median(times) * 1e3,
-            "params_mib": sum(p.numel() * p.element_size() for p in params) / MIB}
+            "whole_mib": report.whole_bytes / MIB, "meter_mib": report.peak_bytes / MIB,
+            "absolute_mib": None if absolute is None else absolute / MIB,
+            "ms_per_batch": min(times) * 1e3, "time_spread": max(times) / min(times) - 1,
+            "params_mib": report.parameter_bytes / MIB}
 
 
 def memory_vs_T(args) -> list[dict]:
@@ -97,6 +104,7 @@ def memory_vs_T(args) -> list[dict]:
                 base = row
             if base is not None and "error" not in row:
                 row["allocator_vs_bptt"] = row["allocator_mib"] / base["allocator_mib"]
+                row["whole_vs_bptt"] = row["whole_mib"] / base["whole_mib"]
                 row["time_vs_bptt"] = row["ms_per_batch"] / base["ms_per_batch"]
                 if row["absolute_mib"] is not None:
                     row["absolute_vs_bptt"] = row["absolute_mib"] / base["absolute_mib"]
@@ -106,20 +114,25 @@ def memory_vs_T(args) -> list[dict]:
 
 
 def paper_ratios(args) -> list[dict]:
+    """The SLTT paper's Table 3 settings on the paper's basis (whole training memory), and OTTT / SLTT."""
     rows = []
     shape = (2, 48, 48) if not args.quick else (2, 16, 16)
     spec = "x".join(map(str, shape)) + f"-{args.body}-10"
     for (task, steps), (bptt_gb, sltt_gb) in PAPER.items():
         steps = steps if not args.quick else 4
-        pair = {name: one_rule(name, spec, shape, steps, args.dvs_batch, args.device, 2) for name in ("bptt", "sltt")}
-        key = "absolute_mib" if pair["bptt"]["absolute_mib"] is not None else "allocator_mib"
-        measured = pair["sltt"][key] / pair["bptt"][key]
-        row = {"task": task, "T": steps, "batch": args.dvs_batch, "bptt_mib": pair["bptt"][key],
-               "sltt_mib": pair["sltt"][key], "measured_ratio": measured, "paper_ratio": sltt_gb / bptt_gb,
-               "paper_bptt_gb": bptt_gb, "paper_sltt_gb": sltt_gb, "basis": key}
+        trio = {name: one_rule(name, spec, shape, steps, args.dvs_batch, args.device, 2)
+                for name in ("bptt", "sltt", "ottt_a")}
+        key = "whole_mib"
+        measured = trio["sltt"][key] / trio["bptt"][key]
+        row = {"task": task, "T": steps, "batch": args.dvs_batch, "bptt_mib": trio["bptt"][key],
+               "sltt_mib": trio["sltt"][key], "ottt_mib": trio["ottt_a"][key], "measured_ratio": measured,
+               "paper_ratio": sltt_gb / bptt_gb, "paper_bptt_gb": bptt_gb, "paper_sltt_gb": sltt_gb, "basis": key,
+               "ottt_vs_sltt": trio["ottt_a"][key] / trio["sltt"][key],
+               "activation_ratio": trio["sltt"]["allocator_mib"] / trio["bptt"]["allocator_mib"]}
         rows.append(row)
-        print(f"{task}, T={steps}: SLTT/BPTT measured {measured:.2f} ({pair['sltt'][key]:.0f} / "
-              f"{pair['bptt'][key]:.0f} MiB, {key}), paper {sltt_gb / bptt_gb:.2f} ({sltt_gb} / {bptt_gb} GB)",
+        print(f"{task}, T={steps}: SLTT/BPTT whole {measured:.2f} ({trio['sltt'][key]:.0f} / "
+              f"{trio['bptt'][key]:.0f} MiB), paper {sltt_gb / bptt_gb:.2f} ({sltt_gb} / {bptt_gb} GB); activation "
+              f"{row['activation_ratio']:.2f}; OTTT/SLTT whole {row['ottt_vs_sltt']:.2f} (paper 1.71-2.29)",
               flush=True)
     return rows
 
@@ -152,31 +165,37 @@ def _line(row: dict) -> str:
         return f"T={row['T']:2d} {row['rule']:9s} not run: {row['error']}"
     absolute = f", absolute {row['absolute_mib']:8.1f} MiB" if row["absolute_mib"] is not None else ""
     return (f"T={row['T']:2d} {row['rule']:9s} allocator {row['allocator_mib']:8.1f} MiB "
-            f"({row.get('allocator_vs_bptt', 1):.2f}x BPTT){absolute}, {row['ms_per_batch']:7.1f} ms/batch "
-            f"({row.get('time_vs_bptt', 1):.2f}x)")
+            f"({row.get('allocator_vs_bptt', 1):.2f}x BPTT), whole {row['whole_mib']:8.1f} MiB "
+            f"({row.get('whole_vs_bptt', 1):.2f}x){absolute}, {row['ms_per_batch']:7.1f} ms/batch best "
+            f"(+{row['time_spread']:.0%}; {row.get('time_vs_bptt', 1):.2f}x)")
 
 
 def markdown(result: dict) -> str:
     lines = [f"Device: {result['device_name']}; torch {result['torch']}; network {result['network']}, batch "
-             f"{result['batch']}.", "", "| T | rule | allocator peak, one batch (MiB) | vs BPTT | absolute peak (MiB) "
-             "| ms / batch | vs BPTT |", "|---|---|---|---|---|---|---|"]
+             f"{result['batch']}.", "", "| T | rule | allocator peak of a batch (MiB) | vs BPTT | whole training (MiB) "
+             "| vs BPTT | CUDA absolute peak (MiB) | ms / batch (best, spread) | vs BPTT |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in result["memory_vs_T"]:
         if "error" in r:
-            lines.append(f"| {r['T']} | {r['rule']} | not run: {r['error']} | | | | |")
+            lines.append(f"| {r['T']} | {r['rule']} | not run: {r['error']} | | | | | | |")
             continue
         absolute = f"{r['absolute_mib']:.0f}" if r["absolute_mib"] is not None else "-"
         lines.append(f"| {r['T']} | {r['rule']} | {r['allocator_mib']:.1f} | {r.get('allocator_vs_bptt', 1):.2f}× | "
-                     f"{absolute} | {r['ms_per_batch']:.1f} | {r.get('time_vs_bptt', 1):.2f}× |")
-    lines += ["", "| task (SLTT paper, Table 3) | T | batch here | BPTT here (MiB) | SLTT here (MiB) | SLTT/BPTT here "
-              "| SLTT/BPTT paper |", "|---|---|---|---|---|---|---|"]
-    for r in result["paper_ratios"]:
-        lines.append(f"| {r['task']} | {r['T']} | {r['batch']} | {r['bptt_mib']:.0f} | {r['sltt_mib']:.0f} | "
-                     f"{r['measured_ratio']:.2f} | {r['paper_ratio']:.2f} ({r['paper_sltt_gb']} / "
-                     f"{r['paper_bptt_gb']} GB) |")
-    lines += ["", "| RevSNN blocks | reversible (MiB) | stored normally (MiB) | ratio |", "|---|---|---|---|"]
-    for r in result["reversible_depth"]:
-        lines.append(f"| {r['blocks']} | {r['reversible_mib']:.1f} | {r['stored_mib']:.1f} | "
-                     f"{r['stored_mib'] / r['reversible_mib']:.2f}× |")
+                     f"{r['whole_mib']:.1f} | {r.get('whole_vs_bptt', 1):.2f}× | {absolute} | "
+                     f"{r['ms_per_batch']:.1f} (+{r['time_spread']:.0%}) | {r.get('time_vs_bptt', 1):.2f}× |")
+    if result["paper_ratios"]:
+        lines += ["", "| task (SLTT paper, Table 3) | T | batch here | BPTT here, whole (MiB) | SLTT here, whole (MiB) "
+                  "| SLTT/BPTT here (whole / activation) | SLTT/BPTT paper | OTTT/SLTT here, whole |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in result["paper_ratios"]:
+            lines.append(f"| {r['task']} | {r['T']} | {r['batch']} | {r['bptt_mib']:.0f} | {r['sltt_mib']:.0f} | "
+                         f"{r['measured_ratio']:.2f} / {r['activation_ratio']:.2f} | {r['paper_ratio']:.2f} "
+                         f"({r['paper_sltt_gb']} / {r['paper_bptt_gb']} GB) | {r['ottt_vs_sltt']:.2f} |")
+    if result["reversible_depth"]:
+        lines += ["", "| RevSNN blocks | reversible (MiB) | stored normally (MiB) | ratio |", "|---|---|---|---|"]
+        for r in result["reversible_depth"]:
+            lines.append(f"| {r['blocks']} | {r['reversible_mib']:.1f} | {r['stored_mib']:.1f} | "
+                         f"{r['stored_mib'] / r['reversible_mib']:.2f}× |")
     return "\n".join(lines) + "\n"
 
 
@@ -185,10 +204,12 @@ def main() -> None:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--dvs-batch", type=int, default=32)
-    parser.add_argument("--timesteps", type=int, nargs="+", default=[2, 4, 6, 10])
+    parser.add_argument("--timesteps", type=int, nargs="+", default=[4, 8, 16])
     parser.add_argument("--rules", nargs="+", default=list(OPTIONS))
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the code path, measures nothing")
+    parser.add_argument("--memory-only", action="store_true",
+                        help="only the memory-vs-T table (e.g. VGG-11 on CPU: --device cpu --memory-only)")
     parser.add_argument("--json", metavar="FILE")
     parser.add_argument("--markdown", metavar="FILE")
     args = parser.parse_args()
@@ -199,8 +220,9 @@ def main() -> None:
         args.batch, args.dvs_batch, args.timesteps, args.repeats = 4, 4, [2, 4], 1
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
     result = {"device_name": name, "torch": torch.__version__, "network": f"{args.shape}-{args.body}-10",
-              "batch": args.batch, "memory_vs_T": memory_vs_T(args), "paper_ratios": paper_ratios(args),
-              "reversible_depth": reversible_depth(args)}
+              "batch": args.batch, "memory_vs_T": memory_vs_T(args),
+              "paper_ratios": [] if args.memory_only else paper_ratios(args),
+              "reversible_depth": [] if args.memory_only else reversible_depth(args)}
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     text = markdown(result)

@@ -28,8 +28,8 @@ def targets(cases: list[validation.Case]) -> list[tuple[bool, str]]:
     kws = by[("keyword spotting: dynamic energy", "loihi")]
     kws_cli = validation.kws_estimate(chips.load("loihi")).energy_dynamic_j
     out.append((1 / 3 <= kws_cli / kws.measured <= 3,
-                f"Loihi keyword spotting, compute-bound step (as `hwsim estimate` prices it): {kws_cli * 1e6:.0f} uJ "
-                f"dynamic against 270 uJ (ratio {kws_cli / kws.measured:.2f}; within 3x)"))
+                f"Loihi keyword spotting, compute-bound step (as `hwsim estimate` prices it): {kws_cli * 1e6:.0f} µJ "
+                f"dynamic against 270 µJ (ratio {kws_cli / kws.measured:.2f}; within 3x)"))
     pilot = by[("PilotNet: total energy", "loihi2")]
     out.append((abs(pilot.ratio - 1) <= 0.3, f"Loihi 2 PilotNet: {pilot.estimate * 1e3:.3f} mJ total against "
                                              f"1.661 mJ (within 30 %)"))

@@ -1,7 +1,8 @@
 """Reference training in torch: BPTT, SLTT, SLTT-K, OTTT (A, O), TTL-BPTT, STDL and the reversible node.
 
 ``build_rule(name, network, **options)`` returns a :class:`methods.rule.TrainingRule` over a torch copy
-of the float :class:`hwsim.sim.network.Network`; ``RULES`` lists the names.
+of the float :class:`hwsim.sim.network.Network`; ``RULES`` lists the names (the rule registry's,
+:mod:`hwsim.learning.registry`, where each rule names its builder here).
 """
 
 from __future__ import annotations
@@ -20,45 +21,64 @@ if TYPE_CHECKING:  # torch is imported by build_rule, not by ``import hwsim.meth
 
     from hwsim.sim.network import Network
 
-RULES = ("bptt", "sltt", "sltt_k", "ottt_a", "ottt_o", "ttl_bptt", "stdl", "revsnn")
+def build_rule(name: str, network: Network, *, device: str | torch.device = "cpu", **options) -> TrainingRule:
+    """A training rule by name (any rule in :mod:`hwsim.learning.registry`) over a torch copy of ``network``, moved
+    to ``device``: the registry entry names its builder (``Rule.torch``, ``module:function``).
+
+    Keyword ``options`` (:class:`hwsim.methods.options.RuleOptions`; defaults and bounds are the registry's, each
+    rule reads the ones it uses, an unknown keyword or a bad value is one :class:`RuleError` line): ``k``
+    (SLTT-K), ``window``/``block``/``ttl_update`` (TTL-BPTT), ``subnet``/``budget_bytes``/``batch_size`` (STDL), and
+    for every rule ``tau``/``v_th`` (replace the network's LIF parameters), ``surrogate``/``alpha`` (shape and
+    width of the surrogate gradient), ``mse``/``mse_target`` (the papers' CE + MSE loss mix) and ``seed``. OTTT at
+    its paper setting: OTTT's name with ``tau=2, surrogate="sigmoid", alpha=4, mse=0.05``."""
+    import importlib
+
+    from hwsim.methods.neuron import make_surrogate
+    from hwsim.methods.options import RuleOptions
+    from hwsim.methods.rule import LossMix
+
+    from hwsim.learning import registry
+
+    try:
+        entry = registry.get(name)
+    except registry.RegistryError as err:
+        raise RuleError(str(err).removeprefix("rule: ")) from None
+    o = RuleOptions.of(options)
+    surrogate = make_surrogate(o.surrogate, o.alpha)
+    network = with_neuron(network, tau=o.tau, v_th=o.v_th)
+    module, function = entry.torch.split(":")
+    rule = getattr(importlib.import_module(module), function)(entry, network, surrogate, o, device)
+    rule.loss_mix = LossMix(o.mse, o.mse_target or rule.paper_mse_target)
+    return rule
 
 
-def build_rule(name: str, network: Network, *, k: int = 2, window: int = 1, block: int = 1, subnet: int = 1,
-               budget_bytes: int | None = None, batch_size: int = 32, surrogate=None, seed: int = 0,
-               ttl_update: str = "batch", device: str | torch.device = "cpu") -> TrainingRule:
-    """A training rule by name. Options: ``k`` (SLTT-K), ``window``/``block``/``ttl_update`` (TTL-BPTT), ``subnet``/
-    ``budget_bytes``/``batch_size`` (STDL; budget default
-    :data:`hwsim.learning.stdl_plan.DEFAULT_BUDGET_BYTES`). The model is
-    moved to ``device``."""
-    import torch
-    from hwsim.methods.bptt import BPTT
-    from hwsim.methods.models import SpikingNet
-    from hwsim.methods.ottt import OTTT
-    from hwsim.methods.revsnn import Reversible, from_network
-    from hwsim.methods.sltt import SLTT
-    from hwsim.methods.stdl import STDL
-    from hwsim.methods.ttl_bptt import TTLBPTT
+def with_neuron(network: Network, tau: float | None = None, v_th: float | None = None) -> Network:
+    """``network`` with every float LIF layer's time constant ``tau`` (steps; leak ``lam = 1 - 1/tau``) and/or
+    threshold ``v_th`` replaced (a new :class:`~hwsim.sim.network.Network` sharing the weight arrays); the
+    network itself when both are None. Values are checked as :func:`build_rule` checks them."""
+    if tau is None and v_th is None:
+        return network
+    import dataclasses
 
-    if name not in RULES:
-        raise RuleError(f"unknown rule {name!r}; known rules: {', '.join(RULES)}")
-    if name == "revsnn":
-        return Reversible(from_network(network, seed=seed).to(device))
-    model = SpikingNet.from_network(network, surrogate).to(device)
-    if name == "bptt":
-        return BPTT(model)
-    if name in ("sltt", "sltt_k"):
-        return SLTT(model, k=k if name == "sltt_k" else None, generator=torch.Generator().manual_seed(seed))
-    if name in ("ottt_a", "ottt_o"):
-        return OTTT(model, variant=name[-1].upper())
-    if name == "ttl_bptt":
-        return TTLBPTT(model, window=window, block=block, seed=seed, update=ttl_update)
-    from hwsim.learning.stdl_plan import DEFAULT_BUDGET_BYTES
+    from hwsim.methods.options import RuleOptions
 
-    budget = DEFAULT_BUDGET_BYTES if budget_bytes is None else budget_bytes
-    return STDL(model, subnet=subnet, budget_bytes=budget, batch_size=batch_size, seed=seed, network=network)
+    from hwsim.sim.network import FloatLIF
+    from hwsim.sim.network import Network as _Network
+
+    RuleOptions(tau=tau, v_th=v_th).check()
+    changes = {**({} if tau is None else {"lam": 1.0 - 1.0 / float(tau)}),
+               **({} if v_th is None else {"v_th": float(v_th)})}
+    layers = [layer if not isinstance(getattr(layer, "neuron", None), FloatLIF) else
+              dataclasses.replace(layer, neuron=dataclasses.replace(layer.neuron, **changes))
+              for layer in network.layers]
+    return _Network(network.input_shape, layers, network.timesteps)
 
 
 def __getattr__(name: str):
+    if name == "RULES":  # every registered rule (hwsim.learning.registry), as registered now
+        from hwsim.learning import registry
+
+        return registry.names()
     if name == "TrainingRule":  # lazily, so that ``import hwsim.methods`` stays free of torch
         from hwsim.methods.rule import TrainingRule
 
@@ -66,4 +86,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'methods' has no attribute {name!r}")
 
 
-__all__ = ["RULES", "RuleError", "TrainingRule", "build_rule"]
+__all__ = ["RULES", "RuleError", "TrainingRule", "build_rule", "with_neuron"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from hwsim.methods.rule import StepResult, TrainingRule, step_loss
+from hwsim.methods.rule import StepResult, TrainingRule
 
 
 class BPTT(TrainingRule):
@@ -14,7 +14,14 @@ class BPTT(TrainingRule):
         states, loss, logits = None, 0.0, 0.0
         for t in range(steps):
             out, _, states = self.model.step(x[t], states)
-            loss = loss + step_loss(out, y, steps)
+            loss = loss + self.loss(out, y, steps)
             logits = logits + out.detach().flatten(1)
         loss.backward()
         return StepResult(float(loss.detach()), logits)
+
+
+def build(entry, network, surrogate, options, device) -> BPTT:
+    """The registry's builder (:mod:`hwsim.learning.registry`): BPTT over a torch copy of ``network``."""
+    from hwsim.methods.models import SpikingNet
+
+    return BPTT(SpikingNet.from_network(network, surrogate).to(device))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from hwsim.methods.neuron import LIFState, Surrogate, Triangle, lif_step
+from hwsim.methods.neuron import LIFState, Surrogate, Triangle, lif_advance
 from torch import nn
 
 from hwsim.sim.network import Conv2d, Dense, Flatten, FloatLIF, Network, NetworkError, SumPool2d
@@ -75,27 +75,36 @@ class SpikingNet(nn.Module):
         if stage.flatten_before:
             inputs = inputs.flatten(1)
             weight_inputs = None if weight_inputs is None else weight_inputs.flatten(1)
-        value = stage.synapse(inputs)
-        if weight_inputs is None:
-            return value
-        through_trace = stage.synapse(weight_inputs)
-        return through_trace + (value - through_trace).detach()
+        syn = stage.synapse
+        if weight_inputs is None or not isinstance(syn, (nn.Linear, nn.Conv2d)):
+            return syn(inputs)  # a sum-pool is linear without weights: its input gradient is the same either way
+        conv = None if isinstance(syn, nn.Linear) else (syn.stride, syn.padding)
+        return _Traced.apply(inputs, weight_inputs.detach(), syn.weight, syn.bias, conv)
 
     def step(self, x_t: torch.Tensor, states: list[LIFState | None] | None, detach_state: bool = False,
              weight_inputs: list[torch.Tensor] | None = None, start: int = 0, stop: int | None = None
              ) -> tuple[torch.Tensor, list[torch.Tensor], list[LIFState]]:
         """One time step through stages ``start..stop-1``: returns the last stage's current (the read-out
-        when ``stop`` is the end), every stage's spikes, and the new states."""
+        when ``stop`` is the end), every stage's spikes, and the new states.
+
+        Lifetimes: the entries of ``states`` are consumed (set to None) as each layer steps, so a layer's state
+        before this step is freed as soon as that layer has its new one (when the caller holds no other
+        reference), and a hidden layer's synaptic current is dropped once its membrane is updated. During the
+        step only one layer holds both its old and its new state."""
         stop = len(self.stages) if stop is None else stop
         states = states if states is not None else [None] * (stop - start)
-        inp, spikes, new_states, current = x_t, [], [], x_t
+        inp, spikes, new_states, out = x_t, [], [], None
         for j, k in enumerate(range(start, stop)):
-            current = self.current(k, inp, None if weight_inputs is None else weight_inputs[j])
-            s, state = lif_step(current, states[j], self.stages[k].neuron, self.surrogate, detach_state)
+            neuron, w_in = self.stages[k].neuron, None if weight_inputs is None else weight_inputs[j]
+            if k < stop - 1:  # the current is not kept: lif_advance frees it once the membrane is updated
+                s, state = lif_advance(self.current(k, inp, w_in), states, j, neuron, self.surrogate, detach_state)
+            else:  # the last stage's current is the read-out the loss is taken on
+                out = self.current(k, inp, w_in)
+                s, state = lif_advance(out, states, j, neuron, self.surrogate, detach_state)
             spikes.append(s)
             new_states.append(state)
             inp = s
-        return current, spikes, new_states
+        return (x_t if out is None else out), spikes, new_states
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Read-out summed over time for ``x`` of shape ``(T, B, *input_shape)`` -> ``(B, classes)``."""
@@ -114,6 +123,35 @@ class SpikingNet(nn.Module):
                 if stage.synapse.bias is not None:
                     layer.bias = stage.synapse.bias.detach().cpu().numpy().astype(np.float32).copy()
         return network
+
+
+class _Traced(torch.autograd.Function):
+    """``y = W s + b`` (dense or conv) computed once from the spikes ``s``; backward: ``dL/ds`` as usual,
+    ``dL/dW`` and ``dL/db`` from the trace instead of ``s`` (OTTT). Saves the trace and the weight only -- the
+    trace is the rule's own state -- and runs one forward product, where computing the synapse twice (once on
+    the spikes for the value, once on the trace for the gradient) would build and drop a second graph."""
+
+    @staticmethod
+    def forward(ctx, s, trace, weight, bias, conv):
+        ctx.save_for_backward(trace, weight)
+        ctx.conv, ctx.has_bias, ctx.in_shape = conv, bias is not None, tuple(s.shape)
+        if conv is None:
+            return F.linear(s, weight, bias)
+        return F.conv2d(s, weight, bias, stride=conv[0], padding=conv[1])
+
+    @staticmethod
+    def backward(ctx, grad):
+        trace, weight = ctx.saved_tensors
+        if ctx.conv is None:
+            grad_s = grad.mm(weight) if ctx.needs_input_grad[0] else None
+            grad_w = grad.t().mm(trace)
+            grad_b = grad.sum(0) if ctx.has_bias else None
+        else:
+            stride, padding = ctx.conv  # one backward call, as autograd's own: the trace stands in for the input
+            grad_s, grad_w, grad_b = torch.ops.aten.convolution_backward(
+                grad, trace, weight, [weight.shape[0]] if ctx.has_bias else None, stride, padding, (1, 1), False,
+                (0, 0), 1, [ctx.needs_input_grad[0], True, ctx.has_bias])
+        return grad_s, None, grad_w, grad_b, None
 
 
 def _synapse_module(layer: Dense | Conv2d | SumPool2d) -> nn.Module:

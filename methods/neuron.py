@@ -4,22 +4,28 @@
     u[t] = lam * (u[t-1] * (1 - s[t-1])) + I[t]       (zero reset)
     s[t] = H(u[t] - v_th),   backward: ds/du := g'(u[t] - v_th)
 
-The forward pass is the same arithmetic, in the same order, as ``hwsim.sim.kernels.lif.lif_float_step``.
+The forward pass is the same arithmetic, in the same order, as ``hwsim.sim.kernels.lif.lif_float_step`` (a spike
+is ``u >= v_th``, as there). Memory: one step allocates the new membrane once (the leak is applied in place on a
+fresh tensor) and the spike function saves the membrane itself -- the state the next step needs anyway -- not a
+shifted copy, so a layer's step leaves exactly two tensors of its size behind: ``u[t]`` and ``s[t]``.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
+from hwsim.methods.errors import RuleError
 
 from hwsim.sim.network import FloatLIF
 
 
 @dataclass(frozen=True)
 class Triangle:
-    """g'(x) = max(0, alpha - alpha**2 |x|) (SLTT default, alpha = 1)."""
+    """g'(x) = max(0, alpha - alpha**2 |x|): peak alpha, support |x| < 1/alpha (SLTT default, alpha = 1: the
+    paper code's spikingjelly ``PiecewiseQuadratic``)."""
 
     alpha: float = 1.0
     name = "triangle"
@@ -27,10 +33,15 @@ class Triangle:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return torch.clamp(self.alpha - self.alpha**2 * x.abs(), min=0.0)
 
+    def derivative_(self, x: torch.Tensor) -> torch.Tensor:
+        """The same values, computed in place in ``x`` (a fresh tensor the caller gives up)."""
+        return x.abs_().mul_(-self.alpha**2).add_(self.alpha).clamp_(min=0.0)
+
 
 @dataclass(frozen=True)
 class Sigmoid:
-    """g'(x) = alpha * sigma(alpha x) * (1 - sigma(alpha x)) (OTTT default, alpha = 4)."""
+    """g'(x) = alpha * sigma(alpha x) * (1 - sigma(alpha x)): peak alpha / 4 (OTTT default, alpha = 4: the paper
+    code's ``surrogate.Sigmoid``)."""
 
     alpha: float = 4.0
     name = "sigmoid"
@@ -39,40 +50,78 @@ class Sigmoid:
         sig = torch.sigmoid(self.alpha * x)
         return self.alpha * sig * (1.0 - sig)
 
+    def derivative_(self, x: torch.Tensor) -> torch.Tensor:
+        """The same values, computed in place in ``x`` (one more temporary of its size)."""
+        sig = x.mul_(self.alpha).sigmoid_()
+        return sig.neg().add_(1.0).mul_(sig).mul_(self.alpha)
+
 
 @dataclass(frozen=True)
 class Rectangle:
-    """g'(x) = 1/a for |x| <= a/2, else 0."""
+    """g'(x) = 1/a for |x| <= a/2, else 0 (width ``a``, in the membrane's unit; ``alpha`` of the options)."""
 
     a: float = 1.0
     name = "rectangle"
 
+    @property
+    def alpha(self) -> float:
+        return self.a
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return (x.abs() <= self.a / 2).to(x.dtype) / self.a
+
+    def derivative_(self, x: torch.Tensor) -> torch.Tensor:
+        """The same values, written into ``x``."""
+        return x.copy_(x.abs_() <= self.a / 2).div_(self.a)
 
 
 Surrogate = Triangle | Sigmoid | Rectangle
 SURROGATES = {"triangle": Triangle, "sigmoid": Sigmoid, "rectangle": Rectangle}
+ALPHA_RANGE = (1e-3, 1e3)  # accepted surrogate widths / steepnesses
+
+
+def make_surrogate(surrogate: str | Surrogate | None = None, alpha: float | None = None) -> Surrogate:
+    """A surrogate from its name (``triangle``, ``sigmoid``, ``rectangle``) and ``alpha`` (None: the shape's paper
+    default, 1 / 4 / 1), or an existing surrogate object (``alpha`` then replaces its own). ``None``: the triangle
+    with alpha 1. Bad values are one :class:`RuleError` line naming the option."""
+    if surrogate is None:
+        surrogate = "triangle"
+    if not isinstance(surrogate, str):
+        if not isinstance(surrogate, (Triangle, Sigmoid, Rectangle)):
+            raise RuleError(f"surrogate: expected one of {', '.join(SURROGATES)} or a surrogate object, "
+                            f"got {type(surrogate).__name__}")
+        if alpha is None:
+            return surrogate
+        surrogate = surrogate.name
+    if surrogate not in SURROGATES:
+        raise RuleError(f"surrogate: expected one of {', '.join(SURROGATES)}, got {str(surrogate)[:40]!r}")
+    if alpha is None:
+        return SURROGATES[surrogate]()
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha) \
+            or not ALPHA_RANGE[0] <= alpha <= ALPHA_RANGE[1]:
+        raise RuleError(f"alpha: the surrogate width/steepness must be a number in {ALPHA_RANGE[0]:g}.."
+                        f"{ALPHA_RANGE[1]:g}, got {alpha!r}")
+    return SURROGATES[surrogate](float(alpha))
 
 
 class _Spike(torch.autograd.Function):
-    """Heaviside forward (x >= 0, as hwsim), surrogate derivative backward."""
+    """Heaviside forward (``u >= v_th``, as hwsim), surrogate derivative of ``u - v_th`` backward. Saves ``u``."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, surrogate: Surrogate) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        ctx.surrogate = surrogate
-        return (x >= 0).to(x.dtype)
+    def forward(ctx, u: torch.Tensor, v_th: float, surrogate: Surrogate) -> torch.Tensor:
+        ctx.save_for_backward(u)
+        ctx.v_th, ctx.surrogate = v_th, surrogate
+        return (u >= v_th).to(u.dtype)
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
-        (x,) = ctx.saved_tensors
-        return grad_out * ctx.surrogate(x), None
+        (u,) = ctx.saved_tensors
+        return ctx.surrogate.derivative_(u - ctx.v_th).mul_(grad_out), None, None
 
 
-def spike(x: torch.Tensor, surrogate: Surrogate) -> torch.Tensor:
-    """H(x) with surrogate gradient ``surrogate(x)``."""
-    return _Spike.apply(x, surrogate)
+def spike(u: torch.Tensor, v_th: float, surrogate: Surrogate) -> torch.Tensor:
+    """H(u - v_th) with surrogate gradient ``surrogate(u - v_th)``."""
+    return _Spike.apply(u, v_th, surrogate)
 
 
 class LIFState(NamedTuple):
@@ -82,17 +131,42 @@ class LIFState(NamedTuple):
     s: torch.Tensor
 
 
-def lif_step(current: torch.Tensor, state: LIFState | None, neuron: FloatLIF, surrogate: Surrogate,
-             detach_state: bool = False) -> tuple[torch.Tensor, LIFState]:
-    """One LIF step: returns the spikes and the new state. ``detach_state`` cuts the temporal gradient path
-    (the previous u and s enter as constants), as SLTT and OTTT do."""
+def lif_advance(current: torch.Tensor, states: list, index: int, neuron: FloatLIF, surrogate: Surrogate,
+                detach_state: bool = False) -> tuple[torch.Tensor, LIFState]:
+    """:func:`lif_step` that takes the layer's state out of ``states[index]`` (leaving None there) and frees the
+    state before, and ``current``, as soon as the new membrane exists -- before the spikes are allocated -- when
+    the caller holds no other reference to them (pass ``current`` as an expression, not a kept variable). A
+    layer's step then needs at most its current and its new membrane beside the state it replaces."""
+    state, states[index] = states[index], None
     if state is None:
         u = current
     else:
         u_prev, s_prev = (state.u.detach(), state.s.detach()) if detach_state else (state.u, state.s)
+        del state
         if neuron.reset == "soft":
-            u = neuron.lam * (u_prev - neuron.v_th * s_prev) + current
+            u = torch.sub(u_prev, s_prev, alpha=neuron.v_th)
         else:
-            u = neuron.lam * (u_prev * (1.0 - s_prev)) + current
-    s = spike(u - neuron.v_th, surrogate)
+            u = u_prev * (1.0 - s_prev)
+        del u_prev, s_prev
+        u = u.mul_(neuron.lam).add_(current)
+    del current
+    s = spike(u, neuron.v_th, surrogate)
+    return s, LIFState(u, s)
+
+
+def lif_step(current: torch.Tensor, state: LIFState | None, neuron: FloatLIF, surrogate: Surrogate,
+             detach_state: bool = False) -> tuple[torch.Tensor, LIFState]:
+    """One LIF step: returns the spikes and the new state. ``detach_state`` cuts the temporal gradient path
+    (the previous u and s enter as constants), as SLTT and OTTT do. ``current`` is not kept: once this returns
+    only ``u[t]`` and ``s[t]`` remain (with the state before, if the caller still holds it)."""
+    if state is None:
+        u = current
+    else:
+        u_prev, s_prev = (state.u.detach(), state.s.detach()) if detach_state else (state.u, state.s)
+        if neuron.reset == "soft":  # s is 0 or 1, so v_th * s is exact and the fused subtraction rounds as hwsim's
+            u = torch.sub(u_prev, s_prev, alpha=neuron.v_th)
+        else:
+            u = u_prev * (1.0 - s_prev)
+        u = u.mul_(neuron.lam).add_(current)  # in place on a fresh tensor that no backward needs
+    s = spike(u, neuron.v_th, surrogate)
     return s, LIFState(u, s)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import torch
 from hwsim.methods.models import SpikingNet
-from hwsim.methods.neuron import lif_step
-from hwsim.methods.rule import RuleError, StepResult, TrainingRule, step_loss
+from hwsim.methods.neuron import lif_advance
+from hwsim.methods.rule import RuleError, StepResult, TrainingRule
 
 
 class OTTT(TrainingRule):
@@ -29,22 +29,29 @@ class OTTT(TrainingRule):
 
     def _run(self, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer | None) -> StepResult:
         model, steps = self.model, x.shape[0]
-        stages = model.stages
-        lams = [None] + [stage.neuron.lam for stage in stages[:-1]]
-        traces: list[torch.Tensor | None] = [None] * len(stages)
+        stages, last = model.stages, len(model.stages) - 1
+        traces: list[torch.Tensor | None] = [None] * len(stages)  # trace of the spikes entering stage k
         states: list = [None] * len(stages)
         total, logits = 0.0, 0.0
         for t in range(steps):
             inp, out = x[t], None
             for k, stage in enumerate(stages):
-                if k == 0:  # the raw input, no trace
-                    out = model.current(k, inp)
+                trace = None
+                if k > 0:  # the raw input has no trace; a hidden layer's trace decays with that layer's lam
+                    with torch.no_grad():  # updated in place: the step before's graph (which saved it) is gone
+                        if traces[k] is None:
+                            traces[k] = inp.detach().clone()
+                        else:
+                            traces[k].mul_(stages[k - 1].neuron.lam).add_(inp)
+                    trace = traces[k]
+                if k < last:  # the current is not kept (lif_advance frees it once the membrane exists)
+                    inp, states[k] = lif_advance(model.current(k, inp, trace), states, k, stage.neuron,
+                                                 model.surrogate, detach_state=True)
                 else:
-                    trace = inp if traces[k] is None else lams[k] * traces[k] + inp
-                    traces[k] = trace.detach()
-                    out = model.current(k, inp, weight_inputs=trace)
-                inp, states[k] = lif_step(out, states[k], stage.neuron, model.surrogate, detach_state=True)
-            loss = step_loss(out, y, steps)
+                    out = model.current(k, inp, trace)
+                    _, states[k] = lif_advance(out, states, k, stage.neuron, model.surrogate, detach_state=True)
+            del inp
+            loss = self.loss(out, y, steps)
             loss.backward()
             if optimizer is not None:
                 optimizer.step()
@@ -66,3 +73,9 @@ class OTTT(TrainingRule):
 
     def describe(self) -> dict:
         return {"rule": self.name}
+
+
+def build(entry, network, surrogate, options, device) -> OTTT:
+    """The registry's builder: OTTT_O when the registry entry updates every step, else OTTT_A."""
+    model = SpikingNet.from_network(network, surrogate).to(device)
+    return OTTT(model, variant="O" if entry.update_every_step else "A")

@@ -19,11 +19,15 @@ no buffers. The backward walks the blocks in reverse; for each, it recomputes ``
 through G, then does the same for F and ``x1 = y1 - F(x2)``. Only one block's graph over T exists at a
 time, so memory is O(T B W), flat in depth (BPTT of the same network: O(L T B W)).
 
-``backward="streamlined"`` (default) computes F and G once per block in the backward pass (the
-reconstruction reuses the recomputation); ``backward="naive"`` first inverts the block without gradients,
-then recomputes it with gradients from the reconstructed input, as reversible layers did before (Gomez et al.
-2017's algorithm as commonly implemented) -- one more forward of F and G per block. The paper reports 23.8 %
-fewer backward FLOPs for its streamlined backward; ``benchmarks/bench_methods.py --claims`` measures ours.
+``backward="revnet"`` (default) is the backward of RevNet itself (Gomez et al., NeurIPS 2017, Algorithm 1):
+per block it runs G and then F once each with gradients, and the same outputs serve the reconstruction
+(``x2 = y2 - G(y1)``, ``x1 = y1 - F(x2)``) and the backward pass -- two forward evaluations of F/G per block on
+top of their backward. ``backward="naive"`` first inverts the block without gradients and then recomputes it
+with gradients from the reconstructed input (as some reversible-layer code does): four evaluations per block, a
+weaker baseline than RevNet's. Lei et al. report a "streamlined" backward that cuts training time by 23.8 % against
+"current reversible layer backpropagation"; only their abstract could be read here, so what it adds beyond
+RevNet's Algorithm 1 is not known and not implemented: ``benchmarks/bench_methods.py --claims`` measures RevNet's
+backward against the naive one and against plain BPTT, and says so.
 
 Where reconstruction is exact, and where not (see ``docs/rules.md``): the coupling adds spikes, so every
 block input and output is a small integer (a spike count) and ``(x + f) - f == x`` holds exactly in float32
@@ -45,12 +49,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 from hwsim.methods.neuron import Surrogate, Triangle, lif_step
-from hwsim.methods.rule import RuleError, StepResult, TrainingRule, step_loss
+from hwsim.methods.rule import RuleError, StepResult, TrainingRule
 from torch import nn
 
 from hwsim.sim.network import Dense, FloatLIF, Network
 
-BACKWARDS = ("streamlined", "naive")
+BACKWARDS = ("revnet", "naive")
 
 
 def lif_sequence(currents: torch.Tensor, neuron: FloatLIF, surrogate: Surrogate) -> torch.Tensor:
@@ -108,14 +112,15 @@ class _ReversibleStack(torch.autograd.Function):
         y1, y2 = y[..., :half].detach(), y[..., half:].detach()
         work = [y1, y2, grad_y[..., :half], grad_y[..., half:]]  # handed on, so nothing outlives its block
         del y, y1, y2, grad_y
-        step = _streamlined if ctx.backward_kind == "streamlined" else _naive
+        step = _revnet if ctx.backward_kind == "revnet" else _naive
         for block in reversed(ctx.blocks):
             work = step(block, work)
         return torch.cat(work[2:], dim=-1), None, None, *([None] * (len(ctx.needs_input_grad) - 3))
 
 
-def _streamlined(block: RevBlock, work: list) -> list:
-    """G and F each run once with gradients; their outputs serve the reconstruction and the backward.
+def _revnet(block: RevBlock, work: list) -> list:
+    """RevNet's Algorithm 1: G and F each run once with gradients; their outputs serve the reconstruction and
+    the backward.
     ``work``: [y1, y2, dL/dy1, dL/dy2] of the block's output, emptied; returns the same for its input."""
     y1, y2, g1, g2 = work
     work.clear()
@@ -157,7 +162,7 @@ class RevSNN(nn.Module):
 
     def __init__(self, n_in: int, width: int, blocks: int, n_classes: int, neuron: FloatLIF | None = None,
                  surrogate: Surrogate | None = None, seed: int = 0, reversible: bool = True,
-                 backward: str = "streamlined"):
+                 backward: str = "revnet"):
         super().__init__()
         if width < 2 or width % 2:
             raise RuleError(f"RevSNN width: a reversible block splits the W neurons into two halves, so W must be "
@@ -201,7 +206,8 @@ class RevSNN(nn.Module):
         return self.sequence(x).sum(0)
 
 
-def from_network(network: Network, reversible: bool = True, seed: int = 0) -> RevSNN:
+def from_network(network: Network, reversible: bool = True, seed: int = 0, surrogate: Surrogate | None = None,
+                 backward: str = "revnet") -> RevSNN:
     """The reversible form of a float MLP ``n_in-W-W-...-C`` (see module docstring)."""
     layers = network.layers
     if not all(isinstance(layer, Dense) for layer in layers) or len(layers) < 2:
@@ -210,8 +216,8 @@ def from_network(network: Network, reversible: bool = True, seed: int = 0) -> Re
     hidden = [layer.n_out for layer in layers[:-1]]
     if any(h != width for h in hidden):
         raise RuleError(f"the reversible node needs equal hidden widths, got {hidden}")
-    model = RevSNN(layers[0].n_in, width, len(hidden) - 1, layers[-1].n_out, layers[0].neuron,
-                   seed=seed, reversible=reversible)
+    model = RevSNN(layers[0].n_in, width, len(hidden) - 1, layers[-1].n_out, layers[0].neuron, surrogate,
+                   seed=seed, reversible=reversible, backward=backward)
     with torch.no_grad():  # the input layer and the read-out start from the network's own weights
         for module, layer in ((model.input_layer, layers[0]), (model.readout, layers[-1])):
             module.weight.copy_(torch.from_numpy(np.asarray(layer.weight, np.float32)))
@@ -232,7 +238,7 @@ class Reversible(TrainingRule):
     def accumulate(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
         steps = x.shape[0]
         out = self.model.sequence(x)
-        loss = sum(step_loss(out[t], y, steps) for t in range(steps))
+        loss = sum(self.loss(out[t], y, steps) for t in range(steps))
         loss.backward()
         recomputed = len(self.model.blocks) * (2 if self.model.backward_kind == "naive" else 1) \
             if self.model.reversible else 0
@@ -241,3 +247,8 @@ class Reversible(TrainingRule):
     def describe(self) -> dict:
         return {"rule": self.name, "blocks": len(self.model.blocks), "width": int(self.model.readout.in_features),
                 "temporal": "BPTT", "reversible": self.model.reversible, "backward": self.model.backward_kind}
+
+
+def build(entry, network, surrogate, options, device) -> Reversible:
+    """The registry's builder: the reversible node over the network's architecture."""
+    return Reversible(from_network(network, seed=options.seed, surrogate=surrogate).to(device))

@@ -20,9 +20,31 @@ class StepResult:
     info: dict = field(default_factory=dict)
 
 
-def step_loss(readout: torch.Tensor, target: torch.Tensor, steps: int) -> torch.Tensor:
-    """Per-step loss on the read-out: cross-entropy / T (SLTT and OTTT)."""
-    return F.cross_entropy(readout.flatten(1), target) / steps
+MSE_TARGETS = ("means", "one_hot")
+
+
+@dataclass(frozen=True)
+class LossMix:
+    """The per-step loss of the papers' code: ``((1 - mse) CE(o, y) + mse MSE(o, goal)) / T``. ``mse`` is the
+    weight of the mean-squared term (0: cross-entropy alone, hwsim's default and what the on-chip kernels
+    compute; 0.05 in both the SLTT and the OTTT code, ``loss_lambda``); ``target`` the goal of that term:
+    ``"means"`` every read-out against ``means`` (1.0) -- the SLTT code's default (``mse_n_reg`` off,
+    ``loss_means`` 1.0) -- or ``"one_hot"`` the one-hot label -- the OTTT code."""
+
+    mse: float = 0.0
+    target: str = "means"
+    means: float = 1.0
+
+
+def step_loss(readout: torch.Tensor, target: torch.Tensor, steps: int, mix: LossMix | None = None) -> torch.Tensor:
+    """Per-step loss on the read-out: cross-entropy / T (SLTT and OTTT), or the papers' CE + MSE mix."""
+    out = readout.flatten(1)
+    ce = F.cross_entropy(out, target)
+    if mix is None or mix.mse == 0.0:
+        return ce / steps
+    goal = F.one_hot(target, out.shape[1]).to(out.dtype) if mix.target == "one_hot" else \
+        torch.full_like(out, mix.means)
+    return ((1.0 - mix.mse) * ce + mix.mse * F.mse_loss(out, goal)) / steps
 
 
 class TrainingRule:
@@ -32,6 +54,8 @@ class TrainingRule:
 
     name = "base"
     updates_inside_batch = False  # True: weights change during the batch, so only step(x, y, optimizer) runs
+    loss_mix = LossMix()  # build_rule sets the run's mix
+    paper_mse_target = "one_hot"  # the MSE goal of the rule's paper code (SLTT's: "means")
 
     def __init__(self, model: SpikingNet):
         self.model = model
@@ -42,6 +66,10 @@ class TrainingRule:
 
     def modules(self) -> list[torch.nn.Module]:
         return [self.model]
+
+    def loss(self, readout: torch.Tensor, target: torch.Tensor, steps: int) -> torch.Tensor:
+        """The per-step loss with the rule's :class:`LossMix`."""
+        return step_loss(readout, target, steps, self.loss_mix)
 
     def accumulate(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
         raise NotImplementedError

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import torch
 from hwsim.methods.models import SpikingNet
-from hwsim.methods.rule import RuleError, StepResult, TrainingRule, step_loss
+from hwsim.methods.rule import RuleError, StepResult, TrainingRule
 
 
 class SLTT(TrainingRule):
     name = "sltt"
+    paper_mse_target = "means"  # the SLTT code's default: mse_n_reg off, every output against loss_means = 1
 
     def __init__(self, model: SpikingNet, k: int | None = None, generator: torch.Generator | None = None):
         super().__init__(model)
@@ -39,16 +40,23 @@ class SLTT(TrainingRule):
         states, total, logits = None, 0.0, 0.0
         for t in range(steps):
             if t in chosen:
-                out, _, states = self.model.step(x[t], states, detach_state=True)
-                loss = step_loss(out, y, steps)
+                out, states = self.model.step(x[t], states, detach_state=True)[::2]  # spikes not kept
+                loss = self.loss(out, y, steps)
                 loss.backward()
                 total += float(loss.detach())
             else:
                 with torch.no_grad():
-                    out, _, states = self.model.step(x[t], states, detach_state=True)
-                    total += float(step_loss(out, y, steps))
+                    out, states = self.model.step(x[t], states, detach_state=True)[::2]  # spikes not kept
+                    total += float(self.loss(out, y, steps))
             logits = logits + out.detach().flatten(1)
         return StepResult(total, logits, {"backward_steps": self.last_backward_steps})
 
     def describe(self) -> dict:
         return {"rule": self.name if self.k is None else "sltt_k", "k": self.k}
+
+
+def build(entry, network, surrogate, options, device) -> SLTT:
+    """The registry's builder: SLTT, or SLTT-K when the registry entry samples its backward steps."""
+    model = SpikingNet.from_network(network, surrogate).to(device)
+    return SLTT(model, k=options.k if entry.sampled_steps else None,
+                generator=torch.Generator().manual_seed(options.seed))

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 import torch
 from hwsim.methods.models import SpikingNet, Stage
-from hwsim.methods.rule import RuleError, StepResult, TrainingRule, step_loss
+from hwsim.methods.rule import RuleError, StepResult, TrainingRule
 from torch import nn
 
 from hwsim.learning.stdl_plan import STDLError, plan
@@ -105,14 +105,17 @@ class STDL(TrainingRule):
         for t in range(steps):
             inp, loss, out = x[t], 0.0, None
             for i, (lo, hi) in enumerate(self.subnets):
-                out, spikes, states[lo:hi] = self.model.step(inp.detach(), states[lo:hi], detach_state=True,
-                                                             start=lo, stop=hi)
+                chunk, states[lo:hi] = states[lo:hi], [None] * (hi - lo)  # consumed by step: freed early
+                out, spikes, states[lo:hi] = self.model.step(inp.detach(), chunk, detach_state=True, start=lo,
+                                                             stop=hi)
                 if i < len(self.aux):
                     local, aux_states[i] = self.aux[i].step(spikes[-1], aux_states[i])
                 else:
                     local = out
-                loss = loss + step_loss(local, y, steps)
+                loss = loss + self.loss(local, y, steps)
                 inp = spikes[-1]
+                del spikes, local
+            del inp
             loss.backward()
             total += float(loss.detach())
             logits = logits + out.detach().flatten(1)
@@ -120,6 +123,41 @@ class STDL(TrainingRule):
 
     def describe(self) -> dict:
         return {"rule": self.name, "subnet": self.subnet, **self.plan.describe(self.network)}
+
+
+def measure_auxiliary(rule: STDL, index: int, steps: int = 3, seed: int = 0) -> dict:
+    """The auxiliary network ``index`` of ``rule`` trained alone as STDL trains it -- one backward per step, its
+    input spikes receiving an error (they come from the subnetwork), SGD with momentum -- over ``steps`` steps of
+    random spikes at the plan's batch size, after a warm-up batch. Returns bytes: ``planned`` (the plan's
+    :func:`hwsim.learning.stdl_plan.training_bytes`), ``measured`` (parameters + gradients + momentum + the
+    allocator peak of a batch above the level at its start), and those two parts."""
+    from hwsim.methods.memory import ActivationMeter, persistent
+
+    aux, (_, hi) = rule.aux[index], rule.subnets[index]
+    batch = rule.plan.batch
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand(steps, batch, *rule.model.stages[hi - 1].out_shape, generator=g) < 0.3).float()
+    x = x.to(next(aux.parameters()).device)
+    y = torch.randint(0, rule.model.n_classes, (batch,), generator=g).to(x.device)
+    optimizer = torch.optim.SGD(list(aux.parameters()), lr=0.0, momentum=0.9)
+
+    def run():
+        for p in aux.parameters():
+            if p.grad is not None:
+                p.grad.zero_()
+        states = None
+        for t in range(steps):
+            out, states = aux.step(x[t].requires_grad_(), states)
+            rule.loss(out, y, steps).backward()
+            del out
+        optimizer.step()
+
+    run()
+    entry = sum(persistent([aux], optimizer))
+    with ActivationMeter(aux, allocator=True) as meter:
+        run()
+    return {"planned": rule.plan.auxiliary[index].bytes, "measured": entry + meter.allocator_peak_bytes,
+            "persistent": entry, "allocator_peak": meter.allocator_peak_bytes}
 
 
 def _network_of(model: SpikingNet) -> Network:
@@ -142,4 +180,14 @@ def _network_of(model: SpikingNet) -> Network:
     return Network(model.input_shape, layers)
 
 
-__all__ = ["AuxNet", "STDL"]
+def build(entry, network, surrogate, options, device) -> STDL:
+    """The registry's builder: STDL with the auxiliary networks its budget admits at its batch size."""
+    from hwsim.learning.stdl_plan import DEFAULT_BUDGET_BYTES
+
+    model = SpikingNet.from_network(network, surrogate).to(device)
+    budget = DEFAULT_BUDGET_BYTES if options.budget_bytes is None else options.budget_bytes
+    return STDL(model, subnet=options.subnet, budget_bytes=budget, batch_size=options.batch_size, seed=options.seed,
+                network=network)
+
+
+__all__ = ["build", "AuxNet", "STDL", "measure_auxiliary"]

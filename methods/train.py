@@ -30,10 +30,11 @@ import torch
 import torch.distributed as dist
 from hwsim.methods import build_rule
 from hwsim.methods.data import DataError, SpikeDataset, load_dataset
-from hwsim.methods.memory import ActivationMeter
+from hwsim.methods.memory import ActivationMeter, persistent, whole_training_bytes
 from tqdm import tqdm
 
 from hwsim.errors import check_interrupt
+from hwsim.learning import registry
 from hwsim.safeio import OutputLock, atomic_path
 from hwsim.sim.network import Network, from_spec, save
 from hwsim.sim.threads import apply_to_torch
@@ -63,6 +64,14 @@ class TrainConfig:
     budget_bytes: int = 128 * 1024  # hwsim.learning.stdl_plan.DEFAULT_BUDGET_BYTES
     data_path: str | None = None
     device: str = "cpu"
+    # rule hyper-parameters (hwsim.methods.build_rule; None: the network's / the rule's default, docs/rules.md)
+    tau: float | None = None
+    v_th: float | None = None
+    surrogate: str | None = None
+    alpha: float | None = None
+    mse: float = 0.0
+    mse_target: str | None = None
+    ttl_update: str = "batch"
 
     def network_spec(self) -> str:
         return self.net or DEFAULT_NETS[self.dataset]
@@ -70,6 +79,13 @@ class TrainConfig:
 
 @dataclass
 class EpochStats:
+    """One epoch. Memory, in bytes: ``activation_bytes`` -- the saved-tensor meter's peak over the epoch;
+    ``allocator_peak_bytes`` -- the allocator's peak over one training batch (the epoch's second, or its only)
+    above the level at the batch's start; ``whole_training_bytes`` -- at that peak, everything training holds:
+    parameters, gradients and optimizer state at the batch's start plus that peak (the papers' basis);
+    ``cuda_peak_bytes`` -- ``max_memory_allocated`` over the epoch on CUDA. None where not measured (checkpoints
+    written before these fields existed)."""
+
     epoch: int
     loss: float
     train_accuracy: float
@@ -77,10 +93,11 @@ class EpochStats:
     activation_bytes: int
     seconds: float
     cuda_peak_bytes: int | None = None
+    allocator_peak_bytes: int | None = None
+    whole_training_bytes: int | None = None
 
 
 # rules whose training loss adds local classifiers' losses to the output's: not comparable with the others'
-LOSS_NAMES = {"ttl_bptt": "loss (output + local classifiers)", "stdl": "loss (output + auxiliary networks)"}
 
 
 @dataclass
@@ -189,6 +206,10 @@ def build(config: TrainConfig):
         raise DataError("--device cuda: no CUDA device is available here")
     data = load_dataset(config.dataset, config.timesteps, seed=config.seed, path=config.data_path)
     network = from_spec(config.network_spec(), mode="float", seed=config.seed)
+    if config.tau is not None or config.v_th is not None:  # the network file then carries the trained neuron
+        from hwsim.methods import with_neuron
+
+        network = with_neuron(network, tau=config.tau, v_th=config.v_th)
     network.timesteps = config.timesteps  # saved with it: the engine then refuses (N, T, ...) input by mistake
     if network.input_shape != data.shape and int(np.prod(network.input_shape)) == int(np.prod(data.shape)):
         data.x = data.x.reshape(*data.x.shape[:2], *network.input_shape)  # e.g. digits' 64 inputs as 1x8x8
@@ -199,12 +220,29 @@ def build(config: TrainConfig):
         raise DataError(f"--net {config.network_spec()}: {network.output_shape} outputs, the {config.dataset} "
                         f"data has {data.n_classes} classes")
     torch.manual_seed(config.seed)
-    rule = build_rule(config.rule, network, k=config.k, window=config.window, block=config.block,
-                      subnet=config.subnet, budget_bytes=config.budget_bytes, batch_size=config.batch_size,
+    rule = build_rule(config.rule, network, **rule_options(config), batch_size=config.batch_size,
                       seed=config.seed, device=config.device)
     params = list(rule.parameters())
     optimizer = SyncedOptimizer(torch.optim.SGD(params, lr=config.lr, momentum=config.momentum), params)
     return data, network, rule, optimizer
+
+
+def _allocator_text(stats: EpochStats) -> str:
+    if stats.allocator_peak_bytes is None:
+        return ""
+    whole = "" if stats.whole_training_bytes is None else \
+        f", whole training {stats.whole_training_bytes / 1024:.1f} KiB"
+    return f", allocator {stats.allocator_peak_bytes / 1024:.1f} KiB{whole}"
+
+
+def rule_options(config: TrainConfig) -> dict:
+    """The :func:`hwsim.methods.build_rule` keywords of ``config`` (hyper-parameters left at None are not given)."""
+    options = {"k": config.k, "window": config.window, "block": config.block, "subnet": config.subnet,
+               "budget_bytes": config.budget_bytes, "ttl_update": config.ttl_update, "mse": config.mse}
+    for name in ("tau", "v_th", "surrogate", "alpha", "mse_target"):
+        if getattr(config, name) is not None:
+            options[name] = getattr(config, name)
+    return options
 
 
 def evaluate(rule, data: SpikeDataset, part: str, device: str, batch: int = 256) -> float:
@@ -289,6 +327,9 @@ def load_checkpoint(path: str | Path) -> dict:
     return state
 
 
+_NONE_DEFAULT_TYPES = {"tau": (int, float), "v_th": (int, float), "alpha": (int, float)}  # others: text
+
+
 def _config_from(saved: dict, path: Path) -> TrainConfig:
     defaults = TrainConfig(rule="")
     names = {f.name for f in fields(TrainConfig)}
@@ -297,8 +338,12 @@ def _config_from(saved: dict, path: Path) -> TrainConfig:
         raise DataError(f"{path}: damaged checkpoint: configuration has unknown fields {unknown} or no 'rule'")
     for name, value in saved.items():
         default = getattr(defaults, name)
-        allowed = (str,) if name == "rule" else (type(None), str) if default is None else \
-            (int, float) if isinstance(default, float) else (type(default),)
+        if name == "rule":
+            allowed = (str,)
+        elif default is None:
+            allowed = (type(None), *_NONE_DEFAULT_TYPES.get(name, (str,)))
+        else:
+            allowed = (int, float) if isinstance(default, float) else (type(default),)
         if not isinstance(value, allowed) or (isinstance(value, bool) and not isinstance(default, bool)):
             raise DataError(f"{path}: damaged checkpoint: configuration field {name!r} has type "
                             f"{type(value).__name__}")
@@ -348,7 +393,7 @@ def _train(config: TrainConfig, out, resume, state: dict | None, rank: int, worl
             text = " ".join(str(err).split())[:200]
             raise DataError(f"{resume}: damaged checkpoint: its state does not fit the model ({text})") from None
         first_epoch = state["epoch"] + 1
-        if out is not None and rank == 0 and config.rule != "revsnn":
+        if out is not None and rank == 0 and registry.get(config.rule).writes_network:
             # the network file may be missing, or an epoch ahead after a kill between the two writes
             save(rule.model.write_back(network), network_file(out))
     x_train, y_train = data.split("train")
@@ -356,6 +401,8 @@ def _train(config: TrainConfig, out, resume, state: dict | None, rank: int, worl
     for epoch in range(first_epoch, config.epochs):
         order = torch.randperm(len(y_train), generator=torch.Generator().manual_seed(config.seed * 1000 + epoch))
         start, total_loss, correct = time.perf_counter(), 0.0, 0
+        metered = min(1, batches - 1)  # the second batch: gradients and optimizer state exist before it
+        entry_bytes = None
         with ActivationMeter(*rule.modules()) as meter:
             bar = tqdm(range(batches), desc=f"{config.rule} epoch {epoch + 1}/{config.epochs}", leave=False,
                        disable=not progress or rank != 0)
@@ -368,21 +415,30 @@ def _train(config: TrainConfig, out, resume, state: dict | None, rank: int, worl
                 xb = x_train[index].transpose(0, 1).to(config.device)
                 yb = y_train[index].to(config.device)
                 with optimizer.accumulating():  # per-step backward passes: local; step() all-reduces
-                    result = rule.step(xb, yb, optimizer)
+                    if b == metered:
+                        entry_bytes = persistent(rule.modules(), optimizer.optimizer)
+                        with meter.allocator_window():
+                            result = rule.step(xb, yb, optimizer)
+                    else:
+                        result = rule.step(xb, yb, optimizer)
                 total_loss += result.loss * len(index)
                 correct += int((result.logits.argmax(1).cpu() == yb.cpu()).sum())
                 bar.set_postfix(loss=f"{result.loss:.3f}", refresh=False)
         report = meter.report()
+        allocator = report.allocator_peak_bytes
         stats = EpochStats(epoch, total_loss / len(y_train) * world, correct / len(y_train) * world,
                            evaluate(rule, data, "test", config.device), report.peak_bytes,
-                           time.perf_counter() - start, report.cuda_peak_bytes)
+                           time.perf_counter() - start, report.cuda_peak_bytes, allocator,
+                           None if allocator is None or entry_bytes is None else
+                           whole_training_bytes(entry_bytes, allocator, True, report.cuda_peak_bytes is not None))
         history.append(stats)
         if rank == 0:
-            log(f"epoch {epoch + 1}/{config.epochs}: {LOSS_NAMES.get(config.rule, 'loss')} {stats.loss:.4f}, "
+            log(f"epoch {epoch + 1}/{config.epochs}: {registry.get(config.rule).loss_text} {stats.loss:.4f}, "
                 f"train {stats.train_accuracy:.2%}, "
-                f"test {stats.test_accuracy:.2%}, activation memory {stats.activation_bytes / 1024:.1f} KiB, "
+                f"test {stats.test_accuracy:.2%}, activation memory {stats.activation_bytes / 1024:.1f} KiB "
+                f"(meter){_allocator_text(stats)}, "
                 f"{stats.seconds:.2f} s")
             if out is not None:
-                trained = rule.model.write_back(network) if config.rule != "revsnn" else None
+                trained = rule.model.write_back(network) if registry.get(config.rule).writes_network else None
                 _checkpoint(Path(out), config, epoch, rule, optimizer, history, trained)
     return TrainResult(config, history, rule.describe())

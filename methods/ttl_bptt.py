@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from hwsim.methods.models import SpikingNet
 from hwsim.methods.neuron import LIFState
-from hwsim.methods.rule import RuleError, StepResult, TrainingRule, step_loss
+from hwsim.methods.rule import RuleError, StepResult, TrainingRule
 from torch import nn
 
 
@@ -84,9 +84,10 @@ class TTLBPTT(TrainingRule):
             for t in range(start, min(start + self.window, steps)):
                 inp = x[t]
                 for b, (lo, hi) in enumerate(self.blocks):
-                    out, spikes, states[lo:hi] = self.model.step(inp.detach(), states[lo:hi], start=lo, stop=hi)
+                    chunk, states[lo:hi] = states[lo:hi], [None] * (hi - lo)  # consumed by step
+                    out, spikes, states[lo:hi] = self.model.step(inp.detach(), chunk, start=lo, stop=hi)
                     local = out if b == len(self.blocks) - 1 else self.classifiers[b](spikes[-1].flatten(1))
-                    loss = loss + step_loss(local, y, steps)
+                    loss = loss + self.loss(local, y, steps)
                     inp = spikes[-1]
                 logits = logits + out.detach().flatten(1)
             loss.backward()
@@ -99,3 +100,9 @@ class TTLBPTT(TrainingRule):
     def describe(self) -> dict:
         return {"rule": self.name, "window": self.window, "block": self.block, "update": self.update,
                 "blocks": [[s.name for s in self.model.stages[lo:hi]] for lo, hi in self.blocks]}
+
+
+def build(entry, network, surrogate, options, device) -> TTLBPTT:
+    """The registry's builder: TTL-BPTT with the window, block and update cadence of ``options``."""
+    model = SpikingNet.from_network(network, surrogate).to(device)
+    return TTLBPTT(model, window=options.window, block=options.block, seed=options.seed, update=options.ttl_update)

@@ -231,5 +231,5 @@ def test_ttl_bptt_window_cadence_updates_once_per_window():
         rule.step(x, y, torch.optim.SGD(list(rule.parameters()), lr=0.1))
     for a, b in zip(whole[0].parameters(), whole[1].parameters()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
-    with pytest.raises(Exception, match="update cadence must be 'batch' or 'window'"):
+    with pytest.raises(Exception, match="ttl_update: expected one of batch, window, got 'epoch'"):
         _rule("ttl_bptt", net, window=2, ttl_update="epoch")

@@ -98,30 +98,67 @@ def _violations(name, make=None, **opts):
     return problems
 
 
-class _LeakySLTT:
-    """SLTT that also stashes every step's membranes in an attribute: the meter cannot see them."""
+def _stashing_rule(spec: str = NET):
+    """SLTT that keeps the last three steps' membranes and spikes of every layer aside in an attribute: a
+    constant amount of hidden state (flat in T), which the saved-tensor meter cannot see. The proof that the
+    analytic memory check cannot be fooled."""
+    from collections import deque
 
-    def __new__(cls):
-        from hwsim.methods.models import SpikingNet
-        from hwsim.methods.rule import step_loss
-        from hwsim.methods.sltt import SLTT
+    from hwsim.methods.models import SpikingNet
+    from hwsim.methods.sltt import SLTT
 
-        class Leaky(SLTT):
-            def accumulate(self, x, y):
-                self.stash = []
-                states = None
-                for t in range(x.shape[0]):
-                    out, _, states = self.model.step(x[t], states, detach_state=True)
-                    self.stash.append([s.u.detach().clone() for s in states])
-                    step_loss(out, y, x.shape[0]).backward()
+    class Stashing(SLTT):
+        def accumulate(self, x, y):
+            self.kept = deque(maxlen=3)
+            states = None
+            for t in range(x.shape[0]):
+                out, states = self.model.step(x[t], states, detach_state=True)[::2]
+                self.kept.append([(s.u.detach().clone(), s.s.detach().clone()) for s in states])
+                self.loss(out, y, x.shape[0]).backward()
 
-        return Leaky(SpikingNet.from_network(from_spec(NET, seed=0)))
+    return Stashing(SpikingNet.from_network(from_spec(spec, seed=0)))
 
 
-def test_allocator_catches_state_hidden_from_the_meter():
-    problems = _violations("sltt", make=_LeakySLTT)
-    assert len(problems) == 2, problems  # beyond the bound at T=16, and growing while the meter is flat
-    assert _violations("sltt") == []
+def test_a_bound_relative_to_the_meter_is_fooled_by_state_kept_aside():
+    """Why the analytic check exists: three steps kept aside stay within "meter + two parameter-sized
+    temporaries" and are flat in T, so the meter-relative bound passes the stashing rule."""
+    assert _violations("sltt", make=_stashing_rule) == []
+
+
+def _online_check(name, make=None, nets=(("32-48-48-10", 64), ("64-128-128-10", 32))):
+    """The allocator peak of an online rule against :func:`hwsim.methods.memory.online_need` (state carried from
+    step to step + the largest one-layer working set, from the layer sizes alone), at T = 4 and 16: within 15 %.
+    Returns the broken conditions (empty: the rule keeps what it needs and nothing else)."""
+    from hwsim.methods.memory import measure, online_need
+
+    problems = []
+    for spec, batch in nets:
+        for steps in (4, 16):
+            rule = make(spec, batch) if make is not None else build_rule(name, from_spec(spec, seed=0),
+                                                                          batch_size=batch)
+            g = torch.Generator().manual_seed(0)
+            x = (torch.rand(steps, batch, int(spec.split("-")[0]), generator=g) < 0.3).float()
+            y = torch.randint(0, 10, (batch,), generator=g)
+            got = measure(rule, x, y).allocator_peak_bytes
+            need = online_need(rule.model, batch, traces=name.startswith("ottt"))["need_bytes"]
+            if abs(got / need - 1) > 0.15:
+                problems.append(f"{spec}, batch {batch}, T={steps}: allocator {got} bytes, need {need} "
+                                f"({got / need:.2f}x)")
+    return problems
+
+
+@pytest.mark.parametrize("name", ["sltt", "sltt_k", "ottt_a"])
+def test_online_rules_hold_what_they_need_by_the_allocator(name):
+    """SLTT's (and SLTT-K's, OTTT's) allocator peak is its analytic state plus one layer's working set, within 15 %
+    (measured here: 0.2-6 %), on two MLPs, flat in T."""
+    assert _online_check(name) == []
+
+
+def test_state_kept_aside_fails_the_memory_check():
+    """The stashing SLTT (three steps of state aside) is caught by the allocator against the analytic need."""
+
+    problems = _online_check("sltt", make=lambda spec, batch: _stashing_rule(spec))
+    assert len(problems) == 4, problems  # every net and T: far above the need (about 1.5x the state more)
 
 
 @pytest.mark.parametrize("name,opts", [("bptt", {}), ("sltt", {}), ("sltt_k", {"k": 2}), ("ottt_a", {}),

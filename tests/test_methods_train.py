@@ -12,7 +12,7 @@ from hwsim.methods.train import TrainConfig, load_checkpoint, train
 
 from hwsim.cli.main import main
 from hwsim.sim.engine import simulate
-from hwsim.sim.network import Conv2d, Dense, Flatten, FloatLIF, Network, SumPool2d, load
+from hwsim.sim.network import Conv2d, Dense, Flatten, FloatLIF, Network, SumPool2d, from_spec, load
 
 
 def _dyadic(rng, shape):
@@ -65,6 +65,57 @@ def test_training_learns_digits(tmp_path):
     assert result.history[-1].activation_bytes > 0
 
 
+def test_ottt_at_its_paper_setting_trains_and_reports_both_memory_bases(tmp_path):
+    """OTTT with the paper's tau = 2, sigmoid surrogate alpha = 4 and the code's CE + 0.05 MSE (one-hot) loss, from
+    TrainConfig; every epoch carries the allocator's peak and the whole training memory beside the meter's, and
+    the network written beside the checkpoint carries the trained neuron (lam = 1 - 1/2)."""
+    config = TrainConfig(rule="ottt_a", dataset="digits", epochs=2, timesteps=4, tau=2.0, surrogate="sigmoid",
+                         alpha=4.0, mse=0.05)
+    out = tmp_path / "ottt.pt"
+    result = train(config, out=out, progress=False, log=lambda *_: None)
+    assert result.history[-1].test_accuracy > 0.7
+    for stats in result.history:
+        params = 3 * sum(p.size for layer in load(out.with_suffix(".network.npz")).layers
+                         for p in (layer.weight, layer.bias) if p is not None) * 4  # weights, grads, momentum
+        assert stats.allocator_peak_bytes > stats.activation_bytes > 0
+        assert stats.whole_training_bytes >= stats.allocator_peak_bytes + params * 2 // 3  # weights + momentum
+    assert all(layer.neuron.lam == 0.5 for layer in load(out.with_suffix(".network.npz")).layers)
+    assert load_checkpoint(out)["config"]["surrogate"] == "sigmoid"
+
+
+def test_rule_options_are_checked_one_line_each():
+    net = from_spec("8-6-4", seed=0)
+    cases = {"tau": (0.5, "tau: expected a number in 1..1e"), "v_th": (0.0, "v_th: expected a number in 1e-06.."),
+             "surrogate": ("relu", "surrogate: expected one of triangle, sigmoid, rectangle, got 'relu'"),
+             "alpha": (-1.0, "alpha: expected a number in 0.001..1000"),
+             "mse": (1.5, "mse: expected a number in 0..1"), "mse_target": ("zeros", "mse_target: expected one of"),
+             "ttl_update": ("epoch", "ttl_update: expected one of batch, window"), "k": (0, "k: expected an integer"),
+             "lambda_": (1, "unknown rule option 'lambda_'")}
+    for name, (value, message) in cases.items():
+        with pytest.raises(RuleError, match=message):
+            build_rule("sltt", net, **{name: value})
+    rule = build_rule("ottt_o", net, tau=2, surrogate="sigmoid", alpha=4, mse=0.05)
+    assert rule.model.surrogate.alpha == 4 and rule.model.stages[0].neuron.lam == 0.5
+    assert rule.loss_mix.target == "one_hot" and build_rule("sltt", net, mse=0.05).loss_mix.target == "means"
+    assert net.layers[0].neuron.lam == pytest.approx(1 - 1 / 1.1)  # the caller's network is left as it was
+
+
+def test_the_loss_mix_is_the_papers_code():
+    """((1 - 0.05) CE + 0.05 MSE) / T, MSE against the one-hot label (OTTT code) or every output against 1 (SLTT
+    code's loss_means), written out here with torch.nn.functional."""
+    import torch.nn.functional as F
+    from hwsim.methods.rule import LossMix, step_loss
+
+    g = torch.Generator().manual_seed(0)
+    out, y = torch.randn(5, 4, generator=g), torch.tensor([0, 3, 1, 1, 2])
+    ce = F.cross_entropy(out, y)
+    one_hot = ((1 - 0.05) * ce + 0.05 * ((out - F.one_hot(y, 4).float()) ** 2).mean()) / 6
+    means = ((1 - 0.05) * ce + 0.05 * ((out - 1.0) ** 2).mean()) / 6
+    torch.testing.assert_close(step_loss(out, y, 6, LossMix(0.05, "one_hot")), one_hot)
+    torch.testing.assert_close(step_loss(out, y, 6, LossMix(0.05, "means")), means)
+    assert torch.equal(step_loss(out, y, 6, LossMix()), ce / 6)
+
+
 def test_checkpoint_errors(tmp_path):
     with pytest.raises(DataError, match="no such checkpoint"):
         load_checkpoint(tmp_path / "none.pt")
@@ -95,11 +146,11 @@ def test_bad_rule_options(kwargs, message):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["train", "--rule", "hebb"], "unknown rule 'hebb'; known rules: bptt, sltt, sltt_k, ottt_a, ottt_o"),
-    (["train", "--rule", "sltt", "--dataset", "imagenet"], "unknown dataset 'imagenet'; known datasets: digits"),
-    (["train", "--rule", "sltt", "--dataset", "mnist", "--data-path", "/no/such"], "no such file"),
-    (["train", "--rule", "sltt_k", "--k", "9", "-T", "4"], "--k: SLTT-K backpropagates at K of the T steps; K=9 is "
-                                                           "larger than --timesteps T=4"),
+    (["train", "--rules", "hebb"], "unknown rule 'hebb'; known rules: bptt, sltt, sltt_k, ottt_a, ottt_o"),
+    (["train", "--rules", "sltt", "--dataset", "imagenet"], "unknown dataset 'imagenet'; known datasets: digits"),
+    (["train", "--rules", "sltt", "--dataset", "mnist", "--data-path", "/no/such"], "no such file"),
+    (["train", "--rules", "sltt_k", "--k", "9", "-T", "4"], "--k: SLTT-K backpropagates at K of the T steps; K=9 is "
+                                                           "larger than T=4"),
 ])
 def test_cli_bad_input(argv, message, capsys):
     assert main(argv) == 2
@@ -154,7 +205,7 @@ def test_torchrun_training_from_the_cli_ends_cleanly(tmp_path):
 
     env = {**os.environ, "HWSIM_DDP_BACKEND": "gloo", "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "hwsim",
-                           "train", "--rule", "sltt", "--epochs", "1", "--threads", "1", "--no-progress",
+                           "train", "--rules", "sltt", "--epochs", "1", "--threads", "1", "--no-progress",
                            "--out", "m"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("epoch 1/1") == 1  # rank 0 alone reports

@@ -169,3 +169,23 @@ def test_a_second_checkout_on_the_path_is_refused(tmp_path):
     if proc.returncode == 0:  # hwsim.chips is not mapped from this checkout (not an editable install): nothing mixes
         pytest.skip("hwsim is not installed editable from this checkout")
     assert "two copies of hwsim are mixed" in proc.stderr
+
+
+def test_estimate_of_every_chip_holds_no_zero_for_unknown(capsys):
+    """``estimate --chip all --json`` (inference and on-chip training): every energy, latency and power field is a
+    number, or None where the chip publishes nothing -- never 0 (tests/unknowns.py)."""
+    from tests.unknowns import zeros_for_unknown
+
+    for extra in ([], ["--rules", "sltt"]):
+        assert main(["estimate", "--net", "16-12-4", "-T", "5", "--chip", "all", "--json", *extra]) == 0
+        printed = json.loads(capsys.readouterr().out)
+        assert zeros_for_unknown(printed) == [], extra
+        static = {r["chip"]: r["energy_static_j"] for r in printed["chips"]}
+        assert static["odin"] is None and static["loihi"] > 0  # ODIN publishes no static power
+
+
+def test_the_walker_finds_a_zero_for_unknown():
+    from tests.unknowns import zeros_for_unknown
+
+    record = {"chips": [{"energy_static_j": 0.0, "energy_by_action_j": {"sop": 0.0}, "latency_s": None}]}
+    assert zeros_for_unknown(record) == ["chips[0].energy_static_j=0"]

@@ -70,12 +70,12 @@ def _rel(got, want):
     return num / sum(float(b.pow(2).sum()) for b in want) ** 0.5
 
 
-@pytest.mark.parametrize("backward", ["streamlined", "naive"])
+@pytest.mark.parametrize("backward", ["revnet", "naive"])
 def test_reversible_gradient_equals_bptt_of_the_same_architecture(backward):
     x, y = _data()
     model = RevSNN(10, 8, blocks=3, n_classes=3, neuron=NEURON, seed=3, backward=backward).double()
     info = Reversible(model).accumulate(x, y).info
-    assert info["recomputed_blocks"] == (3 if backward == "streamlined" else 6)
+    assert info["recomputed_blocks"] == (3 if backward == "revnet" else 6)
     got = [p.grad for p in model.parameters()]
     want = _bptt_reference(model, x, y)
     assert sum(float(g.abs().sum()) for g in got[2:-2]) > 0  # the blocks do receive gradient
@@ -146,6 +146,6 @@ def test_reconstruction_is_exact_on_spike_counts_only():
 def test_width_that_cannot_be_split_is_one_clear_line(capsys):
     with pytest.raises(RuleError, match="W must be even and >= 2, got 7"):
         RevSNN(10, 7, 2, 3)
-    assert main(["train", "--rule", "revsnn", "--net", "64-7-7-10", "--epochs", "1", "--no-progress"]) == 2
+    assert main(["train", "--rules", "revsnn", "--net", "64-7-7-10", "--epochs", "1", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "W must be even and >= 2, got 7" in err and err.count("\n") == 1

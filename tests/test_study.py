@@ -31,11 +31,25 @@ def study_dir(tmp_path_factory):
     return folder
 
 
+def _shown(key: str, value: float) -> set[float]:
+    """How the report shows a record's value: joules as µJ (3 or 2 significant figures), seconds as ms, bytes as
+    KiB (one decimal); results.json keeps the records' own units."""
+    if key.endswith("_j"):
+        return {float(f"{value * 1e6:.3g}"), float(f"{value * 1e6:.2g}")}
+    if key.endswith("_s"):
+        return {float(f"{value * 1e3:.3g}")}
+    if key.endswith("_bytes"):
+        return {round(value / 1024, 1)}
+    return set()
+
+
 def _numbers(value) -> set[float]:
     found = set()
     if isinstance(value, dict):
         for k, v in value.items():
             found |= _numbers(v) | _numbers(k)
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                found |= _shown(str(k), float(v))
     elif isinstance(value, list):
         for v in value:
             found |= _numbers(v)
@@ -49,6 +63,14 @@ def _numbers(value) -> set[float]:
 
 
 @pytest.mark.lava
+def test_study_results_hold_no_zero_for_unknown(study_dir):
+    from tests.unknowns import zeros_for_unknown
+
+    results = json.loads((study_dir / "out" / "results.json").read_text())
+    assert zeros_for_unknown(results) == []
+    assert results["costs"]["chips"]["odin"]["energy_static_j"] is None  # unpublished: None, never 0
+
+
 def test_study_writes_figures_report_and_json(study_dir):
     out = study_dir / "out"
     for name in FIGURES:
@@ -106,7 +128,7 @@ def test_interrupted_stage_leaves_the_finished_ones(tmp_path, monkeypatch):
 @pytest.mark.parametrize("text,fragment", [
     ("epoch: 3\n", "key 'epoch' is not a study key"),
     ("timesteps: 0\n", "key 'timesteps'"),
-    ("rules: [sltt, hebb]\n", "key 'rules.1'"),
+    ("rules: [sltt, hebb]\n", "key 'rules': unknown rule 'hebb'"),
     ("network: 64-abc-10\n", "key 'network'"),
     ("chips: [loihi9]\n", "unknown chip 'loihi9'"),
     ("on_chip: {rules: [sltt], speed: 3}\n", "key 'on_chip.speed' is not a study key"),
@@ -186,6 +208,6 @@ def test_report_says_whether_stdls_budget_binds():
 
     config = StudyConfig()
     plan = {"subnetworks": [["dense0"], ["dense1"], ["dense2"]], "auxiliary": [["classifier"], ["dense2"]],
-            "auxiliary_training_bytes": [33404, 34564], "budget_bytes": config.stdl_budget_bytes, "batch": 32}
+            "auxiliary_training_bytes": [40864, 43264], "budget_bytes": config.options.budget_bytes, "batch": 32}
     text = _stdl_lines(config, json.loads(json.dumps(plan)))[0]
-    assert config.network == "64-128-128-10" and "binds:" in text and "would need 263940 B" in text
+    assert config.network == "64-128-128-10" and "binds:" in text and "would need 348160 B" in text

@@ -71,6 +71,18 @@ def test_energy_columns_come_from_the_cost_record_in_joules():
     assert _uj(None) is None  # unknown stays unknown, never 0
 
 
+def test_sweep_table_and_results_hold_no_zero_for_unknown(serial):
+    import json
+
+    from tests.unknowns import zeros_for_unknown
+
+    rows = [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+            for row in _frame(serial).to_dict("records")]
+    assert zeros_for_unknown(rows) == []
+    for path in (serial / "points").glob("*/results.json"):
+        assert zeros_for_unknown(json.loads(path.read_text())) == [], path
+
+
 def test_pareto_front_keeps_only_undominated_points():
     rows = [{"energy_uj": e, "accuracy_percent": a, "id": i}
             for i, (e, a) in enumerate([(1.0, 50.0), (2.0, 40.0), (2.0, 70.0), (3.0, 70.0), (0.5, 20.0),

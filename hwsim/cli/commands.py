@@ -474,10 +474,12 @@ def cmd_train(args: argparse.Namespace) -> int:
                          f"a FILE.npz (x_train, y_train, x_test, y_test) or tonic:<Name>")
     if own and not args.net:
         raise UsageError(f"--dataset {args.dataset}: give --net for your own data (e.g. --net 700-128-20)")
+    o = options
     config = TrainConfig(rule=rule, dataset=args.dataset, epochs=args.epochs, timesteps=args.timesteps,
-                         net=args.net, batch_size=args.batch_size, lr=args.lr, seed=args.seed, k=options.k,
-                         window=options.window, block=options.block, subnet=options.subnet,
-                         budget_bytes=options.budget_bytes, data_path=args.data_path, device=args.device)
+                         net=args.net, batch_size=args.batch_size, lr=args.lr, seed=args.seed, k=o.k,
+                         window=o.window, block=o.block, subnet=o.subnet, budget_bytes=o.budget_bytes,
+                         data_path=args.data_path, device=args.device, tau=o.tau, v_th=o.v_th, surrogate=o.surrogate,
+                         alpha=o.alpha, mse=o.mse, mse_target=o.mse_target, ttl_update=o.ttl_update)
     args.rule = rule
     out = args.out or args.resume or _default_checkpoint(args.rule, args.dataset)
     check_output_file(out, "--out")

@@ -50,7 +50,9 @@ def add_option_arguments(cmd: argparse.ArgumentParser, on_chip: bool = False) ->
         choices = f" ({'|'.join(option.choices)})" if option.choices else ""
         group.add_argument(option.flag, dest=f"opt_{option.name}", default=None,
                            metavar=option.name.upper() if not option.choices else "|".join(option.choices),
-                           help=f"{scope}: {option.help}{choices}; default {option.default}{unit}")
+                           help=f"{scope}: {option.help}{choices}; default "
+                                f"{option.default if option.default is not None else option.default_text}"
+                                f"{unit if option.default is not None else ''}")
 
 
 def given_options(args: argparse.Namespace) -> dict[str, object]:

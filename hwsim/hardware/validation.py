@@ -422,8 +422,8 @@ def _fmt(value: float | None, unit: str) -> str:
     if unit == "s":
         return f"{value * 1e3:.3g} ms"
     if unit == "W":
-        return f"{value * 1e3:.3g} mW" if value >= 1e-3 else f"{value * 1e6:.3g} uW"
-    return f"{value * 1e3:.3g} mJ" if value >= 1e-3 else f"{value * 1e6:.3g} uJ" if value >= 1e-6 else \
+        return f"{value * 1e3:.3g} mW" if value >= 1e-3 else f"{value * 1e6:.3g} µW"
+    return f"{value * 1e3:.3g} mJ" if value >= 1e-3 else f"{value * 1e6:.3g} µJ" if value >= 1e-6 else \
         f"{value * 1e9:.3g} nJ"
 
 

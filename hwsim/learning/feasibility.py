@@ -463,7 +463,8 @@ def learning_counts(network: Network, rule: str, timesteps: int, rate: float, ba
         timesteps, batch = int(spikes.shape[0]), int(spikes.shape[1])
     learner = OnChipLearner(copy.deepcopy(network), rule, k=min(options.k, timesteps), seed=seed,
                             window=min(options.window, timesteps), block=options.block, subnet=options.subnet,
-                            budget_bytes=options.budget_bytes, surrogate=options.surrogate, alpha=options.alpha)
+                            budget_bytes=options.budget_bytes, surrogate=options.surrogate,
+                            alpha=registry.surrogate_alpha(options.surrogate, options.alpha))
     if spikes is None:
         spikes = bernoulli((timesteps, batch, *network.input_shape), rate, seed=seed + 1)
     labels = np.random.default_rng(seed).integers(0, network.layers[-1].n_out, batch)

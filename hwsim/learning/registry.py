@@ -41,6 +41,7 @@ class Option:
     maximum: float | None = None
     neuron: bool = False  # a neuron parameter of the network (tau, v_th): applies to every rule
     on_chip: bool = True  # the on-chip learner and feasibility honour it (False: torch training only)
+    default_text: str = ""  # what a default of None means, as help and docs print it
 
     @property
     def flag(self) -> str:
@@ -128,7 +129,7 @@ class Rule:
 OPTIONS: dict[str, Option] = {}
 RULES: dict[str, Rule] = {}
 STUDY_DEFAULTS = {"train_rules": ("sltt", "bptt"), "on_chip": ("sltt", "ottt_a")}  # the built-in study's choices
-COMMON = ("surrogate", "alpha")  # rule options every rule with a surrogate gradient takes
+COMMON = ("surrogate", "alpha", "mse", "mse_target")  # options of every rule (surrogate gradient, loss mix)
 
 
 def add_option(option: Option) -> Option:
@@ -269,6 +270,15 @@ class RuleOptions:
         return rule + (f" ({', '.join(f'{k}={v}' for k, v in used.items())})" if used else "")
 
 
+SURROGATE_ALPHA = {"triangle": 1.0, "sigmoid": 4.0, "rectangle": 1.0}  # each shape's paper default (alpha None)
+
+
+def surrogate_alpha(surrogate: str | None, alpha: float | None) -> float:
+    """The surrogate width/steepness a run uses: ``alpha``, or the shape's own paper default when None (triangle 1,
+    Meng et al. 2023; sigmoid 4, Xiao et al. 2022; rectangle 1)."""
+    return float(alpha) if alpha is not None else SURROGATE_ALPHA[surrogate or "triangle"]
+
+
 def options_table() -> str:
     """The docs' option table (Markdown): every option, its flag/key, default, unit, rules and source."""
     lines = ["| option (flag / study key) | default | unit | rules | meaning | default from |",
@@ -277,7 +287,8 @@ def options_table() -> str:
         users = "all" if option.neuron or option.name in COMMON else ", ".join(
             r.name for r in RULES.values() if option.name in r.options)
         choices = f" ({' / '.join(option.choices)})" if option.choices else ""
-        lines.append(f"| `{option.flag}` / `{option.name}` | {option.default} | {option.unit} | {users} | "
+        default = option.default if option.default is not None else option.default_text or "none"
+        lines.append(f"| `{option.flag}` / `{option.name}` | {default} | {option.unit} | {users} | "
                      f"{option.help}{choices} | {option.source or '-'} |")
     return "\n".join(lines)
 
@@ -305,14 +316,22 @@ def _declare() -> None:
     add_option(Option("surrogate", str, "triangle", "1", "surrogate gradient shape",
                       sltt_paper + " (triangle); " + ottt_paper + " uses sigmoid",
                       choices=("triangle", "sigmoid", "rectangle")))
-    add_option(Option("alpha", float, 1.0, "1", "surrogate width/steepness alpha",
+    add_option(Option("alpha", float, None, "1", "surrogate width/steepness alpha",
                       sltt_paper + " (triangle alpha = 1); " + ottt_paper + " (sigmoid alpha = 4)",
-                      minimum=1e-3, maximum=1e3))
-    add_option(Option("tau", float, 1.1, "steps", "membrane time constant of every LIF layer (leak 1 - 1/tau)",
+                      minimum=1e-3, maximum=1e3, default_text="the shape's own: triangle 1, sigmoid 4, rectangle 1"))
+    add_option(Option("mse", float, 0.0, "1", "weight of the MSE term in the loss ((1 - mse) CE + mse MSE, per step "
+                      "/ T); 0 is cross-entropy alone, what the on-chip kernels compute",
+                      "both papers' code use 0.05 (" + sltt_paper + "; " + ottt_paper + ")", minimum=0.0,
+                      maximum=1.0, on_chip=False))
+    add_option(Option("mse_target", str, None, "1", "target of the MSE term", "the rule's paper code: every output "
+                      "against 1.0 for SLTT, the one-hot label for the others", choices=("means", "one_hot"),
+                      on_chip=False, default_text="the rule's paper code's"))
+    add_option(Option("tau", float, None, "steps", "membrane time constant of every LIF layer (leak 1 - 1/tau)",
                       sltt_paper + " (tau = 1.1); " + ottt_paper + " (tau = 2)", minimum=1.0, maximum=1e6,
-                      neuron=True))
-    add_option(Option("v_th", float, 1.0, "weight units", "firing threshold of every LIF layer",
-                      sltt_paper + " (V_th = 1)", minimum=1e-6, maximum=1e6, neuron=True))
+                      neuron=True, default_text="the network's own (1.1 for a spec)"))
+    add_option(Option("v_th", float, None, "weight units", "firing threshold of every LIF layer",
+                      sltt_paper + " (V_th = 1)", minimum=1e-6, maximum=1e6, neuron=True,
+                      default_text="the network's own (1 for a spec)"))
     online = ("graded_error_messages", "third_factor")
     register(Rule("bptt", "BPTT", "Werbos 1990 (backpropagation through time)", "hwsim.methods.bptt:build",
                   Needs(online, history="T"), "windowed", color="#444444", window="T",

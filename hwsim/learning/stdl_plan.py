@@ -11,19 +11,27 @@ and the feasibility analysis (``hwsim.learning.feasibility``), which all call :f
   layers that follow it, longest first (m = L - hi down to 0), each followed by a linear classifier of its
   last spikes unless it reaches the network's read-out; the first candidate whose training memory fits
   ``budget_bytes`` is taken;
-* training memory of a candidate, float32 (4 bytes a value), at batch size ``batch``:
-  ``3 x parameters`` (weights, gradients, SGD momentum) ``+ activations kept for one step's backward``:
-  per mirrored layer with weights its input ``B x n_in`` (for the weight gradient) and its membrane
-  ``B x n_out`` (for the surrogate), a sum-pool layer its input and membrane as well, the classifier its
-  input, and the loss its softmax ``B x classes``, one scalar and the labels ``B x 8``. This equals what autograd keeps
-  for one step of the torch auxiliary network (``tests/test_stdl.py`` checks it with the saved-tensor meter);
+* training memory of a candidate is what training it takes by torch's allocator (float32, 4 bytes a value, at
+  batch size ``batch``; :func:`training_bytes`): ``3 x parameters`` (weights, gradients, SGD momentum) ``+`` the
+  state it carries from step to step (every mirrored layer's membrane and spikes, ``2 B n_l``) ``+`` the largest
+  working set of one layer's step ``+`` the loss (log-softmax and its gradient, ``2 B C``). The working sets:
+  a dense layer ``2 B n_l`` forward (its current and new membrane), ``B n_l + B n_{l-1} + |W_l|`` backward (the
+  error at its output, the error for the layer below -- the first mirrored layer's input comes from the
+  subnetwork, which learns from it -- and the weight-gradient temporary); a sum-pool layer ``2 B n_l`` forward and
+  ``2 B n_l + B n_{l-1}`` backward; a conv layer ``2 (B n_l + B n_{l-1}) + |W_l|`` backward and ``2 B n_l``
+  forward, ``4 B n_l`` when another mirrored layer feeds it (torch's CPU convolutions, oneDNN, reorder their
+  operands into blocked buffers: these two conv terms are calibrated on torch 2.13's CPU kernels); a classifier
+  ``B C + B F + |W_c|``. ``tests/test_stdl.py`` holds the plan to the allocator's measurement within 10 % on an
+  MLP and a conv net (16- and 32-channel layers; narrower conv layers, padded by oneDNN to its channel blocks,
+  need up to ~15 % more);
 * the auxiliary layers get their own weights, drawn independently of the layers they mirror
   (:func:`init_weights`): a mirrored layer as ``hwsim.sim.network.from_spec`` draws weights (N(0, (3/sqrt(fan_in))^2),
   a zero bias where the mirrored layer has one), the classifier as torch's ``nn.Linear`` (U(+-1/sqrt(fan_in)))
   -- never copies, or the auxiliary network would receive exactly its layers' gradients and STDL would
   degenerate into SLTT.
 
-A budget too small for even the classifier alone is refused with one line naming the smallest need.
+A budget too small for every candidate is refused with one line naming the smallest candidate and its need
+(a budget of that size admits it).
 """
 
 from __future__ import annotations
@@ -32,10 +40,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwsim.sim.network import Conv2d, Dense, Flatten, Network, SumPool2d
+from hwsim.sim.network import Conv2d, Flatten, Network, SumPool2d
 
 FLOAT_BYTES = 4
-LABEL_BYTES = 8  # int64 class labels kept by the loss
 DEFAULT_BUDGET_BYTES = 128 * 1024
 DEFAULT_BATCH = 32
 INIT_GAIN = 3.0  # hwsim.sim.network.from_spec's default gain
@@ -83,24 +90,35 @@ def _numel(shape) -> int:
 
 
 def training_bytes(network: Network, layers: list[int], classifier: bool, batch: int) -> int:
-    """Training memory (bytes) of an auxiliary network mirroring neuron layers ``layers`` (positions among
-    the neuron layers, non-empty or not) behind the layer before ``layers[0]``, see the module docstring."""
+    """Training memory (bytes, torch's allocator basis) of an auxiliary network mirroring neuron layers
+    ``layers`` (positions among the neuron layers, in order) behind the layer before ``layers[0]``, followed by a
+    classifier when ``classifier``; see the module docstring. ``layers`` may be empty only with a classifier
+    (:func:`_classifier_bytes`)."""
     neuron = _neuron_layers(network)
     shapes = network.layer_shapes()
     classes = _numel(network.output_shape)
-    params = acts = 0
-    for k in layers:
+    params = state = work = 0
+    prev = _numel(shapes[neuron[layers[0]]][0])
+    for position, k in enumerate(layers):
         layer = network.layers[neuron[k]]
-        in_shape, out_shape = shapes[neuron[k]]
-        if isinstance(layer, (Dense, Conv2d)):
-            params += layer.weight.size + (0 if layer.bias is None else layer.bias.size)
-        acts += batch * (_numel(in_shape) + _numel(out_shape))
+        n = _numel(shapes[neuron[k]][1])
+        weights = 0 if isinstance(layer, SumPool2d) else \
+            layer.weight.size + (0 if layer.bias is None else layer.bias.size)
+        params += weights
+        state += 2 * batch * n
+        if isinstance(layer, Conv2d):
+            forward, backward = (2 if position == 0 else 4) * batch * n, 2 * batch * (n + prev) + weights
+        elif isinstance(layer, SumPool2d):
+            forward, backward = 2 * batch * n, 2 * batch * n + batch * prev
+        else:
+            forward, backward = 2 * batch * n, batch * (n + prev) + weights
+        work = max(work, forward, backward)
+        prev = n
     if classifier:
-        features = _numel(_features_before(network, layers))
-        params += features * classes + classes
-        acts += batch * features
-    acts += batch * classes + 1  # softmax and the total weight kept by the cross-entropy
-    return FLOAT_BYTES * (3 * params + acts) + LABEL_BYTES * batch
+        head = prev * classes + classes
+        params += head
+        work = max(work, batch * (classes + prev) + head)
+    return FLOAT_BYTES * (3 * params + state + work + 2 * batch * classes)
 
 
 def _features_before(network: Network, layers: list[int]) -> tuple[int, ...]:
@@ -133,25 +151,28 @@ def plan(network: Network, subnet: int = 1, budget_bytes: int = DEFAULT_BUDGET_B
             classifier = hi + m != count
             needed = training_bytes(network, layers, classifier, batch) if layers else \
                 _classifier_bytes(network, hi - 1, batch)
-            smallest = needed
+            if smallest is None or needed < smallest[0]:  # a longer run can need less than a classifier alone
+                smallest = (needed, "a classifier alone" if not layers else
+                            " + ".join([names[k] for k in layers] + (["a classifier"] if classifier else [])))
             if needed <= budget_bytes:
                 chosen = Auxiliary(tuple(layers), classifier, needed,
                                    tuple(names[k] for k in layers) + (("classifier",) if classifier else ()))
                 break
         if chosen is None:
             raise STDLError(f"STDL memory budget {budget_bytes} bytes is too small for any auxiliary network of "
-                            f"subnetwork {index} ({', '.join(names[subnets[index][0]:hi])}): the smallest (a "
-                            f"classifier alone) needs {smallest} bytes at batch {batch}")
+                            f"subnetwork {index} ({', '.join(names[subnets[index][0]:hi])}): the smallest "
+                            f"({smallest[1]}) needs {smallest[0]} bytes at batch {batch}")
         auxiliary.append(chosen)
     return Plan(subnets, tuple(auxiliary), int(budget_bytes), int(batch), tuple(neuron))
 
 
 def _classifier_bytes(network: Network, below: int, batch: int) -> int:
-    """A classifier alone on the spikes of neuron layer ``below``."""
+    """A classifier alone on the spikes of neuron layer ``below`` (allocator basis, as :func:`training_bytes`)."""
     neuron = _neuron_layers(network)
     features = _numel(network.layer_shapes()[neuron[below]][1])
     classes = _numel(network.output_shape)
-    return FLOAT_BYTES * (3 * (features * classes + classes) + batch * (features + classes) + 1) + LABEL_BYTES * batch
+    head = features * classes + classes
+    return FLOAT_BYTES * (3 * head + batch * (classes + features) + head + 2 * batch * classes)
 
 
 def init_weights(network: Network, stdl_plan: Plan, seed: int = 0) -> list[list[tuple[np.ndarray | None,

@@ -246,7 +246,8 @@ def load_config(path: str | Path | None) -> StudyConfig:
                 problems.append(f"key {short(key, 60)} is not a study key "
                                 f"(known: {', '.join(StudyConfig.model_fields)})")
             else:
-                problems.append(f"key {short(key, 60)}: {e['msg']} (got {short(e.get('input'))})")
+                message = str(e["msg"]).removeprefix("Value error, ")
+                problems.append(f"key {short(key, 60)}: {message} (got {short(e.get('input'))})")
         raise StudyError(f"{path}: " + "; ".join(problems)) from None
     except Exception as err:  # a chip name the loader refuses
         raise StudyError(f"{path}: key 'chips': {str(err)[:300]}") from None
@@ -331,7 +332,9 @@ class Study:
             o = c.options
             config = TrainConfig(rule=rule, dataset=c.dataset, data_path=c.data_path, epochs=c.epochs,
                                  timesteps=c.timesteps, net=c.network, batch_size=c.batch_size, seed=c.seed,
-                                 k=o.k, window=o.window, block=o.block, subnet=o.subnet, budget_bytes=o.budget_bytes)
+                                 k=o.k, window=o.window, block=o.block, subnet=o.subnet, budget_bytes=o.budget_bytes,
+                                 tau=o.tau, v_th=o.v_th, surrogate=o.surrogate, alpha=o.alpha, mse=o.mse,
+                                 mse_target=o.mse_target, ttl_update=o.ttl_update)
             ckpt = self.out / "train" / f"{rule}.pt"
             resume = ckpt if ckpt.is_file() else None
             result = train(config, out=ckpt, resume=resume, progress=self.progress, log=lambda *_: None)
@@ -384,7 +387,9 @@ class Study:
             for steps in c.memory_timesteps:
                 o = c.options
                 r = build_rule(rule, net, k=min(o.k, steps), window=min(o.window, steps), block=o.block,
-                               subnet=o.subnet, budget_bytes=o.budget_bytes, batch_size=c.batch_size, seed=c.seed)
+                               subnet=o.subnet, budget_bytes=o.budget_bytes, batch_size=c.batch_size, seed=c.seed,
+                               tau=o.tau, v_th=o.v_th, surrogate=o.surrogate, alpha=o.alpha, mse=o.mse,
+                               mse_target=o.mse_target, ttl_update=o.ttl_update)
                 x = (torch.rand(steps, c.batch_size, *net.input_shape, generator=g) < SYNTHETIC_RATE).float()
                 y = torch.randint(0, r.model.n_classes, (c.batch_size,), generator=g)
                 # ottt_o updates inside the sample: it needs its optimizer (lr 0: the weights stay)
@@ -402,6 +407,7 @@ class Study:
                 "skipped": skipped}
 
     def stage_on_chip(self, results: dict) -> dict:
+        from hwsim.learning.assess import apply_neuron_options
         from hwsim.learning.learner import OnChipLearner, accuracy, fit
 
         c = self.config
@@ -416,9 +422,10 @@ class Study:
             import copy
 
             o = c.options
-            learner = OnChipLearner(copy.deepcopy(base), rule, lr=c.on_chip.lr, seed=c.seed, k=min(o.k, c.timesteps),
-                                    window=min(o.window, c.timesteps), block=o.block, subnet=o.subnet,
-                                    budget_bytes=o.budget_bytes, surrogate=o.surrogate, alpha=o.alpha)
+            learner = OnChipLearner(apply_neuron_options(copy.deepcopy(base), o), rule, lr=c.on_chip.lr, seed=c.seed,
+                                    k=min(o.k, c.timesteps), window=min(o.window, c.timesteps), block=o.block,
+                                    subnet=o.subnet, budget_bytes=o.budget_bytes, surrogate=o.surrogate,
+                                    alpha=registry.surrogate_alpha(o.surrogate, o.alpha))
             before = accuracy(learner, x_test, y_test)
             counts = fit(learner, x_train[:n], y_train[:n], epochs=1, batch_size=1, seed=c.seed,
                          progress=self.progress)
