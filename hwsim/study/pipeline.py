@@ -341,6 +341,8 @@ class Study:
             last = result.history[-1]
             out[rule] = {"test_accuracy_percent": round(100 * last.test_accuracy, 1),
                          "activation_kib": round(max(h.activation_bytes for h in result.history) / 1024, 1),
+                         "allocator_kib": _peak_kib([h.allocator_peak_bytes for h in result.history]),
+                         "whole_kib": _peak_kib([h.whole_training_bytes for h in result.history]),
                          "seconds_per_epoch": round(float(np.mean([h.seconds for h in result.history])), 2)}
             self.log(f"  {rule}: test {out[rule]['test_accuracy_percent']} %")
         return {"rules": out, "epochs": c.epochs, "timesteps": c.timesteps}
@@ -380,10 +382,10 @@ class Study:
         c = self.config
         net = from_spec(c.network, seed=c.seed)
         g = torch.Generator().manual_seed(c.seed)
-        out, allocator, plans = {}, {}, {}
+        out, allocator, whole, plans = {}, {}, {}, {}
         rules, skipped = c.analysed_rules()
         for rule in rules:
-            out[rule], allocator[rule] = {}, {}
+            out[rule], allocator[rule], whole[rule] = {}, {}, {}
             for steps in c.memory_timesteps:
                 o = c.options
                 r = build_rule(rule, net, k=min(o.k, steps), window=min(o.window, steps), block=o.block,
@@ -398,13 +400,14 @@ class Study:
                 report = measure(r, x, y, optimizer)
                 out[rule][str(steps)] = round(report.peak_bytes / 1024, 1)
                 allocator[rule][str(steps)] = round(report.allocator_peak_bytes / 1024, 1)
+                whole[rule][str(steps)] = None if report.whole_bytes is None else round(report.whole_bytes / 1024, 1)
                 if registry.get(rule).budgeted:
                     plans[rule] = r.describe()
         from hwsim.study.plots import memory_vs_timesteps
 
         memory_vs_timesteps(out, self.out / "memory_vs_T.png", batch=c.batch_size, allocator_kib=allocator)
-        return {"activation_kib": out, "allocator_kib": allocator, "batch": c.batch_size, "plans": plans,
-                "skipped": skipped}
+        return {"activation_kib": out, "allocator_kib": allocator, "whole_kib": whole, "batch": c.batch_size,
+                "plans": plans, "skipped": skipped}
 
     def stage_on_chip(self, results: dict) -> dict:
         from hwsim.learning.assess import apply_neuron_options
@@ -501,6 +504,12 @@ class Study:
         write_report(self.config, results, self.out)
         append_to_report(self.out / "report.md", results["figures"])
         return {"report": "report.md", "results": "results.json"}
+
+
+def _peak_kib(values: list[int | None]) -> float | None:
+    """The largest of the measured values in KiB (one decimal); None when none was measured."""
+    known = [v for v in values if v is not None]
+    return round(max(known) / 1024, 1) if known else None
 
 
 def _option_flags(config: StudyConfig) -> str:
