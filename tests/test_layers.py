@@ -88,3 +88,33 @@ def test_the_checker_sees_an_upward_import(tmp_path):
 def test_every_package_says_what_lives_there(package):
     doc = ast.get_docstring(ast.parse(MODULES[package].read_text()))
     assert doc and len(doc.split()) >= 12, f"{package} needs a one-paragraph docstring"
+
+
+def _functions():
+    for module, path in sorted(MODULES.items()):
+        if not module.startswith("hwsim.") or module.startswith(("hwsim.methods", "hwsim.chips")):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                yield module, node
+
+
+def _size(node) -> tuple[int, int]:
+    """(parameters, self and cls not counted; lines of body, docstring included)."""
+    a = node.args
+    params = len(a.posonlyargs) + len(a.args) + len(a.kwonlyargs) + bool(a.vararg) + bool(a.kwarg)
+    if a.args and a.args[0].arg in ("self", "cls"):
+        params -= 1
+    return params, node.end_lineno - node.body[0].lineno + 1
+
+
+def test_no_function_takes_more_than_12_parameters_or_runs_over_120_lines():
+    """Records, not argument lists (numba kernels included): a kernel takes a graph record and a state record."""
+    found = [f"{module}.{node.name}: {params} parameters, {lines} lines" for module, node in _functions()
+             for params, lines in [_size(node)] if params > 12 or lines > 120]
+    assert found == []
+
+
+def test_the_size_check_sees_a_long_signature():
+    node = ast.parse("def f(" + ", ".join(f"a{i}" for i in range(13)) + "):\n    return 0\n").body[0]
+    assert _size(node) == (13, 1)
