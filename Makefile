@@ -29,6 +29,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --no-deps $(SPIKINGJELLY)
 	$(PY) -m pip install --no-deps --ignore-requires-python $(LAVA_DL)
 	$(PY) -c "import hwsim.formats.lava_compat as c; c.import_lava(); c.import_netx(); print('lava, netx ok')"
+	# compile the numba kernels once into the cache: the first command then starts in about a second
+	$(PY) -m hwsim.cli.warm
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -18,19 +18,28 @@ def alternate_best(runs: tuple[Callable[[], object], Callable[[], object]], min_
     """Best ``(wall, process CPU)`` seconds of each of ``runs``, run alternately (``setups[k]`` untimed before
     each run of ``runs[k]``) for at least ``min_pairs`` pairs and ``min_seconds`` of wall time (at most
     ``max_pairs`` pairs)."""
-    best = [[float("inf"), float("inf")], [float("inf"), float("inf")]]
+    one, two = alternate_best_many(runs, min_pairs, min_seconds, setups, max_pairs)
+    return one, two
+
+
+def alternate_best_many(runs: tuple[Callable[[], object], ...], min_rounds: int, min_seconds: float,
+                        setups: tuple[Callable[[], object] | None, ...] | None = None,
+                        max_rounds: int = 200) -> tuple[tuple[float, float], ...]:
+    """:func:`alternate_best` for any number of set-ups: each round runs every one of ``runs`` in turn."""
+    setups = setups if setups is not None else (None,) * len(runs)
+    best = [[float("inf"), float("inf")] for _ in runs]
     started = time.perf_counter()
-    pairs = 0
-    while pairs < max_pairs and (pairs < min_pairs or time.perf_counter() - started < min_seconds):
-        for k in (0, 1):
+    rounds = 0
+    while rounds < max_rounds and (rounds < min_rounds or time.perf_counter() - started < min_seconds):
+        for k, run in enumerate(runs):
             if setups[k] is not None:
                 setups[k]()
             wall, cpu = time.perf_counter(), time.process_time()
-            runs[k]()
+            run()
             best[k][0] = min(best[k][0], time.perf_counter() - wall)
             best[k][1] = min(best[k][1], time.process_time() - cpu)
-        pairs += 1
-    return (best[0][0], best[0][1]), (best[1][0], best[1][1])
+        rounds += 1
+    return tuple((wall, cpu) for wall, cpu in best)
 
 
 def best_within(run: Callable[[], object], min_runs: int, min_seconds: float,

@@ -178,7 +178,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="'all threads' count (default: all cores)")
     parser.add_argument("--quick", action="store_true", help="only the two target levels (no crossover sweep)")
     args = parser.parse_args()
-    threads = set_threads(args.threads)
+    threads = set_threads(args.threads or available_threads())  # every core, busy or not (not the default)
     base = from_spec(SPEC, "float", seed=0)
     calib_x = bernoulli((STEPS, 2, *base.input_shape), 0.1, seed=7)
     results = {"network": SPEC, "timesteps": STEPS, "machine": platform.processor() or platform.machine(),

@@ -50,7 +50,7 @@ from alternate import StealMeter, alternate_best, best_within  # noqa: E402
 from hwsim.sim.engine import Engine, bernoulli  # noqa: E402
 from hwsim.sim.kernels.synapses import dense_events, emit_events, scan_events  # noqa: E402
 from hwsim.sim.network import FloatLIF, Network, from_spec  # noqa: E402
-from hwsim.sim.threads import set_threads  # noqa: E402
+from hwsim.sim.threads import available_threads, set_threads  # noqa: E402
 
 SPEC, STEPS = "784-512-512-10", 100
 TARGETS = {"float_b1_gsops": 5.0, "fixed_vs_lava": 100.0, "torch_b1": 8.0, "torch_b64": 2.0, "threads_b64": 1.7,
@@ -180,7 +180,7 @@ def main() -> None:
     parser.add_argument("--skip-lava", action="store_true", help="leave Lava out (it takes a while)")
     parser.add_argument("--threads", type=int, default=None, help="'all threads' count (default: all cores)")
     args = parser.parse_args()
-    threads = set_threads(args.threads)
+    threads = set_threads(args.threads or available_threads())  # every core, busy or not (not the default)
     set_threads(1)
 
     float_net, fixed_net = from_spec(SPEC, "float"), from_spec(SPEC, "fixed")

@@ -227,8 +227,9 @@ def test_one_default_per_concept():
     assert run.mode == est.mode is None  # both fall back to DEFAULT_MODE for a spec
     assert run.rate == est.rate == fea.rate == 0.1
     assert tr.opt_window is fea.opt_window is None  # not given: the registry's default, one for every command
-    from hwsim.learning.registry import OPTIONS, RuleOptions
     from hwsim.methods.train import TrainConfig
+
+    from hwsim.learning.registry import OPTIONS, RuleOptions
 
     assert TrainConfig(rule="ttl_bptt").window == RuleOptions().window == OPTIONS["window"].default == 2
 

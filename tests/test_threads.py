@@ -136,3 +136,105 @@ def test_emitted_events_equal_scanned_events(mode, monkeypatch):
         for a, b in zip(scanned.counts.layers, emitted.counts.layers):
             assert all(np.array_equal(a.events[k], b.events[k]) for k in a.events)
             assert np.array_equal(a.neuron_spikes, b.neuron_spikes)
+
+
+# -- the default count on a busy machine (hwsim.sim.threads.default_threads), with the machine mocked ----------
+
+def _sample(wall, own, idle, total=None):
+    """A CpuSample at ``wall`` s: this process used ``own`` s of CPU; per CPU ``idle`` s of ``total`` s."""
+    from hwsim.sim.threads import CpuSample
+
+    total = total if total is not None else {cpu: wall for cpu in idle}
+    return CpuSample(wall, own, dict(idle), dict(total))
+
+
+def _mock_machine(monkeypatch, cpus, end, start=None, load=None, env=None):
+    """Affinity ``cpus``; the probe window from ``start`` (default: all idle at 0 s) to ``end``; no sleeping."""
+    import hwsim.sim.threads as threads
+
+    for name in ("OMP_NUM_THREADS", "LOCAL_WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in (env or {}).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: set(cpus))
+    start = start or _sample(0.0, 0.0, {cpu: 0.0 for cpu in range(8)})
+    monkeypatch.setattr(threads, "_START", start)
+    monkeypatch.setattr(threads.time, "monotonic", lambda: start.wall)  # the window is open: no fresh start
+    monkeypatch.setattr(threads.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(threads, "sample_cpus", lambda path=threads.CPU_STAT: end)
+    def getloadavg():
+        if load is None:
+            raise OSError("load average unknown")
+        return load, load, load
+
+    monkeypatch.setattr(threads.os, "getloadavg", getloadavg)
+    return threads
+
+
+@pytest.mark.parametrize("idle, own, expected", [
+    ({0: 1.0, 1: 1.0, 2: 1.0, 3: 1.0}, 0.0, 4),  # an idle machine: every core
+    ({0: 0.0, 1: 1.0, 2: 1.0, 3: 1.0}, 1.0, 4),  # this process's own start-up is no competitor
+    ({0: 0.0, 1: 0.0, 2: 1.0, 3: 1.0}, 0.0, 2),  # two cores taken by another job
+    ({0: 0.0, 1: 0.0, 2: 0.0, 3: 0.0}, 0.0, 1),  # all taken: one thread, never none
+    ({0: 0.6, 1: 0.6, 2: 0.0, 3: 0.0}, 0.0, 1),  # 1.2 cores free: one
+    ({0: 0.8, 1: 0.7, 2: 0.0, 3: 0.0}, 0.0, 2),  # 1.5 cores free: a core counts when half of it is free
+])
+def test_default_takes_the_free_cores(monkeypatch, idle, own, expected):
+    threads = _mock_machine(monkeypatch, {0, 1, 2, 3}, _sample(1.0, own, idle))
+    assert threads.default_threads() == expected
+    assert threads.check_threads(None) == expected
+
+
+def test_default_counts_only_the_cores_of_its_affinity(monkeypatch):
+    """CPUs 0 and 1 are busy, but this process may run on 2 and 3 only, which are free."""
+    threads = _mock_machine(monkeypatch, {2, 3}, _sample(1.0, 0.0, {0: 0.0, 1: 0.0, 2: 1.0, 3: 1.0}))
+    assert threads.default_threads() == 2
+    threads = _mock_machine(monkeypatch, {0, 1, 2}, _sample(1.0, 0.0, {0: 0.0, 1: 1.0, 2: 1.0, 3: 1.0}))
+    assert threads.default_threads() == 2
+
+
+def test_one_hogged_core_of_two_gives_one_thread(monkeypatch):
+    """The measured case (benchmarks/bench_busy.py): 2 cores, a CPU hog on one, this process starting up on the
+    other (its own CPU time is free for it)."""
+    threads = _mock_machine(monkeypatch, {0, 1}, _sample(0.3, 0.28, {0: 0.0, 1: 0.01}))
+    assert threads.default_threads() == 1
+
+
+def test_launcher_and_load_average_fallbacks(monkeypatch):
+    busy = _sample(1.0, 0.0, {0: 0.0, 1: 0.0, 2: 0.0, 3: 0.0})
+    assert _mock_machine(monkeypatch, range(4), busy, env={"OMP_NUM_THREADS": "3"}).default_threads() == 3
+    assert _mock_machine(monkeypatch, range(4), busy, env={"LOCAL_WORLD_SIZE": "2"}).default_threads() == 2
+    from hwsim.sim.threads import CpuSample
+
+    unknown = CpuSample(1.0, 0.0, None, None)  # no /proc/stat: the load average of the others stands in
+    assert _mock_machine(monkeypatch, range(4), unknown, load=3.0).default_threads() == 2
+    assert _mock_machine(monkeypatch, range(4), unknown, load=0.2).default_threads() == 4
+    assert _mock_machine(monkeypatch, range(4), unknown, load=None).default_threads() == 4  # nothing known: all
+    assert _mock_machine(monkeypatch, {0}, unknown, load=9.0).default_threads() == 1
+
+
+def test_probe_window_and_stat_parsing(monkeypatch, tmp_path):
+    """A real sample parses /proc/stat's per-CPU lines; an old start is replaced by a fresh window of at least
+    PROBE_MIN_S; free cores are capped by the affinity."""
+    import hwsim.sim.threads as threads
+
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  10 0 10 100 5 0 0 0 0 0\ncpu0 5 0 5 50 2 0 0 1 0 0\ncpu1 5 0 5 50 3 0 0 0 0 0\n"
+                    "intr 1 2 3\nctxt 9\n")
+    sample = threads.sample_cpus(str(stat))
+    tick = float(__import__("os").sysconf("SC_CLK_TCK"))
+    assert sample.idle == {0: 52 / tick, 1: 53 / tick} and sample.total == {0: 63 / tick, 1: 63 / tick}
+    assert threads.sample_cpus(str(tmp_path / "missing")).idle is None
+    real = threads.sample_cpus()
+    assert real.idle is None or set(real.idle) >= set(__import__("os").sched_getaffinity(0))
+
+    slept = []
+    monkeypatch.setattr(threads, "_START", _sample(0.0, 0.0, {0: 0.0}))
+    monkeypatch.setattr(threads.time, "monotonic", lambda: 100.0)
+    monkeypatch.setattr(threads.time, "sleep", slept.append)
+    fresh = [_sample(99.99, 5.0, {0: 10.0, 1: 10.0}, {0: 50.0, 1: 50.0}),
+             _sample(100.05, 5.0, {0: 10.06, 1: 10.06}, {0: 50.06, 1: 50.06})]
+    monkeypatch.setattr(threads, "sample_cpus", lambda path=threads.CPU_STAT: fresh.pop(0))
+    assert threads.probe_free_cores({0, 1}) == pytest.approx(2.0)
+    assert slept and slept[0] == pytest.approx(threads.PROBE_MIN_S - 0.01)
+    assert threads.free_cores(_sample(0.0, 0.0, {0: 0.0}), _sample(1.0, 3.0, {0: 1.0}), {0}) == 1.0  # capped

@@ -42,6 +42,7 @@ so the latencies are bit-identical to a plain-Python schedule (kept as ``tests/n
 from __future__ import annotations
 
 import heapq
+from typing import NamedTuple
 
 import numba as nb
 import numpy as np
@@ -123,11 +124,10 @@ def detailed_step_latency_ns(mapping: Mapping, counts: Counts, chip: Chip) -> tu
         spikes = np.ascontiguousarray(senders.spikes[:, step])
         key = spikes.tobytes()  # the step's spikes per sender: steps alike are scheduled once
         if key not in cache:
-            offsets, work, dest = _sender_queues(senders.is_input, senders.neurons, senders.neuron_ns, spikes,
-                                                 senders.dest_offsets, senders.dests, float(spike_ns),
-                                                 float(t.packet_out_ns))
-            cache[key] = _schedule(offsets, work, dest, senders.x, senders.y, core_x, core_y, receive, buffer,
-                                   float(hop_ew), float(hop_ns), bool(noc), width, height)
+            queues = _sender_queues(senders.is_input, senders.neurons, senders.neuron_ns, spikes, senders.dest_offsets,
+                                    senders.dests, float(spike_ns), float(t.packet_out_ns))
+            cache[key] = _schedule(queues, (senders.x, senders.y, core_x, core_y), receive, buffer,
+                                   _Mesh(float(hop_ew), float(hop_ns), bool(noc), width, height))
         out[n] = cache[key]
     return out, assumptions
 
@@ -274,18 +274,30 @@ def _py_max(a: float, b: float) -> float:
     return b if b > a else a
 
 
-@nb.njit(cache=True)
-def _schedule(offsets: np.ndarray, work: np.ndarray, dest: np.ndarray, sender_x: np.ndarray, sender_y: np.ndarray,
-              core_x: np.ndarray, core_y: np.ndarray, receive: np.ndarray, buffer: float, hop_ew: float,
-              hop_ns: float, noc: bool, width: int, height: int) -> float:
-    """Schedule one step's messages (from :func:`_sender_queues`); returns when the last one is handled or the
-    last sweep ends (ns).
+class _Mesh(NamedTuple):
+    """The network of :func:`_schedule`: ``hop_ew``, ``hop_ns`` hop times east-west and north-south (ns, float);
+    ``noc``: whether messages cross a mesh (else only an injection port); ``width``, ``height``: the mesh in tiles."""
 
-    ``sender_x``, ``sender_y``: each sender's tile; ``core_x``, ``core_y``: each core's; ``receive``: receive time
-    per message at each core (ns); ``buffer``: messages per link buffer; ``hop_ew``, ``hop_ns``: hop times (ns).
+    hop_ew: float
+    hop_ns: float
+    noc: bool
+    width: int
+    height: int
+
+
+@nb.njit(cache=True)
+def _schedule(queues: tuple, tiles: tuple, receive: np.ndarray, buffer: float, mesh: _Mesh) -> float:
+    """Schedule one step's messages; returns when the last one is handled or the last sweep ends (ns).
+
+    ``queues``: ``(offsets, work, dest)`` from :func:`_sender_queues`; ``tiles``: ``(sender_x, sender_y, core_x,
+    core_y)`` int64, each sender's tile and each core's; ``receive``: receive time per message at each core (ns),
+    float64 ``(cores,)``; ``buffer``: messages per link buffer; ``mesh``: a :class:`_Mesh`.
     Messages are taken in order of (departure, sender, message index); messages in flight leave the network in
     order of (taken up at, sequence number).
     """
+    offsets, work, dest = queues
+    sender_x, sender_y, core_x, core_y = tiles
+    hop_ew, hop_ns, noc, width, height = mesh
     n_senders = len(offsets) - 1
     free = np.zeros(len(receive))  # when each core is done with the messages it received
     density = np.zeros(n_senders + 4 * width * height)  # messages in flight per link, each 1 / (h + 2)

@@ -23,6 +23,18 @@ from hwsim.sim.kernels.layer import (
     run_float_layer,
     run_float_layer_serial,
 )
+from hwsim.sim.kernels.records import (
+    ACTIVE,
+    N_COUNTERS,
+    SOP,
+    SPIKES_IN,
+    SPIKES_OUT,
+    EventSource,
+    FixedNeurons,
+    FloatNeurons,
+    LayerOutput,
+    Synapses,
+)
 from hwsim.sim.kernels.synapses import CONV, DENSE, POOL, scan_events, scan_events_serial
 from hwsim.sim.network import DRAW_CHUNK, Conv2d, Dense, Flatten, FloatLIF, LoihiLIF, Network, NetworkError, SumPool2d
 
@@ -59,6 +71,11 @@ class LayerPlan:
     out_shape: tuple[int, ...]
     factor: int = 1
     in_layout: tuple[int, ...] = ()  # shape of the input as produced upstream (channels last inside the kernels)
+
+    def synapses(self, mode: str) -> Synapses:
+        """The kernels' :class:`~hwsim.sim.kernels.records.Synapses` record of this layer."""
+        weight_exp = int(self.layer.weight_exp) if mode == "fixed" else 0
+        return Synapses(self.kind, self.w2d, self.geom, int(self.factor), weight_exp)
 
 
 def check_input(network: Network, spikes: np.ndarray, time_major: bool | None = None) -> np.ndarray:
@@ -237,8 +254,8 @@ class Engine:
         """Recompile the layer plans from the network's current weights."""
         self.plans = plan_layers(self.network)
         mode = self.network.mode
-        self._bias = [_float_bias(p.layer, p.out_shape) if mode == "float"
-                      else _fixed_bias(p.layer, p.out_shape, p.layer.neuron.bias_exp) for p in self.plans]
+        self._synapses = [p.synapses(mode) for p in self.plans]
+        self._neurons = [_neuron_record(p.layer, p.out_shape, mode) for p in self.plans]
 
     def run(self, spikes: np.ndarray, record: bool | str = False, time_major: bool | None = None) -> SimResult:
         """Run on 0/1 ``spikes`` of shape ``(T, B, *input_shape)``; returns spikes and exact counts.
@@ -297,13 +314,14 @@ class Engine:
         no_dense, no_counts = np.zeros((0, 0, 0), np.uint8), np.zeros((1, 0), np.int32)
         no_ranges = np.zeros(0, np.int64)
         no_sink = (no_ranges, no_ranges, np.zeros(0, np.int32))
-        source = (no_ranges, no_ranges, np.zeros(0, np.int32), to_channels_last(s_in, network.input_shape), no_counts)
+        source = EventSource(no_ranges, no_ranges, np.zeros(0, np.int32), to_channels_last(s_in, network.input_shape),
+                             no_counts)
         del s_in
         counts = Counts(timesteps=steps, batch=batch, mode=network.mode)
         out_spikes, membranes, currents, names = [], [], [], []
         last = len(self.plans) - 1
         self.layer_seconds, self.layer_cpu_seconds = [], []
-        for index, (plan, bias) in enumerate(zip(self.plans, self._bias)):
+        for index, (plan, synapses, neurons) in enumerate(zip(self.plans, self._synapses, self._neurons)):
             started, cpu_started = time.perf_counter(), time.process_time()
             layer = plan.layer
             n_out = int(np.prod(plan.out_shape))
@@ -313,8 +331,8 @@ class Engine:
             chunks, blocks = work_split(plan.kind, batch, n_out, group, threads)
             if index == 0:
                 in_counts = np.zeros((chunks, plan.n_in), np.int32)
-                source = source[:4] + (in_counts,)
-            step_counts = np.zeros((chunks * blocks, 4, steps), np.int64)
+                source = source._replace(in_counts=in_counts)
+            step_counts = np.zeros((chunks * blocks, N_COUNTERS, steps), np.int64)
             neuron_spikes = _chunk_rows(chunks, n_out)
             neuron_active = _chunk_rows(chunks, n_out)
             rec_shape = (steps, batch, n_out) if record is True else (0, 0, 0)
@@ -326,33 +344,32 @@ class Engine:
             # spikes nobody asked for never exist as a (T, B, n) array: each chunk writes one scratch row
             s_out = np.zeros((steps, batch, n_out) if keep or not emit else (1, chunks, n_out), np.uint8)
             sink = self._event_buffer(index % 2, batch * steps, n_out, own_buffers) if emit else no_sink
+            state = np.float32 if network.mode == "float" else np.int32
+            out = LayerOutput(s_out, np.zeros(rec_shape, state),
+                              np.zeros(rec_shape if network.mode == "fixed" else (0, 0, 0), state), step_counts,
+                              neuron_spikes, neuron_active, *sink)
+            # records go to the kernels as plain tuples: numba types those in C, named tuples in Python (slower)
+            records = (tuple(synapses), tuple(neurons), tuple(source), tuple(out))
             if network.mode == "float":
-                neuron: FloatLIF = layer.neuron
-                u_rec = np.zeros(rec_shape, np.float32)
-                float_layer(plan.kind, source, plan.w2d, plan.geom, bias, np.float32(neuron.lam),
-                            np.float32(neuron.v_th), neuron.reset == "soft", s_out, u_rec, chunks, blocks,
-                            step_counts, neuron_spikes, neuron_active, sink)
+                float_layer(*records, chunks, blocks)
                 if record is True:
-                    membranes.append(to_channels_first(u_rec, plan.out_shape))
+                    membranes.append(to_channels_first(out.u_rec, plan.out_shape))
             else:
-                neuron: LoihiLIF = layer.neuron
-                v_rec, u_rec = np.zeros(rec_shape, np.int32), np.zeros(rec_shape, np.int32)
-                fixed_layer(plan.kind, source, plan.w2d, plan.factor, plan.geom, int(layer.weight_exp),
-                            neuron.du, neuron.dv, neuron.vth, bias, s_out, v_rec, u_rec, chunks, blocks,
-                            step_counts, neuron_spikes, neuron_active, sink)
+                fixed_layer(*records, chunks, blocks)
                 if record is True:
-                    membranes.append(to_channels_first(v_rec, plan.out_shape))
-                    currents.append(to_channels_first(u_rec, plan.out_shape))
+                    membranes.append(to_channels_first(out.v_rec, plan.out_shape))
+                    currents.append(to_channels_first(out.u_rec, plan.out_shape))
+            del out, records
             totals = step_counts.sum(axis=0)
             if index == 0:
-                ev["spikes_in"][:] = totals[3]
+                ev["spikes_in"][:] = totals[SPIKES_IN]
                 lc.input_spikes = _channels_first_counts(in_counts.sum(axis=0, dtype=np.int64), plan.in_layout)
             else:  # this layer's input spikes are the previous layer's output spikes
                 ev["spikes_in"][:] = counts.layers[-1].events["spikes_out"]
                 lc.input_spikes = counts.layers[-1].neuron_spikes.copy()
-            ev["sop"][:] = totals[0]
-            ev["spikes_out"][:] = totals[1]
-            ev["neuron_updates_active"][:] = totals[2]
+            ev["sop"][:] = totals[SOP]
+            ev["spikes_out"][:] = totals[SPIKES_OUT]
+            ev["neuron_updates_active"][:] = totals[ACTIVE]
             ev["neuron_updates"][:] = batch * n_out
             lc.neuron_spikes = _channels_first_counts(neuron_spikes[:, :n_out].sum(axis=0, dtype=np.int64),
                                                      plan.out_shape)
@@ -361,10 +378,10 @@ class Engine:
             add_inference_bytes(lc, network.mode, has_bias=layer.bias is not None)
             counts.layers.append(lc)
             if emit:
-                source = (*sink, no_dense, no_counts)
+                source = EventSource(*sink, no_dense, no_counts)
             elif index < last:
                 offsets, events = scan(s_out)
-                source = (offsets[:-1], offsets[1:], events, no_dense, no_counts)
+                source = EventSource(offsets[:-1], offsets[1:], events, no_dense, no_counts)
             self.layer_seconds.append(time.perf_counter() - started)
             self.layer_cpu_seconds.append(time.process_time() - cpu_started)
             out_spikes.append(to_channels_first(s_out, plan.out_shape) if keep else None)
@@ -394,6 +411,16 @@ def _channels_first_counts(values: np.ndarray, shape: tuple[int, ...]) -> np.nda
         return values
     c, h, w = shape
     return np.ascontiguousarray(values.reshape(h, w, c).transpose(2, 0, 1).ravel())
+
+
+def _neuron_record(layer, out_shape: tuple[int, ...], mode: str) -> FloatNeurons | FixedNeurons:
+    """The kernels' neuron record of ``layer`` (bias per neuron, channels last)."""
+    if mode == "float":
+        lif: FloatLIF = layer.neuron
+        return FloatNeurons(_float_bias(layer, out_shape), np.float32(lif.lam), np.float32(lif.v_th),
+                            lif.reset == "soft")
+    fixed: LoihiLIF = layer.neuron
+    return FixedNeurons(_fixed_bias(layer, out_shape, fixed.bias_exp), int(fixed.du), int(fixed.dv), int(fixed.vth))
 
 
 def _float_bias(layer, out_shape) -> np.ndarray:

@@ -3,24 +3,29 @@
 Feed-forward networks are run layer after layer (each layer sees the previous layer's complete spike
 train), which is exact for feed-forward graphs and keeps every step's work inside compiled code.
 
+**Records.** A call takes a :class:`~hwsim.sim.kernels.records.Synapses` record (weights, geometry), a neuron
+record (:class:`~hwsim.sim.kernels.records.FloatNeurons` or :class:`~hwsim.sim.kernels.records.FixedNeurons`),
+an :class:`~hwsim.sim.kernels.records.EventSource` (the input) and a
+:class:`~hwsim.sim.kernels.records.LayerOutput` (spikes, recorded state, counters, emitted events); their
+fields, shapes and dtypes are documented in :mod:`hwsim.sim.kernels.records`. Each work item unpacks them once.
+
 **Parallel work split.** A call runs ``n_chunks * n_blocks`` independent work items in parallel
 (``numba.prange``): item ``w`` takes the samples of chunk ``w // n_blocks`` (contiguous, ``B`` split as
 evenly as possible) and the output neurons of block ``w % n_blocks`` (dense: a range of output columns;
 conv and pool: a range of output positions, each with all its channels). Every neuron's arithmetic is the
 same whatever the split, so spikes, membranes and counts are bit-identical for any thread count.
 
-**Input.** Either address events (``in_events`` with the slot ranges ``in_start``/``in_stop``, each
-``(B*T,)``: slot ``b*T + t`` holds ``in_events[in_start[slot]:in_stop[slot]]``, ascending; the ranges of
-consecutive slots need not touch, so a layer reads the events the previous layer emitted where they were
-written), or, for the first layer, the dense 0/1 input ``in_dense`` ``(T, B, n_in)`` uint8 (channels last),
-turned into each slot's events inside the work item while the row is in cache (no separate scan pass).
-The unused form is passed empty.
+**Input.** Either address events (slot ``b*T + t`` holds ``in_events[in_start[slot]:in_stop[slot]]``,
+ascending; the ranges of consecutive slots need not touch, so a layer reads the events the previous layer
+emitted where they were written), or, for the first layer, the dense 0/1 input ``in_dense`` ``(T, B, n_in)``
+uint8 (channels last), turned into each slot's events inside the work item while the row is in cache (no
+separate scan pass). The unused form is passed empty.
 
-Counters: ``step_counts[w, k, t]`` per work item (k: 0 SOPs, 1 spikes out, 2 active updates, 3 input
-spikes when the input is dense; summed by the caller); ``neuron_spikes``/``neuron_active``
-``(n_chunks, n_out)`` int32 per sample chunk (blocks of one chunk write disjoint columns); ``in_counts``
-``(n_chunks, n_in)`` int32 spikes per input neuron when the input is dense (counted by block 0 of each
-chunk), else ``(1, 0)``. Layouts as in :mod:`hwsim.sim.kernels.synapses` (channels last).
+Counters: ``step_counts[w, k, t]`` per work item (k: ``SOP``, ``SPIKES_OUT``, ``ACTIVE``, ``SPIKES_IN`` when
+the input is dense; summed by the caller); ``neuron_spikes``/``neuron_active`` ``(n_chunks, n_out)`` int32
+per sample chunk; ``in_counts`` ``(n_chunks, n_in)`` int32 spikes per input neuron when the input is dense
+(counted by block 0 of each chunk), else ``(1, 0)``. Layouts as in :mod:`hwsim.sim.kernels.synapses`
+(channels last).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import numba as nb
 import numpy as np
 
 from hwsim.sim.kernels.lif import U24, lif_fixed_step, lif_float_step
+from hwsim.sim.kernels.records import ACTIVE, SOP, SPIKES_IN, SPIKES_OUT
 from hwsim.sim.kernels.synapses import (
     DENSE,
     POOL,
@@ -88,24 +94,29 @@ def emit_slot(spike_row, out_buf, cursor, out_start, out_stop, slot):
 
 
 @nb.njit(cache=True, inline="always")
-def accumulate_block(kind, events, start, stop, pos_start, rows, w2d, geom, group, lo, hi, width, acc):
-    """One step's synaptic input of the block's neurons ``lo:hi`` from ``events[start:stop]`` into ``acc``
-    (group after group); returns the SOPs."""
+def accumulate_block(kind, events, n_events, pos_start, rows, w2d, geom, group, lo, hi, acc):
+    """One step's synaptic input of the block's neurons ``lo:hi`` from ``events[:n_events]`` into ``acc``
+    (``(hi - lo,)``, group after group); ``kind``, ``w2d``, ``geom`` as in :class:`Synapses`; ``pos_start``
+    ``(H*W + 1,)`` and ``rows`` ``(kh*kw*C,)`` int64 are scratch for conv and pool. Returns the SOPs.
+
+    The per-step helpers take arrays, not records: a record unpacked inside the step loop would take and drop a
+    reference to each of its arrays every step (measured: fixed point 3-5 % slower)."""
     if kind != DENSE:
-        position_starts(events, start, stop, geom[0], pos_start)
+        position_starts(events, 0, n_events, geom[0], pos_start)
+    width = max(1, min(group, hi - lo))
     sops = 0
     for g0 in range(lo, hi, width):
         k0 = g0 - lo
-        sops += accumulate_group(kind, events, start, stop, pos_start, rows, w2d, geom, g0 // group, g0,
+        sops += accumulate_group(kind, events, 0, n_events, pos_start, rows, w2d, geom, g0 // group, g0,
                                  acc[k0:k0 + width])
     return sops
 
 
 @nb.njit(cache=True, inline="always")
 def step_events(in_start, in_stop, in_events, in_dense, local, t, b, steps):
-    """Step ``t`` of sample ``b``'s input events into ``local`` (n_in,): the dense input row's spike indices,
-    or a copy of the slot's range of ``in_events`` (one event list type for the accumulation below, so its
-    code is compiled once); returns how many."""
+    """Step ``t`` of sample ``b``'s input events (arrays of the :class:`EventSource`) into ``local`` (n_in,):
+    the dense input row's spike indices, or a copy of the slot's range of ``in_events`` (one event list type for
+    the accumulation below, so its code is compiled once); returns how many."""
     if in_dense.shape[0] > 0:
         return fill_events(in_dense[t, b], local, 0)
     slot = b * steps + t
@@ -115,40 +126,61 @@ def step_events(in_start, in_stop, in_events, in_dense, local, t, b, steps):
 
 
 @nb.njit(cache=True, inline="always")
-def count_inputs(events, start, stop, in_counts_row, counts, t):
+def count_inputs(events, n_events, in_counts_row, counts, t):
     """Dense input only: add the step's input spikes to the per-neuron and per-step counters."""
-    for e in range(start, stop):
+    for e in range(n_events):
         in_counts_row[events[e]] += 1
-    counts[3, t] += stop - start
+    counts[SPIKES_IN, t] += n_events
 
 
 @nb.njit(cache=True, inline="always")
-def float_work_item(w, kind, source, w2d, geom, bias, lam, v_th, soft, s_out, u_rec, n_chunks, n_blocks,
-                    step_counts, neuron_spikes, neuron_active, sink):
-    """Work item ``w`` of :func:`run_float_layer` (same arguments)."""
-    in_start, in_stop, in_events, in_dense, in_counts = source
-    out_start, out_stop, out_buf = sink
+def work_item_span(w, syn, source, out, n_chunks, n_blocks):
+    """What work item ``w`` covers: ``(steps, batch, group, counting, lo, hi)`` -- its output neurons
+    ``lo:hi``, ``group`` neurons per accumulation pass, and whether it counts the dense input (block 0 of each
+    chunk does)."""
+    kind, _, geom, _, _ = syn
+    in_start, _, _, in_dense, _ = source
+    s_out, _, _, step_counts, _, _, _, _, _ = out
     steps = step_counts.shape[2]
     batch = in_dense.shape[1] if in_dense.shape[0] > 0 else in_start.shape[0] // steps
+    n_out = s_out.shape[2]
+    group = layer_group(kind, n_out, geom)
+    counting = in_dense.shape[0] > 0 and w % n_blocks == 0
+    lo, hi = block_range(kind, n_out, group, n_blocks, w % n_blocks)
+    return steps, batch, group, counting, lo, hi
+
+
+@nb.njit(cache=True, inline="always")
+def scratch(syn, n_out):
+    """Per-item scratch of the accumulation: ``(pos_start (H*W + 1,), rows (kh*kw*C,), local (n_in,))``."""
+    kind, w2d, geom, _, _ = syn
+    n_pos_in = geom[1] * geom[2] if kind != DENSE else 0
+    n_in = w2d.shape[0] if kind == DENSE else geom[0] * geom[1] * geom[2]
+    pos_start = np.zeros(n_pos_in + 1, np.int64)
+    rows = np.zeros(w2d.shape[0] if kind != DENSE else 0, np.int64)
+    local = np.zeros(n_in, np.int32)  # one step's input events (one copy of accumulate_block to compile)
+    return pos_start, rows, local
+
+
+@nb.njit(cache=True, inline="always")
+def float_work_item(w, syn, neurons, source, out, n_chunks, n_blocks):
+    """Work item ``w`` of :func:`run_float_layer` (same arguments)."""
+    kind, w2d, geom, _, _ = syn
+    bias, lam, v_th, soft = neurons
+    in_start, in_stop, in_events, in_dense, in_counts = source
+    s_out, u_rec, _, step_counts, neuron_spikes, neuron_active, out_start, out_stop, out_buf = out
+    steps, batch, group, counting, lo, hi = work_item_span(w, syn, source, out, n_chunks, n_blocks)
+    if hi <= lo and not counting:
+        return
     n_out = s_out.shape[2]
     full = s_out.shape[0] == steps and s_out.shape[1] == batch  # else a scratch row per chunk (spikes not kept)
     emit = out_start.shape[0] > 0
     record = u_rec.shape[0] > 0
-    group = layer_group(kind, n_out, geom)
-    n_pos_in = geom[1] * geom[2] if kind != DENSE else 0
     chunk = w // n_blocks
-    counting = in_dense.shape[0] > 0 and w % n_blocks == 0  # block 0 of each chunk counts the dense input
-    n_in = w2d.shape[0] if kind == DENSE else geom[0] * geom[1] * geom[2]
-    lo, hi = block_range(kind, n_out, group, n_blocks, w % n_blocks)
-    if hi <= lo and not counting:
-        return
-    width = max(1, min(group, hi - lo))
     acc = np.zeros(hi - lo, np.float32)  # the block's synaptic input of one step, group after group
     u = np.zeros(hi - lo, np.float32)
     s = np.zeros(hi - lo, np.float32)
-    pos_start = np.zeros(n_pos_in + 1, np.int64)
-    rows = np.zeros(w2d.shape[0] if kind != DENSE else 0, np.int64)
-    local = np.zeros(n_in, np.int32)  # one step's input events (one copy of accumulate_block to compile)
+    pos_start, rows, local = scratch(syn, n_out)
     no_rec = np.zeros(0, np.float32)
     spikes_n = neuron_spikes[chunk, lo:hi]
     active_n = neuron_active[chunk, lo:hi]
@@ -163,73 +195,57 @@ def float_work_item(w, kind, source, w2d, geom, bias, lam, v_th, soft, s_out, u_
         for t in range(steps):
             n_events = step_events(in_start, in_stop, in_events, in_dense, local, t, b, steps)
             if counting:
-                count_inputs(local, 0, n_events, inputs_n, counts, t)
-            counts[0, t] += accumulate_block(kind, local, 0, n_events, pos_start, rows, w2d, geom, group, lo, hi,
-                                             width, acc)
+                count_inputs(local, n_events, inputs_n, counts, t)
+            counts[SOP, t] += accumulate_block(kind, local, n_events, pos_start, rows, w2d, geom, group, lo, hi,
+                                             acc)
             rec = u_rec[t, b, lo:hi] if record else no_rec
             spike_row = s_out[t, b] if full else s_out[0, chunk]
             fired, busy = lif_float_step(acc, bias_b, lam, v_th, soft, u, s, spike_row[lo:hi], rec, spikes_n,
                                          active_n)
-            counts[1, t] += fired
-            counts[2, t] += busy
+            counts[SPIKES_OUT, t] += fired
+            counts[ACTIVE, t] += busy
             if emit:  # the next layer's input events, written while the step's spikes are in cache
                 cursor = emit_slot(spike_row, out_buf, cursor, out_start, out_stop, b * steps + t)
 
 
 @nb.njit(cache=True, parallel=True)
-def run_float_layer(kind, source, w2d, geom, bias, lam, v_th, soft, s_out, u_rec, n_chunks, n_blocks,
-                    step_counts, neuron_spikes, neuron_active, sink):
-    """Float layer. ``source`` = ``(in_start, in_stop, in_events, in_dense, in_counts)`` (see the module
-    docstring); ``s_out`` (T, B, n_out) uint8, or (1, n_chunks, n_out) when the spikes are not kept (a scratch
-    row per chunk: the layer then must emit its events); ``u_rec`` (T, B, n_out) float32 or (0, 0, 0) to skip
-    recording; ``bias`` (n_out,) float32; counters as in the module docstring. ``sink`` = ``(out_start,
-    out_stop, out_buf)``: the output spikes as address events for the next layer (``out_start``/``out_stop``
-    (B*T,) int64, ``out_buf`` (B*T*n_out,) int32, each chunk writing from ``first_sample * T * n_out``), or
-    all three empty to skip them (they need ``n_blocks == 1``: each work item then owns whole steps)."""
+def run_float_layer(syn, neurons, source, out, n_chunks, n_blocks):
+    """Float layer: ``syn`` a :class:`Synapses` record (float32 weights), ``neurons`` a :class:`FloatNeurons`,
+    ``source`` an :class:`EventSource`, ``out`` a :class:`LayerOutput` (``u_rec``: u before reset, float32);
+    ``n_chunks * n_blocks`` work items run in parallel (see the module docstring)."""
     for w in nb.prange(n_chunks * n_blocks):
-        float_work_item(w, kind, source, w2d, geom, bias, lam, v_th, soft, s_out, u_rec, n_chunks, n_blocks,
-                        step_counts, neuron_spikes, neuron_active, sink)
+        float_work_item(w, syn, neurons, source, out, n_chunks, n_blocks)
 
 
 @nb.njit(cache=True)
-def run_float_layer_serial(kind, source, w2d, geom, bias, lam, v_th, soft, s_out, u_rec, n_chunks, n_blocks,
-                           step_counts, neuron_spikes, neuron_active, sink):
+def run_float_layer_serial(syn, neurons, source, out, n_chunks, n_blocks):
     """:func:`run_float_layer` on the calling thread (no thread hand-off: the 1-thread path)."""
     for w in range(n_chunks * n_blocks):
-        float_work_item(w, kind, source, w2d, geom, bias, lam, v_th, soft, s_out, u_rec, n_chunks, n_blocks,
-                        step_counts, neuron_spikes, neuron_active, sink)
+        float_work_item(w, syn, neurons, source, out, n_chunks, n_blocks)
 
 
 @nb.njit(cache=True, inline="always")
-def fixed_work_item(w, kind, source, w2d, factor, geom, weight_exp, du, dv, vth, bias_eff, s_out, v_rec, u_rec,
-                    n_chunks, n_blocks, step_counts, neuron_spikes, neuron_active, sink):
+def fixed_work_item(w, syn, neurons, source, out, n_chunks, n_blocks):
     """Work item ``w`` of :func:`run_fixed_layer` (same arguments)."""
+    kind, w2d, geom, factor, weight_exp = syn
+    bias_eff, du, dv, vth = neurons
     in_start, in_stop, in_events, in_dense, in_counts = source
-    out_start, out_stop, out_buf = sink
-    steps = step_counts.shape[2]
-    batch = in_dense.shape[1] if in_dense.shape[0] > 0 else in_start.shape[0] // steps
+    s_out, u_rec, v_rec, step_counts, neuron_spikes, neuron_active, out_start, out_stop, out_buf = out
+    steps, batch, group, counting, lo, hi = work_item_span(w, syn, source, out, n_chunks, n_blocks)
+    if hi <= lo and not counting:
+        return
     n_out = s_out.shape[2]
     full = s_out.shape[0] == steps and s_out.shape[1] == batch  # else a scratch row per chunk (spikes not kept)
     emit = out_start.shape[0] > 0
     record = v_rec.shape[0] > 0
-    group = layer_group(kind, n_out, geom)
-    n_pos_in = geom[1] * geom[2] if kind != DENSE else 0
     left = max(weight_exp, 0)
     right = max(-weight_exp, 0)
     chunk = w // n_blocks
-    counting = in_dense.shape[0] > 0 and w % n_blocks == 0  # block 0 of each chunk counts the dense input
-    n_in = w2d.shape[0] if kind == DENSE else geom[0] * geom[1] * geom[2]
-    lo, hi = block_range(kind, n_out, group, n_blocks, w % n_blocks)
-    if hi <= lo and not counting:
-        return
-    width = max(1, min(group, hi - lo))
     acc = np.zeros(hi - lo, np.int32)  # the block's synaptic input of one step, group after group
     pending = np.zeros(hi - lo, np.int32)
     u = np.zeros(hi - lo, np.int32)
     v = np.zeros(hi - lo, np.int32)
-    pos_start = np.zeros(n_pos_in + 1, np.int64)
-    rows = np.zeros(w2d.shape[0] if kind != DENSE else 0, np.int64)
-    local = np.zeros(n_in, np.int32)  # one step's input events (one copy of accumulate_block to compile)
+    pos_start, rows, local = scratch(syn, n_out)
     no_rec = np.zeros(0, np.int32)
     spikes_n = neuron_spikes[chunk, lo:hi]
     active_n = neuron_active[chunk, lo:hi]
@@ -248,15 +264,15 @@ def fixed_work_item(w, kind, source, w2d, factor, geom, weight_exp, du, dv, vth,
             spike_row = s_out[t, b] if full else s_out[0, chunk]
             fired, busy = lif_fixed_step(pending, du, dv, vth, bias_b, u, v, spike_row[lo:hi], rec_v, rec_u,
                                          spikes_n, active_n)
-            counts[1, t] += fired
-            counts[2, t] += busy
+            counts[SPIKES_OUT, t] += fired
+            counts[ACTIVE, t] += busy
             if emit:  # the next layer's input events, written while the step's spikes are in cache
                 cursor = emit_slot(spike_row, out_buf, cursor, out_start, out_stop, b * steps + t)
             n_events = step_events(in_start, in_stop, in_events, in_dense, local, t, b, steps)
             if counting:
-                count_inputs(local, 0, n_events, inputs_n, counts, t)
-            counts[0, t] += accumulate_block(kind, local, 0, n_events, pos_start, rows, w2d, geom, group, lo, hi,
-                                             width, acc)
+                count_inputs(local, n_events, inputs_n, counts, t)
+            counts[SOP, t] += accumulate_block(kind, local, n_events, pos_start, rows, w2d, geom, group, lo, hi,
+                                             acc)
             for i in range(hi - lo):
                 a = ((np.int64(acc[i]) * factor) << left) >> right
                 if kind != DENSE:
@@ -265,23 +281,20 @@ def fixed_work_item(w, kind, source, w2d, factor, geom, weight_exp, du, dv, vth,
 
 
 @nb.njit(cache=True, parallel=True)
-def run_fixed_layer(kind, source, w2d, factor, geom, weight_exp, du, dv, vth, bias_eff, s_out, v_rec, u_rec,
-                    n_chunks, n_blocks, step_counts, neuron_spikes, neuron_active, sink):
+def run_fixed_layer(syn, neurons, source, out, n_chunks, n_blocks):
     """Fixed-point layer with Lava's one-step synaptic delay: spikes arriving at step t reach the neurons
-    at step t + 1. Input, output and counters as :func:`run_float_layer`. Lava's effective weights are
-    ``factor * w2d``: dense weights are stored in 8 bits (``w2d`` int8 with factor 2 for mixed signs,
-    uint8 with factor +-1 for one sign), conv/pool weights as int16 with factor 1; sums are exact in int32
-    for fan-in < 2**23. Dense output is shifted by ``weight_exp`` (as Lava ``Dense``); conv and pool output
-    is shifted, then wrapped to signed 24 bit (as Lava ``Conv``, which applies no weight exponent itself)."""
+    at step t + 1. ``neurons`` a :class:`FixedNeurons`; ``out.v_rec`` v after reset and ``out.u_rec`` u, int32;
+    otherwise as :func:`run_float_layer`. Lava's effective weights are ``syn.factor * syn.w2d``: dense weights are
+    stored in 8 bits (int8 with factor 2 for mixed signs, uint8 with factor +-1 for one sign), conv/pool weights
+    as int16 with factor 1; sums are exact in int32 for fan-in < 2**23. Dense output is shifted by
+    ``syn.weight_exp`` (as Lava ``Dense``); conv and pool output is shifted, then wrapped to signed 24 bit (as
+    Lava ``Conv``, which applies no weight exponent itself)."""
     for w in nb.prange(n_chunks * n_blocks):
-        fixed_work_item(w, kind, source, w2d, factor, geom, weight_exp, du, dv, vth, bias_eff, s_out, v_rec, u_rec,
-                        n_chunks, n_blocks, step_counts, neuron_spikes, neuron_active, sink)
+        fixed_work_item(w, syn, neurons, source, out, n_chunks, n_blocks)
 
 
 @nb.njit(cache=True)
-def run_fixed_layer_serial(kind, source, w2d, factor, geom, weight_exp, du, dv, vth, bias_eff, s_out, v_rec, u_rec,
-                           n_chunks, n_blocks, step_counts, neuron_spikes, neuron_active, sink):
+def run_fixed_layer_serial(syn, neurons, source, out, n_chunks, n_blocks):
     """:func:`run_fixed_layer` on the calling thread (no thread hand-off: the 1-thread path)."""
     for w in range(n_chunks * n_blocks):
-        fixed_work_item(w, kind, source, w2d, factor, geom, weight_exp, du, dv, vth, bias_eff, s_out, v_rec, u_rec,
-                        n_chunks, n_blocks, step_counts, neuron_spikes, neuron_active, sink)
+        fixed_work_item(w, syn, neurons, source, out, n_chunks, n_blocks)
