@@ -122,9 +122,10 @@ def test_on_a_memory_bound_chip_bptt_stops_fitting_at_some_T_while_sltt_still_fi
     loihi = chips.load("loihi")
     limit, note = max_timesteps(NET, loihi, "bptt")
     assert limit is not None and 1 < limit < 1 << 20 and "grows with T" in note
-    assert check(NET, loihi, "bptt", limit).feasible
+    within = check(NET, loihi, "bptt", limit)  # fits; the reverse-time pass with spike-coded errors is unshown
+    assert within.fits is True and within.verdict.startswith("unknown: a reverse-time error pass")
     beyond = check(NET, loihi, "bptt", limit + 1)
-    assert not beyond.feasible and beyond.fits is False and "cores" in beyond.verdict
+    assert beyond.verdict.startswith("infeasible") and beyond.fits is False and "cores" in beyond.verdict
     sltt = check(NET, loihi, "sltt", limit + 1)
     assert sltt.feasible and sltt.fits is True and sltt.max_timesteps is None
     assert sltt.max_timesteps_note.startswith("any T")
@@ -227,6 +228,17 @@ def test_rule_parameters_are_options_and_reported(capsys):
     assert four[0]["energy_dynamic_j"] > two[0]["energy_dynamic_j"]  # backward passes at 4 steps cost more than 2
     estimate = run(["estimate", "--net", "16-12-4", "--chip", "loihi", "-T", "10", "--rules", "sltt_k", "--k", "3"])
     assert estimate["rules"] == ["sltt_k"] and estimate["chips"][0]["rule_options"] == {"k": 3}
+
+
+def test_loihi_bptt_does_not_lean_on_renner_et_al():
+    """Renner et al. (2024) backpropagated through the layers within a step, with no reverse-time pass: Loihi's
+    spike-coded errors support the online rules (an assumption, stated), not BPTT or TTL-BPTT (unknown)."""
+    loihi = chips.load("loihi")
+    sltt = check(NET, loihi, "sltt", 8)
+    assert sltt.feasible and any("Renner" in a for a in sltt.assumptions)
+    for rule in ("bptt", "ttl_bptt"):
+        verdict = check(NET, loihi, rule, 8)
+        assert verdict.verdict.startswith("unknown: a reverse-time error pass with errors sent as spikes"), rule
 
 
 def test_a_learning_epoch_shorter_than_t_is_stated():

@@ -54,8 +54,11 @@ from hwsim.sim.network import Dense, Network
 CAPABILITY_TEXT = {"graded_error_messages": "graded error messages", "third_factor": "a third factor",
                    "local_traces": "local presynaptic traces"}
 T_SEARCH_MAX = 1 << 20  # max_timesteps search stops here (reported as ">= T_SEARCH_MAX")
-SPIKE_ERRORS = ("errors sent as spikes (no graded payload): exact backpropagation ran this way on Loihi 1 "
-                "(Renner et al., Nat. Commun. 15:9691, 2024); the error precision is reduced")
+SPIKE_ERRORS = ("errors sent as spikes (no graded payload): exact backpropagation through the layers ran this way on "
+                "Loihi 1 (Renner et al., Nat. Commun. 15:9691, 2024); the error precision is reduced")
+SPIKE_ERRORS_IN_TIME = ("a reverse-time error pass with errors sent as spikes (Renner et al., Nat. Commun. "
+                        "15:9691, 2024 backpropagated through the layers within a step only, with no pass back through "
+                        "time: not shown on this chip)")
 
 
 def needs(rule: str) -> Needs:
@@ -385,7 +388,10 @@ def check(network: Network, chip: Chip, rule: str, timesteps: int, counts: Count
         for capability in needs(rule).capabilities:
             value = getattr(chip.learning, capability)
             if capability == "graded_error_messages" and not value and chip.learning.spike_coded_errors:
-                assumptions.append(SPIKE_ERRORS)
+                if needs(rule).history is not None:  # BPTT, TTL-BPTT: what Renner et al. ran does not cover it
+                    unknown.append(SPIKE_ERRORS_IN_TIME)
+                else:
+                    assumptions.append(SPIKE_ERRORS)
                 continue
             if value is None:
                 unknown.append(f"{CAPABILITY_TEXT[capability]} (not published)")
