@@ -7,9 +7,11 @@ every learning operation counted); the reference runs ``methods`` SLTT in torch 
 training samples/s, the ratio (target >= 5x), and the largest weight difference after the run.
 
 It then trains on-chip SLTT on scikit-learn digits in float and in fixed point (8-bit weights with
-stochastic rounding, 7-bit traces, 8-bit error messages) and reports both test accuracies.
+stochastic rounding, 7-bit traces, 8-bit error messages) and reports both test accuracies. With ``--conv RULES``
+it also times one on-chip training sample of a conv net (``3x32x32-c64p1-p2-c128p1-p2-10``, T = 100, 10 % input,
+best of three, seconds) per rule, the figure docs/benchmarks.md quotes.
 
-    python benchmarks/bench_learning.py [--samples 200] [--timesteps 8] [--epochs 6] [--json FILE]
+    python benchmarks/bench_learning.py [--samples 200] [--timesteps 8] [--epochs 6] [--conv sltt,bptt] [--json FILE]
 """
 
 from __future__ import annotations
@@ -49,6 +51,32 @@ def digits_float_vs_fixed(epochs: int, rule: str = "sltt") -> dict:
     return out
 
 
+CONV_NET = "3x32x32-c64p1-p2-c128p1-p2-10"
+
+
+def conv_sample_seconds(rules: list[str], steps: int = 100, repeats: int = 3) -> dict[str, float]:
+    """Wall seconds of one on-chip training sample (batch 1, ``steps`` steps, 10 % Bernoulli input) on
+    :data:`CONV_NET` per rule, best of ``repeats`` after a short warm-up run (TTL-BPTT with a window of 2, STDL
+    with a budget of 1 GB)."""
+    from hwsim.sim.engine import bernoulli
+
+    x = bernoulli((steps, 1, *from_spec(CONV_NET, seed=0).input_shape), 0.1, seed=1)
+    out = {}
+    for rule in rules:
+        opts = {"window": 2} if rule == "ttl_bptt" else {}
+        if rule == "stdl":  # a budget that admits auxiliary networks of this net
+            opts = {"budget_bytes": 10**9, "batch_size": 1}
+        OnChipLearner(from_spec(CONV_NET, seed=0), rule, **opts).train_batch(x[:3], np.array([1]))  # compile
+        best = float("inf")
+        for _ in range(repeats):
+            learner = OnChipLearner(from_spec(CONV_NET, seed=0), rule, **opts)
+            start = time.perf_counter()
+            learner.train_batch(x, np.array([1]))
+            best = min(best, time.perf_counter() - start)
+        out[rule] = best
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=200)
@@ -58,6 +86,8 @@ def main() -> None:
     parser.add_argument("--json", metavar="FILE")
     parser.add_argument("--epochs", type=int, default=6, help="epochs of the digits float vs fixed comparison")
     parser.add_argument("--skip-digits", action="store_true")
+    parser.add_argument("--conv", metavar="RULES", default="",
+                        help="also time one conv training sample (T = 100) for these comma-separated rules")
     args = parser.parse_args()
     torch.set_num_threads(1)
     net = from_spec("784-512-10", seed=0)
@@ -107,6 +137,10 @@ def main() -> None:
         print(f"digits, on-chip {args.rule}, T=8, {args.epochs} epochs: float {d['float'] * 100:.1f} %, fixed point "
               f"{d['fixed'] * 100:.1f} % (8-bit weights with stochastic rounding, 7-bit traces, 8-bit errors); "
               f"difference {abs(d['float'] - d['fixed']) * 100:.1f} points (target <= 3)")
+    if args.conv:
+        result["conv_sample_seconds"] = conv_sample_seconds([r.strip() for r in args.conv.split(",") if r.strip()])
+        print(f"one conv training sample ({CONV_NET}, T=100): " + ", ".join(
+            f"{rule} {seconds:.3f} s" for rule, seconds in result["conv_sample_seconds"].items()))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
 

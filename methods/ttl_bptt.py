@@ -7,7 +7,7 @@ carried into the next window as a constant. ``window = T`` with one block is BPT
 block is SLTT.
 
 Update cadence: ``update="batch"`` (default) accumulates every window's gradient and updates the weights once
-per batch, as the other rules do and as the on-chip kernel (``hwsim/learning/kernels/windowed.py``) does, so torch and
+per batch, as the other rules do and as the on-chip kernel (``hwsim/learning/kernels/graph.py``) does, so torch and
 chip stay comparable; ``update="window"`` steps the optimizer after every window's backward pass -- truncated
 BPTT as Williams & Peng define it, the reading under which the paper's "backward and update unlocking" holds.
 The paper's text available here (abstract and summary) does not state its cadence; both are offered.

@@ -1,16 +1,17 @@
 """A verbatim copy of ``hwsim.learning.kernels.conv`` as it was before its conv layers went channels-last
 (scatter/gather over per-event fan-out lists): the reference the current kernel's counters and weights are
-compared with in ``tests/test_learning_conv.py``."""
+compared with in ``tests/test_learning_conv.py`` (run by ``tests.learning_reference.FormerLearner``)."""
 
 from __future__ import annotations
 
 import numba as nb
 import numpy as np
 
-from hwsim.learning.kernels.conv import channel_of, expand_bias, write_back  # unchanged by the rewrite
-from hwsim.learning.kernels.online import quantise_vector, surrogate
+from hwsim.learning.kernels.conv import channel_of  # unchanged by the rewrite
+from hwsim.learning.kernels.ops import quantise_vector, surrogate
 from hwsim.sim.kernels.lif import lif_float_step
 from hwsim.sim.kernels.synapses import dense_events
+from tests.learning_reference import expand_bias, write_back  # the graph kernel's, before it took records
 
 DENSE, CONV, POOL = 0, 1, 2
 

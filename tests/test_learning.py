@@ -259,3 +259,63 @@ def test_weights_written_per_postsynaptic_neuron_add_up():
         for lc in counts.layers:
             assert lc.neuron_weight_updates.sum() == lc.total("weight_updates"), (rule, lc.name)
         assert counts.total("weight_updates") > 0
+
+
+def _reference_net(kind, reset):
+    """A dense net (20-16-12-5) or a conv net with padding, pooling and a strided conv, biases everywhere."""
+    if kind == "dense":
+        return _net(reset)
+    from hwsim.sim.network import Conv2d
+
+    net = from_spec("2x9x9-c5k3p1-p2-c6k3s2p1-7", seed=3)
+    rng = np.random.default_rng(5)
+    for layer in net.layers:
+        if isinstance(layer, (Conv2d, Dense)):
+            layer.bias = rng.normal(0, 0.1, layer.weight.shape[0]).astype(np.float32)
+        if layer.neuron is not None:
+            layer.neuron = FloatLIF(lam=0.6, v_th=1.0, reset=reset)
+    return net
+
+
+@pytest.mark.parametrize("net_kind", ["dense", "conv"])
+@pytest.mark.parametrize("precision", ["float", "fixed"])
+@pytest.mark.parametrize("rule,opts", [("bptt", {}), ("sltt", {}), ("sltt_k", {"k": 3}), ("ottt_a", {}),
+                                       ("ottt_o", {}), ("ttl_bptt", {"window": 2, "block": 1}),
+                                       ("stdl", {"subnet": 1})])
+@pytest.mark.parametrize("reset,surrogate", [("soft", "triangle"), ("zero", "sigmoid")])
+def test_kernel_equals_the_former_kernels_bit_for_bit(rule, opts, precision, net_kind, reset, surrogate):
+    """The one learning kernel against the kernels it replaced (``tests/learning_reference.py``: dense online,
+    dense windowed, conv graph; frozen) over three batches: every counter, byte, per-neuron and per-channel
+    total and read-out equal, and weights, biases (heads included) and accumulators equal bit for bit."""
+    from tests.learning_reference import FormerLearner
+
+    base = _reference_net(net_kind, reset)
+    learner = OnChipLearner(copy.deepcopy(base), rule, lr=0.5, surrogate=surrogate,
+                            alpha=4.0 if surrogate == "sigmoid" else 1.0, precision=precision, seed=2, **opts)
+    former = FormerLearner(learner)
+    start = learner.w.copy()
+    rng = np.random.default_rng(7)
+    for _ in range(3):
+        x = (rng.random((6, 2, *base.input_shape)) < 0.35).astype(np.uint8)
+        y = rng.integers(0, int(np.prod(base.output_shape)), 2)
+        result = learner.train_batch(x, y, sync=False)
+        counts, readout = former.train_batch(x, y, result.learn_steps)
+        np.testing.assert_array_equal(result.readout, readout)
+        for lc, ref in zip(result.counts.layers, counts.layers, strict=True):
+            assert (lc.name, lc.kind, lc.n_in, lc.n_out) == (ref.name, ref.kind, ref.n_in, ref.n_out)
+            for name in ref.events:
+                np.testing.assert_array_equal(lc.events[name], ref.events[name], err_msg=f"{lc.name} {name}")
+            for kind in ref.mem_read_bytes:
+                np.testing.assert_array_equal(lc.mem_read_bytes[kind], ref.mem_read_bytes[kind], err_msg=kind)
+                np.testing.assert_array_equal(lc.mem_write_bytes[kind], ref.mem_write_bytes[kind], err_msg=kind)
+            for name in ("neuron_spikes", "neuron_active", "input_spikes", "neuron_weight_updates",
+                         "channel_weight_updates"):
+                a, b = getattr(lc, name), getattr(ref, name)
+                assert (a is None) == (b is None), name
+                if a is not None:
+                    np.testing.assert_array_equal(a, b, err_msg=f"{lc.name} {name}")
+        np.testing.assert_array_equal(learner.w, former.w)
+        np.testing.assert_array_equal(learner.b, former.b)
+        np.testing.assert_array_equal(learner.state.grad_w, former.grad_w)
+        np.testing.assert_array_equal(learner.state.grad_b, former.grad_b)
+    assert result.counts.total("weight_updates") > 0 and not np.array_equal(learner.w, start)

@@ -1,10 +1,11 @@
-"""The layer graph :class:`hwsim.learning.learner.OnChipLearner` trains when a network has conv or pool layers.
+"""The learning graph :class:`hwsim.learning.learner.OnChipLearner` trains, for dense and conv networks alike.
 
-A network's neuron layers (``Conv2d``, ``SumPool2d``, ``Dense``; a ``Flatten`` folds away) become the first
-nodes of a graph run by :func:`hwsim.learning.kernels.conv.train_graph`; the heads of locally trained blocks
+A network's neuron layers (``Dense``, ``Conv2d``, ``SumPool2d``; a ``Flatten`` folds away) become the first
+nodes of a graph run by :func:`hwsim.learning.kernels.graph.train`; the heads of locally trained blocks
 follow -- TTL-BPTT: one linear classifier of a block's last spikes; STDL: copies (own weights) of the
 following layers, conv and pool included, then a classifier unless the copy reaches the read-out. Blocks
-and subnetworks count neuron layers, as ``methods/`` does.
+and subnetworks count neuron layers, as ``methods/`` does. :func:`graph_record` turns the nodes into the
+kernel's :class:`~hwsim.learning.kernels.records.Graph`.
 
 Weight layouts in the flat learner arrays: dense fan-out major ``(n_in, n_out)``, conv ``(O, C, kh, kw)``
 (the shared kernel), pool none (its tap is fixed); biases per neuron (dense) or per channel (conv).
@@ -16,10 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwsim.learning.kernels.conv import CONV, DENSE, POOL
+from hwsim.learning.kernels.conv import channels_last_index
+from hwsim.learning.kernels.records import CONV, DENSE, POOL, Graph
 from hwsim.sim.network import Conv2d, Dense, Network, SumPool2d
-
-KIND_NAMES = {DENSE: "dense", CONV: "conv2d", POOL: "sumpool2d"}
 
 
 class GraphError(ValueError):
@@ -28,17 +28,17 @@ class GraphError(ValueError):
 
 @dataclass
 class Node:
-    """One layer of the learning graph."""
+    """One layer of the learning graph (fields as the columns of :class:`~hwsim.learning.kernels.records.Graph`)."""
 
     name: str
-    kind: int
-    geom: tuple[int, ...]
-    src: int
-    lif: bool
-    readout: bool
-    pass_error: bool
-    lam: float
-    v_th: float
+    kind: int  # DENSE, CONV or POOL
+    geom: tuple[int, ...]  # (C, H, W, O, H_out, W_out, kh, kw, stride, padding)
+    src: int  # the node whose spikes it reads; -1: the network input
+    lif: bool  # LIF neurons (False: a linear classifier head)
+    readout: bool  # its synaptic current is a read-out with a loss
+    pass_error: bool  # its error may flow into src (False across a block boundary)
+    lam: float  # membrane leak, 1 - 1/tau
+    v_th: float  # threshold, weight units
     weight: np.ndarray | None  # dense (n_out, n_in) / conv (O, C, kh, kw); None for a pool
     bias: np.ndarray | None
     pool_w: float = 0.0
@@ -75,24 +75,26 @@ def _node(layer, in_shape, out_shape, src: int, readout: bool, pass_error: bool,
                 float(layer.weight) if isinstance(layer, SumPool2d) else 0.0, index)
 
 
-def build_graph(network: Network, rule: str, block: int, subnet: int, stdl_plan, heads: list[list[tuple]] | None,
-                seed: int) -> list[Node]:
-    """The graph for ``rule`` (online rules and BPTT: the network alone). STDL's auxiliary networks are those of
-    ``stdl_plan`` (:func:`hwsim.learning.stdl_plan.plan`), started from
-    :func:`hwsim.learning.stdl_plan.init_weights` unless ``heads`` are
-    given: their own weights, never copies of the layers they mirror."""
+def build_graph(network: Network, rule: str, aux: str | None, size: int | None, stdl_plan,
+                heads: list[list[tuple]] | None, seed: int) -> list[Node]:
+    """The graph of a rule (named ``rule`` in messages) whose locally trained blocks have heads of kind ``aux``
+    (the rule registry's ``Needs.aux``): None -- the network alone; ``"classifier"`` -- blocks of ``size`` neuron
+    layers, each but the last with a linear classifier (TTL-BPTT); ``"copy"`` -- subnetworks of ``size`` layers,
+    each but the last with the auxiliary network of ``stdl_plan`` (:func:`hwsim.learning.stdl_plan.plan`, STDL),
+    started from :func:`hwsim.learning.stdl_plan.init_weights` unless ``heads`` are given: their own weights,
+    never copies of the layers they mirror."""
     stages = [(i, layer, shapes) for i, (layer, shapes) in enumerate(zip(network.layers, network.layer_shapes()))
               if layer.neuron is not None]
     count = len(stages)
     classes = int(np.prod(network.output_shape))
-    size = {"ttl_bptt": block, "stdl": subnet}.get(rule, count)
-    if size < 1 or (rule == "ttl_bptt" and count % size) or (rule == "stdl" and size >= count and count > 1):
+    size = count if aux is None else size
+    if size < 1 or (aux == "classifier" and count % size) or (aux == "copy" and size >= count and count > 1):
         raise GraphError(f"{rule}: block/subnetwork size {size} does not fit the network's {count} neuron layers")
     starts = list(range(0, count, size))
     nodes = [_node(layer, shapes[0], shapes[1], g - 1, g == count - 1, g == 0 or g not in starts, i, layer.name)
              for g, (i, layer, shapes) in enumerate(stages)]
     rng = np.random.default_rng(seed)
-    if rule == "stdl":
+    if aux == "copy":
         from hwsim.learning.stdl_plan import init_weights
 
         starts = [lo for lo, _ in stdl_plan.subnets]
@@ -100,11 +102,11 @@ def build_graph(network: Network, rule: str, block: int, subnet: int, stdl_plan,
     for index in range(len(starts) - 1):
         hi = starts[index + 1]
         given = heads[index] if heads is not None else None
-        if rule == "ttl_bptt":
+        if aux == "classifier":
             chain = [None]  # a linear classifier
         else:
-            aux = stdl_plan.auxiliary[index]
-            chain = list(aux.layers) + ([None] if aux.classifier else [])
+            copy = stdl_plan.auxiliary[index]
+            chain = list(copy.layers) + ([None] if copy.classifier else [])
             given = initial[index] if given is None else given
         src = hi - 1
         for position, main in enumerate(chain):
@@ -129,42 +131,27 @@ def build_graph(network: Network, rule: str, block: int, subnet: int, stdl_plan,
     return nodes
 
 
-@dataclass
-class GraphArrays:
-    """The graph as the kernel's flat arrays."""
+def graph_record(nodes: list[Node]) -> Graph:
+    """The nodes as the kernel's :class:`~hwsim.learning.kernels.records.Graph` (offsets from the nodes' sizes;
+    the read-out is the network's last neuron layer, the last node with ``layer_index >= 0``)."""
+    def arr(values, dtype):
+        return np.array(values, dtype)
 
-    kind: np.ndarray
-    geom: np.ndarray
-    n_in: np.ndarray
-    n_out: np.ndarray
-    src: np.ndarray
-    lif: np.ndarray
-    readout: np.ndarray
-    pass_error: np.ndarray
-    lams: np.ndarray
-    v_th: np.ndarray
-    has_bias: np.ndarray
-    pool_w: np.ndarray
-    w_off: np.ndarray
-    c_off: np.ndarray
-    n_off: np.ndarray
+    def offsets(sizes):
+        return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
-    @staticmethod
-    def of(nodes: list[Node]) -> GraphArrays:
-        def arr(values, dtype):
-            return np.array(values, dtype)
-
-        sizes = [0 if n.weight is None else n.weight.size for n in nodes]
-        return GraphArrays(arr([n.kind for n in nodes], np.int64), arr([n.geom for n in nodes], np.int64),
-                           arr([n.n_in for n in nodes], np.int64), arr([n.n_out for n in nodes], np.int64),
-                           arr([n.src for n in nodes], np.int64), arr([n.lif for n in nodes], np.uint8),
-                           arr([n.readout for n in nodes], np.uint8), arr([n.pass_error for n in nodes], np.uint8),
-                           arr([n.lam for n in nodes], np.float32), arr([n.v_th for n in nodes], np.float32),
-                           arr([n.bias is not None for n in nodes], np.uint8),
-                           arr([n.pool_w for n in nodes], np.float32),
-                           np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
-                           np.concatenate([[0], np.cumsum([n.channels for n in nodes])]).astype(np.int64),
-                           np.concatenate([[0], np.cumsum([n.n_out for n in nodes])]).astype(np.int64))
+    kind = arr([n.kind for n in nodes], np.int64)
+    geom = arr([n.geom for n in nodes], np.int64).reshape(len(nodes), 10)
+    w_off = offsets([0 if n.weight is None else n.weight.size for n in nodes])
+    cl_from, cl_to = channels_last_index(kind, geom, w_off)
+    return Graph(kind, geom, arr([n.n_in for n in nodes], np.int64), arr([n.n_out for n in nodes], np.int64),
+                 arr([n.src for n in nodes], np.int64), arr([n.lif for n in nodes], np.uint8),
+                 arr([n.readout for n in nodes], np.uint8), arr([n.pass_error for n in nodes], np.uint8),
+                 arr([n.bias is not None for n in nodes], np.uint8), arr([n.lam for n in nodes], np.float32),
+                 arr([n.v_th for n in nodes], np.float32), arr([n.pool_w for n in nodes], np.float32), w_off,
+                 offsets([n.channels for n in nodes]), offsets([n.n_out for n in nodes]),
+                 offsets([n.n_in for n in nodes]), cl_from, cl_to,
+                 max(g for g, n in enumerate(nodes) if n.layer_index >= 0))
 
 
 def pack(nodes: list[Node]) -> tuple[np.ndarray, np.ndarray]:
@@ -178,15 +165,17 @@ def pack(nodes: list[Node]) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(ws).astype(np.float32), np.concatenate(bs).astype(np.float32)
 
 
-def unpack(nodes: list[Node], arrays: GraphArrays, w: np.ndarray, b: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(weight, bias) of every node in the network's shapes (pool: ``(None, None)``)."""
+def unpack(nodes: list[Node], graph: Graph, w: np.ndarray, b: np.ndarray) -> list[tuple[np.ndarray | None,
+                                                                                   np.ndarray | None]]:
+    """(weight, bias) of every node in the network's shapes (pool: ``(None, None)``; bias None where the node has
+    none), copied out of the flat ``w`` (W,) and ``b`` (S,)."""
     out = []
     for g, n in enumerate(nodes):
         if n.kind == POOL:
             out.append((None, None))
             continue
-        flat = w[arrays.w_off[g]: arrays.w_off[g + 1]]
+        flat = w[graph.w_off[g]: graph.w_off[g + 1]]
         weight = flat.reshape(n.n_in, n.n_out).T.copy() if n.kind == DENSE else flat.reshape(n.weight.shape).copy()
-        bias = b[arrays.c_off[g]: arrays.c_off[g + 1]].copy()
+        bias = b[graph.c_off[g]: graph.c_off[g + 1]].copy()
         out.append((weight, bias if n.bias is not None else None))
     return out
