@@ -375,36 +375,23 @@ def npz_dataset(path: str | Path, steps: int | None = None) -> SpikeDataset:
     return SpikeDataset(path.stem, lazy, torch.from_numpy(y), len(ys[0]), n_classes)
 
 
-def tonic_dataset(name: str, steps: int, path: str | Path | None) -> SpikeDataset:
-    """A tonic event dataset (``tonic:NMNIST``, ``tonic:SHD``, ...; ``pip install tonic``), official train/test
-    split kept, events binned into ``steps`` equal frames per sample, per batch (:class:`LazySpikes`)."""
+def tonic_dataset(name: str, steps: int, path: str | Path | None, bin_us: float | None = None,
+                  seed: int = 0) -> SpikeDataset:
+    """A tonic event dataset (``tonic:NMNIST``, ``tonic:SHD``, ...; ``pip install tonic``;
+    :func:`hwsim.sim.inputs.tonic_source`): the official train/test split where the set has one, else a seeded
+    held-out 20 %; events binned into ``steps`` frames of ``bin_us`` µs each (None: each sample's own duration cut
+    into ``steps``), per batch (:class:`LazySpikes`). ``split_note`` and ``binning`` on the result say which."""
+    from hwsim.errors import InputError
+    from hwsim.sim.inputs import tonic_source
+
     try:
-        import tonic
-    except ImportError:
-        raise DataError(f"dataset 'tonic:{name}' needs the optional package tonic (pip install tonic)") from None
-    cls = getattr(tonic.datasets, name, None)
-    if cls is None:
-        raise DataError(f"tonic has no dataset {name!r}")
-    if path is None:
-        raise DataError(f"dataset 'tonic:{name}' needs a folder for its files (--data-path / data_path)")
-    train, test = cls(save_to=str(path), train=True), cls(save_to=str(path), train=False)
-    sensor = tuple(int(s) for s in train.sensor_size)
-    width, height, polarities = (sensor + (1, 1))[:3]
-    shape = (width,) if height == 1 and polarities == 1 else (polarities, height, width)
-    labels = np.array([int(train[i][1]) for i in range(len(train))] + [int(test[i][1]) for i in range(len(test))])
-
-    def fetch(i: int):
-        events = (train[i] if i < len(train) else test[i - len(train)])[0]
-        names = events.dtype.names
-        t = events["t"].astype(np.int64)
-        x = events["x"].astype(np.int64)
-        y = events["y"].astype(np.int64) if "y" in names else np.zeros_like(x)
-        p = events["p"].astype(np.int64) if "p" in names and polarities > 1 else np.zeros_like(x)
-        span = max(int(t.max()) + 1, 1) if t.size else 1
-        return np.minimum(t * steps // span, steps - 1), (p * height + y) * width + x
-
-    return SpikeDataset(f"tonic:{name}", LazySpikes(len(labels), steps, shape, fetch), torch.from_numpy(labels),
-                        len(train), len(getattr(train, "classes", [])) or int(labels.max()) + 1)
+        source = tonic_source(name, path, steps, bin_us=bin_us, seed=seed)
+    except InputError as err:
+        raise DataError(str(err)) from None
+    data = SpikeDataset(source.name, LazySpikes(len(source.labels), steps, source.shape, source.fetch),
+                        torch.from_numpy(source.labels), source.n_train, source.n_classes)
+    data.split_note, data.binning = source.split, source.binning
+    return data
 
 
 def load_dataset(name: str, steps: int, seed: int = 0, path: str | Path | None = None, **options) -> SpikeDataset:
@@ -412,8 +399,12 @@ def load_dataset(name: str, steps: int, seed: int = 0, path: str | Path | None =
     file-backed ones need ``path``."""
     if str(name).endswith(".npz"):
         return npz_dataset(name, steps)
+    bin_us = options.pop("bin_us", None)
     if str(name).startswith("tonic:"):
-        return tonic_dataset(str(name)[6:], steps, path)
+        return tonic_dataset(str(name)[6:], steps, path, bin_us=bin_us, seed=seed)
+    if bin_us is not None:
+        raise DataError(f"bin_us {bin_us}: fixed event bins apply to tonic event data sets only, not "
+                        f"{str(name)[:40]!r}")
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
     if steps < 1:

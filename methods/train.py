@@ -72,6 +72,7 @@ class TrainConfig:
     mse: float = 0.0
     mse_target: str | None = None
     ttl_update: str = "batch"
+    bin_us: float | None = None  # tonic data sets: fixed event bins in µs (None: each sample's span cut into T)
 
     def network_spec(self) -> str:
         return self.net or DEFAULT_NETS[self.dataset]
@@ -204,7 +205,8 @@ def build(config: TrainConfig):
     check_config(config)
     if config.device.startswith("cuda") and not torch.cuda.is_available():
         raise DataError("--device cuda: no CUDA device is available here")
-    data = load_dataset(config.dataset, config.timesteps, seed=config.seed, path=config.data_path)
+    data = load_dataset(config.dataset, config.timesteps, seed=config.seed, path=config.data_path,
+                        bin_us=config.bin_us)
     network = from_spec(config.network_spec(), mode="float", seed=config.seed)
     if config.tau is not None or config.v_th is not None:  # the network file then carries the trained neuron
         from hwsim.methods import with_neuron

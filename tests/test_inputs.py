@@ -263,3 +263,21 @@ def test_tonic_events_binned_with_a_fixed_width_in_microseconds(tmp_path, monkey
     assert event_steps(np.array([0, 999, 1000, 5000]), 4, bin_us=1000)[0].tolist() == [0, 0, 1, 5]
     with pytest.raises(InputError, match="bin width must be > 0"):
         event_steps(np.array([1]), 4, bin_us=0)
+
+
+def test_tonic_fixed_bins_reach_training_and_the_study(tmp_path, monkeypatch):
+    """A fixed bin width (µs) goes from the study key and TrainConfig to the data set, which says how it binned."""
+    from hwsim.methods.data import DataError, load_dataset
+
+    from hwsim.study.pipeline import StudyConfig, StudyError, load_config
+
+    _fake_tonic(monkeypatch)
+    data = load_dataset("tonic:NoSplit", 4, path=tmp_path, bin_us=250.0, seed=1)
+    assert data.binning.startswith("fixed bins of 250 µs") and data.split_note.startswith("no official split")
+    with pytest.raises(DataError, match="bin_us 250.0: fixed event bins apply to tonic event data sets only"):
+        load_dataset("digits", 4, bin_us=250.0)
+    assert StudyConfig.model_validate({"dataset": "tonic:NoSplit", "bin_us": 250.0}).bin_us == 250.0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("bin_us: 250.0\n")
+    with pytest.raises(StudyError, match="bin_us: fixed event bins apply to tonic event data sets only"):
+        load_config(bad)

@@ -472,6 +472,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.dataset not in DATASETS and not own:
         raise UsageError(f"--dataset: unknown dataset {args.dataset!r}; known datasets: {', '.join(DATASETS)}, "
                          f"a FILE.npz (x_train, y_train, x_test, y_test) or tonic:<Name>")
+    if args.bin_us is not None and not args.dataset.startswith("tonic:"):
+        raise UsageError(f"--bin-us applies to tonic event data sets only, not --dataset {short(args.dataset, 40)}")
     if own and not args.net:
         raise UsageError(f"--dataset {args.dataset}: give --net for your own data (e.g. --net 700-128-20)")
     o = options
@@ -479,7 +481,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                          net=args.net, batch_size=args.batch_size, lr=args.lr, seed=args.seed, k=o.k,
                          window=o.window, block=o.block, subnet=o.subnet, budget_bytes=o.budget_bytes,
                          data_path=args.data_path, device=args.device, tau=o.tau, v_th=o.v_th, surrogate=o.surrogate,
-                         alpha=o.alpha, mse=o.mse, mse_target=o.mse_target, ttl_update=o.ttl_update)
+                         alpha=o.alpha, mse=o.mse, mse_target=o.mse_target, ttl_update=o.ttl_update,
+                         bin_us=args.bin_us)
     args.rule = rule
     out = args.out or args.resume or _default_checkpoint(args.rule, args.dataset)
     check_output_file(out, "--out")

@@ -215,6 +215,8 @@ def _add_train(sub) -> None:
                     help="SGD learning rate (momentum 0.9), default 0.1")
     tr.add_argument("--seed", type=seed, default=0, help="seed for data encoding, weights and shuffling")
     tr.add_argument("--data-path", metavar="PATH", help="folder or file of a local dataset (mnist, nmnist, shd)")
+    tr.add_argument("--bin-us", type=finite_positive_float, default=None, metavar="US",
+                    help="tonic event data sets: fixed event bins in µs (default: each sample's duration cut into T)")
     tr.add_argument("--device", type=device, default="cpu", help="cpu or cuda (default cpu)")
     tr.add_argument("--out", metavar="CKPT",
                     help="checkpoint written after every epoch, with the trained network beside it as "

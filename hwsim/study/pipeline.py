@@ -71,6 +71,8 @@ class StudyConfig(BaseModel):
                                                  "file (x_train, y_train, x_test, y_test: "
                                                  "0/1 spikes (N, T, *shape) and labels) or tonic:<Name>")
     data_path: str | None = Field(None, description="folder for tonic datasets")
+    bin_us: float | None = Field(None, gt=0, le=1e9, description="tonic datasets: fixed event bins in µs (None: each "
+                                                                "sample's own duration cut into T steps)")
     network: str = "64-128-128-10"  # two hidden layers: STDL's default budget binds on it
     timesteps: int = Field(8, ge=1, le=10_000)
     epochs: int = Field(4, ge=1)
@@ -170,6 +172,12 @@ class StudyConfig(BaseModel):
         from hwsim.learning.registry import RuleOptions
 
         return RuleOptions(self.rule_options, frozenset(self.rule_options))
+
+    @model_validator(mode="after")
+    def _bins(self) -> StudyConfig:
+        if self.bin_us is not None and not self.dataset.startswith("tonic:"):
+            raise ValueError(f"bin_us: fixed event bins apply to tonic event data sets only, not {self.dataset!r}")
+        return self
 
     @model_validator(mode="after")
     def _rule_options(self) -> StudyConfig:
@@ -312,7 +320,7 @@ class Study:
         from hwsim.methods.data import load_dataset
 
         data = load_dataset(self.config.dataset, self.config.timesteps, seed=self.config.seed,
-                            path=self.config.data_path)
+                            path=self.config.data_path, bin_us=self.config.bin_us)
         x, y = (a.numpy() for a in data.split("test"))
         n = min(self.config.eval_samples, len(y))
         return data, x[:n], y[:n]
@@ -334,7 +342,7 @@ class Study:
                                  timesteps=c.timesteps, net=c.network, batch_size=c.batch_size, seed=c.seed,
                                  k=o.k, window=o.window, block=o.block, subnet=o.subnet, budget_bytes=o.budget_bytes,
                                  tau=o.tau, v_th=o.v_th, surrogate=o.surrogate, alpha=o.alpha, mse=o.mse,
-                                 mse_target=o.mse_target, ttl_update=o.ttl_update)
+                                 mse_target=o.mse_target, ttl_update=o.ttl_update, bin_us=c.bin_us)
             ckpt = self.out / "train" / f"{rule}.pt"
             resume = ckpt if ckpt.is_file() else None
             result = train(config, out=ckpt, resume=resume, progress=self.progress, log=lambda *_: None)
@@ -345,7 +353,10 @@ class Study:
                          "whole_kib": _peak_kib([h.whole_training_bytes for h in result.history]),
                          "seconds_per_epoch": round(float(np.mean([h.seconds for h in result.history])), 2)}
             self.log(f"  {rule}: test {out[rule]['test_accuracy_percent']} %")
-        return {"rules": out, "epochs": c.epochs, "timesteps": c.timesteps}
+        data = self._data()[0]
+        return {"rules": out, "epochs": c.epochs, "timesteps": c.timesteps,
+                "data": {"split": getattr(data, "split_note", "the data set's own train/test split"),
+                         "binning": getattr(data, "binning", None)}}
 
     def stage_simulate(self, results: dict) -> dict:
         from hwsim.learning.learner import OnChipLearner, accuracy

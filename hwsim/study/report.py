@@ -19,7 +19,8 @@ def write_report(config, results: dict, out: Path) -> None:
     c = config
     lines = [f"# hwsim study: `{c.network}` on {c.dataset}", "",
              f"Time steps T = {c.timesteps}, {c.epochs} training epochs, batch {c.batch_size}, seed {c.seed}. "
-             "Every number below is in `results.json`.", "", "## Training in torch", "",
+             "Every number below is in `results.json`.", *_data_lines(results["train"].get("data")), "",
+             "## Training in torch", "",
              "| rule | test accuracy (%) | activation memory, meter (KiB) | allocator peak (KiB) | whole training "
              "memory (KiB) | s/epoch |", "|---|---|---|---|---|---|"]
     for rule, r in results["train"]["rules"].items():
@@ -136,6 +137,13 @@ def _stdl_lines(config, plan: dict | None) -> list[str]:
     return [f"STDL's memory budget ({plan['budget_bytes']} B per auxiliary network, batch {plan['batch']}) "
             f"{verdict}: " + "; ".join(parts) + ". Its auxiliary layers have their own weights (Ma et al. 2025; "
             "our reading of the budget: docs/rules.md).", ""]
+
+
+def _data_lines(data: dict | None) -> list[str]:
+    """How the data set was split and its events binned (event data sets say it; the others give no binning)."""
+    if not data:
+        return []
+    return ["", f"Data: {data['split']}" + (f"; events in {data['binning']}." if data.get("binning") else ".")]
 
 
 def _dash(value) -> str:
