@@ -71,5 +71,5 @@ def test_a_conv_study_runs_every_stage(tmp_path):
         record = results["on_chip"]["rules"][rule]
         assert record["samples"] == 20 and record["error_macs_last_sample"] > 0 and record["grad_ops_last_sample"] > 0
     table = results["feasibility"]["table"]
-    assert table["spinnaker2"]["sltt"]["verdict"] == "feasible" and table["spinnaker2"]["stdl"]["energy_uj_per_sample"]
+    assert table["spinnaker2"]["sltt"]["verdict"] == "feasible" and table["spinnaker2"]["stdl"]["energy_per_sample_j"]
     assert results["export"]["verified_equal"] is True

@@ -219,5 +219,5 @@ def test_validation_table_prints_from_one_command():
     out = subprocess.run([sys.executable, str(root / "benchmarks" / "validate_silicon.py")], capture_output=True,
                          text=True, timeout=300, cwd=root)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "| keyword spotting: dynamic energy | loihi | 270 uJ |" in out.stdout
+    assert "| keyword spotting: dynamic energy | loihi | 270 µJ |" in out.stdout
     assert "MISS" not in out.stdout and "met   Loihi 2 PilotNet" in out.stdout

@@ -40,6 +40,10 @@ from hwsim.cli.rule_args import DeprecatedAlias, add_option_arguments, add_rules
 from hwsim.cli.validate import OneLineParser, device, finite_positive_float, positive_int, probability, seed
 from hwsim.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, Failure, one_line
 
+# torch's C++ warnings (e.g. the allocator profiler's "Memory block of unknown size ...", printed when the memory meter
+# measures a batch) would break "one line on stderr": the command prints its own; set before torch is imported
+os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
+
 DEFAULT_TIMESTEPS = 100  # one default for run, estimate (also --rule) and feasibility
 STATIC_HELP = ("static power: whole-chip (default: the chip's static power x simulated time), cores-used (only the "
                "cores in use, where the profile supports it) or none (dynamic energy only)")
