@@ -33,7 +33,7 @@ from hwsim.methods.data import DataError, SpikeDataset, load_dataset
 from hwsim.methods.memory import ActivationMeter, persistent, whole_training_bytes
 from tqdm import tqdm
 
-from hwsim.errors import check_interrupt
+from hwsim.errors import Failure, check_interrupt
 from hwsim.learning import registry
 from hwsim.safeio import OutputLock, atomic_path
 from hwsim.sim.network import Network, from_spec, save
@@ -433,6 +433,9 @@ def _train(config: TrainConfig, out, resume, state: dict | None, rank: int, worl
                            time.perf_counter() - start, report.cuda_peak_bytes, allocator,
                            None if allocator is None or entry_bytes is None else
                            whole_training_bytes(entry_bytes, allocator, True, report.cuda_peak_bytes is not None))
+        if not math.isfinite(stats.loss):  # diverged: nothing of this epoch is written
+            raise Failure(f"epoch {epoch + 1}: the training loss is {stats.loss} (diverged; the learning rate "
+                          f"{config.lr:g} is the likely cause); nothing of this epoch was written")
         history.append(stats)
         if rank == 0:
             log(f"epoch {epoch + 1}/{config.epochs}: {registry.get(config.rule).loss_text} {stats.loss:.4f}, "

@@ -187,6 +187,8 @@ CASES = [
     ("spec-kernel-too-big", ["run", "--net", "1x4x4-c2k9-10"], 2, "malformed network spec"),
     ("spec-huge-dense", ["run", "--net", "100000000-10"], 2, "over the limit"),
     ("spec-superscript-digit", ["run", "--net", "10-\u00b2"], 2, "is not a layer"),
+    ("train-lr-huge", ["train", "--rules", "sltt", "--lr", "1e308"], 2, "expected a learning rate in (0, 1000]"),
+    ("train-lr-1e38", ["train", "--rules", "sltt", "--lr", "1e38"], 2, "expected a learning rate in (0, 1000]"),
     ("chips-empty", ["estimate", "--net", "10-5", "--chips", ""], 2, "--chip: give chip names"),
     ("rules-unknown", ["feasibility", "--net", "10-5", "--rules", "sltt,nope"], 2, "unknown rule 'nope'"),
     ("rules-empty-item", ["feasibility", "--net", "10-5", "--rules", "sltt,"], 2, "give rule names"),

@@ -210,3 +210,16 @@ def test_torchrun_training_from_the_cli_ends_cleanly(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("epoch 1/1") == 1  # rank 0 alone reports
     assert load(tmp_path / "m.network.npz").layers
+
+
+def test_training_that_diverges_stops_in_one_line_and_writes_nothing(tmp_path):
+    """A loss that turns NaN or infinite ends the run naming the epoch and the likely cause; no network or
+    checkpoint of that epoch is written (before, a NaN network was written and exit was 0)."""
+    from hwsim.errors import Failure
+    from hwsim.methods.train import TrainConfig, train
+
+    out = tmp_path / "run.pt"
+    with pytest.raises(Failure, match=r"epoch 1: the training loss is (nan|inf).*learning rate 1e\+38"):
+        train(TrainConfig(rule="sltt", epochs=1, timesteps=2, net="64-10", lr=1e38, batch_size=8), out=out,
+              progress=False, log=lambda *_: None)
+    assert not out.exists() and not out.with_suffix(".network.npz").exists()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -116,7 +115,7 @@ def cmd_chips(args: argparse.Namespace) -> int:
         chip = chips.load(args.name)
         data = chip.model_dump(exclude_none=True)
         if args.json:
-            print(json.dumps(data, indent=2))
+            print(dumps(data))
         else:
             import yaml
 
@@ -134,7 +133,7 @@ def cmd_chips(args: argparse.Namespace) -> int:
                      "on_chip_learning": chip.learning.on_chip_learning if chip.learning else None,
                      "energy_basis": e.basis if e else None, "energy_source": e.source if e else None})
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(dumps(rows))
         return 0
     _print_table(("name", "chip", "cores", "pJ/SOP (dynamic)", "static mW", "all-in", "basis", "learns"),
                  [(r["name"], r["full_name"], _dash(r["cores"]), _dash(r["sop_pj"]), _dash(r["static_power_mw"]),
@@ -232,7 +231,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if failed:
         print("hwsim export: verification failed: Lava's spikes differ from hwsim's (exit status 1)", file=sys.stderr)
     if args.json:
-        print(json.dumps(summary, indent=2))
+        print(dumps(summary))
         return 1 if failed else 0
     q = summary["quantization"]
     print(f"wrote {', '.join(summary['files'])} to {args.out}")
@@ -296,10 +295,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                         log=lambda line: print(line, file=sys.stderr))
     out = summary.out
     if args.json:
-        print(json.dumps({"points": summary.points, "done_before": summary.done_before, "ran": summary.ran,
-                          "failed": summary.failed, "table": str(out / "points.parquet"),
-                          "report": str(out / "sweep.md"), "figures": [str(out / f) for f in summary.figures]},
-                         indent=2))
+        print(dumps({"points": summary.points, "done_before": summary.done_before, "ran": summary.ran,
+                     "failed": summary.failed, "table": str(out / "points.parquet"),
+                     "report": str(out / "sweep.md"), "figures": [str(out / f) for f in summary.figures]}))
     else:
         print(f"{summary.points} points: {summary.done_before} done before, {summary.ran} run now, "
               f"{summary.failed} failed\ntable: {out / 'points.parquet'}; report: {out / 'sweep.md'}; "
@@ -497,8 +495,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = train(config, out=out, resume=args.resume, progress=not args.no_progress, log=log)
     if args.json:
         network = str(Path(out).with_suffix(".network.npz")) if registry.get(config.rule).writes_network else None
-        print(json.dumps({"config": asdict(config), "rule": result.describe, "checkpoint": str(out),
-                          "network": network, "history": [asdict(h) for h in result.history]}, indent=2))
+        print(dumps({"config": asdict(config), "rule": result.describe, "checkpoint": str(out),
+                     "network": network, "history": [asdict(h) for h in result.history]}))
     return 0
 
 

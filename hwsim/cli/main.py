@@ -37,7 +37,15 @@ from hwsim.cli.commands import (
     cmd_validate,
 )
 from hwsim.cli.rule_args import DeprecatedAlias, add_option_arguments, add_rules_argument
-from hwsim.cli.validate import OneLineParser, device, finite_positive_float, positive_int, probability, seed
+from hwsim.cli.validate import (
+    OneLineParser,
+    device,
+    finite_positive_float,
+    learning_rate,
+    positive_int,
+    probability,
+    seed,
+)
 from hwsim.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, Failure, one_line
 
 # torch's C++ warnings (e.g. the allocator profiler's "Memory block of unknown size ...", printed when the memory meter
@@ -215,7 +223,7 @@ def _add_train(sub) -> None:
                     help="time steps per sample (default 8)")
     tr.add_argument("--net", metavar="SPEC", help="network spec (default per dataset, e.g. 64-128-10 for digits)")
     tr.add_argument("--batch-size", type=positive_int, default=32, metavar="B", help="samples per batch (32)")
-    tr.add_argument("--lr", type=finite_positive_float, default=0.1,
+    tr.add_argument("--lr", type=learning_rate, default=0.1,
                     help="SGD learning rate (momentum 0.9), default 0.1")
     tr.add_argument("--seed", type=seed, default=0, help="seed for data encoding, weights and shuffling")
     tr.add_argument("--data-path", metavar="PATH", help="folder or file of a local dataset (mnist, nmnist, shd)")

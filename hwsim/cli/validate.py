@@ -75,6 +75,17 @@ def finite_positive_float(text: str) -> float:
     return value
 
 
+MAX_LEARNING_RATE = 1e3  # beyond it SGD overflows float32 in one step: a typo, not a setting
+
+
+def learning_rate(text: str) -> float:
+    """A learning rate: a finite number in (0, 1000] (``1e308`` overflows the weights at the first step)."""
+    value = finite_positive_float(text)
+    if value > MAX_LEARNING_RATE:
+        raise argparse.ArgumentTypeError(f"expected a learning rate in (0, {MAX_LEARNING_RATE:g}], got {text[:40]}")
+    return value
+
+
 _DEVICE = re.compile(r"^(cpu|cuda(:\d{1,3})?)$")
 
 
