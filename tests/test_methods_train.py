@@ -215,8 +215,9 @@ def test_torchrun_training_from_the_cli_ends_cleanly(tmp_path):
 def test_training_that_diverges_stops_in_one_line_and_writes_nothing(tmp_path):
     """A loss that turns NaN or infinite ends the run naming the epoch and the likely cause; no network or
     checkpoint of that epoch is written (before, a NaN network was written and exit was 0)."""
-    from hwsim.errors import Failure
     from hwsim.methods.train import TrainConfig, train
+
+    from hwsim.errors import Failure
 
     out = tmp_path / "run.pt"
     with pytest.raises(Failure, match=r"epoch 1: the training loss is (nan|inf).*learning rate 1e\+38"):
