@@ -133,9 +133,12 @@ export: false
 """
 
 
+MEASURED = ("seconds", "allocator", "whole_kib")  # wall time, allocator peaks: measured, not results
+
+
 def _without_times(value):
     if isinstance(value, dict):
-        return {k: _without_times(v) for k, v in value.items() if "seconds" not in k}
+        return {k: _without_times(v) for k, v in value.items() if not any(m in k for m in MEASURED)}
     if isinstance(value, list):
         return [_without_times(v) for v in value]
     return value
