@@ -78,6 +78,22 @@ class LayerPlan:
         return Synapses(self.kind, self.w2d, self.geom, int(self.factor), weight_exp)
 
 
+def check_shape(network: Network, shape: tuple, time_major: bool | None, move_hint: str) -> None:
+    """The input's shape ``(T, B, *input_shape)`` and the axis guard (see :func:`check_input`), for numpy arrays
+    and torch tensors alike; ``move_hint`` names how the caller moves the time axis first."""
+    shape = tuple(int(s) for s in shape)
+    if len(shape) != len(network.input_shape) + 2 or shape[2:] != tuple(network.input_shape):
+        raise InputError(f"input spikes must have shape (T, B, {', '.join(map(str, network.input_shape))}), "
+                         f"got {shape}")
+    if shape[0] < 1 or shape[1] < 1:
+        raise InputError(f"input spikes need T >= 1 and B >= 1, got {shape}")
+    declared = getattr(network, "timesteps", None)
+    if not time_major and declared is not None and shape[1] == declared != shape[0]:
+        raise InputError(f"input spikes {shape} look like (N, T, ...) data: axis 1 has {declared} steps, "
+                         f"the T this network was trained with; the engine takes (T, B, ...), so pass "
+                         f"{move_hint} (or time_major=True to run {shape[0]} steps of batch {declared})")
+
+
 def check_input(network: Network, spikes: np.ndarray, time_major: bool | None = None) -> np.ndarray:
     """Validate spike input ``(T, B, *input_shape)`` and return it as uint8 ``(T, B, n_in)``.
 
@@ -85,18 +101,7 @@ def check_input(network: Network, spikes: np.ndarray, time_major: bool | None = 
     the time steps it was trained with (``network.timesteps``), input whose axis 1 has that many steps and
     whose axis 0 has another count is refused as swapped, unless ``time_major=True`` says axis 0 is time."""
     spikes = np.asarray(spikes)
-    expected = ("T", "B", *network.input_shape)
-    if spikes.ndim != len(expected) or tuple(spikes.shape[2:]) != network.input_shape:
-        raise InputError(f"input spikes must have shape (T, B, {', '.join(map(str, network.input_shape))}), "
-                         f"got {spikes.shape}")
-    if spikes.shape[0] < 1 or spikes.shape[1] < 1:
-        raise InputError(f"input spikes need T >= 1 and B >= 1, got {spikes.shape}")
-    declared = getattr(network, "timesteps", None)
-    if not time_major and declared is not None and spikes.shape[1] == declared != spikes.shape[0]:
-        raise InputError(f"input spikes {spikes.shape} look like (N, T, ...) data: axis 1 has {declared} steps, "
-                         f"the T this network was trained with; the engine takes (T, B, ...), so pass "
-                         f"np.moveaxis(x, 1, 0) (or time_major=True to run {spikes.shape[0]} steps of batch "
-                         f"{declared})")
+    check_shape(network, spikes.shape, time_major, "np.moveaxis(x, 1, 0)")
     if spikes.dtype == np.bool_:
         flat = spikes.view(np.uint8)
     elif spikes.dtype == np.uint8:

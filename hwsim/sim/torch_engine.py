@@ -52,7 +52,7 @@ import numpy as np
 
 from hwsim.errors import Failure, InputError, NetworkError, UsageError, one_line
 from hwsim.sim.counts import Counts, LayerCounts, add_inference_bytes
-from hwsim.sim.engine import SimResult, check_input, lava_effective_weights
+from hwsim.sim.engine import SimResult, check_input, check_shape, lava_effective_weights
 from hwsim.sim.network import Conv2d, Dense, Flatten, FloatLIF, LoihiLIF, Network, SumPool2d
 
 if TYPE_CHECKING:
@@ -673,17 +673,7 @@ def _check_spikes(network: Network, spikes, time_major: bool | None):
     torch = _torch()
     if not isinstance(spikes, torch.Tensor):
         return check_input(network, spikes, time_major)
-    expected = network.input_shape
-    if spikes.dim() != len(expected) + 2 or tuple(spikes.shape[2:]) != expected:
-        raise InputError(f"input spikes must have shape (T, B, {', '.join(map(str, expected))}), "
-                         f"got {tuple(spikes.shape)}")
-    if spikes.shape[0] < 1 or spikes.shape[1] < 1:
-        raise InputError(f"input spikes need T >= 1 and B >= 1, got {tuple(spikes.shape)}")
-    declared = getattr(network, "timesteps", None)
-    if not time_major and declared is not None and spikes.shape[1] == declared != spikes.shape[0]:
-        raise InputError(f"input spikes {tuple(spikes.shape)} look like (N, T, ...) data: axis 1 has {declared} "
-                         f"steps, the T this network was trained with; the engine takes (T, B, ...), so pass "
-                         f"x.movedim(1, 0) (or time_major=True)")
+    check_shape(network, tuple(spikes.shape), time_major, "x.movedim(1, 0)")
     if spikes.is_complex():
         raise InputError(f"input spikes must be bool, integer or float 0/1, got dtype {spikes.dtype}")
     if spikes.dtype != torch.bool and bool(((spikes != 0) & (spikes != 1)).any()):
