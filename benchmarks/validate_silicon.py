@@ -45,10 +45,8 @@ def targets(cases: list[validation.Case]) -> list[tuple[bool, str]]:
             out.append((wide <= 2, f"{name}: calibrated band x/{wide:g} (energy and latency; at most x2)"))
     residuals = validation.profile_residuals(cases)
     for name, kinds in residuals.items():
-        u = chips.load(name).uncertainty
         for kind, factor in kinds.items():
-            band = {"energy": u.energy_factor, "latency": u.latency_factor,
-                    "static": u.static_factor or u.energy_factor}[kind]
+            band = validation.band_factor(name, kind)
             out.append((band is not None and band >= factor,
                         f"{name} {kind}: largest residual {factor:.2f}x within the profile's band x/{band}"))
     return out

@@ -50,9 +50,8 @@ def test_calibrated_bands_no_wider_than_2_and_cover_the_residuals(cases):
     for name, kinds in residuals.items():
         u = chips.load(name).uncertainty
         for kind, factor in kinds.items():
-            band = {"energy": u.energy_factor, "latency": u.latency_factor,
-                    "static": u.static_factor or u.energy_factor}[kind]
-            assert band >= factor, (name, kind, factor, band)
+            band = validation.band_factor(name, kind)
+            assert band is not None and band >= factor, (name, kind, factor, band)
         if u.status == "calibrated":
             assert u.energy_factor <= 2 and (u.latency_factor or 1) <= 2, name
 

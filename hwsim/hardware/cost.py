@@ -777,13 +777,10 @@ def price_activity(chip: Chip, activity: Activity, static: str = "whole-chip", t
 
 def _activity_step(chip: Chip, a: Activity) -> tuple[float | None, list[str]]:
     """The simple step latency from the busiest core's counts per step (+ barrier), or a fixed step."""
+    fixed = _fixed_step(chip)
+    if fixed is not None:
+        return fixed[0], fixed[1] if fixed[0] is None else []
     t = chip.timing
-    if t is None:
-        return None, [f"{chip.name} publishes no timing: latency not computed"]
-    if t.step_time_us is not None:
-        return t.step_time_us * 1e-6, []
-    if t.cycles_per_step is not None and t.clock_mhz:
-        return t.cycles_per_step / (t.clock_mhz * 1e6), []
     if t.sop_ns is None or a.busiest_core_sop is None:
         return None, [f"{chip.name}: no time per SOP or no busiest-core counts: latency not computed"]
     update_ns = t.neuron_update_ns if t.neuron_update_ns is not None else t.neuron_update_idle_ns
@@ -900,10 +897,9 @@ def latency_model(chip: Chip) -> str:
     return t.model if t is not None else "simple"
 
 
-def step_latency_s(mapping: Mapping, counts: Counts, chip: Chip,
-                   model: str | None = None) -> tuple[float | None, list[str]]:
-    """Seconds per time step on ``chip`` (see module docstring) and the assumptions it took; ``model``
-    (``simple`` or ``detailed``) overrides the profile's ``timing.model``."""
+def _fixed_step(chip: Chip) -> tuple[float | None, list[str]] | None:
+    """A step time that does not depend on the work: none published (None seconds), a published step time, or a
+    fixed cycle count at the clock; None when the step is compute-bound (the caller times the work)."""
     t = chip.timing
     if t is None:
         return None, [f"{chip.name} publishes no timing: latency not computed"]
@@ -912,6 +908,17 @@ def step_latency_s(mapping: Mapping, counts: Counts, chip: Chip,
     if t.cycles_per_step is not None and t.clock_mhz:
         return t.cycles_per_step / (t.clock_mhz * 1e6), [f"fixed step: {t.cycles_per_step} cycles at "
                                                          f"{t.clock_mhz:g} MHz"]
+    return None
+
+
+def step_latency_s(mapping: Mapping, counts: Counts, chip: Chip,
+                   model: str | None = None) -> tuple[float | None, list[str]]:
+    """Seconds per time step on ``chip`` (see module docstring) and the assumptions it took; ``model``
+    (``simple`` or ``detailed``) overrides the profile's ``timing.model``."""
+    fixed = _fixed_step(chip)
+    if fixed is not None:
+        return fixed
+    t = chip.timing
     if t.sop_ns is None:
         return None, [f"{chip.name} publishes no time per SOP: latency not computed"]
     work = []

@@ -416,6 +416,16 @@ def profile_residuals(cases: list[Case] | None = None) -> dict[str, dict[str, fl
     return out
 
 
+def band_factor(name: str, kind: str) -> float | None:
+    """The band factor chip ``name``'s profile carries for ``kind`` (energy, latency or static; static falls back
+    to energy), to hold against :func:`profile_residuals`."""
+    u = chips.load(name).uncertainty
+    if u is None:
+        return None
+    return {"energy": u.energy_factor, "latency": u.latency_factor,
+            "static": u.static_factor or u.energy_factor}[kind]
+
+
 def _fmt(value: float | None, unit: str) -> str:
     if value is None:
         return "-"
