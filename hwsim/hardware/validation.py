@@ -52,7 +52,6 @@ PILOTNET_DYNAMIC_J = 1.093544e-3
 # activity profiler, 10,000 steps (625 frames), per-core counts read off the notebook's plot (+-5 %)
 PILOTNET_PROFILE = {"sop": 22.87e9, "neuron_updates": 3.70e9, "spikes_out": 0.43e9, "steps": 10_000,
                     "busiest_sop": 1.5076e9, "busiest_updates": 58.2e6, "busiest_spikes": 4.3e6, "cores": 74}
-DAVIES = {"sop_pj": 23.6, "neuron_update_pj": 52.0, "spike_out_pj": 1.7, "sop_ns": 3.5, "neuron_update_ns": 5.3}
 
 
 @dataclass
@@ -200,17 +199,27 @@ def fit_loihi_system(chip: Chip, leave_out: str | None = None) -> dict[str, floa
     return out
 
 
+def _loihi1_figures() -> dict[str, float]:
+    """Loihi 1's per-operation figures as its profile (chips/loihi.yaml, Davies et al. 2018, Table 2) holds them:
+    the basis the Loihi 2 fit scales (one place for a chip's figures: its profile)."""
+    loihi = chips.load("loihi")
+    e, t = loihi.energy, loihi.timing
+    return {"sop_pj": e.sop_pj, "neuron_update_pj": e.neuron_update_idle_pj, "spike_out_pj": e.spike_out_pj,
+            "sop_ns": t.sop_ns, "neuron_update_ns": t.neuron_update_idle_ns}
+
+
 def fit_loihi2() -> dict[str, float]:
     """Loihi 2's per-operation figures: Loihi 1's (Davies et al. 2018, Table 2) x one energy scale and one time
     scale, so that the PilotNet profiler counts give the measured dynamic energy per frame and step time."""
+    davies = _loihi1_figures()
     a = pilotnet_activity()
-    davies_j = (a.sop * DAVIES["sop_pj"] + a.neuron_updates * DAVIES["neuron_update_pj"]
-                + a.spikes_out * DAVIES["spike_out_pj"]) * 1e-12
+    davies_j = (a.sop * davies["sop_pj"] + a.neuron_updates * davies["neuron_update_pj"]
+                + a.spikes_out * davies["spike_out_pj"]) * 1e-12
     e_scale = PILOTNET_DYNAMIC_J / davies_j
-    davies_step = (a.busiest_core_sop * DAVIES["sop_ns"] + a.busiest_core_updates * DAVIES["neuron_update_ns"]) * 1e-9
+    davies_step = (a.busiest_core_sop * davies["sop_ns"] + a.busiest_core_updates * davies["neuron_update_ns"]) * 1e-9
     t_scale = (1.0 / PILOTNET_FPS / PILOTNET_STEPS) / davies_step
-    out = {f: float(f"{DAVIES[f] * e_scale:.3g}") for f in ("sop_pj", "neuron_update_pj", "spike_out_pj")}
-    out.update({f: float(f"{DAVIES[f] * t_scale:.3g}") for f in ("sop_ns", "neuron_update_ns")})
+    out = {f: float(f"{davies[f] * e_scale:.3g}") for f in ("sop_pj", "neuron_update_pj", "spike_out_pj")}
+    out.update({f: float(f"{davies[f] * t_scale:.3g}") for f in ("sop_ns", "neuron_update_ns")})
     out["energy_scale"], out["time_scale"] = e_scale, t_scale
     return out
 
