@@ -391,8 +391,8 @@ def _print_estimates(reports: list[dict], learning: bool) -> None:
         static_cell = "-" if static is None else f"{static * 1e6:.3g}"
         if r["static_mode"] == "all-in":
             static_cell = "in all-in"
-        dynamic_cell = "-" if r["energy_dynamic_per_sample_j"] is None else energy_text(
-            r["energy_dynamic_per_sample_j"], 0, priced)
+        dynamic_cell = "-" if r["energy_dynamic_per_sample_j"] is None else ("≥ " if r["lower_bound"] else "") + \
+            energy_text(r["energy_dynamic_per_sample_j"], 0, priced)  # unpriced actions are dynamic ones
         total = r["energy_text"] if str(r.get("energy_text")).startswith("not priced") else energy_text(
             r["energy_per_sample_j"], len(r["unpriced"]), priced)
         band = band_text(r.get("energy_per_sample_low_j"), r.get("energy_per_sample_high_j"))

@@ -72,6 +72,8 @@ def write_report(config, results: dict, out: Path) -> None:
     for chip, r in results["costs"]["chips"].items():
         priced = r.get("energy_j") is not None
         dynamic = _uj(r.get("energy_dynamic_per_sample_j")) if priced else "-"
+        if priced and r.get("lower_bound") and dynamic != "-":
+            dynamic = f"≥ {dynamic}"  # the unpriced actions are dynamic ones
         if r.get("energy_all_in_j") is not None:
             dynamic = "all-in"
         static = _uj(r.get("energy_static_per_sample_j"))
