@@ -87,7 +87,7 @@ def test_other_parameter_errors():
         Network(3, [Dense(np.ones((2, 3), int), neuron=LoihiLIF(), weight_exp=9)])
     with pytest.raises(NetworkError, match="bias mantissa"):
         Network(3, [Dense(np.ones((2, 3), int), neuron=LoihiLIF(), bias=[5000, 0])])
-    with pytest.raises(NetworkError, match="mixes FloatLIF and LoihiLIF"):
+    with pytest.raises(NetworkError, match="mixes float .FloatLIF.FloatALIF. and LoihiLIF"):
         Network(3, [Dense(np.ones((2, 3)), neuron=FloatLIF()), Dense(np.ones((1, 2), int), neuron=LoihiLIF())])
     with pytest.raises(NetworkError, match="reset must be 'soft' or 'zero'"):
         FloatLIF(reset="hard")

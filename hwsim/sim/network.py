@@ -1,20 +1,22 @@
 """One description of a spiking network, shared by the engine, the torch methods and the exporters.
 
 A :class:`Network` is an input shape plus a list of layers. Every synaptic layer (:class:`Dense`,
-:class:`Conv2d`, :class:`SumPool2d`) drives its own population of LIF neurons, one per output element
-(as lava-dl's Dense/Conv/Pool blocks do); :class:`Flatten` only reshapes. Shapes are per sample,
-channels first: ``(N,)`` or ``(C, H, W)``.
+:class:`Recurrent`, :class:`Conv2d`, :class:`SumPool2d`) drives its own population of LIF neurons, one per
+output element (as lava-dl's Dense/Conv/Pool blocks do); :class:`Flatten` only reshapes. Shapes are per
+sample, channels first: ``(N,)`` or ``(C, H, W)``. A :class:`Recurrent` layer adds synapses from its own
+neurons back to themselves with a one-step delay (as a Lava ``Dense`` feeding a ``LIF``'s output back).
 
 Two numeric forms, fixed per network:
 
-* ``float`` -- :class:`FloatLIF`: the SLTT/OTTT LIF (DESIGN.md section 2), float32 weights.
+* ``float`` -- :class:`FloatLIF`: the SLTT/OTTT LIF (DESIGN.md section 2), float32 weights; or
+  :class:`FloatALIF`, the adaptive-threshold LIF of Bellec et al. (dense and recurrent layers only).
 * ``fixed`` -- :class:`LoihiLIF`: Loihi / Lava 0.10.0 ``LIF`` fixed-point parameters, integer weights
   with a per-layer ``weight_exp``, integer per-neuron ``bias`` (the bias mantissa).
 
 File format (``.npz``, never pickle): a numpy ``savez`` archive holding ``__network__`` -- the UTF-8 JSON
 text of :meth:`Network.describe` (format ``hwsim-network``, version 1: input shape, per-layer kind,
 geometry and neuron parameters) stored as a uint8 array -- and one array per tensor, named
-``layers.<i>.weight`` and ``layers.<i>.bias``. Load with :func:`load`; ``allow_pickle`` is off.
+``layers.<i>.weight``, ``layers.<i>.bias`` and (recurrent layers) ``layers.<i>.recurrent``. Load with :func:`load`; ``allow_pickle`` is off.
 """
 
 from __future__ import annotations
@@ -86,7 +88,38 @@ class LoihiLIF:
             object.__setattr__(self, name, int(value))
 
 
-Neuron = FloatLIF | LoihiLIF
+@dataclass(frozen=True)
+class FloatALIF:
+    """Adaptive-threshold LIF (ALIF; Bellec et al., NeurIPS 2018 "LSNN", Nat. Commun. 11:3625, 2020), float.
+
+    Per step t (``I[t]`` the synaptic input current, ``b`` the bias)::
+
+        u[t] = lam * (u[t-1] - v_th * s[t-1]) + I[t] (+ b)      (reset 'zero': u[t-1] -> 0 after a spike)
+        a[t] = rho * a[t-1] + s[t-1]                             adaptation, a[0] = 0
+        s[t] = H(u[t] - (v_th + beta * a[t]))                    adaptive threshold A[t] = v_th + beta a[t]
+
+    ``lam``: membrane leak (dimensionless, 0..1); ``v_th``: base threshold (weight units); ``rho``:
+    adaptation decay per step, ``exp(-1/tau_a)`` (0..1); ``beta``: adaptation strength (weight units per
+    spike, >= 0; 0 is a plain LIF). The soft reset subtracts the base threshold ``v_th``, as in the e-prop
+    paper's Methods. Defaults: ``tau_a = 200`` steps, ``beta = 1.8`` (the LSNN paper's setting).
+    """
+
+    lam: float = 1.0 - 1.0 / 1.1
+    v_th: float = 1.0
+    reset: Literal["soft", "zero"] = "soft"
+    rho: float = float(np.exp(-1.0 / 200.0))
+    beta: float = 1.8
+
+    def __post_init__(self) -> None:
+        FloatLIF(self.lam, self.v_th, self.reset)  # the LIF part's checks
+        if not (0.0 <= self.rho <= 1.0):
+            raise NetworkError(f"FloatALIF.rho must be in [0, 1], got {self.rho}")
+        if not (self.beta >= 0 and np.isfinite(self.beta)):
+            raise NetworkError(f"FloatALIF.beta must be a finite number >= 0, got {self.beta}")
+
+
+Neuron = FloatLIF | FloatALIF | LoihiLIF
+NEURON_TYPES = {"FloatLIF": FloatLIF, "FloatALIF": FloatALIF, "LoihiLIF": LoihiLIF}
 
 # Fixed-point synapse ranges (Lava Dense: 8-bit magnitude + sign mode; Loihi weight exponent).
 WEIGHT_MIN, WEIGHT_MAX = -256, 255
@@ -128,6 +161,49 @@ class Dense:
     def out_shape(self, in_shape: Shape) -> Shape:
         if in_shape != (self.n_in,):
             raise NetworkError(f"Dense expects input shape ({self.n_in},), got {in_shape}")
+        return (self.n_out,)
+
+    def geometry(self) -> dict:
+        return {}
+
+
+@dataclass(eq=False)
+class Recurrent:
+    """A recurrent LIF population: input synapses ``weight`` (n_out, n_in) plus recurrent synapses
+    ``recurrent`` (n_out, n_out) from the population's own spikes, with a one-step delay.
+
+    Float: ``I[t] = weight @ x[t] + recurrent @ s[t-1]`` enters the neuron equation of ``neuron``
+    (:class:`FloatLIF` or :class:`FloatALIF`). Fixed point: a Lava ``LIF`` fed by a ``Dense`` of ``weight``
+    and a second ``Dense`` of ``recurrent`` from its own ``s_out`` (``a = (weight x + recurrent s_prev)``
+    shifted by ``weight_exp``, one exponent for both synapse sets); the recurrent spike reaches the neurons
+    one step after it is sent, as a feed-forward spike reaches the next layer. All-to-all; sparse
+    connectivity is zeros in ``recurrent`` (the counters count every stored synapse, as for ``Dense``).
+    """
+
+    weight: np.ndarray
+    recurrent: np.ndarray
+    neuron: Neuron = field(default_factory=FloatLIF)
+    bias: np.ndarray | None = None
+    weight_exp: int = 0
+    name: str = ""
+    kind = "recurrent"
+
+    def __post_init__(self) -> None:
+        self.weight = np.asarray(self.weight)
+        self.recurrent = np.asarray(self.recurrent)
+        if self.weight.ndim != 2:
+            raise NetworkError(f"Recurrent.weight must be 2-D (n_out, n_in), got shape {self.weight.shape}")
+        n = self.weight.shape[0]
+        if self.recurrent.shape != (n, n):
+            raise NetworkError(f"Recurrent.recurrent must have shape ({n}, {n}) (n_out, n_out), got "
+                               f"{self.recurrent.shape}")
+
+    n_in = Dense.n_in
+    n_out = Dense.n_out
+
+    def out_shape(self, in_shape: Shape) -> Shape:
+        if in_shape != (self.n_in,):
+            raise NetworkError(f"Recurrent expects input shape ({self.n_in},), got {in_shape}")
         return (self.n_out,)
 
     def geometry(self) -> dict:
@@ -223,8 +299,29 @@ class Flatten:
         return {}
 
 
-Layer = Dense | Conv2d | SumPool2d | Flatten
-LAYER_KINDS = {"dense": Dense, "conv2d": Conv2d, "sumpool2d": SumPool2d, "flatten": Flatten}
+Layer = Dense | Recurrent | Conv2d | SumPool2d | Flatten
+LAYER_KINDS = {"dense": Dense, "recurrent": Recurrent, "conv2d": Conv2d, "sumpool2d": SumPool2d, "flatten": Flatten}
+
+
+def is_recurrent(network: "Network") -> bool:
+    """True when any layer of ``network`` has recurrent synapses."""
+    return any(isinstance(layer, Recurrent) for layer in network.layers)
+
+
+def has_adaptation(network: "Network") -> bool:
+    """True when any layer of ``network`` has adaptive-threshold (ALIF) neurons."""
+    return any(isinstance(layer.neuron, FloatALIF) for layer in network.layers)
+
+
+def require_feedforward(network: "Network", what: str) -> None:
+    """Refuse, in one line naming ``what``, a network with recurrent layers or ALIF neurons, for the parts
+    of hwsim that do not handle them yet (so they are never silently run as feed-forward LIF)."""
+    for i, layer in enumerate(network.layers):
+        if isinstance(layer, Recurrent):
+            raise NetworkError(f"{what} does not support recurrent layers yet (layer {i}, {layer.name}); "
+                               f"use a feed-forward network")
+        if isinstance(layer.neuron, FloatALIF):
+            raise NetworkError(f"{what} does not support adaptive (ALIF) neurons yet (layer {i}, {layer.name})")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -251,7 +348,12 @@ class Network:
             self.shapes.append(layer.out_shape(self.shapes[-1]))
         modes = {_mode_of(layer.neuron) for layer in self.layers if layer.neuron is not None}
         if len(modes) != 1:
-            raise NetworkError("a network mixes FloatLIF and LoihiLIF neurons; use one numeric form")
+            raise NetworkError("a network mixes float (FloatLIF/FloatALIF) and LoihiLIF neurons; use one "
+                               "numeric form")
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer.neuron, FloatALIF) and not isinstance(layer, (Dense, Recurrent)):
+                raise NetworkError(f"layer {i} ({layer.name}): adaptive (ALIF) neurons are supported in dense "
+                                   f"and recurrent layers only, not {layer.kind}")
         self.mode: Mode = modes.pop()
         for i, layer in enumerate(self.layers):
             _check_tensors(layer, i, self.mode)
@@ -285,24 +387,15 @@ class Network:
 
 
 def _mode_of(neuron: Neuron) -> Mode:
-    return "float" if isinstance(neuron, FloatLIF) else "fixed"
+    return "fixed" if isinstance(neuron, LoihiLIF) else "float"
 
 
 def _check_tensors(layer: Layer, index: int, mode: Mode) -> None:
     where = f"layer {index} ({layer.name})"
-    if isinstance(layer, (Dense, Conv2d)):
-        if mode == "float":
-            if not np.all(np.isfinite(layer.weight)):
-                raise NetworkError(f"{where}: weights must be finite")
-            layer.weight = layer.weight.astype(np.float32, copy=False)
-        else:
-            layer.weight = _as_int(layer.weight, f"{where} weight")
-            lo, hi = int(layer.weight.min(initial=0)), int(layer.weight.max(initial=0))
-            inhibitory_only = hi <= 0 and lo < 0
-            if lo < WEIGHT_MIN or hi > WEIGHT_MAX or (inhibitory_only and lo < -255):
-                raise NetworkError(
-                    f"{where}: fixed-point weights must fit 8 bits plus sign "
-                    f"({WEIGHT_MIN}..{WEIGHT_MAX}; -255..0 when all are inhibitory), got {lo}..{hi}")
+    if isinstance(layer, Recurrent):
+        layer.recurrent = _check_weights(layer.recurrent, f"{where} recurrent", mode)
+    if isinstance(layer, (Dense, Recurrent, Conv2d)):
+        layer.weight = _check_weights(layer.weight, f"{where} weight", mode)
         n_bias = layer.weight.shape[0]
         if layer.bias is not None:
             layer.bias = np.asarray(layer.bias)
@@ -323,6 +416,21 @@ def _check_tensors(layer: Layer, index: int, mode: Mode) -> None:
                                f"got {layer.weight_exp!r}")
 
 
+def _check_weights(weight: np.ndarray, what: str, mode: Mode) -> np.ndarray:
+    """``weight`` as float32 (float mode, finite) or int32 within Loihi's 8-bit-plus-sign range (fixed)."""
+    if mode == "float":
+        if not np.all(np.isfinite(weight)):
+            raise NetworkError(f"{what}: weights must be finite")
+        return weight.astype(np.float32, copy=False)
+    weight = _as_int(weight, what)
+    lo, hi = int(weight.min(initial=0)), int(weight.max(initial=0))
+    inhibitory_only = hi <= 0 and lo < 0
+    if lo < WEIGHT_MIN or hi > WEIGHT_MAX or (inhibitory_only and lo < -255):
+        raise NetworkError(f"{what}: fixed-point weights must fit 8 bits plus sign "
+                           f"({WEIGHT_MIN}..{WEIGHT_MAX}; -255..0 when all are inhibitory), got {lo}..{hi}")
+    return weight
+
+
 def _as_int(values: np.ndarray, what: str) -> np.ndarray:
     values = np.asarray(values)
     if values.dtype.kind in "iub":
@@ -335,8 +443,11 @@ def _as_int(values: np.ndarray, what: str) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------------
 # Spec strings
 # ---------------------------------------------------------------------------------------------------------
-_TOKEN_HELP = ("N (dense), cO[kK][sS][pP] (conv: O channels, kernel K=3, stride S=1, padding P=0), "
-               "pK[sS] (sum pool), or f (flatten)")
+_TOKEN_HELP = ("N (dense), rN (recurrent LIF), aN (recurrent adaptive ALIF, float only), "
+               "cO[kK][sS][pP] (conv: O channels, kernel K=3, stride S=1, padding P=0), pK[sS] (sum pool), "
+               "or f (flatten)")
+_RECURRENT = re.compile(r"^([ra])(\d+)$", re.ASCII)
+RECURRENT_GAIN = 1.0  # recurrent weights ~ N(0, (RECURRENT_GAIN / sqrt(n))^2), no self-connections
 _CONV = re.compile(r"^c(\d+)(?:k(\d+))?(?:s(\d+))?(?:p(\d+))?$", re.ASCII)  # ASCII digits only ("²" is no size)
 _POOL = re.compile(r"^p(\d+)(?:s(\d+))?$", re.ASCII)
 _SHAPE = re.compile(r"^\d+(x\d+x\d+)?$", re.ASCII)
@@ -346,7 +457,9 @@ def from_spec(spec: str, mode: Mode = "float", seed: int = 0, gain: float = 3.0)
     """Build a randomly initialised network from a compact spec string.
 
     ``784-512-10`` is an MLP; ``1x28x28-c8k3p1-p2-c16k3p1-p2-10`` a conv net (a Flatten is inserted before
-    the first dense layer after a spatial one). Float weights are N(0, (gain / sqrt(fan_in))^2) with the
+    the first dense layer after a spatial one); ``40-r256-16`` a recurrent net (``rN``: N recurrent LIF
+    neurons; ``aN``: N recurrent ALIF neurons, float only). Recurrent weights are
+    N(0, (1 / sqrt(N))^2) with no self-connections (zero diagonal). Float weights are N(0, (gain / sqrt(fan_in))^2) with the
     SLTT neuron (lam = 1 - 1/1.1, v_th = 1, soft reset); fixed weights are the same draw scaled to
     integers (x 64, clipped to -254..254, even values, so they are exact in every Lava sign mode) with
     ``LoihiLIF(du=4095, dv=3724, vth=64)``, the quantised counterpart of the float neuron.
@@ -380,6 +493,22 @@ def from_spec(spec: str, mode: Mode = "float", seed: int = 0, gain: float = 3.0)
                                    f"{position} needs a CxHxW input and sizes >= 1")
             pool_w = 1.0 / (k * k) * 2.0 if mode == "float" else 64
             layer = SumPool2d(k, s, weight=pool_w, neuron=neuron, weight_exp=_wexp(mode))
+        elif (rec := _RECURRENT.match(token)) is not None:
+            n = int(rec.group(2))
+            if n < 1:
+                raise NetworkError(f"malformed network spec {spec!r}: recurrent token {token!r} at position "
+                                   f"{position} needs N >= 1")
+            if len(shape) != 1:
+                layers.append(Flatten())
+                shape = layers[-1].out_shape(shape)
+            if rec.group(1) == "a" and mode != "float":
+                raise NetworkError(f"malformed network spec {spec!r}: token {token!r}: adaptive (ALIF) neurons "
+                                   f"exist in float mode only; use rN for a fixed-point recurrent layer")
+            w = _init(rng, (n, shape[0]), shape[0], gain, mode, order="F")
+            w_rec = _init(rng, (n, n), n, RECURRENT_GAIN, mode, order="F")
+            np.fill_diagonal(w_rec, 0)
+            layer_neuron = FloatALIF(lam=neuron.lam) if rec.group(1) == "a" else neuron
+            layer = Recurrent(w, w_rec, neuron=layer_neuron, weight_exp=_wexp(mode))
         elif token == "f":
             layer = Flatten()
         elif token.isascii() and token.isdigit() and int(token) >= 1:
@@ -438,7 +567,9 @@ def save(network: Network, path: str | Path) -> Path:
     path = Path(path)
     arrays = {"__network__": np.frombuffer(json.dumps(network.describe()).encode(), dtype=np.uint8)}
     for i, layer in enumerate(network.layers):
-        if isinstance(layer, (Dense, Conv2d)):
+        if isinstance(layer, Recurrent):
+            arrays[f"layers.{i}.recurrent"] = layer.recurrent
+        if isinstance(layer, (Dense, Recurrent, Conv2d)):
             arrays[f"layers.{i}.weight"] = layer.weight
             if layer.bias is not None:
                 arrays[f"layers.{i}.bias"] = layer.bias
@@ -483,7 +614,7 @@ def load(path: str | Path) -> Network:
         raise NetworkError(f"{path}: {str(err)[:300]}") from None
 
 
-_TENSOR = re.compile(r"layers\.\d{1,6}\.(weight|bias)")
+_TENSOR = re.compile(r"layers\.\d{1,6}\.(weight|bias|recurrent)")
 
 
 def _layer_from(entry: dict, i: int, arrays: dict[str, np.ndarray]) -> Layer:
@@ -494,9 +625,10 @@ def _layer_from(entry: dict, i: int, arrays: dict[str, np.ndarray]) -> Layer:
         return Flatten(name=entry["name"])
     params = dict(entry["neuron"])
     neuron_type = params.pop("type")
-    if neuron_type not in ("FloatLIF", "LoihiLIF"):
-        raise NetworkError(f"layers[{i}].neuron.type {neuron_type!r} unknown; expected FloatLIF or LoihiLIF")
-    neuron = FloatLIF(**params) if neuron_type == "FloatLIF" else LoihiLIF(**params)
+    if neuron_type not in NEURON_TYPES:
+        raise NetworkError(f"layers[{i}].neuron.type {neuron_type!r} unknown; expected one of "
+                           f"{', '.join(NEURON_TYPES)}")
+    neuron = NEURON_TYPES[neuron_type](**params)
     common = {"neuron": neuron, "weight_exp": entry["weight_exp"], "name": entry["name"]}
     if kind == "sumpool2d":
         return SumPool2d(entry["kernel"], entry["stride"], weight=entry["weight"], **common)
@@ -506,4 +638,8 @@ def _layer_from(entry: dict, i: int, arrays: dict[str, np.ndarray]) -> Layer:
     bias = arrays.get(f"layers.{i}.bias")
     if kind == "dense":
         return Dense(arrays[weight_key], bias=bias, **common)
+    if kind == "recurrent":
+        if f"layers.{i}.recurrent" not in arrays:
+            raise NetworkError(f"missing array 'layers.{i}.recurrent'")
+        return Recurrent(arrays[weight_key], arrays[f"layers.{i}.recurrent"], bias=bias, **common)
     return Conv2d(arrays[weight_key], stride=entry["stride"], padding=entry["padding"], bias=bias, **common)
