@@ -112,11 +112,14 @@ class Capacity(Group):
 class Layout(Group):
     """How cores sit on the network-on-chip: ``cores_per_tile`` share a router; tiles form a 2-D mesh
     ``mesh_width_tiles`` wide. Absent: one core per tile, a square mesh (our assumption, reported). ``noc: false``:
-    a single-core chip without an on-chip network (no hops are counted)."""
+    a single-core chip without an on-chip network (no hops are counted). ``layers_share_cores``: consecutive
+    dense/recurrent layers may share one core when together they fit its limits (ReckOn's one core holds its
+    recurrent and readout neurons); false (default): every layer gets cores of its own."""
 
     cores_per_tile: PositiveInt | None = None
     mesh_width_tiles: PositiveInt | None = None
     noc: bool = True
+    layers_share_cores: bool = False
 
 
 class Precision(Group):
@@ -257,11 +260,34 @@ class Uncertainty(Group):
         return out
 
 
+class FieldSource(BaseModel):
+    """Where one figure or capability comes from, when it is not the group's own ``source``: the publication and
+    how the value was obtained (``assumed`` where no publication says)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    source: str = Field(min_length=3)
+    basis: Literal["measured", "simulated", "derived", "estimate", "specified", "fitted", "assumed"]
+
+
+ELIGIBILITY_TRACE_KINDS = ("input", "recurrent", "output")
+
+
 class Learning(Group):
     """What the on-chip learning engine offers (absent = not published). ``local_traces``: presynaptic
     traces at the synapse; ``post_traces``: a postsynaptic trace (e.g. ODIN's calcium variable);
     ``spike_coded_errors``: error signals sent as spikes (no payload) suffice for error-driven learning
-    (Loihi 1: Renner et al., Nat. Commun. 2024)."""
+    (Loihi 1: Renner et al., Nat. Commun. 2024).
+
+    What e-prop needs (Bellec et al., Nat. Commun. 11:3625, 2020): ``eligibility_traces`` -- the eligibility state
+    the engine can keep, ``per_synapse`` (a trace or tag per synapse) or ``per_neuron`` (presynaptic traces per
+    input and neuron, products formed on the fly: ReckOn's modified e-prop); ``eligibility_trace_bits`` -- their
+    width in bits, one number, or per kind (``input``: a presynaptic trace per input, ``recurrent``: per recurrent
+    neuron, ``output``: the readout-filtered trace per neuron; ReckOn 12/12/10); ``broadcast_learning_signal`` -- a
+    learning signal can be broadcast from the readout to the neurons; ``update_cadence`` -- when weights are
+    written, in words (``per_step``, ``per_sample``, ``every_t_epoch`` ...); ``learning_power_max_mw`` -- a published
+    upper bound on the chip's power while learning in real time (at ``timing.tick_us`` per step): energy estimates
+    of learning runs take it as the upper end of their band. ``sources`` gives a field its own source where the
+    group's does not cover it (``basis: assumed`` where no publication says)."""
 
     on_chip_learning: bool
     rule: str | None = None
@@ -273,6 +299,40 @@ class Learning(Group):
     transposed_weight_reads: bool | None = None
     programmable: bool | None = None
     learning_epoch_max_steps: PositiveInt | None = None
+    eligibility_traces: Literal["per_synapse", "per_neuron"] | None = None
+    eligibility_trace_bits: PositiveInt | dict[str, PositiveInt] | None = None
+    broadcast_learning_signal: bool | None = None
+    update_cadence: str | None = Field(default=None, min_length=3, max_length=120)
+    learning_power_max_mw: PositiveFloat | None = None
+    sources: dict[str, FieldSource] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _eprop_fields(self) -> Learning:
+        bits = self.eligibility_trace_bits
+        if isinstance(bits, dict):
+            unknown = sorted(set(bits) - set(ELIGIBILITY_TRACE_KINDS))
+            if unknown:
+                raise ValueError(f"field 'learning.eligibility_trace_bits': unknown trace kind {unknown[0][:40]!r}; "
+                                 f"known: {', '.join(ELIGIBILITY_TRACE_KINDS)}")
+            low, high = PLAUSIBLE["_bits"]
+            for kind, value in bits.items():
+                if not low <= value <= high:
+                    raise ValueError(f"field 'learning.eligibility_trace_bits.{kind}' = {value:g} is outside the "
+                                     f"plausible range {low:g}..{high:g} (bits)")
+        unknown = sorted(set(self.sources) - set(type(self).model_fields))
+        if unknown:
+            raise ValueError(f"field 'learning.sources': {unknown[0][:40]!r} is not a field of learning")
+        return self
+
+    def source_of(self, name: str) -> str:
+        """The source of field ``name``: its own (``sources``) with its basis, else the group's."""
+        own = self.sources.get(name)
+        return f"{own.source} ({own.basis})" if own is not None else f"{self.source} ({self.basis})"
+
+    def figures(self) -> dict[str, object]:
+        out = super().figures()
+        out.pop("sources", None)
+        return out
 
 
 class Conv(Group):
@@ -326,6 +386,10 @@ class Chip(BaseModel):
             raise ValueError("timing.cycles_per_step needs timing.clock_mhz (the step time is cycles / clock)")
         if t is not None and t.time_base == "tick" and t.tick_us is None and t.step_time_us is None:
             raise ValueError("timing.time_base 'tick' needs timing.tick_us (the real-time tick)")
+        if self.learning is not None and self.learning.learning_power_max_mw is not None and (t is None or
+                                                                                            t.tick_us is None):
+            raise ValueError("field 'learning.learning_power_max_mw' needs timing.tick_us (the real-time step at "
+                             "which the power bound holds)")
         if t is not None and t.model == "detailed":
             lacking = [f for f in ("sop_ns", "packet_in_ns", "packet_out_ns", "link_buffer_messages")
                        if getattr(t, f) is None]

@@ -8,8 +8,9 @@ Files written to the output folder:
 * ``golden.npz`` -- ``input`` (T', n_in) 0/1 spikes (the data's first sample, padded with one silent step
   per layer for Lava's delays) and ``layer<i>`` (T', n_i) output spikes of every layer from hwsim's fixed
   mode; any backend can check itself against them;
-* ``run_lava.py`` -- builds the Lava process graph (``RingBuffer -> Dense -> LIF ...``) from
-  ``network.npz`` and runs it on ``golden.npz`` under ``Loihi2SimCfg(select_tag="fixed_pt")``;
+* ``run_lava.py`` -- builds the Lava process graph (``RingBuffer -> Dense -> LIF ...``; a recurrent layer's LIF
+  also fed by a ``Dense`` from its own ``s_out``) from ``network.npz`` and runs it on ``golden.npz`` under
+  ``Loihi2SimCfg(select_tag="fixed_pt")``;
 * with ``--verify``: ``verify.json`` -- per layer, whether Lava's spikes equal hwsim's, step for step;
 * with ``--learning``: ``learning.json`` -- the read-out layer trained in Lava by an OTTT-like three-factor
   ``LearningDense`` rule on the golden sample, against hwsim's fixed-point OTTT prediction (correlation of the
@@ -35,10 +36,11 @@ GOLDEN_META = {
     "format": "hwsim-golden", "layout": "input (T, n_in) and layer<i> (T, n_i) 0/1 spikes, hwsim (C, H, W) order",
     "delay_steps_per_synapse": 1,
     "timing": "Lava fixed_pt (and hwsim fixed mode): input column t reaches layer 0 at step t+1 and a spike of "
-              "layer k at step t moves layer k+1 at step t+1, so layer k lags the input k+1 steps; the input ends "
-              "with one silent step per layer. A delay-free simulator (NIR readers) reproduces layer<i> when a "
-              "one-step delay is inserted before every synapse; without it, layer k comes k+1 steps early (exactly "
-              "so only when no layer has a bias).",
+              "layer k at step t moves layer k+1 at step t+1, so layer k lags the input k+1 steps (a recurrent "
+              "layer's own spikes of step t reach it at step t+1); the input ends with one silent step per layer. A "
+              "delay-free simulator (NIR readers) reproduces layer<i> when a one-step delay is inserted before every "
+              "feed-forward synapse (a recurrent loop is a one-step delay by itself); without it, layer k comes k+1 "
+              "steps early (exactly so only when no layer has a bias).",
 }
 
 README = """# hwsim export
@@ -71,6 +73,14 @@ input column t reaches layer 0 at step t+1, so layer k lags the input by k+1 ste
 says so; its input ends with one silent step per layer). NIR has no delays: a NIR simulator reproduces
 `layer<k>` when a one-step delay is put before every synapse node; run without it, its layer k is k+1 steps
 early (exactly so only for networks without biases, which act from the first step).
+
+**Recurrent layers.** In Lava (`run_lava.py`) a recurrent layer is its `LIF` fed by two `Dense` processes into
+the same `a_in`: the input weights from the layer below and the recurrent weights from the `LIF`'s own `s_out`
+(one `weight_exp`; each Dense shifts its own sum). In NIR it is the synapse `Affine` into the neuron node plus a
+recurrent loop, neuron -> `Linear` (`<layer>.recurrent`, the recurrent weights in units of synaptic input) ->
+the same neuron, as snnTorch writes `RLeaky`; the loop is itself the one-step delay of Lava's recurrent Dense, so
+a delayed reader inserts its one-step delay before the feed-forward synapse nodes only. In netx it is a
+`dense_rec` layer (`weight`, `weight_rec`), which lava-dl 0.6.0 builds as its `RecurrentDense` block.
 
 **Readers.** Checked end to end (no layer fed the golden input) over 200+ steps: a numpy reading of NIR's
 equations, snnTorch 1.0 (`snntorch.import_nir.import_from_nir`) and spikingjelly 2.0
@@ -171,12 +181,26 @@ def _write_formats(fixed: Network, out: Path) -> None:
         written.append(name)
 
 
+def check_exportable(network: Network) -> None:
+    """Refuse, in one :class:`NetworkError` line naming the layer, a network that neither Lava nor netx nor NIR
+    can hold: adaptive-threshold (ALIF) neurons (Loihi's LIF, netx's CUBA and NIR's neurons have fixed
+    thresholds, and quantisation has no counterpart for them)."""
+    from hwsim.sim.network import FloatALIF
+
+    for i, layer in enumerate(network.layers):
+        if isinstance(layer.neuron, FloatALIF):
+            raise NetworkError(f"layer {i} ({layer.name}): adaptive-threshold (ALIF) neurons have no Lava, netx or "
+                               f"NIR form (their thresholds are fixed); nothing exported")
+
+
 def export(network: Network, out: str | Path, x: np.ndarray | None = None, y: np.ndarray | None = None,
            verify: bool = False, learning: bool = False) -> dict:
-    """Quantise (if float), write every file, optionally verify in Lava; returns the summary."""
+    """Quantise (if float), write every file, optionally verify in Lava; returns the summary. A network no format
+    can hold (ALIF neurons) is refused in one line before anything is written."""
     from hwsim.formats.lava import check_lava_expressible
     from hwsim.sim.quantize import QuantReport, fixed_accuracy, quantize
 
+    check_exportable(network)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if network.mode == "float":

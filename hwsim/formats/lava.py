@@ -2,7 +2,11 @@
 
 The graph is ``RingBuffer -> Dense|Conv -> LIF -> ...`` (see :func:`build_lava`) run under
 ``Loihi2SimCfg(select_tag="fixed_pt")``. Lava's input ``RingBuffer`` emits column t-1 at (1-based) step t,
-so with the same input columns Lava step t + 1 is hwsim step t (DESIGN.md section 2).
+so with the same input columns Lava step t + 1 is hwsim step t (DESIGN.md section 2). A recurrent layer is its
+``LIF`` fed by two ``Dense`` processes into the same ``a_in``: the input weights from the layer below and the
+recurrent weights from the ``LIF``'s own ``s_out`` (one ``weight_exp`` for both; each Dense shifts its own sum).
+Lava's Dense sends at step t what it summed at step t - 1, so the loop delivers the layer's spikes one step
+later, as every feed-forward connection does.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwsim.formats.lava_compat import import_lava
-from hwsim.sim.network import Conv2d, Dense, Flatten, Network, NetworkError, SumPool2d
+from hwsim.sim.network import Conv2d, Dense, Flatten, FloatALIF, Network, NetworkError, Recurrent, SumPool2d
 
 
 @dataclass
@@ -27,6 +31,10 @@ class LavaRun:
 
 def check_lava_expressible(network: Network) -> None:
     """Raise :class:`NetworkError` naming the first layer Lava 0.10.0's processes cannot express exactly."""
+    for i, layer in enumerate(network.layers):
+        if isinstance(layer.neuron, FloatALIF):
+            raise NetworkError(f"layer {i} ({layer.name}): adaptive-threshold (ALIF) neurons have no Lava LIF form "
+                               f"(Lava 0.10.0's LIF has a fixed threshold); not exported")
     if network.mode != "fixed":
         raise NetworkError("Lava runs fixed-point networks; quantise the float network first")
     for i, layer in enumerate(network.layers):
@@ -71,7 +79,8 @@ def build_lava(network: Network, spikes: np.ndarray, probe_state: bool = True, m
     """Build the Lava process graph for one sample's input ``spikes`` ``(T, n_in)``; returns the source
     ``RingBuffer`` (run it to run the graph) and the monitors as ``(layer, var, Monitor, name, shape)``.
 
-    Dense -> ``Dense``; Conv2d -> ``Conv`` (weights shifted by weight_exp and flipped, layout (W, H, C));
+    Dense -> ``Dense``; Recurrent -> ``Dense`` plus a recurrent ``Dense`` from the ``LIF``'s ``s_out`` back into
+    its ``a_in``; Conv2d -> ``Conv`` (weights shifted by weight_exp and flipped, layout (W, H, C));
     SumPool2d -> a channel-diagonal ``Conv``; Flatten -> a permutation folded into the next Dense's columns
     (Lava flattens (W, H, C), hwsim (C, H, W)); every neuron layer -> ``LIF``."""
     check_lava_expressible(network)
@@ -93,7 +102,7 @@ def build_lava(network: Network, spikes: np.ndarray, probe_state: bool = True, m
         if isinstance(layer, Flatten):
             continue
         neuron = layer.neuron
-        if isinstance(layer, Dense):
+        if isinstance(layer, (Dense, Recurrent)):
             weight = layer.weight.astype(np.int32)
             if len(port_shape) == 3:  # hwsim flattens (C, H, W); Lava flattens (W, H, C)
                 c, h, w = port_shape
@@ -112,6 +121,10 @@ def build_lava(network: Network, spikes: np.ndarray, probe_state: bool = True, m
                   bias_mant=to_lava_layout(bias, tuple(out_shape)).reshape(lava_shape), bias_exp=neuron.bias_exp)
         port.connect(synapse.s_in)
         synapse.a_out.connect(lif.a_in)
+        if isinstance(layer, Recurrent):
+            loop = LavaDense(weights=layer.recurrent.astype(np.int32), weight_exp=int(layer.weight_exp))
+            lif.s_out.connect(loop.s_in)
+            loop.a_out.connect(lif.a_in)
         port, port_shape = lif.s_out, tuple(out_shape)
         probes = {}
         if monitor_spikes:

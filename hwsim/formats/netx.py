@@ -2,13 +2,17 @@
 ``lava/lib/dl/netx/hdf5.py``, is the ground truth; the tests load every export with the real netx).
 
 Layout: ``/layer/<i>/`` from i = 0: first ``type = input`` with ``shape`` (the network input); then per layer
-``type`` (``flatten``, ``dense`` or ``conv``), ``shape`` (output, channels first ``(C, H, W)`` or ``(n,)``; netx
-reverses it to Lava's ``(W, H, C)``), ``weight`` (integers as Lava adds them per spike: hwsim weights times
-``2**weight_exp``; dense ``(n_out, n_in)``, conv ``(out, in, kh, kw)`` cross-correlation as in torch),
+``type`` (``flatten``, ``dense``, ``dense_rec`` or ``conv``), ``shape`` (output, channels first ``(C, H, W)`` or
+``(n,)``; netx reverses it to Lava's ``(W, H, C)``), ``weight`` (integers as Lava adds them per spike: hwsim
+weights times ``2**weight_exp``; dense ``(n_out, n_in)``, conv ``(out, in, kh, kw)`` cross-correlation as in torch),
 ``bias`` (per neuron or per channel, as netx's LIF ``bias_mant`` with its fixed ``bias_exp = 6``, so it is
 hwsim's ``(bias_mant << bias_exp) / 64``), conv ``stride``, ``padding``, ``dilation = 1``, ``groups = 1``, and
 ``neuron/{type: CUBA, iDecay = du + 1, vDecay = dv, vThMant = vth, refDelay = 1, gradedSpike = 0}``.
-netx 0.6.0 does not implement ``pool`` layers, so sum pooling is written as a channel-diagonal ``conv``.
+netx 0.6.0 does not implement ``pool`` layers, so sum pooling is written as a channel-diagonal ``conv``. A
+recurrent layer is netx's ``dense_rec``: ``weight`` and ``weight_rec`` (n_out, n_out), both as Lava adds them per
+spike; netx fits one weight exponent to both (``optimize_weight_bits`` of the two side by side) and builds its
+``RecurrentDense`` block: the LIF fed by a ``Dense`` of ``weight`` and a ``Dense`` of ``weight_rec`` from the
+LIF's own ``s_out``, as hwsim's Lava export.
 Values netx cannot hold exactly (a bias not a multiple of 64 in Lava's units, a weight exponent that does not
 divide the weights) are refused with the layer named, never rounded.
 
@@ -19,7 +23,7 @@ weight of equal taps; netx 0.6.0 cannot run it), weights read with ``astype(int)
 beyond Loihi's synapse clipped to -256..254 with a warning, as netx's ``optimize_weight_bits`` does. Refused in
 one line, never ignored: synaptic ``delay`` values that floor above 0 (hwsim's network has no delays),
 ``neuron/messageBits`` > 0 (graded spikes), other neuron types (SDNN, RF, ...) and layer types (``average``,
-``concat``, ``dense_rec``, ...), an input layer with its own neurons.
+``concat``, ...), an input layer with its own neurons.
 """
 
 from __future__ import annotations
@@ -29,7 +33,18 @@ from pathlib import Path
 
 import numpy as np
 
-from hwsim.sim.network import Conv2d, Dense, Flatten, Layer, LoihiLIF, Network, NetworkError, SumPool2d
+from hwsim.sim.network import (
+    Conv2d,
+    Dense,
+    Flatten,
+    FloatALIF,
+    Layer,
+    LoihiLIF,
+    Network,
+    NetworkError,
+    Recurrent,
+    SumPool2d,
+)
 
 
 def _shifted(weight: np.ndarray, exp: int, where: str) -> np.ndarray:
@@ -46,6 +61,10 @@ def write(network: Network, path: str | Path) -> Path:
     """Write a fixed-point ``network`` as netx HDF5; :class:`NetworkError` names a layer netx cannot hold."""
     import h5py
 
+    for i, layer in enumerate(network.layers):
+        if isinstance(layer.neuron, FloatALIF):
+            raise NetworkError(f"layer {i} ({layer.name}): adaptive-threshold (ALIF) neurons have no netx (CUBA) "
+                               f"form; not exported")
     if network.mode != "fixed":
         raise NetworkError("netx export takes a fixed-point network; quantise the float network first")
     groups = [{"type": "input", "shape": np.array(network.input_shape, np.int64)}]
@@ -56,10 +75,13 @@ def write(network: Network, path: str | Path) -> Path:
             continue
         neuron: LoihiLIF = layer.neuron
         entry = {"shape": np.array(out_shape, np.int64)}
-        if isinstance(layer, Dense):
+        if isinstance(layer, (Dense, Recurrent)):
             from hwsim.sim.engine import lava_effective_weights
 
             entry.update(type="dense", weight=_shifted(lava_effective_weights(layer.weight), layer.weight_exp, where))
+            if isinstance(layer, Recurrent):
+                entry.update(type="dense_rec", weight_rec=_shifted(lava_effective_weights(layer.recurrent),
+                                                                   layer.weight_exp, f"{where} recurrent"))
         else:
             if isinstance(layer, Conv2d):
                 weight, padding = layer.weight, layer.padding
@@ -180,20 +202,18 @@ def _read(f) -> Network:
             layers.append(Flatten())
             shape = (int(np.prod(shape)),) if shape else None
             continue
-        if kind not in ("dense", "conv", "pool"):
+        if kind not in ("dense", "dense_rec", "conv", "pool"):
             raise NetworkError(f"{where}: layer type {kind!r} is not supported; hwsim reads input, flatten, dense, "
-                               f"conv and pool")
+                               f"dense_rec, conv and pool")
         _refuse_delays_and_graded_spikes(group, kind, where)
         if shape is None:  # no input layer: netx takes the input from the first layer (a dense one's inFeatures)
             input_shape = shape = _input_from_first_layer(group, kind, where)
         neuron, bias = _neuron(group, where)
-        if kind == "dense":
+        if kind in ("dense", "dense_rec"):
             if len(shape) > 1:
                 layers.append(Flatten())
                 shape = (int(np.prod(shape)),)
-            out_n = int(np.prod(np.atleast_1d(group["shape"][()])))
-            w, exp = _dense_weights(_netx_dense(np.asarray(group["weight"][()]).reshape(out_n, -1), where), where)
-            layer: Layer = Dense(w, neuron=neuron, bias=_per_channel(bias, out_n, where), weight_exp=exp)
+            layer: Layer = _dense_layer(group, kind, neuron, bias, where)
         elif kind == "conv":
             weight = np.asarray(group["weight"][()]).astype(np.int64)  # netx reads weights with astype(int)
             weight = weight.reshape(weight.shape[:4])
@@ -215,6 +235,26 @@ def _read(f) -> Network:
     return Network(input_shape, cleaned)
 
 
+def _dense_layer(group, kind: str, neuron: LoihiLIF, bias, where: str) -> Layer:
+    """A ``dense`` layer, or a ``dense_rec`` one (``weight_rec`` (n_out, n_out), one weight exponent for both, as
+    netx fits it to the two side by side)."""
+    out_n = int(np.prod(np.atleast_1d(group["shape"][()])))
+    weight = np.asarray(group["weight"][()]).reshape(out_n, -1)
+    if kind == "dense_rec":
+        if "weight_rec" not in group:
+            raise NetworkError(f"{where}: a dense_rec layer without 'weight_rec'")
+        recurrent = np.asarray(group["weight_rec"][()]).reshape(out_n, -1)
+        if recurrent.shape != (out_n, out_n):
+            raise NetworkError(f"{where}: weight_rec has shape {recurrent.shape}; a dense_rec layer of {out_n} "
+                               f"neurons needs ({out_n}, {out_n})")
+        weight = np.hstack([weight, recurrent])
+    w, exp = _dense_weights(_netx_dense(weight, where), where)
+    if kind == "dense":
+        return Dense(w, neuron=neuron, bias=_per_channel(bias, out_n, where), weight_exp=exp)
+    n_in = w.shape[1] - out_n
+    return Recurrent(w[:, :n_in], w[:, n_in:], neuron=neuron, bias=_per_channel(bias, out_n, where), weight_exp=exp)
+
+
 def _refuse_delays_and_graded_spikes(group, kind: str, where: str) -> None:
     """Synaptic delays (lava-dl writes ``delay`` for blocks built with ``delay=True``) and graded spikes
     (``neuron/messageBits`` > 0) have no form in hwsim's network: refused, never ignored. Delays that floor to 0
@@ -222,7 +262,7 @@ def _refuse_delays_and_graded_spikes(group, kind: str, where: str) -> None:
     if "delay" in group:
         delays = np.floor(np.atleast_1d(np.asarray(group["delay"][()], np.float64)))
         if np.any(delays != 0):
-            note = "; netx 0.6.0 ignores conv delays, slayer applies them" if kind != "dense" else ""
+            note = "; netx 0.6.0 ignores conv delays, slayer applies them" if kind == "conv" else ""
             raise NetworkError(f"{where}: synaptic delays ('delay', {int(np.count_nonzero(delays))} of {delays.size} "
                                f"nonzero, up to {int(delays.max())} steps); hwsim's network has no delays{note}")
     if "neuron" in group and "messageBits" in group["neuron"]:
@@ -232,7 +272,7 @@ def _refuse_delays_and_graded_spikes(group, kind: str, where: str) -> None:
 
 
 def _input_from_first_layer(group, kind: str, where: str) -> tuple[int, ...]:
-    if kind == "dense":
+    if kind in ("dense", "dense_rec"):
         if "inFeatures" in group:
             return (int(np.asarray(group["inFeatures"][()]).ravel()[0]),)
         weight = np.asarray(group["weight"][()])

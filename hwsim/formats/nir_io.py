@@ -1,44 +1,20 @@
-"""NIR (Neuromorphic Intermediate Representation) out and in.
+"""NIR (Neuromorphic Intermediate Representation) in, and the entry points for out.
 
-**Out** (:func:`write`, :func:`to_nir`): a fixed-point network in NIR's own units, so that a reader using only
-NIR's published node equations (no hwsim metadata) reproduces Lava's spikes. The unit of every value is one
-unit of synaptic input: the integer that Lava's ``Dense``/``Conv`` sends to the neuron (weights times
-``2**weight_exp``), so Lava's internal ``<< 6`` disappears. Per neuron layer:
+**Out** (:func:`write`, :func:`to_nir`, written in :mod:`hwsim.formats.nir_out`): a fixed-point network in NIR's
+own units, so that a reader using only NIR's published node equations reproduces Lava's spikes, or a float
+network with zero reset as it is; recurrent layers as NIR's recurrent loop (neuron -> ``Linear`` -> the same
+neuron); units, delays and what is refused (ALIF, float soft reset) in that module's docstring.
 
-* the synapse: ``Affine`` (Lava's effective dense weights, sign-mode bit included, times ``2**weight_exp``;
-  ``bias`` = ``(bias_mant << bias_exp) / 64`` per neuron), ``Conv2d`` (same, bias per channel) or, for sum
-  pooling, a channel-diagonal ``Conv2d``;
-* the neuron, time constants in seconds with ``dt`` (graph metadata ``dt``, default 1e-4 s, the value snnTorch
-  and spikingjelly assume): du = 4095 (no current memory) -> ``LIF(tau = dt*4096/dv, r = tau/dt, v_leak = 0)``,
-  with ``tau = 2**50 dt`` for dv = 0 (no leak: snnTorch 1.0 reads ``nir.IF`` as a leaky neuron and wants r = 1,
-  spikingjelly wants r = 1/dt, both read this LIF, whose leak is below float precision); otherwise
-  ``CubaLIF(tau_syn = dt*4096/(du+1), tau_mem, r = tau_mem/dt, w_in = tau_syn/dt, v_leak = 0)``;
-  ``v_reset = 0``; spike iff ``v > v_threshold`` (NIR's rule and Lava's).
-* ``v_threshold = vth + 63/4096``: Lava's membrane is an integer in units of 1/64 and fires on ``v > vth << 6``,
-  i.e. from ``vth + 1/64`` on; a float reader keeps the fraction of a grain that Lava's decay truncates (a
-  residue mostly in [0, 1/64)), so a threshold just below the next grain decides as Lava does wherever the
-  float membrane lies within 63/64 of a grain above Lava's (ties at ``vth`` itself, common in sum pooling whose
-  taps are half the threshold, go Lava's way; spikingjelly's ``>=`` becomes the same rule).
-* biases: a LIF's in its synapse node (``(bias_mant << bias_exp) / 64``, per neuron or per channel); a CubaLIF's
-  as a current, ``bias * (1 - alpha)`` with ``alpha = (4095 - du)/4096``, because snnTorch and spikingjelly
-  refuse ``v_leak``: it settles on Lava's voltage bias, its first steps lower by ``bias * alpha**(t+1)`` (the one
-  place the export is not Lava's equation, measured in ``tests/test_nir.py``).
-
-Forward-Euler with step dt gives exactly Lava's update order (current first, then voltage, then threshold and
-reset), apart from Lava's integer truncation of the decays (below one unit of v's 1/64 grain per step).
-**Delay**: Lava's every connection adds one step (layer k's spikes at step t move layer k+1 at t+1; layer 0
-sees input column t at step t+1). NIR has no delay, so a delay-free reader of this graph is k+1 steps ahead at
-layer k; with a one-step delay inserted before every synapse node it equals Lava step for step. The graph
-metadata says so (``delay_steps_per_synapse = 1``). Exact integers ride in ``metadata["hwsim"]`` so that
-:func:`read` rebuilds the identical fixed-point network.
-
-**In** (:func:`read`): hwsim's own files come back exactly; any other feed-forward graph of ``Affine``/
-``Linear``, ``Conv2d``, ``SumPool2d``/``AvgPool2d``, ``Flatten`` and ``LIF``/``CubaLIF``/``IF`` nodes becomes a
-float network of :class:`~hwsim.sim.network.FloatLIF` neurons, or, when a CubaLIF filters its input (hwsim's
-float LIF has no synaptic current), a Loihi fixed-point network if every value is one of Loihi's integers
-(hwsim's own export without its metadata) -- see :func:`from_nir`. Refused in one line naming the node:
-recurrent edges, branches and merges (skip connections), ``Delay``, ``Conv1d``, ``LI`` and every other node type,
-per-neuron parameters, and the pairs of linear nodes without a single-synapse form.
+**In** (:func:`read`): hwsim's own files come back exactly; any other graph of ``Affine``/``Linear``, ``Conv2d``,
+``SumPool2d``/``AvgPool2d``, ``Flatten`` and ``LIF``/``CubaLIF``/``IF`` nodes, a chain plus recurrent loops (a
+neuron's output through one ``Affine``/``Linear`` node back into the same neuron, as snnTorch exports
+``RLeaky``/``RSynaptic``; nested sub-graphs are spliced in, :mod:`hwsim.formats.nir_graph`), becomes a float
+network of :class:`~hwsim.sim.network.FloatLIF` neurons (a loop: a :class:`~hwsim.sim.network.Recurrent` layer),
+or, when a CubaLIF filters its input (hwsim's float LIF has no synaptic current), a Loihi fixed-point network if
+every value is one of Loihi's integers (hwsim's own export without its metadata) -- see :func:`from_nir`. Refused
+in one line naming the node: other cycles (feedback into a synapse node, through a convolution, across layers),
+branches and merges (skip connections), ``Delay``, ``Conv1d``, ``LI`` and every other node type, per-neuron
+parameters, and the pairs of linear nodes without a single-synapse form.
 """
 
 from __future__ import annotations
@@ -48,7 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+from hwsim.formats.nir_graph import Structure, structure
+from hwsim.formats.nir_out import DT, to_nir, write  # noqa: F401 (to_nir and write: the API, written there)
 from hwsim.sim.network import (
+    NEURON_TYPES,
     Conv2d,
     Dense,
     Flatten,
@@ -57,113 +36,9 @@ from hwsim.sim.network import (
     LoihiLIF,
     Network,
     NetworkError,
+    Recurrent,
     SumPool2d,
 )
-
-DT = 1e-4  # seconds per step written into exported graphs (snnTorch's and spikingjelly's default)
-# Lava fires on v > vth << 6 with v an integer, i.e. once v reaches vth + 1/64 in synaptic units; a float reader
-# fires on v > v_threshold and keeps the fraction of a unit that Lava's decay truncates (0 <= residue, mostly
-# below 1/64 unit). A threshold just under one grain above vth splits the two cases where Lava does.
-THRESHOLD_MARGIN = 63 / 4096
-IF_TAU_STEPS = 2.0**50  # tau of a neuron without leak (dv = 0): a LIF whose leak is below float precision
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Out
-# ---------------------------------------------------------------------------------------------------------
-def _effective_dense(weight: np.ndarray) -> np.ndarray:
-    """The dense weights Lava really applies (mixed signs drop the lowest bit), as integers."""
-    w = weight.astype(np.int64)
-    if w.min(initial=0) < 0 < w.max(initial=0):
-        w = (w >> 1) << 1
-    return w
-
-
-def _neuron_node(neuron: LoihiLIF, shape: tuple[int, ...], bias: np.ndarray, dt: float):
-    """The NIR neuron for one fixed-point population and the bias its synapse node carries.
-
-    ``bias``: Lava's per-step voltage bias in synaptic units, per channel or per neuron. Returns ``(node,
-    synapse_bias)``: a ``LIF`` takes the bias unchanged in its synapse node; a ``CubaLIF`` takes it as a current
-    ``bias * (1 - alpha)`` (alpha = (4095 - du)/4096), which settles on Lava's voltage bias (see the module
-    docstring). Time constants: ``tau = dt*4096/dv``, or ``IF_TAU_STEPS*dt`` for dv = 0 (no leak)."""
-    import nir
-
-    full = lambda value: np.full(shape, value, np.float64)  # noqa: E731
-    zero, vth = full(0.0), full(float(neuron.vth) + THRESHOLD_MARGIN)
-    tau_mem = dt * 4096.0 / neuron.dv if neuron.dv > 0 else dt * IF_TAU_STEPS
-    if neuron.du == 4095:
-        return nir.LIF(tau=full(tau_mem), r=full(tau_mem / dt), v_leak=zero, v_threshold=vth, v_reset=zero), bias
-    tau_syn = dt * 4096.0 / (neuron.du + 1)
-    alpha = (4095 - neuron.du) / 4096.0
-    return nir.CubaLIF(tau_syn=full(tau_syn), tau_mem=full(tau_mem), r=full(tau_mem / dt), v_leak=zero,
-                       v_threshold=vth, v_reset=zero, w_in=full(tau_syn / dt)), bias * (1.0 - alpha)
-
-
-def to_nir(network: Network, dt: float = DT):
-    """The NIR graph of a fixed-point ``network`` (units and delay in the module docstring)."""
-    import nir
-
-    if network.mode != "fixed":
-        raise NetworkError("NIR export takes a fixed-point network; quantise the float network first")
-    nodes = {"input": nir.Input(input_type={"input": np.array(network.input_shape)})}
-    edges, previous = [], "input"
-    for i, (layer, (in_shape, out_shape)) in enumerate(zip(network.layers, network.layer_shapes())):
-        name = f"{i}_{layer.name}"
-        if isinstance(layer, Flatten):
-            nodes[name] = nir.Flatten(input_type={"input": np.array(in_shape)}, start_dim=0, end_dim=-1,
-                                      metadata={"hwsim": json.dumps({"kind": "flatten", "name": layer.name})})
-            edges.append((previous, name))
-            previous = name
-            continue
-        neuron: LoihiLIF = layer.neuron
-        scale = 2.0 ** layer.weight_exp
-        meta = {"kind": layer.kind, "name": layer.name, "weight_exp": int(layer.weight_exp),
-                "du": neuron.du, "dv": neuron.dv, "vth": neuron.vth, "bias_exp": neuron.bias_exp}
-        n_channels = layer.weight.shape[0] if isinstance(layer, (Dense, Conv2d)) else in_shape[0]
-        bias = np.zeros(n_channels) if layer.bias is None else (
-            layer.bias.astype(np.float64) * 2.0**neuron.bias_exp / 64.0)
-        shape = tuple(int(s) for s in out_shape)
-        lif, synapse_bias = _neuron_node(neuron, shape, bias, dt)
-        if isinstance(layer, Dense):
-            synapse = nir.Affine(weight=_effective_dense(layer.weight).astype(np.float64) * scale, bias=synapse_bias)
-            meta["weight"] = layer.weight.tolist()
-        elif isinstance(layer, Conv2d):
-            synapse = nir.Conv2d(input_shape=tuple(in_shape[1:]), weight=layer.weight.astype(np.float64) * scale,
-                                 stride=layer.stride, padding=layer.padding, dilation=1, groups=1, bias=synapse_bias)
-            meta.update(weight=layer.weight.tolist(), stride=layer.stride, padding=layer.padding)
-        else:
-            c = in_shape[0]
-            kernel = np.zeros((c, c, layer.kernel, layer.kernel))
-            kernel[np.arange(c), np.arange(c)] = float(layer.weight) * scale
-            synapse = nir.Conv2d(input_shape=tuple(in_shape[1:]), weight=kernel, stride=layer.stride, padding=0,
-                                 dilation=1, groups=1, bias=synapse_bias)
-            meta.update(kernel=layer.kernel, stride=layer.stride, weight=int(layer.weight))
-        if layer.bias is not None:
-            meta["bias"] = layer.bias.tolist()
-        synapse.metadata = {"hwsim": json.dumps(meta)}
-        lif.metadata = {"hwsim": json.dumps({"kind": "neuron"}), "dt": dt}
-        nodes[f"{name}.synapse"], nodes[f"{name}.lif"] = synapse, lif
-        edges += [(previous, f"{name}.synapse"), (f"{name}.synapse", f"{name}.lif")]
-        previous = f"{name}.lif"
-    nodes["output"] = nir.Output(output_type={"output": np.array(network.output_shape)})
-    edges.append((previous, "output"))
-    header = {"format": "hwsim-network", "input_shape": list(network.input_shape)}
-    return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False, metadata={
-        "hwsim": json.dumps(header), "dt": dt, "delay_steps_per_synapse": 1,
-        "units": "synaptic input (Lava's a, before its << 6); spike iff v > v_threshold; reset to 0",
-        "timing": "Lava adds one step per connection: insert a one-step delay before every synapse node to "
-                  "reproduce Lava/hwsim fixed spikes step for step; a delay-free reader is k+1 steps ahead at "
-                  "neuron layer k"})
-
-
-def write(network: Network, path: str | Path, dt: float = DT) -> Path:
-    """Write ``network`` (fixed point) as a NIR HDF5 file; returns the path."""
-    import nir
-
-    path = Path(path)
-    nir.write(path, to_nir(network, dt))
-    return path
-
 
 # ---------------------------------------------------------------------------------------------------------
 # In
@@ -210,97 +85,61 @@ def _is_hwsim(graph) -> bool:
     header = _hwsim_meta(graph)
     if not header or header.get("format") != "hwsim-network":
         return False
-    return all(_hwsim_meta(graph.nodes[n]) is not None for n in _chain(graph))
+    found = structure(graph)
+    return all(_hwsim_meta(found.nodes[n]) is not None for n in found.order)
 
 
 def _read_hwsim(graph) -> Network:
+    """The exact network of hwsim's own export: fixed-point integers from the metadata; a float network's
+    weights from its nodes (float32 values, exact in float64) and its neuron parameters from the metadata."""
     header, layers = _hwsim_meta(graph), []
-    for name in _chain(graph):
-        meta = _hwsim_meta(graph.nodes[name])
+    fixed = header.get("mode", "fixed") == "fixed"
+    found = structure(graph)
+    for name in found.order:
+        meta = _hwsim_meta(found.nodes[name])
         kind = meta["kind"]
         if kind in ("lif", "neuron"):
             continue
         if kind == "flatten":
             layers.append(Flatten(name=meta["name"]))
-            continue
-        neuron = LoihiLIF(du=meta["du"], dv=meta["dv"], vth=meta["vth"], bias_exp=meta["bias_exp"])
-        bias = None if "bias" not in meta else np.array(meta["bias"], np.int32)
-        common = {"neuron": neuron, "weight_exp": meta["weight_exp"], "name": meta["name"]}
-        if kind == "dense":
-            layers.append(Dense(np.array(meta["weight"], np.int32), bias=bias, **common))
-        elif kind == "conv2d":
-            layers.append(Conv2d(np.array(meta["weight"], np.int32), stride=meta["stride"], padding=meta["padding"],
-                                 bias=bias, **common))
+        elif fixed:
+            layers.append(_fixed_from_meta(meta))
         else:
-            layers.append(SumPool2d(meta["kernel"], meta["stride"], weight=meta["weight"], **common))
+            lif = found.order[found.order.index(name) + 1]  # the neuron node after this synapse node
+            layers.append(_float_from_nodes(meta, found.nodes[name], found.nodes.get(found.loops.get(lif))))
     return Network(tuple(header["input_shape"]), layers)
 
 
-def _cycle(graph) -> tuple[str, str] | None:
-    """An edge that closes a cycle (a recurrent connection), or None."""
-    following: dict[str, list[str]] = {}
-    for src, dst in graph.edges:
-        following.setdefault(src, []).append(dst)
-    state: dict[str, int] = {}  # 1: on the current path, 2: done
-    for root in graph.nodes:
-        if root in state:
-            continue
-        stack = [(root, iter(following.get(root, [])))]
-        state[root] = 1
-        while stack:
-            node, successors = stack[-1]
-            nxt = next(successors, None)
-            if nxt is None:
-                state[node] = 2
-                stack.pop()
-            elif state.get(nxt) == 1:
-                return node, nxt
-            elif nxt not in state:
-                state[nxt] = 1
-                stack.append((nxt, iter(following.get(nxt, []))))
-    return None
+def _fixed_from_meta(meta: dict) -> Layer:
+    kind = meta["kind"]
+    neuron = LoihiLIF(du=meta["du"], dv=meta["dv"], vth=meta["vth"], bias_exp=meta["bias_exp"])
+    bias = None if "bias" not in meta else np.array(meta["bias"], np.int32)
+    common = {"neuron": neuron, "weight_exp": meta["weight_exp"], "name": meta["name"]}
+    if kind == "dense":
+        return Dense(np.array(meta["weight"], np.int32), bias=bias, **common)
+    if kind == "recurrent":
+        return Recurrent(np.array(meta["weight"], np.int32), np.array(meta["recurrent"], np.int32), bias=bias,
+                         **common)
+    if kind == "conv2d":
+        return Conv2d(np.array(meta["weight"], np.int32), stride=meta["stride"], padding=meta["padding"], bias=bias,
+                      **common)
+    return SumPool2d(meta["kernel"], meta["stride"], weight=meta["weight"], **common)
 
 
-def _chain(graph) -> list[str]:
-    """Node names from the input node to the output node; a cycle, branch or merge is an error naming it."""
-    import nir
-
-    inputs = [n for n, node in graph.nodes.items() if isinstance(node, nir.Input)]
-    outputs = [n for n, node in graph.nodes.items() if isinstance(node, nir.Output)]
-    if len(inputs) != 1 or len(outputs) != 1:
-        raise NetworkError(f"expected one Input and one Output node, found {len(inputs)} and {len(outputs)}; "
-                           f"hwsim runs single-input feed-forward chains")
-    for src, dst in graph.edges:
-        if src not in graph.nodes or dst not in graph.nodes:
-            raise NetworkError(f"edge {src} -> {dst} names a node that is not in the graph")
-    closing = _cycle(graph)
-    if closing is not None:
-        raise NetworkError(f"recurrent edge '{closing[0]}' -> '{closing[1]}' (a cycle); hwsim's network description "
-                           f"has no recurrent layers")
-    following: dict[str, str] = {}
-    incoming: dict[str, int] = {}
-    for src, dst in graph.edges:
-        if src in following:
-            raise NetworkError(f"node '{src}' feeds both '{following[src]}' and '{dst}' (a branch, e.g. a skip "
-                               f"connection); hwsim runs feed-forward chains only")
-        following[src] = dst
-        incoming[dst] = incoming.get(dst, 0) + 1
-    order, node, seen = [], following.get(inputs[0]), {inputs[0]}
-    while node is not None and node != outputs[0]:
-        if incoming.get(node, 0) > 1:
-            raise NetworkError(f"node '{node}' has {incoming[node]} inputs (a merge, e.g. a skip connection); hwsim "
-                               f"runs feed-forward chains only")
-        seen.add(node)
-        order.append(node)
-        node = following.get(node)
-    if node is None:
-        raise NetworkError(f"no path from '{inputs[0]}' to '{outputs[0]}'")
-    unused = set(graph.nodes) - seen - {outputs[0]}
-    if unused:
-        name = sorted(unused)[0]
-        raise NetworkError(f"node '{name}' is not on the input-output chain (dangling); hwsim runs feed-forward "
-                           f"chains only")
-    return order
+def _float_from_nodes(meta: dict, synapse, recurrent) -> Layer:
+    params = dict(meta["neuron"])
+    neuron = NEURON_TYPES[params.pop("type")](**params)
+    common = {"neuron": neuron, "name": meta["name"]}
+    weight = np.asarray(synapse.weight, np.float32)
+    bias = np.asarray(synapse.bias, np.float32)
+    bias = bias if np.any(bias) else None
+    if meta["kind"] == "dense":
+        return Dense(weight, bias=bias, **common)
+    if meta["kind"] == "recurrent":
+        return Recurrent(weight, np.asarray(recurrent.weight, np.float32), bias=bias, **common)
+    if meta["kind"] == "conv2d":
+        return Conv2d(weight, stride=meta["stride"], padding=meta["padding"], bias=bias, **common)
+    return SumPool2d(meta["kernel"], meta["stride"], weight=meta["weight"], **common)
 
 
 def _uniform(node_name: str, kind: str, field: str, value) -> float:
@@ -357,21 +196,26 @@ def _graph_dt(graph, dt: float | None) -> float:
     return float(np.asarray(raw).ravel()[0])
 
 
-def _synaptic_current(graph, dt: float) -> str | None:
+def _synaptic_current(nodes: dict, dt: float) -> str | None:
     """The first CubaLIF node that filters its input (tau_syn != dt; hwsim's float LIF has no synaptic current)."""
     import nir
 
-    return next((name for name, node in graph.nodes.items() if isinstance(node, nir.CubaLIF) and not np.allclose(
+    return next((name for name, node in nodes.items() if isinstance(node, nir.CubaLIF) and not np.allclose(
         np.asarray(node.tau_syn, np.float64), dt, rtol=1e-9, atol=0.0)), None)
 
 
 def from_nir(graph, dt: float | None = None) -> Network:
-    """A :class:`Network` from a feed-forward NIR graph of another framework (or hwsim's without its metadata).
+    """A :class:`Network` from a NIR graph of another framework (or hwsim's without its metadata).
 
-    Each ``synapse -> neuron`` pair becomes one hwsim layer. Float (the default): a :class:`FloatLIF` (zero
-    reset), by forward Euler with step ``dt`` (the graph's ``metadata['dt']``, else 1e-4 s): ``lam = 1 -
-    dt/tau``, and the input gain (``r*dt/tau``; CubaLIF also ``w_in*dt/tau_syn``) and constant drive
-    (``v_leak*dt/tau``) fold into the weights and bias. NIR fires on ``v > v_threshold``, hwsim on ``u >= v_th``:
+    Each ``synapse -> neuron`` pair becomes one hwsim layer; a neuron with a recurrent loop (its output through
+    one ``Affine``/``Linear`` node back into itself, :mod:`hwsim.formats.nir_graph`) after an ``Affine``/``Linear``
+    synapse becomes a :class:`Recurrent` layer: the loop's weights scaled by the same input gain, its bias (an
+    ``Affine`` adds it every step, the first included) folded into the layer's bias.
+
+    Float (the default): a :class:`FloatLIF` (zero reset), by forward Euler with step ``dt`` (the graph's
+    ``metadata['dt']``, else 1e-4 s): ``lam = 1 - dt/tau``, and the input gain (``r*dt/tau``; CubaLIF also
+    ``w_in*dt/tau_syn``) and constant drive (``v_leak*dt/tau``) fold into the weights and bias. NIR fires on
+    ``v > v_threshold``, hwsim on ``u >= v_th``:
     the threshold is the next float32 above NIR's, which is the same rule in float32.
 
     A graph with a synaptic current (a CubaLIF with ``tau_syn != dt``) has no float form in hwsim; it is read in
@@ -384,25 +228,27 @@ def from_nir(graph, dt: float | None = None) -> Network:
     without a neuron after it, and every node type outside :data:`SUPPORTED`.
     """
     dt = _graph_dt(graph, dt)
-    cuba = _synaptic_current(graph, dt)
+    found = structure(graph)
+    cuba = _synaptic_current(found.nodes, dt)
     if cuba is None:
-        return _build(graph, dt, _layer)
+        return _build(found, dt, _layer)
     try:
-        return _build(graph, dt, _fixed_layer)
+        return _build(found, dt, _fixed_layer)
     except NetworkError as err:
-        tau_syn = float(np.asarray(graph.nodes[cuba].tau_syn, np.float64).ravel()[0])
+        tau_syn = float(np.asarray(found.nodes[cuba].tau_syn, np.float64).ravel()[0])
         raise NetworkError(f"node '{cuba}' (CubaLIF): tau_syn = {tau_syn:g} s != dt = {dt:g} s needs a synaptic "
                            f"current, which hwsim's float LIF lacks, and the graph is not in Loihi fixed point "
                            f"({err})") from None
 
 
-def _build(graph, dt: float, make_layer) -> Network:
+def _build(found: Structure, dt: float, make_layer) -> Network:
     """Walk the chain, pairing each synapse (after merging linear nodes) with its neuron; ``make_layer(syn_name,
-    syn, neuron_name, neuron, in_shape, dt)`` builds the hwsim layer."""
+    syn, neuron_name, neuron, in_shape, dt, loop)`` builds the hwsim layer (``loop``: ``(name, node)`` of the
+    neuron's recurrent Affine/Linear node, or None)."""
     import nir
 
-    order = _chain(graph)
-    input_node = next(node for node in graph.nodes.values() if isinstance(node, nir.Input))
+    order = found.order
+    input_node = next(node for node in found.nodes.values() if isinstance(node, nir.Input))
     input_shape = tuple(int(s) for s in np.asarray(next(iter(input_node.input_type.values()))).ravel())
     if not input_shape:
         raise NetworkError("the Input node has no shape")
@@ -410,7 +256,7 @@ def _build(graph, dt: float, make_layer) -> Network:
     layers: list[Layer] = []
     pending: tuple[str, object] | None = None
     for name in order:
-        node = graph.nodes[name]
+        node = found.nodes[name]
         kind = type(node).__name__
         if isinstance(node, (nir.Affine, nir.Linear, nir.Conv2d, nir.SumPool2d, nir.AvgPool2d)):
             if pending is None:
@@ -437,7 +283,12 @@ def _build(graph, dt: float, make_layer) -> Network:
             if isinstance(syn, (nir.Affine, nir.Linear)) and len(shape) > 1:
                 layers.append(Flatten(name=f"{pending[0]}.flatten"))  # a merged pool -> Flatten -> Affine
                 shape = (int(np.prod(shape)),)
-            layer = make_layer(pending[0], syn, name, node, shape, dt)
+            loop = (found.loops[name], found.nodes[found.loops[name]]) if name in found.loops else None
+            if loop is not None and not isinstance(syn, (nir.Affine, nir.Linear)):
+                raise NetworkError(f"node '{name}' ({kind}): its recurrent loop through '{loop[0]}' needs a dense "
+                                   f"(Affine/Linear) input synapse, but '{pending[0]}' is {type(syn).__name__}; "
+                                   f"hwsim's recurrent layers are dense")
+            layer = make_layer(pending[0], syn, name, node, shape, dt, loop)
             try:
                 shape = layer.out_shape(shape)
             except NetworkError as err:
@@ -537,7 +388,21 @@ def _pool_then_dense(pool_name: str, pool, dense_name: str, dense, shape: tuple[
     return nir.Affine(weight=merged.reshape(weight.shape[0], -1), bias=bias)
 
 
-def _layer(syn_name: str, syn, neuron_name: str, neuron, in_shape, dt: float) -> Layer:
+def _loop_weights(loop: tuple[str, object], n: int, neuron_name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(weight (n, n), bias (n,))`` of a neuron's recurrent Affine/Linear node, float64."""
+    import nir
+
+    name, node = loop
+    weight = np.asarray(node.weight, np.float64)
+    if weight.shape != (n, n):
+        raise NetworkError(f"node '{name}' ({type(node).__name__}): recurrent weight of shape {weight.shape}; the "
+                           f"loop of '{neuron_name}' ({n} neurons) needs ({n}, {n})")
+    bias = np.asarray(node.bias, np.float64) * np.ones(n) if isinstance(node, nir.Affine) else np.zeros(n)
+    return weight, bias
+
+
+def _layer(syn_name: str, syn, neuron_name: str, neuron, in_shape, dt: float,
+           loop: tuple[str, object] | None = None) -> Layer:
     import nir
 
     lam, gain, v_th, drive = _neuron(neuron_name, neuron, dt)
@@ -559,7 +424,11 @@ def _layer(syn_name: str, syn, neuron_name: str, neuron, in_shape, dt: float) ->
         if weight.ndim != 2:
             raise NetworkError(f"node '{syn_name}' ({syn_kind}): weight must be 2-D, got shape {weight.shape}")
         total = gain * bias + drive.reshape(-1) if drive.size == weight.shape[0] else gain * bias + drive.ravel()[0]
-        return Dense(weight * gain, neuron=lif, bias=_bias_or_none(total), name=syn_name)
+        if loop is None:
+            return Dense(weight * gain, neuron=lif, bias=_bias_or_none(total), name=syn_name)
+        recurrent, loop_bias = _loop_weights(loop, weight.shape[0], neuron_name)
+        return Recurrent(weight * gain, recurrent * gain, neuron=lif, bias=_bias_or_none(total + gain * loop_bias),
+                         name=syn_name)
     if isinstance(syn, nir.Conv2d):
         if int(np.asarray(syn.groups)) != 1:
             raise NetworkError(f"node '{syn_name}' (Conv2d): groups = {syn.groups}; hwsim convolutions are ungrouped")
@@ -650,10 +519,12 @@ def _integers(weight, name: str, kind: str) -> np.ndarray:
     return np.rint(weight).astype(np.int64)
 
 
-def _fixed_layer(syn_name: str, syn, neuron_name: str, neuron, in_shape, dt: float) -> Layer:
+def _fixed_layer(syn_name: str, syn, neuron_name: str, neuron, in_shape, dt: float,
+                 loop: tuple[str, object] | None = None) -> Layer:
     """One Loihi fixed-point layer from a NIR synapse and neuron whose values are Loihi's integers (weights in
     units of synaptic input; a CubaLIF's synapse bias is a current, ``bias * (1 - alpha)``, read back as Lava's
-    voltage bias -- equal once the current has settled, see the module docstring)."""
+    voltage bias -- equal once the current has settled, see the module docstring). A recurrent loop's weights
+    share the input weights' exponent (one Lava ``weight_exp`` for both Dense processes of the layer)."""
     import nir
 
     from hwsim.formats.netx import _dense_weights, _pool_or_conv
@@ -675,10 +546,17 @@ def _fixed_layer(syn_name: str, syn, neuron_name: str, neuron, in_shape, dt: flo
                               _pair(syn.padding, syn_name, syn_kind, "padding"),
                               LoihiLIF(lif.du, lif.dv, lif.vth, exp), mant, f"node '{syn_name}'")
     else:
+        n_in = weight.shape[1]
+        if loop is not None:
+            recurrent, loop_bias = _loop_weights(loop, weight.shape[0], neuron_name)
+            weight = np.hstack([weight, _integers(recurrent, loop[0], type(loop[1]).__name__)])
+            bias = bias + loop_bias * current_to_voltage
         per_neuron = bias + (drive.reshape(-1) if drive.size == weight.shape[0] else drive.ravel()[:1])
         mant, exp = _bias_mantissa(per_neuron, syn_name)
         w, weight_exp = _dense_weights(weight, f"node '{syn_name}'")
-        layer = Dense(w, neuron=LoihiLIF(lif.du, lif.dv, lif.vth, exp), bias=mant, weight_exp=weight_exp)
+        fixed = LoihiLIF(lif.du, lif.dv, lif.vth, exp)
+        layer = Dense(w, neuron=fixed, bias=mant, weight_exp=weight_exp) if loop is None else Recurrent(
+            w[:, :n_in], w[:, n_in:], neuron=fixed, bias=mant, weight_exp=weight_exp)
     layer.name = syn_name
     return layer
 

@@ -1,8 +1,9 @@
 """Run the exported network in Lava (fixed_pt) on golden.npz's input and compare every layer with its spikes.
 
 Standalone: needs lava-nc 0.10.0 and numpy only (no hwsim). Reads network.npz (a numpy archive: the JSON
-description ``__network__`` and the arrays ``layers.<i>.weight`` / ``layers.<i>.bias``) and builds
-RingBuffer -> Dense|Conv -> LIF -> ... as hwsim's exporter does. Usage: python run_lava.py
+description ``__network__`` and the arrays ``layers.<i>.weight`` / ``layers.<i>.bias`` / ``layers.<i>.recurrent``)
+and builds RingBuffer -> Dense|Conv -> LIF -> ... as hwsim's exporter does; a recurrent layer's LIF also gets a
+Dense of its recurrent weights from its own s_out back into its a_in. Usage: python run_lava.py
 """
 
 import dataclasses
@@ -70,7 +71,7 @@ def main():
         if kind == "flatten":
             continue
         neuron, exp = layer["neuron"], int(layer["weight_exp"])
-        if kind == "dense":
+        if kind in ("dense", "recurrent"):
             weight = arrays[f"layers.{i}.weight"].astype(np.int32)
             if len(shape) == 3:  # the network flattens (C, H, W); Lava flattens (W, H, C)
                 c, h, w = shape
@@ -101,6 +102,10 @@ def main():
                   bias_mant=lava_layout(bias, out_shape).reshape(lava_shape), bias_exp=neuron["bias_exp"])
         port.connect(synapse.s_in)
         synapse.a_out.connect(lif.a_in)
+        if kind == "recurrent":  # the layer's own spikes, one step later, into the same a_in
+            loop = Dense(weights=arrays[f"layers.{i}.recurrent"].astype(np.int32), weight_exp=exp)
+            lif.s_out.connect(loop.s_in)
+            loop.a_out.connect(lif.a_in)
         monitor = Monitor()
         monitor.probe(lif.s_out, steps)
         monitors.append((monitor, lif, out_shape))

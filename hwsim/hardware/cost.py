@@ -7,7 +7,7 @@ Dynamic energy (joules) by action, each from exact counts and one figure of the 
   when both are published, else all updates x ``neuron_update_pj``;
 * ``spike_out`` -- spikes emitted x ``spike_out_pj``;
 * ``packet`` -- packets x ``packet_pj``: one packet per spike and destination core, the input layer's
-  included (SANA-FE's message-out energy);
+  included (SANA-FE's message-out energy), a recurrent layer's spikes back to its own cores too;
 * ``routing`` -- east-west hops x ``hop_ew_pj`` + north-south hops x ``hop_ns_pj`` (or all x ``hop_pj``);
 * ``memory`` -- bytes read x ``read_pj_per_byte`` + bytes written x ``write_pj_per_byte``: every byte when
   the chip's action energies exclude their memory accesses; when they include them
@@ -27,7 +27,10 @@ unknown, so the floored figure is a lower bound, ``≥``). An all-in profile's `
 
 An action with a count but no figure is listed in ``unpriced`` (with its count in ``unpriced_counts``) and
 the energy is then a lower bound (``lower_bound``), printed as ``≥ 0.146 µJ, 2 actions unpriced``;
-nothing is invented, nothing unpriced is shown as zero.
+nothing is invented, nothing unpriced is shown as zero. Recurrent SOPs are SOPs (the engine counts them in ``sop``,
+and apart as ``sop_recurrent``); ALIF neurons' updates are neuron updates. A learning run on a chip that publishes an
+upper bound on its real-time learning power (``learning.learning_power_max_mw``, ReckOn's < 50 uW) gets that power x
+the run's real-time duration as the upper end of its band (``energy_power_bound_j``).
 
 Latency per step, by the profile's ``timing.model``:
 
@@ -80,10 +83,10 @@ import numpy as np
 
 from hwsim.chips import ChipError
 from hwsim.chips.schema import Chip
-from hwsim.hardware.mapping import Mapping, map_network, parse_placement
+from hwsim.hardware.mapping import Mapping, map_network, neuron_layers, parse_placement, recurrent_sops
 from hwsim.hardware.noc_timing import detailed_step_latency_ns
 from hwsim.sim.counts import WEIGHT_BYTES, Counts
-from hwsim.sim.network import Network
+from hwsim.sim.network import FloatALIF, Network, Recurrent
 
 PJ = 1e-12
 STORED_KINDS = ("history",)  # memory kinds no action accesses: stored for later, priced as memory traffic
@@ -160,6 +163,7 @@ class CostReport:
     energy_dynamic_high_j: float | None = None
     latency_low_s: float | None = None
     latency_high_s: float | None = None
+    energy_power_bound_j: float | None = None  # a published power bound x the run's real-time duration
 
     @property
     def latency_lower_bound(self) -> bool:
@@ -177,8 +181,16 @@ class CostReport:
         return bool(self.energy_by_action_j)
 
     def energy_text(self, per_sample: bool = True) -> str:
+        """The energy as shown (:func:`energy_text`); a lower bound whose band has an upper end (a published power
+        bound: ``learning.learning_power_max_mw``) shows it too: ``≥ 3.1 µJ, 3 actions unpriced; ≤ 5 µJ``."""
         joules = None if self.energy_j is None else (self.energy_j / self.samples if per_sample else self.energy_j)
-        return energy_text(joules, len(self.unpriced), self.priced)
+        text = energy_text(joules, len(self.unpriced), self.priced)
+        if joules is not None and self.energy_power_bound_j is not None:
+            bound = self.energy_power_bound_j / self.samples if per_sample else self.energy_power_bound_j
+            exceeded = self.energy_j > self.energy_power_bound_j
+            text += (f"; published power bound {bound * 1e6:.3g} µJ exceeded" if exceeded else
+                     f"; ≤ {bound * 1e6:.3g} µJ (published power bound)")
+        return text
 
     def to_dict(self) -> dict:
         """The record as JSON-able values (no NaN or infinity: unknown is None). Per-sample values divide by the
@@ -208,7 +220,9 @@ class CostReport:
                "limits_broken": self.limits_broken, "unpriced": self.unpriced,
                "unpriced_counts": self.unpriced_counts, "warnings": self.warnings,
                "estimate_kind": self.estimate_kind, "energy_by_layer_j": self.energy_by_layer_j,
-               "energy_by_core_j": self.energy_by_core_j, "assumptions": self.assumptions}
+               "energy_by_core_j": self.energy_by_core_j, "assumptions": self.assumptions,
+               "energy_power_bound_j": self.energy_power_bound_j,
+               "energy_per_sample_power_bound_j": per(self.energy_power_bound_j)}
         return _finite(out)
 
 
@@ -301,12 +315,17 @@ def estimate(network: Network, counts: Counts, chip: Chip, mapping: Mapping | No
     if heads > 0:
         assumptions.append(f"{heads} learning head layers (local classifiers, auxiliary copies) priced by their "
                            f"totals, without placement or routing")
+    assumptions += _recurrent_notes(network, counts)
     untimed = _untimed(counts, chip, step_latency, assumptions)
     samples = counts.batch
     if step_latency is not None and base == "tick":
         assumptions.append(f"time base: real-time tick of {tick_s * 1e6:g} us ({basis}); the work takes "
                            f"{step_latency * 1e6:.3g} us of it")
         step_latency = tick_s
+    elif base == "tick":  # no published time per action: the step still lasts the tick
+        assumptions.append(f"time base: real-time tick of {tick_s * 1e6:g} us ({basis}); {chip.name} publishes no "
+                           f"time per action, so the step's work is assumed to fit in the tick")
+        step_latency, model = tick_s, "tick"
     injected = int(counts.layers[0].total("spikes_in")) if counts.layers else 0
     latency, inject_note = _run_time(step_latency, counts.timesteps * samples, injected, chip, base)
     if inject_note:
@@ -326,7 +345,49 @@ def estimate(network: Network, counts: Counts, chip: Chip, mapping: Mapping | No
         by_core += report.energy_static_j / len(by_core)
     report.energy_by_core_j = [float(x) for x in by_core]
     _add_bands(report, chip)
+    _add_power_bound(report, chip, counts)
     return report
+
+
+def _add_power_bound(report: CostReport, chip: Chip, counts: Counts) -> None:
+    """The upper end of a learning run's band where the chip publishes an upper bound on its power while learning
+    in real time (``learning.learning_power_max_mw`` at ``timing.tick_us`` per step; ReckOn: < 50 uW at 1 ms): that
+    power x the run's real-time duration (T x B ticks) bounds its whole energy, static included. The priced energy
+    (a lower bound where learning actions have no price) is its lower end. A run whose priced energy already exceeds
+    the bound is busier than the published operating point: said, and no upper end is given."""
+    power = chip.learning.learning_power_max_mw if chip.learning is not None else None
+    if power is None or counts.phase != "learning" or report.energy_j is None:
+        return
+    tick_us = chip.timing.tick_us
+    steps = counts.timesteps * counts.batch
+    bound = power * 1e-3 * steps * tick_us * 1e-6
+    source = chip.learning.source_of("learning_power_max_mw")
+    report.energy_power_bound_j = bound
+    if report.energy_j > bound:
+        report.warnings.append(f"{chip.name}: the priced energy ({report.energy_j:.3g} J) exceeds the published "
+                               f"real-time learning power bound ({power * 1e3:g} uW x {steps} steps x {tick_us:g} us "
+                               f"= {bound:.3g} J): this run is busier than the published operating point")
+        return
+    report.energy_high_j = bound
+    report.band_note += (f"; upper end: the published real-time learning power, < {power * 1e3:g} uW x {steps} "
+                         f"steps x {tick_us:g} us ({source})")
+
+
+def _recurrent_notes(network: Network, counts: Counts) -> list[str]:
+    """What the estimate assumed for recurrent layers and adaptive (ALIF) neurons, with the recurrent SOP count."""
+    notes = []
+    layers = [layer for layer, _, _ in neuron_layers(network)]
+    recurrent = [(lc.name, recurrent_sops(lc)) for layer, lc in zip(layers, counts.layers)
+                 if isinstance(layer, Recurrent)]
+    if recurrent:
+        total = sum(lc.total("sop") for lc in counts.layers)
+        notes.append(f"recurrent synapses: {sum(n for _, n in recurrent)} of the {total} SOPs are recurrent ("
+                     + ", ".join(f"{name} {n}" for name, n in recurrent) + "), priced as SOPs; a recurrent layer's "
+                     "spikes are routed to the next layer and back to every core of their own layer")
+    if any(isinstance(layer.neuron, FloatALIF) for layer in layers):
+        notes.append("adaptive (ALIF) neurons: each update priced as one neuron update (the adaptation variable is "
+                     "part of the neuron state; its bytes are in the neuron-state traffic)")
+    return notes
 
 
 def _time_base(chip: Chip, time_base: str | None, tick_us: float | None) -> tuple[str, float | None, str]:
@@ -449,12 +510,13 @@ def _price_layers(counts: Counts, mapping: Mapping, chip: Chip):
         elif not all_in:
             missing("spike_out", spikes, "energy.spike_out_pj")
 
-        packets = 0 if placement is None else placement.packets_in
+        # packets and hops into the layer: the feed-forward ones and a recurrent layer's own spikes back to its cores
+        packets = 0 if placement is None else placement.packets_in + placement.packets_recurrent
         if e is not None and e.packet_pj is not None:
             add("packet", name, packets * e.packet_pj * PJ)
 
-        hops_ew = 0 if placement is None else placement.hops_ew_in
-        hops_ns = 0 if placement is None else placement.hops_ns_in
+        hops_ew = 0 if placement is None else placement.hops_ew_in + placement.hops_ew_recurrent
+        hops_ns = 0 if placement is None else placement.hops_ns_in + placement.hops_ns_recurrent
         if e is not None and e.hop_ew_pj is not None and e.hop_ns_pj is not None:
             add("routing", name, (hops_ew * e.hop_ew_pj + hops_ns * e.hop_ns_pj) * PJ)
         elif e is not None and e.hop_pj is not None:
@@ -921,7 +983,7 @@ def step_latency_s(mapping: Mapping, counts: Counts, chip: Chip,
     t = chip.timing
     if t.sop_ns is None:
         return None, [f"{chip.name} publishes no time per SOP: latency not computed"]
-    work = []
+    work = np.zeros(max(mapping.cores_used, 1))  # per core: layers sharing a core add up
     for k, p in enumerate(mapping.layers):
         ns = _per_core(p.sop_per_core) * t.sop_ns
         if t.neuron_update_active_ns is not None and t.neuron_update_idle_ns is not None:
@@ -930,18 +992,19 @@ def step_latency_s(mapping: Mapping, counts: Counts, chip: Chip,
             ns = ns + _per_core(p.updates_per_core) * t.neuron_update_ns
         if t.spike_out_ns is not None:
             ns = ns + _per_core(p.spikes_per_core) * t.spike_out_ns
-        if t.packet_in_ns is not None:  # every packet into this layer is received by one of its cores
-            ns = ns + p.packets_in / p.cores * t.packet_in_ns
-        if t.packet_out_ns is not None and k + 1 < len(mapping.layers):
-            fan = mapping.layers[k + 1].packets_in / max(int(_per_core(p.spikes_per_core).sum()), 1)
+        if t.packet_in_ns is not None:  # every packet into this layer (its own recurrent ones too) is received here
+            ns = ns + (p.packets_in + p.packets_recurrent) / p.cores * t.packet_in_ns
+        sent = (mapping.layers[k + 1].packets_in if k + 1 < len(mapping.layers) else 0) + p.packets_recurrent
+        if t.packet_out_ns is not None and sent:
+            fan = sent / max(int(_per_core(p.spikes_per_core).sum()), 1)
             ns = ns + _per_core(p.spikes_per_core) * fan * t.packet_out_ns
         if t.weight_update_ns is not None and p.weight_updates_per_core is not None:
             ns = ns + _per_core(p.weight_updates_per_core) * t.weight_update_ns
-        work.append(ns)
+        work[p.first_core:p.first_core + p.cores] += ns
     per_step = counts.timesteps * counts.batch
-    busiest = max(float(w.max()) for w in work) / per_step
+    busiest = float(work.max()) / per_step
     hop_ns = max(t.hop_ew_ns or 0.0, t.hop_ns_ns or 0.0)
-    routing = max(p.max_hops_in for p in mapping.layers) * hop_ns
+    routing = max(max(p.max_hops_in, p.max_hops_recurrent) for p in mapping.layers) * hop_ns
     barrier = _barrier_ns(t.barrier_ns, mapping.tiles_used) if t.barrier_ns else 0.0
     if (model or t.model) == "detailed":
         if t.model != "detailed" and (t.packet_in_ns is None or t.packet_out_ns is None or

@@ -1,6 +1,7 @@
 """Place a network's neuron layers onto a chip's cores and check the per-core limits.
 
-Placement: every neuron layer gets its own cores (layers never share a core); a layer's neurons are cut
+Placement: every neuron layer gets its own cores (on a chip whose profile says ``layout.layers_share_cores``,
+consecutive one-core dense/recurrent layers share a core while together they fit it: ReckOn); a layer's neurons are cut
 into equal contiguous blocks (flattened channel-major order), as few as the chip's per-core limits allow:
 neurons, synapses, synaptic memory at the chip's weight precision, input axons (a conv or pool layer is cut
 into smaller output tiles until each core's inputs fit), and the fan-out edges of the core that feeds it.
@@ -26,6 +27,11 @@ per core, as on Loihi); its hops are the Manhattan distance between the tiles (e
 counted apart). Input spikes enter at tile (0, 0); output spikes leave the chip unrouted. A chip without an
 on-chip network (``layout.noc: false``) counts packets but no hops.
 
+Recurrent layers (:class:`~hwsim.sim.network.Recurrent`): each neuron has ``n_in + n_out`` input synapses and each
+core of the layer ``n_in + n_out`` input axons; a spike goes to the next layer's cores and back to every core of its
+own layer (``packets_recurrent``, ``hops_*_recurrent``), and each neuron receives every recurrent SOP of the run
+divided by ``n_out`` (the engine's ``sop_recurrent``).
+
 Work per core comes from exact per-neuron counts: the SOPs a core performs are the sum, over its
 neurons, of the spikes that arrived on their input synapses (``input_spikes`` times the structural
 connectivity), so no count is estimated from averages.
@@ -44,12 +50,15 @@ import scipy.sparse as sp
 
 from hwsim.chips.schema import Chip
 from hwsim.sim.counts import Counts, LayerCounts
-from hwsim.sim.network import Conv2d, Dense, Flatten, Network, SumPool2d
+from hwsim.sim.network import Conv2d, Dense, Flatten, Network, Recurrent, SumPool2d
 
 
 @dataclass
 class LayerPlacement:
-    """One neuron layer on the chip. Per-core arrays have shape ``(cores,)``."""
+    """One neuron layer on the chip. Per-core arrays have shape ``(cores,)``. ``packets_in`` and ``hops_*_in``:
+    the feed-forward spikes into the layer (from the layer before or the chip's inputs); ``*_recurrent``: a
+    recurrent layer's own spikes sent back to its cores. Layers sharing a core (``layout.layers_share_cores``) have
+    the same ``first_core``."""
 
     name: str
     kind: str
@@ -72,6 +81,10 @@ class LayerPlacement:
     hops_ew_in: int = 0
     hops_ns_in: int = 0
     max_hops_in: int = 0
+    packets_recurrent: int = 0  # a recurrent layer's own spikes back to its cores (one packet per core)
+    hops_ew_recurrent: int = 0
+    hops_ns_recurrent: int = 0
+    max_hops_recurrent: int = 0
 
 
 @dataclass
@@ -110,7 +123,8 @@ class Mapping:
                 "layers": [{"name": p.name, "kind": p.kind, "first_core": p.first_core, "cores": p.cores,
                             "neurons_per_core_max": int(p.neurons_per_core.max()),
                             "synapses": p.synapses, "packets_in": p.packets_in,
-                            "hops_ew_in": p.hops_ew_in, "hops_ns_in": p.hops_ns_in} for p in self.layers]}
+                            "hops_ew_in": p.hops_ew_in, "hops_ns_in": p.hops_ns_in,
+                            "packets_recurrent": p.packets_recurrent} for p in self.layers]}
 
 
 PLACEMENTS = ("packed", "spread")
@@ -143,7 +157,7 @@ def parse_placement(placement: str | int | None, network: Network, chip: Chip) -
     return int(body), input_cores, label
 
 
-def neuron_layers(network: Network) -> list[tuple[Dense | Conv2d | SumPool2d, tuple, tuple]]:
+def neuron_layers(network: Network) -> list[tuple[Dense | Recurrent | Conv2d | SumPool2d, tuple, tuple]]:
     """(layer, input shape, output shape) of every neuron layer (Flatten folded away)."""
     return [(layer, i, o) for layer, (i, o) in zip(network.layers, network.layer_shapes())
             if not isinstance(layer, Flatten)]
@@ -151,8 +165,9 @@ def neuron_layers(network: Network) -> list[tuple[Dense | Conv2d | SumPool2d, tu
 
 def connectivity(layer, in_shape: tuple, out_shape: tuple) -> sp.csr_matrix | None:
     """Structural connections ``(n_in, n_out)`` of a conv or pool layer as a 0/1 sparse matrix;
-    ``None`` for a dense layer (all-to-all). Depends on the shapes alone, so it is computed once per geometry."""
-    if isinstance(layer, Dense):
+    ``None`` for a dense or recurrent layer (all-to-all). Depends on the shapes alone, so it is computed once per
+    geometry."""
+    if isinstance(layer, (Dense, Recurrent)):
         return None
     if isinstance(layer, Conv2d):
         kh, kw = layer.weight.shape[2:]
@@ -265,18 +280,22 @@ def channels_per_core(n_out: int, cores: int, plane: int) -> np.ndarray:
 
 class _LayerGeometry:
     """Structural facts of one layer that placement and routing need. ``sharing`` says how a conv/pool
-    layer's weights are stored (see :func:`weight_sharing`); it sets the weights a core holds."""
+    layer's weights are stored (see :func:`weight_sharing`); it sets the weights a core holds. A recurrent layer's
+    neurons have ``n_in + n_out`` input synapses (the input's and their own layer's spikes, all-to-all), and every
+    core of the layer receives both (``n_in + n_out`` input axons)."""
 
     def __init__(self, layer, in_shape, out_shape, sharing: str = "expanded"):
         self.layer = layer
         self.n_in, self.n_out = int(np.prod(in_shape)), int(np.prod(out_shape))
-        self.sharing = "expanded" if isinstance(layer, Dense) else sharing
+        self.recurrent = isinstance(layer, Recurrent)
+        self.n_rec = self.n_out if self.recurrent else 0  # recurrent synapses per neuron (and axons per core)
+        self.sharing = "expanded" if isinstance(layer, (Dense, Recurrent)) else sharing
         self.plane = int(np.prod(out_shape[1:])) if len(out_shape) == 3 else 1
         # weights of one output channel's kernel (a pool has one tap for the whole layer)
         self.kernel = int(np.prod(layer.weight.shape[1:])) if isinstance(layer, Conv2d) else 1
         self.conn = connectivity(layer, in_shape, out_shape)
         if self.conn is None:
-            self.fan_in = np.full(self.n_out, self.n_in, np.int64)
+            self.fan_in = np.full(self.n_out, self.n_in + self.n_rec, np.int64)
             self.fan_out = np.full(self.n_in, self.n_out, np.int64)
         else:
             self.fan_in = np.asarray(self.conn.sum(axis=0)).ravel()
@@ -309,7 +328,7 @@ class _LayerGeometry:
         """Stored weights, axons (distinct inputs) per core and, per input neuron, the cores it reaches."""
         synapses = self.stored(cores)
         if self.conn is None:
-            return synapses, np.full(cores, self.n_in, np.int64), np.full(self.n_in, cores, np.int64)
+            return synapses, np.full(cores, self.n_in + self.n_rec, np.int64), np.full(self.n_in, cores, np.int64)
         axons, dest_cores = _reach_counts(self.conn, self.n_out, cores)
         return synapses, axons, dest_cores
 
@@ -323,13 +342,15 @@ def map_network(network: Network, chip: Chip, counts: Counts | None = None,
     work, spikes and routing over the cores. ``neurons_per_core`` places at most that many neurons on a
     core (a "spread" mapping, e.g. SANA-FE's 128 per core), below the chip's own limit. ``input_cores``
     reserves the first cores for the inputs (SANA-FE maps its input neurons on core 0): the layers start
-    after them, inputs still enter at tile (0, 0)."""
+    after them, inputs still enter at tile (0, 0). A chip whose layers may share cores
+    (``layout.layers_share_cores``, ReckOn) puts consecutive one-core dense/recurrent layers on one core when
+    together they fit it (:func:`_share_cores`)."""
     cap = chip.capacity
     broken: list[str] = []
     assumptions: list[str] = []
     sharing, basis = weight_sharing(chip)
     geos = [_LayerGeometry(layer, i, o, sharing) for layer, i, o in neuron_layers(network)]
-    if any(not isinstance(geo.layer, Dense) for geo in geos):
+    if any(not isinstance(geo.layer, (Dense, Recurrent)) for geo in geos):
         assumptions.append(basis)
     syn_cap = _synapse_capacity(chip)
     neuron_cap = cap.neurons_per_core if cap else None
@@ -340,15 +361,74 @@ def map_network(network: Network, chip: Chip, counts: Counts | None = None,
         assumptions.append(f"{chip.name} publishes no per-core capacity: one core per layer, limits unchecked")
     if cap is not None and cap.synaptic_memory_bytes_per_core and not (chip.precision and chip.precision.weight_bits):
         assumptions.append("weight precision not published: 8-bit weights assumed for the synaptic memory")
+    if any(geo.recurrent for geo in geos):
+        assumptions.append("recurrent layers: each neuron has n_in + n_out input synapses (its input's and its own "
+                           "layer's spikes, one-step delay); a spike of a recurrent layer goes to the next layer's "
+                           "cores and back to every core of its own layer (one packet per core)")
+    core_counts, why = _core_counts(geos, cap, syn_cap, spread)
+    host, share_notes = _share_cores(geos, core_counts, chip, neuron_cap, syn_cap)
+    if any(h != k for k, h in enumerate(host)):
+        groups = sorted({h for h in host})
+        assumptions.append("layers sharing a core (layout.layers_share_cores): " + "; ".join(
+            " + ".join(geos[k].layer.name for k in range(len(geos)) if host[k] == g) for g in groups
+            if host.count(g) > 1))
 
-    core_counts = []
+    placements = []
+    first = input_cores
+    for k, (geo, cores) in enumerate(zip(geos, core_counts)):
+        layer = geo.layer
+        synapses, axons, _ = geo.per_core(cores)
+        sizes = _blocks(geo.n_out, cores)
+        start = first if host[k] == k else placements[host[k]].first_core
+        placement = LayerPlacement(layer.name, layer.kind, geo.n_in, geo.n_out, start, cores, int(sizes[0]),
+                                   int(geo.fan_in.sum()), sizes, synapses, axons)
+        placements.append(placement)
+        if host[k] == k:
+            first += cores
+        nxt = geos[k + 1] if k + 1 < len(geos) else None
+        broken.extend(_layer_limits(geo, nxt, sizes, synapses, axons, cap, neuron_cap, syn_cap))
+    _fan_out_edges(placements, geos, core_counts, cap, broken)
+
+    cores_used = first
+    available = cap.cores if cap else None
+    if available and cores_used > available:
+        detail = "; ".join(share_notes + [w for w in why if w])
+        broken.append(f"cores: the network needs {cores_used} cores, the chip has {available}"
+                      + (f" ({detail})" if detail else ""))
+    neurons = sum(geo.n_out for geo in geos)
+    synapses = sum(int(geo.fan_in.sum()) for geo in geos)
+    if cap and cap.max_neurons and neurons > cap.max_neurons:
+        broken.append(f"max_neurons: the network has {neurons} neurons, the chip holds {cap.max_neurons}")
+    if cap and cap.max_synapses and synapses > cap.max_synapses:
+        broken.append(f"max_synapses: the network has {synapses} synapses, the chip holds {cap.max_synapses}")
+    per_tile = chip.layout.cores_per_tile if chip.layout and chip.layout.cores_per_tile else 1
+    tiles_used = math.ceil(cores_used / per_tile)
+    fits, reason = _verdict(chip, broken)
+    mapping = Mapping(chip.name, placements, cores_used, available, tiles_used, fits, broken, assumptions, reason)
+    if (chip.layout is None or chip.layout.mesh_width_tiles is None) and not (chip.layout and not chip.layout.noc):
+        assumptions.append("mesh layout not published: one core per tile on a square mesh (assumed)")
+    if counts is not None:
+        _split_work(mapping, geos, counts, chip)
+    return mapping
+
+
+def _core_counts(geos: list[_LayerGeometry], cap, syn_cap: int | None,
+                 spread: int | None) -> tuple[list[int], list[str]]:
+    """Cores per layer (as few as its per-core limits allow) and, per layer, why it needs more than one core
+    (empty when one suffices)."""
+    core_counts, why = [], []
     for geo in geos:
-        cores = 1
+        cores, reasons = 1, []
         if spread:
             cores = max(cores, math.ceil(geo.n_out / spread))
+            if cores > 1:
+                reasons.append(f"{geo.n_out} neurons, at most {spread} a core")
         if syn_cap:
             if geo.sharing == "expanded":
-                cores = max(cores, math.ceil(int(geo.fan_in.sum()) / syn_cap))
+                need = math.ceil(int(geo.fan_in.sum()) / syn_cap)
+                if need > 1:
+                    reasons.append(f"{int(geo.fan_in.sum())} synapses, {syn_cap} a core")
+                cores = max(cores, need)
             elif geo.sharing == "per_core_copy" and geo.min_stored() > syn_cap:
                 cores = max(cores, geo.n_out // geo.plane)  # one channel per core is the best there is
             cores = _usable(geo.n_out, cores)
@@ -360,73 +440,125 @@ def map_network(network: Network, chip: Chip, counts: Counts | None = None,
                 return int(geo.per_core(_usable(geo.n_out, c))[1].max()) <= limit
 
             cores = _usable(geo.n_out, _fewest_cores(fits, cores, geo.n_out))
-        core_counts.append(_usable(geo.n_out, cores))  # the same largest block, no empty core
+        cores = _usable(geo.n_out, cores)  # the same largest block, no empty core
+        if cores > 1:
+            detail = ", ".join(reasons) or "its input axons per core"
+            reasons = [f"layer {geo.layer.name} alone needs {cores} cores: {detail}"]
+        core_counts.append(cores)
+        why.append(reasons[0] if cores > 1 else "")
     edge_cap = cap.fan_out_edges_per_core if cap else None
     if edge_cap:  # a feeding core's neurons x destination cores must fit its routing table
-        for k in range(len(geos) - 2, -1, -1):
-            dest = geos[k + 1].per_core(core_counts[k + 1])[2]
+        for k in range(len(geos) - 1, -1, -1):
+            if k + 1 == len(geos) and not geos[k].recurrent:
+                continue
             while core_counts[k] < geos[k].n_out:
                 owner = np.repeat(np.arange(core_counts[k]), _blocks(geos[k].n_out, core_counts[k]))
+                dest = _destination_cores(geos, core_counts, k)
                 if np.bincount(owner, weights=dest, minlength=core_counts[k]).max() <= edge_cap:
                     break
                 core_counts[k] = _next_usable(geos[k].n_out, core_counts[k])
+    return core_counts, why
 
-    placements = []
-    first = input_cores
-    for geo, cores in zip(geos, core_counts):
-        layer = geo.layer
-        synapses, axons, _ = geo.per_core(cores)
-        sizes = _blocks(geo.n_out, cores)
-        placement = LayerPlacement(layer.name, layer.kind, geo.n_in, geo.n_out, first, cores, int(sizes[0]),
-                                   int(geo.fan_in.sum()), sizes, synapses, axons)
-        placements.append(placement)
-        first += cores
-        where = f"layer {layer.name}"
-        if neuron_cap and sizes.max() > neuron_cap:
-            broken.append(f"neurons_per_core: {where} needs {sizes.max()} neurons on a core, chip allows {neuron_cap}")
-        if syn_cap and synapses.max() > syn_cap:
-            if geo.sharing == "expanded":
-                what = f"synapses on a core (a neuron's fan-in is {int(geo.fan_in.max())})"
-            else:
-                what = f"kernel weights ({geo.sharing}) on a core (one output channel's kernel is {geo.kernel})"
-            broken.append(f"synapses_per_core: {where} needs {synapses.max()} {what}, chip holds {syn_cap}")
-        if cap and cap.fan_in_axons_per_core and axons.max() > cap.fan_in_axons_per_core:
-            broken.append(f"fan_in_axons_per_core: {where} needs {axons.max()} input axons on a core, "
-                          f"chip allows {cap.fan_in_axons_per_core}")
-        if cap and cap.fan_in_per_neuron and geo.fan_in.max() > cap.fan_in_per_neuron:
-            broken.append(f"fan_in_per_neuron: neurons of {where} have {int(geo.fan_in.max())} input synapses, "
-                          f"chip allows {cap.fan_in_per_neuron} per neuron")
-        if cap and cap.fan_out_per_neuron and geo.fan_out.max() > cap.fan_out_per_neuron:
-            broken.append(f"fan_out_per_neuron: inputs of {where} reach {int(geo.fan_out.max())} neurons, "
-                          f"chip allows {cap.fan_out_per_neuron} per neuron")
-    for k, placement in enumerate(placements[:-1]):
-        dest = geos[k + 1].per_core(core_counts[k + 1])[2]
+
+def _destination_cores(geos: list[_LayerGeometry], core_counts: list[int], k: int) -> np.ndarray:
+    """Destination cores of each neuron of layer ``k`` ``(n_out,)``: the next layer's cores it reaches, plus every
+    core of its own layer when it is recurrent."""
+    dest = np.zeros(geos[k].n_out, np.int64)
+    if k + 1 < len(geos):
+        dest = dest + geos[k + 1].per_core(core_counts[k + 1])[2]
+    if geos[k].recurrent:
+        dest = dest + core_counts[k]
+    return dest
+
+
+def _share_cores(geos: list[_LayerGeometry], core_counts: list[int], chip: Chip, neuron_cap: int | None,
+                 syn_cap: int | None) -> tuple[list[int], list[str]]:
+    """Which layer's core each layer sits on (``host[k] == k``: cores of its own) and, where two neighbours could
+    not share, why. Only on a chip with ``layout.layers_share_cores``: a run of consecutive dense/recurrent
+    layers of one core each shares one core while together they fit its neurons, synapses and input axons (the
+    distinct spike sources the core's neurons listen to: the chip's inputs or a layer's neurons, each counted
+    once, so a readout reading the recurrent neurons beside them adds no axons)."""
+    host = list(range(len(geos)))
+    notes: list[str] = []
+    if not (chip.layout is not None and chip.layout.layers_share_cores):
+        return host, notes
+    cap = chip.capacity
+    axon_cap = cap.fan_in_axons_per_core if cap else None
+    k = 0
+    while k < len(geos):
+        j = k
+        if core_counts[k] == 1 and geos[k].conn is None:
+            while j + 1 < len(geos) and core_counts[j + 1] == 1 and geos[j + 1].conn is None:
+                group = range(k, j + 2)
+                sources = {}
+                for m in group:
+                    sources[m - 1] = geos[m].n_in
+                    if geos[m].recurrent:
+                        sources[m] = geos[m].n_out
+                load = {"neurons_per_core": (sum(geos[m].n_out for m in group), neuron_cap, "neurons"),
+                        "synapses_per_core": (sum(int(geos[m].fan_in.sum()) for m in group), syn_cap, "synapses"),
+                        "fan_in_axons_per_core": (sum(sources.values()), axon_cap, "input axons")}
+                over = [f"{name} {value} > {limit} ({what})" for name, (value, limit, what) in load.items()
+                        if limit and value > limit]
+                if over:
+                    names = " + ".join(geos[m].layer.name for m in group)
+                    notes.append(f"layers {names} do not fit one core together: {', '.join(over)}")
+                    break
+                j += 1
+        for m in range(k, j + 1):
+            host[m] = k
+        k = j + 1
+    return host, notes
+
+
+def _layer_limits(geo: _LayerGeometry, nxt: _LayerGeometry | None, sizes: np.ndarray, synapses: np.ndarray,
+                  axons: np.ndarray, cap, neuron_cap: int | None, syn_cap: int | None) -> list[str]:
+    """Every per-core and per-neuron limit one layer's placement breaks, in words."""
+    broken = []
+    where = f"layer {geo.layer.name}"
+    if neuron_cap and sizes.max() > neuron_cap:
+        broken.append(f"neurons_per_core: {where} needs {sizes.max()} neurons on a core, chip allows {neuron_cap}")
+    if syn_cap and synapses.max() > syn_cap:
+        if geo.sharing == "expanded":
+            rec = f" = {geo.n_in} inputs + {geo.n_rec} recurrent" if geo.recurrent else ""
+            what = f"synapses on a core (a neuron's fan-in is {int(geo.fan_in.max())}{rec})"
+        else:
+            what = f"kernel weights ({geo.sharing}) on a core (one output channel's kernel is {geo.kernel})"
+        broken.append(f"synapses_per_core: {where} needs {synapses.max()} {what}, chip holds {syn_cap}")
+    if cap and cap.fan_in_axons_per_core and axons.max() > cap.fan_in_axons_per_core:
+        rec = f" ({geo.n_in} inputs + {geo.n_rec} of its own recurrent neurons)" if geo.recurrent else ""
+        broken.append(f"fan_in_axons_per_core: {where} needs {axons.max()} input axons on a core{rec}, "
+                      f"chip allows {cap.fan_in_axons_per_core}")
+    if cap and cap.fan_in_per_neuron and geo.fan_in.max() > cap.fan_in_per_neuron:
+        rec = f" ({geo.n_in} inputs + {geo.n_rec} recurrent)" if geo.recurrent else ""
+        broken.append(f"fan_in_per_neuron: neurons of {where} have {int(geo.fan_in.max())} input synapses{rec}, "
+                      f"chip allows {cap.fan_in_per_neuron} per neuron")
+    if cap and cap.fan_out_per_neuron and geo.fan_out.max() > cap.fan_out_per_neuron:
+        broken.append(f"fan_out_per_neuron: inputs of {where} reach {int(geo.fan_out.max())} neurons, "
+                      f"chip allows {cap.fan_out_per_neuron} per neuron")
+    if cap and cap.fan_out_per_neuron and geo.recurrent:
+        onward = int(nxt.fan_out.max()) if nxt is not None else 0
+        if geo.n_out + onward > cap.fan_out_per_neuron:
+            broken.append(f"fan_out_per_neuron: neurons of {where} reach {geo.n_out + onward} neurons ({geo.n_out} "
+                          f"recurrent + {onward} in the next layer), chip allows {cap.fan_out_per_neuron} per neuron")
+    return broken
+
+
+def _fan_out_edges(placements: list[LayerPlacement], geos: list[_LayerGeometry], core_counts: list[int], cap,
+                   broken: list[str]) -> None:
+    """Routing edges per core (neurons x destination cores, the next layer's and, for a recurrent layer, its
+    own) into each placement, and the limit they break."""
+    edge_cap = cap.fan_out_edges_per_core if cap else None
+    for k, placement in enumerate(placements):
+        if k + 1 == len(placements) and not geos[k].recurrent:
+            continue
+        dest = _destination_cores(geos, core_counts, k)
         owner = np.repeat(np.arange(placement.cores), placement.neurons_per_core)
         placement.fan_out_edges_per_core = np.bincount(owner, weights=dest, minlength=placement.cores).astype(np.int64)
         if edge_cap and placement.fan_out_edges_per_core.max() > edge_cap:
             edges = int(placement.fan_out_edges_per_core.max())
             broken.append(f"fan_out_edges_per_core: layer {placement.name} needs {edges} routing edges on a core, "
                           f"chip allows {edge_cap}")
-
-    cores_used = first
-    available = cap.cores if cap else None
-    if available and cores_used > available:
-        broken.append(f"cores: the network needs {cores_used} cores, the chip has {available}")
-    neurons = sum(geo.n_out for geo in geos)
-    synapses = sum(int(geo.fan_in.sum()) for geo in geos)
-    if cap and cap.max_neurons and neurons > cap.max_neurons:
-        broken.append(f"max_neurons: the network has {neurons} neurons, the chip holds {cap.max_neurons}")
-    if cap and cap.max_synapses and synapses > cap.max_synapses:
-        broken.append(f"max_synapses: the network has {synapses} synapses, the chip holds {cap.max_synapses}")
-    per_tile = chip.layout.cores_per_tile if chip.layout and chip.layout.cores_per_tile else 1
-    tiles_used = math.ceil(cores_used / per_tile)
-    fits, reason = _verdict(chip, broken)
-    mapping = Mapping(chip.name, placements, cores_used, available, tiles_used, fits, broken, assumptions, reason)
-    if chip.layout is None or chip.layout.mesh_width_tiles is None:
-        assumptions.append("mesh layout not published: one core per tile on a square mesh (assumed)")
-    if counts is not None:
-        _split_work(mapping, geos, counts, chip)
-    return mapping
 
 
 def with_counts(structure: Mapping, network: Network, chip: Chip, counts: Counts) -> Mapping:
@@ -493,8 +625,19 @@ def tile_xy(core: np.ndarray | int, chip: Chip, cores_used: int) -> tuple[np.nda
     return tile % width, tile // width
 
 
+def recurrent_sops(lc: LayerCounts) -> int:
+    """SOPs of a recurrent layer's recurrent synapses over the run: the engine's ``sop_recurrent`` counter where
+    the counts carry it; else every spike of steps 0..T-2 reaching all ``n_out`` neurons one step later (the
+    one-step delay; exact for all-to-all recurrent synapses)."""
+    if "sop_recurrent" in lc.events:
+        return lc.total("sop_recurrent")
+    return int(lc.events["spikes_out"][:-1].sum()) * lc.n_out
+
+
 def _split_work(mapping: Mapping, geos: list[_LayerGeometry], counts: Counts, chip: Chip) -> None:
-    """Exact per-core SOPs, neuron updates, spikes and routed packets/hops from per-neuron counts."""
+    """Exact per-core SOPs, neuron updates, spikes and routed packets/hops from per-neuron counts. A recurrent
+    layer's neurons each receive every recurrent spike delivered (:func:`recurrent_sops` / n_out), and each spike
+    it emits is one packet to every core of the layer (sent when emitted, the last step's included)."""
     steps_samples = counts.timesteps * counts.batch
     for k, (placement, geo, lc) in enumerate(zip(mapping.layers, geos, counts.layers)):
         _check_counts(placement, lc)
@@ -503,6 +646,9 @@ def _split_work(mapping: Mapping, geos: list[_LayerGeometry], counts: Counts, ch
             received = np.full(geo.n_out, int(lc.input_spikes.sum()), np.int64)
         else:
             received = np.asarray(geo.conn.T @ lc.input_spikes).ravel().astype(np.int64)
+        if geo.recurrent:  # all-to-all: every neuron receives every delivered recurrent spike
+            received = received + recurrent_sops(lc) // geo.n_out
+            _recurrent_routing(mapping, placement, lc, chip)
         placement.sop_per_core = np.bincount(owner, weights=received, minlength=placement.cores).astype(np.int64)
         placement.updates_per_core = placement.neurons_per_core * steps_samples
         placement.active_per_core = np.bincount(owner, weights=lc.neuron_active,
@@ -547,6 +693,24 @@ def _split_work(mapping: Mapping, geos: list[_LayerGeometry], counts: Counts, ch
         placement.hops_ew_in = int((spikes * hop_x).sum())
         placement.hops_ns_in = int((spikes * hop_y).sum())
         placement.max_hops_in = longest if spikes.sum() > 0 else 0
+
+
+def _recurrent_routing(mapping: Mapping, placement: LayerPlacement, lc: LayerCounts, chip: Chip) -> None:
+    """Packets and hops of a recurrent layer's own spikes back to every core of the layer (exact per source
+    neuron: its spikes x the Manhattan distances from its core to each of the layer's cores)."""
+    emitted = np.asarray(lc.neuron_spikes, np.int64)
+    placement.packets_recurrent = int(emitted.sum()) * placement.cores
+    if chip.layout is not None and not chip.layout.noc:
+        return
+    cores = placement.first_core + np.arange(placement.cores)
+    src = placement.first_core + np.repeat(np.arange(placement.cores), placement.neurons_per_core)
+    sx, sy = tile_xy(src, chip, mapping.cores_used)
+    dx, dy = tile_xy(cores, chip, mapping.cores_used)
+    ex, ey = np.abs(sx[:, None] - dx[None, :]), np.abs(sy[:, None] - dy[None, :])
+    placement.hops_ew_recurrent = int((emitted * ex.sum(axis=1)).sum())
+    placement.hops_ns_recurrent = int((emitted * ey.sum(axis=1)).sum())
+    fired = emitted > 0
+    placement.max_hops_recurrent = int((ex + ey)[fired].max()) if fired.any() else 0
 
 
 def core_load(layer, in_shape: tuple, out_shape: tuple, cores: int, sharing: str) -> tuple[int, int, int]:

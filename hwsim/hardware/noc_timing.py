@@ -134,18 +134,28 @@ def detailed_step_latency_ns(mapping: Mapping, counts: Counts, chip: Chip) -> tu
 
 def _receive_ns(mapping: Mapping, t) -> np.ndarray:
     """Receive time per message at every core (ns, ``(cores_used,)``): packet in + its synaptic events (the mean
-    per packet, exact for dense layers)."""
+    per packet, exact for dense layers; a recurrent layer's own packets count among its packets; on a core that
+    layers share, the mean over all their packets)."""
     receive = np.zeros(mapping.cores_used)
+    sops, packets = np.zeros(mapping.cores_used), np.zeros(mapping.cores_used)
     for p in mapping.layers:
-        per_packet = p.sop_per_core.astype(np.float64) * p.cores / max(p.packets_in, 1)
-        receive[p.first_core:p.first_core + p.cores] = t.packet_in_ns + per_packet * t.sop_ns
+        cores = slice(p.first_core, p.first_core + p.cores)
+        arriving = p.packets_in + p.packets_recurrent
+        shared = packets[cores].any()
+        sops[cores] += p.sop_per_core
+        packets[cores] += arriving / p.cores
+        if shared:
+            per_packet = sops[cores] / np.maximum(packets[cores], 1.0)
+        else:
+            per_packet = p.sop_per_core.astype(np.float64) * p.cores / max(arriving, 1)
+        receive[cores] = t.packet_in_ns + per_packet * t.sop_ns
     return receive
 
 
 def _sender_list(mapping: Mapping, counts: Counts, t, cx: np.ndarray, cy: np.ndarray) -> list[tuple]:
     """The senders: the input port, then every core of every layer (the last layer's messages leave the chip,
-    so its cores send none), each as (sender id, x, y, neurons, neuron ns, spikes per step ``(T,)``,
-    destination cores per spike)."""
+    so its cores send none but a recurrent layer's own), each as (sender id, x, y, neurons, neuron ns, spikes per
+    step ``(T,)``, destination cores per spike)."""
     layers = mapping.layers
     batch = max(counts.batch, 1)
     steps_samples = counts.timesteps * batch
@@ -159,6 +169,8 @@ def _sender_list(mapping: Mapping, counts: Counts, t, cx: np.ndarray, cy: np.nda
         neuron_ns = _neuron_ns(p, t, steps_samples)
         nxt = layers[k + 1] if k + 1 < len(layers) else None
         dests = [] if nxt is None else _destinations(nxt, _fan_out(nxt, lc.total("spikes_out")))
+        if p.packets_recurrent:  # a recurrent layer's spikes also go back to every core of their layer
+            dests = dests + [p.first_core + j for j in range(p.cores)]
         per_step = np.rint(lc.events["spikes_out"] / batch).astype(np.int64)
         shares = p.spikes_per_core.astype(np.float64)
         split = np.array([_split(int(s), shares) for s in per_step]).reshape(len(per_step), p.cores)

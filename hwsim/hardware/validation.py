@@ -106,8 +106,9 @@ def kws_estimate(chip: Chip, time_base: str | None = None, tick_us: float | None
 
 def smnist_activity() -> Activity:
     """Intel's sMNIST LSNN (80 inputs, 140 LIF + 100 adaptive recurrent, 10 outputs, 840 steps) as activity totals.
-    hwsim cannot simulate a recurrent network yet: this prices the activity the sources state or imply -- the
-    published connectivity (input 22.2 %, recurrent 18.3 %, output 35.2 % of all-to-all, tutorial notebook) times
+    The sources publish the connectivity and the activity, not the weights (hwsim's engine runs recurrent layers, but
+    a run on random weights would not have the published activity): this prices the activity they state or imply --
+    the published connectivity (input 22.2 %, recurrent 18.3 %, output 35.2 % of all-to-all, tutorial notebook) times
     the assumed spike counts (``SMNIST_INPUT_SPIKES``, ``SMNIST_REC_RATE``); 430 compartments (an adaptive neuron is
     two) updated every step on the 2 cores the benchmark used."""
     rec_spikes = round(240 * SMNIST_STEPS * SMNIST_REC_RATE)
@@ -148,8 +149,9 @@ def odin_activity() -> Activity:
 
 
 def reckon_activity() -> Activity:
-    """One second of ReckOn in real time (1 ms steps) as a feed-forward stand-in of its 256-256(recurrent)-16
-    network: 5 % input activity into 256 neurons, 2 % recurrent activity into 256 + 16 (assumed)."""
+    """One second of ReckOn in real time (1 ms steps) as activity totals of its (256)-r256-16 network (its weights
+    are not published): 5 % input activity into the 256 recurrent neurons, 2 % recurrent activity into the 256
+    recurrent + 16 readout neurons (assumed)."""
     inp, rec = round(256 * 0.05 * 1000), round(256 * 0.02 * 1000)
     return Activity(steps=1000, samples=1, sop=inp * 256 + rec * 272, neuron_updates=272 * 1000,
                     spikes_out=inp + rec, cores_used=1)
@@ -396,8 +398,8 @@ def other_cases() -> list[Case]:
     out.append(c)
     c = Case("ReckOn real-time learning power (upper bound)", "reckon", "power while learning in real time (< 50 uW)",
              "W", 50e-6, "chip, 0.5 V; the measurement is an upper bound", "Frenkel & Indiveri, ISSCC 2022",
-             "256 in, 256 recurrent, 16 out at 1 ms steps, 5 % input and 2 % recurrent activity (assumed), as a "
-             "feed-forward stand-in", "check", note="hwsim prices the SOPs only (learning actions unpriced): a lower "
+             "256 in, 256 recurrent, 16 out at 1 ms steps, 5 % input and 2 % recurrent activity (assumed), as "
+             "activity totals", "check", note="hwsim prices the SOPs only (learning actions unpriced): a lower "
                                                     "bound, consistent when below the measured upper bound")
     r = price_activity(chips.load("reckon"), reckon_activity(), static="none")
     _band(c, r, r.energy_dynamic_j, "energy")

@@ -12,17 +12,19 @@ same numbers as the command line (tests/test_api_cli.py compares them):
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from hwsim.chips.schema import Chip
+from hwsim.errors import LearningError, NetworkError
 from hwsim.hardware.pricing import Pricing
 from hwsim.learning import registry
 from hwsim.learning.feasibility import Verdict, check, learning_counts, rank
 from hwsim.learning.registry import RuleOptions
 from hwsim.sim.counts import Counts
-from hwsim.sim.network import FloatLIF, Network
+from hwsim.sim.network import FloatALIF, FloatLIF, Network
 
 
 @dataclass
@@ -39,16 +41,16 @@ class Judgement:
 
 def apply_neuron_options(network: Network, options: RuleOptions) -> Network:
     """``network`` with the neuron options given explicitly (``tau``: leak 1 − 1/τ, ``v_th``) set on every float
-    LIF layer (a copy; the network itself when none was given)."""
+    LIF or ALIF layer (a copy; the network itself when none was given; an ALIF keeps its adaptation)."""
     given = {"tau", "v_th"} & set(options.given)
     if not given:
         return network
     out = copy.deepcopy(network)
     for layer in out.layers:
-        if isinstance(layer.neuron, FloatLIF):
+        if isinstance(layer.neuron, (FloatLIF, FloatALIF)):
             lam = 1.0 - 1.0 / options.tau if "tau" in given else layer.neuron.lam
             v_th = options.v_th if "v_th" in given else layer.neuron.v_th
-            layer.neuron = FloatLIF(lam=lam, v_th=v_th, reset=layer.neuron.reset)
+            layer.neuron = dataclasses.replace(layer.neuron, lam=lam, v_th=v_th)
     return out
 
 
@@ -80,12 +82,27 @@ def judge(network: Network, chips: list[Chip], rules: list[str], timesteps: int,
     mappings = {chip.name: pricing.place(network, chip) for chip in chips}  # the same for every rule
     verdicts = []
     for rule in rules:
-        counts = learning_counts(network, rule, timesteps, rate, seed=seed, spikes=spikes, options=options)
+        counts, unpriced = _counts_or_reason(network, rule, timesteps, rate, seed, spikes, options)
         for chip in chips:
-            verdicts.append(check(network, chip, rule, timesteps, counts, options=options, pricing=pricing,
-                                  mapping=mappings[chip.name]))
+            verdict = check(network, chip, rule, timesteps, counts, options=options, pricing=pricing,
+                            mapping=mappings[chip.name])
+            if unpriced:
+                verdict.assumptions.append(unpriced)
+                verdict.energy_text = "not priced (no on-chip run: see assumptions)"
+            verdicts.append(verdict)
     rank(verdicts)
     return Judgement(verdicts, left_out)
+
+
+def _counts_or_reason(network: Network, rule: str, timesteps: int, rate: float, seed: int,
+                      spikes: np.ndarray | None, options: RuleOptions) -> tuple[Counts | None, str]:
+    """The learning run's counts, or (a network the rule's on-chip learner refuses: e-prop's kernel trains
+    ``input-rN-out`` only, a recurrent layer a kernel does not take yet) None and the sentence saying why its verdicts
+    carry no energy: the capability and memory verdict stands without them."""
+    try:
+        return learning_counts(network, rule, timesteps, rate, seed=seed, spikes=spikes, options=options), ""
+    except (NetworkError, LearningError) as err:
+        return None, f"energy and latency not priced: the on-chip learner does not run {rule} on this network ({err})"
 
 
 @dataclass
