@@ -14,7 +14,7 @@ one run; an option given that none of the run's rules uses is refused (it would 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hwsim.errors import UsageError
@@ -87,21 +87,28 @@ class Needs:
     ``third_factor``, ``local_traces``, …); ``accumulators``: a gradient accumulator per synapse; ``traces``: a
     presynaptic trace per neuron; ``history``: state kept over time (``"T"``: every step, ``"window"``: the
     truncation window, None: none); ``aux``: extra networks trained beside the main one (``"classifier"``: a local
-    linear classifier per block, ``"copy"``: STDL's auxiliary networks)."""
+    linear classifier per block, ``"copy"``: STDL's auxiliary networks); ``eligibility``: where e-prop's eligibility
+    traces live (``"per_synapse"``: state per synapse, as Bellec et al. 2020; ``"per_neuron"``: traces per neuron
+    only, the products formed on the fly, as ReckOn; None: the rule keeps none); ``learning_signal``: a learning
+    signal computed at the read-out and broadcast to every hidden neuron (e-prop's ``L_j = sum_k B_jk err_k``).
+    A rule whose needs depend on its options (e-prop's ``eligibility``) gives them through :func:`needs_of`."""
 
     capabilities: tuple[str, ...]
     accumulators: bool = True
     traces: bool = False
     history: str | None = None
     aux: str | None = None
+    eligibility: str | None = None
+    learning_signal: bool = False
 
 
 @dataclass(frozen=True)
 class Rule:
     """A learning rule. ``torch`` is ``"module:builder"`` of its torch reference (imported only when training);
     ``kernel`` the on-chip kernel family (``"online"``: per-step backward through layers, ``"windowed"``: state
-    history inside a window; None: no on-chip form); ``options`` the names of the :data:`OPTIONS` it uses besides
-    the neuron and surrogate options every rule takes."""
+    history inside a window, ``"eprop"``: e-prop's eligibility traces and broadcast learning signal on one recurrent
+    layer and its read-out, :mod:`hwsim.learning.eprop`; None: no on-chip form); ``options`` the names of the
+    :data:`OPTIONS` it uses besides the neuron and surrogate options every rule takes."""
 
     name: str
     title: str
@@ -130,6 +137,7 @@ OPTIONS: dict[str, Option] = {}
 RULES: dict[str, Rule] = {}
 STUDY_DEFAULTS = {"train_rules": ("sltt", "bptt"), "on_chip": ("sltt", "ottt_a")}  # the built-in study's choices
 COMMON = ("surrogate", "alpha", "mse", "mse_target")  # options of every rule (surrogate gradient, loss mix)
+KERNELS = (None, "online", "windowed", "eprop")  # the on-chip kernel families (None: no on-chip form)
 
 
 def add_option(option: Option) -> Option:
@@ -147,8 +155,9 @@ def register(rule: Rule) -> Rule:
     unknown = [name for name in rule.options if name not in OPTIONS]
     if unknown:
         raise RegistryError(f"rule {rule.name!r}: undeclared options {', '.join(unknown)}")
-    if rule.kernel not in (None, "online", "windowed"):
-        raise RegistryError(f"rule {rule.name!r}: kernel must be 'online', 'windowed' or None, got {rule.kernel!r}")
+    if rule.kernel not in KERNELS:
+        raise RegistryError(f"rule {rule.name!r}: kernel must be 'online', 'windowed', 'eprop' or None, got "
+                            f"{rule.kernel!r}")
     RULES[rule.name] = rule
     return rule
 
@@ -191,6 +200,18 @@ def options_of(rule: str) -> tuple[str, ...]:
     own = get(rule).options
     neuron = tuple(n for n, o in OPTIONS.items() if o.neuron)
     return tuple(dict.fromkeys((*own, *COMMON, *neuron)))
+
+
+def needs_of(rule: str, options: RuleOptions | None = None) -> Needs:
+    """What ``rule`` needs from a chip with the run's ``options`` (None: the defaults): its :class:`Needs`, with
+    e-prop's ``eligibility`` option applied -- per synapse (Bellec et al. 2020): eligibility state and a gradient
+    accumulator per synapse, weights written once per batch; per neuron (ReckOn, Frenkel & Indiveri 2022):
+    traces per neuron only and weights written at every scored step, so no per-synapse state besides the weight."""
+    entry = get(rule)
+    if "eligibility" not in entry.options:
+        return entry.needs
+    where = (options or RuleOptions()).values["eligibility"]
+    return replace(entry.needs, eligibility=where, accumulators=where == "per_synapse")
 
 
 @dataclass(frozen=True)
@@ -332,6 +353,7 @@ def _declare() -> None:
     add_option(Option("v_th", float, None, "weight units", "firing threshold of every LIF layer",
                       sltt_paper + " (V_th = 1)", minimum=1e-6, maximum=1e6, neuron=True,
                       default_text="the network's own (1 for a spec)"))
+    _declare_eprop_options()
     online = ("graded_error_messages", "third_factor")
     register(Rule("bptt", "BPTT", "Werbos 1990 (backpropagation through time)", "hwsim.methods.bptt:build",
                   Needs(online, history="T"), "windowed", color="#444444", window="T",
@@ -360,6 +382,35 @@ def _declare() -> None:
                   "hwsim.methods.revsnn:build", Needs(online, history="T"), None, color="#8C564B",
                   marker="X", summary="BPTT with states recomputed from outputs instead of stored",
                   writes_network=False))
+    register(Rule("eprop", "e-prop", EPROP_PAPER, "hwsim.methods.eprop:build",
+                  Needs(("local_traces", "third_factor"), traces=True, eligibility="per_synapse", learning_signal=True),
+                  "eprop", ("eligibility", "feedback", "kappa", "trace_bits_in", "trace_bits_rec", "trace_bits_out"),
+                  color="#882255", traces=True, marker="h",
+                  summary="eligibility traces x a learning signal broadcast from the read-out; one recurrent layer"))
+
+
+EPROP_PAPER = "Bellec et al., Nat. Commun. 11:3625 (2020)"
+RECKON_PAPER = "Frenkel & Indiveri, ISSCC 2022 (ReckOn)"
+
+
+def _declare_eprop_options() -> None:
+    """e-prop's options (Bellec et al. 2020; ReckOn's per-neuron variant, Frenkel & Indiveri 2022)."""
+    add_option(Option("eligibility", str, "per_synapse", "1", "e-prop: eligibility state per synapse (the paper: "
+                      "filtered and adaptation traces per synapse, weights written once per batch) or per neuron "
+                      "(ReckOn: presynaptic traces per neuron, psi x trace formed on the fly, weights written at every "
+                      "scored step)", EPROP_PAPER + " (per synapse); " + RECKON_PAPER + " (per neuron)",
+                      choices=("per_synapse", "per_neuron")))
+    add_option(Option("feedback", str, "symmetric", "1", "e-prop: learning-signal weights B: the read-out's own "
+                      "W_out^T (symmetric e-prop) or a fixed random matrix (random e-prop)",
+                      EPROP_PAPER + " (symmetric, random and adaptive e-prop)", choices=("symmetric", "random")))
+    add_option(Option("kappa", float, 0.0, "1", "e-prop: read-out filter y[t] = kappa y[t-1] + W_out s[t] + b "
+                      "(0: the read-out current, as every rule's loss; the paper's leaky read-out: exp(-dt/tau_out))",
+                      EPROP_PAPER + " (leaky read-out); 0 keeps hwsim's read-out", minimum=0.0, maximum=1.0))
+    for name, part, bits in (("trace_bits_in", "input", 12), ("trace_bits_rec", "recurrent", 12),
+                             ("trace_bits_out", "output", 10)):
+        add_option(Option(name, int, bits, "bits", f"e-prop on chip, fixed point: bits of the per-neuron {part} "
+                          f"eligibility trace", RECKON_PAPER + f": {bits}-bit {part} trace (neuron memory of its "
+                          "released HDL, github.com/ChFrenkel/ReckOn)", minimum=2, maximum=24))
 
 
 _declare()
