@@ -86,6 +86,16 @@ class OutputBusy(Failure):
     """Another process holds the lock of an output folder or checkpoint."""
 
 
+class WriteError(Failure):
+    """An output file could not be written (disk full, quota, I/O error); the message names the file. The
+    temporary file is removed and the file at that name, if any, is left as it was (exit code 1)."""
+
+
+class TooLarge(UsageError):
+    """An input (file, configuration, argument) would need more memory than the limit allows; the message names the
+    input, the bytes it would take and the limit (exit code 2, raised before anything large is allocated)."""
+
+
 _REPR = reprlib.Repr()
 _REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict, _REPR.maxset = 2, 4, 4, 4, 4
 _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 60, 60, 40
@@ -102,11 +112,38 @@ def short(value: object, limit: int = 80) -> str:
 
 
 def one_line(text: str, limit: int = 400) -> str:
-    """``text`` on one line (newlines and tabs as spaces), cut to ``limit`` characters with ``...``."""
-    text = " ".join(str(text)[: limit * 2 + 16].split())
+    """``text`` on one line (newlines and tabs as spaces, other control characters and terminal escape codes shown
+    as ``\\xNN``), cut to ``limit`` characters with ``...``."""
+    text = printable(" ".join(str(text)[: limit * 2 + 16].split()))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
+_CONTROL.update({c: f"\\u{c:04x}" for c in (0x2028, 0x2029, 0x200E, 0x200F, *range(0x202A, 0x202F),
+                                            *range(0x2066, 0x206A))})  # line separators, bidirectional overrides
+
+
+def printable(text: str, limit: int | None = None) -> str:
+    """``text`` safe to print on a terminal: control characters (C0, DEL, C1 -- so terminal escape sequences
+    lose their ESC and CSI), Unicode line separators and bidirectional overrides shown as ``\\xNN``/``\\uNNNN``;
+    with ``limit``, cut to that many characters with ``...``. For names read from files (layer names, chip
+    names) before they reach the screen."""
+    text = str(text)
+    if limit is not None and len(text) > limit:
+        text = text[: limit * 2]
+    text = text.translate(_CONTROL)
+    return text if limit is None or len(text) <= limit else text[: max(limit - 3, 0)] + "..."
+
+
+def size_text(nbytes: int | float) -> str:
+    """Bytes in words for messages: ``512 bytes``, ``3.2 MiB``, ``40.0 GiB``."""
+    nbytes = float(nbytes)
+    for unit, scale in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if abs(nbytes) >= scale:
+            return f"{nbytes / scale:.1f} {unit}" if nbytes / scale < 1e6 else f"{nbytes:.3g} bytes"
+    return f"{int(nbytes)} bytes"
+
+
 __all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "Failure", "FeasibilityError", "InputError",
-           "LearningError", "NetworkError", "OutputBusy", "StudyError", "SweepError", "UsageError", "one_line",
-           "short"]
+           "LearningError", "NetworkError", "OutputBusy", "StudyError", "SweepError", "TooLarge", "UsageError",
+           "WriteError", "one_line", "printable", "short", "size_text"]

@@ -39,9 +39,16 @@ def plain(value: Any) -> Any:
     raise TypeError(f"not serialisable as JSON: {type(value).__name__}")
 
 
+# Characters JSON may carry raw (``ensure_ascii=False``) that a terminal acts on: C1 controls (0x9b is a one-byte
+# CSI), Unicode line separators and bidirectional overrides. C0 controls are escaped by ``json`` itself.
+_TERMINAL_ESCAPES = {c: f"\\u{c:04x}" for c in (*range(0x7F, 0xA0), 0x2028, 0x2029, 0x200E, 0x200F,
+                                                *range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+
+
 def dumps(value: Any, indent: int | None = 2) -> str:
-    """JSON text of ``value`` (see :func:`plain`); never ``NaN`` or ``Infinity``."""
-    return json.dumps(plain(value), indent=indent, allow_nan=False, ensure_ascii=False)
+    """JSON text of ``value`` (see :func:`plain`); never ``NaN`` or ``Infinity``; no character a terminal would act
+    on (names read from files may hold escape codes): those are written as ``\\uXXXX`` escapes, the same JSON."""
+    return json.dumps(plain(value), indent=indent, allow_nan=False, ensure_ascii=False).translate(_TERMINAL_ESCAPES)
 
 
 __all__ = ["dumps", "plain"]

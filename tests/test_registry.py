@@ -48,7 +48,10 @@ def test_each_rule_name_is_written_in_one_registry_entry():
     only in that rule's own modules (methods/<rule>.py, its kernel) and the learner's kernel dispatch."""
     own = {"bptt": ["methods/bptt.py"], "sltt": ["methods/sltt.py"], "sltt_k": ["methods/sltt.py"],
            "ottt_a": ["methods/ottt.py"], "ottt_o": ["methods/ottt.py"], "ttl_bptt": ["methods/ttl_bptt.py"],
-           "stdl": ["methods/stdl.py", "hwsim/learning/stdl_plan.py"], "revsnn": ["methods/revsnn.py"]}
+           "stdl": ["methods/stdl.py", "hwsim/learning/stdl_plan.py"], "revsnn": ["methods/revsnn.py"],
+           # e-prop: its modules, and the learner dispatch on the kernel kind "eprop" (feasibility's learning counts)
+           "eprop": ["methods/eprop.py", "hwsim/learning/eprop.py", "hwsim/learning/kernels/eprop.py",
+                     "hwsim/learning/feasibility.py"]}
     allowed_everywhere = {"hwsim/learning/registry.py"}
     found = []
     for folder in ("hwsim", "methods", "chips"):

@@ -145,8 +145,10 @@ def test_invalid_configs_name_the_key(tmp_path, text, fragment):
 def test_another_config_in_the_same_folder_is_refused(tmp_path):
     Study(load_config(None), tmp_path, progress=False)
     other = load_config(None).model_copy(update={"epochs": 9})
+    Study(other, tmp_path, progress=False)  # no result yet: the corrected config takes the folder over
+    (tmp_path / "stages" / "train.json").write_text("{}")  # a stage result now holds it
     with pytest.raises(StudyError, match="another configuration"):
-        Study(other, tmp_path, progress=False)
+        Study(load_config(None), tmp_path, progress=False)
 
 
 def test_help_of_every_command_states_units(capsys):

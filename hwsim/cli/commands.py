@@ -10,7 +10,7 @@ from pathlib import Path
 
 from hwsim.cli.rule_args import given_options, rule_options
 from hwsim.cli.validate import check_run_size
-from hwsim.errors import NetworkError, UsageError, short
+from hwsim.errors import NetworkError, UsageError, printable, short
 from hwsim.records import dumps
 from hwsim.safeio import PLOT_SUFFIXES, OutputLock, check_output_dir, check_output_file
 
@@ -46,7 +46,7 @@ def _load_network(net: str, mode: str | None, seed: int, default: str = DEFAULT_
     try:
         return from_spec(net, mode=mode or default, seed=seed)
     except NetworkError as err:
-        if net in str(err):
+        if short(net, 80) in str(err):  # the spec is named already (bounded, as hwsim.sim.network shows it)
             raise
         raise NetworkError(f"--net {short(net)}: {err}") from None
 
@@ -61,7 +61,9 @@ def _input_spikes(args: argparse.Namespace, network):
         check_input_options(rate=getattr(args, "rate_given", False), batch=getattr(args, "batch_given", False),
                             timesteps=getattr(args, "timesteps_given", False))
         spikes = load_spikes(args.input, network.input_shape,
-                             trained_timesteps=getattr(network, "trained_timesteps", None))
+                             trained_timesteps=getattr(network, "trained_timesteps", None),
+                             check=lambda steps, batch: check_run_size(network, steps, batch,
+                                                                       f"--input {printable(args.input, 200)}"))
         args.timesteps = spikes.shape[0]
         args.batch = spikes.shape[1]
         return spikes
@@ -70,7 +72,13 @@ def _input_spikes(args: argparse.Namespace, network):
 
 
 def _input_text(args: argparse.Namespace) -> str:
-    return f"input {args.input}" if getattr(args, "input", None) else f"input rate {args.rate:g}"
+    return f"input {printable(args.input, 200)}" if getattr(args, "input", None) else f"input rate {args.rate:g}"
+
+
+def _net_text(network) -> str:
+    """The network's one-line description for the screen: its layer names come from a file, so they are shown
+    with control characters and terminal escape codes made visible (``\\x1b``), never executed."""
+    return printable(repr(network))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -87,7 +95,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(dumps({"timesteps": counts.timesteps, "batch": counts.batch, "mode": counts.mode,
                      "engine": args.engine, "device": args.device, "layers": layers}))
         return 0
-    print(f"{network!r}\nT={counts.timesteps} steps, batch {counts.batch}, {_input_text(args)}, "
+    print(f"{_net_text(network)}\nT={counts.timesteps} steps, batch {counts.batch}, {_input_text(args)}, "
           f"mode {counts.mode}")
     header = ("layer", "kind", "n_in", "n_out", "spikes_in", "spikes_out", "rate_out", "SOP", "neuron_upd",
               "read_B", "write_B")
@@ -145,15 +153,16 @@ def cmd_chips(args: argparse.Namespace) -> int:
 
 
 def cmd_feasibility(args: argparse.Namespace) -> int:
-    from hwsim.hardware.cost import latency_text
     from hwsim.learning import registry
-    from hwsim.learning.assess import judge
 
     if args.plot:
         check_output_file(args.plot, "--plot", PLOT_SUFFIXES)
     rules = registry.parse_rules(args.rules, "--rules", on_chip=True)
     options = rule_options(args, rules, args.timesteps)
-    targets = _chip_list(args.chip)
+    targets = _chip_list(args.chip)  # the arguments checked before the simulator (numba) is imported
+    from hwsim.hardware.cost import latency_text
+    from hwsim.learning.assess import judge
+
     network = _load_network(args.net, "float", args.seed)
     spikes = _input_spikes(args, network) if getattr(args, "input", None) else None
     if spikes is None:
@@ -180,7 +189,7 @@ def cmd_feasibility(args: argparse.Namespace) -> int:
         return 0
     used = "".join(f", {options.text(r, args.timesteps, on_chip=True)}" for r in rules
                    if r not in judgement.left_out and options.of(r, args.timesteps, on_chip=True))
-    print(f"{network!r}: one training sample, T={args.timesteps}, input rate {args.rate:g}{used}; "
+    print(f"{_net_text(network)}: one training sample, T={args.timesteps}, input rate {args.rate:g}{used}; "
           f"{pricing.text()}\n")
     rows = []
     for v in verdicts:
@@ -201,11 +210,15 @@ def cmd_feasibility(args: argparse.Namespace) -> int:
                 "unknown). rank: feasible pairs whose energy is fully priced, by energy per training sample (a lower "
                 "bound, ≥, is not ranked; equal energies share a rank).", indent="")
     if args.plot:
-        print(f"wrote {args.plot}")
+        print(f"wrote {printable(args.plot)}")
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from hwsim.safeio import is_file
+
+    if not is_file(args.checkpoint):  # before torch and Lava are imported
+        raise UsageError(f"{printable(args.checkpoint, 200)}: no such checkpoint or network file")
     from hwsim.formats.bundle import export, load_trained
     from hwsim.methods.data import DATASETS, load_dataset
 
@@ -234,17 +247,17 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(dumps(summary))
         return 1 if failed else 0
     q = summary["quantization"]
-    print(f"wrote {', '.join(summary['files'])} to {args.out}")
+    print(printable(f"wrote {', '.join(summary['files'])} to {args.out}"))
     if q["accuracy_float"] is not None:
         print(f"accuracy on {dataset} (test): float {q['accuracy_float']:.2%}, fixed point {q['accuracy_fixed']:.2%}")
     for layer in q["layers"]:
-        print(f"  {layer['name']}: scale {layer['scale']:.3g}, vth {layer['vth']}, dv {layer['dv']}, "
+        print(f"  {printable(layer['name'], 80)}: scale {layer['scale']:.3g}, vth {layer['vth']}, dv {layer['dv']}, "
               f"clipped weights {layer['weights_clipped']}, bias {layer['bias_clipped']}"
               + (", soft reset -> zero reset" if layer["reset_converted"] else ""))
     if "verify" in summary:
         v = summary["verify"]
         for layer in v["layers"]:
-            print(f"  Lava vs hwsim, {layer['layer']}: {'equal' if layer['equal'] else 'DIFFERENT'} "
+            print(f"  Lava vs hwsim, {printable(layer['layer'], 80)}: {'equal' if layer['equal'] else 'DIFFERENT'} "
                   f"({layer['spikes']} spikes over {v['timesteps']} steps)")
     if "learning" in summary:
         lr = summary["learning"]
@@ -277,7 +290,7 @@ def cmd_study(args: argparse.Namespace) -> int:
              f"processors do)" if baselines else ""))
     if not results["export"].get("skipped"):
         print(f"Lava export verified: {results['export']['verified_equal']}")
-    print(f"report: {Path(args.out) / 'report.md'}; numbers: {Path(args.out) / 'results.json'}")
+    print(printable(f"report: {Path(args.out) / 'report.md'}; numbers: {Path(args.out) / 'results.json'}"))
     return 0
 
 
@@ -314,12 +327,9 @@ def _dash(value) -> str:
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
-    from hwsim.hardware.pricing import price_run, reorderings
-
     if args.plot:
         check_output_file(args.plot, "--plot", PLOT_SUFFIXES)
     targets = _chip_list(args.chip)
-    pricing = _pricing(args)
     rules, options = [], None
     if args.rules:
         from hwsim.learning import registry
@@ -332,6 +342,9 @@ def cmd_estimate(args: argparse.Namespace) -> int:
                              f"learner keeps its own fixed-point format); leave --mode out")
     elif given_options(args):
         raise UsageError(f"{', '.join(registry_flag(n) for n in given_options(args))}: rule options need --rules")
+    from hwsim.hardware.pricing import price_run, reorderings  # the simulator (numba) from here on
+
+    pricing = _pricing(args)
     if rules:
         from hwsim.learning.assess import price_training
 
@@ -365,7 +378,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     what = "inference"
     if rules:
         what = "on-chip " + ", ".join(options.text(r, counts.timesteps, on_chip=True) for r in rules) + " training"
-    print(f"{network!r}\n{what}: T={counts.timesteps} steps, batch {counts.batch}, {_input_text(args)}, "
+    print(f"{_net_text(network)}\n{what}: T={counts.timesteps} steps, batch {counts.batch}, {_input_text(args)}, "
           f"{counts.total('sop')} SOPs; {pricing.text()}\n")
     _print_estimates(reports, bool(rules))
     if flips:
@@ -373,7 +386,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         for sentence in flips:
             _print_note(sentence)
     if args.plot:
-        print(f"wrote {args.plot}")
+        print(f"wrote {printable(args.plot)}")
     return 0
 
 
@@ -458,22 +471,33 @@ def cmd_train(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from hwsim.learning import registry
-    from hwsim.methods.data import DATASETS
-    from hwsim.methods.train import TrainConfig, train
+    from hwsim.safeio import is_file
 
+    # every check that needs no torch first: a bad argument is refused in a fraction of a second
     rules = registry.parse_rules(args.rules, "--rules")
     if len(rules) != 1:
         raise UsageError(f"--rules {short(args.rules)}: train takes one rule per run (each writes its own checkpoint)")
     rule = rules[0]
     options = rule_options(args, rules, args.timesteps)
     own = args.dataset.endswith(".npz") or args.dataset.startswith("tonic:")
-    if args.dataset not in DATASETS and not own:
-        raise UsageError(f"--dataset: unknown dataset {args.dataset!r}; known datasets: {', '.join(DATASETS)}, "
-                         f"a FILE.npz (x_train, y_train, x_test, y_test) or tonic:<Name>")
     if args.bin_us is not None and not args.dataset.startswith("tonic:"):
         raise UsageError(f"--bin-us applies to tonic event data sets only, not --dataset {short(args.dataset, 40)}")
     if own and not args.net:
-        raise UsageError(f"--dataset {args.dataset}: give --net for your own data (e.g. --net 700-128-20)")
+        raise UsageError(f"--dataset {printable(args.dataset, 200)}: give --net for your own data (e.g. --net "
+                         f"700-128-20)")
+    if args.net:
+        _check_train_net(args.net)
+    if args.resume and not is_file(args.resume):
+        raise UsageError(f"{printable(args.resume, 200)}: no such checkpoint")
+    out = args.out or args.resume or _default_checkpoint(rule, args.dataset)
+    check_output_file(out, "--out")
+    from hwsim.methods.data import DATASETS  # torch from here on
+
+    if args.dataset not in DATASETS and not own:
+        raise UsageError(f"--dataset: unknown dataset {short(args.dataset, 60)}; known datasets: "
+                         f"{', '.join(DATASETS)}, a FILE.npz (x_train, y_train, x_test, y_test) or tonic:<Name>")
+    from hwsim.methods.train import TrainConfig, train
+
     o = options
     config = TrainConfig(rule=rule, dataset=args.dataset, epochs=args.epochs, timesteps=args.timesteps,
                          net=args.net, batch_size=args.batch_size, lr=args.lr, seed=args.seed, k=o.k,
@@ -482,10 +506,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                          alpha=o.alpha, mse=o.mse, mse_target=o.mse_target, ttl_update=o.ttl_update,
                          bin_us=args.bin_us)
     args.rule = rule
-    out = args.out or args.resume or _default_checkpoint(args.rule, args.dataset)
-    check_output_file(out, "--out")
-    note = [] if args.out else [f"hwsim train: saving the checkpoint to {out} and the network to "
-                                f"{Path(out).with_suffix('.network.npz')} (choose with --out)"]
+    note = [] if args.out else [printable(f"hwsim train: saving the checkpoint to {out} and the network to "
+                                          f"{Path(out).with_suffix('.network.npz')} (choose with --out)")]
 
     def log(line: str) -> None:  # called by rank 0 after each epoch, just before the checkpoint is written
         while note:
@@ -498,6 +520,23 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(dumps({"config": asdict(config), "rule": result.describe, "checkpoint": str(out),
                      "network": network, "history": [asdict(h) for h in result.history]}))
     return 0
+
+
+TRAIN_COPIES = 4  # weights, gradients, SGD momentum and the checkpoint's copy: bytes per weight byte in training
+
+
+def _check_train_net(net: str) -> None:
+    """``train --net SPEC``: the grammar and the sizes, counted without building it (one line if wrong), and the
+    training's weight memory (weights, gradients, momentum, checkpoint copy) against the memory limit."""
+    from hwsim.safeio import check_memory
+    from hwsim.sim.network import spec_size
+
+    try:
+        size = spec_size(net)
+    except NetworkError as err:
+        raise NetworkError(f"--net: {err}") from None
+    check_memory(TRAIN_COPIES * size.weight_bytes, f"--net {short(net, 80)}",
+                 f"{size.weights} weights x {TRAIN_COPIES}: weights, gradients, momentum and a checkpoint copy")
 
 
 def _default_checkpoint(rule: str, dataset: str) -> Path:
@@ -542,12 +581,12 @@ def _print_note(text: str, indent: str = "  ", width: int = 110) -> None:
     """A note wrapped at ``width`` columns (continuation lines indented two more)."""
     import textwrap
 
-    print(textwrap.fill(text, width, initial_indent=indent, subsequent_indent=indent + "  ",
+    print(textwrap.fill(printable(text), width, initial_indent=indent, subsequent_indent=indent + "  ",
                         break_long_words=False, break_on_hyphens=False))
 
 
 def _print_table(header: tuple, rows: list[tuple]) -> None:
-    cells = [tuple(str(c) for c in header)] + [tuple(str(c) for c in row) for row in rows]
+    cells = [tuple(printable(str(c)) for c in header)] + [tuple(printable(str(c)) for c in row) for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     numeric = [all(_is_number(row[i]) for row in cells[1:]) for i in range(len(header))]
     for k, row in enumerate(cells):

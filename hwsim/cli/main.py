@@ -16,6 +16,7 @@ Conventions shared by every command (docs/cli.md):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -42,6 +43,7 @@ from hwsim.cli.validate import (
     device,
     finite_positive_float,
     learning_rate,
+    memory_size,
     positive_int,
     probability,
     seed,
@@ -67,11 +69,19 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (_add_run, _add_chips, _add_estimate, _add_feasibility, _add_validate, _add_export, _add_study,
                 _add_sweep, _add_train):
         add(sub)
-    for command in sub.choices.values():  # one thread policy for every command (hwsim.sim.threads)
+    for name, command in sub.choices.items():  # one thread policy for every command (hwsim.sim.threads)
         command.add_argument("--threads", type=int, default=None, metavar="N",
                              help="threads for the simulator kernels and torch (default: the free cores); results "
                                   "do not depend on it")
+        if name in READS_INPUTS:
+            command.add_argument("--max-memory", type=memory_size, default=None, metavar="SIZE",
+                                 help="the memory one input (network file, --input, data set, configuration, run) "
+                                      "may take, e.g. 4G; checked from headers and configurations before anything "
+                                      "is allocated (default: 80%% of the memory this process can still get)")
     return parser
+
+
+READS_INPUTS = ("run", "estimate", "feasibility", "export", "study", "sweep", "train")  # commands with --max-memory
 
 
 def _add_run(sub) -> None:
@@ -327,14 +337,37 @@ def _install_sigint():
     return signal.signal(signal.SIGINT, errors.on_sigint)
 
 
+@contextlib.contextmanager
+def _memory_limit(limit: int | None):
+    """``--max-memory`` for this command: the limit of :func:`hwsim.safeio.memory_limit`, and in the environment
+    for the processes it starts (sweep workers); both restored afterwards."""
+    if limit is None:
+        yield
+        return
+    from hwsim.safeio import MEMORY_ENV, set_memory_limit
+
+    before = os.environ.get(MEMORY_ENV)
+    set_memory_limit(limit)
+    os.environ[MEMORY_ENV] = str(limit)
+    try:
+        yield
+    finally:
+        set_memory_limit(None)
+        if before is None:
+            os.environ.pop(MEMORY_ENV, None)
+        else:
+            os.environ[MEMORY_ENV] = before
+
+
 def _dispatch(args: argparse.Namespace, command: str) -> int:
     def fail(kind: str, message: object, code: int) -> int:
         print(f"{command}: {kind}: {one_line(str(message), 600)}", file=sys.stderr)
         return code
 
     try:
-        hwsim.sim.threads.set_threads(args.threads)  # once, before any kernel or torch work
-        return args.func(args)
+        with _memory_limit(getattr(args, "max_memory", None)):
+            hwsim.sim.threads.set_threads(args.threads)  # once, before any kernel or torch work
+            return args.func(args)
     except ValueError as err:
         if not isinstance(err, _user_errors()):
             if os.environ.get("HWSIM_TRACEBACK"):

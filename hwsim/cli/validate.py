@@ -5,7 +5,9 @@ Limits (each error names the argument and the limit):
 * ``MAX_RUN_ELEMENTS`` -- T x B x (inputs + neurons of every layer) of one ``run``/``estimate``: the engine
   holds every layer's spikes (one byte each) and the input draw (four bytes each) for the whole run, so
   2**28 elements is about 1.5 GiB at most;
-* ``MAX_SEED`` -- seeds are 0..2**32-1 (numpy's and torch's generators both take them).
+* ``MAX_SEED`` -- seeds are 0..2**32-1 (numpy's and torch's generators both take them);
+* the memory limit (:func:`hwsim.safeio.memory_limit`: a share of the memory this process can still get, or
+  ``--max-memory``) -- for the bytes of a run's arrays as for every file and configuration read.
 
 The network spec's own limit (weights per layer) is ``hwsim.sim.network.MAX_LAYER_WEIGHTS``.
 """
@@ -96,11 +98,31 @@ def device(text: str) -> str:
     return text
 
 
-def check_run_size(network, steps: int, batch: int) -> None:
-    """Refuse a run whose spike arrays would exceed ``MAX_RUN_ELEMENTS`` before anything is allocated."""
+RUN_BYTES_PER_ELEMENT = 6  # one byte per recorded spike, four of the input draw, one of working state
+
+
+def check_run_size(network, steps: int, batch: int, source: str | None = None) -> None:
+    """Refuse a run whose spike arrays would exceed ``MAX_RUN_ELEMENTS`` or the memory limit before anything is
+    allocated. ``source``: the input file that sets T and B (``--input FILE``), named in the message instead of
+    -T and -B."""
+    from hwsim.safeio import check_memory
+
     per_step = math.prod(network.input_shape) + sum(math.prod(out) for _, out in network.layer_shapes())
     elements = steps * batch * per_step
+    given = (f"{source}: T = {steps} steps x B = {batch} samples" if source else
+             f"--timesteps/-T {steps} x --batch/-B {batch}")
     if elements > MAX_RUN_ELEMENTS:
-        raise UsageError(f"--timesteps/-T {steps} x --batch/-B {batch} x {per_step} inputs and neurons = {elements} "
-                         f"spike entries, over the limit of {MAX_RUN_ELEMENTS} for one run; use fewer steps, a "
-                         f"smaller batch or several runs")
+        raise UsageError(f"{given} x {per_step} inputs and neurons = {elements} spike entries, over the limit of "
+                         f"{MAX_RUN_ELEMENTS} for one run; use fewer steps, a smaller batch or several runs")
+    check_memory(elements * RUN_BYTES_PER_ELEMENT, given, f"{elements} spike entries of {per_step} inputs and "
+                                                          f"neurons per step")
+
+
+def memory_size(text: str) -> int:
+    """``--max-memory``: a size such as ``512M``, ``4G``, ``1.5GiB`` (powers of 1024)."""
+    from hwsim.safeio import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None

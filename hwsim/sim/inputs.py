@@ -16,12 +16,14 @@ Every error is one :class:`~hwsim.sim.engine.InputError` line naming the file an
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from hwsim.errors import short
 from hwsim.sim.engine import InputError
 
 EVENT_KEYS = ("t", "x", "y", "p", "b")
@@ -39,58 +41,92 @@ def check_input_options(**given: bool) -> None:
 
 
 def load_spikes(path: str | Path, input_shape: tuple[int, ...], timesteps: int | None = None,
-                trained_timesteps: int | None = None) -> np.ndarray:
+                trained_timesteps: int | None = None,
+                check: Callable[[int, int], None] | None = None) -> np.ndarray:
     """0/1 uint8 spikes ``(T, B, *input_shape)`` from ``path`` (layouts in the module docstring).
 
     ``trained_timesteps``: the T the network was trained with (``network.timesteps``), for the engine's axis guard:
     dense spikes whose axis 1 has that many steps and axis 0 another count are data-set layout ``(N, T, ...)``,
-    refused as swapped."""
+    refused as swapped. ``check(T, B)``: called with the run's size before the spike array is allocated (the command
+    line refuses runs over its limit there).
+
+    Read lazily and bounded: only the members the layout uses are read, each after its ``.npy`` header (shape,
+    dtype) has been checked -- the shapes against the network, the bytes against the memory limit
+    (:func:`hwsim.safeio.check_memory`) -- so a small compressed file that would unpack to gigabytes is refused
+    before any of it is unpacked."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such input file")
+    from hwsim.safeio import NpzError, npy_header, npz_headers, npz_names
+
+    input_shape = tuple(int(s) for s in input_shape)
     try:
         if path.suffix == ".npy":
-            arrays = {"spikes": np.load(path, allow_pickle=False)}
+            return _dense(path, None, npy_header(path, _ANY), input_shape, timesteps, trained_timesteps, check)
+        names = npz_names(path)
+        if "t" in names:
+            wanted = {*EVENT_KEYS, "sensor_size", "dt"} & names
+            return _from_events(path, npz_headers(path, wanted.__contains__, _ANY), input_shape, timesteps, check)
+        if "spikes" in names:
+            key = "spikes"
+        elif len(names) == 1:
+            key = next(iter(names))
         else:
-            with np.load(path, allow_pickle=False) as archive:
-                arrays = {key: archive[key] for key in archive.files}
-    except Exception as err:  # zip, pickle and format errors come in many types
-        raise InputError(f"{path}: not a readable numpy .npz/.npy file ({type(err).__name__}: {err})") from None
-    input_shape = tuple(int(s) for s in input_shape)
-    if "t" in arrays:
-        return _from_events(path, arrays, input_shape, timesteps)
-    if "spikes" in arrays:
-        dense = arrays["spikes"]
-    elif len(arrays) == 1:
-        dense = next(iter(arrays.values()))
-    else:
-        raise InputError(f"{path}: expected an array 'spikes' (T, B, {_shape_text(input_shape)}) or events "
-                         f"t, x[, y, p] with sensor_size; found keys {sorted(arrays)}")
-    return _dense(path, dense, input_shape, timesteps, trained_timesteps)
+            raise InputError(f"{path}: expected an array 'spikes' (T, B, {_shape_text(input_shape)}) or events "
+                             f"t, x[, y, p] with sensor_size; found keys {short(sorted(names), 120)}")
+        return _dense(path, key, npz_headers(path, key.__eq__, _ANY)[key], input_shape, timesteps,
+                      trained_timesteps, check)
+    except NpzError as err:
+        raise InputError(f"{path}: not a readable numpy .npz/.npy file ({err})") from None
+
+
+_ANY = "biufcUSmM"  # dtype kinds read from headers (objects never); the layouts check their own kinds
 
 
 def _shape_text(shape: tuple[int, ...]) -> str:
     return ", ".join(map(str, shape))
 
 
-def _dense(path: Path, spikes: np.ndarray, input_shape: tuple[int, ...], timesteps: int | None,
-           trained_timesteps: int | None = None) -> np.ndarray:
-    if spikes.ndim == len(input_shape) + 1:
-        spikes = spikes[:, None]
-    if spikes.ndim != len(input_shape) + 2 or tuple(spikes.shape[2:]) != input_shape:
-        raise InputError(f"{path}: spikes have shape {spikes.shape}; the network needs (T, B, "
+def _read(path: Path, key: str | None, nbytes: int) -> np.ndarray:
+    """Member ``key`` of the archive (``None``: the .npy file), whose header has been checked, at most ``nbytes``."""
+    from hwsim.safeio import read_npy, read_npz
+
+    if key is None:
+        return read_npy(path, nbytes, _ANY)
+    return read_npz(path, key.__eq__, nbytes, _ANY)[key]
+
+
+def _dense(path: Path, key: str | None, header: tuple[tuple[int, ...], np.dtype], input_shape: tuple[int, ...],
+           timesteps: int | None, trained_timesteps: int | None = None,
+           check: Callable[[int, int], None] | None = None) -> np.ndarray:
+    from hwsim.safeio import array_bytes, check_memory
+
+    shape, dtype = header
+    if len(shape) == len(input_shape) + 1:
+        shape = (shape[0], 1, *shape[1:])
+    if len(shape) != len(input_shape) + 2 or tuple(shape[2:]) != input_shape:
+        raise InputError(f"{path}: spikes have shape {short(header[0], 80)}; the network needs (T, B, "
                          f"{_shape_text(input_shape)}) or (T, {_shape_text(input_shape)})")
-    if trained_timesteps is not None and spikes.shape[1] == trained_timesteps != spikes.shape[0]:
-        raise InputError(f"{path}: spikes {spikes.shape} look like (N, T, ...) data: axis 1 has {trained_timesteps} "
+    if trained_timesteps is not None and shape[1] == trained_timesteps != shape[0]:
+        raise InputError(f"{path}: spikes {shape} look like (N, T, ...) data: axis 1 has {trained_timesteps} "
                          f"steps, the T this network was trained with; --input takes (T, B, ...): save "
                          f"np.moveaxis(x, 1, 0)")
-    if spikes.dtype.kind not in "biuf":
-        raise InputError(f"{path}: spikes have dtype {spikes.dtype}; expected bool, integer or float 0/1")
+    if dtype.kind not in "biuf":
+        raise InputError(f"{path}: spikes have dtype {str(dtype)[:40]}; expected bool, integer or float 0/1")
+    if shape[0] < 1 or shape[1] < 1:
+        raise InputError(f"{path}: spikes need T >= 1 and B >= 1, got shape {shape}")
+    steps = shape[0] if timesteps is None else min(shape[0], timesteps)
+    if check is not None:
+        check(steps, shape[1])
+    elements = math.prod(shape)
+    # the data as stored, three boolean masks of the 0/1 check and the uint8 result
+    check_memory(array_bytes(shape, dtype) + 4 * elements, f"--input {path}",
+                 f"spikes {_shape_text(shape)} of {dtype}")
+    spikes = _read(path, key, array_bytes(shape, dtype)).reshape(shape)
     if spikes.size and not np.all((spikes == 0) | (spikes == 1)):
         bad = spikes[(spikes != 0) & (spikes != 1)].ravel()[0]
-        raise InputError(f"{path}: spikes must be 0/1; found the value {bad} (encode analogue data to spikes first)")
-    if spikes.shape[0] < 1 or spikes.shape[1] < 1:
-        raise InputError(f"{path}: spikes need T >= 1 and B >= 1, got shape {spikes.shape}")
+        raise InputError(f"{path}: spikes must be 0/1; found the value {short(bad.item(), 40)} (encode analogue "
+                         f"data to spikes first)")
     if timesteps is not None:
         spikes = spikes[:timesteps]
     return np.ascontiguousarray(spikes.astype(np.uint8))
@@ -100,28 +136,57 @@ def _int_array(path: Path, arrays: dict, key: str) -> np.ndarray:
     value = np.asarray(arrays[key])
     if value.ndim != 1 or value.dtype.kind not in "iub" and not (
             value.dtype.kind == "f" and np.all(np.isfinite(value))):
-        raise InputError(f"{path}: event field '{key}' must be a 1-D numeric array, got {value.dtype} {value.shape}")
+        raise InputError(f"{path}: event field '{key}' must be a 1-D numeric array of finite values, got "
+                         f"{str(value.dtype)[:20]} {short(value.shape, 40)}")
     return value
 
 
-def _from_events(path: Path, arrays: dict, input_shape: tuple[int, ...], timesteps: int | None) -> np.ndarray:
-    if "x" not in arrays:
-        raise InputError(f"{path}: events need at least 't' and 'x' (found {sorted(arrays)})")
-    if "sensor_size" not in arrays:
+MAX_EVENT_META = 16  # values of sensor_size and dt
+
+
+def _from_events(path: Path, headers: dict, input_shape: tuple[int, ...], timesteps: int | None,
+                 check: Callable[[int, int], None] | None = None) -> np.ndarray:
+    from hwsim.safeio import array_bytes, check_memory
+
+    if "x" not in headers:
+        raise InputError(f"{path}: events need at least 't' and 'x' (found {short(sorted(headers), 120)})")
+    if "sensor_size" not in headers:
         raise InputError(f"{path}: events need 'sensor_size' = (W,), (W, H) or (W, H, P)")
-    sensor = tuple(int(s) for s in np.atleast_1d(arrays["sensor_size"]))
+    for key in ("sensor_size", "dt"):
+        if key in headers and math.prod(headers[key][0]) > MAX_EVENT_META:
+            raise InputError(f"{path}: '{key}' has {math.prod(headers[key][0])} values; expected at most 3")
+    fields = [k for k in EVENT_KEYS if k in headers]
+    n = math.prod(headers["t"][0])
+    for key in fields:
+        shape, dtype = headers[key]
+        if len(shape) != 1 or dtype.kind not in "iubf":
+            raise InputError(f"{path}: event field '{key}' must be a 1-D numeric array, got {str(dtype)[:20]} "
+                             f"{short(shape, 40)}")
+        if shape[0] != n:
+            raise InputError(f"{path}: event fields differ in length ('t' has {n}, '{key}' has {shape[0]})")
+    raw = sum(array_bytes(*headers[k]) for k in headers)
+    # the fields as stored, their int64 copies (t, x, y, p, b and the input index) and the masks
+    check_memory(raw + 8 * 8 * n, f"--input {path}", f"{n} events")
+    arrays = {k: _read(path, k, array_bytes(*headers[k])) for k in headers}
+    try:
+        sensor = tuple(int(s) for s in np.atleast_1d(arrays["sensor_size"]))
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"{path}: sensor_size must hold integers (W,), (W, H) or (W, H, P)") from None
     if not 1 <= len(sensor) <= 3 or min(sensor) < 1:
-        raise InputError(f"{path}: sensor_size {sensor} must be (W,), (W, H) or (W, H, P) of sizes >= 1")
+        raise InputError(f"{path}: sensor_size {short(sensor, 60)} must be (W,), (W, H) or (W, H, P) of sizes >= 1")
     width, height, polarities = (sensor + (1, 1))[:3]
     fields = {k: _int_array(path, arrays, k) for k in EVENT_KEYS if k in arrays}
-    n = len(fields["t"])
-    for key, value in fields.items():
-        if len(value) != n:
-            raise InputError(f"{path}: event fields differ in length ('t' has {n}, '{key}' has {len(value)})")
-    dt = float(np.asarray(arrays.get("dt", 1.0)))
-    if not dt > 0:
-        raise InputError(f"{path}: dt must be > 0, got {dt}")
-    t = np.floor(fields["t"] / dt).astype(np.int64)
+    given_dt = np.asarray(arrays.get("dt", 1.0))
+    if given_dt.dtype.kind not in "iuf" or given_dt.size != 1:
+        raise InputError(f"{path}: dt must be one number > 0, got {str(given_dt.dtype)[:20]} {short(given_dt.shape)}")
+    dt = float(given_dt.ravel()[0])
+    if not (dt > 0 and math.isfinite(dt)):
+        raise InputError(f"{path}: dt must be a finite number > 0, got {dt}")
+    with np.errstate(all="ignore"):
+        t = np.floor(fields["t"] / dt)
+    if n and not (np.all(np.isfinite(t)) and t.min() >= 0 and t.max() < 2**62):
+        raise InputError(f"{path}: event times must be finite and >= 0 (in steps of dt = {dt:g}, below 2**62)")
+    t = t.astype(np.int64)
     x = fields["x"].astype(np.int64)
     y = fields.get("y", np.zeros(n)).astype(np.int64)
     p = fields.get("p", np.zeros(n)).astype(np.int64)
@@ -130,22 +195,24 @@ def _from_events(path: Path, arrays: dict, input_shape: tuple[int, ...], timeste
         if n and (value.min() < 0 or value.max() >= size):
             raise InputError(f"{path}: event field '{key}' spans {value.min()}..{value.max()}, outside the sensor "
                              f"({size} values from sensor_size {sensor})")
-    if n and (t.min() < 0 or b.min() < 0):
+    if n and b.min() < 0:
         raise InputError(f"{path}: event times and sample indices must be >= 0")
     if len(input_shape) == 3:
         if input_shape != (polarities, height, width):
             raise InputError(f"{path}: sensor_size {sensor} gives (P, H, W) = {(polarities, height, width)}; the "
                              f"network input is {input_shape}")
-        index = (p * height + y) * width + x
-    else:
-        if input_shape[0] != width * height * polarities:
-            raise InputError(f"{path}: sensor_size {sensor} has {width * height * polarities} inputs; the network "
-                             f"has {input_shape[0]}")
-        index = (p * height + y) * width + x
+    elif input_shape[0] != width * height * polarities:
+        raise InputError(f"{path}: sensor_size {sensor} has {width * height * polarities} inputs; the network "
+                         f"has {input_shape[0]}")
+    index = (p * height + y) * width + x
     steps = int(timesteps) if timesteps is not None else (int(t.max()) + 1 if n else 1)
     keep = t < steps
     batch = int(b.max()) + 1 if n else 1
-    dense = np.zeros((steps, batch, int(np.prod(input_shape))), np.uint8)
+    if check is not None:
+        check(steps, batch)
+    check_memory(steps * batch * math.prod(input_shape), f"--input {path}",
+                 f"{steps} steps x {batch} samples x {math.prod(input_shape)} inputs of 0/1 spikes")
+    dense = np.zeros((steps, batch, math.prod(input_shape)), np.uint8)
     dense[t[keep], b[keep], index[keep]] = 1
     return dense.reshape(steps, batch, *input_shape)
 

@@ -16,12 +16,14 @@ Two numeric forms, fixed per network:
 File format (``.npz``, never pickle): a numpy ``savez`` archive holding ``__network__`` -- the UTF-8 JSON
 text of :meth:`Network.describe` (format ``hwsim-network``, version 1: input shape, per-layer kind,
 geometry and neuron parameters) stored as a uint8 array -- and one array per tensor, named
-``layers.<i>.weight``, ``layers.<i>.bias`` and (recurrent layers) ``layers.<i>.recurrent``. Load with :func:`load`; ``allow_pickle`` is off.
+``layers.<i>.weight``, ``layers.<i>.bias`` and (recurrent layers) ``layers.<i>.recurrent``. Load with
+:func:`load`; ``allow_pickle`` is off.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,7 +31,7 @@ from typing import Literal
 
 import numpy as np
 
-from hwsim.errors import NetworkError
+from hwsim.errors import NetworkError, short
 
 Shape = tuple[int, ...]
 Mode = Literal["float", "fixed"]
@@ -39,6 +41,7 @@ FORMAT_VERSION = 1
 MAX_LAYER_WEIGHTS = 1 << 28  # weights of one layer built from a spec (1 GiB of float32)
 MAX_FILE_BYTES = 1 << 31  # array data read from one network file
 MAX_DESCRIPTION_BYTES = 16 << 20  # the JSON description in a network file
+MAX_LAYERS = 10_000  # layers of one network (a spec string or a file); each is a Python object of its own
 
 
 
@@ -303,17 +306,17 @@ Layer = Dense | Recurrent | Conv2d | SumPool2d | Flatten
 LAYER_KINDS = {"dense": Dense, "recurrent": Recurrent, "conv2d": Conv2d, "sumpool2d": SumPool2d, "flatten": Flatten}
 
 
-def is_recurrent(network: "Network") -> bool:
+def is_recurrent(network: Network) -> bool:
     """True when any layer of ``network`` has recurrent synapses."""
     return any(isinstance(layer, Recurrent) for layer in network.layers)
 
 
-def has_adaptation(network: "Network") -> bool:
+def has_adaptation(network: Network) -> bool:
     """True when any layer of ``network`` has adaptive-threshold (ALIF) neurons."""
     return any(isinstance(layer.neuron, FloatALIF) for layer in network.layers)
 
 
-def require_feedforward(network: "Network", what: str) -> None:
+def require_feedforward(network: Network, what: str) -> None:
     """Refuse, in one line naming ``what``, a network with recurrent layers or ALIF neurons, for the parts
     of hwsim that do not handle them yet (so they are never silently run as feed-forward LIF)."""
     for i, layer in enumerate(network.layers):
@@ -459,54 +462,120 @@ def from_spec(spec: str, mode: Mode = "float", seed: int = 0, gain: float = 3.0)
     ``784-512-10`` is an MLP; ``1x28x28-c8k3p1-p2-c16k3p1-p2-10`` a conv net (a Flatten is inserted before
     the first dense layer after a spatial one); ``40-r256-16`` a recurrent net (``rN``: N recurrent LIF
     neurons; ``aN``: N recurrent ALIF neurons, float only). Recurrent weights are
-    N(0, (1 / sqrt(N))^2) with no self-connections (zero diagonal). Float weights are N(0, (gain / sqrt(fan_in))^2) with the
-    SLTT neuron (lam = 1 - 1/1.1, v_th = 1, soft reset); fixed weights are the same draw scaled to
-    integers (x 64, clipped to -254..254, even values, so they are exact in every Lava sign mode) with
+    N(0, (1 / sqrt(N))^2) with no self-connections (zero diagonal). Float weights are
+    N(0, (gain / sqrt(fan_in))^2) with the SLTT neuron (lam = 1 - 1/1.1, v_th = 1, soft reset); fixed weights
+    are the same draw scaled to integers (x 64, clipped to -254..254, even values, so they are exact in every
+    Lava sign mode) with
     ``LoihiLIF(du=4095, dv=3724, vth=64)``, the quantised counterpart of the float neuron.
+
+    Sizes are checked before anything is allocated: the spec is first walked without weights (shapes only), its
+    weights counted against :data:`MAX_LAYER_WEIGHTS` per layer and their bytes against the memory limit
+    (:func:`hwsim.safeio.check_memory`); then the weights are drawn.
     """
+    size = spec_size(spec, mode)
+    from hwsim.safeio import check_memory
+
+    check_memory(size.weight_bytes, f"network {_shown(spec)}", f"{size.weights} weights of {size.layers} layers")
+    rng = np.random.default_rng(seed)
+    input_shape, layers = _walk(spec, mode, lambda shape, fan_in, g, order, zero_diagonal=False: _init(
+        rng, shape, fan_in, g, mode, order, zero_diagonal), gain)
+    return Network(input_shape, layers)
+
+
+@dataclass(frozen=True)
+class SpecSize:
+    """What a spec string builds, counted without building it: ``weights`` (synapses stored, all layers),
+    ``weight_bytes`` (their bytes: 4 each, float32 or int32), ``neurons`` (LIF neurons, all layers), ``layers``,
+    ``input_size`` (input neurons) and ``widest`` (neurons of the widest layer)."""
+
+    weights: int
+    weight_bytes: int
+    neurons: int
+    layers: int
+    input_size: int
+    widest: int
+
+
+def spec_size(spec: str, mode: Mode = "float") -> SpecSize:
+    """Count what :func:`from_spec` would build (every shape and grammar check of it, one line each) without
+    allocating a single weight: time and memory independent of the sizes the spec names."""
     if mode not in MODES:
         raise NetworkError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
-    tokens = [t.strip().lower() for t in str(spec).split("-")]
+    shapes: list[Shape] = []
+
+    def count(shape, fan_in, g, order, zero_diagonal=False):
+        weights = math.prod(shape)
+        if weights > MAX_LAYER_WEIGHTS:  # checked before anything is allocated
+            raise NetworkError(f"a layer of shape {short(shape, 60)} has {weights} weights, over the limit of "
+                               f"{MAX_LAYER_WEIGHTS} per layer")
+        shapes.append(shape)
+        return np.broadcast_to(np.zeros((), np.float32 if mode == "float" else np.int32), shape)  # no memory
+
+    input_shape, layers = _walk(spec, mode, count, 1.0)
+    weights = sum(math.prod(shape) for shape in shapes)
+    neurons, shape = [], input_shape
+    for layer in layers:
+        shape = layer.out_shape(shape)
+        if layer.neuron is not None:
+            neurons.append(math.prod(shape))
+    return SpecSize(weights, 4 * weights, sum(neurons), len(layers), math.prod(input_shape), max(neurons, default=0))
+
+
+def _shown(spec: object) -> str:
+    """A spec string in a message: bounded (a configuration may hold megabytes of it) and printable."""
+    return short(str(spec), 80)
+
+
+def _walk(spec: str, mode: Mode, draw, gain: float) -> tuple[Shape, list[Layer]]:
+    """Parse ``spec`` into its input shape and layers, drawing each weight tensor with
+    ``draw(shape, fan_in, gain, order, zero_diagonal=False)`` in a fixed order (the same order whatever ``draw``
+    does, so counting and building walk the same way)."""
+    if mode not in MODES:
+        raise NetworkError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+    text = str(spec)
+    if text.count("-") > MAX_LAYERS:
+        raise NetworkError(f"network spec {_shown(text)}: {text.count('-')} layers, over the limit of {MAX_LAYERS} "
+                           f"layers")
+    tokens = [t.strip().lower() for t in text.split("-")]
     if len(tokens) < 2 or not _SHAPE.match(tokens[0]):
-        raise NetworkError(f"malformed network spec {spec!r}: expected INPUT-LAYER[-LAYER...], INPUT as N or "
+        raise NetworkError(f"malformed network spec {_shown(spec)}: expected INPUT-LAYER[-LAYER...], INPUT as N or "
                            f"CxHxW (e.g. 784-512-10 or 1x28x28-c8k3-p2-10)")
     input_shape: Shape = tuple(int(x) for x in tokens[0].split("x"))
     if min(input_shape) < 1:
-        raise NetworkError(f"malformed network spec {spec!r}: input sizes must be >= 1")
-    rng = np.random.default_rng(seed)
+        raise NetworkError(f"malformed network spec {_shown(spec)}: input sizes must be >= 1")
     neuron: Neuron = FloatLIF() if mode == "float" else LoihiLIF(du=4095, dv=3724, vth=64)
     layers: list[Layer] = []
     shape = input_shape
     for position, token in enumerate(tokens[1:], start=1):
+        shown = short(token, 40)
         if (conv := _CONV.match(token)) is not None:
             out_ch, k, s, p = (int(g) if g is not None else d for g, d in zip(conv.groups(), (0, 3, 1, 0)))
             if len(shape) != 3 or min(out_ch, k, s) < 1:
-                raise NetworkError(f"malformed network spec {spec!r}: conv token {token!r} at position "
+                raise NetworkError(f"malformed network spec {_shown(spec)}: conv token {shown} at position "
                                    f"{position} needs a CxHxW input and sizes >= 1")
-            w = _init(rng, (out_ch, shape[0], k, k), shape[0] * k * k, gain, mode)
+            w = draw((out_ch, shape[0], k, k), shape[0] * k * k, gain, "C")
             layer: Layer = Conv2d(w, stride=s, padding=p, neuron=neuron, weight_exp=_wexp(mode))
         elif (pool := _POOL.match(token)) is not None:
             k = int(pool.group(1))
             s = int(pool.group(2)) if pool.group(2) else k
             if len(shape) != 3 or k < 1 or s < 1:
-                raise NetworkError(f"malformed network spec {spec!r}: pool token {token!r} at position "
+                raise NetworkError(f"malformed network spec {_shown(spec)}: pool token {shown} at position "
                                    f"{position} needs a CxHxW input and sizes >= 1")
             pool_w = 1.0 / (k * k) * 2.0 if mode == "float" else 64
             layer = SumPool2d(k, s, weight=pool_w, neuron=neuron, weight_exp=_wexp(mode))
         elif (rec := _RECURRENT.match(token)) is not None:
             n = int(rec.group(2))
             if n < 1:
-                raise NetworkError(f"malformed network spec {spec!r}: recurrent token {token!r} at position "
+                raise NetworkError(f"malformed network spec {_shown(spec)}: recurrent token {shown} at position "
                                    f"{position} needs N >= 1")
             if len(shape) != 1:
                 layers.append(Flatten())
                 shape = layers[-1].out_shape(shape)
             if rec.group(1) == "a" and mode != "float":
-                raise NetworkError(f"malformed network spec {spec!r}: token {token!r}: adaptive (ALIF) neurons "
+                raise NetworkError(f"malformed network spec {_shown(spec)}: token {shown}: adaptive (ALIF) neurons "
                                    f"exist in float mode only; use rN for a fixed-point recurrent layer")
-            w = _init(rng, (n, shape[0]), shape[0], gain, mode, order="F")
-            w_rec = _init(rng, (n, n), n, RECURRENT_GAIN, mode, order="F")
-            np.fill_diagonal(w_rec, 0)
+            w = draw((n, shape[0]), shape[0], gain, "F")
+            w_rec = draw((n, n), n, RECURRENT_GAIN, "F", zero_diagonal=True)
             layer_neuron = FloatALIF(lam=neuron.lam) if rec.group(1) == "a" else neuron
             layer = Recurrent(w, w_rec, neuron=layer_neuron, weight_exp=_wexp(mode))
         elif token == "f":
@@ -515,17 +584,17 @@ def from_spec(spec: str, mode: Mode = "float", seed: int = 0, gain: float = 3.0)
             if len(shape) != 1:
                 layers.append(Flatten())
                 shape = layers[-1].out_shape(shape)
-            w = _init(rng, (int(token), shape[0]), shape[0], gain, mode, order="F")
+            w = draw((int(token), shape[0]), shape[0], gain, "F")
             layer = Dense(w, neuron=neuron, weight_exp=_wexp(mode))
         else:
-            raise NetworkError(f"malformed network spec {spec!r}: token {token!r} at position {position} is "
+            raise NetworkError(f"malformed network spec {_shown(spec)}: token {shown} at position {position} is "
                                f"not a layer; expected {_TOKEN_HELP}")
         try:
             shape = layer.out_shape(shape)
         except NetworkError as err:
-            raise NetworkError(f"malformed network spec {spec!r}: token {token!r}: {err}") from None
+            raise NetworkError(f"malformed network spec {_shown(spec)}: token {shown}: {err}") from None
         layers.append(layer)
-    return Network(input_shape, layers)
+    return input_shape, layers
 
 
 def _wexp(mode: Mode) -> int:
@@ -536,12 +605,13 @@ DRAW_CHUNK = 1 << 19  # values per random draw: bounds the float64 temporary of 
 
 
 def _init(rng: np.random.Generator, shape: Shape, fan_in: int, gain: float, mode: Mode,
-          order: Literal["C", "F"] = "C") -> np.ndarray:
+          order: Literal["C", "F"] = "C", zero_diagonal: bool = False) -> np.ndarray:
     """N(0, (gain / sqrt(fan_in))^2) weights of ``shape``, drawn in C order in chunks of whole rows of the
     first axis (the same values as one draw of the whole tensor, without its float64 copy) and stored
-    in ``order`` (dense layers: ``F``, so the engine's fan-out-major view of them needs no copy)."""
-    if int(np.prod(shape, dtype=object)) > MAX_LAYER_WEIGHTS:  # checked before anything is allocated
-        raise NetworkError(f"a layer of shape {shape} has {int(np.prod(shape, dtype=object))} weights, over the "
+    in ``order`` (dense layers: ``F``, so the engine's fan-out-major view of them needs no copy);
+    ``zero_diagonal``: a square matrix without self-connections."""
+    if math.prod(shape) > MAX_LAYER_WEIGHTS:  # checked before anything is allocated
+        raise NetworkError(f"a layer of shape {short(shape, 60)} has {math.prod(shape)} weights, over the "
                            f"limit of {MAX_LAYER_WEIGHTS} per layer")
     scale = gain / np.sqrt(fan_in)
     out = np.empty(shape, np.float32 if mode == "float" else np.int32, order=order)
@@ -556,6 +626,8 @@ def _init(rng: np.random.Generator, shape: Shape, fan_in: int, gain: float, mode
             w = 2 * np.clip(np.round(w * 64), -127, 127)
         rows[r0:r1] = w
         del w  # free this chunk before the next draw
+    if zero_diagonal:
+        np.fill_diagonal(out, 0)
     return out
 
 
@@ -581,52 +653,102 @@ def save(network: Network, path: str | Path) -> Path:
 
 
 def load(path: str | Path) -> Network:
-    """Read a network written by :func:`save`; errors name the file and the field that is wrong."""
+    """Read a network written by :func:`save`; errors name the file and the field that is wrong.
+
+    Nothing large is allocated before it is checked: the description first (at most
+    :data:`MAX_DESCRIPTION_BYTES`, :data:`MAX_LAYERS` layers), then the headers of the tensors it names (shape and
+    dtype of each, no data read), whose bytes -- with the float32/int32 copies and checks :class:`Network` makes --
+    must fit :data:`MAX_FILE_BYTES` and the memory limit (:func:`hwsim.safeio.check_memory`); only then are those
+    members read. Members the description does not name are never read."""
     path = Path(path)
     if not path.is_file():
         raise NetworkError(f"{path}: no such network file")
-    from hwsim.errors import short
-    from hwsim.safeio import NpzError, read_npz
+    from hwsim.safeio import NpzError, array_bytes, check_memory, npz_headers, read_npz
 
+    what = "hwsim network file (.npz)"
     try:  # only the expected members, each checked (no complex, no objects) and size-limited before reading
-        arrays = read_npz(path, lambda name: name == "__network__", MAX_DESCRIPTION_BYTES, kinds="u",
-                          what="hwsim network file (.npz)")
+        arrays = read_npz(path, lambda name: name == "__network__", MAX_DESCRIPTION_BYTES, kinds="u", what=what)
         if "__network__" not in arrays:
             raise NetworkError(f"{path}: missing '__network__' description; not an hwsim network file")
-        arrays |= read_npz(path, _TENSOR.fullmatch, MAX_FILE_BYTES, what="hwsim network file (.npz)")
+    except NpzError as err:
+        raise NetworkError(f"{path}: {err}") from None
+    desc = _description(path, arrays.pop("__network__"))
+    names = _tensor_names(path, desc)
+    try:
+        headers = npz_headers(path, names.__contains__, what=what)
+        raw = sum(array_bytes(shape, dtype) for shape, dtype in headers.values())
+        elements = sum(math.prod(shape) for shape, _ in headers.values())
+        if raw > MAX_FILE_BYTES:
+            raise NetworkError(f"{path}: its tensors hold {raw} bytes of data, over the limit of {MAX_FILE_BYTES} "
+                               f"bytes for one network file")
+        # the data, their float32/int32 copies, and the boolean masks of the finiteness checks
+        check_memory(raw + 5 * elements, f"network file {path}", f"{len(headers)} tensors, {elements} values")
+        arrays = read_npz(path, names.__contains__, MAX_FILE_BYTES, what=what)
     except NpzError as err:
         raise NetworkError(f"{path}: {err}") from None
     try:
-        desc = json.loads(arrays["__network__"].tobytes().decode())
+        layers = [_layer_from(entry, i, arrays) for i, entry in enumerate(desc["layers"])]
+        return Network(tuple(desc["input_shape"]), layers, timesteps=desc.get("timesteps"))
+    except KeyError as err:
+        raise NetworkError(f"{path}: missing field {short(err.args[0] if err.args else err, 60)}") from None
+    except (NetworkError, TypeError, ValueError, AttributeError, OverflowError, RecursionError) as err:
+        raise NetworkError(f"{path}: {short_text(err)}") from None
+
+
+def short_text(err: BaseException, limit: int = 300) -> str:
+    """An exception's message for a one-line error: bounded and printable."""
+    from hwsim.errors import one_line
+
+    return one_line(str(err), limit)
+
+
+def _description(path: Path, data: np.ndarray) -> dict:
+    """The JSON description of a network file, checked to be an hwsim network of at most :data:`MAX_LAYERS`."""
+    try:
+        desc = json.loads(data.tobytes().decode())
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
-        raise NetworkError(f"{path}: '__network__' is not valid JSON: {str(err)[:200]}") from None
+        raise NetworkError(f"{path}: '__network__' is not valid JSON: {short_text(err, 200)}") from None
     if not isinstance(desc, dict):
         raise NetworkError(f"{path}: '__network__' is not a JSON object; not an hwsim network file")
     if desc.get("format") != FORMAT_NAME or desc.get("version") != FORMAT_VERSION:
         raise NetworkError(f"{path}: expected format {FORMAT_NAME} version {FORMAT_VERSION}, got "
                            f"{short(desc.get('format'))} version {short(desc.get('version'))}")
-    try:
-        layers = [_layer_from(entry, i, arrays) for i, entry in enumerate(desc["layers"])]
-        return Network(tuple(desc["input_shape"]), layers, timesteps=desc.get("timesteps"))
-    except KeyError as err:
-        raise NetworkError(f"{path}: missing field {err}") from None
-    except (NetworkError, TypeError, ValueError, AttributeError, OverflowError, RecursionError) as err:
-        raise NetworkError(f"{path}: {str(err)[:300]}") from None
+    layers = desc.get("layers")
+    if not isinstance(layers, list) or not all(isinstance(entry, dict) for entry in layers):
+        raise NetworkError(f"{path}: field 'layers' must be a list of layer objects")
+    if len(layers) > MAX_LAYERS:
+        raise NetworkError(f"{path}: {len(layers)} layers, over the limit of {MAX_LAYERS} layers")
+    return desc
 
 
-_TENSOR = re.compile(r"layers\.\d{1,6}\.(weight|bias|recurrent)")
+def _tensor_names(path: Path, desc: dict) -> set[str]:
+    """The members the description names: weight, bias (and recurrent) of every layer that has synapses."""
+    names = set()
+    for i, entry in enumerate(desc["layers"]):
+        if entry.get("kind") in ("dense", "recurrent", "conv2d"):
+            names |= {f"layers.{i}.weight", f"layers.{i}.bias"}
+            if entry.get("kind") == "recurrent":
+                names.add(f"layers.{i}.recurrent")
+    return names
+
+
+MAX_NAME_CHARS = 200  # a layer name read from a file
 
 
 def _layer_from(entry: dict, i: int, arrays: dict[str, np.ndarray]) -> Layer:
     kind = entry["kind"]
-    if kind not in LAYER_KINDS:
-        raise NetworkError(f"layers[{i}].kind {kind!r} unknown; expected one of {', '.join(LAYER_KINDS)}")
+    if not isinstance(kind, str) or kind not in LAYER_KINDS:
+        raise NetworkError(f"layers[{i}].kind {short(kind, 40)} unknown; expected one of {', '.join(LAYER_KINDS)}")
+    name = entry["name"]
+    if not isinstance(name, str) or len(name) > MAX_NAME_CHARS:
+        raise NetworkError(f"layers[{i}].name must be a text of at most {MAX_NAME_CHARS} characters, got "
+                           f"{short(name, 60)}")
     if kind == "flatten":
         return Flatten(name=entry["name"])
     params = dict(entry["neuron"])
     neuron_type = params.pop("type")
-    if neuron_type not in NEURON_TYPES:
-        raise NetworkError(f"layers[{i}].neuron.type {neuron_type!r} unknown; expected one of "
+    if not isinstance(neuron_type, str) or neuron_type not in NEURON_TYPES:
+        raise NetworkError(f"layers[{i}].neuron.type {short(neuron_type, 40)} unknown; expected one of "
                            f"{', '.join(NEURON_TYPES)}")
     neuron = NEURON_TYPES[neuron_type](**params)
     common = {"neuron": neuron, "weight_exp": entry["weight_exp"], "name": entry["name"]}

@@ -22,16 +22,28 @@ from hwsim.study.palette import INPUT_COLOR, chip_color, mode_color, rule_color 
 
 
 def save(fig: Figure, path: str | Path | None, dpi: int = 120) -> Figure:
-    """Write ``fig`` to ``path`` (PNG; parent folders created) when a path is given; return the figure.
+    """Write ``fig`` to ``path`` (PNG, PDF or SVG by its suffix; parent folders created) when a path is given;
+    return the figure.
 
-    The figure is detached from pyplot's list of open figures, so a loop of plots does not pile them up;
-    it stays usable (``fig.savefig`` again, change its axes)."""
+    Written as every output is (:func:`hwsim.safeio.atomic_path`): to a fresh temporary name, then renamed over
+    ``path`` -- never through a symbolic link at ``path``, never a half-drawn file, the user's umask, and a full disk
+    is one line naming the file. The figure is detached from pyplot's list of open figures, so a loop of plots
+    does not pile them up; it stays usable (``fig.savefig`` again, change its axes)."""
     if path is not None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=dpi, bbox_inches="tight")
+        write_figure(fig, path, dpi)
     plt.close(fig)
     return fig
+
+
+def write_figure(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
+    """``fig`` written to ``path`` atomically (see :func:`save`); the format from the suffix (``.png`` default)."""
+    from hwsim.safeio import atomic_path
+
+    path = Path(path)
+    fmt = path.suffix.lower().lstrip(".") or "png"
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=fmt)
+    return path
 
 
 # ---------------------------------------------------------------------------------------------------------

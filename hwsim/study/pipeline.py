@@ -17,6 +17,7 @@ interrupted study resumes where it stopped without redoing or losing anything):
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Literal
@@ -25,7 +26,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from hwsim.errors import StudyError
+from hwsim.errors import StudyError, one_line, short
 from hwsim.learning import registry
 
 STAGES = ("train", "simulate", "memory", "on_chip", "costs", "feasibility", "export", "report")
@@ -141,10 +142,10 @@ class StudyConfig(BaseModel):
     @field_validator("network")
     @classmethod
     def _spec(cls, value: str) -> str:
-        from hwsim.sim.network import NetworkError, from_spec
+        from hwsim.sim.network import NetworkError, spec_size
 
         try:
-            from_spec(value)
+            spec_size(value)  # the grammar and every shape, counted: no weight is allocated while validating
         except NetworkError as err:
             raise ValueError(str(err)) from None
         return value
@@ -172,6 +173,16 @@ class StudyConfig(BaseModel):
         from hwsim.learning.registry import RuleOptions
 
         return RuleOptions(self.rule_options, frozenset(self.rule_options))
+
+    @model_validator(mode="after")
+    def _size(self) -> StudyConfig:
+        """The memory the study's network takes in training, computed from the configuration alone (before the
+        checks below build the network): refused in one line when over the memory limit."""
+        from hwsim.safeio import check_memory
+
+        need, detail = study_bytes(self)
+        check_memory(need, f"network {short(self.network, 80)}", detail)
+        return self
 
     @model_validator(mode="after")
     def _bins(self) -> StudyConfig:
@@ -209,6 +220,24 @@ class StudyConfig(BaseModel):
                                                               for r in self.rules if _budgeted(r)}
 
 
+TRAIN_COPIES = 4  # weights, gradients, SGD momentum and a checkpoint copy, per weight
+ACTIVATION_BYTES = 12  # per neuron, step and sample kept by BPTT: membrane, spike and surrogate derivative (float32)
+
+
+def study_bytes(config: StudyConfig) -> tuple[int, str]:
+    """``(bytes, what they are)``: a lower bound of the memory the study's training needs, from the configuration
+    alone -- its network's weights times :data:`TRAIN_COPIES`, and BPTT's activations (``ACTIVATION_BYTES`` per
+    neuron, step and sample, at the longest T the study trains or measures)."""
+    from hwsim.sim.network import spec_size
+
+    size = spec_size(config.network)
+    steps = max([config.timesteps, *config.memory_timesteps])
+    weights = TRAIN_COPIES * size.weight_bytes
+    activations = ACTIVATION_BYTES * steps * config.batch_size * (size.neurons + size.input_size)
+    return weights + activations, (f"{size.weights} weights x {TRAIN_COPIES} for training, and activations of "
+                                   f"{size.neurons} neurons x T={steps} x batch {config.batch_size}")
+
+
 def _budgeted(*rules: str) -> bool:
     """Whether any of ``rules`` chooses auxiliary networks under a memory budget (STDL)."""
     return any(registry.get(r).budgeted for r in rules)
@@ -232,7 +261,7 @@ def load_config(path: str | Path | None) -> StudyConfig:
     path = Path(path)
     if not path.is_file():
         raise StudyError(f"{path}: no such study configuration")
-    from hwsim.errors import UsageError, short
+    from hwsim.errors import UsageError
     from hwsim.safeio import load_yaml
 
     try:  # UTF-8 text, no duplicate keys, YAML 1.2 numbers, bounded alias expansion
@@ -244,6 +273,8 @@ def load_config(path: str | Path | None) -> StudyConfig:
         raise StudyError(f"{path}: expected a mapping of study keys")
     try:
         return StudyConfig.model_validate(data)
+    except MemoryError:
+        raise
     except ValidationError as err:
         problems = []
         for e in err.errors():
@@ -257,8 +288,9 @@ def load_config(path: str | Path | None) -> StudyConfig:
                 message = str(e["msg"]).removeprefix("Value error, ")
                 problems.append(f"key {short(key, 60)}: {message} (got {short(e.get('input'))})")
         raise StudyError(f"{path}: " + "; ".join(problems)) from None
-    except Exception as err:  # a chip name the loader refuses
-        raise StudyError(f"{path}: key 'chips': {str(err)[:300]}") from None
+    except Exception as err:  # a check that raised something other than a ValueError: say what, blame no key
+        raise StudyError(f"{path}: invalid study configuration ({type(err).__name__}: {one_line(str(err), 300)})"
+                         ) from None
 
 
 class Study:
@@ -274,9 +306,11 @@ class Study:
         (self.out / "stages").mkdir(exist_ok=True)
         saved = self.out / "study.yaml"
         text = yaml.safe_dump(config.model_dump(), sort_keys=True)
-        if saved.is_file() and saved.read_text(errors="replace") != text:
+        if saved.is_file() and saved.read_text(errors="replace") != text and holds_results(self.out):
             self._lock.release()
-            raise StudyError(f"{self.out}: holds a study with another configuration ({saved}); use another --out")
+            raise StudyError(f"{self.out}: holds results of a study with another configuration ({saved}; "
+                             f"{_differences(saved, config)}); use another --out")
+        # a configuration that left no result (refused, or stopped before its first checkpoint) blocks nothing
         atomic_write(saved, text)
         from hwsim import chips
 
@@ -515,6 +549,35 @@ class Study:
         write_report(self.config, results, self.out)
         append_to_report(self.out / "report.md", results["figures"])
         return {"report": "report.md", "results": "results.json"}
+
+
+_BOOKKEEPING = ("study.yaml", ".hwsim.lock")  # what a study writes before it has any result
+
+
+def holds_results(out: Path) -> bool:
+    """Whether study folder ``out`` holds anything a study produced beyond its bookkeeping (``study.yaml``, lock
+    files, temporary and probe files, empty folders): a finished stage, a checkpoint, a figure."""
+    for folder, _, files in os.walk(out):
+        for name in files:
+            if Path(folder) == Path(out) and name in _BOOKKEEPING:
+                continue
+            if name.endswith(".lock") or name.startswith(".hwsim-probe-") or (name.startswith(".") and ".tmp" in name):
+                continue
+            return True
+    return False
+
+
+def _differences(saved: Path, config: StudyConfig) -> str:
+    """The keys where the configuration in ``saved`` and ``config`` differ, for the refusal (bounded)."""
+    try:
+        before = yaml.safe_load(saved.read_text(errors="replace"))
+    except yaml.YAMLError:
+        return "its study.yaml is not readable YAML"
+    if not isinstance(before, dict):
+        return "its study.yaml is not a mapping"
+    now = config.model_dump()
+    keys = sorted(str(k) for k in {*before, *now} if before.get(k) != now.get(k))
+    return "keys that differ: " + short(", ".join(keys), 200).strip("'")
 
 
 def _peak_kib(values: list[int | None]) -> float | None:

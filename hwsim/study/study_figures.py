@@ -95,8 +95,10 @@ def append_to_report(report: Path, made: dict) -> None:
     for name in CAPTIONS:
         if name in made and name != "quantization_accuracy.png":  # that one is already in the report
             lines += [f"![{name[:-4].replace('_', ' ')}]({name})", "", CAPTIONS[name], ""]
-    with open(report, "a") as handle:
-        handle.write("\n".join(lines))
+    from hwsim.safeio import atomic_write
+
+    text = Path(report).read_text(encoding="utf-8") if Path(report).is_file() else ""
+    atomic_write(report, text + "\n".join(lines))  # the whole report replaced at once, never half appended
 
 
 def _histories(study) -> dict[str, list[dict]]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -24,7 +25,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hwsim.errors import SweepError
+from hwsim.errors import SweepError, short, size_text
 
 # Keys that do not change the trained network (everything else is part of the training key).
 EVAL_KEYS = ("eval_samples", "memory_timesteps", "on_chip", "export")
@@ -32,6 +33,8 @@ EVAL_KEYS = ("eval_samples", "memory_timesteps", "on_chip", "export")
 POINT_KEYS = ("chips", "rules")
 # Study stages a sweep may add to what every point runs (train, simulate, costs, feasibility).
 EXTRA_STAGES = ("memory", "on_chip", "export")
+MAX_POINTS = 10_000  # points of one sweep: each trains (shared) and is priced; more is several sweeps
+POINT_BYTES = 64 << 10  # memory per point while the sweep is planned and run: its configuration, ids, row, task
 
 
 class SweepConfig(BaseModel):
@@ -109,9 +112,9 @@ def parse_sweep(data: dict, where: str = "sweep") -> SweepConfig:
         e = err.errors()[0]
         key = ".".join(str(p) for p in e["loc"]) or "(top level)"
         if e["type"] == "extra_forbidden":
-            raise SweepError(f"{where}: key {key!r} is not a sweep key (known: {', '.join(SweepConfig.model_fields)})"
-                             ) from None
-        raise SweepError(f"{where}: key {key!r}: {e['msg']} (got {e.get('input')!r})") from None
+            raise SweepError(f"{where}: key {short(key, 60)} is not a sweep key (known: "
+                             f"{', '.join(SweepConfig.model_fields)})") from None
+        raise SweepError(f"{where}: key {short(key, 60)}: {e['msg']} (got {short(e.get('input'))})") from None
     if isinstance(config.base, str):
         raise SweepError(f"{where}: key 'base': a study file name is read by load_sweep; give a mapping here")
     expand(config, where)  # every point must be a valid study: refuse now, not hours into the sweep
@@ -126,19 +129,21 @@ def expand(config: SweepConfig, where: str = "sweep") -> list[Point]:
     base = dict(config.base)
     for key in base:
         if key not in known:
-            raise SweepError(f"{where}: base: key {key!r} is not a study key (known: {', '.join(known)})")
+            raise SweepError(f"{where}: base: key {short(key, 60)} is not a study key (known: {', '.join(known)})")
     for key, values in config.axes.items():
         if key not in known:
-            raise SweepError(f"{where}: axes: {key!r} is not a study key (known: {', '.join(known)})")
+            raise SweepError(f"{where}: axes: {short(key, 60)} is not a study key (known: {', '.join(known)})")
         if key == "rules":
             raise SweepError(f"{where}: axes: 'rules' is set per point from 'train_rules' (a point's trained rule is "
                              "the one checked for on-chip learning); vary 'train_rules' instead")
         if not values:
-            raise SweepError(f"{where}: axes: {key!r} is an empty list; give at least one value")
+            raise SweepError(f"{where}: axes: {short(key, 60)} is an empty list; give at least one value")
+    groups = _groups(config, where)
+    count_points(config, groups, where)  # from the configuration alone, before any point is built
+    for key, values in config.axes.items():
         seen = [json.dumps(v, sort_keys=True) for v in values]
         if len(set(seen)) != len(seen):
-            raise SweepError(f"{where}: axes: {key!r} lists a value twice: {values}")
-    groups = _groups(config, where)
+            raise SweepError(f"{where}: axes: {short(key, 60)} lists a value twice: {short(values, 120)}")
     points: list[Point] = []
     for combo in itertools.product(*[list(zip(*[config.axes[k] for k in g])) for g in groups]):
         assign = {k: v for g, values in zip(groups, combo) for k, v in zip(g, values)}
@@ -152,15 +157,18 @@ def expand(config: SweepConfig, where: str = "sweep") -> list[Point]:
         except ValidationError as err:
             e = err.errors()[0]
             key = ".".join(str(p) for p in e["loc"])
-            raise SweepError(f"{where}: point {assign}: study key {key!r}: {e['msg']} (got {e.get('input')!r})"
+            raise SweepError(f"{where}: point {short(assign, 200)}: study key {short(key, 60)}: "
+                             f"{short_message(e['msg'])} (got {short(e.get('input'))})") from None
+        except MemoryError:
+            raise
+        except Exception as err:  # a check that raised something other than a ValueError
+            raise SweepError(f"{where}: point {short(assign, 200)}: {type(err).__name__}: {short_message(err)}"
                              ) from None
-        except Exception as err:  # a chip name the loader refuses
-            raise SweepError(f"{where}: point {assign}: study key 'chips': {err}") from None
         from hwsim import chips
 
         chip_names = chips.names() if study.chips == "all" else list(dict.fromkeys(study.chips))
         if not chip_names or not study.train_rules:
-            raise SweepError(f"{where}: point {assign}: needs at least one chip and one train rule")
+            raise SweepError(f"{where}: point {short(assign, 200)}: needs at least one chip and one train rule")
         for rule in dict.fromkeys(study.train_rules):
             for chip in chip_names:
                 point = study.model_copy(update={"train_rules": [rule], "rules": [rule], "chips": [chip]})
@@ -176,6 +184,50 @@ def expand(config: SweepConfig, where: str = "sweep") -> list[Point]:
     return points
 
 
+def count_points(config: SweepConfig, groups: list[list[str]] | None = None, where: str = "sweep") -> int:
+    """The number of points ``config`` makes, computed from the axes alone (no point built): the product over
+    groups of axes varied together of the sum, over a group's values, of (train rules x chips) where the group sets
+    them, times the base's train rules and chips otherwise. Refused (:class:`SweepError`, or
+    :class:`~hwsim.errors.TooLarge`) above :data:`MAX_POINTS` or the memory limit, in one line."""
+    from hwsim.safeio import check_memory
+
+    groups = _groups(config, where) if groups is None else groups
+    total, parts = 1, []
+    for group in groups:
+        n = sum(math.prod(_entries(key, config.axes[key][i]) for key in group if key in ("train_rules", "chips"))
+                for i in range(len(config.axes[group[0]])))
+        total *= n
+        parts.append(f"{'+'.join(group)} ({n})")
+    for key in ("train_rules", "chips"):
+        if key not in config.axes:
+            n = _entries(key, config.base.get(key, _defaults((key,))[key]) if isinstance(config.base, dict) else None)
+            total *= n
+            parts.append(f"{key} ({n})")
+    if total > MAX_POINTS:
+        raise SweepError(f"{where}: {total} points ({short_message(' x '.join(parts), 200)}), over the limit "
+                         f"of {MAX_POINTS} points per sweep; narrow the axes or split the sweep")
+    check_memory(total * POINT_BYTES, f"{where}: {total} points", f"{size_text(POINT_BYTES)} each to plan and track")
+    return total
+
+
+def _entries(key: str, value: Any) -> int:
+    """How many points one value of ``train_rules`` or ``chips`` makes (a list: its length; ``all``: every chip)."""
+    if key == "chips" and value == "all":
+        from hwsim import chips
+
+        return len(chips.names())
+    if isinstance(value, list):
+        return max(len(value), 1)
+    return 1
+
+
+def short_message(err: object, limit: int = 300) -> str:
+    """An error message on one line, bounded (a validation message may quote megabytes of input)."""
+    from hwsim.errors import one_line
+
+    return one_line(str(err), limit)
+
+
 def _groups(config: SweepConfig, where: str) -> list[list[str]]:
     """Axis names in groups that vary together (a lone axis is a group of one), in the order written."""
     names = list(config.axes)
@@ -189,9 +241,10 @@ def _groups(config: SweepConfig, where: str) -> list[list[str]]:
     for group in zipped:
         for name in group:
             if name not in config.axes:
-                raise SweepError(f"{where}: zip: {name!r} is not one of the axes ({', '.join(names) or 'none'})")
+                raise SweepError(f"{where}: zip: {short(name, 60)} is not one of the axes "
+                                 f"({', '.join(names) or 'none'})")
             if name in grouped:
-                raise SweepError(f"{where}: zip: {name!r} is in two groups")
+                raise SweepError(f"{where}: zip: {short(name, 60)} is in two groups")
             grouped[name] = group
         lengths = {name: len(config.axes[name]) for name in group}
         if len(set(lengths.values())) > 1:

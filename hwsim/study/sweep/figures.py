@@ -162,6 +162,9 @@ def _ordered(rows: list[dict], key: str) -> list:
 
 
 def _save(fig, path: Path) -> Path:
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    from hwsim.study.figures import write_figure
+
+    try:
+        return write_figure(fig, path, dpi=110)  # atomic: never through a link, never half a file
+    finally:
+        plt.close(fig)

@@ -53,9 +53,9 @@ def write_report(config: SweepConfig, rows: list[dict], figures: list[str], out:
             error = str(r.get("error")).replace("|", "/")
             lines.append(f"| `{r['point_id']}` | {r['chip']} | {r['rule']} | {r['network']} | "
                          f"{_show(r['timesteps'])} | {error} |")
-    path = out / "sweep.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    from hwsim.safeio import atomic_write
+
+    return atomic_write(out / "sweep.md", "\n".join(lines) + "\n")
 
 
 def _better(a: dict, b: dict) -> bool:

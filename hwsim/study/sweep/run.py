@@ -12,7 +12,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,7 +125,9 @@ def _claim(out: Path, config: SweepConfig) -> None:
         return
     if any(p.name not in (LOCK, ".sweep.lock") for p in out.iterdir()):
         raise SweepError(f"{out}: not empty and holds no sweep ({SAVED}); use a new or empty folder for --out")
-    saved.write_text(text)
+    from hwsim.safeio import atomic_write
+
+    atomic_write(saved, text)
 
 
 def _run_serial(points: list[Point], config: SweepConfig, out: Path, finish) -> None:
@@ -153,21 +158,35 @@ def _run_serial(points: list[Point], config: SweepConfig, out: Path, finish) -> 
 
 def _run_dask(points: list[Point], config: SweepConfig, out: Path, start, finish, scheduler: str | None,
               workers: int | None, connect_timeout_s: float, log) -> None:
-    from distributed import Client, LocalCluster, as_completed
+    from distributed import Client, LocalCluster
 
     cluster = None
-    if scheduler:
-        client = Client(scheduler, timeout=f"{connect_timeout_s}s", set_as_default=False)
-    else:
-        import dask
+    with _quiet_dask():
+        if scheduler:
+            client = Client(scheduler, timeout=f"{connect_timeout_s}s", set_as_default=False)
+        else:
+            import dask
 
-        n = workers or os.cpu_count() or 1
-        # Lava (the export stage) starts processes of its own, which a daemonic worker may not
-        with dask.config.set({"distributed.worker.daemon": "export" not in config.extra_stages}):
-            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                   silence_logs=logging.CRITICAL,
-                                   env={"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
-        client = Client(cluster, set_as_default=False)
+            n = workers or os.cpu_count() or 1
+            # Lava (the export stage) starts processes of its own, which a daemonic worker may not
+            with dask.config.set({"distributed.worker.daemon": "export" not in config.extra_stages}), \
+                    _workers_ignore_ctrl_c():
+                cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                       silence_logs=logging.CRITICAL,
+                                       env={"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+            try:
+                client = Client(cluster, set_as_default=False)
+            except BaseException:
+                cluster.close()
+                raise
+        _drive(client, cluster, points, config, out, start, finish, log)
+
+
+def _drive(client, cluster, points: list[Point], config: SweepConfig, out: Path, start, finish, log) -> None:
+    """Submit the task graph to ``client`` and hand each point to ``finish`` as it completes; the client (and the
+    ``cluster`` this sweep started, if any) are closed however this ends -- Ctrl-C included."""
+    from distributed import as_completed
+
     try:
         workers_now = len(client.scheduler_info(n_workers=-1).get("workers", {}))
         log(f"sweep: Dask scheduler {client.scheduler.address} with {workers_now} workers; dashboard: "
@@ -202,6 +221,47 @@ def _run_dask(points: list[Point], config: SweepConfig, out: Path, start, finish
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+TRACKER_WARNING = "ignore::UserWarning:multiprocessing.resource_tracker"
+
+
+@contextmanager
+def _workers_ignore_ctrl_c() -> Iterator[None]:
+    """Start the LocalCluster's worker processes with SIGINT ignored (they inherit it): a Ctrl-C in the terminal
+    reaches every process of the group, and only this one should act on it -- by closing the cluster, whose
+    nannies then stop the workers quietly -- instead of each worker printing its own traceback. The processes
+    started meanwhile (workers, multiprocessing's resource tracker) also inherit a warning filter: the tracker
+    otherwise prints a warning when it cleans up after workers stopped mid-task. Both restored afterwards."""
+    before = os.environ.get("PYTHONWARNINGS")
+    os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [before, TRACKER_WARNING]))
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        yield
+    finally:  # (a Ctrl-C during the few seconds the workers start is ignored: the price of quiet workers)
+        if main:
+            signal.signal(signal.SIGINT, previous)
+        if before is None:
+            os.environ.pop("PYTHONWARNINGS", None)
+        else:
+            os.environ["PYTHONWARNINGS"] = before
+
+
+@contextmanager
+def _quiet_dask() -> Iterator[None]:
+    """Dask's own loggers (scheduler, nannies, comms of this process) at CRITICAL while the sweep runs: a closed
+    connection or a worker stopped by Ctrl-C is normal here, and the command's output is its own lines; each
+    point's error is kept in the table. Restored afterwards."""
+    loggers = [logging.getLogger(name) for name in ("distributed", "tornado", "asyncio")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
 
 
 def _probe(address: str, timeout_s: float) -> None:

@@ -45,7 +45,20 @@ class Table:
         if self.path.is_file():
             import pandas as pd
 
-            for row in pd.read_parquet(self.path).to_dict("records"):
+            try:
+                records = pd.read_parquet(self.path).to_dict("records")
+            except MemoryError:
+                raise
+            except Exception as err:  # pyarrow's errors have many types; none is a ValueError subclass
+                from hwsim.errors import SweepError, one_line
+
+                raise SweepError(f"{self.path}: not a readable sweep table ({type(err).__name__}: "
+                                 f"{one_line(str(err), 160)}); move it away to start the table over") from None
+            for row in records:
+                if not isinstance(row.get("point_id"), str):
+                    from hwsim.errors import SweepError
+
+                    raise SweepError(f"{self.path}: a row without a point_id; not a sweep table of hwsim")
                 self.rows[row["point_id"]] = {k: _clean(v) for k, v in row.items()}
 
     def done(self) -> set[str]:
