@@ -14,6 +14,16 @@ default all cores). Reported per contender:
   best of each), target >= 1.7x at batch 64 on two
   cores or more (runs below ``hwsim.sim.engine.PARALLEL_MIN_WORK`` neuron updates, batch 1 here, stay on one
   thread: the speed-up there is 1 by design);
+* recurrent against dense: the G SOP/s of the recurrent layer of 256-r512-10 beside those of the dense layer of
+  256-512-10 (each layer's own SOPs over its own wall time, ``Engine.layer_seconds``, best of at least
+  ``BEST_SECONDS`` of alternating runs), float and fixed, batch 1 and 64, one core. Dense baselines: the dense
+  layer on the same 5 % input (fewer SOPs per step: no spikes fed back); the dense layer at the same activity (an
+  input rate giving it as many presynaptic events per step as the recurrent layer gets, its input spikes plus
+  its own spikes fed back; a third of the synapses, so its rows stay in cache more); and the target's baseline,
+  a dense layer of the same synapses (512 x (256 + 512): the input and the recurrent weights side by side) fed
+  the same events (the input, and the recurrent layer's own spikes of the step before): the same weight rows
+  read in the same order, so the ratio is the per-SOP speed of the recurrent kernel against the dense one.
+  Target: within 30 % (``--recurrent-only`` runs just this part);
 * peak memory of 4096-4096-4096-10, T = 100, batch 64 at 5 % input (``from_spec``, ``bernoulli``,
   ``Engine.run``, in a fresh process): peak resident set size (everything, including Python, numba and the
   loaded kernels; target < 350 MB) and the tracemalloc peak of the arrays numpy allocates (the engine's
@@ -23,7 +33,7 @@ Lava is timed after a one-step warm-up run (graph compilation and process start-
 monitors. hwsim is timed on a built :class:`hwsim.sim.engine.Engine` after one warm-up call (kernel load
 excluded). Best of at least ``--repeats`` runs and ``BEST_SECONDS`` of running, for hwsim and torch alike.
 
-    python benchmarks/bench_core.py [--json FILE] [--repeats N] [--skip-lava] [--threads N]
+    python benchmarks/bench_core.py [--json FILE] [--repeats N] [--skip-lava] [--threads N] [--recurrent-only]
 """
 
 from __future__ import annotations
@@ -49,12 +59,13 @@ import torch
 from alternate import StealMeter, alternate_best, best_within  # noqa: E402
 from hwsim.sim.engine import Engine, bernoulli  # noqa: E402
 from hwsim.sim.kernels.synapses import dense_events, emit_events, scan_events  # noqa: E402
-from hwsim.sim.network import FloatLIF, Network, from_spec  # noqa: E402
+from hwsim.sim.network import Dense, FloatLIF, Network, from_spec  # noqa: E402
 from hwsim.sim.threads import available_threads, set_threads  # noqa: E402
 
 SPEC, STEPS = "784-512-512-10", 100
 TARGETS = {"float_b1_gsops": 5.0, "fixed_vs_lava": 100.0, "torch_b1": 8.0, "torch_b64": 2.0, "threads_b64": 1.7,
-           "peak_mb": 350.0}
+           "peak_mb": 350.0, "recurrent_vs_dense": 0.7}
+RECURRENT_SPEC, DENSE_SPEC, RECURRENT_RATE = "256-r512-10", "256-512-10", 0.05
 THREAD_SECONDS = 4.0  # 1 and all threads alternate for at least this long (each keeps its best run)
 BEST_SECONDS = 1.0  # every other timing: best run of at least --repeats runs and this many seconds
 MEMORY_SCRIPT = """
@@ -173,15 +184,101 @@ def time_lava(network: Network, x: np.ndarray) -> float:
         source.stop()
 
 
+def layer_best(runs: list[tuple[Engine, np.ndarray]], repeats: int) -> list[float]:
+    """Best wall seconds of the first layer of each ``(engine, input)`` run, the runs alternating (at least
+    ``repeats`` rounds and ``2 * BEST_SECONDS``, so that machine noise hits them alike), the layer's time as the
+    engine measures it (``Engine.layer_seconds``)."""
+    best = [float("inf")] * len(runs)
+    started, rounds = time.perf_counter(), 0
+    while rounds < repeats or time.perf_counter() - started < 2 * BEST_SECONDS:
+        for k, (engine, x) in enumerate(runs):
+            engine.run(x)
+            best[k] = min(best[k], engine.layer_seconds[0])
+        rounds += 1
+    return best
+
+
+def _layer_entry(engine: Engine, x: np.ndarray, rate: float) -> dict:
+    """SOPs, recurrent SOPs, input and output rate of the first layer of ``engine`` on ``x``."""
+    engine.run(x[:2])
+    layer = engine.run(x).counts.layers[0]
+    steps, batch = x.shape[:2]
+    return {"sop": layer.total("sop"), "sop_recurrent": layer.total("sop_recurrent"), "rate_in": rate,
+            "rate_out": layer.total("spikes_out") / (steps * batch * layer.n_out)}
+
+
+def recurrent_vs_dense(repeats: int) -> list[dict]:
+    """The recurrent layer of ``RECURRENT_SPEC`` against the dense layer of ``DENSE_SPEC``, on the same input and
+    at the same activity (module docstring): SOPs, rates and G SOP/s of each, float and fixed, batch 1 and 64,
+    on the current thread count."""
+    rows = []
+    for mode in ("float", "fixed"):
+        rec_layer = from_spec(RECURRENT_SPEC, mode).layers[0]  # each layer alone: its spikes kept alike
+        recurrent = Engine(Network(256, [rec_layer]))
+        dense = Engine(Network(256, [from_spec(DENSE_SPEC, mode).layers[0]]))
+        side_by_side = np.concatenate([rec_layer.weight, rec_layer.recurrent], axis=1)
+        stacked = Engine(Network(256 + rec_layer.n_out, [Dense(side_by_side, neuron=rec_layer.neuron,
+                                                               weight_exp=rec_layer.weight_exp)]))
+        for batch in (1, 64):
+            x = bernoulli((STEPS, batch, 256), RECURRENT_RATE, seed=1)
+            entry = {"mode": mode, "batch": batch, "recurrent": _layer_entry(recurrent, x, RECURRENT_RATE),
+                     "dense": _layer_entry(dense, x, RECURRENT_RATE)}
+            matched = min(1.0, entry["recurrent"]["sop"] / rec_layer.n_out / (STEPS * batch * 256))
+            x_matched = bernoulli((STEPS, batch, 256), matched, seed=1)
+            entry["dense_same_activity"] = _layer_entry(dense, x_matched, matched)
+            own = recurrent.run(x, record="spikes").spikes[0]
+            x_same = np.concatenate([x, np.concatenate([np.zeros_like(own[:1]), own[:-1]])], axis=2)
+            entry["dense_same_synapses"] = _layer_entry(stacked, x_same, float(x_same.mean()))
+            if mode == "float":  # same sums, same order of rows: the same spikes
+                assert np.array_equal(stacked.run(x_same).output, recurrent.run(x).output)
+            timed = layer_best([(recurrent, x), (dense, x), (dense, x_matched), (stacked, x_same)], repeats)
+            for name, seconds in zip(("recurrent", "dense", "dense_same_activity", "dense_same_synapses"), timed):
+                entry[name].update(seconds=seconds, gsops=entry[name]["sop"] / seconds / 1e9)
+            entry["ratio"] = entry["recurrent"]["gsops"] / entry["dense_same_synapses"]["gsops"]
+            entry["ratio_same_activity"] = entry["recurrent"]["gsops"] / entry["dense_same_activity"]["gsops"]
+            rows.append(entry)
+    return rows
+
+
+def print_recurrent(rows: list[dict]) -> list[tuple]:
+    """Print the recurrent-vs-dense table; returns its target checks ``(name, value, target)``."""
+    print(f"\nrecurrent vs dense layer, {RECURRENT_SPEC} vs {DENSE_SPEC}, T={STEPS}, input {RECURRENT_RATE:.0%}, "
+          f"one core (each layer's SOPs / its wall time)\n")
+    print(f"{'mode':<5}  {'batch':>5}  {'layer':<21}  {'rate_in':>7}  {'SOP':>10}  {'of them rec.':>12}  "
+          f"{'rate_out':>8}  {'ms':>8}  {'G SOP/s':>8}")
+    checks = []
+    names = {"recurrent": "recurrent", "dense": "dense, same input", "dense_same_activity": "dense, same activity",
+             "dense_same_synapses": "dense, same synapses"}
+    for entry in rows:
+        for key, name in names.items():
+            e = entry[key]
+            print(f"{entry['mode']:<5}  {entry['batch']:>5}  {name:<21}  {e['rate_in']:7.3f}  {e['sop']:>10}  "
+                  f"{e['sop_recurrent']:>12}  {e['rate_out']:8.3f}  {e['seconds'] * 1e3:8.2f}  {e['gsops']:8.2f}")
+        print(f"{'':<14}recurrent / dense G SOP/s: {entry['ratio']:.2f} (same synapses and events), "
+              f"{entry['ratio_same_activity']:.2f} (256-512 at the same activity)")
+        checks.append((f"recurrent / dense G SOP/s, {entry['mode']} b{entry['batch']}", entry["ratio"],
+                       TARGETS["recurrent_vs_dense"]))
+    return checks
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
     parser.add_argument("--repeats", type=int, default=5, help="timed repetitions for hwsim and torch")
     parser.add_argument("--skip-lava", action="store_true", help="leave Lava out (it takes a while)")
     parser.add_argument("--threads", type=int, default=None, help="'all threads' count (default: all cores)")
+    parser.add_argument("--recurrent-only", action="store_true", help="only the recurrent-vs-dense comparison")
     args = parser.parse_args()
     threads = set_threads(args.threads or available_threads())  # every core, busy or not (not the default)
     set_threads(1)
+    recurrent_rows = recurrent_vs_dense(args.repeats)
+    recurrent_checks = print_recurrent(recurrent_rows)
+    if args.recurrent_only:
+        for name, value, target in recurrent_checks:
+            print(f"  {'met ' if value >= target else 'MISS'}  {name:<34} {value:9.2f}  (>= {target:g})")
+        if args.json:
+            Path(args.json).write_text(json.dumps({"recurrent_vs_dense": recurrent_rows}, indent=2))
+        return
 
     float_net, fixed_net = from_spec(SPEC, "float"), from_spec(SPEC, "fixed")
     float_net._bare_weights = [np.ascontiguousarray(layer.weight.T) for layer in float_net.layers]
@@ -270,6 +367,9 @@ def main() -> None:
                 checks.append((f"float {threads} threads / 1, batch {entry['batch']}, {entry['rate']:.0%}",
                                entry["float"]["thread_speedup"], TARGETS["threads_b64"],
                                entry["float"]["steal_during_threads"]))
+    print_recurrent(recurrent_rows)
+    results["recurrent_vs_dense"] = recurrent_rows
+    checks.extend(recurrent_checks)
     rss, traced = peak_memory(threads)
     results["memory"] = {"peak_rss_mb": rss, "tracemalloc_peak_mb": traced}
     print(f"\npeak memory, 4096-4096-4096-10, T=100, batch 64, 5 % input: {rss:.0f} MB resident (whole process), "

@@ -21,7 +21,7 @@ def test_run_json_schema_and_values(capsys):
     out = json.loads(capsys.readouterr().out)
     assert set(out) == {"timesteps", "batch", "mode", "engine", "device", "layers"}
     assert (out["timesteps"], out["batch"], out["mode"]) == (9, 2, "fixed")
-    fields = {"name", "kind", "n_in", "n_out", "spikes_in", "spikes_out", "sop", "neuron_updates",
+    fields = {"name", "kind", "n_in", "n_out", "spikes_in", "spikes_out", "sop", "sop_recurrent", "neuron_updates",
               "mem_read_bytes", "mem_write_bytes"}
     assert [set(layer) for layer in out["layers"]] == [fields, fields]
     # the same run through the library gives the same numbers

@@ -20,7 +20,7 @@ DEFAULT_RATE = 0.1  # input spike probability per input neuron per step
 
 __all__ = ["UsageError"]  # re-exported: commands raise it for bad arguments (exit code 2)
 
-RUN_FIELDS = ("name", "kind", "n_in", "n_out", "spikes_in", "spikes_out", "sop", "neuron_updates",
+RUN_FIELDS = ("name", "kind", "n_in", "n_out", "spikes_in", "spikes_out", "sop", "sop_recurrent", "neuron_updates",
               "mem_read_bytes", "mem_write_bytes")
 
 

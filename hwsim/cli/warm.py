@@ -7,7 +7,9 @@ those calls on tiny inputs, so the first real command loads every kernel from th
 
 * the engine's layer kernels, serial and (where numba may use two threads or more) parallel, for every weight
   type the engine passes: float32 (float mode: dense, conv, pool), int8 (fixed dense, mixed signs), uint8
-  (fixed dense, one sign) and int16 (fixed conv and pool); the spike scans;
+  (fixed dense, one sign) and int16 (fixed conv and pool); the recurrent kernels (recurrent LIF and ALIF layers,
+  dense ALIF layers; fixed point with input and recurrent weights of mixed signs, of one sign, and one of each);
+  the spike scans;
 * the on-chip learning kernels: every on-chip rule on a dense and on a conv network, in float and fixed point,
   through :class:`hwsim.learning.learner.OnChipLearner` (as ``hwsim study`` and ``hwsim estimate --rules`` do);
 * the cost model's kernels: every chip profile priced once (the detailed NoC timing model included).
@@ -29,6 +31,7 @@ import hwsim.sim.threads  # first: the OpenMP wait policy, before numba starts i
 
 DENSE_SPEC = "16-12-10-4"  # two hidden layers: every rule (TTL-BPTT blocks, STDL's auxiliary networks) applies
 CONV_SPEC = "2x6x6-c3k3p1-p2-c4k3p1-8-4"  # conv, sum pool, conv, flatten, dense: every layer kind
+RECURRENT_SPEC = "16-r12-r10-4"  # recurrent layers (float: the second one adaptive, see _recurrent_networks)
 STEPS, BATCH = 3, 2
 
 
@@ -43,6 +46,29 @@ def _networks(mode: str) -> list:
         if isinstance(layer, Dense):
             layer.weight = np.abs(layer.weight)
     return [dense, conv, one_sign]
+
+
+def _recurrent_networks(mode: str) -> list:
+    """Tiny recurrent networks of ``mode``: float, a recurrent LIF, a recurrent ALIF and a dense ALIF layer; fixed,
+    every pair of 8-bit storage types of input and recurrent weights (int8 mixed signs, uint8 one sign)."""
+    from hwsim.sim.network import Dense, FloatALIF, Network, Recurrent, from_spec
+
+    network = from_spec(RECURRENT_SPEC, mode, seed=1)
+    if mode == "float":
+        first, second, last = network.layers
+        adaptive = FloatALIF(lam=second.neuron.lam)
+        return [Network(16, [first, Recurrent(second.weight, second.recurrent, neuron=adaptive),
+                             Dense(last.weight, neuron=adaptive)])]
+    networks = [network]
+    for one_sign in ((True, True), (True, False), (False, True)):
+        layers = []
+        for layer in network.layers:
+            if isinstance(layer, Recurrent):
+                w, r = (np.abs(m) if flag else m for m, flag in zip((layer.weight, layer.recurrent), one_sign))
+                layer = Recurrent(w, r, neuron=layer.neuron, weight_exp=layer.weight_exp)
+            layers.append(layer)
+        networks.append(Network(16, layers))
+    return networks
 
 
 def _inputs(network, seed: int = 0) -> np.ndarray:
@@ -60,7 +86,7 @@ def warm_engine() -> None:
 
     parallel = numba.get_num_threads() > 1  # the engine's parallel kernels never run on one thread
     for mode in ("float", "fixed"):
-        for network in _networks(mode):
+        for network in _networks(mode) + _recurrent_networks(mode):
             x = _inputs(network)
             Engine(network, threads=1).run(x, record=True)
             if parallel:

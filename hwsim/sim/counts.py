@@ -6,20 +6,27 @@ never on a chip. The cost model (not the engine) decides what a count costs on a
 
 Conventions (per layer; ``B`` = batch size, every counter summed over the batch):
 
-* ``spikes_in[t]`` -- spike events reaching the layer's synapses at step t.
+* ``spikes_in[t]`` -- spike events reaching the layer's feed-forward synapses at step t (a recurrent layer's
+  own spikes, fed back, are not counted here: they are its ``spikes_out``).
 * ``sop[t]`` -- synaptic operations: one weight read + accumulate per (presynaptic spike x synapse of its
-  actual fan-out); conv fan-out is counted per event, so borders and strides are exact.
+  actual fan-out); conv fan-out is counted per event, so borders and strides are exact. A recurrent layer's
+  recurrent synapses are SOPs too: each of its spikes at step t - 1 reads its ``n_out`` recurrent weights
+  (every stored synapse, zeros included, as for dense) at step t.
+* ``sop_recurrent[t]`` -- the part of ``sop[t]`` done by recurrent synapses (0 for other layers).
 * ``neuron_updates[t]`` -- every neuron every step (time-driven, as on Loihi): ``B * n_out``.
 * ``neuron_updates_active[t]`` -- the updates of neurons whose synaptic input that step was non-zero
-  (Loihi prices active and idle neuron updates differently; the rest are idle).
+  (Loihi prices active and idle neuron updates differently; the rest are idle); in a recurrent layer, a
+  neuron whose feed-forward or recurrent input that step was non-zero (either one, as each synapse set
+  delivers it).
 * ``spikes_out[t]`` -- spikes emitted by the layer's neurons.
 * ``error_macs``, ``grad_ops``, ``trace_updates``, ``weight_updates`` -- learning counters (zero for
   inference; filled by the on-chip rules).
 * ``mem_read_bytes[kind][t]`` / ``mem_write_bytes[kind][t]`` -- bytes by memory kind (``MEMORY_KINDS``).
   Inference: each SOP reads one weight (float32: 4 B; fixed point: 1 B, the 8-bit Loihi weight); each
-  neuron update reads and writes its state (float: u, 4 B; fixed: u and v, 24 bit each, 3 + 3 B) and
-  reads its bias when it has one (float 4 B; fixed 2 B, the 13-bit mantissa). The synaptic accumulate
-  itself is part of the SOP (dendritic accumulators), not counted as memory traffic.
+  neuron update reads and writes its state (float: u, 4 B; fixed: u and v, 24 bit each, 3 + 3 B; adaptive
+  ALIF neurons also their adaptation variable, float 4 B more) and reads its bias when it has one (float
+  4 B; fixed 2 B, the 13-bit mantissa). Recurrent SOPs read their weights like any SOP (``weights``). The
+  synaptic accumulate itself is part of the SOP (dendritic accumulators), not counted as memory traffic.
 * ``neuron_spikes`` -- per output neuron, spikes over all steps and samples, shape ``(n_out,)``;
   ``neuron_active`` -- per output neuron, active updates, ``(n_out,)``; ``input_spikes`` -- per
   presynaptic neuron, ``(n_in,)``; while learning, ``neuron_weight_updates`` -- weights written per
@@ -34,13 +41,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-EVENT_COUNTERS = ("spikes_in", "spikes_out", "sop", "neuron_updates", "neuron_updates_active",
+EVENT_COUNTERS = ("spikes_in", "spikes_out", "sop", "sop_recurrent", "neuron_updates", "neuron_updates_active",
                   "error_macs", "grad_ops", "trace_updates", "weight_updates")
 MEMORY_KINDS = ("weights", "neuron_state", "traces", "errors", "grad_accum", "history", "aux")
 
 WEIGHT_BYTES = {"float": 4, "fixed": 1}
 STATE_BYTES = {"float": 4, "fixed": 6}
 BIAS_BYTES = {"float": 4, "fixed": 2}
+ADAPTATION_BYTES = {"float": 4}  # the ALIF adaptation variable a (float32); adaptive neurons exist in float only
 
 
 @dataclass
@@ -108,10 +116,12 @@ class Counts:
                 "layers": [layer.to_dict() for layer in self.layers]}
 
 
-def add_inference_bytes(layer: LayerCounts, mode: str, has_bias: bool) -> None:
-    """Fill the inference byte counters of ``layer`` from its event counts (conventions above)."""
+def add_inference_bytes(layer: LayerCounts, mode: str, has_bias: bool, adaptive: bool = False) -> None:
+    """Fill the inference byte counters of ``layer`` from its event counts (conventions above); ``adaptive``:
+    the layer's neurons are ALIF (their state includes the adaptation variable)."""
     ev = layer.events
     layer.mem_read_bytes["weights"] += ev["sop"] * WEIGHT_BYTES[mode]
-    state_read = STATE_BYTES[mode] + (BIAS_BYTES[mode] if has_bias else 0)
+    state = STATE_BYTES[mode] + (ADAPTATION_BYTES[mode] if adaptive else 0)
+    state_read = state + (BIAS_BYTES[mode] if has_bias else 0)
     layer.mem_read_bytes["neuron_state"] += ev["neuron_updates"] * state_read
-    layer.mem_write_bytes["neuron_state"] += ev["neuron_updates"] * STATE_BYTES[mode]
+    layer.mem_write_bytes["neuron_state"] += ev["neuron_updates"] * state

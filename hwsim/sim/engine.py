@@ -3,6 +3,10 @@
 Input layout is ``(T, B, *input_shape)`` of 0/1 spikes. Float mode implements the SLTT/OTTT LIF with no
 synaptic delay; fixed mode is Lava 0.10.0 ``fixed_pt`` bit for bit, including its one-step delay per
 connection (hwsim step t is Lava step t + 1 when Lava's input ``RingBuffer`` holds the same columns).
+Recurrent layers (:class:`~hwsim.sim.network.Recurrent`) feed their own spikes of step t - 1 back into step t
+through their recurrent synapses, event by event (float and fixed alike: in fixed mode that is Lava's
+one-step delay of the recurrent ``Dense``); dense and recurrent layers of adaptive
+(:class:`~hwsim.sim.network.FloatALIF`) neurons run in float mode.
 """
 
 from __future__ import annotations
@@ -20,23 +24,41 @@ from hwsim.sim.counts import Counts, LayerCounts, add_inference_bytes
 from hwsim.sim.kernels.layer import (
     run_fixed_layer,
     run_fixed_layer_serial,
+    run_fixed_rec_layer,
+    run_fixed_rec_layer_serial,
     run_float_layer,
     run_float_layer_serial,
+    run_float_rec_layer,
+    run_float_rec_layer_serial,
 )
 from hwsim.sim.kernels.records import (
     ACTIVE,
     N_COUNTERS,
     SOP,
+    SOP_RECURRENT,
     SPIKES_IN,
     SPIKES_OUT,
     EventSource,
     FixedNeurons,
     FloatNeurons,
     LayerOutput,
+    Recurrence,
     Synapses,
 )
 from hwsim.sim.kernels.synapses import CONV, DENSE, POOL, scan_events, scan_events_serial
-from hwsim.sim.network import DRAW_CHUNK, Conv2d, Dense, Flatten, FloatLIF, LoihiLIF, Network, NetworkError, SumPool2d
+from hwsim.sim.network import (
+    DRAW_CHUNK,
+    Conv2d,
+    Dense,
+    Flatten,
+    FloatALIF,
+    FloatLIF,
+    LoihiLIF,
+    Network,
+    NetworkError,
+    Recurrent,
+    SumPool2d,
+)
 
 
 @dataclass
@@ -61,9 +83,10 @@ class SimResult:
 
 @dataclass
 class LayerPlan:
-    """A neuron layer compiled for the kernels (internal)."""
+    """A neuron layer compiled for the kernels (internal). ``rec``: the :class:`Recurrence` record of a
+    recurrent layer or a dense layer of adaptive neurons (they run in the recurrent kernels), else None."""
 
-    layer: Dense | Conv2d | SumPool2d
+    layer: Dense | Recurrent | Conv2d | SumPool2d
     kind: int
     w2d: np.ndarray
     geom: np.ndarray
@@ -71,6 +94,12 @@ class LayerPlan:
     out_shape: tuple[int, ...]
     factor: int = 1
     in_layout: tuple[int, ...] = ()  # shape of the input as produced upstream (channels last inside the kernels)
+    rec: Recurrence | None = None
+
+    @property
+    def recurrent(self) -> bool:
+        """True when the layer has recurrent synapses (its work items then own whole samples)."""
+        return self.rec is not None and self.rec.w_rec.shape[0] > 0
 
     def synapses(self, mode: str) -> Synapses:
         """The kernels' :class:`~hwsim.sim.kernels.records.Synapses` record of this layer."""
@@ -172,6 +201,30 @@ def conv_rows_weights(weight: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(weight.transpose(2, 3, 1, 0).reshape(kh * kw * c, o))
 
 
+def fanout_weights(weight: np.ndarray, mode: str) -> tuple[np.ndarray, int]:
+    """Dense weights ``(n_out, n_in)`` fan-out-major ``(n_in, n_out)`` as the kernels read them, and their factor
+    (fixed mode: :func:`packed_dense_weights`; float mode: float32, factor 1, no copy when the weights are
+    stored column-major, as ``from_spec`` makes them)."""
+    if mode == "fixed":
+        return packed_dense_weights(weight)
+    return np.ascontiguousarray(weight.T), 1
+
+
+def recurrence(layer, mode: str) -> Recurrence | None:
+    """The :class:`Recurrence` record of a recurrent layer or of a dense layer of adaptive neurons, else None:
+    recurrent weights fan-out-major (``(0, 0)`` without them), adaptation ``rho``, ``beta`` (0 for LIF)."""
+    adaptive = isinstance(layer.neuron, FloatALIF)
+    if not isinstance(layer, Recurrent) and not adaptive:
+        return None
+    if isinstance(layer, Recurrent):
+        w_rec, factor = fanout_weights(layer.recurrent, mode)
+    else:
+        w_rec, factor = np.zeros((0, 0), np.float32), 1
+    rho = np.float32(layer.neuron.rho if adaptive else 0.0)
+    beta = np.float32(layer.neuron.beta if adaptive else 0.0)
+    return Recurrence(w_rec, int(factor), rho, beta)
+
+
 def plan_layers(network: Network) -> list[LayerPlan]:
     """Compile each neuron layer: fan-out-major weights in the kernels' layout (channels last, see
     :mod:`hwsim.sim.kernels.synapses`) and geometry; Flatten layers fold away."""
@@ -184,14 +237,12 @@ def plan_layers(network: Network) -> list[LayerPlan]:
         if n_in >= 2**23:
             raise NetworkError(f"layer {layer.name}: {n_in} inputs; the int32 accumulators are exact up to 2**23")
         geom = np.zeros(10, np.int64)
-        if isinstance(layer, Dense):
-            if network.mode == "fixed":
-                w2d, factor = packed_dense_weights(layer.weight)
-            else:  # no copy when the weights are already stored column-major (as from_spec makes them)
-                w2d, factor = np.ascontiguousarray(layer.weight.T), 1
+        if isinstance(layer, (Dense, Recurrent)):
+            w2d, factor = fanout_weights(layer.weight, network.mode)
             if len(produced) == 3:  # after a spatial layer: rows in channels-last input order
                 w2d = w2d[channels_last_order(produced)]
-            plans.append(LayerPlan(layer, DENSE, w2d, geom, n_in, out_shape, factor, produced))
+            plans.append(LayerPlan(layer, DENSE, w2d, geom, n_in, out_shape, factor, produced,
+                                   recurrence(layer, network.mode)))
         else:
             c, h, w_in = in_shape
             if isinstance(layer, Conv2d):
@@ -314,6 +365,8 @@ class Engine:
         scan = scan_events if parallel else scan_events_serial
         float_layer = run_float_layer if parallel else run_float_layer_serial
         fixed_layer = run_fixed_layer if parallel else run_fixed_layer_serial
+        float_rec = run_float_rec_layer if parallel else run_float_rec_layer_serial
+        fixed_rec = run_fixed_rec_layer if parallel else run_fixed_rec_layer_serial
         # the first layer reads the dense input itself (each step's row turned into events in its work item);
         # later layers read the events the layer before emitted (or scanned), where they lie
         no_dense, no_counts = np.zeros((0, 0, 0), np.uint8), np.zeros((1, 0), np.int32)
@@ -334,6 +387,8 @@ class Engine:
             ev = lc.events
             group = n_out if plan.kind == DENSE else int(plan.geom[3])
             chunks, blocks = work_split(plan.kind, batch, n_out, group, threads)
+            if plan.recurrent:  # a step needs all of the layer's spikes of the step before: whole samples per item
+                blocks = 1
             if index == 0:
                 in_counts = np.zeros((chunks, plan.n_in), np.int32)
                 source = source._replace(in_counts=in_counts)
@@ -355,12 +410,14 @@ class Engine:
                               neuron_spikes, neuron_active, *sink)
             # records go to the kernels as plain tuples: numba types those in C, named tuples in Python (slower)
             records = (tuple(synapses), tuple(neurons), tuple(source), tuple(out))
+            if plan.rec is not None:  # the recurrent kernels also take the Recurrence record
+                records = (records[0], tuple(plan.rec), *records[1:])
             if network.mode == "float":
-                float_layer(*records, chunks, blocks)
+                (float_rec if plan.rec is not None else float_layer)(*records, chunks, blocks)
                 if record is True:
                     membranes.append(to_channels_first(out.u_rec, plan.out_shape))
             else:
-                fixed_layer(*records, chunks, blocks)
+                (fixed_rec if plan.rec is not None else fixed_layer)(*records, chunks, blocks)
                 if record is True:
                     membranes.append(to_channels_first(out.v_rec, plan.out_shape))
                     currents.append(to_channels_first(out.u_rec, plan.out_shape))
@@ -373,6 +430,7 @@ class Engine:
                 ev["spikes_in"][:] = counts.layers[-1].events["spikes_out"]
                 lc.input_spikes = counts.layers[-1].neuron_spikes.copy()
             ev["sop"][:] = totals[SOP]
+            ev["sop_recurrent"][:] = totals[SOP_RECURRENT]
             ev["spikes_out"][:] = totals[SPIKES_OUT]
             ev["neuron_updates_active"][:] = totals[ACTIVE]
             ev["neuron_updates"][:] = batch * n_out
@@ -380,7 +438,8 @@ class Engine:
                                                      plan.out_shape)
             lc.neuron_active = _channels_first_counts(neuron_active[:, :n_out].sum(axis=0, dtype=np.int64),
                                                      plan.out_shape)
-            add_inference_bytes(lc, network.mode, has_bias=layer.bias is not None)
+            add_inference_bytes(lc, network.mode, has_bias=layer.bias is not None,
+                                adaptive=isinstance(layer.neuron, FloatALIF))
             counts.layers.append(lc)
             if emit:
                 source = EventSource(*sink, no_dense, no_counts)
@@ -421,7 +480,7 @@ def _channels_first_counts(values: np.ndarray, shape: tuple[int, ...]) -> np.nda
 def _neuron_record(layer, out_shape: tuple[int, ...], mode: str) -> FloatNeurons | FixedNeurons:
     """The kernels' neuron record of ``layer`` (bias per neuron, channels last)."""
     if mode == "float":
-        lif: FloatLIF = layer.neuron
+        lif: FloatLIF | FloatALIF = layer.neuron
         return FloatNeurons(_float_bias(layer, out_shape), np.float32(lif.lam), np.float32(lif.v_th),
                             lif.reset == "soft")
     fixed: LoihiLIF = layer.neuron

@@ -10,7 +10,11 @@ Per neuron layer, with scale ``s = 127 / max|W|`` (integers in -127..127):
   rule, so a sum that lands exactly on the threshold -- a sum pool's taps -- fires in both);
 * bias ``b s 64`` per step into ``bias_mant << bias_exp`` (the smallest exponent that fits 13 bits);
 * reset: Lava's LIF resets to zero. A soft-reset network is converted to zero reset (a documented
-  conversion): the accuracy before and after, measured on the given data, shows its cost.
+  conversion): the accuracy before and after, measured on the given data, shows its cost;
+* recurrent layers: the recurrent weights share the layer's scale (``s = 127 / max(|W|, |W_rec|)``) and its one
+  ``weight_exp = -1`` (Lava's two Dense processes into the layer's LIF then carry the same units), clipped
+  values counted with the input weights'. Adaptive (ALIF) neurons have no counterpart in Loihi's LIF (its
+  threshold does not adapt): such a network is refused in one line.
 
 The accuracy before is the float network's in hwsim's own float engine (no torch: the simulator core runs
 without it). Lava adds a one-step delay per connection, so a network of L layers answers L steps later: the evaluation
@@ -32,10 +36,12 @@ from hwsim.sim.network import (
     BIAS_MANT_MIN,
     Conv2d,
     Dense,
+    FloatALIF,
     FloatLIF,
     LoihiLIF,
     Network,
     NetworkError,
+    Recurrent,
     SumPool2d,
 )
 
@@ -75,6 +81,10 @@ def quantize(network: Network, x: np.ndarray | None = None, y: np.ndarray | None
     the report holds the accuracy before and after."""
     if network.mode != "float":
         raise NetworkError("quantize takes a float network; this one is already fixed point")
+    for i, layer in enumerate(network.layers):
+        if isinstance(layer.neuron, FloatALIF):
+            raise NetworkError(f"layer {i} ({layer.name}): adaptive (ALIF) neurons cannot be quantised to Loihi's "
+                               f"LIF, whose threshold does not adapt; quantise a network of LIF neurons")
     report = QuantReport()
     layers = []
     for layer in network.layers:
@@ -83,11 +93,12 @@ def quantize(network: Network, x: np.ndarray | None = None, y: np.ndarray | None
             continue
         neuron: FloatLIF = layer.neuron
         weights = np.asarray(layer.weight if not isinstance(layer, SumPool2d) else [layer.weight], np.float64)
-        peak = float(np.abs(weights).max())
+        recurrent = np.asarray(layer.recurrent, np.float64) if isinstance(layer, Recurrent) else np.zeros(0)
+        peak = max(float(np.abs(weights).max()), float(np.abs(recurrent).max(initial=0.0)))
         scale = WEIGHT_LEVELS / peak if peak > 0 else 1.0
-        w_int = np.rint(weights * scale)
-        clipped = int((np.abs(w_int) > WEIGHT_LEVELS).sum())
-        w_int = np.clip(w_int, -WEIGHT_LEVELS, WEIGHT_LEVELS).astype(np.int32)
+        w_int, clipped = _integer_weights(weights, scale)
+        r_int, r_clipped = _integer_weights(recurrent, scale)
+        clipped += r_clipped
         vth_float = neuron.v_th * scale
         vth = int(min(max(math.ceil(vth_float - 1e-9) - 1, 0), VTH_MAX))  # float fires at u >= V_th, Lava at v > vth
         dv = int(np.clip(round(4096 * (1.0 - neuron.lam)), 0, 4095))
@@ -105,6 +116,8 @@ def quantize(network: Network, x: np.ndarray | None = None, y: np.ndarray | None
         common = {"neuron": fixed_neuron, "weight_exp": -1, "name": layer.name}
         if isinstance(layer, Dense):
             layers.append(Dense(2 * w_int, bias=bias_mant, **common))
+        elif isinstance(layer, Recurrent):
+            layers.append(Recurrent(2 * w_int, 2 * r_int, bias=bias_mant, **common))
         elif isinstance(layer, Conv2d):
             layers.append(Conv2d(2 * w_int, stride=layer.stride, padding=layer.padding, bias=bias_mant, **common))
         else:
@@ -119,6 +132,13 @@ def quantize(network: Network, x: np.ndarray | None = None, y: np.ndarray | None
     return fixed, report
 
 
+def _integer_weights(weights: np.ndarray, scale: float) -> tuple[np.ndarray, int]:
+    """``round(weights * scale)`` clipped to -127..127 (int32), and how many values the clip changed."""
+    w_int = np.rint(weights * scale)
+    clipped = int((np.abs(w_int) > WEIGHT_LEVELS).sum())
+    return np.clip(w_int, -WEIGHT_LEVELS, WEIGHT_LEVELS).astype(np.int32), clipped
+
+
 def _batches(x: np.ndarray, batch: int):
     for start in range(0, len(x), batch):
         yield start, np.moveaxis(np.asarray(x[start: start + batch]), 1, 0)
@@ -129,7 +149,9 @@ def float_readout(network: Network, spikes: np.ndarray) -> np.ndarray:
 
     The read-out is the last neuron layer's synaptic current ``W s[t] + b`` (as in ``methods.models``), so its
     sum over the T steps is ``W (sum_t s[t]) + T b``: the float engine runs the network, and the last layer's
-    linear map (dense, conv or sum-pool) is applied to the summed spikes that enter it. No torch."""
+    linear map (dense, conv or sum-pool) is applied to the summed spikes that enter it. A recurrent last layer's
+    current also holds its recurrent input ``W_rec o[t-1]`` (its own spikes of the step before), summed alike.
+    No torch."""
     if network.mode != "float":
         raise NetworkError("float_readout takes a float network")
     result = Engine(network).run(spikes, record="spikes")
@@ -139,8 +161,11 @@ def float_readout(network: Network, spikes: np.ndarray) -> np.ndarray:
     entering = np.asarray(spikes) if len(neuron_layers) == 1 else result.spikes[-2]
     steps, batch = entering.shape[:2]
     summed = entering.reshape(steps, batch, *in_shape).sum(axis=0, dtype=np.float64)
-    if isinstance(last, Dense):
+    if isinstance(last, (Dense, Recurrent)):
         out = summed.reshape(batch, -1) @ np.asarray(last.weight, np.float64).T
+        if isinstance(last, Recurrent):  # its own spikes of steps 0..T-2 reach steps 1..T-1
+            own = result.spikes[-1][:-1].reshape(steps - 1, batch, -1).sum(axis=0, dtype=np.float64)
+            out = out + own @ np.asarray(last.recurrent, np.float64).T
     elif isinstance(last, Conv2d):
         out = _conv2d(summed, np.asarray(last.weight, np.float64), last.stride, last.padding)
     else:

@@ -34,6 +34,15 @@ bias, +-(2**23 - 1))``, spike iff ``v > vth << 6``, ``v <- 0`` after a spike; ev
 kernel is applied where it can occur (a layer whose ``|a| << 6`` is provably at most 2**23 skips the wraps that
 are then no-ops).
 
+**Recurrent layers and adaptive neurons** (:class:`~hwsim.sim.network.Recurrent`, and dense layers of
+:class:`~hwsim.sim.network.FloatALIF` neurons) run step by step: the feed-forward input of a block of steps is one
+dense op as above, the recurrent input of step t one matrix product of the layer's spikes of step t - 1 (float;
+fixed point: of step t, reaching the neurons one step later through Lava's delay, each Dense output shifted and
+wrapped on its own, then summed as int32), then the neurons of that step (float:
+``u = lam * w + ((I_ff + I_rec) + b)``, ``a = rho * a + s``, ``s = u >= v_th + beta * a``; fixed: as below), on
+torch ops whatever ``lif`` says; counts as the CPU engine's (``sop_recurrent`` the recurrent part of ``sop``; an
+update is active when its feed-forward or its recurrent input is non-zero).
+
 **Counts** come from the spike tensors: SOPs are the input spikes per position times their fan-out (dense:
 ``n_out``; conv: valid taps x output channels, borders and strides exact; pool: windows covering the position),
 active updates the neurons whose synaptic input that step was non-zero, all summed in int64 on the device.
@@ -53,7 +62,7 @@ import numpy as np
 from hwsim.errors import Failure, InputError, NetworkError, UsageError, one_line
 from hwsim.sim.counts import Counts, LayerCounts, add_inference_bytes
 from hwsim.sim.engine import SimResult, check_input, check_shape, lava_effective_weights
-from hwsim.sim.network import Conv2d, Dense, Flatten, FloatLIF, LoihiLIF, Network, SumPool2d
+from hwsim.sim.network import Conv2d, Dense, Flatten, FloatALIF, FloatLIF, LoihiLIF, Network, Recurrent, SumPool2d
 
 if TYPE_CHECKING:
     import torch
@@ -158,9 +167,11 @@ def ieee_float32():
 class TorchLayer:
     """A neuron layer prepared for torch (internal). Shapes channels first; ``weight`` on the device in the dtype
     the sums are done in; ``fanout`` the SOPs per input spike, ``(H, W)`` int64 for conv/pool (same for every
-    channel), None for dense (``n_out`` each); ``bound`` an upper bound of ``|a|`` (fixed mode, after the shift)."""
+    channel), None for dense (``n_out`` each); ``bound`` an upper bound of ``|a|`` (fixed mode, after the shift;
+    a recurrent layer's two Dense outputs together); ``recurrent`` the recurrent weights ``(n_out, n_out)`` on the
+    device (as ``weight``), or None."""
 
-    layer: Dense | Conv2d | SumPool2d
+    layer: Dense | Recurrent | Conv2d | SumPool2d
     kind: str
     in_shape: tuple[int, ...]
     out_shape: tuple[int, ...]
@@ -168,6 +179,12 @@ class TorchLayer:
     bias: Any
     fanout: Any
     bound: int = 0
+    recurrent: Any = None
+
+    @property
+    def stepwise(self) -> bool:
+        """Recurrent synapses or adaptive neurons: the layer runs step by step (:func:`recurrent_layer`)."""
+        return self.recurrent is not None or isinstance(self.layer.neuron, FloatALIF)
 
     @property
     def n_in(self) -> int:
@@ -195,6 +212,16 @@ def axis_fanout(size: int, out_size: int, kernel: int, stride: int, padding: int
     return counts
 
 
+def _dense_weights(weight: np.ndarray, fixed: bool, device: torch.device) -> tuple[Any, int]:
+    """Dense weights ``(n_out, n_in)`` on ``device`` and, fixed mode, the largest ``sum |w|`` of an output (0 in
+    float mode): Lava's effective weights in float32 when every sum is exact there, else float64."""
+    torch = _torch()
+    w = lava_effective_weights(weight).astype(np.int64) if fixed else weight
+    total = int(np.abs(w).sum(axis=1).max(initial=0)) if fixed else 0
+    dtype = torch.float32 if not fixed or total < EXACT_FLOAT32 else torch.float64
+    return torch.as_tensor(np.ascontiguousarray(w), dtype=dtype, device=device), total
+
+
 def _shifted_bound(total: int, weight_exp: int) -> int:
     """Upper bound of ``|x shifted by weight_exp|`` for ``|x| <= total`` (arithmetic right shift rounds down)."""
     if weight_exp >= 0:
@@ -220,13 +247,13 @@ def prepare_layers(network: Network, device: torch.device) -> list[TorchLayer]:
             shape = (-1,) + (1,) * (len(out_shape) - 1)
             bias = torch.as_tensor(np.ascontiguousarray(per_channel).reshape(shape),
                                    dtype=torch.int64 if fixed else torch.float32, device=device)
-        if isinstance(layer, Dense):
-            w = lava_effective_weights(layer.weight).astype(np.int64) if fixed else layer.weight
-            total = int(np.abs(w).sum(axis=1).max(initial=0)) if fixed else 0
-            dtype = torch.float32 if not fixed or total < EXACT_FLOAT32 else torch.float64
-            plan = TorchLayer(layer, "dense", in_shape, out_shape, torch.as_tensor(np.ascontiguousarray(w),
-                              dtype=dtype, device=device), bias, None,
+        if isinstance(layer, (Dense, Recurrent)):
+            weight, total = _dense_weights(layer.weight, fixed, device)
+            plan = TorchLayer(layer, "dense", in_shape, out_shape, weight, bias, None,
                               _shifted_bound(total, int(layer.weight_exp)))
+            if isinstance(layer, Recurrent):
+                plan.recurrent, rec_total = _dense_weights(layer.recurrent, fixed, device)
+                plan.bound += _shifted_bound(rec_total, int(layer.weight_exp))
         else:
             c, h, w_in = in_shape
             if isinstance(layer, Conv2d):
@@ -291,14 +318,19 @@ def fixed_current(plan: TorchLayer, x: torch.Tensor) -> torch.Tensor:
         if acc.dtype == torch.float64:
             acc.round_()  # exact sums; a convolution algorithm's rounding error is far below 0.5
         acc = acc.to(torch.int64)
-    exp = int(layer.weight_exp)
+    _shift_(acc, int(layer.weight_exp))
+    if plan.kind != "dense":
+        acc.add_(U24).bitwise_and_((1 << 24) - 1).sub_(U24)
+    return wrap32_(acc)
+
+
+def _shift_(acc: torch.Tensor, exp: int) -> torch.Tensor:
+    """``acc`` (int64) shifted by a weight exponent in place: left if > 0, arithmetic right if < 0."""
     if exp > 0:
         acc.bitwise_left_shift_(exp)
     elif exp < 0:
         acc.bitwise_right_shift_(-exp)
-    if plan.kind != "dense":
-        acc.add_(U24).bitwise_and_((1 << 24) - 1).sub_(U24)
-    return wrap32_(acc)
+    return acc
 
 
 def delayed_fixed_current(plan: TorchLayer, s_in: torch.Tensor, t0: int, t1: int) -> torch.Tensor:
@@ -410,6 +442,97 @@ def fixed_steps(plan: TorchLayer, state: FixedState, act: torch.Tensor, spikes: 
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Recurrent layers and adaptive neurons, step by step
+# ---------------------------------------------------------------------------------------------------------
+def alif_step(neuron: FloatLIF | FloatALIF, state: FloatState, x: torch.Tensor, s_prev: torch.Tensor,
+              spikes: torch.Tensor) -> None:
+    """One float step of recurrent or adaptive neurons: ``x`` (bc, n) float32, the synaptic input plus bias,
+    overwritten with u (before reset); ``s_prev`` (bc, n) the spikes of the step before; spikes to ``spikes``.
+    Operation by operation as :func:`hwsim.sim.kernels.lif.alif_float_step`; ``state.a`` the adaptation (ALIF)."""
+    torch = _torch()
+    lam, v_th = float(np.float32(neuron.lam)), float(np.float32(neuron.v_th))
+    torch.mul(state.w, lam, out=state.tmp)
+    torch.add(state.tmp, x, out=x)  # u = lam * w + x
+    if isinstance(neuron, FloatALIF):
+        state.a.mul_(float(np.float32(neuron.rho))).add_(s_prev)  # a = rho * a + s[t-1]
+        torch.mul(state.a, float(np.float32(neuron.beta)), out=state.keep).add_(v_th)  # A = v_th + beta * a
+        torch.ge(x, state.keep, out=spikes)
+    else:
+        torch.ge(x, v_th, out=spikes)
+    if neuron.reset == "soft":
+        torch.sub(x, spikes, alpha=v_th, out=state.w)  # u - v_th * s (the base threshold)
+    else:
+        torch.mul(x, torch.sub(1.0, spikes, out=state.keep), out=state.w)  # u * (1 - s)
+
+
+def fixed_recurrent_current(plan: TorchLayer, s: torch.Tensor) -> torch.Tensor:
+    """Fixed mode: what the recurrent Dense sends for the layer's spikes ``s`` (bc, n) bool: the exact sums of
+    Lava's effective recurrent weights shifted by ``weight_exp``, wrapped to int32, ``(bc, n)`` int64."""
+    torch = _torch()
+    acc = torch.nn.functional.linear(s.to(plan.recurrent.dtype), plan.recurrent)
+    if acc.dtype == torch.float64:
+        acc.round_()
+    return wrap32_(_shift_(acc.to(torch.int64), int(plan.layer.weight_exp)))
+
+
+def recurrent_layer(plan: TorchLayer, s_in: torch.Tensor, tally: LayerTally, block: int,
+                    recs: tuple[np.ndarray, np.ndarray | None] | None, samples: tuple[int, int],
+                    fixed: bool) -> torch.Tensor:
+    """A layer with recurrent synapses or adaptive neurons over all steps of a batch chunk, step by step (as
+    ``TorchEngine._layer``, same arguments and result): the feed-forward input one op per block of steps, the
+    recurrent input and the neurons one step at a time (module docstring)."""
+    torch = _torch()
+    steps, bc = s_in.shape[:2]
+    shape = (bc, plan.n_out)
+    device = s_in.device
+    tally.add_inputs(plan, s_in)
+    s_out = torch.zeros((steps, *shape), dtype=torch.bool if fixed else torch.float32, device=device)
+    b0, b1 = samples
+    if fixed:
+        state = FixedState(shape, device)
+        pending = torch.zeros(shape, dtype=torch.int64, device=device)  # Lava's a_in of the next step
+        busy = torch.zeros(shape, dtype=torch.bool, device=device)
+    else:
+        state = FloatState(shape, device)
+        state.a = torch.zeros(shape, dtype=torch.float32, device=device)
+        none = torch.zeros(shape, dtype=torch.float32, device=device)
+    for t0 in range(0, steps, block):
+        t1 = min(steps, t0 + block)
+        if fixed:
+            ff = fixed_current(plan, s_in[t0:t1])
+            rec = None if recs is None else torch.empty((2, t1 - t0, *shape), dtype=torch.int32, device=device)
+            for t in range(t0, t1):
+                tally.add_active_step(t, busy)
+                act = pending.bitwise_left_shift_(6) if plan.narrow else wrap32_(pending.bitwise_left_shift_(6))
+                k = t - t0
+                fixed_steps(plan, state, act[None], s_out[t:t + 1], None if rec is None else
+                            (rec[0, k:k + 1], rec[1, k:k + 1]))
+                a_rec = fixed_recurrent_current(plan, s_out[t]) if plan.recurrent is not None else None
+                busy = ff[k] != 0 if a_rec is None else (ff[k] != 0) | (a_rec != 0)
+                pending = ff[k].clone() if a_rec is None else wrap32_(ff[k] + a_rec)
+            if recs is not None:
+                recs[0][t0:t1, b0:b1] = rec[0].cpu().numpy()
+                recs[1][t0:t1, b0:b1] = rec[1].cpu().numpy()
+        else:
+            current = float_current(plan, s_in[t0:t1])  # feed-forward, no bias yet: (I_ff + I_rec) + b
+            for t in range(t0, t1):
+                x, prev = current[t - t0], s_out[t - 1] if t > 0 else none
+                busy = x != 0
+                if plan.recurrent is not None:
+                    r = torch.nn.functional.linear(prev, plan.recurrent)
+                    busy |= r != 0
+                    x.add_(r)
+                tally.add_active_step(t, busy)
+                if plan.bias is not None:
+                    x.add_(plan.bias.reshape(-1))
+                alif_step(plan.layer.neuron, state, x, prev, s_out[t])
+            if recs is not None:
+                recs[0][t0:t1, b0:b1] = current.cpu().numpy()
+    tally.add_recurrent(plan, s_out, delayed=not fixed)
+    return s_out
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Counting
 # ---------------------------------------------------------------------------------------------------------
 class LayerTally:
@@ -421,6 +544,7 @@ class LayerTally:
         torch = _torch()
         zeros = lambda n: torch.zeros(n, dtype=torch.int64, device=device)  # noqa: E731
         self.sop, self.spikes_in, self.spikes_out, self.active = (zeros(steps) for _ in range(4))
+        self.sop_recurrent = zeros(steps)
         self.neuron_spikes, self.neuron_active = zeros(plan.n_out), zeros(plan.n_out)
         self.input_spikes = zeros(plan.n_in) if first else None
 
@@ -445,6 +569,24 @@ class LayerTally:
         self.active[t0:t0 + current.shape[0]] += torch.count_nonzero(busy.reshape(busy.shape[0], -1), dim=1)
         self.neuron_active += torch.count_nonzero(busy, dim=1).sum(dim=0).reshape(-1)
 
+    def add_active_step(self, t: int, busy: torch.Tensor) -> None:
+        """Active updates of step ``t``: ``busy`` (bc, n) bool, the neurons whose input was non-zero."""
+        torch = _torch()
+        self.active[t] += torch.count_nonzero(busy)
+        self.neuron_active += torch.count_nonzero(busy, dim=0)
+
+    def add_recurrent(self, plan: TorchLayer, s_out: torch.Tensor, delayed: bool) -> None:
+        """SOPs of the recurrent synapses, from the layer's spikes ``s_out`` (T, bc, n): each spike reads ``n_out``
+        weights at the step after it (float) or at its own step (fixed, where Lava's Dense reads it)."""
+        if plan.recurrent is None:
+            return
+        torch = _torch()
+        per_step = torch.count_nonzero(s_out.reshape(s_out.shape[0], -1), dim=1) * plan.n_out
+        if delayed:  # step t reads the spikes of step t - 1 (none at step 0)
+            per_step = torch.cat([torch.zeros_like(per_step[:1]), per_step[:-1]])
+        self.sop_recurrent += per_step
+        self.sop += per_step
+
     def add_outputs(self, s_out: torch.Tensor) -> None:
         torch = _torch()
         self.spikes_out += torch.count_nonzero(s_out.reshape(s_out.shape[0], -1), dim=1)
@@ -465,12 +607,13 @@ def _layer_counts(plan: TorchLayer, tally: LayerTally, previous: LayerCounts | N
         ev["spikes_in"][:] = previous.events["spikes_out"]
         lc.input_spikes = previous.neuron_spikes.copy()
     ev["sop"][:] = host(tally.sop)
+    ev["sop_recurrent"][:] = host(tally.sop_recurrent)
     ev["spikes_out"][:] = host(tally.spikes_out)
     ev["neuron_updates_active"][:] = host(tally.active)
     ev["neuron_updates"][:] = batch * plan.n_out
     lc.neuron_spikes = host(tally.neuron_spikes)
     lc.neuron_active = host(tally.neuron_active)
-    add_inference_bytes(lc, mode, has_bias=layer.bias is not None)
+    add_inference_bytes(lc, mode, has_bias=layer.bias is not None, adaptive=isinstance(layer.neuron, FloatALIF))
     return lc
 
 
@@ -601,6 +744,8 @@ class TorchEngine:
                recs: tuple[np.ndarray, np.ndarray | None] | None, samples: tuple[int, int]) -> torch.Tensor:
         """One layer over all steps of a batch chunk: output spikes (T, bc, *out_shape) (float32 0/1 in float mode,
         bool in fixed mode); membranes (and currents) into the host arrays ``recs`` at ``samples``."""
+        if plan.stepwise:
+            return recurrent_layer(plan, s_in, tally, block, recs, samples, self.network.mode == "fixed")
         torch = _torch()
         steps, bc = s_in.shape[:2]
         shape = (bc, *plan.out_shape)

@@ -1,7 +1,9 @@
 """Whole-run layer loops: one call runs one neuron layer over all ``T`` steps and ``B`` samples.
 
-Feed-forward networks are run layer after layer (each layer sees the previous layer's complete spike
-train), which is exact for feed-forward graphs and keeps every step's work inside compiled code.
+Networks are run layer after layer (each layer sees the previous layer's complete spike train), which is
+exact for feed-forward graphs and keeps every step's work inside compiled code. A recurrent layer's loop over
+steps feeds its own spikes back (the recurrent kernels at the end of this module): recurrence stays inside
+one layer, so the layer order still holds.
 
 **Records.** A call takes a :class:`~hwsim.sim.kernels.records.Synapses` record (weights, geometry), a neuron
 record (:class:`~hwsim.sim.kernels.records.FloatNeurons` or :class:`~hwsim.sim.kernels.records.FixedNeurons`),
@@ -33,8 +35,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from hwsim.sim.kernels.lif import U24, lif_fixed_step, lif_float_step
-from hwsim.sim.kernels.records import ACTIVE, SOP, SPIKES_IN, SPIKES_OUT
+from hwsim.sim.kernels.lif import U24, alif_float_step, lif_fixed_masked_step, lif_fixed_step, lif_float_step, wrap32
+from hwsim.sim.kernels.records import ACTIVE, SOP, SOP_RECURRENT, SPIKES_IN, SPIKES_OUT
 from hwsim.sim.kernels.synapses import (
     DENSE,
     POOL,
@@ -298,3 +300,178 @@ def run_fixed_layer_serial(syn, neurons, source, out, n_chunks, n_blocks):
     """:func:`run_fixed_layer` on the calling thread (no thread hand-off: the 1-thread path)."""
     for w in range(n_chunks * n_blocks):
         fixed_work_item(w, syn, neurons, source, out, n_chunks, n_blocks)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Recurrent layers and adaptive neurons (dense input)
+# ---------------------------------------------------------------------------------------------------------
+@nb.njit(cache=True, inline="always")
+def recurrent_input(w_rec, prev, n_prev, racc, counts, t):
+    """The recurrent synapses' input of one step: the fan-out rows of the layer's own previous-step spikes
+    ``prev[:n_prev]`` into ``racc`` (zeroed here; all ``n_out`` columns), one row per spike as a dense layer
+    adds its input's rows; the SOPs go to ``counts[SOP, t]`` and ``counts[SOP_RECURRENT, t]``."""
+    racc[:] = 0
+    if n_prev > 0:
+        sops = dense_rows(prev, 0, n_prev, w_rec, racc, 0)
+        counts[SOP, t] += sops
+        counts[SOP_RECURRENT, t] += sops
+
+
+@nb.njit(cache=True, inline="always")
+def float_rec_work_item(w, syn, rec, neurons, source, out, n_chunks, n_blocks):
+    """Work item ``w`` of :func:`run_float_rec_layer` (same arguments)."""
+    _, w2d, _, _, _ = syn
+    w_rec, _, rho, beta = rec
+    bias, lam, v_th, soft = neurons
+    in_start, in_stop, in_events, in_dense, in_counts = source
+    s_out, u_rec, _, step_counts, neuron_spikes, neuron_active, out_start, out_stop, out_buf = out
+    steps, batch, _, counting, lo, hi = work_item_span(w, syn, source, out, n_chunks, n_blocks)
+    if hi <= lo and not counting:
+        return
+    n_out = s_out.shape[2]
+    recurrent = w_rec.shape[0] > 0  # then the engine passes one block: this item owns every neuron
+    full = s_out.shape[0] == steps and s_out.shape[1] == batch
+    emit = out_start.shape[0] > 0
+    record = u_rec.shape[0] > 0
+    chunk = w // n_blocks
+    acc = np.zeros(hi - lo, np.float32)
+    racc = np.zeros(hi - lo, np.float32)  # stays zero without recurrent synapses
+    u = np.zeros(hi - lo, np.float32)
+    s = np.zeros(hi - lo, np.float32)
+    adapt = np.zeros(hi - lo, np.float32)
+    prev = np.zeros(n_out if recurrent else 0, np.int32)  # the layer's spikes of the step before, as events
+    local = np.zeros(w2d.shape[0], np.int32)  # one step's input events
+    no_rec = np.zeros(0, np.float32)
+    spikes_n = neuron_spikes[chunk, lo:hi]
+    active_n = neuron_active[chunk, lo:hi]
+    inputs_n = in_counts[chunk] if counting else in_counts[0]
+    bias_b = bias[lo:hi]
+    counts = step_counts[w]
+    first = chunk * batch // n_chunks
+    cursor = first * steps * n_out
+    for b in range(first, (chunk + 1) * batch // n_chunks):
+        u[:] = 0.0
+        s[:] = 0.0
+        adapt[:] = 0.0
+        n_prev = 0
+        for t in range(steps):
+            n_events = step_events(in_start, in_stop, in_events, in_dense, local, t, b, steps)
+            if counting:
+                count_inputs(local, n_events, inputs_n, counts, t)
+            acc[:] = 0  # dense input only: the fan-out rows of the block's columns (accumulate_block's order)
+            counts[SOP, t] += dense_rows(local, 0, n_events, w2d, acc, lo)
+            if recurrent:
+                recurrent_input(w_rec, prev, n_prev, racc, counts, t)
+            rec_u = u_rec[t, b, lo:hi] if record else no_rec
+            spike_row = s_out[t, b] if full else s_out[0, chunk]
+            fired, busy = alif_float_step(acc, racc, bias_b, (lam, v_th, rho, beta), soft, u, s, adapt,
+                                          spike_row[lo:hi], rec_u, spikes_n, active_n)
+            counts[SPIKES_OUT, t] += fired
+            counts[ACTIVE, t] += busy
+            if recurrent:
+                n_prev = fill_events(spike_row, prev, 0)
+            if emit:
+                cursor = emit_slot(spike_row, out_buf, cursor, out_start, out_stop, b * steps + t)
+
+
+@nb.njit(cache=True, parallel=True)
+def run_float_rec_layer(syn, rec, neurons, source, out, n_chunks, n_blocks):
+    """Float layer with dense input, recurrent synapses and/or adaptive (ALIF) neurons: as
+    :func:`run_float_layer`, plus ``rec`` a :class:`Recurrence` record. At step t the recurrent synapses carry
+    the layer's own spikes of step t - 1 (one fan-out row per spike); ``out.step_counts`` needs the
+    ``SOP_RECURRENT`` row. With recurrent synapses ``n_blocks`` must be 1 (a step needs every neuron's spikes
+    of the step before)."""
+    for w in nb.prange(n_chunks * n_blocks):
+        float_rec_work_item(w, syn, rec, neurons, source, out, n_chunks, n_blocks)
+
+
+@nb.njit(cache=True)
+def run_float_rec_layer_serial(syn, rec, neurons, source, out, n_chunks, n_blocks):
+    """:func:`run_float_rec_layer` on the calling thread."""
+    for w in range(n_chunks * n_blocks):
+        float_rec_work_item(w, syn, rec, neurons, source, out, n_chunks, n_blocks)
+
+
+@nb.njit(cache=True, inline="always")
+def shifted32(x, factor, left, right):
+    """A Dense output as Lava sends it: ``factor * x`` shifted by the weight exponent, wrapped to int32."""
+    return wrap32(((np.int64(x) * factor) << left) >> right)
+
+
+@nb.njit(cache=True, inline="always")
+def fixed_rec_work_item(w, syn, rec, neurons, source, out, n_chunks, n_blocks):
+    """Work item ``w`` of :func:`run_fixed_rec_layer` (same arguments)."""
+    _, w2d, _, factor, weight_exp = syn
+    w_rec, rec_factor, _, _ = rec
+    bias_eff, du, dv, vth = neurons
+    in_start, in_stop, in_events, in_dense, in_counts = source
+    s_out, u_rec, v_rec, step_counts, neuron_spikes, neuron_active, out_start, out_stop, out_buf = out
+    steps, batch, _, counting, _, _ = work_item_span(w, syn, source, out, n_chunks, n_blocks)
+    n_out = s_out.shape[2]
+    full = s_out.shape[0] == steps and s_out.shape[1] == batch
+    emit = out_start.shape[0] > 0
+    record = v_rec.shape[0] > 0
+    left = max(weight_exp, 0)
+    right = max(-weight_exp, 0)
+    chunk = w // n_blocks
+    acc = np.zeros(n_out, np.int32)
+    racc = np.zeros(n_out, np.int32)
+    pending = np.zeros(n_out, np.int32)  # what the neurons receive next step: Lava's a_in, both Dense summed
+    busy = np.zeros(n_out, np.uint8)  # ... and whether either Dense sent a non-zero value
+    u = np.zeros(n_out, np.int32)
+    v = np.zeros(n_out, np.int32)
+    prev = np.zeros(n_out, np.int32)
+    local = np.zeros(w2d.shape[0], np.int32)
+    no_rec = np.zeros(0, np.int32)
+    spikes_n = neuron_spikes[chunk, :n_out]
+    active_n = neuron_active[chunk, :n_out]
+    inputs_n = in_counts[chunk] if counting else in_counts[0]
+    counts = step_counts[w]
+    first = chunk * batch // n_chunks
+    cursor = first * steps * n_out
+    for b in range(first, (chunk + 1) * batch // n_chunks):
+        u[:] = 0
+        v[:] = 0
+        pending[:] = 0
+        busy[:] = 0
+        for t in range(steps):
+            rec_v = v_rec[t, b] if record else no_rec
+            rec_u = u_rec[t, b] if record else no_rec
+            spike_row = s_out[t, b] if full else s_out[0, chunk]
+            fired, active = lif_fixed_masked_step(pending, busy, (du, dv, vth), bias_eff, u, v, spike_row, rec_v,
+                                                  rec_u, spikes_n, active_n)
+            counts[SPIKES_OUT, t] += fired
+            counts[ACTIVE, t] += active
+            if emit:
+                cursor = emit_slot(spike_row, out_buf, cursor, out_start, out_stop, b * steps + t)
+            n_prev = fill_events(spike_row, prev, 0)
+            n_events = step_events(in_start, in_stop, in_events, in_dense, local, t, b, steps)
+            if counting:
+                count_inputs(local, n_events, inputs_n, counts, t)
+            acc[:] = 0
+            counts[SOP, t] += dense_rows(local, 0, n_events, w2d, acc, 0)
+            recurrent_input(w_rec, prev, n_prev, racc, counts, t)
+            for i in range(n_out):  # two Dense processes into one a_in: each output wrapped, then their int32 sum
+                a_ff = shifted32(acc[i], factor, left, right)
+                a_rec = shifted32(racc[i], rec_factor, left, right)
+                pending[i] = np.int32(a_ff + a_rec)
+                busy[i] = np.uint8((a_ff != 0) | (a_rec != 0))
+
+
+@nb.njit(cache=True, parallel=True)
+def run_fixed_rec_layer(syn, rec, neurons, source, out, n_chunks, n_blocks):
+    """Fixed-point recurrent layer: Lava's ``LIF`` fed by a ``Dense`` of the input weights and a ``Dense`` of the
+    recurrent weights from its own ``s_out``, bit for bit. Both connections have Lava's one-step delay: the
+    input spikes and the layer's own spikes of step t reach the neurons at step t + 1, each Dense output shifted
+    by the layer's ``weight_exp`` and wrapped to int32 on its own, then the two summed (int32, as Lava's
+    ``a_in`` port adds them). Records as :func:`run_fixed_layer` plus ``rec`` (:class:`Recurrence`);
+    ``n_blocks`` must be 1."""
+    for w in nb.prange(n_chunks * n_blocks):
+        fixed_rec_work_item(w, syn, rec, neurons, source, out, n_chunks, n_blocks)
+
+
+@nb.njit(cache=True)
+def run_fixed_rec_layer_serial(syn, rec, neurons, source, out, n_chunks, n_blocks):
+    """:func:`run_fixed_rec_layer` on the calling thread."""
+    for w in range(n_chunks * n_blocks):
+        fixed_rec_work_item(w, syn, rec, neurons, source, out, n_chunks, n_blocks)

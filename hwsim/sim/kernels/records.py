@@ -3,6 +3,8 @@
 One whole-run layer call (:mod:`hwsim.sim.kernels.layer`) reads a :class:`Synapses` record (weights and
 geometry), a neuron record (:class:`FloatNeurons` or :class:`FixedNeurons`) and an :class:`EventSource`
 (its input), and writes a :class:`LayerOutput` (spikes, recorded state, counters, the next layer's events).
+The recurrent kernels (recurrent layers; dense layers of adaptive ALIF neurons) also read a :class:`Recurrence`
+record (recurrent synapses, adaptation).
 ``B`` is the batch, ``T`` the steps, ``n_in``/``n_out`` the layer's input/output neurons (channels last for
 spatial layers, see :mod:`hwsim.sim.kernels.synapses`), ``W = n_chunks * n_blocks`` the work items of the call.
 Arrays are C-contiguous. A field a call does not use is passed empty (shape given below), so each record type
@@ -22,8 +24,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-SOP, SPIKES_OUT, ACTIVE, SPIKES_IN = 0, 1, 2, 3  # counter rows of LayerOutput.step_counts[w, k, t]
-N_COUNTERS = 4
+SOP, SPIKES_OUT, ACTIVE, SPIKES_IN, SOP_RECURRENT = 0, 1, 2, 3, 4  # rows of LayerOutput.step_counts[w, k, t]
+N_COUNTERS = 5  # feed-forward kernels write the first four rows; SOP_RECURRENT is written by the recurrent kernels
 
 
 class Synapses(NamedTuple):
@@ -74,6 +76,25 @@ class FixedNeurons(NamedTuple):
     vth: int
 
 
+class Recurrence(NamedTuple):
+    """Recurrent synapses and threshold adaptation of one layer with dense input (``Recurrent`` layers, and
+    ``Dense`` layers of :class:`~hwsim.sim.network.FloatALIF` neurons).
+
+    ``w_rec``: fan-out-major recurrent weights ``(n_out, n_out)``, ``w_rec[j, i]`` = ``recurrent[i, j]`` (the
+    synapse from neuron j to neuron i), stored as :class:`Synapses` stores dense weights (float32; fixed mode
+    int8 with factor 2 or uint8 with factor +-1); ``(0, 0)`` when the layer has no recurrent synapses;
+    ``factor``: fixed mode, Lava's effective recurrent weight is ``factor * w_rec`` (1 in float mode), int;
+    ``rho``: adaptation decay per step, float32 (dimensionless; 0 without adaptation);
+    ``beta``: adaptation strength, float32 (units of the synaptic input per unit of ``a``; 0 without
+    adaptation: the threshold is then ``v_th`` exactly). Fixed mode has no adaptation (``rho = beta = 0``).
+    """
+
+    w_rec: np.ndarray
+    factor: int
+    rho: np.float32
+    beta: np.float32
+
+
 class EventSource(NamedTuple):
     """A layer's input spikes: address events, or (first layer) the dense 0/1 input.
 
@@ -98,8 +119,10 @@ class LayerOutput(NamedTuple):
     the spikes are not kept, in which case the layer must emit its events;
     ``u_rec``: float mode u before reset (float32), fixed mode u (int32), ``(T, B, n_out)``, or ``(0, 0, 0)`` to
     skip recording; ``v_rec``: fixed mode v after reset, int32, same shapes (float mode: ``(0, 0, 0)`` float32);
-    ``step_counts``: ``(W, 4, T)`` int64 per work item, rows ``SOP``, ``SPIKES_OUT``, ``ACTIVE`` (updates with
-    non-zero synaptic input), ``SPIKES_IN`` (dense input only); summed over ``W`` by the caller;
+    ``step_counts``: ``(W, N_COUNTERS, T)`` int64 per work item (at least 4 rows for the feed-forward kernels),
+    rows ``SOP`` (recurrent SOPs included), ``SPIKES_OUT``, ``ACTIVE`` (updates with non-zero synaptic input,
+    feed-forward or recurrent), ``SPIKES_IN`` (dense input only), ``SOP_RECURRENT`` (the SOPs of the recurrent
+    synapses; recurrent kernels only); summed over ``W`` by the caller;
     ``neuron_spikes``, ``neuron_active``: ``(n_chunks, >= n_out)`` int32 per sample chunk (blocks of one chunk write
     disjoint columns);
     ``out_start``, ``out_stop``: ``(B*T,)`` int64 and ``out_buf``: ``(B*T*n_out,)`` int32, the output spikes as the
