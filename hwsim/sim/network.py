@@ -573,7 +573,8 @@ def _walk(spec: str, mode: Mode, draw, gain: float) -> tuple[Shape, list[Layer]]
                 shape = layers[-1].out_shape(shape)
             if rec.group(1) == "a" and mode != "float":
                 raise NetworkError(f"malformed network spec {_shown(spec)}: token {shown}: adaptive (ALIF) neurons "
-                                   f"exist in float mode only (pass --mode float); use rN for a fixed-point recurrent layer")
+                                   f"exist in float mode only (pass --mode float); use rN for a fixed-point "
+                                   f"recurrent layer")
             w = draw((n, shape[0]), shape[0], gain, "F")
             w_rec = draw((n, n), n, RECURRENT_GAIN, "F", zero_diagonal=True)
             layer_neuron = FloatALIF(lam=neuron.lam) if rec.group(1) == "a" else neuron
