@@ -163,6 +163,8 @@ class Energy(Group):
     trace_update_pj: NonNegativeFloat | None = None
     error_mac_pj: NonNegativeFloat | None = None
     grad_op_pj: NonNegativeFloat | None = None
+    learning_signal_pj: NonNegativeFloat | None = None  # e-prop: one learning-signal value broadcast to a neuron
+    eligibility_update_pj: NonNegativeFloat | None = None  # e-prop: one per-synapse eligibility state update
     fp32_flop_pj: NonNegativeFloat | None = None
     bf16_flop_pj: NonNegativeFloat | None = None
     dense_mac_pj: NonNegativeFloat | None = None

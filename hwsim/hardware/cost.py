@@ -97,7 +97,9 @@ VALIDATION = ("calibrated", "fitted", "unvalidated")
 LEARNING_ACTIONS = {"weight_update": ("weight_updates", "weight_update_pj"),
                     "trace_update": ("trace_updates", "trace_update_pj"),
                     "error_mac": ("error_macs", "error_mac_pj"),
-                    "grad_op": ("grad_ops", "grad_op_pj")}
+                    "grad_op": ("grad_ops", "grad_op_pj"),
+                    "learning_signal": ("learning_signals", "learning_signal_pj"),
+                    "eligibility_update": ("eligibility_updates", "eligibility_update_pj")}
 FAR_CORES = 0.5  # an all-in figure used on under half its operating point's cores is "far" from it
 FAR_RATE = (0.5, 2.0)  # ... or at a firing rate outside this ratio of its operating point's
 

@@ -20,7 +20,8 @@ Conventions (per layer; ``B`` = batch size, every counter summed over the batch)
   delivers it).
 * ``spikes_out[t]`` -- spikes emitted by the layer's neurons.
 * ``error_macs``, ``grad_ops``, ``trace_updates``, ``weight_updates`` -- learning counters (zero for
-  inference; filled by the on-chip rules).
+  inference; filled by the on-chip rules); e-prop adds ``learning_signals`` (values broadcast from the read-out
+  to the neurons) and ``eligibility_updates`` (per-synapse eligibility state updates).
 * ``mem_read_bytes[kind][t]`` / ``mem_write_bytes[kind][t]`` -- bytes by memory kind (``MEMORY_KINDS``).
   Inference: each SOP reads one weight (float32: 4 B; fixed point: 1 B, the 8-bit Loihi weight); each
   neuron update reads and writes its state (float: u, 4 B; fixed: u and v, 24 bit each, 3 + 3 B; adaptive
@@ -42,7 +43,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 EVENT_COUNTERS = ("spikes_in", "spikes_out", "sop", "sop_recurrent", "neuron_updates", "neuron_updates_active",
-                  "error_macs", "grad_ops", "trace_updates", "weight_updates")
+                  "error_macs", "grad_ops", "trace_updates", "weight_updates", "learning_signals",
+                  "eligibility_updates")
 MEMORY_KINDS = ("weights", "neuron_state", "traces", "errors", "grad_accum", "history", "aux")
 
 WEIGHT_BYTES = {"float": 4, "fixed": 1}
