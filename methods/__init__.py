@@ -53,7 +53,7 @@ def build_rule(name: str, network: Network, *, device: str | torch.device = "cpu
 
 
 def with_neuron(network: Network, tau: float | None = None, v_th: float | None = None) -> Network:
-    """``network`` with every float LIF layer's time constant ``tau`` (steps; leak ``lam = 1 - 1/tau``) and/or
+    """``network`` with every float LIF or ALIF layer's time constant ``tau`` (steps; leak ``lam = 1 - 1/tau``) and/or
     threshold ``v_th`` replaced (a new :class:`~hwsim.sim.network.Network` sharing the weight arrays); the
     network itself when both are None. Values are checked as :func:`build_rule` checks them."""
     if tau is None and v_th is None:
@@ -62,13 +62,13 @@ def with_neuron(network: Network, tau: float | None = None, v_th: float | None =
 
     from hwsim.methods.options import RuleOptions
 
-    from hwsim.sim.network import FloatLIF
+    from hwsim.sim.network import FloatALIF, FloatLIF
     from hwsim.sim.network import Network as _Network
 
     RuleOptions(tau=tau, v_th=v_th).check()
     changes = {**({} if tau is None else {"lam": 1.0 - 1.0 / float(tau)}),
                **({} if v_th is None else {"v_th": float(v_th)})}
-    layers = [layer if not isinstance(getattr(layer, "neuron", None), FloatLIF) else
+    layers = [layer if not isinstance(getattr(layer, "neuron", None), (FloatLIF, FloatALIF)) else
               dataclasses.replace(layer, neuron=dataclasses.replace(layer.neuron, **changes))
               for layer in network.layers]
     return _Network(network.input_shape, layers, network.timesteps)

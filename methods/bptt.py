@@ -1,4 +1,7 @@
-"""BPTT: backpropagation through the whole unrolled sequence (the reference; memory O(L N T))."""
+"""BPTT: backpropagation through the whole unrolled sequence (the reference; memory O(L N T)).
+
+Recurrent layers and ALIF: the gradient runs through every temporal path over all T steps -- the membrane, the
+recurrent edge ``W_rec s[t-1]`` and the adaptation ``a[t]`` (plain autograd of the unrolled network)."""
 
 from __future__ import annotations
 
@@ -10,12 +13,13 @@ class BPTT(TrainingRule):
     name = "bptt"
 
     def accumulate(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
-        steps = x.shape[0]
+        scored, divisor = self.scoring(x.shape[0])
         states, loss, logits = None, 0.0, 0.0
-        for t in range(steps):
+        for t, counted in enumerate(scored):
             out, _, states = self.model.step(x[t], states)
-            loss = loss + self.loss(out, y, steps)
-            logits = logits + out.detach().flatten(1)
+            if counted:  # unscored steps carry no loss; their states still carry the gradient through time
+                loss = loss + self.loss(out, y, divisor)
+                logits = logits + out.detach().flatten(1)
         loss.backward()
         return StepResult(float(loss.detach()), logits)
 

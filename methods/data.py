@@ -12,6 +12,8 @@ deterministic), ``y`` int64 labels ``(N,)``, and a train/test split. Nothing is 
 * local files -- MNIST (IDX), N-MNIST (.bin event files), SHD (HDF5), a user's ``.npz``
   (``x_train, y_train, x_test, y_test``), tonic datasets (``tonic:NMNIST``, optional); event sets are binned
   per batch (:class:`LazySpikes`), and official train/test splits are kept where the files carry one.
+* ``cue`` -- the e-prop paper's cue-accumulation task (:mod:`hwsim.methods.cue`): only its recall window is scored,
+  which the dataset says in ``loss_steps`` (bool (T,); None elsewhere: every step is scored).
 """
 
 from __future__ import annotations
@@ -24,18 +26,21 @@ import numpy as np
 import torch
 from hwsim.methods.errors import DataError
 
-DATASETS = ("digits", "randman", "mnist", "nmnist", "shd", "dvs_bars")
+DATASETS = ("digits", "randman", "mnist", "nmnist", "shd", "dvs_bars", "cue")
 
 
 @dataclass
 class SpikeDataset:
-    """Spikes ``x`` (N, T, *shape) float32 and labels ``y`` (N,) int64, split at ``n_train``."""
+    """Spikes ``x`` (N, T, *shape) float32 and labels ``y`` (N,) int64, split at ``n_train``. ``loss_steps``: bool
+    (T,) -- the steps the loss and the accuracy are taken on (a task that scores only its decision steps) -- or
+    None: every step."""
 
     name: str
     x: torch.Tensor
     y: torch.Tensor
     n_train: int
     n_classes: int
+    loss_steps: torch.Tensor | None = None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -328,6 +333,29 @@ def shd(path: str | Path, steps: int, duration_s: float = 1.0, limit: int | None
                         20)
 
 
+def cue(steps: int | None = None, seed: int = 0, n_trials: int = 1000, test_fraction: float = 0.2,
+        **task) -> SpikeDataset:
+    """Cue accumulation (:func:`hwsim.methods.cue.cue_accumulation`): ``n_trials`` trials, 2 classes (0 left,
+    1 right), 40 inputs, ``loss_steps`` the recall window. ``steps`` (when given) is the trial's length T: the
+    delay takes up what the cues and the recall leave (T = 170 with the defaults; a ``delay_steps`` given with it
+    must agree)."""
+    from hwsim.methods.cue import cue_accumulation, task_steps
+
+    if steps is not None:
+        rest = task_steps(**{**task, "delay_steps": 0})
+        if "delay_steps" in task and rest + task["delay_steps"] != steps:
+            raise DataError(f"cue accumulation: T={steps} and delay_steps={task['delay_steps']} disagree (the cues "
+                            f"and the recall take {rest} steps; T = {rest} + delay)")
+        if steps < rest:
+            raise DataError(f"cue accumulation needs T >= {rest} (the cues and the recall window; the delay is "
+                            f"T - {rest}; the default task has T = {task_steps()}), got T={steps}")
+        task = {**task, "delay_steps": steps - rest}
+    x, y, loss_steps = cue_accumulation(n_trials, seed=seed, **task)
+    data = _shuffle_split(x, y, "cue", 2, test_fraction, seed)
+    data.loss_steps = torch.from_numpy(loss_steps)
+    return data
+
+
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
@@ -413,6 +441,8 @@ def load_dataset(name: str, steps: int, seed: int = 0, path: str | Path | None =
         return digits(steps, seed=seed, **options)
     if name == "randman":
         return randman(steps, seed=seed, **options)
+    if name == "cue":  # the e-prop paper's cue-accumulation task (methods/cue.py)
+        return cue(steps, seed=seed, **options)
     if name == "dvs_bars":  # procedural event-camera task (methods/dvs_synthetic.py)
         from hwsim.methods.dvs_synthetic import dvs_bars
 

@@ -279,18 +279,23 @@ def online_need(model, batch: int, traces: bool = False) -> dict:
     * ``state_bytes`` -- carried from step to step and saved for the step's backward: every layer's membrane
       ``u`` and spikes ``s`` (the spike function saves ``u``; a synapse saves its input spikes), and with traces
       the presynaptic trace of every layer but the first (the raw input has none): ``B (2 sum_l n_l +
-      sum_{l>0} n_{l-1})``;
+      sum_{l>0} n_{l-1})``; an ALIF layer adds its adaptation ``a`` and the ``u - A`` its spike function saves
+      (``2 B n_l``), a recurrent layer the previous spikes ``s[t-1]`` its recurrent synapses saved (``B n_l``; with
+      traces also ``r_hat``, ``B n_l``);
     * ``working_bytes`` -- the largest one-layer working set on top of the state: forward, a layer's current
       and its new membrane while its old state still exists (``2 B n_l``); backward, the error at a hidden layer's
       spikes and its surrogate product (``2 B n_l``), or at a synapse the error at its output, the error for the
       layer below (none for the first layer) and the weight- and bias-gradient temporaries before they are added
-      to ``.grad`` (``B n_l + B n_{l-1} + |W_l| + |b_l|``);
+      to ``.grad`` (``B n_l + B n_{l-1} + |W_l| + |b_l|``); a recurrent layer's forward holds its input and
+      recurrent currents and their sum (``3 B n_l``), its recurrent synapses' backward ``B n_l + |W_rec|``;
     * ``need_bytes`` -- their sum.
 
     Exact for dense layers on torch's CPU allocator (``tests/test_methods_memory.py``: within 15 %; 0.1-6 %
     measured). Backends add their own workspaces (oneDNN's reorder buffers for convolutions on CPU, cuDNN's on
     CUDA), which this does not model."""
     import numpy as np
+
+    from hwsim.sim.network import FloatALIF
 
     stages = model.stages
     size = next(model.parameters()).element_size()
@@ -304,6 +309,13 @@ def online_need(model, batch: int, traces: bool = False) -> dict:
         synapse = n_out[k] + (n_in[k] if k > 0 else 0)
         params = (0 if not isinstance(weight, torch.Tensor) else weight.numel()) + \
             (0 if not isinstance(bias, torch.Tensor) else bias.numel())
-        work = max(work, 2 * batch * n_out[k], batch * synapse + params)
+        forward = 2 * batch * n_out[k]
+        if isinstance(stage.neuron, FloatALIF):  # a[t], and u[t] - A[t] that the spike function saves
+            state += 2 * n_out[k]
+        if stage.recurrent is not None:  # s[t-1], saved by W_rec, outlives the step; OTTT's r_hat
+            state += n_out[k] * (2 if traces else 1)
+            forward = 3 * batch * n_out[k]  # the input and the recurrent current and their sum
+            work = max(work, batch * n_out[k] + stage.recurrent.weight.numel())
+        work = max(work, forward, batch * synapse + params)
     return {"state_bytes": size * batch * state, "working_bytes": size * work,
             "need_bytes": size * (batch * state + work)}

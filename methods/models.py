@@ -1,10 +1,16 @@
 """Torch modules built from, and written back into, :class:`hwsim.sim.network.Network` (float mode).
 
 A :class:`SpikingNet` is a list of stages, one per neuron layer: a synapse module (``nn.Linear``,
-``nn.Conv2d`` or :class:`SumPool`; a Flatten folds into the next stage) and its :class:`FloatLIF`. The
-read-out ``o[t]`` is the synaptic current of the last layer (``W s[t] + b``), the quantity the per-step
-loss is taken on (as the SLTT/OTTT classifiers are non-spiking); its LIF still runs, so the network is
-the same one hwsim simulates.
+``nn.Conv2d`` or :class:`SumPool`; a Flatten folds into the next stage) and its :class:`FloatLIF` or
+:class:`FloatALIF`. The read-out ``o[t]`` is the synaptic current of the last layer (``W s[t] + b``), the
+quantity the per-step loss is taken on (as the SLTT/OTTT classifiers are non-spiking); its LIF still runs, so
+the network is the same one hwsim simulates.
+
+A recurrent layer (:class:`hwsim.sim.network.Recurrent`) is a stage with a second, bias-free ``nn.Linear``
+(``recurrent``, n x n) from the layer's own spikes of the step before: its current is
+``I[t] = W x[t] + b + W_rec s[t-1]`` (``s[-1] = 0``, so step 0 has no recurrent term). The state a layer carries
+from step to step (:class:`~hwsim.methods.neuron.LIFState`) holds ``u[t]``, ``s[t]`` and, for ALIF, ``a[t]``;
+``detach_state`` makes all three -- and so the recurrent input ``s[t-1]`` -- constants of the next step.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import torch.nn.functional as F
 from hwsim.methods.neuron import LIFState, Surrogate, Triangle, lif_advance
 from torch import nn
 
-from hwsim.sim.network import Conv2d, Dense, Flatten, FloatLIF, Network, NetworkError, SumPool2d
+from hwsim.sim.network import Conv2d, Dense, Flatten, FloatALIF, FloatLIF, Network, NetworkError, Recurrent, SumPool2d
 
 
 class SumPool(nn.Module):
@@ -33,14 +39,16 @@ class SumPool(nn.Module):
 
 @dataclass
 class Stage:
-    """One neuron layer: optional flatten, synapses, neuron parameters, hwsim layer index, output shape."""
+    """One neuron layer: optional flatten, synapses, neuron parameters, hwsim layer index, output shape, and
+    (recurrent layers) the recurrent synapses ``recurrent`` (a bias-free ``nn.Linear`` n -> n)."""
 
     synapse: nn.Module
-    neuron: FloatLIF
+    neuron: FloatLIF | FloatALIF
     flatten_before: bool
     index: int
     name: str
     out_shape: tuple[int, ...]
+    recurrent: nn.Linear | None = None
 
 
 class SpikingNet(nn.Module):
@@ -52,19 +60,23 @@ class SpikingNet(nn.Module):
         self.surrogate = surrogate or Triangle()
         self.stages = list(stages)
         self.synapses = nn.ModuleList([stage.synapse for stage in self.stages])
+        recurrent = [stage.recurrent for stage in self.stages if stage.recurrent is not None]
+        if recurrent:  # registered only when present: a feed-forward net's parameters and state_dict are as before
+            self.recurrents = nn.ModuleList(recurrent)
         self.n_classes = int(np.prod(self.stages[-1].out_shape))
 
     @classmethod
     def from_network(cls, network: Network, surrogate: Surrogate | None = None) -> SpikingNet:
         """Torch modules holding a copy of ``network``'s weights."""
         if network.mode != "float":
-            raise NetworkError("torch training needs a float network (FloatLIF neurons)")
+            raise NetworkError("torch training needs a float network (FloatLIF or FloatALIF neurons)")
         stages, flatten = [], False
         for index, (layer, (_, out_shape)) in enumerate(zip(network.layers, network.layer_shapes())):
             if isinstance(layer, Flatten):
                 flatten = True
                 continue
-            stages.append(Stage(_synapse_module(layer), layer.neuron, flatten, index, layer.name, out_shape))
+            stages.append(Stage(_synapse_module(layer), layer.neuron, flatten, index, layer.name, out_shape,
+                                _recurrent_module(layer) if isinstance(layer, Recurrent) else None))
             flatten = False
         return cls(stages, network.input_shape, surrogate)
 
@@ -80,6 +92,26 @@ class SpikingNet(nn.Module):
             return syn(inputs)  # a sum-pool is linear without weights: its input gradient is the same either way
         conv = None if isinstance(syn, nn.Linear) else (syn.stride, syn.padding)
         return _Traced.apply(inputs, weight_inputs.detach(), syn.weight, syn.bias, conv)
+
+    def recurrent_current(self, k: int, previous: torch.Tensor, trace: torch.Tensor | None = None) -> torch.Tensor:
+        """Recurrent current ``W_rec s[t-1]`` of stage ``k`` from its own spikes ``previous`` of the step before
+        (the caller detaches them where the rule cuts the temporal path). With ``trace`` (OTTT's ``r_hat``) the
+        value still comes from ``previous`` and the weight gradient sees the trace."""
+        rec = self.stages[k].recurrent
+        if trace is None:
+            return rec(previous)
+        return _Traced.apply(previous, trace.detach(), rec.weight, None, None)
+
+    def stage_current(self, k: int, inputs: torch.Tensor, state: LIFState | None, detach_state: bool = False,
+                      weight_inputs: torch.Tensor | None = None, trace: torch.Tensor | None = None) -> torch.Tensor:
+        """The whole input current of stage ``k`` at one step: :meth:`current` of ``inputs`` plus, for a recurrent
+        stage with a ``state`` (not the first step), :meth:`recurrent_current` of the state's spikes ``s[t-1]``
+        (detached with ``detach_state``; ``trace``: OTTT's recurrent trace)."""
+        current = self.current(k, inputs, weight_inputs)
+        if self.stages[k].recurrent is None or state is None:
+            return current
+        previous = state.s.detach() if detach_state else state.s
+        return current + self.recurrent_current(k, previous, trace)
 
     def step(self, x_t: torch.Tensor, states: list[LIFState | None] | None, detach_state: bool = False,
              weight_inputs: list[torch.Tensor] | None = None, start: int = 0, stop: int | None = None
@@ -97,21 +129,25 @@ class SpikingNet(nn.Module):
         for j, k in enumerate(range(start, stop)):
             neuron, w_in = self.stages[k].neuron, None if weight_inputs is None else weight_inputs[j]
             if k < stop - 1:  # the current is not kept: lif_advance frees it once the membrane is updated
-                s, state = lif_advance(self.current(k, inp, w_in), states, j, neuron, self.surrogate, detach_state)
+                s, state = lif_advance(self.stage_current(k, inp, states[j], detach_state, w_in), states, j, neuron,
+                                       self.surrogate, detach_state)
             else:  # the last stage's current is the read-out the loss is taken on
-                out = self.current(k, inp, w_in)
+                out = self.stage_current(k, inp, states[j], detach_state, w_in)
                 s, state = lif_advance(out, states, j, neuron, self.surrogate, detach_state)
             spikes.append(s)
             new_states.append(state)
             inp = s
         return (x_t if out is None else out), spikes, new_states
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Read-out summed over time for ``x`` of shape ``(T, B, *input_shape)`` -> ``(B, classes)``."""
+    def forward(self, x: torch.Tensor, scored: torch.Tensor | None = None) -> torch.Tensor:
+        """Read-out summed over time for ``x`` of shape ``(T, B, *input_shape)`` -> ``(B, classes)``; with
+        ``scored`` (bool (T,), a task's ``loss_steps``) summed over the scored steps only."""
         states, total = None, 0.0
+        keep = None if scored is None else [bool(v) for v in scored]
         for t in range(x.shape[0]):
             out, _, states = self.step(x[t], states)
-            total = total + out.flatten(1)
+            if keep is None or keep[t]:
+                total = total + out.flatten(1)
         return total
 
     def write_back(self, network: Network) -> Network:
@@ -122,6 +158,8 @@ class SpikingNet(nn.Module):
                 layer.weight = stage.synapse.weight.detach().cpu().numpy().astype(np.float32).copy()
                 if stage.synapse.bias is not None:
                     layer.bias = stage.synapse.bias.detach().cpu().numpy().astype(np.float32).copy()
+            if stage.recurrent is not None:
+                layer.recurrent = stage.recurrent.weight.detach().cpu().numpy().astype(np.float32).copy()
         return network
 
 
@@ -154,8 +192,16 @@ class _Traced(torch.autograd.Function):
         return grad_s, None, grad_w, grad_b, None
 
 
-def _synapse_module(layer: Dense | Conv2d | SumPool2d) -> nn.Module:
-    if isinstance(layer, Dense):
+def _recurrent_module(layer: Recurrent) -> nn.Linear:
+    """The recurrent synapses of ``layer`` as a bias-free ``nn.Linear`` (n -> n), a copy of ``layer.recurrent``."""
+    module = nn.Linear(layer.n_out, layer.n_out, bias=False)
+    with torch.no_grad():
+        module.weight.copy_(torch.from_numpy(np.asarray(layer.recurrent, np.float32)))
+    return module
+
+
+def _synapse_module(layer: Dense | Recurrent | Conv2d | SumPool2d) -> nn.Module:
+    if isinstance(layer, (Dense, Recurrent)):
         module = nn.Linear(layer.n_in, layer.n_out, bias=layer.bias is not None)
     elif isinstance(layer, Conv2d):
         o, c, kh, kw = layer.weight.shape

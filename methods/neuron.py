@@ -1,8 +1,13 @@
-"""The float LIF of DESIGN.md section 2 in torch, with surrogate gradients as small named objects.
+"""The float LIF of DESIGN.md section 2 in torch, and the adaptive ALIF, with surrogate gradients as small named
+objects.
 
     u[t] = lam * (u[t-1] - v_th * s[t-1]) + I[t]      (soft reset)
     u[t] = lam * (u[t-1] * (1 - s[t-1])) + I[t]       (zero reset)
     s[t] = H(u[t] - v_th),   backward: ds/du := g'(u[t] - v_th)
+
+    ALIF (Bellec et al. 2018/2020; :class:`hwsim.sim.network.FloatALIF`), the same membrane and
+    a[t] = rho * a[t-1] + s[t-1],   s[t] = H(u[t] - A[t]),   A[t] = v_th + beta * a[t],
+    backward: ds/du := g'(u[t] - A[t]), ds/da := -beta g'(u[t] - A[t])
 
 The forward pass is the same arithmetic, in the same order, as ``hwsim.sim.kernels.lif.lif_float_step`` (a spike
 is ``u >= v_th``, as there). Memory: one step allocates the new membrane once (the leak is applied in place on a
@@ -19,7 +24,7 @@ from typing import NamedTuple
 import torch
 from hwsim.methods.errors import RuleError
 
-from hwsim.sim.network import FloatLIF
+from hwsim.sim.network import FloatALIF, FloatLIF
 
 
 @dataclass(frozen=True)
@@ -125,48 +130,56 @@ def spike(u: torch.Tensor, v_th: float, surrogate: Surrogate) -> torch.Tensor:
 
 
 class LIFState(NamedTuple):
-    """Membrane ``u`` and last spikes ``s`` of one layer, shape ``(B, *layer_shape)``."""
+    """Membrane ``u``, last spikes ``s`` and (ALIF) adaptation ``a`` of one layer, shape ``(B, *layer_shape)``.
+    ``a`` is ``a[t]``, the adaptation the step's threshold used; None for a plain LIF (and for an ALIF at its
+    first step, where ``a[0] = 0``)."""
 
     u: torch.Tensor
     s: torch.Tensor
+    a: torch.Tensor | None = None
 
 
-def lif_advance(current: torch.Tensor, states: list, index: int, neuron: FloatLIF, surrogate: Surrogate,
+def lif_advance(current: torch.Tensor, states: list, index: int, neuron: FloatLIF | FloatALIF, surrogate: Surrogate,
                 detach_state: bool = False) -> tuple[torch.Tensor, LIFState]:
     """:func:`lif_step` that takes the layer's state out of ``states[index]`` (leaving None there) and frees the
     state before, and ``current``, as soon as the new membrane exists -- before the spikes are allocated -- when
     the caller holds no other reference to them (pass ``current`` as an expression, not a kept variable). A
-    layer's step then needs at most its current and its new membrane beside the state it replaces."""
+    layer's step then needs at most its current and its new membrane beside the state it replaces.
+
+    ALIF (:class:`~hwsim.sim.network.FloatALIF`): ``a[t] = rho a[t-1] + s[t-1]``, spikes ``H(u[t] - A[t])`` with
+    ``A[t] = v_th + beta a[t]`` and the surrogate taken at ``u[t] - A[t]``; the soft reset subtracts the base
+    ``v_th``. With ``detach_state`` ``a[t]`` is a constant of the step (built from the detached ``a[t-1]`` and
+    ``s[t-1]``); without it the gradient runs through the adaptation too (BPTT)."""
     state, states[index] = states[index], None
+    a = None
     if state is None:
         u = current
     else:
         u_prev, s_prev = (state.u.detach(), state.s.detach()) if detach_state else (state.u, state.s)
+        if isinstance(neuron, FloatALIF):  # a[t] = rho a[t-1] + s[t-1] (a[0] = 0, so a[1] = s[0])
+            a_prev = state.a if state.a is None or not detach_state else state.a.detach()
+            a = s_prev if a_prev is None else a_prev.mul(neuron.rho).add_(s_prev)
+            del a_prev
         del state
-        if neuron.reset == "soft":
-            u = torch.sub(u_prev, s_prev, alpha=neuron.v_th)
-        else:
-            u = u_prev * (1.0 - s_prev)
-        del u_prev, s_prev
-        u = u.mul_(neuron.lam).add_(current)
-    del current
-    s = spike(u, neuron.v_th, surrogate)
-    return s, LIFState(u, s)
-
-
-def lif_step(current: torch.Tensor, state: LIFState | None, neuron: FloatLIF, surrogate: Surrogate,
-             detach_state: bool = False) -> tuple[torch.Tensor, LIFState]:
-    """One LIF step: returns the spikes and the new state. ``detach_state`` cuts the temporal gradient path
-    (the previous u and s enter as constants), as SLTT and OTTT do. ``current`` is not kept: once this returns
-    only ``u[t]`` and ``s[t]`` remain (with the state before, if the caller still holds it)."""
-    if state is None:
-        u = current
-    else:
-        u_prev, s_prev = (state.u.detach(), state.s.detach()) if detach_state else (state.u, state.s)
         if neuron.reset == "soft":  # s is 0 or 1, so v_th * s is exact and the fused subtraction rounds as hwsim's
             u = torch.sub(u_prev, s_prev, alpha=neuron.v_th)
         else:
             u = u_prev * (1.0 - s_prev)
+        del u_prev, s_prev
         u = u.mul_(neuron.lam).add_(current)  # in place on a fresh tensor that no backward needs
-    s = spike(u, neuron.v_th, surrogate)
-    return s, LIFState(u, s)
+    del current
+    if a is None:
+        s = spike(u, neuron.v_th, surrogate)
+    else:  # u - A >= 0 exactly when u >= A (IEEE subtraction keeps the sign), so the spikes are hwsim's
+        s = spike(u - a.mul(neuron.beta).add_(neuron.v_th), 0.0, surrogate)
+    return s, LIFState(u, s, a)
+
+
+def lif_step(current: torch.Tensor, state: LIFState | None, neuron: FloatLIF | FloatALIF, surrogate: Surrogate,
+             detach_state: bool = False) -> tuple[torch.Tensor, LIFState]:
+    """One LIF (or ALIF) step: returns the spikes and the new state. ``detach_state`` cuts the temporal gradient
+    path (the previous u, s and a enter as constants), as SLTT and OTTT do. ``current`` is not kept: once this
+    returns only ``u[t]``, ``s[t]`` (and ``a[t]``) remain (with the state before, if the caller still holds it)."""
+    states = [state]
+    del state
+    return lif_advance(current, states, 0, neuron, surrogate, detach_state)

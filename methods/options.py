@@ -50,6 +50,9 @@ class RuleOptions:
     v_th: float | None = _default("v_th")
     mse: float = _default("mse")
     mse_target: str | None = _default("mse_target")
+    eligibility: str = _default("eligibility")
+    feedback: str = _default("feedback")
+    kappa: float = _default("kappa")
     seed: int = 0
 
     @classmethod

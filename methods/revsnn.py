@@ -38,6 +38,10 @@ backwards in time: ``u[t-1] - V_th s[t-1] = (u[t] - I[t]) / lam`` does not deter
 reset both ``u`` and ``u + V_th`` map onto ``[0, V_th)``), and dividing by ``lam`` multiplies rounding
 errors by ``1/lam`` per step -- so this implementation never does that.
 
+Recurrent layers and ALIF neurons: the reversible node is defined for feed-forward blocks of LIF neurons only
+(a block's inverse needs its input sequence from its output sequence alone); :func:`from_network` refuses a network
+with a recurrent or adaptive layer in one line saying so.
+
 The reversible network is not a feed-forward chain of hwsim layers, so it has no
 :class:`hwsim.sim.network.Network` form: it is trained and measured in torch only. :func:`from_network` takes the
 sizes of an MLP ``n_in-W-W-...-C``: its first layer, one reversible block per further hidden layer, its
@@ -52,7 +56,7 @@ from hwsim.methods.neuron import Surrogate, Triangle, lif_step
 from hwsim.methods.rule import RuleError, StepResult, TrainingRule
 from torch import nn
 
-from hwsim.sim.network import Dense, FloatLIF, Network
+from hwsim.sim.network import Dense, FloatALIF, FloatLIF, Network, Recurrent
 
 BACKWARDS = ("revnet", "naive")
 
@@ -201,15 +205,21 @@ class RevSNN(nn.Module):
             y = torch.cat([x1, x2], dim=-1)
         return self.readout(y)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Read-out summed over time, ``(B, classes)``."""
-        return self.sequence(x).sum(0)
+    def forward(self, x: torch.Tensor, scored: torch.Tensor | None = None) -> torch.Tensor:
+        """Read-out summed over time, ``(B, classes)``; with ``scored`` (bool (T,)) over the scored steps only."""
+        out = self.sequence(x)
+        return out.sum(0) if scored is None else out[scored.to(out.device)].sum(0)
 
 
 def from_network(network: Network, reversible: bool = True, seed: int = 0, surrogate: Surrogate | None = None,
                  backward: str = "revnet") -> RevSNN:
     """The reversible form of a float MLP ``n_in-W-W-...-C`` (see module docstring)."""
     layers = network.layers
+    for i, layer in enumerate(layers):
+        if isinstance(layer, Recurrent) or isinstance(getattr(layer, "neuron", None), FloatALIF):
+            what = "recurrent" if isinstance(layer, Recurrent) else "adaptive (ALIF)"
+            raise RuleError(f"the reversible node (Lei et al. 2023) is defined for feed-forward LIF blocks only: "
+                            f"layer {i} ({layer.name or layer.kind}) is {what}")
     if not all(isinstance(layer, Dense) for layer in layers) or len(layers) < 2:
         raise RuleError("the reversible node needs a dense MLP n_in-W-...-C (at least one hidden layer)")
     width = layers[0].n_out
@@ -236,13 +246,15 @@ class Reversible(TrainingRule):
     name = "revsnn"
 
     def accumulate(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
-        steps = x.shape[0]
+        scored, divisor = self.scoring(x.shape[0])
         out = self.model.sequence(x)
-        loss = sum(self.loss(out[t], y, steps) for t in range(steps))
+        loss = sum(self.loss(out[t], y, divisor) for t in range(x.shape[0]) if scored[t])
         loss.backward()
         recomputed = len(self.model.blocks) * (2 if self.model.backward_kind == "naive" else 1) \
             if self.model.reversible else 0
-        return StepResult(float(loss.detach()), out.detach().sum(0), {"recomputed_blocks": recomputed})
+        logits = out.detach().sum(0) if self.loss_steps is None else \
+            out.detach()[torch.tensor(scored, device=out.device)].sum(0)
+        return StepResult(float(loss.detach()), logits, {"recomputed_blocks": recomputed})
 
     def describe(self) -> dict:
         return {"rule": self.name, "blocks": len(self.model.blocks), "width": int(self.model.readout.in_features),

@@ -1,4 +1,11 @@
-"""What every training rule shares: the per-step loss, the step interface, the registry."""
+"""What every training rule shares: the per-step loss, the step interface, the registry.
+
+Loss on chosen steps: a task may score only some steps (cue accumulation scores its recall window): its
+``loss_steps`` (bool (T,), :attr:`TrainingRule.loss_steps`) makes the per-step loss ``CE(o[t], y) / n_scored`` on
+the scored steps and 0 elsewhere; ``None`` (every step scored) keeps ``CE(o[t], y) / T`` on every step. A rule asks
+:meth:`TrainingRule.scoring` once per batch; the read-out it returns (``StepResult.logits``) is summed over the
+scored steps.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +14,14 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from hwsim.methods.errors import RuleError  # noqa: F401  (re-exported: methods.rule.RuleError)
+from hwsim.methods.errors import RuleError  # re-exported: methods.rule.RuleError
 from hwsim.methods.models import SpikingNet
 
 
 @dataclass
 class StepResult:
-    """One training step: mean loss (float) and the read-out summed over time ``(B, classes)``."""
+    """One training step: mean loss (float) and the read-out summed over the scored steps ``(B, classes)`` (every
+    step when the task scores every step)."""
 
     loss: float
     logits: torch.Tensor
@@ -55,6 +63,7 @@ class TrainingRule:
     name = "base"
     updates_inside_batch = False  # True: weights change during the batch, so only step(x, y, optimizer) runs
     loss_mix = LossMix()  # build_rule sets the run's mix
+    loss_steps: torch.Tensor | None = None  # bool (T,): the scored steps (hwsim.methods.train sets the task's)
     paper_mse_target = "one_hot"  # the MSE goal of the rule's paper code (SLTT's: "means")
 
     def __init__(self, model: SpikingNet):
@@ -68,8 +77,23 @@ class TrainingRule:
         return [self.model]
 
     def loss(self, readout: torch.Tensor, target: torch.Tensor, steps: int) -> torch.Tensor:
-        """The per-step loss with the rule's :class:`LossMix`."""
+        """The per-step loss with the rule's :class:`LossMix`; ``steps`` is the divisor: T, or the number of scored
+        steps (:meth:`scoring`)."""
         return step_loss(readout, target, steps, self.loss_mix)
+
+    def scoring(self, steps: int) -> tuple[list[bool], int]:
+        """Which of ``steps`` steps carry a loss, and the loss's divisor: every step and T without
+        :attr:`loss_steps`; else the task's mask and its number of scored steps. A mask of another length, or one
+        that scores nothing, is one :class:`RuleError` line."""
+        if self.loss_steps is None:
+            return [True] * steps, steps
+        mask = [bool(v) for v in self.loss_steps]
+        if len(mask) != steps:
+            raise RuleError(f"loss_steps has {len(mask)} entries; the input has T={steps} steps")
+        scored = sum(mask)
+        if scored == 0:
+            raise RuleError("loss_steps scores no step: at least one step must carry the loss")
+        return mask, scored
 
     def accumulate(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
         raise NotImplementedError

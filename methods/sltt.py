@@ -5,6 +5,11 @@ every step's graph is freed by its own backward and memory does not grow with T:
 ``dW^l += delta^l[t] s^{l-1}[t]^T`` with ``delta^l[t] = g'(u^l[t] - V_th) * (W^{l+1}^T delta^{l+1}[t])``.
 SLTT-K back-propagates only at K steps drawn uniformly without replacement per batch (``randperm(T)[:K]``);
 the other steps run forward only; the loss is still divided by T.
+
+Recurrent layers and ALIF: the recurrent input ``s[t-1]``, like ``u[t-1]`` and ``a[t-1]``, enters step t as a
+constant, so the recurrent weights learn as from one more presynaptic input, ``dW_rec += delta[t] s[t-1]^T``, and
+the adaptation ``a[t]`` is a constant of the step (the surrogate is taken at ``u[t] - A[t]``). A task that scores
+only some steps (``loss_steps``) back-propagates on those (loss / their number); SLTT-K draws its K steps among them.
 """
 
 from __future__ import annotations
@@ -26,29 +31,40 @@ class SLTT(TrainingRule):
         self.generator = generator or torch.Generator().manual_seed(0)
         self.last_backward_steps: list[int] = []
 
-    def backward_steps(self, steps: int) -> set[int]:
+    def backward_steps(self, steps: int, scored: list[bool] | None = None) -> set[int]:
+        """The steps that back-propagate: every scored step (SLTT), or K of them drawn uniformly without
+        replacement (SLTT-K: ``randperm`` over the scored steps; over all T when every step is scored)."""
+        candidates = list(range(steps)) if scored is None else [t for t in range(steps) if scored[t]]
         if self.k is None:
-            return set(range(steps))
-        if self.k > steps:
-            raise RuleError(f"SLTT-K: K={self.k} is larger than the number of time steps T={steps}")
-        return set(torch.randperm(steps, generator=self.generator)[: self.k].tolist())
+            return set(candidates)
+        if self.k > len(candidates):
+            what = f"the number of time steps T={steps}" if len(candidates) == steps else \
+                f"the task's {len(candidates)} scored steps (loss_steps)"
+            raise RuleError(f"SLTT-K: K={self.k} is larger than {what}")
+        if len(candidates) == steps:
+            return set(torch.randperm(steps, generator=self.generator)[: self.k].tolist())
+        drawn = torch.randperm(len(candidates), generator=self.generator)[: self.k].tolist()
+        return {candidates[i] for i in drawn}
 
     def accumulate(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
         steps = x.shape[0]
-        chosen = self.backward_steps(steps)
+        scored, divisor = self.scoring(steps)
+        chosen = self.backward_steps(steps, scored)
         self.last_backward_steps = sorted(chosen)
         states, total, logits = None, 0.0, 0.0
         for t in range(steps):
             if t in chosen:
                 out, states = self.model.step(x[t], states, detach_state=True)[::2]  # spikes not kept
-                loss = self.loss(out, y, steps)
+                loss = self.loss(out, y, divisor)
                 loss.backward()
                 total += float(loss.detach())
             else:
                 with torch.no_grad():
                     out, states = self.model.step(x[t], states, detach_state=True)[::2]  # spikes not kept
-                    total += float(self.loss(out, y, steps))
-            logits = logits + out.detach().flatten(1)
+                    if scored[t]:
+                        total += float(self.loss(out, y, divisor))
+            if scored[t]:
+                logits = logits + out.detach().flatten(1)
         return StepResult(total, logits, {"backward_steps": self.last_backward_steps})
 
     def describe(self) -> dict:

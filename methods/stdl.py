@@ -8,6 +8,11 @@ run's last spikes (none when the run reaches the network's read-out). The auxili
 by its own local loss. Subnetworks receive their input as a constant (no error crosses), and time is
 decoupled as in SLTT (the previous state enters each step as a constant), so every step trains online.
 
+Recurrent layers and ALIF: as SLTT -- ``u[t-1]``, ``a[t-1]`` and the recurrent input ``s[t-1]`` enter step t as
+constants, ``dW_rec += delta[t] s[t-1]^T``; an auxiliary network that mirrors a recurrent layer has its own
+recurrent weights too (:func:`hwsim.learning.stdl_plan.init_recurrent`), trained the same way. With ``loss_steps``
+only the scored steps back-propagate; the others run forward only.
+
 The choice, the memory model and the initial auxiliary weights come from :mod:`hwsim.learning.stdl_plan` (torch-free,
 shared with the on-chip learner and the feasibility analysis); :meth:`STDL.describe` reports them.
 """
@@ -29,19 +34,24 @@ from hwsim.sim.network import Network
 class AuxNet(nn.Module):
     """An auxiliary network: stages of the mirrored layers' architecture (own weights) and an optional linear
     classifier. ``weights``: (weight, bias) per stage then for the classifier, from
-    :func:`hwsim.learning.stdl_plan.init_weights`."""
+    :func:`hwsim.learning.stdl_plan.init_weights`; ``recurrent``: per stage the recurrent weights of a mirrored
+    recurrent layer (None elsewhere), from :func:`hwsim.learning.stdl_plan.init_recurrent`."""
 
     def __init__(self, stages: list[Stage], n_classes: int, in_shape: tuple[int, ...], classifier: bool,
-                 surrogate, weights: list[tuple]):
+                 surrogate, weights: list[tuple], recurrent: list | None = None):
         super().__init__()
         own = []
-        for stage, (weight, bias) in zip(stages, weights):
+        recurrent = recurrent if recurrent is not None else [None] * len(stages)
+        for stage, (weight, bias), rec in zip(stages, weights, recurrent):
             stage = copy.deepcopy(stage)
             if weight is not None:
                 with torch.no_grad():
                     stage.synapse.weight.copy_(torch.from_numpy(weight))
                     if stage.synapse.bias is not None:
                         stage.synapse.bias.copy_(torch.from_numpy(bias))
+            if stage.recurrent is not None and rec is not None:
+                with torch.no_grad():
+                    stage.recurrent.weight.copy_(torch.from_numpy(rec))
             own.append(stage)
         self.body = SpikingNet(own, in_shape, surrogate) if own else None
         self.classifier = None
@@ -70,7 +80,7 @@ class STDL(TrainingRule):
         """``network``: the hwsim network ``model`` was built from (its shapes size the plan); without it
         the plan is made from the model's own stages."""
         super().__init__(model)
-        from hwsim.learning.stdl_plan import init_weights
+        from hwsim.learning.stdl_plan import init_recurrent, init_weights
 
         network = network if network is not None else _network_of(model)
         try:
@@ -82,11 +92,12 @@ class STDL(TrainingRule):
         self.network = network
         device = next(model.parameters()).device
         auxes = []
-        for (_, hi), aux, weights in zip(self.subnets, self.plan.auxiliary, init_weights(network, self.plan, seed)):
+        for (_, hi), aux, weights, rec in zip(self.subnets, self.plan.auxiliary, init_weights(network, self.plan, seed),
+                                              init_recurrent(network, self.plan, seed)):
             stages = [model.stages[k] for k in aux.layers]
             in_shape = model.stages[hi - 1].out_shape
             auxes.append(AuxNet(stages, model.n_classes, in_shape, aux.classifier, model.surrogate,
-                                weights).to(device))
+                                weights, rec).to(device))
         self.aux = nn.ModuleList(auxes)
         self.aux_bytes = [aux.bytes for aux in self.plan.auxiliary]
 
@@ -98,24 +109,28 @@ class STDL(TrainingRule):
         return [self.model, self.aux]
 
     def accumulate(self, x: torch.Tensor, y: torch.Tensor) -> StepResult:
-        steps = x.shape[0]
+        scored, divisor = self.scoring(x.shape[0])
         states: list = [None] * len(self.model.stages)
         aux_states: list = [None] * len(self.aux)
         total, logits = 0.0, 0.0
-        for t in range(steps):
+        for t, counted in enumerate(scored):
             inp, loss, out = x[t], 0.0, None
-            for i, (lo, hi) in enumerate(self.subnets):
-                chunk, states[lo:hi] = states[lo:hi], [None] * (hi - lo)  # consumed by step: freed early
-                out, spikes, states[lo:hi] = self.model.step(inp.detach(), chunk, detach_state=True, start=lo,
-                                                             stop=hi)
-                if i < len(self.aux):
-                    local, aux_states[i] = self.aux[i].step(spikes[-1], aux_states[i])
-                else:
-                    local = out
-                loss = loss + self.loss(local, y, steps)
-                inp = spikes[-1]
-                del spikes, local
+            with torch.set_grad_enabled(counted and torch.is_grad_enabled()):  # unscored: forward only
+                for i, (lo, hi) in enumerate(self.subnets):
+                    chunk, states[lo:hi] = states[lo:hi], [None] * (hi - lo)  # consumed by step: freed early
+                    out, spikes, states[lo:hi] = self.model.step(inp.detach(), chunk, detach_state=True, start=lo,
+                                                                 stop=hi)
+                    if i < len(self.aux):
+                        local, aux_states[i] = self.aux[i].step(spikes[-1], aux_states[i])
+                    else:
+                        local = out
+                    if counted:
+                        loss = loss + self.loss(local, y, divisor)
+                    inp = spikes[-1]
+                    del spikes, local
             del inp
+            if not counted:
+                continue
             loss.backward()
             total += float(loss.detach())
             logits = logits + out.detach().flatten(1)
@@ -162,7 +177,7 @@ def measure_auxiliary(rule: STDL, index: int, steps: int = 3, seed: int = 0) -> 
 
 def _network_of(model: SpikingNet) -> Network:
     """A shape-only hwsim network of ``model``'s stages (weights as they are now), for the plan."""
-    from hwsim.sim.network import Conv2d, Dense, Flatten, SumPool2d
+    from hwsim.sim.network import Conv2d, Dense, Flatten, Recurrent, SumPool2d
 
     layers = []
     for stage in model.stages:
@@ -170,7 +185,10 @@ def _network_of(model: SpikingNet) -> Network:
             layers.append(Flatten())
         syn = stage.synapse
         bias = None if getattr(syn, "bias", None) is None else syn.bias.detach().cpu().numpy()
-        if isinstance(syn, nn.Linear):
+        if stage.recurrent is not None:
+            layers.append(Recurrent(syn.weight.detach().cpu().numpy(), stage.recurrent.weight.detach().cpu().numpy(),
+                                    neuron=stage.neuron, bias=bias, name=stage.name))
+        elif isinstance(syn, nn.Linear):
             layers.append(Dense(syn.weight.detach().cpu().numpy(), neuron=stage.neuron, bias=bias, name=stage.name))
         elif isinstance(syn, nn.Conv2d):
             layers.append(Conv2d(syn.weight.detach().cpu().numpy(), stride=syn.stride[0], padding=syn.padding[0],

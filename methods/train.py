@@ -41,7 +41,7 @@ from hwsim.sim.threads import apply_to_torch
 
 DEFAULT_NETS = {"digits": "64-128-10", "randman": "64-128-10", "mnist": "784-256-10", "nmnist": "2x34x34-c8k5s2-p2-10",
                 "dvs_bars": "2x16x16-c8k3p1-p2-c16k3p1-p2-4",
-                "shd": "700-256-20"}
+                "shd": "700-256-20", "cue": "40-a64-2"}
 
 
 @dataclass
@@ -72,6 +72,9 @@ class TrainConfig:
     mse: float = 0.0
     mse_target: str | None = None
     ttl_update: str = "batch"
+    eligibility: str | None = None  # e-prop (docs/eprop.md); None: the registry's default
+    feedback: str | None = None
+    kappa: float | None = None
     bin_us: float | None = None  # tonic data sets: fixed event bins in µs (None: each sample's span cut into T)
 
     def network_spec(self) -> str:
@@ -224,6 +227,7 @@ def build(config: TrainConfig):
     torch.manual_seed(config.seed)
     rule = build_rule(config.rule, network, **rule_options(config), batch_size=config.batch_size,
                       seed=config.seed, device=config.device)
+    rule.loss_steps = data.loss_steps  # the task's scored steps (None: every step), for every rule's loss
     params = list(rule.parameters())
     optimizer = SyncedOptimizer(torch.optim.SGD(params, lr=config.lr, momentum=config.momentum), params)
     return data, network, rule, optimizer
@@ -241,21 +245,25 @@ def rule_options(config: TrainConfig) -> dict:
     """The :func:`hwsim.methods.build_rule` keywords of ``config`` (hyper-parameters left at None are not given)."""
     options = {"k": config.k, "window": config.window, "block": config.block, "subnet": config.subnet,
                "budget_bytes": config.budget_bytes, "ttl_update": config.ttl_update, "mse": config.mse}
-    for name in ("tau", "v_th", "surrogate", "alpha", "mse_target"):
+    for name in ("tau", "v_th", "surrogate", "alpha", "mse_target", "eligibility", "feedback", "kappa"):
         if getattr(config, name) is not None:
             options[name] = getattr(config, name)
     return options
 
 
 def evaluate(rule, data: SpikeDataset, part: str, device: str, batch: int = 256) -> float:
+    """Accuracy on ``part``: the arg-max of the read-out summed over the scored steps (``data.loss_steps``; every
+    step when None)."""
     x, y = data.split(part)
     if len(y) == 0:
         return float("nan")
     correct = 0
+    scored = getattr(data, "loss_steps", None)
     with torch.no_grad():
         for lo in range(0, len(y), batch):
             xb = x[lo: lo + batch].transpose(0, 1).to(device)
-            correct += int((rule.model(xb).argmax(1).cpu() == y[lo: lo + batch]).sum())
+            logits = rule.model(xb) if scored is None else rule.model(xb, scored)
+            correct += int((logits.argmax(1).cpu() == y[lo: lo + batch]).sum())
     return correct / len(y)
 
 
@@ -329,7 +337,7 @@ def load_checkpoint(path: str | Path) -> dict:
     return state
 
 
-_NONE_DEFAULT_TYPES = {"tau": (int, float), "v_th": (int, float), "alpha": (int, float)}  # others: text
+_NONE_DEFAULT_TYPES = {name: (int, float) for name in ("tau", "v_th", "alpha", "kappa")}  # others: text
 
 
 def _config_from(saved: dict, path: Path) -> TrainConfig:
@@ -356,6 +364,7 @@ def train(config: TrainConfig, out: str | Path | None = None, resume: str | Path
           progress: bool = True, log=print) -> TrainResult:
     """Train ``config.epochs`` epochs; checkpoint to ``out`` after each; continue from ``resume``."""
     apply_to_torch()  # the process's thread policy (hwsim --threads), set before any torch work
+    torch.set_flush_denormal(True)  # leaky membranes decay into sub-normal floats: 10x slower on CPU, same spikes
     rank, world, started = _distributed()
     check_config(config)
     state = load_checkpoint(resume) if resume is not None else None  # checked before any work

@@ -6,6 +6,10 @@ input is a constant). Time is cut into windows of ``window`` steps: BPTT inside 
 carried into the next window as a constant. ``window = T`` with one block is BPTT; ``window = 1`` with one
 block is SLTT.
 
+Recurrent layers and ALIF: BPTT through the recurrent edge, the membrane and the adaptation inside each window;
+``u``, ``a`` and ``s`` (so the first recurrent input of a window) are carried into the next window as constants.
+With ``loss_steps`` only the scored steps carry a loss (a window without one makes no backward pass).
+
 Update cadence: ``update="batch"`` (default) accumulates every window's gradient and updates the weights once
 per batch, as the other rules do and as the on-chip kernel (``hwsim/learning/kernels/graph.py``) does, so torch and
 chip stay comparable; ``update="window"`` steps the optimizer after every window's backward pass -- truncated
@@ -76,20 +80,27 @@ class TTLBPTT(TrainingRule):
         steps = x.shape[0]
         if self.window > steps:
             raise RuleError(f"TTL-BPTT window k={self.window} is longer than T={steps}")
+        scored, divisor = self.scoring(steps)
         states: list[LIFState | None] = [None] * len(self.model.stages)
         total, logits = 0.0, 0.0
         for start in range(0, steps, self.window):
-            states = [None if s is None else LIFState(s.u.detach(), s.s.detach()) for s in states]
-            loss = 0.0
-            for t in range(start, min(start + self.window, steps)):
-                inp = x[t]
-                for b, (lo, hi) in enumerate(self.blocks):
-                    chunk, states[lo:hi] = states[lo:hi], [None] * (hi - lo)  # consumed by step
-                    out, spikes, states[lo:hi] = self.model.step(inp.detach(), chunk, start=lo, stop=hi)
-                    local = out if b == len(self.blocks) - 1 else self.classifiers[b](spikes[-1].flatten(1))
-                    loss = loss + self.loss(local, y, steps)
-                    inp = spikes[-1]
-                logits = logits + out.detach().flatten(1)
+            states = [None if s is None else LIFState(*(None if v is None else v.detach() for v in s))
+                      for s in states]  # u, s (and a) enter the window as constants
+            loss, stop = 0.0, min(start + self.window, steps)
+            with torch.set_grad_enabled(any(scored[start:stop]) and torch.is_grad_enabled()):
+                for t in range(start, stop):
+                    inp = x[t]
+                    for b, (lo, hi) in enumerate(self.blocks):
+                        chunk, states[lo:hi] = states[lo:hi], [None] * (hi - lo)  # consumed by step
+                        out, spikes, states[lo:hi] = self.model.step(inp.detach(), chunk, start=lo, stop=hi)
+                        if scored[t]:
+                            local = out if b == len(self.blocks) - 1 else self.classifiers[b](spikes[-1].flatten(1))
+                            loss = loss + self.loss(local, y, divisor)
+                        inp = spikes[-1]
+                    if scored[t]:
+                        logits = logits + out.detach().flatten(1)
+            if not torch.is_tensor(loss):  # no scored step in this window: nothing to back-propagate
+                continue
             loss.backward()
             if optimizer is not None:  # update="window": one weight update per window
                 optimizer.step()

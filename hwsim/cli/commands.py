@@ -504,6 +504,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                          window=o.window, block=o.block, subnet=o.subnet, budget_bytes=o.budget_bytes,
                          data_path=args.data_path, device=args.device, tau=o.tau, v_th=o.v_th, surrogate=o.surrogate,
                          alpha=o.alpha, mse=o.mse, mse_target=o.mse_target, ttl_update=o.ttl_update,
+                         **{name: getattr(o, name) for name in ("eligibility", "feedback", "kappa") if name in o.given},
                          bin_us=args.bin_us)
     args.rule = rule
     note = [] if args.out else [printable(f"hwsim train: saving the checkpoint to {out} and the network to "

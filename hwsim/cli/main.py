@@ -226,8 +226,9 @@ def _add_train(sub) -> None:
     add_rules_argument(tr, required=True, one=True)
     add_option_arguments(tr)
     tr.add_argument("--dataset", "--data", dest="dataset", action=DeprecatedAlias, default="digits", metavar="NAME",
-                    help="digits (built in), randman (procedural), mnist/nmnist/shd from --data-path, a FILE.npz "
-                         "(x_train, y_train, x_test, y_test) or tonic:<Name> (optional tonic package)")
+                    help="digits (built in), randman (procedural), cue (procedural: the e-prop paper's cue "
+                         "accumulation; -T >= 120 sets the delay, e.g. -T 170), mnist/nmnist/shd from --data-path, "
+                         "a FILE.npz (x_train, y_train, x_test, y_test) or tonic:<Name> (optional tonic package)")
     tr.add_argument("--epochs", type=positive_int, default=5, metavar="E", help="epochs (default 5)")
     tr.add_argument("--timesteps", "-T", type=positive_int, default=8, metavar="T",
                     help="time steps per sample (default 8)")

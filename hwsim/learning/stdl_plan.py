@@ -17,18 +17,22 @@ and the feasibility analysis (``hwsim.learning.feasibility``), which all call :f
   working set of one layer's step ``+`` the loss (log-softmax and its gradient, ``2 B C``). The working sets:
   a dense layer ``2 B n_l`` forward (its current and new membrane), ``B n_l + B n_{l-1} + |W_l|`` backward (the
   error at its output, the error for the layer below -- the first mirrored layer's input comes from the
-  subnetwork, which learns from it -- and the weight-gradient temporary); a sum-pool layer ``2 B n_l`` forward and
-  ``2 B n_l + B n_{l-1}`` backward; a conv layer ``2 (B n_l + B n_{l-1}) + |W_l|`` backward and ``2 B n_l``
-  forward, ``4 B n_l`` when another mirrored layer feeds it (torch's CPU convolutions, oneDNN, reorder their
-  operands into blocked buffers: these two conv terms are calibrated on torch 2.13's CPU kernels); a classifier
-  ``B C + B F + |W_c|``. ``tests/test_stdl.py`` holds the plan to the allocator's measurement within 10 % on an
-  MLP and a conv net (16- and 32-channel layers; narrower conv layers, padded by oneDNN to its channel blocks,
-  need up to ~15 % more);
+  subnetwork, which learns from it -- and the weight-gradient temporary); a recurrent layer counts its recurrent
+  weights among its parameters, holds three currents forward (``3 B n_l``: input, recurrent, their sum), the
+  larger of its two weight-gradient temporaries backward, and carries the previous spikes its recurrent synapses
+  save (``B n_l`` more state); an ALIF layer carries its adaptation ``a`` and the ``u - A`` its spike function
+  saves (``2 B n_l`` more state); a sum-pool layer ``2 B n_l`` forward and ``2 B n_l + B n_{l-1}`` backward; a
+  conv layer ``2 (B n_l + B n_{l-1}) + |W_l|`` backward and ``2 B n_l`` forward, ``4 B n_l`` when another mirrored
+  layer feeds it (torch's CPU convolutions, oneDNN, reorder their operands into blocked buffers: these two conv
+  terms are calibrated on torch 2.13's CPU kernels); a classifier ``B C + B F + |W_c|``. ``tests/test_stdl.py``
+  holds the plan to the allocator's measurement within 10 % on an MLP and a conv net (16- and 32-channel layers;
+  narrower conv layers, padded by oneDNN to its channel blocks, need up to ~15 % more),
+  ``tests/test_methods_recurrent.py`` on recurrent and ALIF layers (3 % measured);
 * the auxiliary layers get their own weights, drawn independently of the layers they mirror
   (:func:`init_weights`): a mirrored layer as ``hwsim.sim.network.from_spec`` draws weights (N(0, (3/sqrt(fan_in))^2),
   a zero bias where the mirrored layer has one), the classifier as torch's ``nn.Linear`` (U(+-1/sqrt(fan_in)))
   -- never copies, or the auxiliary network would receive exactly its layers' gradients and STDL would
-  degenerate into SLTT.
+  degenerate into SLTT; a mirrored recurrent layer's recurrent weights come from :func:`init_recurrent`.
 
 A budget too small for every candidate is refused with one line naming the smallest candidate and its need
 (a budget of that size admits it).
@@ -40,7 +44,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwsim.sim.network import Conv2d, Flatten, Network, SumPool2d
+from hwsim.sim.network import RECURRENT_GAIN, Conv2d, Flatten, FloatALIF, Network, Recurrent, SumPool2d
 
 FLOAT_BYTES = 4
 DEFAULT_BUDGET_BYTES = 128 * 1024
@@ -104,14 +108,15 @@ def training_bytes(network: Network, layers: list[int], classifier: bool, batch:
         n = _numel(shapes[neuron[k]][1])
         weights = 0 if isinstance(layer, SumPool2d) else \
             layer.weight.size + (0 if layer.bias is None else layer.bias.size)
-        params += weights
-        state += 2 * batch * n
+        recurrent = layer.recurrent.size if isinstance(layer, Recurrent) else 0
+        params += weights + recurrent
+        state += (2 + (2 if isinstance(layer.neuron, FloatALIF) else 0) + (1 if recurrent else 0)) * batch * n
         if isinstance(layer, Conv2d):
             forward, backward = (2 if position == 0 else 4) * batch * n, 2 * batch * (n + prev) + weights
         elif isinstance(layer, SumPool2d):
             forward, backward = 2 * batch * n, 2 * batch * n + batch * prev
         else:
-            forward, backward = 2 * batch * n, batch * (n + prev) + weights
+            forward, backward = (3 if recurrent else 2) * batch * n, batch * (n + prev) + max(weights, recurrent)
         work = max(work, forward, backward)
         prev = n
     if classifier:
@@ -173,6 +178,30 @@ def _classifier_bytes(network: Network, below: int, batch: int) -> int:
     classes = _numel(network.output_shape)
     head = features * classes + classes
     return FLOAT_BYTES * (3 * head + batch * (classes + features) + head + 2 * batch * classes)
+
+
+def init_recurrent(network: Network, stdl_plan: Plan, seed: int = 0) -> list[list[np.ndarray | None]]:
+    """Initial recurrent weights (n, n) of every auxiliary layer that mirrors a recurrent layer, per subnetwork,
+    in the order of :func:`init_weights` (None for a layer without recurrent synapses; the classifier has no
+    entry). Drawn as ``hwsim.sim.network.from_spec`` draws them -- N(0, (RECURRENT_GAIN / sqrt(n))^2), no
+    self-connections -- from their own stream of ``seed``, so :func:`init_weights` is the same for every network
+    and a feed-forward plan draws nothing here."""
+    rng = np.random.default_rng([int(seed), 0x5D2])
+    neuron = stdl_plan.neuron_layers
+    out = []
+    for aux in stdl_plan.auxiliary:
+        chain = []
+        for k in aux.layers:
+            layer = network.layers[neuron[k]]
+            if not isinstance(layer, Recurrent):
+                chain.append(None)
+                continue
+            n = layer.n_out
+            weight = rng.normal(0.0, RECURRENT_GAIN / np.sqrt(n), (n, n)).astype(np.float32)
+            np.fill_diagonal(weight, 0.0)
+            chain.append(weight)
+        out.append(chain)
+    return out
 
 
 def init_weights(network: Network, stdl_plan: Plan, seed: int = 0) -> list[list[tuple[np.ndarray | None,

@@ -91,6 +91,9 @@ class LoihiLIF:
             object.__setattr__(self, name, int(value))
 
 
+LSNN_BETA = 1.8  # Bellec et al. 2018: adaptation strength on an adaptation variable that grows by (1 - rho) per spike
+
+
 @dataclass(frozen=True)
 class FloatALIF:
     """Adaptive-threshold LIF (ALIF; Bellec et al., NeurIPS 2018 "LSNN", Nat. Commun. 11:3625, 2020), float.
@@ -102,21 +105,26 @@ class FloatALIF:
         s[t] = H(u[t] - (v_th + beta * a[t]))                    adaptive threshold A[t] = v_th + beta a[t]
 
     ``lam``: membrane leak (dimensionless, 0..1); ``v_th``: base threshold (weight units); ``rho``:
-    adaptation decay per step, ``exp(-1/tau_a)`` (0..1); ``beta``: adaptation strength (weight units per
-    spike, >= 0; 0 is a plain LIF). The soft reset subtracts the base threshold ``v_th``, as in the e-prop
-    paper's Methods. Defaults: ``tau_a = 200`` steps, ``beta = 1.8`` (the LSNN paper's setting).
+    adaptation decay per step, ``exp(-1/tau_a)`` (0..1); ``beta``: threshold increase per unit of ``a`` (weight
+    units, >= 0; 0 is a plain LIF). The soft reset subtracts the base threshold ``v_th``, as in the e-prop
+    paper's Methods. Defaults: ``tau_a = 200`` steps and ``beta = 1.8 (1 - rho)``: the LSNN paper's beta = 1.8 on
+    its adaptation variable, which grows by ``(1 - rho)`` per spike where ``a`` here grows by 1 (the same
+    threshold). Tasks with long memory often want more: the cue-accumulation examples use beta = 0.1 (spec
+    token ``a64b0.1``).
     """
 
     lam: float = 1.0 - 1.0 / 1.1
     v_th: float = 1.0
     reset: Literal["soft", "zero"] = "soft"
     rho: float = float(np.exp(-1.0 / 200.0))
-    beta: float = 1.8
+    beta: float | None = None  # None: 1.8 (1 - rho), the LSNN paper's setting in this form
 
     def __post_init__(self) -> None:
         FloatLIF(self.lam, self.v_th, self.reset)  # the LIF part's checks
         if not (0.0 <= self.rho <= 1.0):
             raise NetworkError(f"FloatALIF.rho must be in [0, 1], got {self.rho}")
+        if self.beta is None:
+            object.__setattr__(self, "beta", LSNN_BETA * (1.0 - float(self.rho)))
         if not (self.beta >= 0 and np.isfinite(self.beta)):
             raise NetworkError(f"FloatALIF.beta must be a finite number >= 0, got {self.beta}")
 
@@ -446,10 +454,10 @@ def _as_int(values: np.ndarray, what: str) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------------
 # Spec strings
 # ---------------------------------------------------------------------------------------------------------
-_TOKEN_HELP = ("N (dense), rN (recurrent LIF), aN (recurrent adaptive ALIF, float only), "
+_TOKEN_HELP = ("N (dense), rN (recurrent LIF), aN[bBETA][tTAU_A] (recurrent adaptive ALIF, float only), "
                "cO[kK][sS][pP] (conv: O channels, kernel K=3, stride S=1, padding P=0), pK[sS] (sum pool), "
                "or f (flatten)")
-_RECURRENT = re.compile(r"^([ra])(\d+)$", re.ASCII)
+_RECURRENT = re.compile(r"^([ra])(\d+)(?:b(\d+(?:\.\d+)?))?(?:t(\d+(?:\.\d+)?))?$", re.ASCII)
 RECURRENT_GAIN = 1.0  # recurrent weights ~ N(0, (RECURRENT_GAIN / sqrt(n))^2), no self-connections
 _CONV = re.compile(r"^c(\d+)(?:k(\d+))?(?:s(\d+))?(?:p(\d+))?$", re.ASCII)  # ASCII digits only ("²" is no size)
 _POOL = re.compile(r"^p(\d+)(?:s(\d+))?$", re.ASCII)
@@ -571,13 +579,16 @@ def _walk(spec: str, mode: Mode, draw, gain: float) -> tuple[Shape, list[Layer]]
             if len(shape) != 1:
                 layers.append(Flatten())
                 shape = layers[-1].out_shape(shape)
+            if rec.group(1) == "r" and (rec.group(3) or rec.group(4)):
+                raise NetworkError(f"malformed network spec {_shown(spec)}: token {shown}: b (adaptation strength) "
+                                   f"and t (adaptation time constant) belong to adaptive layers: aN[bBETA][tTAU_A]")
             if rec.group(1) == "a" and mode != "float":
                 raise NetworkError(f"malformed network spec {_shown(spec)}: token {shown}: adaptive (ALIF) neurons "
                                    f"exist in float mode only (pass --mode float); use rN for a fixed-point "
                                    f"recurrent layer")
             w = draw((n, shape[0]), shape[0], gain, "F")
             w_rec = draw((n, n), n, RECURRENT_GAIN, "F", zero_diagonal=True)
-            layer_neuron = FloatALIF(lam=neuron.lam) if rec.group(1) == "a" else neuron
+            layer_neuron = _alif_of(rec, neuron, spec, shown) if rec.group(1) == "a" else neuron
             layer = Recurrent(w, w_rec, neuron=layer_neuron, weight_exp=_wexp(mode))
         elif token == "f":
             layer = Flatten()
@@ -596,6 +607,17 @@ def _walk(spec: str, mode: Mode, draw, gain: float) -> tuple[Shape, list[Layer]]
             raise NetworkError(f"malformed network spec {_shown(spec)}: token {shown}: {err}") from None
         layers.append(layer)
     return input_shape, layers
+
+
+def _alif_of(rec: re.Match, neuron: Neuron, spec: str, shown: str) -> FloatALIF:
+    """The ALIF of a spec token ``aN[bBETA][tTAU_A]`` (BETA: adaptation strength, TAU_A: adaptation time
+    constant in steps, rho = exp(-1/TAU_A)); the membrane of the spec's LIF."""
+    beta = None if rec.group(3) is None else float(rec.group(3))
+    tau_a = 200.0 if rec.group(4) is None else float(rec.group(4))
+    if tau_a <= 0:
+        raise NetworkError(f"malformed network spec {_shown(spec)}: token {shown}: the adaptation time constant "
+                           f"t must be > 0 steps")
+    return FloatALIF(lam=neuron.lam, rho=float(np.exp(-1.0 / tau_a)), beta=beta)
 
 
 def _wexp(mode: Mode) -> int:
