@@ -15,17 +15,31 @@ Files written to the output folder:
 * with ``--learning``: ``learning.json`` -- the read-out layer trained in Lava by an OTTT-like three-factor
   ``LearningDense`` rule on the golden sample, against hwsim's fixed-point OTTT prediction (correlation of the
   weight changes, ``hwsim.formats.lava_learning``).
+
+Every file is written into a private staging folder inside the output (``.hwsim-export-<pid>-*.tmp``) and renamed
+into place at the end: a full disk, an I/O error, a value a format cannot hold or Ctrl-C leaves the output folder as
+it was (see :class:`_Staging`); what the export would take is checked first (:func:`check_export`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import io
 import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from hwsim.errors import WriteError
+from hwsim.formats.bounds import write_failure
 from hwsim.formats.lava_child import run_isolated
-from hwsim.safeio import atomic_path, atomic_write
 from hwsim.sim.engine import simulate
 from hwsim.sim.network import Network, NetworkError, load, save
 
@@ -165,27 +179,27 @@ def spikes_per_layer(float_network: Network, fixed: Network, x: np.ndarray, samp
             for name, a, b in zip(fixeds.layer_names, floats.spikes, fixeds.spikes)]
 
 
-def _write_formats(fixed: Network, out: Path) -> None:
+def _format_files(fixed: Network, stage: _Staging) -> None:
     """``model.net`` and ``model.nir``, both or neither: a value a format cannot hold is one NetworkError line."""
     from hwsim.formats import netx, nir_io
 
-    written = []
     for name, writer in (("model.net", netx.write), ("model.nir", nir_io.write)):
         try:
-            with atomic_path(out / name) as tmp:
-                writer(fixed, tmp)
+            stage.put_with(name, lambda path, writer=writer: writer(fixed, path))
         except NetworkError as err:  # a value the format cannot hold exactly: refuse rather than write a wrong one
-            for done in written:
-                (out / done).unlink(missing_ok=True)
-            raise NetworkError(f"{out / name}: not written: {err}") from None
-        written.append(name)
+            raise NetworkError(f"{stage.out / name}: not written: {err}") from None
 
 
 def check_exportable(network: Network) -> None:
     """Refuse, in one :class:`NetworkError` line naming the layer, a network that neither Lava nor netx nor NIR
     can hold: adaptive-threshold (ALIF) neurons (Loihi's LIF, netx's CUBA and NIR's neurons have fixed
-    thresholds, and quantisation has no counterpart for them)."""
+    thresholds, and quantisation has no counterpart for them), and a layer name no file of the export could be read
+    back with (over 200 characters, or not valid Unicode; :func:`hwsim.formats.bounds.check_names`). Other names,
+    NUL, ``/`` and control characters included, are written as they are (NIR's node names rewritten)."""
+    from hwsim.formats.bounds import check_names
     from hwsim.sim.network import FloatALIF
+
+    check_names(network)
 
     for i, layer in enumerate(network.layers):
         if isinstance(layer.neuron, FloatALIF):
@@ -193,16 +207,190 @@ def check_exportable(network: Network) -> None:
                                f"NIR form (their thresholds are fixed); nothing exported")
 
 
+def export_memory(network: Network, x: np.ndarray | None = None) -> tuple[int, str]:
+    """``(bytes, what they are)`` an export of ``network`` would take at its peak, from its shapes and the data's:
+    the formats' copies of every weight (netx's int64, NIR's float64 and, in fixed point, its JSON metadata), sum
+    pooling written as a channel-diagonal convolution (channels² x kernel² taps), the NIR neuron nodes (one value
+    per neuron and parameter), and the runs: the golden sample, and with data ``x`` (N, T, ...) the quantisation's
+    accuracy runs and the per-layer spike counts."""
+    from hwsim.sim.network import SumPool2d
+
+    weights = sum(int(getattr(layer, name).size) for layer in network.layers
+                  for name in ("weight", "recurrent") if isinstance(getattr(layer, name, None), np.ndarray))
+    taps = sum(shape[0] ** 2 * layer.kernel ** 2 for layer, (shape, _) in zip(network.layers, network.layer_shapes())
+               if isinstance(layer, SumPool2d))
+    units = math.prod(network.input_shape) + sum(math.prod(out) for _, out in network.layer_shapes())
+    depth = sum(1 for layer in network.layers if layer.neuron is not None)
+    samples, steps = (int(x.shape[0]), int(x.shape[1])) if x is not None else (0, 16)
+    entries = (steps + depth) * units * (1 + samples + min(samples, 64) * 2)
+    total = (weights * EXPORT_BYTES_PER_WEIGHT + taps * EXPORT_BYTES_PER_TAP + units * EXPORT_BYTES_PER_NEURON
+             + entries * RUN_BYTES_PER_ENTRY)
+    return total, (f"{weights} weights, {taps} pooling taps written as convolutions, {units} inputs and neurons, "
+                   f"{entries} spike entries in its runs")
+
+
+EXPORT_BYTES_PER_WEIGHT = 64  # netx int64 copies, NIR float64, fixed point's JSON lists, images (46 measured)
+EXPORT_BYTES_PER_TAP = 48  # a pooling tap written as a convolution weight: NIR float64, netx int64 and its copies
+EXPORT_BYTES_PER_NEURON = 64  # the NIR neuron node's per-neuron parameters (float64 each)
+RUN_BYTES_PER_ENTRY = 8  # one input or neuron of one step of one sample in a run (spikes, state, copies)
+EXPORT_FILES = ("model.net", "model.nir", "network.npz", "quantization.json", "golden.npz", "README.md",
+                "run_lava.py", "verify.json", "learning.json")  # every file an export may write
+STAGING_PREFIX = ".hwsim-export-"  # the private folder inside the output where an export is written first
+
+
+class _Staging:
+    """A private folder inside ``out`` (``mkdtemp``: a fresh name, mode 0700) where every file of one export is
+    written; :meth:`publish` renames them into ``out`` at the end. On any error (a full disk, a value a format cannot
+    hold, Ctrl-C) the folder is removed with everything in it: ``out`` keeps what it held. A folder left by a killed
+    export (its process gone) is removed by the next export into ``out``."""
+
+    def __init__(self, out: Path):
+        self.out, self.names = out, []
+
+    def __enter__(self) -> _Staging:
+        _remove_stale_staging(self.out)
+        try:
+            self.path = Path(tempfile.mkdtemp(dir=self.out, prefix=f"{STAGING_PREFIX}{os.getpid()}-", suffix=".tmp"))
+        except OSError as err:
+            raise write_failure(self.out, err, "nothing was exported") from None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def _failed(self, name: str, err: BaseException):
+        return write_failure(self.out / name, err, f"nothing was exported ({self.out} was left as it was: no partial "
+                                                   f"file, no temporary file)")
+
+    def put(self, name: str, data: str | bytes) -> None:
+        """Write file ``name`` (text as UTF-8) into the staging folder, flushed to disk."""
+        self.put_with(name, lambda path: _write_new(path, data.encode() if isinstance(data, str) else data))
+
+    def put_with(self, name: str, writer: Callable[[Path], object]) -> None:
+        """Let ``writer(path)`` write file ``name`` into the staging folder; an ``OSError`` or
+        :class:`~hwsim.errors.WriteError` becomes one line naming ``out/name``."""
+        failure, hook = None, sys.unraisablehook
+        try:
+            writer(self.path / name)
+        except (OSError, WriteError) as err:
+            sys.unraisablehook = _ignore  # until what the failed writer left is freed (see _ignore)
+            failure = self._failed(name, err)
+        if failure is not None:
+            try:
+                gc.collect()
+            finally:
+                sys.unraisablehook = hook
+            raise failure
+        self.names.append(name)
+
+    def publish(self) -> list[str]:
+        """Rename every staged file into ``out`` (a link at a file's name is replaced, never followed) and remove the
+        files an earlier export left that this one does not write (``verify.json``, ``learning.json``), so that the
+        folder holds one export. Returns the names."""
+        moved: list[str] = []
+        for name in self.names:
+            try:
+                os.replace(self.path / name, self.out / name)
+            except OSError as err:
+                for done in moved:
+                    with contextlib.suppress(OSError):
+                        (self.out / done).unlink()
+                raise write_failure(self.out / name, err, "the export is incomplete: its files already moved into "
+                                                          "place were removed") from None
+            moved.append(name)
+        for name in set(EXPORT_FILES) - set(self.names):
+            with contextlib.suppress(OSError):
+                if (self.out / name).is_symlink() or (self.out / name).is_file():
+                    (self.out / name).unlink()
+        return sorted(self.names)
+
+
+def _ignore(unraisable) -> None:
+    """An unraisable-exception hook that drops it: ``np.savez`` (in :func:`hwsim.sim.network.save`) leaves its
+    ``ZipFile`` open when a write fails, and that object's finalizer, run once the failure is dropped, would print an
+    "Exception ignored ... seek of closed file" traceback (its file was closed by then)."""
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Create ``path`` (never an existing file or a link: ``O_EXCL``) with the user's umask, write ``data`` and
+    flush it to disk."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC, 0o666)
+    with open(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _remove_stale_staging(out: Path) -> None:
+    """Remove the staging folders of exports into ``out`` whose process is gone (killed mid-export)."""
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(out):
+            if not entry.name.startswith(STAGING_PREFIX) or not entry.is_dir(follow_symlinks=False):
+                continue
+            pid = entry.name[len(STAGING_PREFIX):].split("-", 1)[0]
+            if pid.isdecimal() and int(pid) != os.getpid() and not _alive(int(pid)):
+                shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (another user's counts: ``EPERM``)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):
+        return True
+    return True
+
+
+def _golden(fixed: Network, x: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, dict, list[str]]:
+    """``(sample (T, n_in), golden input (T + depth, n_in), {input, layer<i>}, layer names)``: the data's first
+    sample (or 16 steps of Bernoulli(0.2) input), padded with one silent step per layer, and hwsim's fixed spikes."""
+    depth = sum(1 for layer in fixed.layers if layer.neuron is not None)
+    if x is not None:
+        sample = np.asarray(x[0]).reshape(np.asarray(x[0]).shape[0], -1)
+    else:
+        sample = (np.random.default_rng(0).random((16, int(np.prod(fixed.input_shape)))) < 0.2)
+    golden_in = np.concatenate([sample, np.zeros((depth, sample.shape[1]))]).astype(np.uint8)
+    result = simulate(fixed, golden_in.reshape(golden_in.shape[0], 1, *fixed.input_shape), time_major=True)
+    golden = {"input": golden_in} | {f"layer{i}": s.reshape(s.shape[0], -1) for i, s in enumerate(result.spikes)}
+    return sample, golden_in, golden, list(result.layer_names)
+
+
+def _npz_bytes(**arrays: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def check_export(network: Network, out: str | Path, x: np.ndarray | None = None, learning: bool = False) -> None:
+    """Every refusal of :func:`export` that needs no quantisation, in one line, before anything is written (a caller
+    may run it before it makes the output folder): a network no format can hold (:func:`check_exportable`), a
+    fixed-point one with ``learning``, and an export of more memory than the limit (:func:`export_memory`,
+    :class:`~hwsim.errors.TooLarge` naming ``out``)."""
+    from hwsim.safeio import check_memory
+
+    check_exportable(network)
+    if learning and network.mode != "float":
+        raise NetworkError("--learning compares against the float network's errors; give the trained float network")
+    nbytes, detail = export_memory(network, x)
+    check_memory(nbytes, f"export to {out}", detail)
+
+
 def export(network: Network, out: str | Path, x: np.ndarray | None = None, y: np.ndarray | None = None,
            verify: bool = False, learning: bool = False) -> dict:
-    """Quantise (if float), write every file, optionally verify in Lava; returns the summary. A network no format
-    can hold (ALIF neurons) is refused in one line before anything is written."""
+    """Quantise (if float), write every file, optionally verify in Lava; returns the summary.
+
+    Refused in one line before anything is written: a network no format can hold (ALIF neurons), one Lava cannot
+    run when ``verify``, a fixed-point one with ``learning``, and an export that would take more memory than the
+    limit (:func:`export_memory`, :class:`~hwsim.errors.TooLarge`). Every file is written into a private staging
+    folder inside ``out`` and renamed into place at the end (:class:`_Staging`): a full disk, an I/O error or a value
+    a format cannot hold ends in one line naming the file, with ``out`` left as it was."""
     from hwsim.formats.lava import check_lava_expressible
     from hwsim.sim.quantize import QuantReport, fixed_accuracy, quantize
 
-    check_exportable(network)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    check_export(network, out, x, learning)
     if network.mode == "float":
         fixed, report = quantize(network, x, y)
         changed = netx_biases(fixed, network, [q.scale for q in report.layers])
@@ -213,38 +401,33 @@ def export(network: Network, out: str | Path, x: np.ndarray | None = None, y: np
                 report.accuracy_fixed = fixed_accuracy(fixed, x, y)
     else:
         fixed, report = network, QuantReport(notes=["network was already fixed point"])
-    _write_formats(fixed, out)
-    save(fixed, out / "network.npz")
-    quantization = report.to_dict()
-    if x is not None and network.mode == "float":
-        quantization["spikes"] = spikes_per_layer(network, fixed, x)
-    atomic_write(out / "quantization.json", json.dumps(quantization, indent=2))
-    depth = sum(1 for layer in fixed.layers if layer.neuron is not None)
-    if x is not None:
-        sample = np.asarray(x[0]).reshape(np.asarray(x[0]).shape[0], -1)
-    else:
-        sample = (np.random.default_rng(0).random((16, int(np.prod(fixed.input_shape)))) < 0.2)
-    golden_in = np.concatenate([sample, np.zeros((depth, sample.shape[1]))]).astype(np.uint8)
-    result = simulate(fixed, golden_in.reshape(golden_in.shape[0], 1, *fixed.input_shape), time_major=True)
-    golden = {"input": golden_in} | {f"layer{i}": s.reshape(s.shape[0], -1) for i, s in enumerate(result.spikes)}
-    with atomic_path(out / "golden.npz") as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, meta=np.array(json.dumps(GOLDEN_META | {"layers": result.layer_names})), **golden)
-    atomic_write(out / "README.md", README)
-    atomic_write(out / "run_lava.py", RUN_LAVA)
-    files = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))  # not the lock file
-    summary = {"out": str(out), "files": files, "quantization": quantization}
     if verify:
         check_lava_expressible(fixed)
-        lava = run_isolated("verify", fixed, golden_in)  # in a child that dies with this process
-        layers = [{"layer": layer_name, "equal": bool(np.array_equal(a, golden[f"layer{i}"])),
-                   "spikes": int(a.sum())} for i, (layer_name, a) in enumerate(zip(result.layer_names, lava["spikes"]))]
-        summary["verify"] = {"equal": all(v["equal"] for v in layers), "layers": layers,
-                             "timesteps": int(golden_in.shape[0])}
-        atomic_write(out / "verify.json", json.dumps(summary["verify"], indent=2))
-    if learning:
-        if network.mode != "float":
-            raise NetworkError("--learning compares against the float network's errors; give the trained float network")
-        label = int(y[0]) if y is not None else 0
-        summary["learning"] = run_isolated("learning", network, sample.reshape(len(sample), -1), label)
-        atomic_write(out / "learning.json", json.dumps(summary["learning"], indent=2))
-    return summary
+    out.mkdir(parents=True, exist_ok=True)
+    with _Staging(out) as stage:
+        _format_files(fixed, stage)
+        stage.put_with("network.npz", lambda path: save(fixed, path))
+        quantization = report.to_dict()
+        if x is not None and network.mode == "float":
+            quantization["spikes"] = spikes_per_layer(network, fixed, x)
+        stage.put("quantization.json", json.dumps(quantization, indent=2))
+        sample, golden_in, golden, layer_names = _golden(fixed, x)
+        meta = np.array(json.dumps(GOLDEN_META | {"layers": layer_names}))
+        stage.put("golden.npz", _npz_bytes(meta=meta, **golden))
+        stage.put("README.md", README)
+        stage.put("run_lava.py", RUN_LAVA)
+        summary = {"out": str(out), "quantization": quantization}
+        if verify:
+            lava = run_isolated("verify", fixed, golden_in)  # in a child that dies with this process
+            layers = [{"layer": name, "equal": bool(np.array_equal(a, golden[f"layer{i}"])), "spikes": int(a.sum())}
+                      for i, (name, a) in enumerate(zip(layer_names, lava["spikes"]))]
+            summary["verify"] = {"equal": all(v["equal"] for v in layers), "layers": layers,
+                                 "timesteps": int(golden_in.shape[0])}
+            stage.put("verify.json", json.dumps(summary["verify"], indent=2))
+        if learning:
+            label = int(y[0]) if y is not None else 0
+            summary["learning"] = run_isolated("learning", network, sample.reshape(len(sample), -1), label)
+            stage.put("learning.json", json.dumps(summary["learning"], indent=2))
+        summary["files"] = stage.publish()
+    return {"out": summary["out"], "files": summary["files"]} | {k: v for k, v in summary.items()
+                                                                  if k not in ("out", "files")}

@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hwsim.errors import Failure, one_line
+from hwsim.errors import Failure, WriteError, one_line
+from hwsim.formats.bounds import write_failure
 from hwsim.sim.network import Network, NetworkError, load, save
 
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]
@@ -40,12 +41,18 @@ def run_isolated(task: str, network: Network, spikes: np.ndarray, label: int = 0
     """Run ``task`` (``"verify"``: :func:`hwsim.formats.lava.run_lava` without state probes, returns
     ``{"spikes": [(T, n_i) uint8 per layer]}``; ``"learning"``: :func:`compare_learning`, returns its dict)
     in a child process that dies with this one."""
-    folder = Path(tempfile.mkdtemp(prefix="hwsim-lava-"))
+    try:
+        folder = Path(tempfile.mkdtemp(prefix="hwsim-lava-"))
+    except OSError as err:
+        raise write_failure(Path(tempfile.gettempdir()), err, "Lava's exchange folder was not made") from None
     read_end, write_end = os.pipe()
     proc = None
     try:
-        save(network, folder / "net.npz")
-        np.save(folder / "input.npy", np.asarray(spikes))
+        try:
+            save(network, folder / "net.npz")
+            np.save(folder / "input.npy", np.asarray(spikes))
+        except (OSError, WriteError) as err:  # the system's temporary folder is full
+            raise write_failure(folder, err, "Lava's exchange folder was removed") from None
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PACKAGE_ROOT), env.get("PYTHONPATH")) if p)
         with open(folder / "stderr.txt", "wb") as err:

@@ -33,7 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
+from hwsim.errors import UsageError, printable
 from hwsim.sim.network import (
+    MAX_LAYERS,
     Conv2d,
     Dense,
     Flatten,
@@ -58,8 +60,13 @@ def _shifted(weight: np.ndarray, exp: int, where: str) -> np.ndarray:
 
 
 def write(network: Network, path: str | Path) -> Path:
-    """Write a fixed-point ``network`` as netx HDF5; :class:`NetworkError` names a layer netx cannot hold."""
+    """Write a fixed-point ``network`` as netx HDF5; :class:`NetworkError` names a layer netx cannot hold. The file is
+    built in memory and written atomically: a full disk is one :class:`~hwsim.errors.WriteError` line naming
+    ``path``, which keeps its old content."""
     import h5py
+
+    from hwsim.formats.bounds import hdf5_image
+    from hwsim.safeio import atomic_write
 
     for i, layer in enumerate(network.layers):
         if isinstance(layer.neuron, FloatALIF):
@@ -103,16 +110,21 @@ def write(network: Network, path: str | Path) -> Path:
                            "refDelay": 1, "gradedSpike": 0}
         groups.append(entry)
     path = Path(path)
-    with h5py.File(path, "w") as f:
-        for index, entry in enumerate(groups):
-            group = f.create_group(f"layer/{index}")
-            for key, value in entry.items():
-                if key == "neuron":
-                    sub = group.create_group("neuron")
-                    for name, item in value.items():
-                        sub[name] = np.bytes_(item) if isinstance(item, str) else item
-                else:
-                    group[key] = np.bytes_(value) if isinstance(value, str) else value
+
+    def build(buffer) -> None:
+        with h5py.File(buffer, "w") as f:
+            for index, entry in enumerate(groups):
+                group = f.create_group(f"layer/{index}")
+                for key, value in entry.items():
+                    if key == "neuron":
+                        sub = group.create_group("neuron")
+                        for name, item in value.items():
+                            sub[name] = np.bytes_(item) if isinstance(item, str) else item
+                    else:
+                        group[key] = np.bytes_(value) if isinstance(value, str) else value
+
+    # built in memory, written by Python (hwsim.formats.bounds): a full disk never reaches HDF5
+    atomic_write(path, hdf5_image(build))
     return path
 
 
@@ -164,29 +176,38 @@ def _scalar(group, key: str, where: str, default=None) -> int:
 
 
 def read(path: str | Path) -> Network:
-    """A fixed-point :class:`Network` from a netx HDF5 file of CUBA ``dense``/``conv``/``pool`` layers."""
+    """A fixed-point :class:`Network` from a netx HDF5 file of CUBA ``dense``/``conv``/``pool`` layers. Sizes are
+    checked before anything is read (:mod:`hwsim.formats.bounds`: the datasets' declared shapes, then the inputs and
+    neurons the layers declare) against the memory limit (:class:`~hwsim.errors.TooLarge`, naming the file)."""
     import h5py
+
+    from hwsim.formats.bounds import NETX_BYTES_PER_VALUE, check_network_memory, checked_hdf5
 
     path = Path(path)
     if not path.is_file():
         raise NetworkError(f"{path}: no such netx file")
     try:
-        f = h5py.File(path, "r")
-    except Exception as err:  # h5py raises OSError and others
-        raise NetworkError(f"{path}: not a readable netx HDF5 file ({type(err).__name__}: {err})") from None
-    try:
-        with f:
-            return _read(f)
+        with checked_hdf5(path, "netx HDF5 file", NETX_BYTES_PER_VALUE) as handle, h5py.File(handle, "r") as f:
+            network = _read(f)
+        check_network_memory(network, f"netx HDF5 file {path}")
+        return network
+    except UsageError:  # TooLarge (naming the file) or a bad HWSIM_MAX_MEMORY
+        raise
     except NetworkError as err:
         raise NetworkError(f"{path}: {err}") from None
-    except (KeyError, ValueError, TypeError) as err:
-        raise NetworkError(f"{path}: malformed netx layer ({type(err).__name__}: {err})") from None
+    except OSError as err:
+        raise NetworkError(f"{path}: cannot read the netx file ({err.strerror or type(err).__name__})") from None
+    except (KeyError, ValueError, TypeError, IndexError, OverflowError) as err:
+        raise NetworkError(f"{path}: malformed netx layer ({type(err).__name__}: {printable(str(err), 200)})") \
+            from None
 
 
 def _read(f) -> Network:
     if "layer" not in f:
         raise NetworkError("no '/layer' group; not a netx network")
-    keys = sorted(f["layer"].keys(), key=lambda k: int(k) if k.isdigit() else -1)
+    if len(f["layer"]) > MAX_LAYERS:
+        raise NetworkError(f"{len(f['layer'])} layers, over the limit of {MAX_LAYERS} layers")
+    keys = sorted(f["layer"].keys(), key=lambda k: int(k) if k.isdecimal() and len(k) < 12 else -1)
     input_shape: tuple[int, ...] | None = None
     layers: list[Layer] = []
     shape = None

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hwsim.errors import TooLarge, UsageError, printable
 from hwsim.formats.nir_graph import Structure, structure
 from hwsim.formats.nir_out import DT, to_nir, write  # noqa: F401 (to_nir and write: the API, written there)
 from hwsim.sim.network import (
@@ -49,22 +50,43 @@ SUPPORTED = "Affine, Linear, Conv2d, SumPool2d, AvgPool2d, Flatten, LIF, CubaLIF
 def read(path: str | Path, dt: float | None = None) -> Network:
     """A :class:`Network` from a NIR file: hwsim's own export rebuilds the exact fixed-point network; a graph
     from another framework (or hwsim's without its metadata) goes through :func:`from_nir` (``dt`` overrides the
-    graph's, else 1e-4 s). Errors are one :class:`NetworkError` line naming the file and the node."""
+    graph's, else 1e-4 s). Errors are one :class:`NetworkError` line naming the file and the node.
+
+    Sizes are checked before anything is read (:mod:`hwsim.formats.bounds`): the datasets' declared shapes, the
+    hwsim metadata's JSON, the arrays a merge of linear nodes makes and the inputs and neurons the graph declares
+    -- each against the memory limit (:class:`~hwsim.errors.TooLarge`, one line naming the file)."""
     import nir
+
+    from hwsim.formats.bounds import NIR_BYTES_PER_VALUE, check_names, check_network_memory, checked_hdf5
 
     path = Path(path)
     if not path.is_file():
         raise NetworkError(f"{path}: no such NIR file")
     try:
-        graph = nir.read(path)
-    except Exception as err:  # h5py and nir raise many types
-        raise NetworkError(f"{path}: not a readable NIR file ({type(err).__name__}: {err})") from None
-    try:
-        if _is_hwsim(graph) and dt is None:
-            return _read_hwsim(graph)
-        return from_nir(graph, dt)
+        with checked_hdf5(path, "NIR file", NIR_BYTES_PER_VALUE) as handle:
+            try:
+                graph = nir.read(handle)
+            except RecursionError:
+                raise NetworkError("not a readable NIR file (its groups are nested too deeply)") from None
+            except Exception as err:  # h5py and nir raise many types
+                raise NetworkError(f"not a readable NIR file ({type(err).__name__}: {printable(str(err), 200)})") \
+                    from None
+        network = _read_hwsim(graph) if _is_hwsim(graph) and dt is None else from_nir(graph, dt)
+        check_names(network)
+        check_network_memory(network, f"NIR file {path}")
+        return network
+    except TooLarge as err:
+        message = str(err)
+        raise TooLarge(message if message.startswith("NIR file") else f"{path}: {message}") from None
+    except UsageError:  # a bad HWSIM_MAX_MEMORY, named as such
+        raise
     except NetworkError as err:
         raise NetworkError(f"{path}: {err}") from None
+    except OSError as err:
+        raise NetworkError(f"{path}: cannot read the NIR file ({err.strerror or type(err).__name__})") from None
+    except (KeyError, TypeError, IndexError, OverflowError, ValueError) as err:  # a graph of unexpected values
+        raise NetworkError(f"{path}: malformed NIR graph ({type(err).__name__}: {printable(str(err), 200)})") \
+            from None
 
 
 def _text(value) -> str:
@@ -72,13 +94,21 @@ def _text(value) -> str:
 
 
 def _hwsim_meta(node) -> dict | None:
+    """The hwsim metadata of ``node`` (a JSON object), None when absent or not JSON; its size is checked before the
+    JSON is parsed (a fixed-point layer's weights ride in it as lists)."""
     raw = (getattr(node, "metadata", None) or {}).get("hwsim")
     if raw is None:
         return None
+    from hwsim.formats.bounds import JSON_BYTES_PER_CHAR
+    from hwsim.safeio import check_memory
+
+    text = _text(raw)
+    check_memory(len(text) * JSON_BYTES_PER_CHAR, "its hwsim metadata", f"{len(text)} characters of JSON")
     try:
-        return json.loads(_text(raw))
-    except ValueError:
+        meta = json.loads(text)
+    except (ValueError, RecursionError):
         return None
+    return meta if isinstance(meta, dict) else None
 
 
 def _is_hwsim(graph) -> bool:
@@ -330,6 +360,15 @@ def _merge(pending: tuple[str, object], name: str, node, shape: tuple[int, ...])
                        f"Conv2d and pool -> Flatten -> Affine, and needs a neuron after every other synapse")
 
 
+def _check_merged(pool_name: str, kernel: int, shape: tuple[int, ...]) -> None:
+    """Refuse a merge whose pooling kernel or merged weights (``shape``, from the graph's declared sizes) are too
+    large, before the merged array is allocated."""
+    from hwsim.formats.bounds import check_array, check_merge
+
+    check_merge(kernel, f"node '{pool_name}'")
+    check_array(shape, f"node '{pool_name}': the merged weights of a pooling node and the synapse after it")
+
+
 def _pool_geometry(name: str, pool) -> tuple[int, int, float]:
     """``(kernel, stride, tap)`` of an unpadded sum/average pooling node."""
     kind = type(pool).__name__
@@ -357,6 +396,7 @@ def _pool_then_conv(pool_name: str, pool, conv_name: str, conv, shape: tuple[int
                            f"(kernel {kp}, stride {sp}) on input {shape} has no single-convolution form")
     weight = np.asarray(conv.weight, np.float64)
     o, c, k, _ = weight.shape
+    _check_merged(pool_name, kp, (o, c, sp * (k - 1) + kp, sp * (k - 1) + kp))
     merged = np.zeros((o, c, sp * (k - 1) + kp, sp * (k - 1) + kp))
     for a in range(k):
         for b in range(k):
@@ -379,6 +419,7 @@ def _pool_then_dense(pool_name: str, pool, dense_name: str, dense, shape: tuple[
     if weight.ndim != 2 or weight.shape[1] != c * ho * wo:
         raise NetworkError(f"node '{dense_name}': weight {weight.shape} does not take the {c}x{ho}x{wo} output of "
                            f"pooling node '{pool_name}'")
+    _check_merged(pool_name, kp, (weight.shape[0], c, h, w))
     pooled = weight.reshape(-1, c, ho, wo) * tap
     merged = np.zeros((weight.shape[0], c, h, w))
     for u in range(kp):
@@ -573,6 +614,7 @@ def _conv_then_pool(conv_name: str, conv, pool_name: str, pool):
     kp, sp, tap = _pool_geometry(pool_name, pool)
     weight = np.asarray(conv.weight, np.float64)
     o, c, k, _ = weight.shape
+    _check_merged(pool_name, kp, (o, c, s * (kp - 1) + k, s * (kp - 1) + k))
     merged = np.zeros((o, c, s * (kp - 1) + k, s * (kp - 1) + k))
     for i in range(kp):
         for j in range(kp):

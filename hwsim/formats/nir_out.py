@@ -41,6 +41,10 @@ form -- NIR's neurons reset to ``v_reset`` -- and is refused naming the layer; s
 :class:`~hwsim.sim.network.FloatALIF` (no NIR primitive, and no exact composition: the adaptation variable would
 need its own leaky state feeding the threshold, which NIR's neurons do not take).
 
+**Names.** Node ``<i>_<name>.synapse`` / ``.lif`` / ``.recurrent`` (``<i>_<name>`` for a flatten) for layer ``i``:
+the name with ``/``, NUL and other control characters replaced by ``_`` (an HDF5 group name;
+:func:`hwsim.formats.bounds.node_key`); the exact name is in the node's hwsim metadata, which hwsim reads back.
+
 **Recurrent layers** (:class:`~hwsim.sim.network.Recurrent`) are written NIR's way, as snnTorch 1.0 writes
 ``RLeaky``: the synapse ``Affine`` feeds the neuron node, and the neuron's output feeds a ``Linear`` node
 (``<layer>.recurrent``: the recurrent weights in the same units as the input weights, Lava's effective ones in
@@ -58,6 +62,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hwsim.formats.bounds import hdf5_image, node_key
 from hwsim.sim.network import (
     Conv2d,
     Dense,
@@ -202,7 +207,7 @@ def to_nir(network: Network, dt: float = DT):
     nodes = {"input": nir.Input(input_type={"input": np.array(network.input_shape)})}
     edges, previous = [], "input"
     for i, (layer, (in_shape, out_shape)) in enumerate(zip(network.layers, network.layer_shapes())):
-        name = f"{i}_{layer.name}"
+        name = f"{i}_{node_key(layer.name)}"  # an HDF5 group name: no '/', NUL or control character
         if isinstance(layer, Flatten):
             nodes[name] = nir.Flatten(input_type={"input": np.array(in_shape)}, start_dim=0, end_dim=-1,
                                       metadata={"hwsim": json.dumps({"kind": "flatten", "name": layer.name})})
@@ -229,10 +234,14 @@ def to_nir(network: Network, dt: float = DT):
 
 
 def write(network: Network, path: str | Path, dt: float = DT) -> Path:
-    """Write ``network`` (fixed point, or float with zero reset) as a NIR HDF5 file; returns the path."""
+    """Write ``network`` (fixed point, or float with zero reset) as a NIR HDF5 file; returns the path. The file is
+    built in memory and written atomically (:func:`hwsim.formats.bounds.hdf5_image`): a full disk is one
+    :class:`~hwsim.errors.WriteError` line naming ``path``, and ``path`` keeps its old content."""
     import nir
+
+    from hwsim.safeio import atomic_write
 
     path = Path(path)
     graph = to_nir(network, dt)
-    nir.write(path, graph)
+    atomic_write(path, hdf5_image(lambda buffer: nir.write(buffer, graph)))
     return path
