@@ -120,7 +120,8 @@ def one_line(text: str, limit: int = 400) -> str:
 
 _CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
 _CONTROL.update({c: f"\\u{c:04x}" for c in (0x2028, 0x2029, 0x200E, 0x200F, *range(0x202A, 0x202F),
-                                            *range(0x2066, 0x206A))})  # line separators, bidirectional overrides
+                                            *range(0x2066, 0x206A), *range(0xD800, 0xE000))})
+# ^ line separators, bidirectional overrides, lone surrogates (print would raise on them)
 
 
 def printable(text: str, limit: int | None = None) -> str:

@@ -226,31 +226,6 @@ def check_memory(nbytes: int, what: str, detail: str = "") -> None:
 MAX_HDF5_OBJECTS = 100_000  # groups and datasets walked in one HDF5 file (a NIR or netx graph)
 
 
-def check_hdf5(handle, what: str, max_bytes: int | None = None) -> int:
-    """Refuse an open HDF5 file (an ``h5py.File``; h5py is not imported here) whose datasets would take more than
-    the memory limit (or ``max_bytes``) once read, from their declared shapes and dtypes alone: nothing is read or
-    decompressed (a small file of compressed or never-written chunks can declare gigabytes). Also refuses more than
-    :data:`MAX_HDF5_OBJECTS` groups and datasets. Returns the bytes. For the NIR and netx readers, before they read
-    any array."""
-    total, count = 0, 0
-
-    def visit(name, obj) -> None:
-        nonlocal total, count
-        count += 1
-        if count > MAX_HDF5_OBJECTS:
-            raise TooLarge(f"{printable(what, 200)}: more than {MAX_HDF5_OBJECTS} groups and datasets; refused")
-        shape, dtype = getattr(obj, "shape", None), getattr(obj, "dtype", None)
-        if shape is not None and dtype is not None:
-            total += math.prod(int(n) for n in shape) * max(int(dtype.itemsize), 1)
-
-    handle.visititems(visit)
-    if max_bytes is not None and total > max_bytes:
-        raise TooLarge(f"{printable(what, 200)}: its datasets hold {size_text(total)}, over the limit of "
-                       f"{size_text(max_bytes)}")
-    check_memory(total, what, f"{count} groups and datasets")
-    return total
-
-
 def _read_keys(path: str) -> dict[str, int]:
     """``Key: value kB`` lines of a /proc file as integers (empty when unreadable)."""
     out: dict[str, int] = {}

@@ -51,7 +51,7 @@ def test_each_rule_name_is_written_in_one_registry_entry():
            "stdl": ["methods/stdl.py", "hwsim/learning/stdl_plan.py"], "revsnn": ["methods/revsnn.py"],
            # e-prop: its modules, and the learner dispatch on the kernel kind "eprop" (feasibility's learning counts)
            "eprop": ["methods/eprop.py", "hwsim/learning/eprop.py", "hwsim/learning/kernels/eprop.py",
-                     "hwsim/learning/feasibility.py"]}
+                     "hwsim/learning/feasibility.py", "hwsim/study/pipeline.py"]}
     allowed_everywhere = {"hwsim/learning/registry.py"}
     found = []
     for folder in ("hwsim", "methods", "chips"):

@@ -225,6 +225,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     network, config = load_trained(args.checkpoint)
     if args.learning and network.mode != "float":
         raise UsageError(f"--learning compares against the float network's errors; {args.checkpoint} is fixed point")
+    from hwsim.formats.bundle import check_exportable
+
+    check_exportable(network)  # before the output folder is made: a refused export leaves nothing behind
     check_output_dir(args.out, "--out")
     dataset = args.data or config.get("dataset")
     if dataset is not None and dataset not in DATASETS:

@@ -668,10 +668,14 @@ def save(network: Network, path: str | Path) -> Path:
             arrays[f"layers.{i}.weight"] = layer.weight
             if layer.bias is not None:
                 arrays[f"layers.{i}.bias"] = layer.bias
+    import io
+
     from hwsim.safeio import atomic_path
 
+    buffer = io.BytesIO()  # built in memory: a failed disk write cannot leave numpy's zip writer half open
+    np.savez(buffer, **arrays)
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:  # never a half-written file at ``path``
-        np.savez(handle, **arrays)
+        handle.write(buffer.getbuffer())
     return path
 
 
