@@ -281,7 +281,9 @@ def cmd_study(args: argparse.Namespace) -> int:
     print()
     _print_table(("trained rule", "test acc %", "activation KiB"), rows)
     sim = results["simulate"]
-    print(f"\nhwsim: float {sim['quantized_float_percent']} %, fixed point {sim['quantized_fixed_percent']} %")
+    fixed = (f"{sim['quantized_fixed_percent']} %" if sim.get("quantized_fixed_percent") is not None else
+             f"none ({sim.get('fixed_skipped', 'not run')})")
+    print(printable(f"\nhwsim: float {sim['quantized_float_percent']} %, fixed point {fixed}"))
     from hwsim import chips
 
     baselines = {name for name in results["feasibility"]["table"] if chips.load(name).kind != "neuromorphic"}
@@ -293,6 +295,8 @@ def cmd_study(args: argparse.Namespace) -> int:
              f"processors do)" if baselines else ""))
     if not results["export"].get("skipped"):
         print(f"Lava export verified: {results['export']['verified_equal']}")
+    else:
+        print(printable(f"Lava export: skipped ({results['export'].get('reason', 'not asked for')})"))
     print(printable(f"report: {Path(args.out) / 'report.md'}; numbers: {Path(args.out) / 'results.json'}"))
     return 0
 

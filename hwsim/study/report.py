@@ -26,14 +26,9 @@ def write_report(config, results: dict, out: Path) -> None:
     for rule, r in results["train"]["rules"].items():
         lines.append(f"| {rule} | {r['test_accuracy_percent']} | {r['activation_kib']} | "
                      f"{_dash(r.get('allocator_kib'))} | {_dash(r.get('whole_kib'))} | {r['seconds_per_epoch']} |")
-    sim = results["simulate"]
-    lines += ["", "## The trained network in hwsim", "",
-              f"On {sim['samples']} test samples: float read-out {sim['quantized_float_percent']} %, "
-              f"fixed point (Lava-exact) {sim['quantized_fixed_percent']} % "
-              f"({sim['clipped_weights']} weights clipped); {sim['sop_per_sample']} SOPs and "
-              f"{sim['spikes_per_sample']} spikes per sample.", "",
-              "![accuracy before and after quantisation](quantization_accuracy.png)", "",
-              "![spike raster](spike_raster.png)", "", "## Activation memory against T", "",
+    lines += _torch_option_lines(results["train"]["rules"])
+    lines += _simulate_lines(results["simulate"])
+    lines += ["## Activation memory against T", "",
               f"KiB at batch {results['memory']['batch']}: bytes kept for the backward pass (saved-tensor meter) / "
               f"the allocator's peak over one training batch (what existed, gradients and temporaries included) / "
               f"whole training memory, the papers' basis (weights, gradients and optimizer state too):",
@@ -49,7 +44,7 @@ def write_report(config, results: dict, out: Path) -> None:
         lines.append(f"| {rule} | " + " | ".join(cells) + " |")
     skipped = [f"{rule} left out: {why}" for rule, why in memory.get("skipped", {}).items()]
     plans = [line for plan in memory.get("plans", {}).values() for line in _stdl_lines(config, plan)]
-    lines += ["", *plans, *(skipped and [*skipped, ""]),
+    lines += ["", *plans, *(skipped and [*skipped, ""]), *_eprop_state_lines(memory),
               "![memory against T](memory_vs_T.png)",
               "", "## On-chip fine-tuning (numba, counted)", ""]
     if results["on_chip"]["rules"]:
@@ -59,11 +54,13 @@ def write_report(config, results: dict, out: Path) -> None:
             lines.append(f"| {rule} | {r['samples']} | {r['before_percent']} | {r['after_percent']} | "
                          f"{r['error_macs_last_sample']} | {r['grad_ops_last_sample']} | "
                          f"{r['weight_updates_last_sample']} |")
-        lines += ["", "(operation counts of the last training sample)"]
+        lines += ["", "(operation counts of the last training sample)", *_eprop_on_chip_lines(results["on_chip"])]
     else:
         lines.append(results["on_chip"].get("note", ""))
+    float_why = results["costs"].get("float_network")
+    network = "Fixed-point network" if float_why is None else f"Float network ({float_why}; priced from its counts)"
     lines += ["", "## Inference on every chip", "",
-              f"Fixed-point network, {results['costs']['samples']} test samples. Dynamic energy (the chip's actions) "
+              f"{network}, {results['costs']['samples']} test samples. Dynamic energy (the chip's actions) "
               "and static energy (static power x simulated time; the assumption per chip below) apart; ≥ marks a "
               "lower bound: actions with a count but no published figure, listed in `results.json` with their "
               "counts, never counted as zero.", "",
@@ -104,10 +101,11 @@ def write_report(config, results: dict, out: Path) -> None:
             lines.append(f"| {chip} | {rule} | `{r['verdict']}` | {max_t} | {r.get('cores_needed', '-')} | "
                          f"{r['memory_per_core_bytes'] / 1024:.1f} | {energy} | {rank} |")
     lines += [f"\n{rule} left out: {why}" for rule, why in results["feasibility"].get("skipped", {}).items()]
+    lines += eprop_chip_lines(results["feasibility"])
     export = results["export"]
     lines += ["", "## Export to Lava", ""]
     if export.get("skipped"):
-        lines.append("Skipped (export: false).")
+        lines.append(f"Skipped: {export['reason']}." if export.get("reason") else "Skipped (export: false).")
     else:
         lines.append(f"Files in `export/`; Lava `fixed_pt` equals hwsim on every layer: "
                      f"{'yes' if export['verified_equal'] else 'NO'}.")
@@ -115,6 +113,82 @@ def write_report(config, results: dict, out: Path) -> None:
             lines.append(f"Three-factor `LearningDense` rule in Lava against hwsim's fixed-point OTTT: weight-change "
                          f"correlation {export['learning_correlation']}.")
     atomic_write(out / "report.md", "\n".join(lines) + "\n")
+
+
+def _torch_option_lines(rules: dict) -> list[str]:
+    """The options a torch rule ran with where the study could not choose them (e-prop: its defaults)."""
+    lines = [f"{rule} in torch ran with its default options "
+             f"({', '.join(f'{k}={v}' for k, v in r['options'].items())}): torch training takes no e-prop option yet."
+             for rule, r in rules.items() if r.get("options")]
+    return ["", *lines] if lines else []
+
+
+def _simulate_lines(sim: dict) -> list[str]:
+    """The simulate stage: accuracy float and fixed point (or why there is no fixed point), SOPs, spikes."""
+    recurrent = sim.get("sop_recurrent_per_sample")
+    sops = f"{sim['sop_per_sample']} SOPs" + ("" if recurrent is None else f" ({recurrent} of them recurrent)")
+    if sim.get("fixed_skipped"):
+        first = (f"On {sim['samples']} test samples: float read-out {sim['quantized_float_percent']} %; no fixed "
+                 f"point: {sim['fixed_skipped']}. {sops} and {sim['spikes_per_sample']} spikes per sample (float).")
+        return ["", "## The trained network in hwsim", "", first, "", "![spike raster](spike_raster.png)", ""]
+    first = (f"On {sim['samples']} test samples: float read-out {sim['quantized_float_percent']} %, "
+             f"fixed point (Lava-exact) {sim['quantized_fixed_percent']} % "
+             f"({sim['clipped_weights']} weights clipped); {sops} and {sim['spikes_per_sample']} spikes per sample.")
+    return ["", "## The trained network in hwsim", "", first, "",
+            "![accuracy before and after quantisation](quantization_accuracy.png)", "",
+            "![spike raster](spike_raster.png)", ""]
+
+
+def _eprop_state_lines(memory: dict) -> list[str]:
+    """e-prop's learning state per sample, per synapse against per neuron (flat in T)."""
+    lines = []
+    for rule, forms in memory.get("eprop_state_values", {}).items():
+        parts = [f"{form}: {', '.join(f'{k} {v}' for k, v in kinds.items())} values" for form, kinds in forms.items()]
+        lines += [f"{rule} keeps its eligibility traces outside autograd (the meter does not see them; the allocator "
+                  f"does): learning state per sample, at any T: {'; '.join(parts)}.", ""]
+    return lines
+
+
+def _eprop_on_chip_lines(on_chip: dict) -> list[str]:
+    """e-prop's own learning counters and the options it ran with on chip."""
+    lines = []
+    for rule, r in on_chip["rules"].items():
+        if "learning_signals_last_sample" not in r:
+            continue
+        options = ", ".join(f"{k}={v}" for k, v in r.get("options", {}).items())
+        lines.append(f"{rule} ({options}), last sample: {r['trace_updates_last_sample']} trace updates, "
+                     f"{r['eligibility_updates_last_sample']} eligibility updates (state per synapse), "
+                     f"{r['learning_signals_last_sample']} learning signals broadcast.")
+    return ["", *lines] if lines else []
+
+
+LEARNING_CHIPS = ("reckon", "loihi", "spinnaker2")  # chips built for on-chip learning with e-prop-like rules
+
+
+def eprop_chip_lines(feasibility: dict) -> list[str]:
+    """A section on e-prop's verdicts on the learning chips (ReckOn, Loihi, SpiNNaker 2, those the study judged),
+    in both eligibility forms: the study's and the other one (per synapse, Bellec et al. 2020; per neuron,
+    ReckOn)."""
+    other = feasibility.get("eprop_other_form", {})
+    lines = []
+    for rule, alt in other.items():
+        study_form = "per_neuron" if alt["eligibility"] == "per_synapse" else "per_synapse"
+        chips = [chip for chip in LEARNING_CHIPS if rule in feasibility["table"].get(chip, {})]
+        if not chips:
+            continue
+        lines += ["", f"## {rule} on the learning chips", "",
+                  f"Verdict, learning memory per core and energy per training sample of {rule} with eligibility "
+                  f"traces per synapse (the e-prop paper's form) and per neuron (ReckOn's variant), on the same "
+                  f"sample.",
+                  "", "| chip | eligibility | verdict | cores | memory per core (KiB) | energy per sample (µJ) |",
+                  "|---|---|---|---|---|---|"]
+        for chip in chips:
+            for form, r in ((study_form, feasibility["table"][chip][rule]), (alt["eligibility"], alt["table"][chip])):
+                uj = _uj(r.get("energy_per_sample_j"), None)
+                energy = _energy_cell(uj, r.get("unpriced", []), uj is not None)
+                lines.append(f"| {chip} | {form} | `{r['verdict']}` | {r.get('cores_needed', '-')} | "
+                             f"{r['memory_per_core_bytes'] / 1024:.1f} | {energy} |")
+    return lines
 
 
 def _stdl_lines(config, plan: dict | None) -> list[str]:
@@ -145,7 +219,8 @@ def _data_lines(data: dict | None) -> list[str]:
     """How the data set was split and its events binned (event data sets say it; the others give no binning)."""
     if not data:
         return []
-    return ["", f"Data: {data['split']}" + (f"; events in {data['binning']}." if data.get("binning") else ".")]
+    scored = f"; scored on steps {data['scored_steps']} (the task's decision steps)" if data.get("scored_steps") else ""
+    return ["", f"Data: {data['split']}{scored}" + (f"; events in {data['binning']}." if data.get("binning") else ".")]
 
 
 def _dash(value) -> str:

@@ -23,7 +23,8 @@ CAPTIONS = {
     "training_curves.png": "Training loss and accuracy per epoch, one colour per rule.",
     "accuracy_vs_memory.png": "Test accuracy against the activation memory each rule keeps for backward; the dashed "
                               "line is the Pareto front.",
-    "layer_spike_rates.png": "Mean spike rate per layer on the test samples, float and fixed point.",
+    "layer_spike_rates.png": "Mean spike rate per layer on the test samples, float and (where the network has one) "
+                             "fixed point.",
     "on_chip_curve.png": "On-chip fine-tuning (numba, counted): test accuracy as training samples accumulate.",
     "energy_vs_latency.png": "Inference energy against latency per sample, one point per chip.",
     "energy_sweeps.png": "Inference energy per sample against T and against the input spike rate (Bernoulli input), "
@@ -33,27 +34,26 @@ CAPTIONS = {
 
 def make_figures(study, results: dict) -> dict:
     """Draw every figure of :data:`CAPTIONS` that the study's results allow; return their data by file name."""
-    from hwsim.sim.network import load
-    from hwsim.sim.quantize import fixed_readout, float_readout
     from hwsim.study import figures
 
     c = study.config
     what = f"{c.network} on {c.dataset}, T={c.timesteps}"
     out: dict[str, dict] = {}
-    _, x, y = study._data()
+    data, x, y = study._data()
     network = study._trained()
-    fixed = load(study.out / "fixed.network.npz")
+    priced, float_why = study.priced_network()
+    fixed = priced if float_why is None else None  # None: no fixed-point form (ALIF)
     x = x.reshape(*x.shape[:2], *network.input_shape)
     x_tb = np.moveaxis(x, 0, 1).astype(np.uint8)
 
-    float_pred = float_readout(network, x_tb).argmax(1)
-    fixed_pred = fixed_readout(fixed, x_tb).argmax(1)
-    figures.quantization_accuracy(y, float_pred, fixed_pred, study.out / "quantization_accuracy.png",
-                                  title=f"{what}: accuracy before and after quantisation")
-    out["quantization_accuracy.png"] = {
-        "samples": int(len(y)), "float_percent": round(100 * float((float_pred == y).mean()), 1),
-        "fixed_percent": round(100 * float((fixed_pred == y).mean()), 1),
-        "predictions_differ": int((float_pred != fixed_pred).sum())}
+    if fixed is not None:
+        float_pred, fixed_pred = (_readout(net, x_tb, data).argmax(1) for net in (network, fixed))
+        figures.quantization_accuracy(y, float_pred, fixed_pred, study.out / "quantization_accuracy.png",
+                                      title=f"{what}: accuracy before and after quantisation")
+        out["quantization_accuracy.png"] = {
+            "samples": int(len(y)), "float_percent": round(100 * float((float_pred == y).mean()), 1),
+            "fixed_percent": round(100 * float((fixed_pred == y).mean()), 1),
+            "predictions_differ": int((float_pred != fixed_pred).sum())}
 
     histories = _histories(study)
     if histories:
@@ -66,7 +66,7 @@ def make_figures(study, results: dict) -> dict:
                                title=f"{what}: accuracy against training memory (batch {c.batch_size})")
     out["accuracy_vs_memory.png"] = {"pareto_front": figures.pareto_front(points)}
 
-    rates = {"float": _layer_rates(network, x_tb), "fixed": _layer_rates(fixed, x_tb)}
+    rates = {"float": _layer_rates(network, x_tb), **({} if fixed is None else {"fixed": _layer_rates(fixed, x_tb)})}
     figures.layer_spike_rates(rates, study.out / "layer_spike_rates.png", input_rate=float(x_tb.mean()),
                               title=f"{what}: spike rate per layer, {len(y)} test samples")
     out["layer_spike_rates.png"] = {"rates": {m: {k: round(v, 4) for k, v in r.items()} for m, r in rates.items()},
@@ -78,12 +78,13 @@ def make_figures(study, results: dict) -> dict:
                               title=f"{what}: on-chip fine-tuning from the torch-trained weights")
         out["on_chip_curve.png"] = {"curves": {rule: [list(p) for p in pts] for rule, pts in curves.items()}}
 
-    per_chip, by_steps, by_rate, lower = _energies(study, fixed, x_tb)
+    per_chip, by_steps, by_rate, lower = _energies(study, priced, x_tb)
+    mode = "fixed point" if fixed is not None else "float"
     figures.energy_vs_latency(per_chip, study.out / "energy_vs_latency.png",
-                              title=f"{what}: inference per sample, fixed point, on every chip")
+                              title=f"{what}: inference per sample, {mode}, on every chip")
     out["energy_vs_latency.png"] = {"chips": per_chip}
     figures.energy_sweeps(by_steps, by_rate, study.out / "energy_sweeps.png", rate=SWEEP_RATE, steps=c.timesteps,
-                          lower_bound=lower, title=f"{c.network}, fixed point: inference energy, Bernoulli input")
+                          lower_bound=lower, title=f"{c.network}, {mode}: inference energy, Bernoulli input")
     out["energy_sweeps.png"] = {"by_timesteps": by_steps, "by_rate": by_rate, "lower_bound": sorted(lower),
                                 "rate": SWEEP_RATE, "batch": SWEEP_BATCH}
     return out
@@ -99,6 +100,17 @@ def append_to_report(report: Path, made: dict) -> None:
 
     text = Path(report).read_text(encoding="utf-8") if Path(report).is_file() else ""
     atomic_write(report, text + "\n".join(lines))  # the whole report replaced at once, never half appended
+
+
+def _readout(network, x_tb: np.ndarray, data) -> np.ndarray:
+    """The read-out ``(B, classes)`` summed over every step, or over the task's scored steps (``loss_steps``)."""
+    from hwsim.sim.quantize import fixed_readout, float_readout
+    from hwsim.study.pipeline import _loss_steps, scored_readout
+
+    scored = _loss_steps(data)
+    if scored is not None:
+        return scored_readout(network, x_tb, scored)
+    return float_readout(network, x_tb) if network.mode == "float" else fixed_readout(network, x_tb)
 
 
 def _histories(study) -> dict[str, list[dict]]:
@@ -121,30 +133,37 @@ def _layer_rates(network, x_tb: np.ndarray) -> dict[str, float]:
 
 def _on_chip_curves(study) -> dict[str, list[tuple[int, float]]]:
     """Fine-tuning as the on_chip stage does it (one epoch, batch 1, the same sample order), evaluated at
-    :data:`CURVE_POINTS` points along the way."""
-    from hwsim.learning.learner import OnChipLearner, accuracy
-    from hwsim.sim.network import Dense
+    :data:`CURVE_POINTS` points along the way (dense and recurrent networks; e-prop by its own learner)."""
+    from hwsim.learning.learner import OnChipLearner
+    from hwsim.sim.network import Dense, is_recurrent
+    from hwsim.study.pipeline import _loss_steps, learner_accuracy, on_chip_learner
 
     c = study.config
     base = study._trained()
-    if not all(isinstance(layer, Dense) for layer in base.layers):
+    recurrent = is_recurrent(base)
+    if not (recurrent or all(isinstance(layer, Dense) for layer in base.layers)):
         return {}
     data, x_test, y_test = study._data()
+    scored = _loss_steps(data)
     x_train, y_train = (a.numpy() for a in data.split("train"))
+    x_test = x_test.reshape(*x_test.shape[:2], *base.input_shape)
     n = min(c.on_chip.samples, len(y_train))
     order = np.random.default_rng(c.seed * 1000).permutation(n)  # hwsim.learning.learner.fit's order for epoch 0
     marks = sorted({int(round(n * k / CURVE_POINTS)) for k in range(1, CURVE_POINTS + 1)})
     curves = {}
     for rule in c.on_chip.rules:
-        learner = OnChipLearner(copy.deepcopy(base), rule, lr=c.on_chip.lr, seed=c.seed)
-        points = [(0, round(100 * accuracy(learner, x_test, y_test), 1))]
+        # recurrent: the on_chip stage's learner, options and scored steps
+        learner = on_chip_learner(c, rule, base, scored) if recurrent else OnChipLearner(
+            copy.deepcopy(base), rule, lr=c.on_chip.lr, seed=c.seed)
+        steps = {} if scored is None else {"loss_steps": scored}
+        points = [(0, round(100 * learner_accuracy(learner, x_test, y_test, scored), 1))]
         seen = 0
         for mark in marks:
             for index in order[seen:mark]:
                 learner.train_batch(np.moveaxis(x_train[index: index + 1], 1, 0).astype(np.uint8),
-                                    y_train[index: index + 1], sync=False)
+                                    y_train[index: index + 1], sync=False, **steps)
             seen = mark
-            points.append((mark, round(100 * accuracy(learner, x_test, y_test), 1)))
+            points.append((mark, round(100 * learner_accuracy(learner, x_test, y_test, scored), 1)))
         curves[rule] = points
     return curves
 
