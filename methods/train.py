@@ -364,7 +364,6 @@ def train(config: TrainConfig, out: str | Path | None = None, resume: str | Path
           progress: bool = True, log=print) -> TrainResult:
     """Train ``config.epochs`` epochs; checkpoint to ``out`` after each; continue from ``resume``."""
     apply_to_torch()  # the process's thread policy (hwsim --threads), set before any torch work
-    torch.set_flush_denormal(True)  # leaky membranes decay into sub-normal floats: 10x slower on CPU, same spikes
     rank, world, started = _distributed()
     check_config(config)
     state = load_checkpoint(resume) if resume is not None else None  # checked before any work
