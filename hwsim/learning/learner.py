@@ -18,6 +18,19 @@ bias)``; a pool copy of a conv network takes ``(None, None)``). STDL's auxiliary
 :func:`hwsim.learning.stdl_plan.plan` chooses for ``budget_bytes`` at ``batch_size`` (the same choice and the
 same initial weights as the torch rule built with the same budget, batch size and seed).
 
+Recurrent layers (:class:`hwsim.sim.network.Recurrent`) and ALIF neurons (:class:`hwsim.sim.network.FloatALIF`)
+learn with every rule, with each rule's temporal treatment of the recurrent path (docs/rules.md): BPTT and TTL-BPTT
+back-propagate through the recurrent synapses, the membrane and the adaptation inside their window; the online
+rules cut them (the layer's own spikes of the step before are one more presynaptic input, ``dW_rec += delta[t]
+s[t-1]^T``; OTTT takes their trace ``r_hat[t] = lam r_hat[t-1] + s[t-1]``). The recurrent weights are written back
+into ``layer.recurrent``. Fixed point takes recurrent LIF layers (input and recurrent weights on one grid per
+layer, as the quantiser gives them one exponent); ALIF is float only, as in the network description.
+
+A task may score only some steps (``loss_steps``, bool (T,): cue accumulation scores its decision steps): the
+per-step loss is then ``CE(o[t], y) / n_scored`` on the scored steps and 0 elsewhere, the online rules have no
+backward pass at the other steps (SLTT-K draws its K steps among the scored ones), and the read-out is summed over
+the scored steps (None: every step, ``/ T``).
+
 A conv kernel is shared by all output positions, so its gradient accumulates into the one shared weight and a
 written kernel weight counts once; ``channel_weight_updates`` holds those writes per output channel, and the
 mapper turns them into writes per core with the chip's weight sharing. Pools have fixed taps: they pass errors,
@@ -42,7 +55,7 @@ from numba import typeof
 
 from hwsim.errors import LearningError
 from hwsim.learning import registry
-from hwsim.learning.conv_graph import GraphError, Node, build_graph, graph_record, pack, unpack
+from hwsim.learning.conv_graph import GraphError, Node, build_graph, graph_record, pack, unpack, unpack_recurrent
 from hwsim.learning.kernels.graph import train
 from hwsim.learning.kernels.records import (
     C_ERRORS,
@@ -51,6 +64,7 @@ from hwsim.learning.kernels.records import (
     DENSE,
     KIND_NAMES,
     RECTANGLE,
+    RECURRENT_NAME,
     SIGMOID,
     TRIANGLE,
     Batch,
@@ -62,8 +76,8 @@ from hwsim.learning.kernels.records import (
 from hwsim.learning.registry import RegistryError, RuleOptions
 from hwsim.sim.counts import Counts, LayerCounts, add_inference_bytes
 from hwsim.sim.engine import check_input
-from hwsim.sim.kernels.synapses import scan_events
-from hwsim.sim.network import Network, NetworkError
+from hwsim.sim.kernels.synapses import scan_events, scan_events_serial
+from hwsim.sim.network import FloatALIF, Network, NetworkError, Recurrent
 
 ON_CHIP_RULES = registry.names(on_chip=True)
 SURROGATES = {"triangle": TRIANGLE, "sigmoid": SIGMOID, "rectangle": RECTANGLE}
@@ -71,6 +85,8 @@ FLOAT_BYTES = 4
 RULE_KEYWORDS = ("k", "window", "block", "subnet", "budget_bytes", "surrogate", "alpha")
 FORMAT_KEYWORDS = ("precision", "weight_bits", "trace_bits", "error_bits")
 KEYWORD_DEFAULTS = {"window": 1}  # the learner's own default for a TTL-BPTT window given as a keyword
+SCAN_PARALLEL_MIN = 1 << 20  # input values (T x B x inputs) below which a batch's spikes are scanned on one thread
+# (measured: 784 inputs, T = 8, batch 1: 20 us in a parallel region against 4 us serial, about 3 % of a sample)
 
 
 @dataclass(frozen=True)
@@ -136,8 +152,8 @@ class LearnResult:
 
 
 class OnChipLearner:
-    """Trains a float :class:`Network` (dense, or conv + pool + dense) in place with an on-chip rule (see
-    module docstring). ``options``: the rule's options (defaults where None; the keywords ``k``, ``window``,
+    """Trains a float :class:`Network` (dense, recurrent and ALIF, or conv + pool + dense) in place with an on-chip
+    rule (see module docstring). ``options``: the rule's options (defaults where None; the keywords ``k``, ``window``,
     ``block``, ``subnet``, ``budget_bytes``, ``surrogate``, ``alpha`` instead, with a TTL-BPTT window of 1 step
     unless given); ``number_format``: float or fixed point (or the keywords ``precision``, ``weight_bits``,
     ``trace_bits``, ``error_bits``); ``seed``: SLTT-K's step draws, the heads' initial weights and the
@@ -153,6 +169,9 @@ class OnChipLearner:
             raise LearningError("on-chip learning takes the float network; pass precision='fixed' to learn in the "
                                 "chip's fixed point (8-bit weights, 7-bit traces, 8-bit errors)")
         self.options, self.number_format = _records(options, number_format, keywords)
+        if self.number_format.fixed and any(isinstance(layer.neuron, FloatALIF) for layer in network.layers):
+            raise LearningError("on-chip learning in fixed point takes LIF neurons; adaptive (ALIF) neurons are float "
+                                "only: use precision='float'")
         self.network, self.rule, self.lr, self.seed = network, rule, float(lr), int(seed)
         self.spec = registry.get(rule)
         self.rng = np.random.default_rng(seed)
@@ -229,15 +248,23 @@ class OnChipLearner:
         return RuleParams(self.window_steps(steps), *self._settings, float(self.lr), *self._levels,
                           self.seed + self.batches)
 
-    def learn_steps(self, steps: int) -> list[int]:
-        """The steps with a learning (backward) pass: all, or K drawn without replacement (SLTT-K)."""
+    def learn_steps(self, steps: int, scored: np.ndarray | None = None) -> list[int]:
+        """The steps with a learning (backward) pass: all, or K drawn without replacement (SLTT-K). With a task's
+        scored steps ``scored`` (bool (T,)), a rule without history (window of one step) learns at the scored
+        steps only (SLTT-K draws among them); BPTT and TTL-BPTT still walk back through every step."""
         if self.spec.window == "option" and self.window > steps:
             raise LearningError(f"{self.spec.title} window k={self.window} is longer than T={steps}")
+        online = self.window_steps(steps) == 1
+        candidates = list(range(steps)) if scored is None or not online else np.flatnonzero(scored).tolist()
         if not self.spec.sampled_steps:
-            return list(range(steps))
-        if self.k > steps:
-            raise LearningError(f"{self.spec.title}: K={self.k} is larger than the number of time steps T={steps}")
-        return sorted(self.rng.permutation(steps)[: self.k].tolist())
+            return candidates
+        if self.k > len(candidates):
+            what = f"the number of time steps T={steps}" if len(candidates) == steps else \
+                f"the task's {len(candidates)} scored steps (loss_steps)"
+            raise LearningError(f"{self.spec.title}: K={self.k} is larger than {what}")
+        if len(candidates) == steps:
+            return sorted(self.rng.permutation(steps)[: self.k].tolist())
+        return sorted(candidates[i] for i in self.rng.permutation(len(candidates))[: self.k].tolist())
 
     # ---- weights in and out --------------------------------------------------------------------------------------
     def heads(self) -> list[tuple[str, np.ndarray | None, np.ndarray | None]]:
@@ -246,43 +273,58 @@ class OnChipLearner:
         tensors = unpack(self.nodes, self.graph, self.state.w, self.state.bias)
         return [(node.name, *tensors[g]) for g, node in enumerate(self.nodes) if node.layer_index < 0]
 
+    def head_recurrent(self) -> list[np.ndarray | None]:
+        """The recurrent weights ``(n, n)`` of each head in :meth:`heads`' order (an STDL auxiliary layer that
+        mirrors a recurrent layer); None for a head without recurrent synapses."""
+        recurrent = unpack_recurrent(self.nodes, self.graph, self.state.w)
+        return [recurrent[g] for g, node in enumerate(self.nodes) if node.layer_index < 0]
+
     def sync(self) -> Network:
         """Write the learner's weights into the network (fan-in major, as hwsim stores them)."""
-        for node, (weight, bias) in zip(self.nodes, unpack(self.nodes, self.graph, self.state.w, self.state.bias)):
+        recurrent = unpack_recurrent(self.nodes, self.graph, self.state.w)
+        for node, (weight, bias), w_rec in zip(self.nodes, unpack(self.nodes, self.graph, self.state.w,
+                                                                  self.state.bias), recurrent):
             if node.layer_index >= 0 and weight is not None:
                 layer = self.network.layers[node.layer_index]
                 layer.weight = weight
                 if layer.bias is not None:
                     layer.bias = bias
+                if isinstance(layer, Recurrent):
+                    layer.recurrent = w_rec
         return self.network
 
     # ---- training ------------------------------------------------------------------------------------------------
-    def evaluate(self, spikes: np.ndarray) -> np.ndarray:
-        """Forward only (no learning): the read-out summed over the steps, ``(B, classes)``."""
+    def evaluate(self, spikes: np.ndarray, loss_steps: np.ndarray | None = None) -> np.ndarray:
+        """Forward only (no learning): the read-out summed over the steps (the scored ones with ``loss_steps``),
+        ``(B, classes)``."""
         lr, self.lr = self.lr, 0.0
         try:
             return self.train_batch(spikes, np.zeros(np.asarray(spikes).shape[1], np.int64), learn_steps=[],
-                                    sync=False).readout
+                                    sync=False, loss_steps=loss_steps).readout
         finally:
             self.lr = lr
 
     def train_batch(self, spikes: np.ndarray, labels: np.ndarray, learn_steps: list[int] | None = None,
-                    sync: bool = True) -> LearnResult:
-        """One mini-batch: ``spikes`` (T, B, *input_shape) 0/1, ``labels`` (B,) ints. The learner keeps the
-        weights in its own flat arrays; ``sync`` writes them back into the network after the batch (call
-        :meth:`sync` yourself after a loop of ``sync=False`` batches)."""
+                    sync: bool = True, loss_steps: np.ndarray | None = None) -> LearnResult:
+        """One mini-batch: ``spikes`` (T, B, *input_shape) 0/1, ``labels`` (B,) ints; ``loss_steps`` (bool (T,) or
+        None): the task's scored steps (module docstring). The learner keeps the weights in its own flat arrays;
+        ``sync`` writes them back into the network after the batch (call :meth:`sync` yourself after a loop of
+        ``sync=False`` batches)."""
         s_in = check_input(self.network, spikes)
         steps, batch = s_in.shape[:2]
         labels = np.array(labels, np.int64)  # a fresh, writable, contiguous copy (the kernel's argument type)
         classes = int(np.prod(self.network.output_shape))
         if labels.shape != (batch,) or labels.min(initial=0) < 0 or labels.max(initial=0) >= classes:
             raise LearningError(f"labels must be {batch} integers in 0..{classes - 1}, got shape {labels.shape}")
-        chosen = self.learn_steps(steps) if learn_steps is None else sorted(learn_steps)
+        scored = scored_steps(loss_steps, steps)
+        chosen = self.learn_steps(steps, scored) if learn_steps is None else sorted(learn_steps)
         mask = np.zeros(steps, np.uint8)
         mask[chosen] = 1
-        in_off, in_events = scan_events(s_in)
+        in_off, in_events = (scan_events if s_in.size >= SCAN_PARALLEL_MIN else scan_events_serial)(s_in)
         tally = new_tally(self.graph, steps, batch, classes)
-        self._run((self.graph, self.params(steps), self.state, tally, Batch(in_off, in_events, labels, mask)))
+        records = (self.graph, self.params(steps), self.state, tally,
+                   Batch(in_off, in_events, labels, mask, loss_weights(scored, steps, batch)))
+        self._run(records)
         self.batches += 1
         if sync:
             self.sync()
@@ -309,7 +351,7 @@ class OnChipLearner:
             lc = self._layer_counts(node, tally.counters[g], steps, history=history and node.lif)
             lc.neuron_spikes = tally.neuron_spikes[gr.n_off[g]: gr.n_off[g + 1]]
             lc.neuron_active = tally.neuron_active[gr.n_off[g]: gr.n_off[g + 1]]
-            lc.input_spikes = tally.input_spikes[gr.in_off[g]: gr.in_off[g + 1]]
+            lc.input_spikes = tally.input_spikes[gr.in_off[g]: gr.in_off[g] + node.n_in]  # feed-forward inputs
             writes = tally.writes[gr.c_off[g]: gr.c_off[g + 1]]
             if node.kind == DENSE:  # writes per postsynaptic neuron
                 lc.neuron_weight_updates = writes
@@ -319,16 +361,22 @@ class OnChipLearner:
         return counts
 
     def _layer_counts(self, node: Node, counters: np.ndarray, steps: int, history: bool) -> LayerCounts:
-        """Node counters ``(len(COUNTER_NAMES), T)`` as a :class:`LayerCounts` with bytes by memory kind."""
-        lc = LayerCounts(node.name, KIND_NAMES[node.kind], node.n_in, node.n_out, steps)
+        """Node counters ``(len(COUNTER_NAMES), T)`` as a :class:`LayerCounts` with bytes by memory kind (a recurrent
+        node's kind is ``recurrent``; ALIF neurons keep their adaptation in their state and their history)."""
+        lc = LayerCounts(node.name, RECURRENT_NAME if node.n_rec else KIND_NAMES[node.kind], node.n_in, node.n_out,
+                         steps)
         for c, counter in enumerate(COUNTER_NAMES):
             if counter in lc.events:
                 lc.events[counter][:] = counters[c]
-        add_inference_bytes(lc, self.precision, has_bias=node.bias is not None)
+        if node.adapt:
+            add_inference_bytes(lc, self.precision, has_bias=node.bias is not None, adaptive=True)
+        else:
+            add_inference_bytes(lc, self.precision, has_bias=node.bias is not None)
         add_learning_bytes(lc, counters[C_ERRORS], bool(self.spec.traces), self._value_bytes)
-        if history:  # membrane and spike of every neuron and step kept for the backward pass, read back once
-            lc.mem_write_bytes["history"] += lc.events["neuron_updates"] * 2 * FLOAT_BYTES
-            lc.mem_read_bytes["history"] += lc.events["neuron_updates"] * 2 * FLOAT_BYTES
+        if history:  # membrane and spike (and adaptation) of every neuron and step kept for the backward pass,
+            kept = (3 if node.adapt else 2) * FLOAT_BYTES  # read back once
+            lc.mem_write_bytes["history"] += lc.events["neuron_updates"] * kept
+            lc.mem_read_bytes["history"] += lc.events["neuron_updates"] * kept
         if node.layer_index < 0:  # a head's weights and accumulators are auxiliary state
             for table in (lc.mem_read_bytes, lc.mem_write_bytes):
                 table["aux"] += table["weights"] + table["grad_accum"]
@@ -371,6 +419,30 @@ def _stdl_plan(network: Network, subnet: int, budget_bytes: int | None, batch_si
         raise LearningError(str(err)) from None
 
 
+def scored_steps(loss_steps: np.ndarray | None, steps: int) -> np.ndarray | None:
+    """A task's ``loss_steps`` checked against ``steps``: a bool (T,) array, or None (every step scored). A mask
+    of another length, of non-boolean values or scoring no step is one :class:`LearningError` line."""
+    if loss_steps is None:
+        return None
+    mask = np.asarray(loss_steps)
+    if mask.ndim != 1 or mask.shape[0] != steps:
+        raise LearningError(f"loss_steps must be a bool mask of the T={steps} steps, got shape {mask.shape}")
+    if mask.dtype != np.bool_ and not (np.issubdtype(mask.dtype, np.integer) and np.isin(mask, (0, 1)).all()):
+        raise LearningError(f"loss_steps must be a bool mask of the T={steps} steps, got dtype {mask.dtype}")
+    mask = mask.astype(bool)
+    if not mask.any():
+        raise LearningError("loss_steps scores no step: at least one step must carry the loss")
+    return mask
+
+
+def loss_weights(scored: np.ndarray | None, steps: int, batch: int) -> np.ndarray:
+    """The kernel's per-step dCE/do scale (T,) float32: ``1 / (B T)`` on every step, or ``1 / (B n_scored)`` on the
+    scored steps and 0 elsewhere."""
+    if scored is None:
+        return np.full(steps, np.float32(1.0 / max(batch * steps, 1)), np.float32)
+    return np.where(scored, np.float32(1.0 / max(batch * int(scored.sum()), 1)), np.float32(0.0)).astype(np.float32)
+
+
 def add_learning_bytes(lc: LayerCounts, errors: np.ndarray, uses_traces: bool, size: dict[str, int]) -> None:
     """Learning bytes from the learning counters, ``size`` bytes per value of each kind (float: 4 B each;
     fixed: the bit widths rounded up to bytes, 2-byte accumulators):
@@ -393,9 +465,10 @@ def add_learning_bytes(lc: LayerCounts, errors: np.ndarray, uses_traces: bool, s
 
 
 def fit(learner: OnChipLearner, x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int = 32, seed: int = 0,
-        progress: bool = False) -> Counts | None:
+        progress: bool = False, loss_steps: np.ndarray | None = None) -> Counts | None:
     """Train on samples ``x`` (N, T, *input_shape) 0/1 with labels ``y`` (N,) for ``epochs`` epochs of shuffled
-    mini-batches; returns the counts of the last batch. Weights are synced into the network at the end."""
+    mini-batches (the task's scored steps ``loss_steps``, bool (T,), or None: every step); returns the counts of
+    the last batch. Weights are synced into the network at the end."""
     from tqdm import tqdm
 
     x = np.asarray(x)
@@ -407,17 +480,21 @@ def fit(learner: OnChipLearner, x: np.ndarray, y: np.ndarray, epochs: int, batch
         order = np.random.default_rng(seed * 1000 + epoch).permutation(len(y))
         for start in range(0, len(y), batch_size):
             index = order[start: start + batch_size]
-            last = learner.train_batch(np.moveaxis(x[index], 1, 0).astype(np.uint8), y[index], sync=False).counts
+            last = learner.train_batch(np.moveaxis(x[index], 1, 0).astype(np.uint8), y[index], sync=False,
+                                       loss_steps=loss_steps).counts
     learner.sync()
     return last
 
 
-def accuracy(learner: OnChipLearner, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> float:
-    """Fraction of samples whose read-out (summed over time) peaks at the label."""
+def accuracy(learner: OnChipLearner, x: np.ndarray, y: np.ndarray, batch_size: int = 256,
+             loss_steps: np.ndarray | None = None) -> float:
+    """Fraction of samples whose read-out (summed over time, or over the scored steps ``loss_steps``) peaks at
+    the label."""
     correct = 0
     for start in range(0, len(y), batch_size):
         batch = np.moveaxis(np.asarray(x[start: start + batch_size]), 1, 0).astype(np.uint8)
-        correct += int((learner.evaluate(batch).argmax(1) == np.asarray(y[start: start + batch_size])).sum())
+        readout = learner.evaluate(batch, loss_steps=loss_steps)
+        correct += int((readout.argmax(1) == np.asarray(y[start: start + batch_size])).sum())
     return correct / max(len(y), 1)
 
 

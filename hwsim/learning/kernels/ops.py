@@ -1,5 +1,5 @@
 """Scalar and vector operations every learning kernel shares: the surrogate derivative, the fixed-point roundings
-of weights and error messages, a vectorised dot product."""
+of weights and error messages, OTTT's presynaptic traces, a vectorised dot product."""
 
 from __future__ import annotations
 
@@ -59,3 +59,18 @@ def dot(x, y):
     for i in range(x.shape[0]):
         total += x[i] * y[i]
     return total
+
+
+@nb.njit(cache=True, inline="always")
+def update_traces(traces, events, decay, levels, offset):
+    """OTTT's presynaptic traces (n,): ``a = decay a + s`` for the ``events`` of this step (input indices, trace
+    ``events[e] - offset``), held on a grid of ``a_max / levels`` in fixed point (``levels`` > 0)."""
+    one = np.float32(1.0)
+    for j in range(traces.shape[0]):
+        traces[j] *= decay
+    for e in range(events.shape[0]):
+        traces[events[e] - offset] += one
+    if levels > 0:  # traces held in their bit width: steps of a_max / levels
+        step = np.float32(1.0 / (1.0 - decay) / levels) if decay < 1.0 else one
+        for j in range(traces.shape[0]):
+            traces[j] = np.float32(np.rint(traces[j] / step) * step)

@@ -17,15 +17,19 @@ from typing import NamedTuple
 import numpy as np
 
 COUNTER_NAMES = ("spikes_in", "spikes_out", "sop", "neuron_updates", "neuron_updates_active", "error_macs",
-                 "grad_ops", "trace_updates", "weight_updates", "errors")
+                 "grad_ops", "trace_updates", "weight_updates", "errors", "sop_recurrent")
 (C_SPIKES_IN, C_SPIKES_OUT, C_SOP, C_NEURON_UPDATES, C_NEURON_UPDATES_ACTIVE, C_ERROR_MACS, C_GRAD_OPS,
- C_TRACE_UPDATES, C_WEIGHT_UPDATES, C_ERRORS) = range(len(COUNTER_NAMES))
-"""Counter indices: events in, spikes out, synaptic operations, membrane updates (all, and those with non-zero
-input), W^T delta products, gradient accumulations, trace updates, weights written, error values computed."""
+ C_TRACE_UPDATES, C_WEIGHT_UPDATES, C_ERRORS, C_SOP_RECURRENT) = range(len(COUNTER_NAMES))
+"""Counter indices: feed-forward events in, spikes out, synaptic operations (recurrent ones included), membrane
+updates (all, and those with non-zero input), W^T delta products, gradient accumulations, trace updates, weights
+written, error values computed, and the synaptic operations of recurrent synapses (a subset of ``sop``)."""
 
 DENSE, CONV, POOL = 0, 1, 2
-"""Node kinds: dense synapses, a shared conv kernel, a sum pool with one fixed tap."""
+"""Node kinds: dense synapses, a shared conv kernel, a sum pool with one fixed tap. A recurrent layer is a dense
+node with ``Graph.n_rec`` > 0: its inputs are the layer below's spikes of this step followed by its own spikes of
+the step before (the one-step delay), and its weights the input rows followed by the recurrent rows."""
 KIND_NAMES = {DENSE: "dense", CONV: "conv2d", POOL: "sumpool2d"}
+RECURRENT_NAME = "recurrent"  # the counts' kind of a dense node with recurrent inputs
 
 TRIANGLE, SIGMOID, RECTANGLE = 0, 1, 2
 """Surrogate derivative shapes (:func:`hwsim.learning.kernels.ops.surrogate`)."""
@@ -39,15 +43,19 @@ class Graph(NamedTuple):
     topological order (a node reads the spikes of an earlier node or of the network input).
 
     Weights of node g are ``w[w_off[g]: w_off[g+1]]``: dense fan-out major ``(n_in, n_out)``; conv the kernel
-    ``(O, C, kh, kw)`` shared by every output position; a pool has none (its tap is ``pool_w[g]``). Its biases
+    ``(O, C, kh, kw)`` shared by every output position; a pool has none (its tap is ``pool_w[g]``); a recurrent
+    node ``(n_in + n_rec, n_out)``: the input rows, then the recurrent rows (row ``n_in + j`` holds the synapses
+    from its own neuron j, ``recurrent[:, j]`` of the layer). Its biases
     and write counts are slots ``c_off[g]: c_off[g+1]`` (one per neuron for dense, per output channel for conv,
     none for a pool); its neurons ``n_off[g]: n_off[g+1]`` (conv channels first: ``o * H_out * W_out + oy *
-    W_out + ox``); its inputs ``in_off[g]: in_off[g+1]``. ``cl_from[k]`` -> ``cl_to[k]``: where conv weight
-    ``(o, c, ky, kx)`` lies in the channels-last copy ``(kh, kw, C, O)`` at the same node offset."""
+    W_out + ox``); its inputs ``in_off[g]: in_off[g+1]`` (``n_in + n_rec`` of them). ``cl_from[k]`` -> ``cl_to[k]``:
+    where conv weight ``(o, c, ky, kx)`` lies in the channels-last copy ``(kh, kw, C, O)`` at the same node
+    offset."""
 
     kind: np.ndarray  # (G,) int64: DENSE, CONV or POOL
     geom: np.ndarray  # (G, 10) int64: GEOM_FIELDS
-    n_in: np.ndarray  # (G,) int64: inputs (C * H * W)
+    n_in: np.ndarray  # (G,) int64: feed-forward inputs (C * H * W)
+    n_rec: np.ndarray  # (G,) int64: recurrent inputs (the node's own neurons, one step delayed; 0: none)
     n_out: np.ndarray  # (G,) int64: neurons (O * H_out * W_out)
     src: np.ndarray  # (G,) int64: the node whose spikes it reads; -1: the network input
     lif: np.ndarray  # (G,) uint8: LIF neurons (0: a linear classifier head, a synaptic current only)
@@ -55,7 +63,10 @@ class Graph(NamedTuple):
     pass_error: np.ndarray  # (G,) uint8: its error may flow into src (0 across a block boundary)
     has_bias: np.ndarray  # (G,) uint8: it has biases to learn
     lams: np.ndarray  # (G,) float32: membrane leak lambda = 1 - 1/tau
-    v_th: np.ndarray  # (G,) float32: firing threshold, weight units
+    v_th: np.ndarray  # (G,) float32: firing threshold, weight units (ALIF: the base threshold)
+    adapt: np.ndarray  # (G,) uint8: adaptive-threshold (ALIF) neurons: a = rho a + s[t-1], A = v_th + beta a
+    rho: np.ndarray  # (G,) float32: ALIF adaptation decay per step (0 for LIF)
+    beta: np.ndarray  # (G,) float32: ALIF adaptation strength, weight units per unit of a (0 for LIF)
     pool_w: np.ndarray  # (G,) float32: a pool's fixed tap (0 for other kinds)
     w_off: np.ndarray  # (G + 1,) int64: weight offsets
     c_off: np.ndarray  # (G + 1,) int64: bias / write-count slot offsets
@@ -114,6 +125,8 @@ class Batch(NamedTuple):
     in_events: np.ndarray  # (E,) int32: flat input indices (hwsim.sim.kernels.synapses.scan_events)
     labels: np.ndarray  # (B,) int64 classes
     learn_mask: np.ndarray  # (T,) uint8: 1 at the steps with a backward pass
+    loss_w: np.ndarray  # (T,) float32: dCE/do scale of each step, 1 / (B T), or 1 / (B n_scored) on scored steps
+    # and 0 elsewhere (a task's loss_steps); the read-out is summed over the steps with a non-zero weight
 
 
 class Scratch(NamedTuple):
@@ -122,17 +135,24 @@ class Scratch(NamedTuple):
 
     u: np.ndarray  # (B, N) float32 membranes
     s: np.ndarray  # (B, N) float32 spikes
+    a: np.ndarray  # (B, N) float32 ALIF adaptation a[t] (a recurrent LIF node's holds its last spikes, unused)
+    s_enter: np.ndarray  # (B, N) float32 spikes entering the window (the recurrent input of its first step)
     u_hist: np.ndarray  # (H, B, N) float32 membranes before reset, this window
     s_hist: np.ndarray  # (H, B, N) float32 spikes, this window
+    a_hist: np.ndarray  # (H, B, N) float32 adaptation, this window ((H, B, 0) without ALIF nodes)
     o_hist: np.ndarray  # (H, B, N) float32 synaptic currents (bias included), this window
     x_hist: np.ndarray  # (H, B, n_in[0]) float32 network input, this window
     traces: np.ndarray  # (B, I) float32 presynaptic traces (OTTT)
-    events: np.ndarray  # (B, I) int32 address events into each node, this step
+    events: np.ndarray  # (B, I) int32 address events into each node, this step (recurrent ones last)
     n_events: np.ndarray  # (B, G) int64 how many, per sample and node
     spike_buf: np.ndarray  # (N,) uint8
     bias_n: np.ndarray  # (N,) float32 bias of every neuron (conv: its channel's)
+    racc: np.ndarray  # (N,) float32 a recurrent node's recurrent synaptic input, this step
     du: np.ndarray  # (N,) float32 dL/du at t + 1, carried back through the window
     ds: np.ndarray  # (N,) float32 dL/ds at t
+    da: np.ndarray  # (N,) float32 dL/da at t + 1 (ALIF), carried back through the window
+    ds_rec: np.ndarray  # (N,) float32 dL/ds at t - 1 through the recurrent synapses, sent at t
+    margin: np.ndarray  # (N,) float32 u - A of an ALIF source, where a W^T pass gates on g'(u - A)
     d_i: np.ndarray  # (N,) float32 dL/dI at t (the error message of each neuron)
     gp: np.ndarray  # (N,) float32 g'(u - V_th) at t, where a W^T pass into the neuron found it
     acc_cl: np.ndarray  # (X,) float32 one conv node's forward sum, (H_out, W_out, O)

@@ -1,6 +1,6 @@
 """The weight write-back of the learning kernel: ``W -= lr * grad`` where a gradient accumulated, onto each node's
 weight grid by stochastic rounding in fixed point, counting the weights written (per node, per output neuron of a
-dense node, per output channel of a conv node's shared kernel)."""
+dense node -- a recurrent node's recurrent synapses included --, per output channel of a conv node's shared kernel)."""
 
 from __future__ import annotations
 
@@ -19,15 +19,16 @@ def write_back(graph, rule, state, tally, t):
     per node in the counters, per output neuron or channel in ``tally.writes``)."""
     fold_conv_gradients(graph, state.grad_cl, state.grad_w)
     rate, levels = np.float32(rule.lr), rule.w_levels
-    kind, n_in, w_off, c_off, in_off = graph.kind, graph.n_in, graph.w_off, graph.c_off, graph.in_off
+    kind, w_off, c_off, in_off = graph.kind, graph.w_off, graph.c_off, graph.in_off
     w, grad_w, bias, grad_b, writes = state.w, state.grad_w, state.bias, state.grad_b, tally.writes
     for g in range(kind.shape[0]):
         if kind[g] == POOL:
             continue
         step = (state.w_step[g], levels, rate)
         if kind[g] == DENSE:
-            written = write_dense(w[w_off[g]: w_off[g + 1]].reshape((n_in[g], -1)),
-                                  grad_w[w_off[g]: w_off[g + 1]].reshape((n_in[g], -1)),
+            rows = graph.n_in[g] + graph.n_rec[g]  # a recurrent node's recurrent rows follow its input rows
+            written = write_dense(w[w_off[g]: w_off[g + 1]].reshape((rows, -1)),
+                                  grad_w[w_off[g]: w_off[g + 1]].reshape((rows, -1)),
                                   state.touched[in_off[g]: in_off[g + 1]], writes[c_off[g]: c_off[g + 1]], step)
         else:
             per = graph.geom[g, 0] * graph.geom[g, 6] * graph.geom[g, 7]  # weights per output channel
