@@ -180,18 +180,39 @@ def _env() -> dict:
     return env
 
 
+# Runs ``hwsim`` and writes this process image's peak resident KiB (VmHWM) at exit: wait4's ru_maxrss carries the
+# high-water mark from before exec (Linux), i.e. the test session's own size at the fork.
+_PEAK_PROBE = """import sys
+from hwsim.cli.main import main
+try:
+    code = main(sys.argv[2:])
+finally:
+    try:  # a case under a file-size limit may not write it: the caller then falls back to ru_maxrss
+        with open("/proc/self/status") as status:
+            peak_kib = next(line.split()[1] for line in status if line.startswith("VmHWM"))
+        with open(sys.argv[1], "w") as handle:
+            handle.write(peak_kib)
+    except OSError:
+        pass
+sys.exit(code)
+"""
+
+
 def _process(argv: list[str], cwd: Path, preexec=None) -> dict:
     """Run ``python -m hwsim argv`` in ``cwd``; its exit status, output, seconds and own peak resident memory."""
     with open(cwd / ".stdout", "wb") as out, open(cwd / ".stderr", "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "hwsim", *argv], cwd=cwd, stdout=out, stderr=err, env=_env(),
-                                preexec_fn=preexec)
+        proc = subprocess.Popen([sys.executable, "-c", _PEAK_PROBE, str(cwd / ".peak"), *argv], cwd=cwd, stdout=out,
+                                stderr=err, env=_env(), preexec_fn=preexec)
         timer = threading.Timer(CASE_SECONDS, proc.kill)
         timer.start()
         start = time.perf_counter()
         _, status, usage = os.wait4(proc.pid, 0)  # this process's own rusage, not the test session's children's
         timer.cancel()
         proc.returncode = os.waitstatus_to_exitcode(status)
-    result = {"code": proc.returncode, "seconds": time.perf_counter() - start, "peak": usage.ru_maxrss * 1024,
+    peak_file = cwd / ".peak"
+    peak = int(peak_file.read_text()) * 1024 if peak_file.is_file() else usage.ru_maxrss * 1024
+    peak_file.unlink(missing_ok=True)
+    result = {"code": proc.returncode, "seconds": time.perf_counter() - start, "peak": peak,
               "stdout": (cwd / ".stdout").read_text(errors="replace"),
               "stderr": (cwd / ".stderr").read_text(errors="replace")}
     for name in (".stdout", ".stderr"):

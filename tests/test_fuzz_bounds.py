@@ -41,8 +41,10 @@ from hwsim.cli.main import main
 try:
     code = main(sys.argv[2:])
 finally:
+    with open("/proc/self/status") as status:  # this process image's own peak (ru_maxrss would carry the parent's)
+        peak_kib = next(line.split()[1] for line in status if line.startswith("VmHWM"))
     with open(sys.argv[1], "w") as handle:
-        handle.write(" ".join(m for m in {heavy!r} if m in sys.modules))
+        handle.write(peak_kib + "\\n" + " ".join(m for m in {heavy!r} if m in sys.modules))
 sys.exit(code)
 """
 
@@ -329,8 +331,17 @@ def _run_case(case: tuple, inputs: Path, work: Path, probes: Path) -> dict:
         proc.returncode = os.waitstatus_to_exitcode(status)
     return {"code": proc.returncode, "stdout": (probes / f"{label}.out").read_text(errors="replace"),
             "stderr": (probes / f"{label}.err").read_text(errors="replace"), "seconds": elapsed,
-            "peak": usage.ru_maxrss * 1024, "heavy": probe.read_text().split() if probe.is_file() else None,
+            "peak": _peak(probe, usage), "heavy": probe.read_text().split()[1:] if probe.is_file() else None,
             "changed": before != _snapshot(folder)}
+
+
+def _peak(probe: Path, usage) -> int:
+    """Peak resident bytes of the case's process image: ``VmHWM`` as the probe wrote it at exit. ``wait4``'s
+    ``ru_maxrss`` keeps the high-water mark of the process before ``exec`` (Linux carries it over), i.e. the test
+    session's own size at the fork; it is the fallback only when the probe could not write (a killed case)."""
+    if probe.is_file() and probe.read_text().split():
+        return int(probe.read_text().split()[0]) * 1024
+    return usage.ru_maxrss * 1024
 
 
 @pytest.fixture(scope="module")
