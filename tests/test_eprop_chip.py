@@ -234,3 +234,12 @@ def test_cue_accumulation_in_torch():
     finally:
         torch.set_num_threads(threads)
     assert (found == yt).mean() >= 0.9
+
+
+def test_the_graph_learner_refuses_eprop_naming_its_own_learner():
+    """OnChipLearner runs the graph-kernel rules; e-prop is sent to its own learner, never run as another rule."""
+    from hwsim.learning.learner import ON_CHIP_RULES, OnChipLearner
+
+    assert "eprop" not in ON_CHIP_RULES
+    with pytest.raises(LearningError, match=r"eprop runs in its own learner .*hwsim\.learning\.eprop"):
+        OnChipLearner(from_spec("8-r6-3", seed=0), "eprop")

@@ -10,8 +10,9 @@ those calls on tiny inputs, so the first real command loads every kernel from th
   (fixed dense, one sign) and int16 (fixed conv and pool); the recurrent kernels (recurrent LIF and ALIF layers,
   dense ALIF layers; fixed point with input and recurrent weights of mixed signs, of one sign, and one of each);
   the spike scans;
-* the on-chip learning kernels: every on-chip rule on a dense and on a conv network, in float and fixed point,
-  through :class:`hwsim.learning.learner.OnChipLearner` (as ``hwsim study`` and ``hwsim estimate --rules`` do);
+* the on-chip learning kernels: every graph-kernel rule on a dense, a conv and a recurrent (LIF, and ALIF in float)
+  network, in float and fixed point, through :class:`hwsim.learning.learner.OnChipLearner` (as ``hwsim study`` and
+  ``hwsim estimate --rules`` do); e-prop through :class:`hwsim.learning.eprop.EpropLearner`;
 * the cost model's kernels: every chip profile priced once (the detailed NoC timing model included).
 
 Each part prints its seconds; a part that fails prints one line naming it and the exit status is 1. Results of
@@ -32,6 +33,9 @@ import hwsim.sim.threads  # first: the OpenMP wait policy, before numba starts i
 DENSE_SPEC = "16-12-10-4"  # two hidden layers: every rule (TTL-BPTT blocks, STDL's auxiliary networks) applies
 CONV_SPEC = "2x6x6-c3k3p1-p2-c4k3p1-8-4"  # conv, sum pool, conv, flatten, dense: every layer kind
 RECURRENT_SPEC = "16-r12-r10-4"  # recurrent layers (float: the second one adaptive, see _recurrent_networks)
+RECURRENT_ALIF_SPEC = "16-a12-4"  # an ALIF recurrent layer (float only)
+EPROP_CASES = (("8-r6-3", "float", "per_synapse"), ("8-a6-3", "float", "per_synapse"),
+               ("8-r6-3", "float", "per_neuron"), ("8-r6-3", "fixed", "per_neuron"))  # e-prop: spec, precision, form
 STEPS, BATCH = 3, 2
 
 
@@ -99,20 +103,26 @@ def warm_engine() -> None:
 
 
 def warm_learning() -> None:
-    """Every on-chip rule on a dense and a conv network, float and fixed point: a batch and an evaluation."""
+    """Every graph-kernel rule on a dense, a conv and a recurrent network, float and fixed point (the recurrent
+    network's ALIF variant in float): a batch and an evaluation; e-prop's learner on a recurrent LIF and ALIF
+    network (float, per synapse and per neuron) and in ReckOn's fixed point (per neuron)."""
+    from hwsim.learning.eprop import EpropLearner
     from hwsim.learning.learner import ON_CHIP_RULES, OnChipLearner, accuracy
-
-    labels = np.arange(BATCH) % 4
     from hwsim.sim.network import from_spec
 
-    for spec in (DENSE_SPEC, CONV_SPEC):
+    labels = np.arange(BATCH) % 4
+    for spec in (DENSE_SPEC, CONV_SPEC, RECURRENT_SPEC, RECURRENT_ALIF_SPEC):
         for rule in ON_CHIP_RULES:
-            for precision in ("float", "fixed"):
+            for precision in ("float",) if spec == RECURRENT_ALIF_SPEC else ("float", "fixed"):
                 network = from_spec(spec, "float", seed=1)
                 learner = OnChipLearner(network, rule, precision=precision, batch_size=BATCH)
                 x = _inputs(network, seed=3)
                 learner.train_batch(x, labels)
                 accuracy(learner, np.moveaxis(x, 0, 1), labels)
+    for spec, precision, eligibility in EPROP_CASES:
+        network = from_spec(spec, "float", seed=1)
+        EpropLearner(network, precision=precision, eligibility=eligibility).train_batch(_inputs(network, seed=3),
+                                                                                         labels[:BATCH] % 3)
 
 
 def warm_costs() -> None:

@@ -47,7 +47,7 @@ from hwsim.learning.kernels.records import RECTANGLE, SIGMOID, TRIANGLE
 from hwsim.learning.registry import RegistryError, RuleOptions
 from hwsim.sim.counts import Counts, LayerCounts, add_inference_bytes
 from hwsim.sim.engine import check_input
-from hwsim.sim.kernels.synapses import scan_events
+from hwsim.sim.kernels.synapses import scan_learning_input
 from hwsim.sim.network import Dense, Flatten, FloatALIF, FloatLIF, Network, Recurrent
 
 SURROGATES = {"triangle": TRIANGLE, "sigmoid": SIGMOID, "rectangle": RECTANGLE}
@@ -238,7 +238,8 @@ class EpropLearner:
         params = self.params(steps, mask)
         if not learn:
             params = params._replace(lr=np.float32(0.0))
-        in_off, in_events = scan_events(s_in.reshape(steps, batch, -1))
+        flat = s_in.reshape(steps, batch, -1)
+        in_off, in_events = scan_learning_input(flat)
         tally = new_eprop_tally(self.layout.n_in, self.layout.n_hidden, self.layout.n_out, steps, batch)
         readout = self.network.layers[self.layout.out].neuron
         train_eprop(params, self.state, tally, in_off, in_events, labels, learn,

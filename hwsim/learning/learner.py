@@ -76,17 +76,16 @@ from hwsim.learning.kernels.records import (
 from hwsim.learning.registry import RegistryError, RuleOptions
 from hwsim.sim.counts import Counts, LayerCounts, add_inference_bytes
 from hwsim.sim.engine import check_input
-from hwsim.sim.kernels.synapses import scan_events, scan_events_serial
+from hwsim.sim.kernels.synapses import scan_learning_input
 from hwsim.sim.network import FloatALIF, Network, NetworkError, Recurrent
 
-ON_CHIP_RULES = registry.names(on_chip=True)
+GRAPH_KERNELS = ("online", "windowed")  # the registry kernels this learner runs (e-prop: hwsim.learning.eprop)
+ON_CHIP_RULES = tuple(r for r in registry.names(on_chip=True) if registry.get(r).kernel in GRAPH_KERNELS)
 SURROGATES = {"triangle": TRIANGLE, "sigmoid": SIGMOID, "rectangle": RECTANGLE}
 FLOAT_BYTES = 4
 RULE_KEYWORDS = ("k", "window", "block", "subnet", "budget_bytes", "surrogate", "alpha")
 FORMAT_KEYWORDS = ("precision", "weight_bits", "trace_bits", "error_bits")
 KEYWORD_DEFAULTS = {"window": 1}  # the learner's own default for a TTL-BPTT window given as a keyword
-SCAN_PARALLEL_MIN = 1 << 20  # input values (T x B x inputs) below which a batch's spikes are scanned on one thread
-# (measured: 784 inputs, T = 8, batch 1: 20 us in a parallel region against 4 us serial, about 3 % of a sample)
 
 
 @dataclass(frozen=True)
@@ -162,7 +161,10 @@ class OnChipLearner:
     def __init__(self, network: Network, rule: str, lr: float = 0.1, options: RuleOptions | None = None,
                  number_format: NumberFormat | None = None, seed: int = 0, batch_size: int = 32,
                  heads: list[list[tuple]] | None = None, **keywords: Any):
-        known = registry.names(on_chip=True)
+        known = tuple(r for r in registry.names(on_chip=True) if registry.get(r).kernel in GRAPH_KERNELS)
+        if rule in registry.RULES and registry.get(rule).kernel not in (None, *GRAPH_KERNELS):
+            raise LearningError(f"{rule} runs in its own learner (kernel {registry.get(rule).kernel}: "
+                                f"hwsim.learning.{registry.get(rule).kernel}); OnChipLearner runs " + ", ".join(known))
         if rule not in known:
             raise LearningError(f"unknown on-chip rule {rule!r}; known rules: {', '.join(known)}")
         if network.mode != "float":
@@ -320,7 +322,7 @@ class OnChipLearner:
         chosen = self.learn_steps(steps, scored) if learn_steps is None else sorted(learn_steps)
         mask = np.zeros(steps, np.uint8)
         mask[chosen] = 1
-        in_off, in_events = (scan_events if s_in.size >= SCAN_PARALLEL_MIN else scan_events_serial)(s_in)
+        in_off, in_events = scan_learning_input(s_in)
         tally = new_tally(self.graph, steps, batch, classes)
         records = (self.graph, self.params(steps), self.state, tally,
                    Batch(in_off, in_events, labels, mask, loss_weights(scored, steps, batch)))

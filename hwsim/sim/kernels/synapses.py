@@ -300,3 +300,14 @@ def scan_events_serial(spikes):
         slot = memory_row_slot(row, steps, batch)
         slot_fill(spikes, slot, events, offsets[slot], offsets[slot + 1])
     return offsets, events
+
+
+SCAN_PARALLEL_MIN = 1 << 20  # input values (T x B x inputs) below which a batch's spikes are scanned on one thread
+# (measured: 784 inputs, T = 8, batch 1: 20 us in a parallel region against 4 us serial, about 3 % of a sample)
+
+
+def scan_learning_input(spikes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`scan_events` of a learning batch's input ``(T, B, inputs)``: on the calling thread below
+    :data:`SCAN_PARALLEL_MIN` values (a parallel region costs more than the scan there), in parallel above."""
+    return (scan_events if spikes.size >= SCAN_PARALLEL_MIN else scan_events_serial)(spikes)
+
