@@ -367,17 +367,24 @@ def npz_dataset(path: str | Path, steps: int | None = None) -> SpikeDataset:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such dataset file")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            missing = [k for k in NPZ_KEYS if k not in archive.files]
-            if missing:
-                raise DataError(f"{path}: missing key {missing[0]!r}; a dataset file holds "
-                                f"{', '.join(NPZ_KEYS)} (found {', '.join(sorted(archive.files)) or 'nothing'})")
-            arrays = {k: archive[k] for k in NPZ_KEYS}
-    except DataError:
-        raise
-    except Exception as err:  # zip and format errors come in many types
-        raise DataError(f"{path}: not a readable numpy .npz file ({type(err).__name__}: {err})") from None
+    from hwsim.errors import printable
+    from hwsim.safeio import NpzError, array_bytes, check_memory, npz_headers, npz_names, read_npz
+
+    try:  # sizes from the members' headers first: nothing is read or allocated before they pass the limit
+        names = npz_names(path, "numpy .npz file")
+        missing = [k for k in NPZ_KEYS if k not in names]
+        if missing:
+            found = ", ".join(printable(n, 40) for n in sorted(names)[:8]) or "nothing"
+            raise DataError(f"{path}: missing key {missing[0]!r}; a dataset file holds {', '.join(NPZ_KEYS)} "
+                            f"(found {found})")
+        headers = npz_headers(path, NPZ_KEYS.__contains__, what="numpy .npz file")
+        stored = sum(array_bytes(shape, dtype) for shape, dtype in headers.values())
+        spikes = sum(array_bytes(headers[k][0], np.uint8) for k in ("x_train", "x_test"))
+        check_memory(stored + spikes, f"--dataset {path}", f"{', '.join(f'{k} {headers[k][0]}' for k in NPZ_KEYS)}"
+                     f" as stored, and the spikes as one uint8 array")
+        arrays = read_npz(path, NPZ_KEYS.__contains__, stored, what="numpy .npz file")
+    except NpzError as err:
+        raise DataError(f"{path}: {err}") from None
     xs, ys = [arrays["x_train"], arrays["x_test"]], [arrays["y_train"], arrays["y_test"]]
     for name, x, y in (("train", xs[0], ys[0]), ("test", xs[1], ys[1])):
         if x.ndim < 3:

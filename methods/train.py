@@ -276,10 +276,41 @@ def network_digest(network: Network) -> str:
     """SHA-256 of a network's description and tensors (not of the file's bytes, which hold zip times)."""
     digest = hashlib.sha256(json.dumps(network.describe(), sort_keys=True).encode())
     for layer in network.layers:
-        for tensor in (getattr(layer, "weight", None), getattr(layer, "bias", None)):
+        tensors = (getattr(layer, "weight", None), getattr(layer, "bias", None), getattr(layer, "recurrent", None))
+        for tensor in tensors:
             if isinstance(tensor, np.ndarray):
                 digest.update(f"{tensor.dtype}{tensor.shape}".encode())
                 digest.update(np.ascontiguousarray(tensor).tobytes())
+    return digest.hexdigest()
+
+
+CHECKPOINT_VERSION = 2  # 2: the checkpoint carries content_sha256 (version 1 had none)
+
+
+def _digest_into(digest, value) -> None:
+    """Feed ``value`` (nested dicts, lists, tuples, tensors, numbers, strings, None) into ``digest`` in one fixed
+    order: dict keys sorted by their text, each value tagged with its type, a tensor as dtype, shape and bytes."""
+    if isinstance(value, dict):
+        digest.update(b"{%d" % len(value))
+        for key in sorted(value, key=repr):
+            digest.update(repr(key).encode())
+            _digest_into(digest, value[key])
+    elif isinstance(value, (list, tuple)):
+        digest.update(b"[%d" % len(value))
+        for item in value:
+            _digest_into(digest, item)
+    elif isinstance(value, torch.Tensor):
+        tensor = value.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"T{tensor.dtype}{tuple(value.shape)}".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    else:
+        digest.update(f"{type(value).__name__}:{value!r}".encode())
+
+
+def content_digest(state: dict) -> str:
+    """SHA-256 of a checkpoint's content: every field but ``content_sha256`` itself (tensors by their bytes)."""
+    digest = hashlib.sha256()
+    _digest_into(digest, {k: v for k, v in state.items() if k != "content_sha256"})
     return digest.hexdigest()
 
 
@@ -292,10 +323,11 @@ def _checkpoint(path: Path, config: TrainConfig, epoch: int, rule, optimizer, hi
     if network is not None:
         save(network, network_file(path))
         digest = network_digest(network)
-    state = {"format": "hwsim-train-checkpoint", "version": 1, "config": asdict(config), "epoch": epoch,
-             "modules": [m.state_dict() for m in rule.modules()], "optimizer": optimizer.state_dict(),
+    state = {"format": "hwsim-train-checkpoint", "version": CHECKPOINT_VERSION, "config": asdict(config),
+             "epoch": epoch, "modules": [m.state_dict() for m in rule.modules()], "optimizer": optimizer.state_dict(),
              "generator": rule.generator.get_state() if hasattr(rule, "generator") else None,
              "history": [asdict(h) for h in history], "network_sha256": digest}
+    state["content_sha256"] = content_digest(state)
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 
@@ -314,9 +346,11 @@ def _load_failure(err: Exception) -> str:
     return f"{type(err).__name__}: {first[:160]}" if first else type(err).__name__
 
 
-def load_checkpoint(path: str | Path) -> dict:
+def load_checkpoint(path: str | Path, force: bool = False) -> dict:
     """Read and check an ``hwsim train`` checkpoint: every field present with its type, the configuration
-    complete and well typed. Errors (:class:`DataError`) name the file and the field."""
+    complete and well typed, and its content equal to the ``content_sha256`` it carries (a damaged tensor byte
+    shows there: torch's reader checks no CRC). ``force`` accepts a checkpoint without a checksum or with a
+    wrong one. Errors (:class:`DataError`) name the file and the field."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such checkpoint")
@@ -334,6 +368,15 @@ def load_checkpoint(path: str | Path) -> dict:
     if state["epoch"] < 0 or state["epoch"] >= state["config"]["epochs"]:
         raise DataError(f"{path}: damaged checkpoint: epoch {state['epoch']} outside "
                         f"0..{state['config']['epochs'] - 1}")
+    if not force:
+        saved = state.get("content_sha256")
+        if not isinstance(saved, str):
+            raise DataError(f"{path}: carries no content checksum (written before checkpoint version "
+                            f"{CHECKPOINT_VERSION}, or altered), so damage cannot be ruled out; give --force to use it "
+                            f"anyway")
+        if saved != content_digest(state):
+            raise DataError(f"{path}: damaged checkpoint: its content does not match the checksum it carries (a "
+                            f"changed or corrupted byte); give --force to use it anyway")
     return state
 
 
@@ -361,22 +404,27 @@ def _config_from(saved: dict, path: Path) -> TrainConfig:
 
 
 def train(config: TrainConfig, out: str | Path | None = None, resume: str | Path | None = None,
-          progress: bool = True, log=print) -> TrainResult:
-    """Train ``config.epochs`` epochs; checkpoint to ``out`` after each; continue from ``resume``."""
+          progress: bool = True, log=print, force: bool = False) -> TrainResult:
+    """Train ``config.epochs`` epochs; checkpoint to ``out`` after each; continue from ``resume`` (``force``:
+    accept a resumed checkpoint whose checksum is missing or wrong). ``out`` and the network file beside it
+    (``network_file(out)``, which ``a.pt`` and ``a.ckpt`` share) are each locked for the run."""
     apply_to_torch()  # the process's thread policy (hwsim --threads), set before any torch work
     rank, world, started = _distributed()
     check_config(config)
-    state = load_checkpoint(resume) if resume is not None else None  # checked before any work
+    state = load_checkpoint(resume, force) if resume is not None else None  # checked before any work
     if state is not None:
         saved = TrainConfig(**state["config"])
         if {**asdict(saved), "epochs": 0, "device": ""} != {**asdict(config), "epochs": 0, "device": ""}:
             raise DataError(f"{resume}: checkpoint was made with a different configuration: {asdict(saved)}")
     built = build(config)  # bad data or network options are refused before the output is touched
-    lock = OutputLock(out, f"--out {out}", folder=False).acquire() if out is not None and rank == 0 else None
+    locks = []
     try:
+        if out is not None and rank == 0:
+            locks.append(OutputLock(out, f"--out {out}", folder=False).acquire())
+            locks.append(OutputLock(network_file(out), f"--out {out} (its network file)", folder=False).acquire())
         result = _train(config, out, resume, state, rank, world, progress, log, built)
     finally:
-        if lock is not None:
+        for lock in reversed(locks):
             lock.release()
     if started:  # after a failure no barrier: the other ranks may never reach it (torchrun ends them instead)
         end_distributed(built[3])

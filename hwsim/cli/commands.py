@@ -222,7 +222,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from hwsim.formats.bundle import export, load_trained
     from hwsim.methods.data import DATASETS, load_dataset
 
-    network, config = load_trained(args.checkpoint)
+    network, config = load_trained(args.checkpoint, force=args.force)
     if args.learning and network.mode != "float":
         raise UsageError(f"--learning compares against the float network's errors; {args.checkpoint} is fixed point")
     from hwsim.formats.bundle import check_exportable
@@ -498,6 +498,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError(f"{printable(args.resume, 200)}: no such checkpoint")
     out = args.out or args.resume or _default_checkpoint(rule, args.dataset)
     check_output_file(out, "--out")
+    if not args.force:
+        _check_overwrite(Path(out), args.resume)
     from hwsim.methods.data import DATASETS  # torch from here on
 
     if args.dataset not in DATASETS and not own:
@@ -522,7 +524,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(note.pop(), file=sys.stderr)
         print(line, file=sys.stderr if args.json else sys.stdout)
 
-    result = train(config, out=out, resume=args.resume, progress=not args.no_progress, log=log)
+    result = train(config, out=out, resume=args.resume, progress=not args.no_progress, log=log, force=args.force)
     if args.json:
         network = str(Path(out).with_suffix(".network.npz")) if registry.get(config.rule).writes_network else None
         print(dumps({"config": asdict(config), "rule": result.describe, "checkpoint": str(out),
@@ -545,6 +547,45 @@ def _check_train_net(net: str) -> None:
         raise NetworkError(f"--net: {err}") from None
     check_memory(TRAIN_COPIES * size.weight_bytes, f"--net {short(net, 80)}",
                  f"{size.weights} weights x {TRAIN_COPIES}: weights, gradients, momentum and a checkpoint copy")
+
+
+def _is_checkpoint(path: Path) -> bool:
+    """Whether ``path`` is a file torch saved (a zip archive holding ``*/data.pkl``): read from its directory only."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith("/data.pkl") for name in archive.namelist()[:64])
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return False
+
+
+def _check_overwrite(out: Path, resume: str | None) -> None:
+    """``train --out``: never replace, without ``--force``, an existing file that this run does not continue (a
+    checkpoint of another rule or configuration, or any other file), nor the network file of another checkpoint
+    (``a.pt`` and ``a.ckpt`` share ``a.network.npz``). Another run training into ``out`` right now is reported as
+    "in use" (its lock), not as an existing file. A network file no checkpoint names (left by a run killed in its
+    first epoch) is replaced."""
+    import glob
+
+    from hwsim.safeio import OutputLock
+
+    continued = resume is not None and out.exists() and Path(resume).resolve() == out.resolve()
+    if out.exists() and not continued:
+        OutputLock(out, f"--out {out}", folder=False).acquire().release()  # busy: "in use by PID N", exit 1
+        kind = "an hwsim checkpoint" if _is_checkpoint(out) else "a file"
+        raise UsageError(f"--out {printable(out, 200)}: exists ({kind}); training would replace it: give --resume "
+                         f"{printable(out, 200)} to continue it, --force to replace it, or another --out")
+    network = out.with_suffix(".network.npz")
+    if not network.exists():
+        return
+    owners = [p for p in map(Path, glob.glob(glob.escape(str(out.with_suffix(""))) + ".*"))
+              if p != out and not p.name.endswith((".network.npz", ".lock")) and p.with_suffix(".network.npz") == network
+              and p.is_file() and _is_checkpoint(p)]
+    if owners:
+        raise UsageError(f"--out {printable(out, 200)}: its network file {printable(network.name, 200)} belongs to "
+                         f"the checkpoint {printable(owners[0].name, 200)}; training would replace it: use another "
+                         f"--out, or --force")
 
 
 def _default_checkpoint(rule: str, dataset: str) -> Path:

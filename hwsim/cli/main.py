@@ -174,6 +174,9 @@ def _add_export(sub) -> None:
                      help="hwsim train checkpoint (its .network.npz beside it) or a saved .npz network")
     exp.add_argument("--out", required=True, metavar="DIR", help="output folder")
     exp.add_argument("--verify", action="store_true", help="run in Lava and compare spikes layer by layer")
+    exp.add_argument("--force", action="store_true",
+                     help="export a checkpoint whose content checksum is missing or wrong, or whose network file is "
+                          "not the one it names")
     exp.add_argument("--learning", action="store_true",
                      help="also train the read-out in Lava with a three-factor LearningDense rule and correlate its "
                           "weight change with hwsim's fixed-point OTTT")
@@ -246,6 +249,9 @@ def _add_train(sub) -> None:
                          "CKPT-stem.network.npz (default: the --resume file, else runs/RULE-DATASET.pt, numbered "
                          "so that no earlier run is overwritten)")
     tr.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint (same configuration)")
+    tr.add_argument("--force", action="store_true",
+                    help="replace an existing --out file (or another checkpoint's network file), and resume from a "
+                         "checkpoint whose content checksum is missing or wrong")
     tr.add_argument("--json", action="store_true",
                     help="print the per-epoch history as JSON at the end (the epoch lines go to stderr)")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")

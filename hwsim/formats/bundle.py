@@ -108,10 +108,12 @@ sample at a time. spikingjelly fires on v >= v_threshold, which the threshold ab
 CONVERTIBLE = (".npz", ".nir", ".net", ".h5", ".hdf5")  # network files export converts (hwsim.formats.files)
 
 
-def load_trained(path: str | Path) -> tuple[Network, dict]:
+def load_trained(path: str | Path, force: bool = False) -> tuple[Network, dict]:
     """The network to export and the training configuration when there is one: from an ``hwsim train``
-    checkpoint (its ``.network.npz`` beside it), or from a network file -- hwsim ``.npz``, NIR ``.nir`` or netx
-    ``.net``/``.h5`` -- so that ``export`` converts between formats."""
+    checkpoint (its ``.network.npz`` beside it, which must be the network the checkpoint names by its SHA-256),
+    or from a network file -- hwsim ``.npz``, NIR ``.nir`` or netx ``.net``/``.h5`` -- so that ``export``
+    converts between formats. ``force`` accepts a checkpoint whose checksum is missing or wrong, or which names
+    no network (the file beside it is then taken as it is)."""
     path = Path(path)
     if not path.exists():
         raise NetworkError(f"{path}: no such checkpoint or network file")
@@ -123,7 +125,7 @@ def load_trained(path: str | Path) -> tuple[Network, dict]:
     from hwsim.methods.train import load_checkpoint
 
     try:
-        state = load_checkpoint(path)
+        state = load_checkpoint(path, force)
     except DataError as err:
         raise NetworkError(str(err)) from None
     network_file = path.with_suffix(".network.npz")
@@ -132,9 +134,14 @@ def load_trained(path: str | Path) -> tuple[Network, dict]:
     network = load(network_file)
     from hwsim.methods.train import network_digest
 
-    if state.get("network_sha256") not in (None, network_digest(network)):
-        raise NetworkError(f"{network_file}: not the network of checkpoint {path.name} (interrupted between the "
-                           f"two writes?); run hwsim train --resume {path} --out {path} to rewrite it")
+    named = state.get("network_sha256")
+    if named is None and not force:
+        raise NetworkError(f"{path}: names no network by its checksum, so {network_file.name} beside it may be "
+                           f"another run's; give --force to export that file anyway")
+    if named is not None and named != network_digest(network) and not force:
+        raise NetworkError(f"{network_file}: not the network of checkpoint {path.name} (a run interrupted between "
+                           f"the two writes: hwsim train --resume {path} --out {path} rewrites it from the checkpoint; "
+                           f"--force exports the file as it is)")
     return network, state["config"]
 
 
