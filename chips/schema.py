@@ -128,6 +128,17 @@ class Precision(Group):
     trace_bits: PositiveInt | None = None
 
 
+NEURON_MODELS = ("lif", "alif")  # lif: leaky integrate-and-fire; alif: LIF with an adaptive threshold (Bellec et al.)
+
+
+class Neurons(Group):
+    """The neuron models the chip implements (``models``): ``lif``, and ``alif`` where its neurons can adapt their
+    threshold (Bellec et al. 2018), natively or by a published construction. Absent: not published; a network of
+    ALIF layers is then judged unknown on a neuromorphic chip, never assumed to run."""
+
+    models: list[Literal["lif", "alif"]] = Field(min_length=1)
+
+
 class OperatingPoint(BaseModel):
     """Where an all-in figure was measured: mean firing rate of the neurons (Hz), cores active, tick (us)."""
 
@@ -358,6 +369,7 @@ class Chip(BaseModel):
     technology: str = ""
     summary: str = ""
     capacity: Capacity | None = None
+    neurons: Neurons | None = None
     layout: Layout | None = None
     precision: Precision | None = None
     energy: Energy | None = None
@@ -410,6 +422,6 @@ class Chip(BaseModel):
 UNIT_SUFFIXES = {"_pj": "picojoules", "_ns": "nanoseconds", "_us": "microseconds", "_mw": "milliwatts",
                  "_bytes": "bytes", "_bits": "bits", "_mhz": "megahertz", "_pj_per_byte": "picojoules per byte",
                  "_hz": "hertz", "_messages": "messages", "_factor": "multiplicative factor"}
-_GROUP_NAMES = {"Capacity": "capacity", "Layout": "layout", "Precision": "precision", "Energy": "energy",
-                "Memory": "memory", "Static": "static", "Timing": "timing", "System": "system",
+_GROUP_NAMES = {"Capacity": "capacity", "Neurons": "neurons", "Layout": "layout", "Precision": "precision",
+                "Energy": "energy", "Memory": "memory", "Static": "static", "Timing": "timing", "System": "system",
                 "Uncertainty": "uncertainty", "Learning": "learning", "Conv": "conv"}

@@ -218,3 +218,29 @@ def test_a_tick_without_published_action_times_still_lasts_the_tick():
     report = estimate(net, counts, reckon, time_base="tick")
     assert report.latency_s == pytest.approx(20 * 1e-3)
     assert any("assumed to fit in the tick" in a for a in report.assumptions)
+
+
+def test_alif_layers_need_a_chip_that_publishes_alif_neurons():
+    """ReckOn publishes LIF neurons only: an ALIF net does not fit there; on Loihi (published ALIF) it does; on a
+    neuromorphic chip publishing no neuron models the feasibility verdict is unknown and the estimate warns."""
+    from hwsim import chips
+    from hwsim.hardware.cost import estimate
+    from hwsim.learning.feasibility import check
+    from hwsim.sim.engine import Engine, bernoulli
+    from hwsim.sim.network import from_spec
+
+    alif, lif = from_spec("40-a16-2", "float", seed=0), from_spec("40-r16-2", "float", seed=0)
+    reckon, loihi, odin = (chips.load(n) for n in ("reckon", "loihi", "odin"))
+    assert reckon.neurons.models == ["lif"] and "alif" in loihi.neurons.models and odin.neurons is None
+    assert map_network(lif, reckon).fits and not map_network(alif, reckon).fits
+    assert any(t.startswith("neuron model: recurrent0 has adaptive-threshold (ALIF) neurons; reckon implements lif")
+               for t in map_network(alif, reckon).limits_broken)
+    assert not any(t.startswith("neuron model") for t in map_network(alif, loihi).limits_broken)
+    verdict = check(alif, reckon, "eprop", 20, eligibility="per_neuron")
+    assert verdict.verdict.startswith("infeasible") and "neuron model" in verdict.verdict
+    assert check(lif, reckon, "eprop", 20, eligibility="per_neuron").verdict == "feasible"
+    unknown = check(alif, odin, "sltt", 20)
+    assert any("publishes no neuron models" in u for u in unknown.unknown)  # listed; infeasible wins on odin
+    counts = Engine(alif).run(bernoulli((20, 1, 40), 0.1, seed=1)).counts
+    assert any("publishes no neuron models" in w for w in estimate(alif, counts, odin).warnings)
+    assert not any("neuron models" in w for w in estimate(alif, counts, loihi).warnings)

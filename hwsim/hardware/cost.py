@@ -83,7 +83,8 @@ import numpy as np
 
 from hwsim.chips import ChipError
 from hwsim.chips.schema import Chip
-from hwsim.hardware.mapping import Mapping, map_network, neuron_layers, parse_placement, recurrent_sops
+from hwsim.hardware.mapping import (Mapping, map_network, neuron_layers, neuron_model_unknown, parse_placement,
+                                    recurrent_sops)
 from hwsim.hardware.noc_timing import detailed_step_latency_ns
 from hwsim.sim.counts import WEIGHT_BYTES, Counts
 from hwsim.sim.network import FloatALIF, Network, Recurrent
@@ -348,6 +349,9 @@ def estimate(network: Network, counts: Counts, chip: Chip, mapping: Mapping | No
     report.energy_by_core_j = [float(x) for x in by_core]
     _add_bands(report, chip)
     _add_power_bound(report, chip, counts)
+    unknown = neuron_model_unknown(network, chip)
+    if unknown is not None:
+        report.warnings.append(f"{chip.name}: whether it runs this network is unknown: {unknown}")
     return report
 
 

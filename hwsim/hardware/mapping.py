@@ -50,7 +50,7 @@ import scipy.sparse as sp
 
 from hwsim.chips.schema import Chip
 from hwsim.sim.counts import Counts, LayerCounts
-from hwsim.sim.network import Conv2d, Dense, Flatten, Network, Recurrent, SumPool2d
+from hwsim.sim.network import Conv2d, Dense, Flatten, FloatALIF, Network, Recurrent, SumPool2d
 
 
 @dataclass
@@ -401,6 +401,7 @@ def map_network(network: Network, chip: Chip, counts: Counts | None = None,
         broken.append(f"max_neurons: the network has {neurons} neurons, the chip holds {cap.max_neurons}")
     if cap and cap.max_synapses and synapses > cap.max_synapses:
         broken.append(f"max_synapses: the network has {synapses} synapses, the chip holds {cap.max_synapses}")
+    broken.extend(neuron_model_limits(network, chip))
     per_tile = chip.layout.cores_per_tile if chip.layout and chip.layout.cores_per_tile else 1
     tiles_used = math.ceil(cores_used / per_tile)
     fits, reason = _verdict(chip, broken)
@@ -572,6 +573,30 @@ def with_counts(structure: Mapping, network: Network, chip: Chip, counts: Counts
     geos = [_LayerGeometry(layer, i, o, sharing) for layer, i, o in neuron_layers(network)]
     _split_work(mapping, geos, counts, chip)
     return mapping
+
+
+def adaptive_layers(network: Network) -> list[str]:
+    """Names of the layers of ``network`` whose neurons adapt their threshold (ALIF)."""
+    return [layer.name or f"layer {i}" for i, layer in enumerate(network.layers)
+            if isinstance(getattr(layer, "neuron", None), FloatALIF)]
+
+
+def neuron_model_limits(network: Network, chip: Chip) -> list[str]:
+    """The broken-limit text when ``network`` has ALIF layers and ``chip`` publishes neuron models without
+    ``alif`` (ReckOn: LIF only); empty otherwise (an unpublished model is the callers' "unknown")."""
+    adaptive = adaptive_layers(network)
+    if not adaptive or chip.neurons is None or "alif" in chip.neurons.models:
+        return []
+    return [f"neuron model: {', '.join(adaptive[:3])} {'has' if len(adaptive) == 1 else 'have'} adaptive-threshold "
+            f"(ALIF) neurons; {chip.name} implements {', '.join(chip.neurons.models)} neurons only"]
+
+
+def neuron_model_unknown(network: Network, chip: Chip) -> str | None:
+    """Why it is unknown whether ``chip`` runs ``network``'s ALIF layers (a neuromorphic chip publishing no neuron
+    models), else None. General-purpose processors run any neuron model."""
+    if not adaptive_layers(network) or chip.neurons is not None or chip.kind != "neuromorphic":
+        return None
+    return f"adaptive-threshold (ALIF) neurons: {chip.name} publishes no neuron models (neurons.models)"
 
 
 def _verdict(chip: Chip, broken: list[str]) -> tuple[bool | None, str]:

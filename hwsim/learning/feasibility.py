@@ -58,7 +58,8 @@ import numpy as np
 
 from hwsim.chips.schema import ELIGIBILITY_TRACE_KINDS, Chip
 from hwsim.errors import FeasibilityError
-from hwsim.hardware.mapping import core_load, map_network, neuron_layers, stored_weights, weight_sharing, with_counts
+from hwsim.hardware.mapping import (core_load, map_network, neuron_layers, neuron_model_unknown, stored_weights,
+                                    weight_sharing, with_counts)
 from hwsim.hardware.pricing import Pricing
 from hwsim.learning import registry
 from hwsim.learning.registry import Needs, RuleOptions
@@ -562,6 +563,8 @@ def check(network: Network, chip: Chip, rule: str, timesteps: int, counts: Count
         broken.append(f"cores: weights and learning state need {cores_needed} cores, the chip has {cap.cores}"
                       + (f" ({detail})" if detail else ""))
     broken.extend(limit_text for limit_text in mapping.limits_broken if not limit_text.startswith("cores:"))
+    if (neurons_unknown := neuron_model_unknown(network, chip)) is not None:
+        unknown.append(neurons_unknown)
     state = recurrent_state(network, rule, window, options)
     if missing or broken:
         text = "infeasible: " + "; ".join([f"needs {m}" for m in missing] + broken)
