@@ -72,14 +72,13 @@ class LayerCounts:
     channel_weight_updates: np.ndarray | None = None  # conv: shared-kernel weights written per output channel
 
     def __post_init__(self) -> None:
-        # one block of (counters + 2 x memory kinds) rows, handed out as per-counter views
-        block = np.zeros((len(EVENT_COUNTERS) + 2 * len(MEMORY_KINDS), self.timesteps), np.int64)
-        rows = iter(block)
-        for name in EVENT_COUNTERS:
-            self.events.setdefault(name, next(rows))
-        for kind in MEMORY_KINDS:
-            self.mem_read_bytes.setdefault(kind, next(rows))
-            self.mem_write_bytes.setdefault(kind, next(rows))
+        # one block of (counters + 2 x memory kinds) rows, handed out as per-counter views (given ones kept)
+        n_events, n_kinds = len(EVENT_COUNTERS), len(MEMORY_KINDS)
+        block = np.zeros((n_events + 2 * n_kinds, self.timesteps), np.int64)
+        rows = list(block)
+        self.events = {**dict(zip(EVENT_COUNTERS, rows[:n_events])), **self.events}
+        self.mem_read_bytes = {**dict(zip(MEMORY_KINDS, rows[n_events:n_events + n_kinds])), **self.mem_read_bytes}
+        self.mem_write_bytes = {**dict(zip(MEMORY_KINDS, rows[n_events + n_kinds:])), **self.mem_write_bytes}
 
     def total(self, counter: str) -> int:
         """Sum over steps of an event counter, or of ``mem_read_bytes``/``mem_write_bytes`` (all kinds)."""

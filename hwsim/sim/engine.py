@@ -11,6 +11,7 @@ one-step delay of the recurrent ``Dense``); dense and recurrent layers of adapti
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -310,8 +311,10 @@ class Engine:
         """Recompile the layer plans from the network's current weights."""
         self.plans = plan_layers(self.network)
         mode = self.network.mode
-        self._synapses = [p.synapses(mode) for p in self.plans]
-        self._neurons = [_neuron_record(p.layer, p.out_shape, mode) for p in self.plans]
+        # the kernels take records as plain tuples (numba types those in C, named tuples in Python): made once here
+        self._synapses = [tuple(p.synapses(mode)) for p in self.plans]
+        self._neurons = [tuple(_neuron_record(p.layer, p.out_shape, mode)) for p in self.plans]
+        self._recurrences = [None if p.rec is None else tuple(p.rec) for p in self.plans]
 
     def run(self, spikes: np.ndarray, record: bool | str = False, time_major: bool | None = None) -> SimResult:
         """Run on 0/1 ``spikes`` of shape ``(T, B, *input_shape)``; returns spikes and exact counts.
@@ -331,18 +334,20 @@ class Engine:
         threads = self.threads or numba.get_num_threads()
         # one thread, or a run too small to pay for handing work to other threads (measured: 784-512-512-10 at
         # batch 1, T = 100, ran 3x slower on 2 threads): the serial kernels. Results are the same either way.
-        work = steps * batch * sum(int(np.prod(plan.out_shape)) for plan in self.plans)
+        work = steps * batch * sum(math.prod(plan.out_shape) for plan in self.plans)
         parallel = numba.get_num_threads() > 1 and (self.threads is not None or work >= PARALLEL_MIN_WORK)
         if not parallel and self.threads is None:
             threads = 1  # on one thread a split only costs (column blocks also forgo the kernels' event emission)
         # event buffers are kept between runs (fresh ones would cost page faults on every run), unless another
         # Python thread is running this engine right now: then this run uses its own
         own_buffers = self._buffers_lock.acquire(blocking=False)
-        chunk_size = numba.set_parallel_chunksize(1)  # work items handed out one at a time (see work_split)
+        # parallel kernels hand work items out one at a time (see work_split); the serial ones need no setting
+        chunk_size = numba.set_parallel_chunksize(1) if parallel else None
         try:
             return self._run_layers(s_in, record, threads, parallel, own_buffers)
         finally:
-            numba.set_parallel_chunksize(chunk_size)
+            if chunk_size is not None:
+                numba.set_parallel_chunksize(chunk_size)
             if own_buffers:
                 self._buffers_lock.release()
 
@@ -379,10 +384,11 @@ class Engine:
         out_spikes, membranes, currents, names = [], [], [], []
         last = len(self.plans) - 1
         self.layer_seconds, self.layer_cpu_seconds = [], []
-        for index, (plan, synapses, neurons) in enumerate(zip(self.plans, self._synapses, self._neurons)):
+        for index, (plan, synapses, neurons, recurrence) in enumerate(zip(self.plans, self._synapses, self._neurons,
+                                                                          self._recurrences)):
             started, cpu_started = time.perf_counter(), time.process_time()
             layer = plan.layer
-            n_out = int(np.prod(plan.out_shape))
+            n_out = math.prod(plan.out_shape)
             lc = LayerCounts(layer.name, layer.kind, plan.n_in, n_out, steps)
             ev = lc.events
             group = n_out if plan.kind == DENSE else int(plan.geom[3])
@@ -409,9 +415,9 @@ class Engine:
                               np.zeros(rec_shape if network.mode == "fixed" else (0, 0, 0), state), step_counts,
                               neuron_spikes, neuron_active, *sink)
             # records go to the kernels as plain tuples: numba types those in C, named tuples in Python (slower)
-            records = (tuple(synapses), tuple(neurons), tuple(source), tuple(out))
-            if plan.rec is not None:  # the recurrent kernels also take the Recurrence record
-                records = (records[0], tuple(plan.rec), *records[1:])
+            records = (synapses, neurons, tuple(source), tuple(out))
+            if recurrence is not None:  # the recurrent kernels also take the Recurrence record
+                records = (synapses, recurrence, neurons, tuple(source), tuple(out))
             if network.mode == "float":
                 (float_rec if plan.rec is not None else float_layer)(*records, chunks, blocks)
                 if record is True:
