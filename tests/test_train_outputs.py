@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hwsim.methods.train import content_digest, load_checkpoint, network_digest
 
 from hwsim.cli.main import main
-from hwsim.methods.train import content_digest, load_checkpoint, network_digest
 from hwsim.sim.network import Network, Recurrent, from_spec
 
 TRAIN = ["train", "--rules", "sltt", "--epochs", "1", "-T", "2", "--net", "64-8-10", "--batch-size", "256",

@@ -579,9 +579,9 @@ def _check_overwrite(out: Path, resume: str | None) -> None:
     network = out.with_suffix(".network.npz")
     if not network.exists():
         return
-    owners = [p for p in map(Path, glob.glob(glob.escape(str(out.with_suffix(""))) + ".*"))
-              if p != out and not p.name.endswith((".network.npz", ".lock")) and p.with_suffix(".network.npz") == network
-              and p.is_file() and _is_checkpoint(p)]
+    siblings = map(Path, glob.glob(glob.escape(str(out.with_suffix(""))) + ".*"))
+    owners = [p for p in siblings if p != out and not p.name.endswith((".network.npz", ".lock"))
+              and p.with_suffix(".network.npz") == network and p.is_file() and _is_checkpoint(p)]
     if owners:
         raise UsageError(f"--out {printable(out, 200)}: its network file {printable(network.name, 200)} belongs to "
                          f"the checkpoint {printable(owners[0].name, 200)}; training would replace it: use another "

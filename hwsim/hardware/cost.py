@@ -83,8 +83,14 @@ import numpy as np
 
 from hwsim.chips import ChipError
 from hwsim.chips.schema import Chip
-from hwsim.hardware.mapping import (Mapping, map_network, neuron_layers, neuron_model_unknown, parse_placement,
-                                    recurrent_sops)
+from hwsim.hardware.mapping import (
+    Mapping,
+    map_network,
+    neuron_layers,
+    neuron_model_unknown,
+    parse_placement,
+    recurrent_sops,
+)
 from hwsim.hardware.noc_timing import detailed_step_latency_ns
 from hwsim.sim.counts import WEIGHT_BYTES, Counts
 from hwsim.sim.network import FloatALIF, Network, Recurrent

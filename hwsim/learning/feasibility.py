@@ -58,8 +58,15 @@ import numpy as np
 
 from hwsim.chips.schema import ELIGIBILITY_TRACE_KINDS, Chip
 from hwsim.errors import FeasibilityError
-from hwsim.hardware.mapping import (core_load, map_network, neuron_layers, neuron_model_unknown, stored_weights,
-                                    weight_sharing, with_counts)
+from hwsim.hardware.mapping import (
+    core_load,
+    map_network,
+    neuron_layers,
+    neuron_model_unknown,
+    stored_weights,
+    weight_sharing,
+    with_counts,
+)
 from hwsim.hardware.pricing import Pricing
 from hwsim.learning import registry
 from hwsim.learning.registry import Needs, RuleOptions
