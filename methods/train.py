@@ -33,7 +33,7 @@ from hwsim.methods.data import DataError, SpikeDataset, load_dataset
 from hwsim.methods.memory import ActivationMeter, persistent, whole_training_bytes
 from tqdm import tqdm
 
-from hwsim.errors import Failure, check_interrupt
+from hwsim.errors import Failure, WriteError, check_interrupt
 from hwsim.learning import registry
 from hwsim.safeio import OutputLock, atomic_path
 from hwsim.sim.network import Network, from_spec, save
@@ -329,7 +329,13 @@ def _checkpoint(path: Path, config: TrainConfig, epoch: int, rule, optimizer, hi
              "history": [asdict(h) for h in history], "network_sha256": digest}
     state["content_sha256"] = content_digest(state)
     with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+        try:
+            torch.save(state, tmp)
+        except RuntimeError as err:  # torch's zip writer reports a short write (full disk, file size limit) so
+            reason = " ".join(str(err).split())[:120]
+            raise WriteError(f"{path}: cannot write: torch's writer failed ({reason}): a full disk or a file-size "
+                             f"limit? (free some space, or write elsewhere); the file was left as it was (no partial "
+                             f"file, no temporary file)") from None
 
 
 _STATE_TYPES = {"config": dict, "epoch": int, "modules": list, "optimizer": dict, "history": list}

@@ -159,3 +159,22 @@ def test_a_dataset_file_too_large_is_refused_from_its_headers(tmp_path, capsys):
                  "--max-memory", "512M", "--out", str(tmp_path / "c.pt")]) == 2
     _one_line(capsys, f"--dataset {path}: would take", "over the limit of 512.0 MiB")
     assert not (tmp_path / "c.pt").exists()
+
+
+def test_a_checkpoint_on_a_full_disk_is_one_line_and_leaves_no_temporary_file(tmp_path):
+    """torch's zip writer turns a short write into RuntimeError: still one line naming the checkpoint (exit 1)."""
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    def limit() -> None:  # a file-size limit: writes past 20 kB fail with EFBIG, as on a full disk
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+    run = subprocess.run([sys.executable, "-m", "hwsim", *TRAIN, "--net", "64-32-10", "--out", "a.pt"],
+                         cwd=tmp_path, preexec_fn=limit, capture_output=True, text=True, timeout=300)
+    err = run.stderr.strip()
+    assert run.returncode == 1 and err.count("\n") == 0 and "Traceback" not in err, err
+    assert "a.pt: cannot write" in err and "internal error" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.network.npz"]  # no checkpoint, no temporary file
