@@ -429,6 +429,26 @@ def tonic_dataset(name: str, steps: int, path: str | Path | None, bin_us: float 
     return data
 
 
+PROCEDURAL_BYTES_PER_ENTRY = 16  # measured: cue at T = 3000 (1.2e8 entries) peaked at 1.8 GB while generated and split
+
+
+def _check_procedural_size(name: str, steps: int, options: dict) -> None:
+    """Refuse (one line, before anything is generated) a built-in data set whose spikes at ``steps`` steps would
+    not fit the memory limit: samples x steps x inputs x :data:`PROCEDURAL_BYTES_PER_ENTRY`."""
+    from hwsim.safeio import check_memory
+
+    shapes = {"digits": lambda: (1797, 64),
+              "randman": lambda: (options.get("n_classes", 10) * options.get("samples_per_class", 200),
+                                  options.get("units", 64)),
+              "cue": lambda: (options.get("n_trials", 1000), 40),
+              "dvs_bars": lambda: (4 * options.get("samples_per_class", 150), 2 * options.get("size", 16) ** 2)}
+    if name not in shapes:
+        return
+    samples, inputs = (int(v) for v in shapes[name]())
+    check_memory(samples * int(steps) * inputs * PROCEDURAL_BYTES_PER_ENTRY, f"--dataset {name} at T={steps}",
+                 f"{samples} samples x {steps} steps x {inputs} inputs, 16 bytes each while generated")
+
+
 def load_dataset(name: str, steps: int, seed: int = 0, path: str | Path | None = None, **options) -> SpikeDataset:
     """A dataset by name (``DATASETS``), a user's ``.npz`` file (:func:`npz_dataset`) or ``tonic:<Name>``;
     file-backed ones need ``path``."""
@@ -444,6 +464,7 @@ def load_dataset(name: str, steps: int, seed: int = 0, path: str | Path | None =
         raise DataError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
     if steps < 1:
         raise DataError(f"timesteps must be >= 1, got {steps}")
+    _check_procedural_size(name, steps, options)
     if name == "digits":
         return digits(steps, seed=seed, **options)
     if name == "randman":

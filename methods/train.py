@@ -409,6 +409,11 @@ def _config_from(saved: dict, path: Path) -> TrainConfig:
     return TrainConfig(**saved)
 
 
+def _finite_weights(rule) -> bool:
+    """Whether every parameter of the rule's modules is finite."""
+    return all(bool(torch.isfinite(p).all()) for module in rule.modules() for p in module.parameters())
+
+
 def train(config: TrainConfig, out: str | Path | None = None, resume: str | Path | None = None,
           progress: bool = True, log=print, force: bool = False) -> TrainResult:
     """Train ``config.epochs`` epochs; checkpoint to ``out`` after each; continue from ``resume`` (``force``:
@@ -456,6 +461,8 @@ def _train(config: TrainConfig, out, resume, state: dict | None, rank: int, worl
         except (RuntimeError, ValueError, TypeError, KeyError, AttributeError) as err:
             text = " ".join(str(err).split())[:200]
             raise DataError(f"{resume}: damaged checkpoint: its state does not fit the model ({text})") from None
+        if not _finite_weights(rule):
+            raise DataError(f"{resume}: damaged checkpoint: its weights hold NaN or infinite values")
         first_epoch = state["epoch"] + 1
         if out is not None and rank == 0 and registry.get(config.rule).writes_network:
             # the network file may be missing, or an epoch ahead after a kill between the two writes
@@ -498,6 +505,10 @@ def _train(config: TrainConfig, out, resume, state: dict | None, rank: int, worl
         if not math.isfinite(stats.loss):  # diverged: nothing of this epoch is written
             raise Failure(f"epoch {epoch + 1}: the training loss is {stats.loss} (diverged; the learning rate "
                           f"{config.lr:g} is the likely cause); nothing of this epoch was written")
+        if not _finite_weights(rule):  # a finite loss can hide them (an ALIF threshold driven to overflow)
+            raise Failure(f"epoch {epoch + 1}: the weights became non-finite (diverged; the learning rate "
+                          f"{config.lr:g} or the neuron parameters, e.g. a large ALIF beta, are the likely cause); "
+                          f"nothing of this epoch was written")
         history.append(stats)
         if rank == 0:
             log(f"epoch {epoch + 1}/{config.epochs}: {registry.get(config.rule).loss_text} {stats.loss:.4f}, "

@@ -161,6 +161,26 @@ def _make_files(folder: Path) -> None:
     torch.save({"weights": torch.ones(2)}, folder / "other.pt")
     (folder / "garbage.pt").write_bytes(b"\x00garbage")
     (folder / "a_file").write_text("x")
+    # an outside review of the recurrent/ALIF features (2026-12-05): bias NaN/inf, an ALIF beta of 1e308, huge
+    # recurrent weights, a folder and a non-network file where train writes its network
+    biased = from_spec("20-8-4")
+    save(biased, folder / "biased.npz")
+    with np.load(folder / "biased.npz") as archive:
+        base = {k: archive[k] for k in archive.files}
+    for name, value in (("bias_nan", np.nan), ("bias_inf", np.inf)):
+        (folder / f"{name}.npz").write_bytes(_npz_bytes(**{**base, "layers.0.bias": np.full(8, value, np.float32)}))
+    rec = _network_arrays("20-a8-4")
+    described = json.loads(bytes(rec["__network__"]).decode())
+    described["layers"][0]["neuron"]["beta"] = 1e308
+    (folder / "alif_huge.npz").write_bytes(_npz_bytes(**{**rec, "__network__": np.frombuffer(
+        json.dumps(described).encode(), np.uint8)}))
+    rec = _network_arrays("20-r8-4")
+    (folder / "rec_huge.npz").write_bytes(_npz_bytes(**{**rec, "layers.0.recurrent": np.full((8, 8), 3e38,
+                                                                                             np.float32)}))
+    (folder / "rec_big.npz").write_bytes(_npz_bytes(**{**rec, "layers.0.recurrent": np.full((8, 8), 1e6,
+                                                                                            np.float32)}))
+    (folder / "dirnet.network.npz").mkdir()
+    (folder / "textnet.network.npz").write_text("precious")
 
 
 # Each row: (id, argv with {F} for the folder of bad files, expected exit code, fragment of the message).
@@ -318,6 +338,25 @@ CASES = [
     ("train-resume-no-config", ["train", "--rules", "sltt", "--resume", "{F}/noconfig.pt"], 2, "'config'"),
     ("train-resume-garbage", ["train", "--rules", "sltt", "--resume", "{F}/garbage.pt"], 2, "not a readable"),
     ("train-net-mismatch", ["train", "--rules", "sltt", "--net", "60-10", "--epochs", "1"], 2, "does not match"),
+    ("run-bias-nan", ["run", "--net", "{F}/bias_nan.npz", "-T", "4"], 2, "bias must be finite"),
+    ("run-bias-inf-fixed", ["run", "--net", "{F}/bias_inf.npz", "-T", "4", "--mode", "fixed"], 2,
+     "bias must be finite"),
+    ("run-alif-beta-huge", ["run", "--net", "{F}/alif_huge.npz", "-T", "4"], 2, "beta must be a number in 0..10000"),
+    ("run-recurrent-huge", ["run", "--net", "{F}/rec_huge.npz", "-T", "4"], 2, "at most 1e+30 in magnitude"),
+    ("export-recurrent-big", ["export", "--checkpoint", "{F}/rec_big.npz", "--out", "{F}/e_big"], 2,
+     "over 127 times its threshold"),
+    ("spec-tau-a-inf", ["run", "--net", "40-a8t" + "9" * 400 + "-2", "--mode", "float", "-T", "2"], 2,
+     "t must be a finite number of steps > 0"),
+    ("train-out-device", ["train", "--rules", "sltt", "--out", "/dev/null", "--force"], 2,
+     "is a device, FIFO or socket, not a file"),
+    ("train-network-folder", ["train", "--rules", "sltt", "--out", "{F}/dirnet.pt", "--force"], 2,
+     "dirnet.network.npz: exists and is a folder"),
+    ("train-network-not-ours", ["train", "--rules", "sltt", "--out", "{F}/textnet.pt"], 2,
+     "is not an hwsim network file"),
+    ("train-cue-huge-t", ["train", "--rules", "eprop", "--dataset", "cue", "--net", "40-r8-2", "-T", "100000000"], 2,
+     "--dataset cue at T=100000000: would take"),
+    ("train-digits-t-over-limit", ["train", "--rules", "sltt", "-T", "3000", "--max-memory", "20M"], 2,
+     "over the limit of 20.0 MiB"),
 ]
 assert len(CASES) >= 60
 

@@ -310,3 +310,21 @@ def test_a_float_synaptic_current_is_refused_in_one_line(tmp_path, framework):
                                            r"current, which hwsim's float LIF lacks") as err:
         nir_io.read(path)
     assert len(str(err.value).splitlines()) == 1
+
+
+def test_complex_parameters_are_refused_not_cast(tmp_path):
+    """numpy would drop the imaginary part with a warning; the import refuses the graph in one line instead."""
+    import warnings
+
+    import nir
+
+    graph = nir.NIRGraph(nodes={"input": nir.Input(np.array([3])), "fc": nir.Linear(weight=np.ones((4, 3)) + 1j),
+                                "lif": nir.LIF(tau=np.full(4, 0.02), r=np.ones(4), v_leak=np.zeros(4),
+                                               v_threshold=np.ones(4)),
+                                "output": nir.Output(np.array([4]))},
+                         edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")])
+    nir.write(tmp_path / "complex.nir", graph)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", np.exceptions.ComplexWarning if hasattr(np, "exceptions") else Warning)
+        with pytest.raises(NetworkError, match="complex128 values where real numbers are expected"):
+            nir_io.read(tmp_path / "complex.nir")

@@ -178,3 +178,22 @@ def test_a_checkpoint_on_a_full_disk_is_one_line_and_leaves_no_temporary_file(tm
     assert run.returncode == 1 and err.count("\n") == 0 and "Traceback" not in err, err
     assert "a.pt: cannot write" in err and "internal error" not in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.network.npz"]  # no checkpoint, no temporary file
+
+
+def test_weights_gone_non_finite_stop_training_and_a_nan_checkpoint_is_refused(tmp_path, trained, capsys):
+    """An ALIF beta of 100 drives this net's weights to NaN while the loss stays finite (found by an outside
+    review): the epoch is refused in one line, nothing written. A checkpoint holding NaN weights is refused on
+    resume even with --force (which only waives the checksum)."""
+    out = tmp_path / "nb.pt"
+    assert main(["train", "--dataset", "cue", "--net", "40-a32b100-2", "-T", "120", "--epochs", "1", "--rules",
+                 "bptt", "--no-progress", "--out", str(out)]) == 1
+    _one_line(capsys, "epoch 1: the weights became non-finite", "nothing of this epoch was written")
+    assert not out.exists() and not out.with_suffix(".network.npz").exists()
+    state = torch.load(trained, weights_only=True)
+    first = next(iter(state["modules"][0]))
+    state["modules"][0][first] = torch.full_like(state["modules"][0][first], float("nan"))
+    state["content_sha256"] = content_digest(state)
+    nan = tmp_path / "nan.pt"
+    torch.save(state, nan)
+    assert main([*TRAIN, "--epochs", "2", "--resume", str(nan), "--force"]) == 2
+    _one_line(capsys, "damaged checkpoint: its weights hold NaN or infinite values")

@@ -498,8 +498,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError(f"{printable(args.resume, 200)}: no such checkpoint")
     out = args.out or args.resume or _default_checkpoint(rule, args.dataset)
     check_output_file(out, "--out")
-    if not args.force:
-        _check_overwrite(Path(out), args.resume)
+    _check_train_outputs(Path(out), args.resume, args.force)
     from hwsim.methods.data import DATASETS  # torch from here on
 
     if args.dataset not in DATASETS and not own:
@@ -560,24 +559,50 @@ def _is_checkpoint(path: Path) -> bool:
         return False
 
 
-def _check_overwrite(out: Path, resume: str | None) -> None:
-    """``train --out``: never replace, without ``--force``, an existing file that this run does not continue (a
-    checkpoint of another rule or configuration, or any other file), nor the network file of another checkpoint
-    (``a.pt`` and ``a.ckpt`` share ``a.network.npz``). Another run training into ``out`` right now is reported as
-    "in use" (its lock), not as an existing file. A network file no checkpoint names (left by a run killed in its
-    first epoch) is replaced."""
+def _is_network_file(path: Path) -> bool:
+    """Whether ``path`` is an hwsim network file (a zip archive with a ``__network__`` member)."""
+    from hwsim.safeio import NpzError, npz_names
+
+    try:
+        return "__network__" in npz_names(path)
+    except NpzError:
+        return False
+
+
+def _check_train_outputs(out: Path, resume: str | None, force: bool) -> None:
+    """``train --out``: both outputs (the checkpoint and the network file beside it) are regular files or absent
+    (a folder, device, FIFO or socket is refused even with ``--force``). Without ``--force``, never replace an
+    existing file that this run does not continue (a checkpoint of another rule or configuration, or any other
+    file), nor the network file of another checkpoint (``a.pt`` and ``a.ckpt`` share ``a.network.npz``), nor a
+    file at the network file's name that is not an hwsim network. Another run training into ``out`` right now
+    is reported as "in use" (its lock). A network file no checkpoint names (left by a run killed in its first
+    epoch) is replaced."""
     import glob
+    import stat
 
     from hwsim.safeio import OutputLock
 
+    network = out.with_suffix(".network.npz")
+    for path, what in ((out, f"--out {printable(out, 200)}"),
+                       (network, f"--out {printable(out, 200)}: its network file {printable(network.name, 200)}")):
+        try:
+            mode = path.lstat().st_mode
+        except FileNotFoundError:
+            continue
+        except OSError as err:
+            raise UsageError(f"{what}: cannot be examined ({err.strerror})") from None
+        if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+            kind = "a folder" if stat.S_ISDIR(mode) else "a device, FIFO or socket"
+            raise UsageError(f"{what}: exists and is {kind}, not a file; give a file path")
+    if force:
+        return
     continued = resume is not None and out.exists() and Path(resume).resolve() == out.resolve()
     if out.exists() and not continued:
         OutputLock(out, f"--out {out}", folder=False).acquire().release()  # busy: "in use by PID N", exit 1
         kind = "an hwsim checkpoint" if _is_checkpoint(out) else "a file"
         raise UsageError(f"--out {printable(out, 200)}: exists ({kind}); training would replace it: give --resume "
                          f"{printable(out, 200)} to continue it, --force to replace it, or another --out")
-    network = out.with_suffix(".network.npz")
-    if not network.exists():
+    if not network.exists() and not network.is_symlink():
         return
     siblings = map(Path, glob.glob(glob.escape(str(out.with_suffix(""))) + ".*"))
     owners = [p for p in siblings if p != out and not p.name.endswith((".network.npz", ".lock"))
@@ -586,6 +611,9 @@ def _check_overwrite(out: Path, resume: str | None) -> None:
         raise UsageError(f"--out {printable(out, 200)}: its network file {printable(network.name, 200)} belongs to "
                          f"the checkpoint {printable(owners[0].name, 200)}; training would replace it: use another "
                          f"--out, or --force")
+    if network.is_symlink() or not _is_network_file(network):
+        raise UsageError(f"--out {printable(out, 200)}: its network file {printable(network.name, 200)} exists and "
+                         f"is not an hwsim network file; training would replace it: use another --out, or --force")
 
 
 def _default_checkpoint(rule: str, dataset: str) -> Path:

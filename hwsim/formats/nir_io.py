@@ -47,6 +47,15 @@ from hwsim.sim.network import (
 SUPPORTED = "Affine, Linear, Conv2d, SumPool2d, AvgPool2d, Flatten, LIF, CubaLIF, IF (plus Input, Output)"
 
 
+
+def _real(value) -> np.ndarray:
+    """A NIR parameter as float64, refused in one line unless it holds real numbers (complex values would lose
+    their imaginary part silently, objects would not convert)."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf":
+        raise NetworkError(f"a NIR parameter holds {array.dtype} values where real numbers are expected")
+    return array.astype(np.float64)
+
 def read(path: str | Path, dt: float | None = None) -> Network:
     """A :class:`Network` from a NIR file: hwsim's own export rebuilds the exact fixed-point network; a graph
     from another framework (or hwsim's without its metadata) goes through :func:`from_nir` (``dt`` overrides the
@@ -173,7 +182,7 @@ def _float_from_nodes(meta: dict, synapse, recurrent) -> Layer:
 
 
 def _uniform(node_name: str, kind: str, field: str, value) -> float:
-    values = np.unique(np.asarray(value, np.float64))
+    values = np.unique(_real(value))
     if values.size != 1:
         raise NetworkError(f"node '{node_name}' ({kind}): {field} differs between neurons ({values.size} values); "
                            f"hwsim's FloatLIF takes one value per layer")
@@ -197,7 +206,7 @@ def _neuron(name: str, node, dt: float) -> tuple[float, float, float, np.ndarray
         if not tau >= dt:
             raise NetworkError(f"node '{name}' (LIF): tau = {tau} s is below dt = {dt} s (leak factor < 0)")
         k = dt / tau
-        return 1.0 - k, r * k, v_th, np.asarray(node.v_leak, np.float64) * k
+        return 1.0 - k, r * k, v_th, _real(node.v_leak) * k
     tau_syn = _uniform(name, kind, "tau_syn", node.tau_syn)
     tau_mem, r = _uniform(name, kind, "tau_mem", node.tau_mem), _uniform(name, kind, "r", node.r)
     w_in = _uniform(name, kind, "w_in", node.w_in)
@@ -208,7 +217,7 @@ def _neuron(name: str, node, dt: float) -> tuple[float, float, float, np.ndarray
         raise NetworkError(f"node '{name}' (CubaLIF): tau_mem = {tau_mem} s is below dt = {dt} s")
     k = dt / tau_mem
     gain = w_in * (dt / tau_syn) * (1.0 if np.isinf(tau_mem) and np.isinf(r) else r * k)
-    return 1.0 - k, gain, v_th, np.asarray(node.v_leak, np.float64) * (0.0 if np.isinf(tau_mem) else k)
+    return 1.0 - k, gain, v_th, _real(node.v_leak) * (0.0 if np.isinf(tau_mem) else k)
 
 
 def _pair(value, name: str, kind: str, field: str) -> int:
@@ -231,7 +240,7 @@ def _synaptic_current(nodes: dict, dt: float) -> str | None:
     import nir
 
     return next((name for name, node in nodes.items() if isinstance(node, nir.CubaLIF) and not np.allclose(
-        np.asarray(node.tau_syn, np.float64), dt, rtol=1e-9, atol=0.0)), None)
+        _real(node.tau_syn), dt, rtol=1e-9, atol=0.0)), None)
 
 
 def from_nir(graph, dt: float | None = None) -> Network:
@@ -265,7 +274,7 @@ def from_nir(graph, dt: float | None = None) -> Network:
     try:
         return _build(found, dt, _fixed_layer)
     except NetworkError as err:
-        tau_syn = float(np.asarray(found.nodes[cuba].tau_syn, np.float64).ravel()[0])
+        tau_syn = float(_real(found.nodes[cuba].tau_syn).ravel()[0])
         raise NetworkError(f"node '{cuba}' (CubaLIF): tau_syn = {tau_syn:g} s != dt = {dt:g} s needs a synaptic "
                            f"current, which hwsim's float LIF lacks, and the graph is not in Loihi fixed point "
                            f"({err})") from None
@@ -394,7 +403,7 @@ def _pool_then_conv(pool_name: str, pool, conv_name: str, conv, shape: tuple[int
     if p and any(kp + r > sp for r in rest):
         raise NetworkError(f"node '{conv_name}' (Conv2d): its padding {p} after the pooling node '{pool_name}' "
                            f"(kernel {kp}, stride {sp}) on input {shape} has no single-convolution form")
-    weight = np.asarray(conv.weight, np.float64)
+    weight = _real(conv.weight)
     o, c, k, _ = weight.shape
     _check_merged(pool_name, kp, (o, c, sp * (k - 1) + kp, sp * (k - 1) + kp))
     merged = np.zeros((o, c, sp * (k - 1) + kp, sp * (k - 1) + kp))
@@ -402,7 +411,7 @@ def _pool_then_conv(pool_name: str, pool, conv_name: str, conv, shape: tuple[int
         for b in range(k):
             merged[:, :, a * sp: a * sp + kp, b * sp: b * sp + kp] += weight[:, :, a: a + 1, b: b + 1] * tap
     return nir.Conv2d(input_shape=None, weight=merged, stride=s * sp, padding=p * sp, dilation=1, groups=1,
-                      bias=np.asarray(conv.bias, np.float64) * np.ones(o))
+                      bias=_real(conv.bias) * np.ones(o))
 
 
 def _pool_then_dense(pool_name: str, pool, dense_name: str, dense, shape: tuple[int, ...]):
@@ -415,7 +424,7 @@ def _pool_then_dense(pool_name: str, pool, dense_name: str, dense, shape: tuple[
         raise NetworkError(f"node '{pool_name}': pooling needs a (C, H, W) input, got {shape}")
     c, h, w = shape
     ho, wo = (h - kp) // sp + 1, (w - kp) // sp + 1
-    weight = np.asarray(dense.weight, np.float64)
+    weight = _real(dense.weight)
     if weight.ndim != 2 or weight.shape[1] != c * ho * wo:
         raise NetworkError(f"node '{dense_name}': weight {weight.shape} does not take the {c}x{ho}x{wo} output of "
                            f"pooling node '{pool_name}'")
@@ -425,7 +434,7 @@ def _pool_then_dense(pool_name: str, pool, dense_name: str, dense, shape: tuple[
     for u in range(kp):
         for v in range(kp):
             merged[:, :, u: u + sp * (ho - 1) + 1: sp, v: v + sp * (wo - 1) + 1: sp] += pooled
-    bias = np.asarray(dense.bias, np.float64) if isinstance(dense, nir.Affine) else np.zeros(weight.shape[0])
+    bias = _real(dense.bias) if isinstance(dense, nir.Affine) else np.zeros(weight.shape[0])
     return nir.Affine(weight=merged.reshape(weight.shape[0], -1), bias=bias)
 
 
@@ -434,11 +443,11 @@ def _loop_weights(loop: tuple[str, object], n: int, neuron_name: str) -> tuple[n
     import nir
 
     name, node = loop
-    weight = np.asarray(node.weight, np.float64)
+    weight = _real(node.weight)
     if weight.shape != (n, n):
         raise NetworkError(f"node '{name}' ({type(node).__name__}): recurrent weight of shape {weight.shape}; the "
                            f"loop of '{neuron_name}' ({n} neurons) needs ({n}, {n})")
-    bias = np.asarray(node.bias, np.float64) * np.ones(n) if isinstance(node, nir.Affine) else np.zeros(n)
+    bias = _real(node.bias) * np.ones(n) if isinstance(node, nir.Affine) else np.zeros(n)
     return weight, bias
 
 
@@ -457,11 +466,11 @@ def _layer(syn_name: str, syn, neuron_name: str, neuron, in_shape, dt: float,
                            f"finite and > 0")
     threshold = float(np.nextafter(np.float32(v_th), np.float32(np.inf)))
     lif = FloatLIF(lam=lam, v_th=threshold, reset="zero")
-    drive = np.asarray(drive, np.float64)
+    drive = _real(drive)
     syn_kind = type(syn).__name__
     if isinstance(syn, (nir.Affine, nir.Linear)):
-        weight = np.asarray(syn.weight, np.float64)
-        bias = np.asarray(syn.bias, np.float64) if isinstance(syn, nir.Affine) else np.zeros(weight.shape[0])
+        weight = _real(syn.weight)
+        bias = _real(syn.bias) if isinstance(syn, nir.Affine) else np.zeros(weight.shape[0])
         if weight.ndim != 2:
             raise NetworkError(f"node '{syn_name}' ({syn_kind}): weight must be 2-D, got shape {weight.shape}")
         total = gain * bias + drive.reshape(-1) if drive.size == weight.shape[0] else gain * bias + drive.ravel()[0]
@@ -478,10 +487,10 @@ def _layer(syn_name: str, syn, neuron_name: str, neuron, in_shape, dt: float,
                                f"convolutions are undilated")
         if isinstance(syn.padding, str):
             raise NetworkError(f"node '{syn_name}' (Conv2d): padding = {syn.padding!r}; give it in pixels")
-        weight = np.asarray(syn.weight, np.float64)
+        weight = _real(syn.weight)
         if weight.ndim != 4 or weight.shape[2] != weight.shape[3]:
             raise NetworkError(f"node '{syn_name}' (Conv2d): weight must be (out, in, k, k), got {weight.shape}")
-        bias = np.asarray(syn.bias, np.float64) * np.ones(weight.shape[0])
+        bias = _real(syn.bias) * np.ones(weight.shape[0])
         per_channel = _per_channel(drive, weight.shape[0], neuron_name, kind)
         stride, padding = _pair(syn.stride, syn_name, "Conv2d", "stride"), _pair(syn.padding, syn_name, "Conv2d",
                                                                                   "padding")
@@ -531,7 +540,7 @@ def _fixed_neuron(name: str, node, dt: float) -> tuple[LoihiLIF, float, np.ndarr
     r = _uniform(name, kind, "r", node.r)
     gain = r * dt / tau if np.isfinite(tau) else (1.0 if np.isinf(r) else 0.0)
     _loihi_integer(gain, name, kind, f"r*dt/{tau_field}", 1, 1)  # the input gain must be 1
-    drive = np.asarray(node.v_leak, np.float64) * (dt / tau if np.isfinite(tau) else 0.0)
+    drive = _real(node.v_leak) * (dt / tau if np.isfinite(tau) else 0.0)
     if isinstance(node, nir.LIF):
         return LoihiLIF(du=4095, dv=dv, vth=vth), 1.0, drive
     tau_syn = _uniform(name, kind, "tau_syn", node.tau_syn)
@@ -544,7 +553,7 @@ def _bias_mantissa(bias: np.ndarray, name: str) -> tuple[np.ndarray | None, int]
     """``(mantissa, exponent)`` with ``mantissa << exponent = 64 * bias`` exactly (bias in synaptic units)."""
     if not np.any(bias):
         return None, 0
-    target = np.asarray(bias, np.float64) * 64.0
+    target = _real(bias) * 64.0
     for exp in range(8):
         mant = target / 2.0**exp
         if np.all(np.abs(mant - np.rint(mant)) <= 1e-6) and np.abs(np.rint(mant)).max() <= 4095:
@@ -554,7 +563,7 @@ def _bias_mantissa(bias: np.ndarray, name: str) -> tuple[np.ndarray | None, int]
 
 
 def _integers(weight, name: str, kind: str) -> np.ndarray:
-    weight = np.asarray(weight, np.float64)
+    weight = _real(weight)
     if not np.all(np.abs(weight - np.rint(weight)) <= 1e-9):
         raise NetworkError(f"node '{name}' ({kind}): weights are not integers")
     return np.rint(weight).astype(np.int64)
@@ -578,7 +587,7 @@ def _fixed_layer(syn_name: str, syn, neuron_name: str, neuron, in_shape, dt: flo
             raise NetworkError(f"node '{syn_name}' ({syn_kind}): only an unbiased sum pooling has a Loihi form")
         return SumPool2d(kp, sp, weight=1, neuron=lif, name=syn_name)
     weight = _integers(syn.weight, syn_name, syn_kind)
-    bias = np.asarray(getattr(syn, "bias", 0.0), np.float64) * np.ones(weight.shape[0]) * current_to_voltage
+    bias = _real(getattr(syn, "bias", 0.0)) * np.ones(weight.shape[0]) * current_to_voltage
     if isinstance(syn, nir.Conv2d):
         if int(np.asarray(syn.groups)) != 1 or _pair(syn.dilation, syn_name, syn_kind, "dilation") != 1:
             raise NetworkError(f"node '{syn_name}' (Conv2d): grouped or dilated; hwsim convolutions are neither")
@@ -612,14 +621,14 @@ def _conv_then_pool(conv_name: str, conv, pool_name: str, pool):
         raise NetworkError(f"node '{conv_name}' (Conv2d): only an ungrouped, undilated Conv2d merges with the "
                            f"pooling node '{pool_name}' after it")
     kp, sp, tap = _pool_geometry(pool_name, pool)
-    weight = np.asarray(conv.weight, np.float64)
+    weight = _real(conv.weight)
     o, c, k, _ = weight.shape
     _check_merged(pool_name, kp, (o, c, s * (kp - 1) + k, s * (kp - 1) + k))
     merged = np.zeros((o, c, s * (kp - 1) + k, s * (kp - 1) + k))
     for i in range(kp):
         for j in range(kp):
             merged[:, :, i * s: i * s + k, j * s: j * s + k] += weight * tap
-    bias = np.asarray(conv.bias, np.float64) * np.ones(o) * (tap * kp * kp)
+    bias = _real(conv.bias) * np.ones(o) * (tap * kp * kp)
     return nir.Conv2d(input_shape=None, weight=merged, stride=s * sp, padding=conv.padding, dilation=1, groups=1,
                       bias=bias)
 

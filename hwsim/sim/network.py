@@ -91,6 +91,8 @@ class LoihiLIF:
             object.__setattr__(self, name, int(value))
 
 
+FLOAT_WEIGHT_MAX = 1e30  # float weights beyond this overflow float32 sums of a few thousand synapses
+ALIF_BETA_MAX = 1e4  # an adaptation raising the threshold by more than 10^4 per unit of a is never meant
 LSNN_BETA = 1.8  # Bellec et al. 2018: adaptation strength on an adaptation variable that grows by (1 - rho) per spike
 
 
@@ -125,8 +127,8 @@ class FloatALIF:
             raise NetworkError(f"FloatALIF.rho must be in [0, 1], got {self.rho}")
         if self.beta is None:
             object.__setattr__(self, "beta", LSNN_BETA * (1.0 - float(self.rho)))
-        if not (self.beta >= 0 and np.isfinite(self.beta)):
-            raise NetworkError(f"FloatALIF.beta must be a finite number >= 0, got {self.beta}")
+        if not (0 <= self.beta <= ALIF_BETA_MAX):
+            raise NetworkError(f"FloatALIF.beta must be a number in 0..{ALIF_BETA_MAX:g}, got {self.beta}")
 
 
 Neuron = FloatLIF | FloatALIF | LoihiLIF
@@ -413,6 +415,8 @@ def _check_tensors(layer: Layer, index: int, mode: Mode) -> None:
             if layer.bias.shape != (n_bias,):
                 raise NetworkError(f"{where}: bias must have shape ({n_bias},), got {layer.bias.shape}")
             if mode == "float":
+                if layer.bias.dtype.kind not in "biuf" or not np.all(np.isfinite(layer.bias)):
+                    raise NetworkError(f"{where}: bias must be finite real numbers")
                 layer.bias = layer.bias.astype(np.float32, copy=False)
             else:
                 layer.bias = _as_int(layer.bias, f"{where} bias")
@@ -430,8 +434,11 @@ def _check_tensors(layer: Layer, index: int, mode: Mode) -> None:
 def _check_weights(weight: np.ndarray, what: str, mode: Mode) -> np.ndarray:
     """``weight`` as float32 (float mode, finite) or int32 within Loihi's 8-bit-plus-sign range (fixed)."""
     if mode == "float":
-        if not np.all(np.isfinite(weight)):
-            raise NetworkError(f"{what}: weights must be finite")
+        if weight.dtype.kind not in "biuf":
+            raise NetworkError(f"{what}: weights must be real numbers, got {weight.dtype}")
+        lo, hi = weight.min(initial=0), weight.max(initial=0)  # NaN propagates into both; no full-size temporary
+        if not -FLOAT_WEIGHT_MAX <= lo <= hi <= FLOAT_WEIGHT_MAX:
+            raise NetworkError(f"{what}: weights must be finite, at most {FLOAT_WEIGHT_MAX:g} in magnitude")
         return weight.astype(np.float32, copy=False)
     weight = _as_int(weight, what)
     lo, hi = int(weight.min(initial=0)), int(weight.max(initial=0))
@@ -614,9 +621,9 @@ def _alif_of(rec: re.Match, neuron: Neuron, spec: str, shown: str) -> FloatALIF:
     constant in steps, rho = exp(-1/TAU_A)); the membrane of the spec's LIF."""
     beta = None if rec.group(3) is None else float(rec.group(3))
     tau_a = 200.0 if rec.group(4) is None else float(rec.group(4))
-    if tau_a <= 0:
+    if not 0 < tau_a < math.inf:
         raise NetworkError(f"malformed network spec {_shown(spec)}: token {shown}: the adaptation time constant "
-                           f"t must be > 0 steps")
+                           f"t must be a finite number of steps > 0")
     return FloatALIF(lam=neuron.lam, rho=float(np.exp(-1.0 / tau_a)), beta=beta)
 
 

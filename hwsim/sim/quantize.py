@@ -100,6 +100,10 @@ def quantize(network: Network, x: np.ndarray | None = None, y: np.ndarray | None
         r_int, r_clipped = _integer_weights(recurrent, scale)
         clipped += r_clipped
         vth_float = neuron.v_th * scale
+        if vth_float < 1.0:  # the threshold under one weight step: every neuron fires on any input, meaningless
+            raise NetworkError(f"layer {layer.name}: its largest weight ({peak:.3g}) is over {WEIGHT_LEVELS} times "
+                               f"its threshold ({neuron.v_th:g}): Loihi's 8-bit weights cannot hold both (the "
+                               f"threshold would quantise to 0)")
         vth = int(min(max(math.ceil(vth_float - 1e-9) - 1, 0), VTH_MAX))  # float fires at u >= V_th, Lava at v > vth
         dv = int(np.clip(round(4096 * (1.0 - neuron.lam)), 0, 4095))
         info = LayerQuantisation(layer.name, scale, 4095, dv, vth, clipped, vth_float > VTH_MAX)
