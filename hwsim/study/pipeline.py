@@ -259,6 +259,7 @@ class StudyConfig(BaseModel):
 
 BUILT_IN_DATASETS = ("digits", "randman", "dvs_bars", "cue")  # the data sets a study builds itself (hwsim.methods.data)
 TRAIN_COPIES = 4  # weights, gradients, SGD momentum and a checkpoint copy, per weight
+ELIGIBILITY_BYTES = 16  # per synapse and sample kept by e-prop's per-synapse form: eps_v, eps_a, e-bar, a working copy
 ACTIVATION_BYTES = 12  # per neuron, step and sample kept by BPTT: membrane, spike and surrogate derivative (float32)
 
 
@@ -272,8 +273,13 @@ def study_bytes(config: StudyConfig) -> tuple[int, str]:
     steps = max([config.timesteps, *config.memory_timesteps])
     weights = TRAIN_COPIES * size.weight_bytes
     activations = ACTIVATION_BYTES * steps * config.batch_size * (size.neurons + size.input_size)
-    return weights + activations, (f"{size.weights} weights x {TRAIN_COPIES} for training, and activations of "
-                                   f"{size.neurons} neurons x T={steps} x batch {config.batch_size}")
+    detail = (f"{size.weights} weights x {TRAIN_COPIES} for training, and activations of {size.neurons} neurons x "
+              f"T={steps} x batch {config.batch_size}")
+    per_synapse = [r for r in config.train_rules if registry.needs_of(r, config.options).eligibility == "per_synapse"]
+    if per_synapse:  # e-prop keeps eligibility state per synapse and sample
+        activations += ELIGIBILITY_BYTES * size.weights * config.batch_size
+        detail += f", and {per_synapse[0]}'s eligibility of {size.weights} synapses x batch {config.batch_size}"
+    return weights + activations, detail
 
 
 def _budgeted(*rules: str) -> bool:
