@@ -186,6 +186,31 @@ def _make_inputs(folder: Path) -> None:
         'name: mychip\nfull_name: "My \\e[31mRED\\e]0;owned\\a chip \\x9b2J"\nenergy: {source: "A. Author, Venue '
         '2020, table 1", basis: measured, all_in: false, includes_memory: false, sop_pj: 23.6}\n')
     (folder / "victim.txt").write_text("the target of a planted link: must stay as it is\n")
+    _make_checkpoints(folder / "ck")
+
+
+TRAIN_ARGS = ["--rules", "sltt", "--epochs", "1", "-T", "2", "--net", "64-8-10", "--batch-size", "256",
+              "--no-progress"]
+
+
+def _make_checkpoints(folder: Path) -> None:
+    """A trained checkpoint ``a.pt`` with its network, a copy with every tensor damaged (``bad.pt``) and one
+    without checksums (``old.pt``), each with its network file (issue 26: overwrites and integrity)."""
+    import torch
+    from hwsim.methods.train import TrainConfig, train
+
+    from tests.test_train_outputs import _corrupt_tensor_bytes
+
+    folder.mkdir()
+    train(TrainConfig(rule="sltt", dataset="digits", epochs=1, timesteps=2, net="64-8-10", batch_size=256),
+          out=folder / "a.pt", progress=False, log=lambda *_: None)
+    network = (folder / "a.network.npz").read_bytes()
+    _corrupt_tensor_bytes(folder / "a.pt", folder / "bad.pt")
+    state = torch.load(folder / "a.pt", weights_only=True)
+    del state["content_sha256"]
+    torch.save(state, folder / "old.pt")
+    for name in ("bad", "old"):
+        (folder / f"{name}.network.npz").write_bytes(network)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -285,6 +310,19 @@ CASES = [
      {"light": True}),
     ("sweep-serial-workers", ["sweep", "--config", "{F}/sweep_points.yaml", "--out", "out", "--serial", "--workers",
                               "2"], 2, "--serial", {"light": True}),
+    # train outputs and checkpoint integrity (the inputs folder must stay as it is: nothing replaced)
+    ("train-onto-another-rule", ["train", *TRAIN_ARGS[2:], "--rules", "ottt_a", "--out", "{F}/ck/a.pt"], 2,
+     "exists (an hwsim checkpoint)", {"light": True}),
+    ("train-shares-a-network", ["train", *TRAIN_ARGS, "--out", "{F}/ck/a.ckpt"], 2, "belongs to the checkpoint a.pt",
+     {"light": True}),
+    ("train-out-device", ["train", *TRAIN_ARGS, "--out", "/dev/null", "--force"], 2, "a device, FIFO or socket",
+     {"light": True}),
+    ("train-resume-damaged", ["train", *TRAIN_ARGS, "--epochs", "2", "--resume", "{F}/ck/bad.pt", "--out", "c.pt"],
+     2, "does not match the checksum", {}),
+    ("export-damaged", ["export", "--checkpoint", "{F}/ck/bad.pt", "--out", "out"], 2, "does not match the checksum",
+     {}),
+    ("export-no-checksum", ["export", "--checkpoint", "{F}/ck/old.pt", "--out", "out"], 2,
+     "carries no content checksum", {}),
 ]
 assert len(CASES) >= 40
 
