@@ -355,6 +355,8 @@ CASES = [
      "is not an hwsim network file"),
     ("train-cue-huge-t", ["train", "--rules", "eprop", "--dataset", "cue", "--net", "40-r8-2", "-T", "100000000"], 2,
      "--dataset cue at T=100000000: would take"),
+    ("export-t-without-data", ["export", "--checkpoint", "{F}/net.npz", "--out", "{F}/e_t", "-T", "100000000"], 2,
+     "names no data set, so give --data NAME"),
     ("train-digits-t-over-limit", ["train", "--rules", "sltt", "-T", "3000", "--max-memory", "20M"], 2,
      "over the limit of 20.0 MiB"),
 ]

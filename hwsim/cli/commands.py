@@ -228,6 +228,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     from hwsim.formats.bundle import check_exportable
 
     check_exportable(network)  # before the output folder is made: a refused export leaves nothing behind
+    if args.timesteps is not None and not (args.data or config.get("dataset")):
+        raise UsageError(f"--timesteps sets the steps of the data set's samples; {printable(args.checkpoint, 200)} "
+                         f"names no data set, so give --data NAME with it (or leave -T out)")
     check_output_dir(args.out, "--out")
     dataset = args.data or config.get("dataset")
     if dataset is not None and dataset not in DATASETS:
@@ -497,7 +500,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume and not is_file(args.resume):
         raise UsageError(f"{printable(args.resume, 200)}: no such checkpoint")
     out = args.out or args.resume or _default_checkpoint(rule, args.dataset)
-    check_output_file(out, "--out")
+    check_output_file(out, "--out" if args.out or not args.resume else "--resume (written back to as the output)")
     _check_train_outputs(Path(out), args.resume, args.force)
     from hwsim.methods.data import DATASETS  # torch from here on
 
