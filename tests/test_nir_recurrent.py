@@ -419,3 +419,28 @@ def test_recurrent_layouts_hwsim_cannot_map_are_refused_in_one_line_naming_the_n
     assert loop.layers[0].neuron.lam == pytest.approx(0.5)  # the input gain r dt / tau is 1 here
     np.testing.assert_allclose(loop.layers[0].recurrent, np.eye(3))
     np.testing.assert_allclose(loop.layers[0].bias, 0.5)  # the loop's Affine bias, added every step
+
+
+def test_an_edited_hwsim_float_export_is_read_from_its_nodes_and_checked(tmp_path):
+    """A float network's weights come from the NIR nodes of hwsim's own export (edits are seen): complex values and
+    a bias on the recurrent loop (which hwsim never writes) are refused in one line, not cast or ignored."""
+    import nir
+
+    from hwsim.formats import nir_io, nir_out
+    from hwsim.sim.network import Dense, FloatLIF, Network, NetworkError, Recurrent, from_spec
+
+    rec, out = from_spec("6-r4-2", "float", seed=0).layers
+    zero = FloatLIF(lam=rec.neuron.lam, reset="zero")  # NIR's neurons reset to v_reset
+    graph = nir_out.to_nir(Network(6, [Recurrent(rec.weight, rec.recurrent, neuron=zero), Dense(out.weight,
+                                                                                              neuron=zero)]))
+    loop = next(name for name, node in graph.nodes.items()
+                if isinstance(node, nir.Linear) and getattr(node, "weight", np.zeros(0)).shape == (4, 4))
+    node = graph.nodes[loop]
+    graph.nodes[loop] = nir.Affine(weight=node.weight, bias=np.full(4, np.inf), metadata=node.metadata)
+    nir.write(tmp_path / "bias.nir", graph)
+    with pytest.raises(NetworkError, match="recurrent loop node has a bias"):
+        nir_io.read(tmp_path / "bias.nir")
+    graph.nodes[loop] = nir.Linear(weight=node.weight + 1j, metadata=node.metadata)
+    nir.write(tmp_path / "complex.nir", graph)
+    with pytest.raises(NetworkError, match="complex128 values where real numbers are expected"):
+        nir_io.read(tmp_path / "complex.nir")

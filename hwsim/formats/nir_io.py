@@ -169,13 +169,17 @@ def _float_from_nodes(meta: dict, synapse, recurrent) -> Layer:
     params = dict(meta["neuron"])
     neuron = NEURON_TYPES[params.pop("type")](**params)
     common = {"neuron": neuron, "name": meta["name"]}
-    weight = np.asarray(synapse.weight, np.float32)
-    bias = np.asarray(synapse.bias, np.float32)
+    weight = _real(synapse.weight).astype(np.float32)
+    bias = _real(synapse.bias).astype(np.float32)
     bias = bias if np.any(bias) else None
     if meta["kind"] == "dense":
         return Dense(weight, bias=bias, **common)
     if meta["kind"] == "recurrent":
-        return Recurrent(weight, np.asarray(recurrent.weight, np.float32), bias=bias, **common)
+        loop_bias = getattr(recurrent, "bias", None)
+        if loop_bias is not None and np.any(_real(loop_bias)):  # hwsim writes the loop as a bias-free Linear
+            raise NetworkError(f"layer {meta['name']}: its recurrent loop node has a bias, which hwsim's own export "
+                               f"never writes (an edited file?); a recurrent layer's bias sits on its input node")
+        return Recurrent(weight, _real(recurrent.weight).astype(np.float32), bias=bias, **common)
     if meta["kind"] == "conv2d":
         return Conv2d(weight, stride=meta["stride"], padding=meta["padding"], bias=bias, **common)
     return SumPool2d(meta["kernel"], meta["stride"], weight=meta["weight"], **common)
