@@ -429,24 +429,40 @@ def tonic_dataset(name: str, steps: int, path: str | Path | None, bin_us: float 
     return data
 
 
-PROCEDURAL_BYTES_PER_ENTRY = 16  # measured: cue at T = 3000 (1.2e8 entries) peaked at 1.8 GB while generated and split
+PROCEDURAL_BYTES_PER_ENTRY = 16  # an outside review measured cue at T = 3000 (1.2e8 entries): 1.8 GB at its peak
 
 
 def _check_procedural_size(name: str, steps: int, options: dict) -> None:
     """Refuse (one line, before anything is generated) a built-in data set whose spikes at ``steps`` steps would
-    not fit the memory limit: samples x steps x inputs x :data:`PROCEDURAL_BYTES_PER_ENTRY`."""
+    not fit the memory limit: samples x steps x inputs x :data:`PROCEDURAL_BYTES_PER_ENTRY`. The sizes come from
+    each generator's own defaults (``options`` override them, as they do the generator's) and constants."""
+    import inspect
+
     from hwsim.safeio import check_memory
 
-    shapes = {"digits": lambda: (1797, 64),
-              "randman": lambda: (options.get("n_classes", 10) * options.get("samples_per_class", 200),
-                                  options.get("units", 64)),
-              "cue": lambda: (options.get("n_trials", 1000), 40),
-              "dvs_bars": lambda: (4 * options.get("samples_per_class", 150), 2 * options.get("size", 16) ** 2)}
-    if name not in shapes:
+    def option(generator, key: str) -> int:
+        return int(options.get(key, inspect.signature(generator).parameters[key].default))
+
+    if name == "digits":
+        from sklearn.datasets import load_digits
+
+        samples, inputs = load_digits().data.shape
+    elif name == "randman":
+        samples, inputs = option(randman, "n_classes") * option(randman, "samples_per_class"), option(randman, "units")
+    elif name == "cue":
+        from hwsim.methods.cue import CHANNELS
+
+        samples, inputs = option(cue, "n_trials"), CHANNELS
+    elif name == "dvs_bars":
+        from hwsim.methods.dvs_synthetic import DIRECTIONS, dvs_bars
+
+        samples = len(DIRECTIONS) * option(dvs_bars, "samples_per_class")
+        inputs = 2 * option(dvs_bars, "size") ** 2
+    else:
         return
-    samples, inputs = (int(v) for v in shapes[name]())
     check_memory(samples * int(steps) * inputs * PROCEDURAL_BYTES_PER_ENTRY, f"--dataset {name} at T={steps}",
-                 f"{samples} samples x {steps} steps x {inputs} inputs, 16 bytes each while generated")
+                 f"{samples} samples x {steps} steps x {inputs} inputs, {PROCEDURAL_BYTES_PER_ENTRY} bytes each while "
+                 f"generated")
 
 
 def load_dataset(name: str, steps: int, seed: int = 0, path: str | Path | None = None, **options) -> SpikeDataset:

@@ -236,6 +236,9 @@ def test_alif_layers_need_a_chip_that_publishes_alif_neurons():
     assert any(t.startswith("neuron model: recurrent0 has adaptive-threshold (ALIF) neurons; reckon implements lif")
                for t in map_network(alif, reckon).limits_broken)
     assert not any(t.startswith("neuron model") for t in map_network(alif, loihi).limits_broken)
+    tianjic = chips.load("tianjic")  # capacity fits, neuron models unpublished: the fit is unknown, not true
+    assert map_network(lif, tianjic).fits is True and map_network(alif, tianjic).fits is None
+    assert "publishes no neuron models" in map_network(alif, tianjic).fits_reason
     verdict = check(alif, reckon, "eprop", 20, eligibility="per_neuron")
     assert verdict.verdict.startswith("infeasible") and "neuron model" in verdict.verdict
     assert check(lif, reckon, "eprop", 20, eligibility="per_neuron").verdict == "feasible"

@@ -50,7 +50,7 @@ import scipy.sparse as sp
 
 from hwsim.chips.schema import Chip
 from hwsim.sim.counts import Counts, LayerCounts
-from hwsim.sim.network import Conv2d, Dense, Flatten, FloatALIF, Network, Recurrent, SumPool2d
+from hwsim.sim.network import Conv2d, Dense, Flatten, FloatALIF, Network, Recurrent, SumPool2d, has_adaptation
 
 
 @dataclass
@@ -405,6 +405,8 @@ def map_network(network: Network, chip: Chip, counts: Counts | None = None,
     per_tile = chip.layout.cores_per_tile if chip.layout and chip.layout.cores_per_tile else 1
     tiles_used = math.ceil(cores_used / per_tile)
     fits, reason = _verdict(chip, broken)
+    if fits and (unknown := neuron_model_unknown(network, chip)) is not None:  # capacity fits, the neurons unknown
+        fits, reason = None, f"{reason}; {unknown}: fit unknown"
     mapping = Mapping(chip.name, placements, cores_used, available, tiles_used, fits, broken, assumptions, reason)
     if (chip.layout is None or chip.layout.mesh_width_tiles is None) and not (chip.layout and not chip.layout.noc):
         assumptions.append("mesh layout not published: one core per tile on a square mesh (assumed)")
@@ -594,7 +596,7 @@ def neuron_model_limits(network: Network, chip: Chip) -> list[str]:
 def neuron_model_unknown(network: Network, chip: Chip) -> str | None:
     """Why it is unknown whether ``chip`` runs ``network``'s ALIF layers (a neuromorphic chip publishing no neuron
     models), else None. General-purpose processors run any neuron model."""
-    if not adaptive_layers(network) or chip.neurons is not None or chip.kind != "neuromorphic":
+    if not has_adaptation(network) or chip.neurons is not None or chip.kind != "neuromorphic":
         return None
     return f"adaptive-threshold (ALIF) neurons: {chip.name} publishes no neuron models (neurons.models)"
 
