@@ -5,6 +5,8 @@ verified spike for spike. Every stage runs, every number of the report is in res
 equal a hand count, and the scored-step read-outs equal independent references (torch e-prop's forward pass,
 hwsim.sim.quantize's read-outs)."""
 
+import contextlib
+import io
 import json
 from pathlib import Path
 
@@ -37,7 +39,12 @@ eval_samples: 40
 def _study(folder: Path, text: str) -> tuple[Path, dict, str]:
     config = folder / "cue.yaml"
     config.write_text(text)
-    assert main(["study", "--config", str(config), "--out", str(folder / "out"), "--no-progress"]) == 0
+    shown = io.StringIO()
+    with contextlib.redirect_stdout(shown):
+        assert main(["study", "--config", str(config), "--out", str(folder / "out"), "--no-progress"]) == 0
+    lines = shown.getvalue().splitlines()
+    assert any(line.startswith("hwsim: float ") for line in lines)  # its own line
+    assert "\\x0a" not in shown.getvalue()  # a newline printed, not shown escaped
     out = folder / "out"
     return out, json.loads((out / "results.json").read_text()), (out / "report.md").read_text()
 

@@ -286,7 +286,8 @@ def cmd_study(args: argparse.Namespace) -> int:
     sim = results["simulate"]
     fixed = (f"{sim['quantized_fixed_percent']} %" if sim.get("quantized_fixed_percent") is not None else
              f"none ({sim.get('fixed_skipped', 'not run')})")
-    print(printable(f"\nhwsim: float {sim['quantized_float_percent']} %, fixed point {fixed}"))
+    print()
+    print(printable(f"hwsim: float {sim['quantized_float_percent']} %, fixed point {fixed}"))
     from hwsim import chips
 
     baselines = {name for name in results["feasibility"]["table"] if chips.load(name).kind != "neuromorphic"}
