@@ -187,11 +187,13 @@ def test_engine_counts_split_exactly_over_cores():
     assert rec.packets_recurrent == lc.total("spikes_out") * 3
 
 
-def test_recurrent_sops_without_the_counter_follow_the_one_step_delay():
+def test_every_layer_counts_carries_the_recurrent_counter():
+    """Counts always hold ``sop_recurrent`` (a counter cannot be dropped), so the mapper never guesses it."""
     lc = LayerCounts("r", "recurrent", 3, 4, 4)
-    lc.events["spikes_out"][:] = [2, 1, 0, 3]
-    del lc.events["sop_recurrent"]
-    assert recurrent_sops(lc) == (2 + 1 + 0) * 4  # the last step's spikes land after the run
+    lc.events["sop_recurrent"][:] = [0, 8, 4, 0]
+    assert recurrent_sops(lc) == 12
+    with pytest.raises(TypeError, match="sop_recurrent"):
+        del lc.events["sop_recurrent"]
 
 
 def test_detailed_timing_schedules_the_recurrent_messages():

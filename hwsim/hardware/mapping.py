@@ -653,12 +653,9 @@ def tile_xy(core: np.ndarray | int, chip: Chip, cores_used: int) -> tuple[np.nda
 
 
 def recurrent_sops(lc: LayerCounts) -> int:
-    """SOPs of a recurrent layer's recurrent synapses over the run: the engine's ``sop_recurrent`` counter where
-    the counts carry it; else every spike of steps 0..T-2 reaching all ``n_out`` neurons one step later (the
-    one-step delay; exact for all-to-all recurrent synapses)."""
-    if "sop_recurrent" in lc.events:
-        return lc.total("sop_recurrent")
-    return int(lc.events["spikes_out"][:-1].sum()) * lc.n_out
+    """SOPs of a recurrent layer's recurrent synapses over the run: its ``sop_recurrent`` counter (every
+    :class:`LayerCounts` carries every counter)."""
+    return lc.total("sop_recurrent")
 
 
 def _split_work(mapping: Mapping, geos: list[_LayerGeometry], counts: Counts, chip: Chip) -> None:

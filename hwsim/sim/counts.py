@@ -38,6 +38,7 @@ Conventions (per layer; ``B`` = batch size, every counter summed over the batch)
 
 from __future__ import annotations
 
+from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,19 +53,59 @@ STATE_BYTES = {"float": 4, "fixed": 6}
 BIAS_BYTES = {"float": 4, "fixed": 2}
 ADAPTATION_BYTES = {"float": 4}  # the ALIF adaptation variable a (float32); adaptive neurons exist in float only
 
+# a LayerCounts keeps its counters as rows of one (COUNTER_ROWS, T) int64 block, in this order
+EVENT_ROW = {name: k for k, name in enumerate(EVENT_COUNTERS)}
+READ_ROW = {kind: len(EVENT_COUNTERS) + k for k, kind in enumerate(MEMORY_KINDS)}
+WRITE_ROW = {kind: len(EVENT_COUNTERS) + len(MEMORY_KINDS) + k for k, kind in enumerate(MEMORY_KINDS)}
+COUNTER_ROWS = len(EVENT_COUNTERS) + 2 * len(MEMORY_KINDS)
+READ_ROWS = slice(len(EVENT_COUNTERS), len(EVENT_COUNTERS) + len(MEMORY_KINDS))
+WRITE_ROWS = slice(len(EVENT_COUNTERS) + len(MEMORY_KINDS), COUNTER_ROWS)
+
+
+class CounterRows(MutableMapping):
+    """Named counters that are rows of one int64 block: ``rows[name]`` is that row, a ``(T,)`` view (writes
+    through it, ``rows[name] += x`` included, land in the block); ``rows[name] = values`` copies ``values``
+    into the row. The names are fixed (``EVENT_COUNTERS`` or ``MEMORY_KINDS``): a counter is never added or
+    removed, and an unknown name is a ``KeyError``. Built in O(1), so a run's counts cost no view per row."""
+
+    __slots__ = ("_block", "_rows")
+
+    def __init__(self, block: np.ndarray, rows: dict[str, int]):
+        self._block, self._rows = block, rows
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._block[self._rows[name]]
+
+    def __setitem__(self, name: str, values) -> None:
+        self._block[self._rows[name]] = values
+
+    def __delitem__(self, name: str) -> None:
+        raise TypeError(f"counter {name!r} cannot be removed: every layer keeps every counter")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __repr__(self) -> str:
+        return f"CounterRows({ {name: self[name].tolist() for name in self._rows} })"
+
 
 @dataclass
 class LayerCounts:
-    """Counts of one neuron layer over ``timesteps`` steps; every per-step array has shape ``(T,)``."""
+    """Counts of one neuron layer over ``timesteps`` steps; every per-step array has shape ``(T,)``.
+
+    ``events``, ``mem_read_bytes`` and ``mem_write_bytes`` map counter names to the rows of ``block``
+    ``(COUNTER_ROWS, T)`` int64 (:class:`CounterRows`; rows ``EVENT_ROW``, ``READ_ROW``, ``WRITE_ROW``): a zeroed
+    block when none is given, else the given one itself (the engine's kernels count straight into it)."""
 
     name: str
     kind: str
     n_in: int
     n_out: int
     timesteps: int
-    events: dict[str, np.ndarray] = field(default_factory=dict)
-    mem_read_bytes: dict[str, np.ndarray] = field(default_factory=dict)
-    mem_write_bytes: dict[str, np.ndarray] = field(default_factory=dict)
+    block: np.ndarray | None = field(default=None, repr=False)
     neuron_spikes: np.ndarray | None = None
     neuron_active: np.ndarray | None = None
     input_spikes: np.ndarray | None = None
@@ -72,20 +113,21 @@ class LayerCounts:
     channel_weight_updates: np.ndarray | None = None  # conv: shared-kernel weights written per output channel
 
     def __post_init__(self) -> None:
-        # one block of (counters + 2 x memory kinds) rows, handed out as per-counter views (given ones kept)
-        n_events, n_kinds = len(EVENT_COUNTERS), len(MEMORY_KINDS)
-        block = np.zeros((n_events + 2 * n_kinds, self.timesteps), np.int64)
-        rows = list(block)
-        self.events = {**dict(zip(EVENT_COUNTERS, rows[:n_events])), **self.events}
-        self.mem_read_bytes = {**dict(zip(MEMORY_KINDS, rows[n_events:n_events + n_kinds])), **self.mem_read_bytes}
-        self.mem_write_bytes = {**dict(zip(MEMORY_KINDS, rows[n_events + n_kinds:])), **self.mem_write_bytes}
+        if self.block is None:
+            self.block = np.zeros((COUNTER_ROWS, self.timesteps), np.int64)
+        elif self.block.shape != (COUNTER_ROWS, self.timesteps) or self.block.dtype != np.int64:
+            raise ValueError(f"LayerCounts block must be ({COUNTER_ROWS}, {self.timesteps}) int64, got "
+                             f"{self.block.shape} {self.block.dtype}")
+        self.events = CounterRows(self.block, EVENT_ROW)
+        self.mem_read_bytes = CounterRows(self.block, READ_ROW)
+        self.mem_write_bytes = CounterRows(self.block, WRITE_ROW)
 
     def total(self, counter: str) -> int:
         """Sum over steps of an event counter, or of ``mem_read_bytes``/``mem_write_bytes`` (all kinds)."""
         if counter == "mem_read_bytes":
-            return int(sum(v.sum() for v in self.mem_read_bytes.values()))
+            return int(self.block[READ_ROWS].sum())
         if counter == "mem_write_bytes":
-            return int(sum(v.sum() for v in self.mem_write_bytes.values()))
+            return int(self.block[WRITE_ROWS].sum())
         return int(self.events[counter].sum())
 
     def to_dict(self) -> dict:
@@ -121,8 +163,14 @@ def add_inference_bytes(layer: LayerCounts, mode: str, has_bias: bool, adaptive:
     """Fill the inference byte counters of ``layer`` from its event counts (conventions above); ``adaptive``:
     the layer's neurons are ALIF (their state includes the adaptation variable)."""
     ev = layer.events
-    layer.mem_read_bytes["weights"] += ev["sop"] * WEIGHT_BYTES[mode]
-    state = STATE_BYTES[mode] + (ADAPTATION_BYTES[mode] if adaptive else 0)
-    state_read = state + (BIAS_BYTES[mode] if has_bias else 0)
+    weight, state_read, state_write = inference_byte_sizes(mode, has_bias, adaptive)
+    layer.mem_read_bytes["weights"] += ev["sop"] * weight
     layer.mem_read_bytes["neuron_state"] += ev["neuron_updates"] * state_read
-    layer.mem_write_bytes["neuron_state"] += ev["neuron_updates"] * state
+    layer.mem_write_bytes["neuron_state"] += ev["neuron_updates"] * state_write
+
+
+def inference_byte_sizes(mode: str, has_bias: bool, adaptive: bool = False) -> tuple[int, int, int]:
+    """Bytes per event at inference (conventions above): ``(weight read per SOP, neuron state read per
+    update, neuron state written per update)``."""
+    state = STATE_BYTES[mode] + (ADAPTATION_BYTES[mode] if adaptive else 0)
+    return WEIGHT_BYTES[mode], state + (BIAS_BYTES[mode] if has_bias else 0), state

@@ -21,7 +21,16 @@ import numpy as np
 
 import hwsim.sim.threads  # noqa: F401  (sets the OpenMP wait policy before the first parallel kernel)
 from hwsim.errors import InputError
-from hwsim.sim.counts import Counts, LayerCounts, add_inference_bytes
+from hwsim.sim.counts import (
+    COUNTER_ROWS,
+    EVENT_COUNTERS,
+    EVENT_ROW,
+    READ_ROW,
+    WRITE_ROW,
+    Counts,
+    LayerCounts,
+    inference_byte_sizes,
+)
 from hwsim.sim.kernels.layer import (
     run_fixed_layer,
     run_fixed_layer_serial,
@@ -39,10 +48,8 @@ from hwsim.sim.kernels.records import (
     SOP_RECURRENT,
     SPIKES_IN,
     SPIKES_OUT,
-    EventSource,
     FixedNeurons,
     FloatNeurons,
-    LayerOutput,
     Recurrence,
     Synapses,
 )
@@ -263,6 +270,19 @@ def plan_layers(network: Network) -> list[LayerPlan]:
     return plans
 
 
+# the kernels' counter rows are the first rows of a LayerCounts block (see hwsim.sim.kernels.records)
+if {SPIKES_IN: "spikes_in", SPIKES_OUT: "spikes_out", SOP: "sop", SOP_RECURRENT: "sop_recurrent",
+        ACTIVE: "neuron_updates_active"} != {k: EVENT_COUNTERS[k] for k in (SPIKES_IN, SPIKES_OUT, SOP, SOP_RECURRENT,
+                                                                         ACTIVE)}:
+    raise ImportError("hwsim.sim.kernels.records counter rows differ from hwsim.sim.counts.EVENT_COUNTERS")
+NEURON_UPDATES = EVENT_ROW["neuron_updates"]
+READ_WEIGHTS, READ_STATE, WRITE_STATE = READ_ROW["weights"], READ_ROW["neuron_state"], WRITE_ROW["neuron_state"]
+# the arrays a kernel call does not use (zero-sized: never written, shared by every run)
+_NO_RANGES, _NO_EVENTS = np.zeros(0, np.int64), np.zeros(0, np.int32)
+_NO_DENSE, _NO_COUNTS = np.zeros((0, 0, 0), np.uint8), np.zeros((1, 0), np.int32)
+_NO_SINK = (_NO_RANGES, _NO_RANGES, _NO_EVENTS)
+_NO_STATE = {"float": np.zeros((0, 0, 0), np.float32), "fixed": np.zeros((0, 0, 0), np.int32)}
+
 PARALLEL_MIN_WORK = 1_000_000  # neuron updates (T x B x neurons) below which a run stays on one thread
 EMIT_RESERVE_BYTES = 2**30  # largest event buffer a layer reserves (virtual memory) to emit its events
 
@@ -285,6 +305,49 @@ def work_split(kind: int, batch: int, n_out: int, group: int, threads: int) -> t
         units = max(1, n_out // 64) if kind == DENSE else n_out // group
         blocks = max(1, min(-(-threads // batch), units))
     return chunks, blocks
+
+
+@dataclass(frozen=True)
+class _LayerRun:
+    """What every run of one neuron layer needs, fixed when the engine is built: its plan, the kernels' records
+    as plain tuples (numba types those in C, named tuples in Python), its kernels and byte sizes per event."""
+
+    plan: LayerPlan
+    name: str
+    kind: str
+    n_out: int
+    group: int  # neurons per accumulation pass (dense: all; conv/pool: the channels of a position)
+    synapses: tuple
+    neurons: tuple
+    recurrence: tuple | None
+    serial: object  # the numba kernels, one thread / parallel
+    parallel: object
+    weight_bytes: int
+    state_read_bytes: int
+    state_write_bytes: int
+    neuron_offset: int  # where its per-neuron counters lie in a run's buffer (see Engine.refresh)
+
+    @property
+    def padded(self) -> int:
+        """Per-chunk columns of each per-neuron counter: ``n_out`` rounded up to whole 64-byte lines of int32,
+        so threads counting into neighbouring rows of a small layer never share a line."""
+        return -(-self.n_out // 16) * 16
+
+    @classmethod
+    def of(cls, plan: LayerPlan, mode: str, neuron_offset: int) -> _LayerRun:
+        layer = plan.layer
+        n_out = math.prod(plan.out_shape)
+        if plan.rec is None:
+            serial, parallel = ((run_float_layer_serial, run_float_layer) if mode == "float" else
+                                (run_fixed_layer_serial, run_fixed_layer))
+        else:
+            serial, parallel = ((run_float_rec_layer_serial, run_float_rec_layer) if mode == "float" else
+                                (run_fixed_rec_layer_serial, run_fixed_rec_layer))
+        sizes = inference_byte_sizes(mode, has_bias=layer.bias is not None,
+                                     adaptive=isinstance(layer.neuron, FloatALIF))
+        return cls(plan, layer.name, layer.kind, n_out, n_out if plan.kind == DENSE else int(plan.geom[3]),
+                   tuple(plan.synapses(mode)), tuple(_neuron_record(layer, plan.out_shape, mode)),
+                   None if plan.rec is None else tuple(plan.rec), serial, parallel, *sizes, neuron_offset)
 
 
 class Engine:
@@ -310,11 +373,18 @@ class Engine:
     def refresh(self) -> None:
         """Recompile the layer plans from the network's current weights."""
         self.plans = plan_layers(self.network)
-        mode = self.network.mode
-        # the kernels take records as plain tuples (numba types those in C, named tuples in Python): made once here
-        self._synapses = [tuple(p.synapses(mode)) for p in self.plans]
-        self._neurons = [tuple(_neuron_record(p.layer, p.out_shape, mode)) for p in self.plans]
-        self._recurrences = [None if p.rec is None else tuple(p.rec) for p in self.plans]
+        # a run's per-neuron counters are one int32 buffer: per layer, spikes then active updates, each
+        # (chunks, padded n_out), then the first layer's input spikes (chunks, n_in); offsets in units of chunks
+        self._layer_runs, offset = [], 0
+        for plan in self.plans:
+            run = _LayerRun.of(plan, self.network.mode, offset)
+            self._layer_runs.append(run)
+            offset += 2 * run.padded
+        self._input_count_offset = offset
+        self._neuron_count_size = offset + self.plans[0].n_in
+        self._n_outs = np.array([run.n_out for run in self._layer_runs], np.int64)
+        self._byte_sizes = np.array([(run.weight_bytes, run.state_read_bytes, run.state_write_bytes)
+                                     for run in self._layer_runs], np.int64)
 
     def run(self, spikes: np.ndarray, record: bool | str = False, time_major: bool | None = None) -> SimResult:
         """Run on 0/1 ``spikes`` of shape ``(T, B, *input_shape)``; returns spikes and exact counts.
@@ -331,11 +401,12 @@ class Engine:
         steps, batch = s_in.shape[:2]
         if steps * batch >= 2**31:
             raise InputError(f"T x B = {steps * batch} steps in one run; split the batch (limit 2**31)")
-        threads = self.threads or numba.get_num_threads()
+        numba_threads = numba.get_num_threads()
+        threads = self.threads or numba_threads
         # one thread, or a run too small to pay for handing work to other threads (measured: 784-512-512-10 at
         # batch 1, T = 100, ran 3x slower on 2 threads): the serial kernels. Results are the same either way.
-        work = steps * batch * sum(math.prod(plan.out_shape) for plan in self.plans)
-        parallel = numba.get_num_threads() > 1 and (self.threads is not None or work >= PARALLEL_MIN_WORK)
+        work = steps * batch * sum(run.n_out for run in self._layer_runs)
+        parallel = numba_threads > 1 and (self.threads is not None or work >= PARALLEL_MIN_WORK)
         if not parallel and self.threads is None:
             threads = 1  # on one thread a split only costs (column blocks also forgo the kernels' event emission)
         # event buffers are kept between runs (fresh ones would cost page faults on every run), unless another
@@ -364,101 +435,121 @@ class Engine:
 
     def _run_layers(self, s_in: np.ndarray, record: bool | str, threads: int, parallel: bool,
                     own_buffers: bool) -> SimResult:
-        """The layer loop of :meth:`run` on validated uint8 input ``(T, B, n_in)``."""
+        """The layer loop of :meth:`run` on validated uint8 input ``(T, B, n_in)``.
+
+        Per-run bookkeeping is done once for all layers, not per layer: every layer's counters are one
+        ``(COUNTER_ROWS, T)`` block of a single zeroed array (a call of one work item counts straight into
+        it, more items into per-item rows summed here); every layer's per-neuron counters are regions of one
+        int32 buffer; the byte rows and per-neuron totals are filled after the last kernel."""
         network = self.network
+        runs = self._layer_runs
         steps, batch = s_in.shape[:2]
-        scan = scan_events if parallel else scan_events_serial
-        float_layer = run_float_layer if parallel else run_float_layer_serial
-        fixed_layer = run_fixed_layer if parallel else run_fixed_layer_serial
-        float_rec = run_float_rec_layer if parallel else run_float_rec_layer_serial
-        fixed_rec = run_fixed_rec_layer if parallel else run_fixed_rec_layer_serial
+        fixed = network.mode == "fixed"
+        no_state = _NO_STATE[network.mode]
         # the first layer reads the dense input itself (each step's row turned into events in its work item);
         # later layers read the events the layer before emitted (or scanned), where they lie
-        no_dense, no_counts = np.zeros((0, 0, 0), np.uint8), np.zeros((1, 0), np.int32)
-        no_ranges = np.zeros(0, np.int64)
-        no_sink = (no_ranges, no_ranges, np.zeros(0, np.int32))
-        source = EventSource(no_ranges, no_ranges, np.zeros(0, np.int32), to_channels_last(s_in, network.input_shape),
-                             no_counts)
+        source = (_NO_RANGES, _NO_RANGES, _NO_EVENTS, to_channels_last(s_in, network.input_shape), _NO_COUNTS)
         del s_in
-        counts = Counts(timesteps=steps, batch=batch, mode=network.mode)
-        out_spikes, membranes, currents, names = [], [], [], []
-        last = len(self.plans) - 1
+        blocks = np.zeros((len(runs), COUNTER_ROWS, steps), np.int64)
+        # per-chunk neuron counters, int32: for each layer (spikes, active) x (chunks, padded n_out), then the
+        # first layer's input spikes (chunks, n_in); chunks is the same for every layer (see work_split)
+        chunks = work_split(DENSE, batch, 1, 1, threads)[0]
+        neuron_counts = np.zeros(chunks * self._neuron_count_size, np.int32)
+        out_spikes, membranes, currents = [], [], []
+        last = len(runs) - 1
         self.layer_seconds, self.layer_cpu_seconds = [], []
-        for index, (plan, synapses, neurons, recurrence) in enumerate(zip(self.plans, self._synapses, self._neurons,
-                                                                          self._recurrences)):
+        for index, run in enumerate(runs):
             started, cpu_started = time.perf_counter(), time.process_time()
-            layer = plan.layer
-            n_out = math.prod(plan.out_shape)
-            lc = LayerCounts(layer.name, layer.kind, plan.n_in, n_out, steps)
-            ev = lc.events
-            group = n_out if plan.kind == DENSE else int(plan.geom[3])
-            chunks, blocks = work_split(plan.kind, batch, n_out, group, threads)
-            if plan.recurrent:  # a step needs all of the layer's spikes of the step before: whole samples per item
-                blocks = 1
+            plan, n_out = run.plan, run.n_out
+            blocks_per_chunk = 1 if plan.recurrent else work_split(plan.kind, batch, n_out, run.group, threads)[1]
+            items = chunks * blocks_per_chunk  # (a recurrent step needs all spikes of the step before: 1 block)
+            block = blocks[index]
+            step_counts = block[None, :N_COUNTERS] if items == 1 else np.zeros((items, N_COUNTERS, steps), np.int64)
+            at, pad = chunks * run.neuron_offset, run.padded
+            neuron_spikes = neuron_counts[at:at + chunks * pad].reshape(chunks, pad)
+            neuron_active = neuron_counts[at + chunks * pad:at + 2 * chunks * pad].reshape(chunks, pad)
             if index == 0:
-                in_counts = np.zeros((chunks, plan.n_in), np.int32)
-                source = source._replace(in_counts=in_counts)
-            step_counts = np.zeros((chunks * blocks, N_COUNTERS, steps), np.int64)
-            neuron_spikes = _chunk_rows(chunks, n_out)
-            neuron_active = _chunk_rows(chunks, n_out)
-            rec_shape = (steps, batch, n_out) if record is True else (0, 0, 0)
+                at = chunks * self._input_count_offset
+                source = source[:4] + (neuron_counts[at:at + chunks * plan.n_in].reshape(chunks, plan.n_in),)
             # the next layer's input events, emitted by the kernel itself when each work item owns whole steps
             # (into a buffer reserved for every neuron of every slot, touched only where written; above
             # EMIT_RESERVE_BYTES the dense spikes are scanned instead, so a run never reserves 4x its spikes)
-            emit = index < last and blocks == 1 and batch * steps * n_out * 4 <= EMIT_RESERVE_BYTES
+            emit = index < last and blocks_per_chunk == 1 and batch * steps * n_out * 4 <= EMIT_RESERVE_BYTES
             keep = record is not False or index == last
             # spikes nobody asked for never exist as a (T, B, n) array: each chunk writes one scratch row
             s_out = np.zeros((steps, batch, n_out) if keep or not emit else (1, chunks, n_out), np.uint8)
-            sink = self._event_buffer(index % 2, batch * steps, n_out, own_buffers) if emit else no_sink
-            state = np.float32 if network.mode == "float" else np.int32
-            out = LayerOutput(s_out, np.zeros(rec_shape, state),
-                              np.zeros(rec_shape if network.mode == "fixed" else (0, 0, 0), state), step_counts,
-                              neuron_spikes, neuron_active, *sink)
+            sink = self._event_buffer(index % 2, batch * steps, n_out, own_buffers) if emit else _NO_SINK
+            u_rec = v_rec = no_state
+            if record is True:
+                u_rec = np.zeros((steps, batch, n_out), no_state.dtype)
+                if fixed:
+                    v_rec = np.zeros((steps, batch, n_out), np.int32)
             # records go to the kernels as plain tuples: numba types those in C, named tuples in Python (slower)
-            records = (synapses, neurons, tuple(source), tuple(out))
-            if recurrence is not None:  # the recurrent kernels also take the Recurrence record
-                records = (synapses, recurrence, neurons, tuple(source), tuple(out))
-            if network.mode == "float":
-                (float_rec if plan.rec is not None else float_layer)(*records, chunks, blocks)
-                if record is True:
-                    membranes.append(to_channels_first(out.u_rec, plan.out_shape))
-            else:
-                (fixed_rec if plan.rec is not None else fixed_layer)(*records, chunks, blocks)
-                if record is True:
-                    membranes.append(to_channels_first(out.v_rec, plan.out_shape))
-                    currents.append(to_channels_first(out.u_rec, plan.out_shape))
-            del out, records
-            totals = step_counts.sum(axis=0)
-            if index == 0:
-                ev["spikes_in"][:] = totals[SPIKES_IN]
-                lc.input_spikes = _channels_first_counts(in_counts.sum(axis=0, dtype=np.int64), plan.in_layout)
-            else:  # this layer's input spikes are the previous layer's output spikes
-                ev["spikes_in"][:] = counts.layers[-1].events["spikes_out"]
-                lc.input_spikes = counts.layers[-1].neuron_spikes.copy()
-            ev["sop"][:] = totals[SOP]
-            ev["sop_recurrent"][:] = totals[SOP_RECURRENT]
-            ev["spikes_out"][:] = totals[SPIKES_OUT]
-            ev["neuron_updates_active"][:] = totals[ACTIVE]
-            ev["neuron_updates"][:] = batch * n_out
-            lc.neuron_spikes = _channels_first_counts(neuron_spikes[:, :n_out].sum(axis=0, dtype=np.int64),
-                                                     plan.out_shape)
-            lc.neuron_active = _channels_first_counts(neuron_active[:, :n_out].sum(axis=0, dtype=np.int64),
-                                                     plan.out_shape)
-            add_inference_bytes(lc, network.mode, has_bias=layer.bias is not None,
-                                adaptive=isinstance(layer.neuron, FloatALIF))
-            counts.layers.append(lc)
+            out = (s_out, u_rec, v_rec, step_counts, neuron_spikes, neuron_active, *sink)
+            kernel = run.parallel if parallel else run.serial
+            if run.recurrence is None:
+                kernel(run.synapses, run.neurons, source, out, chunks, blocks_per_chunk)
+            else:  # the recurrent kernels also take the Recurrence record
+                kernel(run.synapses, run.recurrence, run.neurons, source, out, chunks, blocks_per_chunk)
+            del out
+            if items > 1:
+                step_counts.sum(axis=0, out=block[:N_COUNTERS])
+            if record is True:
+                membranes.append(to_channels_first(v_rec if fixed else u_rec, plan.out_shape))
+                if fixed:
+                    currents.append(to_channels_first(u_rec, plan.out_shape))
             if emit:
-                source = EventSource(*sink, no_dense, no_counts)
+                source = (*sink, _NO_DENSE, _NO_COUNTS)
             elif index < last:
+                scan = scan_events if parallel else scan_events_serial
                 offsets, events = scan(s_out)
-                source = EventSource(offsets[:-1], offsets[1:], events, no_dense, no_counts)
+                source = (offsets[:-1], offsets[1:], events, _NO_DENSE, _NO_COUNTS)
             self.layer_seconds.append(time.perf_counter() - started)
             self.layer_cpu_seconds.append(time.process_time() - cpu_started)
             out_spikes.append(to_channels_first(s_out, plan.out_shape) if keep else None)
             del s_out, sink
-            names.append(layer.name)
-        return SimResult(out_spikes, counts, names, membranes if record is True else None,
-                         currents if record is True and network.mode == "fixed" else None)
+        counts = Counts(timesteps=steps, batch=batch, mode=network.mode,
+                        layers=self._layer_counts(blocks, neuron_counts, chunks, batch))
+        return SimResult(out_spikes, counts, [run.name for run in runs], membranes if record is True else None,
+                         currents if record is True and fixed else None)
+
+    def _layer_counts(self, blocks: np.ndarray, neuron_counts: np.ndarray, chunks: int,
+                      batch: int) -> list[LayerCounts]:
+        """Every layer's :class:`LayerCounts` from the run's counter ``blocks`` ``(layers, COUNTER_ROWS, T)`` (event
+        rows counted by the kernels; the rest filled here, for all layers at once) and per-chunk per-neuron
+        ``neuron_counts`` (int32, regions as laid out in :meth:`refresh`)."""
+        runs = self._layer_runs
+        updates = batch * self._n_outs[:, None]
+        blocks[:, NEURON_UPDATES] = updates
+        np.multiply(blocks[:, SOP], self._byte_sizes[:, 0, None], out=blocks[:, READ_WEIGHTS])
+        np.multiply(updates, self._byte_sizes[:, 1, None], out=blocks[:, READ_STATE])
+        np.multiply(updates, self._byte_sizes[:, 2, None], out=blocks[:, WRITE_STATE])
+        blocks[1:, SPIKES_IN] = blocks[:-1, SPIKES_OUT]  # a layer's input spikes are the previous layer's output
+        totals = neuron_counts.astype(np.int64) if chunks == 1 else None  # one conversion for every layer
+
+        def per_neuron(offset: int, n: int, padded: int, shape: tuple[int, ...]) -> np.ndarray:
+            """One counter's per-neuron totals (channels first): ``n`` of ``padded`` per-chunk columns at
+            ``offset`` (in units of ``chunks`` columns: rows of chunk ``c`` lie at ``chunks * offset + c *
+            padded``)."""
+            if chunks == 1:
+                values = totals[offset:offset + n]
+            else:
+                values = neuron_counts[chunks * offset:chunks * (offset + padded)].reshape(chunks, padded)
+                values = values[:, :n].sum(axis=0, dtype=np.int64)
+            return _channels_first_counts(values, shape) if len(shape) == 3 else values
+
+        layers = []
+        for index, (run, block) in enumerate(zip(runs, blocks)):
+            plan = run.plan
+            lc = LayerCounts(run.name, run.kind, plan.n_in, run.n_out, blocks.shape[2], block)
+            lc.neuron_spikes = per_neuron(run.neuron_offset, run.n_out, run.padded, plan.out_shape)
+            lc.neuron_active = per_neuron(run.neuron_offset + run.padded, run.n_out, run.padded, plan.out_shape)
+            if index == 0:
+                lc.input_spikes = per_neuron(self._input_count_offset, plan.n_in, plan.n_in, plan.in_layout)
+            else:
+                lc.input_spikes = layers[-1].neuron_spikes.copy()
+            layers.append(lc)
+        return layers
 
 
 def simulate(network: Network, spikes: np.ndarray, record: bool | str = "spikes",
@@ -466,12 +557,6 @@ def simulate(network: Network, spikes: np.ndarray, record: bool | str = "spikes"
     """One-shot :class:`Engine` run (see :meth:`Engine.run`); keeps every layer's spikes unless
     ``record=False``."""
     return Engine(network).run(spikes, record=record, time_major=time_major)
-
-
-def _chunk_rows(chunks: int, n: int) -> np.ndarray:
-    """Zeroed int32 per-chunk counters ``(chunks, n_padded)``, rows padded to whole 64-byte lines so threads
-    counting into neighbouring rows of a small layer never share a line; the counters are ``[:, :n]``."""
-    return np.zeros((chunks, -(-n // 16) * 16), np.int32)
 
 
 def _channels_first_counts(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

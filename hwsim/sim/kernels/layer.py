@@ -96,43 +96,44 @@ def emit_slot(spike_row, out_buf, cursor, out_start, out_stop, slot):
 
 
 @nb.njit(cache=True, inline="always")
-def accumulate_block(kind, events, n_events, pos_start, rows, w2d, geom, group, lo, hi, acc):
-    """One step's synaptic input of the block's neurons ``lo:hi`` from ``events[:n_events]`` into ``acc``
+def accumulate_block(kind, events, start, stop, pos_start, rows, w2d, geom, group, lo, hi, acc):
+    """One step's synaptic input of the block's neurons ``lo:hi`` from ``events[start:stop]`` into ``acc``
     (``(hi - lo,)``, group after group); ``kind``, ``w2d``, ``geom`` as in :class:`Synapses`; ``pos_start``
     ``(H*W + 1,)`` and ``rows`` ``(kh*kw*C,)`` int64 are scratch for conv and pool. Returns the SOPs.
 
     The per-step helpers take arrays, not records: a record unpacked inside the step loop would take and drop a
     reference to each of its arrays every step (measured: fixed point 3-5 % slower)."""
-    if kind != DENSE:
-        position_starts(events, 0, n_events, geom[0], pos_start)
+    if kind == DENSE:  # one pass over the whole block (no per-group views)
+        acc[:] = 0
+        return dense_rows(events, start, stop, w2d, acc, lo)
+    position_starts(events, start, stop, geom[0], pos_start)
     width = max(1, min(group, hi - lo))
     sops = 0
     for g0 in range(lo, hi, width):
         k0 = g0 - lo
-        sops += accumulate_group(kind, events, 0, n_events, pos_start, rows, w2d, geom, g0 // group, g0,
+        sops += accumulate_group(kind, events, start, stop, pos_start, rows, w2d, geom, g0 // group, g0,
                                  acc[k0:k0 + width])
     return sops
 
 
 @nb.njit(cache=True, inline="always")
 def step_events(in_start, in_stop, in_events, in_dense, local, t, b, steps):
-    """Step ``t`` of sample ``b``'s input events (arrays of the :class:`EventSource`) into ``local`` (n_in,):
-    the dense input row's spike indices, or a copy of the slot's range of ``in_events`` (one event list type for
-    the accumulation below, so its code is compiled once); returns how many."""
+    """Step ``t`` of sample ``b``'s input events (arrays of the :class:`EventSource`) as ``(events, start,
+    stop)``: the dense input row's spike indices written into ``local`` (n_in,), or the slot's range of
+    ``in_events`` where it lies (no copy; both int32 vectors, so the accumulation below is compiled once)."""
     if in_dense.shape[0] > 0:
-        return fill_events(in_dense[t, b], local, 0)
+        return local, 0, fill_events(in_dense[t, b], local, 0)
     slot = b * steps + t
-    start, stop = in_start[slot], in_stop[slot]
-    local[:stop - start] = in_events[start:stop]
-    return stop - start
+    return in_events, in_start[slot], in_stop[slot]
 
 
 @nb.njit(cache=True, inline="always")
-def count_inputs(events, n_events, in_counts_row, counts, t):
-    """Dense input only: add the step's input spikes to the per-neuron and per-step counters."""
-    for e in range(n_events):
+def count_inputs(events, start, stop, in_counts_row, counts, t):
+    """Dense input only: add the step's input spikes ``events[start:stop]`` to the per-neuron and per-step
+    counters."""
+    for e in range(start, stop):
         in_counts_row[events[e]] += 1
-    counts[SPIKES_IN, t] += n_events
+    counts[SPIKES_IN, t] += stop - start
 
 
 @nb.njit(cache=True, inline="always")
@@ -176,6 +177,7 @@ def float_work_item(w, syn, neurons, source, out, n_chunks, n_blocks):
         return
     n_out = s_out.shape[2]
     full = s_out.shape[0] == steps and s_out.shape[1] == batch  # else a scratch row per chunk (spikes not kept)
+    whole = lo == 0 and hi == n_out  # the item owns every neuron: no per-step view of its block
     emit = out_start.shape[0] > 0
     record = u_rec.shape[0] > 0
     chunk = w // n_blocks
@@ -195,15 +197,15 @@ def float_work_item(w, syn, neurons, source, out, n_chunks, n_blocks):
         u[:] = 0.0
         s[:] = 0.0
         for t in range(steps):
-            n_events = step_events(in_start, in_stop, in_events, in_dense, local, t, b, steps)
+            events, start, stop = step_events(in_start, in_stop, in_events, in_dense, local, t, b, steps)
             if counting:
-                count_inputs(local, n_events, inputs_n, counts, t)
-            counts[SOP, t] += accumulate_block(kind, local, n_events, pos_start, rows, w2d, geom, group, lo, hi,
+                count_inputs(events, start, stop, inputs_n, counts, t)
+            counts[SOP, t] += accumulate_block(kind, events, start, stop, pos_start, rows, w2d, geom, group, lo, hi,
                                              acc)
             rec = u_rec[t, b, lo:hi] if record else no_rec
             spike_row = s_out[t, b] if full else s_out[0, chunk]
-            fired, busy = lif_float_step(acc, bias_b, lam, v_th, soft, u, s, spike_row[lo:hi], rec, spikes_n,
-                                         active_n)
+            block_row = spike_row if whole else spike_row[lo:hi]
+            fired, busy = lif_float_step(acc, bias_b, lam, v_th, soft, u, s, block_row, rec, spikes_n, active_n)
             counts[SPIKES_OUT, t] += fired
             counts[ACTIVE, t] += busy
             if emit:  # the next layer's input events, written while the step's spikes are in cache
@@ -238,6 +240,7 @@ def fixed_work_item(w, syn, neurons, source, out, n_chunks, n_blocks):
         return
     n_out = s_out.shape[2]
     full = s_out.shape[0] == steps and s_out.shape[1] == batch  # else a scratch row per chunk (spikes not kept)
+    whole = lo == 0 and hi == n_out  # the item owns every neuron: no per-step view of its block
     emit = out_start.shape[0] > 0
     record = v_rec.shape[0] > 0
     left = max(weight_exp, 0)
@@ -264,16 +267,17 @@ def fixed_work_item(w, syn, neurons, source, out, n_chunks, n_blocks):
             rec_v = v_rec[t, b, lo:hi] if record else no_rec
             rec_u = u_rec[t, b, lo:hi] if record else no_rec
             spike_row = s_out[t, b] if full else s_out[0, chunk]
-            fired, busy = lif_fixed_step(pending, du, dv, vth, bias_b, u, v, spike_row[lo:hi], rec_v, rec_u,
+            block_row = spike_row if whole else spike_row[lo:hi]
+            fired, busy = lif_fixed_step(pending, du, dv, vth, bias_b, u, v, block_row, rec_v, rec_u,
                                          spikes_n, active_n)
             counts[SPIKES_OUT, t] += fired
             counts[ACTIVE, t] += busy
             if emit:  # the next layer's input events, written while the step's spikes are in cache
                 cursor = emit_slot(spike_row, out_buf, cursor, out_start, out_stop, b * steps + t)
-            n_events = step_events(in_start, in_stop, in_events, in_dense, local, t, b, steps)
+            events, start, stop = step_events(in_start, in_stop, in_events, in_dense, local, t, b, steps)
             if counting:
-                count_inputs(local, n_events, inputs_n, counts, t)
-            counts[SOP, t] += accumulate_block(kind, local, n_events, pos_start, rows, w2d, geom, group, lo, hi,
+                count_inputs(events, start, stop, inputs_n, counts, t)
+            counts[SOP, t] += accumulate_block(kind, events, start, stop, pos_start, rows, w2d, geom, group, lo, hi,
                                              acc)
             for i in range(hi - lo):
                 a = ((np.int64(acc[i]) * factor) << left) >> right
@@ -331,6 +335,7 @@ def float_rec_work_item(w, syn, rec, neurons, source, out, n_chunks, n_blocks):
     n_out = s_out.shape[2]
     recurrent = w_rec.shape[0] > 0  # then the engine passes one block: this item owns every neuron
     full = s_out.shape[0] == steps and s_out.shape[1] == batch
+    whole = lo == 0 and hi == n_out
     emit = out_start.shape[0] > 0
     record = u_rec.shape[0] > 0
     chunk = w // n_blocks
@@ -355,17 +360,18 @@ def float_rec_work_item(w, syn, rec, neurons, source, out, n_chunks, n_blocks):
         adapt[:] = 0.0
         n_prev = 0
         for t in range(steps):
-            n_events = step_events(in_start, in_stop, in_events, in_dense, local, t, b, steps)
+            events, start, stop = step_events(in_start, in_stop, in_events, in_dense, local, t, b, steps)
             if counting:
-                count_inputs(local, n_events, inputs_n, counts, t)
+                count_inputs(events, start, stop, inputs_n, counts, t)
             acc[:] = 0  # dense input only: the fan-out rows of the block's columns (accumulate_block's order)
-            counts[SOP, t] += dense_rows(local, 0, n_events, w2d, acc, lo)
+            counts[SOP, t] += dense_rows(events, start, stop, w2d, acc, lo)
             if recurrent:
                 recurrent_input(w_rec, prev, n_prev, racc, counts, t)
             rec_u = u_rec[t, b, lo:hi] if record else no_rec
             spike_row = s_out[t, b] if full else s_out[0, chunk]
-            fired, busy = alif_float_step(acc, racc, bias_b, (lam, v_th, rho, beta), soft, u, s, adapt,
-                                          spike_row[lo:hi], rec_u, spikes_n, active_n)
+            block_row = spike_row if whole else spike_row[lo:hi]
+            fired, busy = alif_float_step(acc, racc, bias_b, (lam, v_th, rho, beta), soft, u, s, adapt, block_row,
+                                          rec_u, spikes_n, active_n)
             counts[SPIKES_OUT, t] += fired
             counts[ACTIVE, t] += busy
             if recurrent:
@@ -445,11 +451,11 @@ def fixed_rec_work_item(w, syn, rec, neurons, source, out, n_chunks, n_blocks):
             if emit:
                 cursor = emit_slot(spike_row, out_buf, cursor, out_start, out_stop, b * steps + t)
             n_prev = fill_events(spike_row, prev, 0)
-            n_events = step_events(in_start, in_stop, in_events, in_dense, local, t, b, steps)
+            events, start, stop = step_events(in_start, in_stop, in_events, in_dense, local, t, b, steps)
             if counting:
-                count_inputs(local, n_events, inputs_n, counts, t)
+                count_inputs(events, start, stop, inputs_n, counts, t)
             acc[:] = 0
-            counts[SOP, t] += dense_rows(local, 0, n_events, w2d, acc, 0)
+            counts[SOP, t] += dense_rows(events, start, stop, w2d, acc, 0)
             recurrent_input(w_rec, prev, n_prev, racc, counts, t)
             for i in range(n_out):  # two Dense processes into one a_in: each output wrapped, then their int32 sum
                 a_ff = shifted32(acc[i], factor, left, right)

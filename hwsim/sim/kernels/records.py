@@ -24,8 +24,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-SOP, SPIKES_OUT, ACTIVE, SPIKES_IN, SOP_RECURRENT = 0, 1, 2, 3, 4  # rows of LayerOutput.step_counts[w, k, t]
-N_COUNTERS = 5  # feed-forward kernels write the first four rows; SOP_RECURRENT is written by the recurrent kernels
+# rows of LayerOutput.step_counts[w, k, t]: the positions of these counters in hwsim.sim.counts.EVENT_COUNTERS
+# (checked when the engine is imported), so a one-item run counts straight into its LayerCounts rows
+SPIKES_IN, SPIKES_OUT, SOP, SOP_RECURRENT, ACTIVE = 0, 1, 2, 3, 5
+N_COUNTERS = 6  # row 4 (neuron_updates) the kernels leave alone; SOP_RECURRENT only the recurrent kernels write
 
 
 class Synapses(NamedTuple):
@@ -119,10 +121,11 @@ class LayerOutput(NamedTuple):
     the spikes are not kept, in which case the layer must emit its events;
     ``u_rec``: float mode u before reset (float32), fixed mode u (int32), ``(T, B, n_out)``, or ``(0, 0, 0)`` to
     skip recording; ``v_rec``: fixed mode v after reset, int32, same shapes (float mode: ``(0, 0, 0)`` float32);
-    ``step_counts``: ``(W, N_COUNTERS, T)`` int64 per work item (at least 4 rows for the feed-forward kernels),
-    rows ``SOP`` (recurrent SOPs included), ``SPIKES_OUT``, ``ACTIVE`` (updates with non-zero synaptic input,
-    feed-forward or recurrent), ``SPIKES_IN`` (dense input only), ``SOP_RECURRENT`` (the SOPs of the recurrent
-    synapses; recurrent kernels only); summed over ``W`` by the caller;
+    ``step_counts``: ``(W, N_COUNTERS, T)`` int64 per work item, rows ``SOP`` (recurrent SOPs included),
+    ``SPIKES_OUT``, ``ACTIVE`` (updates with non-zero synaptic input, feed-forward or recurrent), ``SPIKES_IN``
+    (dense input only), ``SOP_RECURRENT`` (the SOPs of the recurrent synapses; recurrent kernels only), added to
+    (the caller zeroes them; with one work item they can be the rows of the layer's ``LayerCounts`` block itself,
+    else the caller sums them over ``W``); the row ``NEURON_UPDATES`` between them is left alone;
     ``neuron_spikes``, ``neuron_active``: ``(n_chunks, >= n_out)`` int32 per sample chunk (blocks of one chunk write
     disjoint columns);
     ``out_start``, ``out_stop``: ``(B*T,)`` int64 and ``out_buf``: ``(B*T*n_out,)`` int32, the output spikes as the
