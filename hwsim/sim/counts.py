@@ -162,11 +162,16 @@ class Counts:
 def add_inference_bytes(layer: LayerCounts, mode: str, has_bias: bool, adaptive: bool = False) -> None:
     """Fill the inference byte counters of ``layer`` from its event counts (conventions above); ``adaptive``:
     the layer's neurons are ALIF (their state includes the adaptation variable)."""
-    ev = layer.events
-    weight, state_read, state_write = inference_byte_sizes(mode, has_bias, adaptive)
-    layer.mem_read_bytes["weights"] += ev["sop"] * weight
-    layer.mem_read_bytes["neuron_state"] += ev["neuron_updates"] * state_read
-    layer.mem_write_bytes["neuron_state"] += ev["neuron_updates"] * state_write
+    add_inference_bytes_rows(layer.block[None], np.array([inference_byte_sizes(mode, has_bias, adaptive)]))
+
+
+def add_inference_bytes_rows(blocks: np.ndarray, sizes: np.ndarray) -> None:
+    """:func:`add_inference_bytes` for many layers at once: ``blocks`` ``(layers, COUNTER_ROWS, T)`` int64 (each a
+    :class:`LayerCounts` block), ``sizes`` ``(layers, 3)`` int, each row :func:`inference_byte_sizes` of its layer."""
+    updates = blocks[:, EVENT_ROW["neuron_updates"]]
+    blocks[:, READ_ROW["weights"]] += blocks[:, EVENT_ROW["sop"]] * sizes[:, 0, None]
+    blocks[:, READ_ROW["neuron_state"]] += updates * sizes[:, 1, None]
+    blocks[:, WRITE_ROW["neuron_state"]] += updates * sizes[:, 2, None]
 
 
 def inference_byte_sizes(mode: str, has_bias: bool, adaptive: bool = False) -> tuple[int, int, int]:

@@ -25,10 +25,9 @@ from hwsim.sim.counts import (
     COUNTER_ROWS,
     EVENT_COUNTERS,
     EVENT_ROW,
-    READ_ROW,
-    WRITE_ROW,
     Counts,
     LayerCounts,
+    add_inference_bytes_rows,
     inference_byte_sizes,
 )
 from hwsim.sim.kernels.layer import (
@@ -276,7 +275,6 @@ if {SPIKES_IN: "spikes_in", SPIKES_OUT: "spikes_out", SOP: "sop", SOP_RECURRENT:
                                                                          ACTIVE)}:
     raise ImportError("hwsim.sim.kernels.records counter rows differ from hwsim.sim.counts.EVENT_COUNTERS")
 NEURON_UPDATES = EVENT_ROW["neuron_updates"]
-READ_WEIGHTS, READ_STATE, WRITE_STATE = READ_ROW["weights"], READ_ROW["neuron_state"], WRITE_ROW["neuron_state"]
 # the arrays a kernel call does not use (zero-sized: never written, shared by every run)
 _NO_RANGES, _NO_EVENTS = np.zeros(0, np.int64), np.zeros(0, np.int32)
 _NO_DENSE, _NO_COUNTS = np.zeros((0, 0, 0), np.uint8), np.zeros((1, 0), np.int32)
@@ -519,11 +517,8 @@ class Engine:
         rows counted by the kernels; the rest filled here, for all layers at once) and per-chunk per-neuron
         ``neuron_counts`` (int32, regions as laid out in :meth:`refresh`)."""
         runs = self._layer_runs
-        updates = batch * self._n_outs[:, None]
-        blocks[:, NEURON_UPDATES] = updates
-        np.multiply(blocks[:, SOP], self._byte_sizes[:, 0, None], out=blocks[:, READ_WEIGHTS])
-        np.multiply(updates, self._byte_sizes[:, 1, None], out=blocks[:, READ_STATE])
-        np.multiply(updates, self._byte_sizes[:, 2, None], out=blocks[:, WRITE_STATE])
+        blocks[:, NEURON_UPDATES] = batch * self._n_outs[:, None]
+        add_inference_bytes_rows(blocks, self._byte_sizes)
         blocks[1:, SPIKES_IN] = blocks[:-1, SPIKES_OUT]  # a layer's input spikes are the previous layer's output
         totals = neuron_counts.astype(np.int64) if chunks == 1 else None  # one conversion for every layer
 
