@@ -73,13 +73,13 @@ def flush_denormals():
     torch.set_num_threads(threads)
 
 
-def _train_cue(network, data, epochs: int, lr: float = 0.2) -> float:
-    """BPTT with SGD (momentum 0.9, batch 32) as ``hwsim train`` runs it; returns the test accuracy (read-out summed
-    over the recall window)."""
+def _train_cue(network, data, epochs: int, lr: float = 0.2, seed: int = 0) -> float:
+    """BPTT with SGD (momentum 0.9, batch 32) as ``hwsim train`` runs it, torch seeded with ``seed``; returns the
+    test accuracy (read-out summed over the recall window)."""
     from hwsim.methods import build_rule
     from hwsim.methods.train import evaluate
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     rule = build_rule("bptt", network)
     rule.loss_steps = data.loss_steps
     optimizer = torch.optim.SGD(list(rule.parameters()), lr=lr, momentum=0.9)
@@ -153,30 +153,34 @@ def test_shd_reader_trains_a_recurrent_net(tmp_path, flush_denormals):
 
 @pytest.mark.slow
 def test_demonstration_full_task(flush_denormals):
-    """The demonstration of docs/training.md (about a minute on 2 cores): 1000 trials (800 train, 200 test), T = 170,
-    BPTT, 5 epochs each, lr 0.2. Prints accuracy and seconds per net; asserts the recurrent ALIF net >= 90 % and the
-    feed-forward LIF net <= 70 %."""
+    """The demonstration of docs/training.md (about two minutes on 2 cores): 1000 trials (800 train, 200 test),
+    T = 170, BPTT, 6 epochs each, lr 0.1. Prints accuracy and seconds per net and seed; asserts the recurrent ALIF
+    net >= 90 % on each of three seeds (data and initial weights) and the feed-forward LIF net <= 70 %.
+
+    lr 0.1 because at lr 0.2 (the setting until 2026-12-06) the test accuracy swung between epochs (0.95 -> 0.86
+    -> 0.96 -> 0.78 on seed 0): a single run's last epoch then decided the test, and it failed on two machines."""
     import dataclasses
     import time
 
     from hwsim.sim.network import FloatALIF, Network, from_spec
 
-    data = load_dataset("cue", 170, seed=0, n_trials=1000)
-
-    def adaptive(spec: str) -> Network:
-        base = from_spec(spec, seed=0)
+    def adaptive(spec: str, seed: int) -> Network:
+        base = from_spec(spec, seed=seed)
         hidden = base.layers[0]
         neuron = FloatALIF(lam=hidden.neuron.lam, beta=0.1)
         return Network(40, [dataclasses.replace(hidden, neuron=neuron), base.layers[1]])
 
-    nets = {"40-a64-2, beta 0.1 (recurrent ALIF)": adaptive("40-a64-2"),
-            "40-r64-2 (recurrent LIF)": from_spec("40-r64-2", seed=0),
-            "40-64-2 (feed-forward LIF)": from_spec("40-64-2", seed=0),
-            "40-64-2, ALIF beta 0.1 (feed-forward ALIF)": adaptive("40-64-2")}
+    runs = [("40-a64-2, beta 0.1 (recurrent ALIF)", seed, adaptive("40-a64-2", seed)) for seed in (0, 1, 2)]
+    runs += [("40-r64-2 (recurrent LIF)", 0, from_spec("40-r64-2", seed=0)),
+             ("40-64-2 (feed-forward LIF)", 0, from_spec("40-64-2", seed=0)),
+             ("40-64-2, ALIF beta 0.1 (feed-forward ALIF)", 0, adaptive("40-64-2", 0))]
     found = {}
-    for name, network in nets.items():
+    for name, seed, network in runs:
+        data = load_dataset("cue", 170, seed=seed, n_trials=1000)
         start = time.perf_counter()
-        found[name] = _train_cue(network, data, epochs=5)
-        print(f"cue demonstration: {name}: test {found[name]:.1%}, {time.perf_counter() - start:.1f} s")
-    assert found["40-a64-2, beta 0.1 (recurrent ALIF)"] >= 0.9
-    assert found["40-64-2 (feed-forward LIF)"] <= 0.7
+        found[name, seed] = _train_cue(network, data, epochs=6, lr=0.1, seed=seed)
+        print(f"cue demonstration: {name}, seed {seed}: test {found[name, seed]:.1%}, "
+              f"{time.perf_counter() - start:.1f} s")
+    recurrent_alif = [found["40-a64-2, beta 0.1 (recurrent ALIF)", seed] for seed in (0, 1, 2)]
+    assert min(recurrent_alif) >= 0.9, recurrent_alif
+    assert found["40-64-2 (feed-forward LIF)", 0] <= 0.7
