@@ -128,7 +128,7 @@ def conv_layer_speed(engine: Engine, x: np.ndarray, repeats: int) -> tuple[float
 
 def measure(network: Network, rate: float, batch: int, repeats: int, threads: int, conv: bool) -> dict:
     x = bernoulli((STEPS, batch, *network.input_shape), rate, seed=1)
-    engine = Engine(network)
+    engine = Engine(network, cpu_times=True)
     engine.run(x[:1, :1])
     result = engine.run(x)
     counts = result.counts

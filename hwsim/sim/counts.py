@@ -165,13 +165,21 @@ def add_inference_bytes(layer: LayerCounts, mode: str, has_bias: bool, adaptive:
     add_inference_bytes_rows(layer.block[None], np.array([inference_byte_sizes(mode, has_bias, adaptive)]))
 
 
-def add_inference_bytes_rows(blocks: np.ndarray, sizes: np.ndarray) -> None:
+# the inference byte convention (module docstring) as data: (byte row, the event row it follows, the column of
+# inference_byte_sizes giving the bytes per event)
+INFERENCE_BYTES = ((READ_ROW["weights"], EVENT_ROW["sop"], 0),
+                   (READ_ROW["neuron_state"], EVENT_ROW["neuron_updates"], 1),
+                   (WRITE_ROW["neuron_state"], EVENT_ROW["neuron_updates"], 2))
+
+
+def add_inference_bytes_rows(blocks: np.ndarray, sizes: np.ndarray, events: tuple[str, ...] = EVENT_COUNTERS) -> None:
     """:func:`add_inference_bytes` for many layers at once: ``blocks`` ``(layers, COUNTER_ROWS, T)`` int64 (each a
-    :class:`LayerCounts` block), ``sizes`` ``(layers, 3)`` int, each row :func:`inference_byte_sizes` of its layer."""
-    updates = blocks[:, EVENT_ROW["neuron_updates"]]
-    blocks[:, READ_ROW["weights"]] += blocks[:, EVENT_ROW["sop"]] * sizes[:, 0, None]
-    blocks[:, READ_ROW["neuron_state"]] += updates * sizes[:, 1, None]
-    blocks[:, WRITE_ROW["neuron_state"]] += updates * sizes[:, 2, None]
+    :class:`LayerCounts` block), ``sizes`` ``(layers, 3)`` int, each row :func:`inference_byte_sizes` of its layer.
+    ``events``: add only the byte rows that follow these event counters (the engine adds those of
+    ``neuron_updates``, which depend on the input's shape only, once per shape, and the ``sop`` ones per run)."""
+    for byte_row, event_row, column in INFERENCE_BYTES:
+        if EVENT_COUNTERS[event_row] in events:
+            blocks[:, byte_row] += blocks[:, event_row] * sizes[:, column, None]
 
 
 def inference_byte_sizes(mode: str, has_bias: bool, adaptive: bool = False) -> tuple[int, int, int]:

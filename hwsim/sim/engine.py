@@ -25,6 +25,7 @@ from hwsim.sim.counts import (
     COUNTER_ROWS,
     EVENT_COUNTERS,
     EVENT_ROW,
+    INFERENCE_BYTES,
     Counts,
     LayerCounts,
     add_inference_bytes_rows,
@@ -53,6 +54,7 @@ from hwsim.sim.kernels.records import (
     Synapses,
 )
 from hwsim.sim.kernels.synapses import CONV, DENSE, POOL, scan_events, scan_events_serial
+from hwsim.sim.kernels.tally import assemble_counts
 from hwsim.sim.network import (
     DRAW_CHUNK,
     Conv2d,
@@ -275,6 +277,11 @@ if {SPIKES_IN: "spikes_in", SPIKES_OUT: "spikes_out", SOP: "sop", SOP_RECURRENT:
                                                                          ACTIVE)}:
     raise ImportError("hwsim.sim.kernels.records counter rows differ from hwsim.sim.counts.EVENT_COUNTERS")
 NEURON_UPDATES = EVENT_ROW["neuron_updates"]
+# the byte rows that follow a counter depending on the input's shape alone go into a shape's template; the rest
+# (those following the kernels' counters) are added after each run by assemble_counts, from this table
+_SHAPE_EVENTS = ("neuron_updates",)
+_KERNEL_BYTES = np.array([entry for entry in INFERENCE_BYTES if EVENT_COUNTERS[entry[1]] not in _SHAPE_EVENTS],
+                         np.int64).reshape(-1, 3)
 # the arrays a kernel call does not use (zero-sized: never written, shared by every run)
 _NO_RANGES, _NO_EVENTS = np.zeros(0, np.int64), np.zeros(0, np.int32)
 _NO_DENSE, _NO_COUNTS = np.zeros((0, 0, 0), np.uint8), np.zeros((1, 0), np.int32)
@@ -348,6 +355,43 @@ class _LayerRun:
                    None if plan.rec is None else tuple(plan.rec), serial, parallel, *sizes, neuron_offset)
 
 
+@dataclass
+class _LayerShape:
+    """How one neuron layer runs for one input shape (see :class:`_RunShape`)."""
+
+    blocks: int  # output-neuron blocks per sample chunk (work items = chunks x blocks)
+    emit: bool  # the kernel writes the next layer's input events itself
+    keep: bool  # its (T, B, n_out) spikes are returned
+    neuron_spikes: np.ndarray  # (chunks, padded n_out) int32 views of the shape's per-neuron counter buffer
+    neuron_active: np.ndarray
+    in_counts: np.ndarray  # first layer: (chunks, n_in) int32 view; else the empty _NO_COUNTS
+    sink: tuple  # (out_start, out_stop, out_buf) when it emits, else _NO_SINK
+    out: tuple | None  # the kernel's whole output record when nothing in it is returned (see _RunShape), else None
+
+
+@dataclass
+class _RunShape:
+    """What every run of one input shape ``(T, B)`` (with one thread split and record setting) needs besides its
+    input and results, built once and kept for the runs of that shape that follow (:meth:`Engine._shape`):
+    the chunks and per-layer work split, the kernels' counter rows ``kernel_counts`` ``(layers, N_COUNTERS, T)``
+    and per-neuron counter buffer (both zeroed at the start of each run and copied out at its end), and the counter
+    rows that depend on the shape alone (``template`` ``(layers, COUNTER_ROWS, T)``: ``neuron_updates`` and the
+    bytes that follow it, zero elsewhere). A layer whose spikes are not returned, run as one work item per chunk,
+    keeps its whole output record (a scratch spike row per chunk, its counter rows, its event sink)."""
+
+    chunks: int
+    kernel_counts: np.ndarray
+    neuron_counts: np.ndarray
+    template: np.ndarray
+    layers: list[_LayerShape]
+    # per layer (neuron_spikes, neuron_active) as (offset, stop) into the run's int64 totals, when chunks == 1
+    # and the layer is not spatial (else None: summed and reordered per run), and the first layer's input spikes
+    totals_slices: list[tuple[tuple[int, int], tuple[int, int]] | None]
+
+
+SHAPES_KEPT = 4  # input shapes whose _RunShape an engine keeps (a sweep alternating a few shapes rebuilds none)
+
+
 class Engine:
     """A network compiled for the kernels. Build once, then :meth:`run` many inputs.
 
@@ -356,12 +400,14 @@ class Engine:
     :meth:`refresh`). Kernels run on ``numba.get_num_threads()`` threads (see :mod:`hwsim.sim.threads`);
     ``threads`` overrides the work split only (for tests: any split gives bit-identical results).
     After each :meth:`run`, ``layer_seconds`` holds the wall time per neuron layer (kernel, counters and
-    the spike scan for the next layer) and ``layer_cpu_seconds`` the process CPU time (all threads).
+    the spike scan for the next layer) and, with ``cpu_times=True``, ``layer_cpu_seconds`` the process CPU time
+    (all threads; a system call per layer, so off by default: ``[]``).
     """
 
-    def __init__(self, network: Network, threads: int | None = None):
+    def __init__(self, network: Network, threads: int | None = None, cpu_times: bool = False):
         self.network = network
         self.threads = threads
+        self.cpu_times = cpu_times
         self.layer_seconds: list[float] = []
         self.layer_cpu_seconds: list[float] = []
         self._event_buffers: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = [None, None]
@@ -381,8 +427,10 @@ class Engine:
         self._input_count_offset = offset
         self._neuron_count_size = offset + self.plans[0].n_in
         self._n_outs = np.array([run.n_out for run in self._layer_runs], np.int64)
+        self._neurons = int(self._n_outs.sum())
         self._byte_sizes = np.array([(run.weight_bytes, run.state_read_bytes, run.state_write_bytes)
                                      for run in self._layer_runs], np.int64)
+        self._shapes: dict[tuple, _RunShape] = {}
 
     def run(self, spikes: np.ndarray, record: bool | str = False, time_major: bool | None = None) -> SimResult:
         """Run on 0/1 ``spikes`` of shape ``(T, B, *input_shape)``; returns spikes and exact counts.
@@ -394,8 +442,7 @@ class Engine:
         """
         if record not in (False, True, "spikes"):
             raise InputError(f"record must be False, True or 'spikes', got {record!r}")
-        network = self.network
-        s_in = check_input(network, spikes, time_major)
+        s_in = check_input(self.network, spikes, time_major)
         steps, batch = s_in.shape[:2]
         if steps * batch >= 2**31:
             raise InputError(f"T x B = {steps * batch} steps in one run; split the batch (limit 2**31)")
@@ -403,22 +450,74 @@ class Engine:
         threads = self.threads or numba_threads
         # one thread, or a run too small to pay for handing work to other threads (measured: 784-512-512-10 at
         # batch 1, T = 100, ran 3x slower on 2 threads): the serial kernels. Results are the same either way.
-        work = steps * batch * sum(run.n_out for run in self._layer_runs)
+        work = steps * batch * self._neurons
         parallel = numba_threads > 1 and (self.threads is not None or work >= PARALLEL_MIN_WORK)
         if not parallel and self.threads is None:
             threads = 1  # on one thread a split only costs (column blocks also forgo the kernels' event emission)
-        # event buffers are kept between runs (fresh ones would cost page faults on every run), unless another
-        # Python thread is running this engine right now: then this run uses its own
+        # event buffers and run shapes are kept between runs (fresh ones would cost page faults and Python on every
+        # run), unless another Python thread is running this engine right now: then this run builds its own
         own_buffers = self._buffers_lock.acquire(blocking=False)
         # parallel kernels hand work items out one at a time (see work_split); the serial ones need no setting
         chunk_size = numba.set_parallel_chunksize(1) if parallel else None
         try:
-            return self._run_layers(s_in, record, threads, parallel, own_buffers)
+            shape = self._shape(steps, batch, threads, record is not False, own_buffers)
+            return self._run_layers(s_in, shape, record, parallel)
         finally:
             if chunk_size is not None:
                 numba.set_parallel_chunksize(chunk_size)
             if own_buffers:
                 self._buffers_lock.release()
+
+    def _shape(self, steps: int, batch: int, threads: int, keep_all: bool, own: bool) -> _RunShape:
+        """The :class:`_RunShape` of a run: the kept one when this engine ran this shape before (and ``own``: this
+        run holds the engine's buffers), else a new one (kept when ``own``)."""
+        key = (steps, batch, threads, keep_all)
+        shape = self._shapes.get(key) if own else None
+        if shape is not None:
+            shape.kernel_counts.fill(0)
+            shape.neuron_counts.fill(0)
+            return shape
+        runs = self._layer_runs
+        # chunks is the same for every layer (see work_split); per-neuron counters per chunk, int32
+        chunks = work_split(DENSE, batch, 1, 1, threads)[0]
+        neuron_counts = np.zeros(chunks * self._neuron_count_size, np.int32)
+        kernel_counts = np.zeros((len(runs), N_COUNTERS, steps), np.int64)
+        template = np.zeros((len(runs), COUNTER_ROWS, steps), np.int64)
+        template[:, NEURON_UPDATES] = batch * self._n_outs[:, None]
+        add_inference_bytes_rows(template, self._byte_sizes, events=_SHAPE_EVENTS)
+        layers, slices, last = [], [], len(runs) - 1
+        for index, run in enumerate(runs):
+            # a recurrent step needs all spikes of the step before: one block per chunk
+            blocks = 1 if run.plan.recurrent else work_split(run.plan.kind, batch, run.n_out, run.group, threads)[1]
+            # the next layer's input events, emitted by the kernel itself when each work item owns whole steps
+            # (into a buffer reserved for every neuron of every slot, touched only where written; above
+            # EMIT_RESERVE_BYTES the dense spikes are scanned instead, so a run never reserves 4x its spikes)
+            emit = index < last and blocks == 1 and batch * steps * run.n_out * 4 <= EMIT_RESERVE_BYTES
+            keep = keep_all or index == last
+            at, pad = chunks * run.neuron_offset, run.padded
+            in_counts = _NO_COUNTS
+            if index == 0:
+                start = chunks * self._input_count_offset
+                in_counts = neuron_counts[start:start + chunks * run.plan.n_in].reshape(chunks, run.plan.n_in)
+            spikes = neuron_counts[at:at + chunks * pad].reshape(chunks, pad)
+            active = neuron_counts[at + chunks * pad:at + 2 * chunks * pad].reshape(chunks, pad)
+            sink = self._event_buffer(index % 2, batch * steps, run.n_out, own) if emit else _NO_SINK
+            out = None
+            if not keep and emit and chunks * blocks == 1:  # spikes nobody asked for: one scratch row per chunk
+                no_state = _NO_STATE[self.network.mode]
+                out = (np.zeros((1, chunks, run.n_out), np.uint8), no_state, no_state, kernel_counts[index][None],
+                       spikes, active, *sink)
+            layers.append(_LayerShape(blocks, emit, keep, spikes, active, in_counts, sink, out))
+            flat = chunks == 1 and len(run.plan.out_shape) != 3
+            slices.append(((run.neuron_offset, run.neuron_offset + run.n_out),
+                           (run.neuron_offset + run.padded, run.neuron_offset + run.padded + run.n_out))
+                          if flat else None)
+        shape = _RunShape(chunks, kernel_counts, neuron_counts, template, layers, slices)
+        if own:
+            if len(self._shapes) >= SHAPES_KEPT:
+                self._shapes.pop(next(iter(self._shapes)))
+            self._shapes[key] = shape
+        return shape
 
     def _event_buffer(self, parity: int, slots: int, n_out: int, own: bool) -> tuple[np.ndarray, ...]:
         """``(out_start, out_stop, out_buf)`` for a layer emitting events: (slots,) int64 twice and room for
@@ -429,100 +528,89 @@ class Engine:
             kept = (np.zeros(slots, np.int64), np.zeros(slots, np.int64), np.empty(slots * n_out, np.int32))
             if own:
                 self._event_buffers[parity] = kept
+                # kept run shapes of another slot count hold the buffer this one replaces: they rebuild
+                self._shapes = {key: shape for key, shape in self._shapes.items() if key[0] * key[1] == slots}
         return kept
 
-    def _run_layers(self, s_in: np.ndarray, record: bool | str, threads: int, parallel: bool,
-                    own_buffers: bool) -> SimResult:
+    def _run_layers(self, s_in: np.ndarray, shape: _RunShape, record: bool | str, parallel: bool) -> SimResult:
         """The layer loop of :meth:`run` on validated uint8 input ``(T, B, n_in)``.
 
-        Per-run bookkeeping is done once for all layers, not per layer: every layer's counters are one
-        ``(COUNTER_ROWS, T)`` block of a single zeroed array (a call of one work item counts straight into
-        it, more items into per-item rows summed here); every layer's per-neuron counters are regions of one
-        int32 buffer; the byte rows and per-neuron totals are filled after the last kernel."""
+        What does not depend on the input is the shape's (:class:`_RunShape`): the kernels count into its counter
+        rows (a call of one work item straight into the layer's rows, more items into per-item rows summed here)
+        and per-neuron buffer, and a layer whose spikes are not returned runs on its kept output record; the
+        counts are assembled once for all layers after the last kernel (:meth:`_layer_counts`)."""
         network = self.network
         runs = self._layer_runs
         steps, batch = s_in.shape[:2]
         fixed = network.mode == "fixed"
         no_state = _NO_STATE[network.mode]
+        chunks, cpu_times = shape.chunks, self.cpu_times
         # the first layer reads the dense input itself (each step's row turned into events in its work item);
         # later layers read the events the layer before emitted (or scanned), where they lie
-        source = (_NO_RANGES, _NO_RANGES, _NO_EVENTS, to_channels_last(s_in, network.input_shape), _NO_COUNTS)
+        source = (_NO_RANGES, _NO_RANGES, _NO_EVENTS, to_channels_last(s_in, network.input_shape),
+                  shape.layers[0].in_counts)
         del s_in
-        blocks = np.zeros((len(runs), COUNTER_ROWS, steps), np.int64)
-        # per-chunk neuron counters, int32: for each layer (spikes, active) x (chunks, padded n_out), then the
-        # first layer's input spikes (chunks, n_in); chunks is the same for every layer (see work_split)
-        chunks = work_split(DENSE, batch, 1, 1, threads)[0]
-        neuron_counts = np.zeros(chunks * self._neuron_count_size, np.int32)
         out_spikes, membranes, currents = [], [], []
         last = len(runs) - 1
         self.layer_seconds, self.layer_cpu_seconds = [], []
-        for index, run in enumerate(runs):
-            started, cpu_started = time.perf_counter(), time.process_time()
-            plan, n_out = run.plan, run.n_out
-            blocks_per_chunk = 1 if plan.recurrent else work_split(plan.kind, batch, n_out, run.group, threads)[1]
-            items = chunks * blocks_per_chunk  # (a recurrent step needs all spikes of the step before: 1 block)
-            block = blocks[index]
-            step_counts = block[None, :N_COUNTERS] if items == 1 else np.zeros((items, N_COUNTERS, steps), np.int64)
-            at, pad = chunks * run.neuron_offset, run.padded
-            neuron_spikes = neuron_counts[at:at + chunks * pad].reshape(chunks, pad)
-            neuron_active = neuron_counts[at + chunks * pad:at + 2 * chunks * pad].reshape(chunks, pad)
-            if index == 0:
-                at = chunks * self._input_count_offset
-                source = source[:4] + (neuron_counts[at:at + chunks * plan.n_in].reshape(chunks, plan.n_in),)
-            # the next layer's input events, emitted by the kernel itself when each work item owns whole steps
-            # (into a buffer reserved for every neuron of every slot, touched only where written; above
-            # EMIT_RESERVE_BYTES the dense spikes are scanned instead, so a run never reserves 4x its spikes)
-            emit = index < last and blocks_per_chunk == 1 and batch * steps * n_out * 4 <= EMIT_RESERVE_BYTES
-            keep = record is not False or index == last
-            # spikes nobody asked for never exist as a (T, B, n) array: each chunk writes one scratch row
-            s_out = np.zeros((steps, batch, n_out) if keep or not emit else (1, chunks, n_out), np.uint8)
-            sink = self._event_buffer(index % 2, batch * steps, n_out, own_buffers) if emit else _NO_SINK
-            u_rec = v_rec = no_state
-            if record is True:
-                u_rec = np.zeros((steps, batch, n_out), no_state.dtype)
-                if fixed:
-                    v_rec = np.zeros((steps, batch, n_out), np.int32)
-            # records go to the kernels as plain tuples: numba types those in C, named tuples in Python (slower)
-            out = (s_out, u_rec, v_rec, step_counts, neuron_spikes, neuron_active, *sink)
+        for index, (run, lay) in enumerate(zip(runs, shape.layers)):
+            started = time.perf_counter()
+            cpu_started = time.process_time() if cpu_times else 0.0
+            items = chunks * lay.blocks
+            out = lay.out
+            if out is None:
+                n_out = run.n_out
+                step_counts = shape.kernel_counts[index][None] if items == 1 else np.zeros((items, N_COUNTERS, steps),
+                                                                                          np.int64)
+                # spikes nobody asked for never exist as a (T, B, n) array: each chunk writes one scratch row
+                s_out = np.zeros((steps, batch, n_out) if lay.keep or not lay.emit else (1, chunks, n_out), np.uint8)
+                u_rec = v_rec = no_state
+                if record is True:
+                    u_rec = np.zeros((steps, batch, n_out), no_state.dtype)
+                    if fixed:
+                        v_rec = np.zeros((steps, batch, n_out), np.int32)
+                # records go to the kernels as plain tuples: numba types those in C, named tuples in Python (slower)
+                out = (s_out, u_rec, v_rec, step_counts, lay.neuron_spikes, lay.neuron_active, *lay.sink)
             kernel = run.parallel if parallel else run.serial
             if run.recurrence is None:
-                kernel(run.synapses, run.neurons, source, out, chunks, blocks_per_chunk)
+                kernel(run.synapses, run.neurons, source, out, chunks, lay.blocks)
             else:  # the recurrent kernels also take the Recurrence record
-                kernel(run.synapses, run.recurrence, run.neurons, source, out, chunks, blocks_per_chunk)
+                kernel(run.synapses, run.recurrence, run.neurons, source, out, chunks, lay.blocks)
+            s_out, u_rec, v_rec, step_counts = out[:4]
             del out
             if items > 1:
-                step_counts.sum(axis=0, out=block[:N_COUNTERS])
+                step_counts.sum(axis=0, out=shape.kernel_counts[index])
             if record is True:
-                membranes.append(to_channels_first(v_rec if fixed else u_rec, plan.out_shape))
+                membranes.append(to_channels_first(v_rec if fixed else u_rec, run.plan.out_shape))
                 if fixed:
-                    currents.append(to_channels_first(u_rec, plan.out_shape))
-            if emit:
-                source = (*sink, _NO_DENSE, _NO_COUNTS)
+                    currents.append(to_channels_first(u_rec, run.plan.out_shape))
+            if lay.emit:
+                source = (*lay.sink, _NO_DENSE, _NO_COUNTS)
             elif index < last:
                 scan = scan_events if parallel else scan_events_serial
                 offsets, events = scan(s_out)
                 source = (offsets[:-1], offsets[1:], events, _NO_DENSE, _NO_COUNTS)
             self.layer_seconds.append(time.perf_counter() - started)
-            self.layer_cpu_seconds.append(time.process_time() - cpu_started)
-            out_spikes.append(to_channels_first(s_out, plan.out_shape) if keep else None)
-            del s_out, sink
-        counts = Counts(timesteps=steps, batch=batch, mode=network.mode,
-                        layers=self._layer_counts(blocks, neuron_counts, chunks, batch))
+            if cpu_times:
+                self.layer_cpu_seconds.append(time.process_time() - cpu_started)
+            out_spikes.append(to_channels_first(s_out, run.plan.out_shape) if lay.keep else None)
+            del s_out, u_rec, v_rec, step_counts
+        counts = Counts(timesteps=steps, batch=batch, mode=network.mode, layers=self._layer_counts(shape))
         return SimResult(out_spikes, counts, [run.name for run in runs], membranes if record is True else None,
                          currents if record is True and fixed else None)
 
-    def _layer_counts(self, blocks: np.ndarray, neuron_counts: np.ndarray, chunks: int,
-                      batch: int) -> list[LayerCounts]:
-        """Every layer's :class:`LayerCounts` from the run's counter ``blocks`` ``(layers, COUNTER_ROWS, T)`` (event
-        rows counted by the kernels; the rest filled here, for all layers at once) and per-chunk per-neuron
-        ``neuron_counts`` (int32, regions as laid out in :meth:`refresh`)."""
+    def _layer_counts(self, shape: _RunShape) -> list[LayerCounts]:
+        """Every layer's :class:`LayerCounts` of the run just made in ``shape``: the counter blocks ``(layers,
+        COUNTER_ROWS, T)`` are the shape's template (``neuron_updates`` and its bytes) plus the kernels' rows, the
+        bytes that follow them and the input spikes (:func:`~hwsim.sim.kernels.tally.assemble_counts`, one call for
+        all layers); the per-neuron totals come from the per-chunk int32 buffer (regions as laid out in
+        :meth:`refresh`). Everything is copied out of the shape, which serves the next run."""
         runs = self._layer_runs
-        blocks[:, NEURON_UPDATES] = batch * self._n_outs[:, None]
-        add_inference_bytes_rows(blocks, self._byte_sizes)
-        blocks[1:, SPIKES_IN] = blocks[:-1, SPIKES_OUT]  # a layer's input spikes are the previous layer's output
-        totals = neuron_counts.astype(np.int64) if chunks == 1 else None  # one conversion for every layer
+        blocks, totals = assemble_counts(shape.template, shape.kernel_counts, _KERNEL_BYTES, self._byte_sizes,
+                                         shape.neuron_counts)
+        chunks, neuron_counts = shape.chunks, shape.neuron_counts
 
-        def per_neuron(offset: int, n: int, padded: int, shape: tuple[int, ...]) -> np.ndarray:
+        def per_neuron(offset: int, n: int, padded: int, layout: tuple[int, ...]) -> np.ndarray:
             """One counter's per-neuron totals (channels first): ``n`` of ``padded`` per-chunk columns at
             ``offset`` (in units of ``chunks`` columns: rows of chunk ``c`` lie at ``chunks * offset + c *
             padded``)."""
@@ -531,14 +619,18 @@ class Engine:
             else:
                 values = neuron_counts[chunks * offset:chunks * (offset + padded)].reshape(chunks, padded)
                 values = values[:, :n].sum(axis=0, dtype=np.int64)
-            return _channels_first_counts(values, shape) if len(shape) == 3 else values
+            return _channels_first_counts(values, layout) if len(layout) == 3 else values
 
         layers = []
-        for index, (run, block) in enumerate(zip(runs, blocks)):
+        for index, (run, block, flat) in enumerate(zip(runs, blocks, shape.totals_slices)):
             plan = run.plan
             lc = LayerCounts(run.name, run.kind, plan.n_in, run.n_out, blocks.shape[2], block)
-            lc.neuron_spikes = per_neuron(run.neuron_offset, run.n_out, run.padded, plan.out_shape)
-            lc.neuron_active = per_neuron(run.neuron_offset + run.padded, run.n_out, run.padded, plan.out_shape)
+            if flat is not None:  # one chunk, not spatial: views of the totals
+                (a, b), (c, d) = flat
+                lc.neuron_spikes, lc.neuron_active = totals[a:b], totals[c:d]
+            else:
+                lc.neuron_spikes = per_neuron(run.neuron_offset, run.n_out, run.padded, plan.out_shape)
+                lc.neuron_active = per_neuron(run.neuron_offset + run.padded, run.n_out, run.padded, plan.out_shape)
             if index == 0:
                 lc.input_spikes = per_neuron(self._input_count_offset, plan.n_in, plan.n_in, plan.in_layout)
             else:
