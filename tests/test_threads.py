@@ -78,6 +78,38 @@ def test_engine_reused_across_inputs_and_python_threads(mode):
     assert not failures, failures[0]
 
 
+@pytest.mark.parametrize("spec", ["40-30-20-5", "40-r30-5", "2x8x8-c4k3p1-p2-30-5"])
+@pytest.mark.parametrize("threads", [None, 3])
+def test_kept_run_shapes_leave_earlier_results_alone(spec, threads):
+    """An engine keeps what each input shape needs (:class:`hwsim.sim.engine._RunShape`: counter buffers, the
+    output record of layers whose spikes are not returned). Results of a run stay as they were while the engine
+    runs other shapes (more than it keeps), other record settings and the same shape again, and every run equals
+    a fresh engine's."""
+    from hwsim.sim.engine import SHAPES_KEPT
+
+    network = from_spec(spec, seed=5)
+    shape = network.input_shape
+    inputs = [bernoulli((steps, batch, *shape), rate, seed=k) for k, (steps, batch, rate) in
+              enumerate([(6, 1, 0.3), (4, 3, 0.5), (6, 1, 0.1), (3, 2, 0.4), (5, 1, 0.2), (7, 2, 0.3)])]
+    assert len({x.shape for x in inputs}) > SHAPES_KEPT
+    engine = Engine(network, threads=threads)
+    kept = []
+    # each shape again at once (kept), after one other (kept), and after more than SHAPES_KEPT others (rebuilt)
+    order = [0, 0, 1, 0, 1, 1, 2, 3, 4, 5, 0, 0, 2, 2]
+    for round_, k in enumerate(order):
+        x = inputs[k]
+        for record in (False, "spikes", True)[round_ % 3:] + (False,):
+            result = engine.run(x, record=record)
+            copy = _snapshot(result)
+            copy = ([None if s is None else s.copy() for s in copy[0]], copy[1], copy[2],
+                    [(name, events, *(a.copy() for a in arrays)) for name, events, *arrays in copy[3]])
+            kept.append((result, copy))
+            _assert_same(_snapshot(Engine(network, threads=threads).run(x, record=record)), copy,
+                         f"{spec}, input {k}, record {record!r}, run {len(kept)}")
+    for k, (result, copy) in enumerate(kept):
+        _assert_same(_snapshot(result), copy, f"{spec}: result {k} after the later runs")
+
+
 def test_real_thread_counts_give_identical_results():
     network = from_spec("2x8x8-c4k3p1-p2-12-5", seed=1)
     x = bernoulli((5, 4, 2, 8, 8), 0.3, seed=2)
