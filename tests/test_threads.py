@@ -80,13 +80,17 @@ def test_engine_reused_across_inputs_and_python_threads(mode):
 
 @pytest.mark.parametrize("spec", ["40-30-20-5", "40-r30-5", "2x8x8-c4k3p1-p2-30-5"])
 @pytest.mark.parametrize("threads", [None, 3])
-def test_kept_run_shapes_leave_earlier_results_alone(spec, threads):
+@pytest.mark.parametrize("keep", [True, False])
+def test_kept_run_shapes_leave_earlier_results_alone(spec, threads, keep, monkeypatch):
     """An engine keeps what each input shape needs (:class:`hwsim.sim.engine._RunShape`: counter buffers, the
     output record of layers whose spikes are not returned). Results of a run stay as they were while the engine
     runs other shapes (more than it keeps), other record settings and the same shape again, and every run equals
-    a fresh engine's."""
+    a fresh engine's; also when no shape is kept (``SHAPE_KEEP_BYTES`` 0: every run builds its own)."""
+    import hwsim.sim.engine
     from hwsim.sim.engine import SHAPES_KEPT
 
+    if not keep:
+        monkeypatch.setattr(hwsim.sim.engine, "SHAPE_KEEP_BYTES", 0)
     network = from_spec(spec, seed=5)
     shape = network.input_shape
     inputs = [bernoulli((steps, batch, *shape), rate, seed=k) for k, (steps, batch, rate) in
@@ -108,6 +112,7 @@ def test_kept_run_shapes_leave_earlier_results_alone(spec, threads):
                          f"{spec}, input {k}, record {record!r}, run {len(kept)}")
     for k, (result, copy) in enumerate(kept):
         _assert_same(_snapshot(result), copy, f"{spec}: result {k} after the later runs")
+    assert bool(engine._shapes) == keep
 
 
 def test_real_thread_counts_give_identical_results():

@@ -390,6 +390,9 @@ class _RunShape:
 
 
 SHAPES_KEPT = 4  # input shapes whose _RunShape an engine keeps (a sweep alternating a few shapes rebuilds none)
+# a shape whose counter buffers are larger is not kept: runs that big spend far longer in the kernels than
+# rebuilding takes, and an engine then holds at most SHAPES_KEPT x this beyond its event buffers
+SHAPE_KEEP_BYTES = 8 << 20
 
 
 class Engine:
@@ -513,7 +516,7 @@ class Engine:
                            (run.neuron_offset + run.padded, run.neuron_offset + run.padded + run.n_out))
                           if flat else None)
         shape = _RunShape(chunks, kernel_counts, neuron_counts, template, layers, slices)
-        if own:
+        if own and kernel_counts.nbytes + neuron_counts.nbytes + template.nbytes <= SHAPE_KEEP_BYTES:
             if len(self._shapes) >= SHAPES_KEPT:
                 self._shapes.pop(next(iter(self._shapes)))
             self._shapes[key] = shape
