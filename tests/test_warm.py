@@ -17,9 +17,10 @@ from hwsim.sim.engine import Engine, bernoulli
 from hwsim.sim.network import from_spec
 assert numba.get_num_threads() == 2
 for mode in ("float", "fixed"):
-    for spec, shape in (("30-20-5", (30,)), ("2x8x8-c4k3p1-p2-c3k3p1-6", (2, 8, 8))):
-        for threads in (1, 2, 4):
+    for spec, shape in (("30-20-5", (30,)), ("2x8x8-c4k3p1-p2-c3k3p1-6", (2, 8, 8)), ("16-r12-4", (16,))):
+        for threads in (None, 1, 2, 4):  # None: the default, serial kernels on inputs this small
             Engine(from_spec(spec, mode, seed=4), threads=threads).run(bernoulli((4, 2, *shape), 0.3), record=True)
+Engine(from_spec("16-a12-4", "float", seed=4)).run(bernoulli((4, 2, 16), 0.3), record=True)
 for args in (["run", "--net", "16-8-4", "-T", "2"], ["estimate", "--net", "16-8-4", "-T", "2", "--chip", "all"]):
     sys.stdout = open("/dev/null", "w")
     main(args)
@@ -46,7 +47,9 @@ def test_warm_up_leaves_nothing_to_compile(tmp_path):
     check = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True, env=env)
     assert check.returncode == 0, check.stderr
     misses = __import__("json").loads(check.stdout.strip().splitlines()[-1])
-    assert any("run_fixed_layer" in name for name in misses), misses  # the check did run the kernels
+    for kernel in ("run_float_layer", "run_fixed_layer", "run_float_rec_layer", "run_fixed_rec_layer"):
+        for variant in (kernel, kernel + "_serial"):  # the check did run each kernel (a test of the test)
+            assert f"hwsim.sim.kernels.layer.{variant}" in misses, (variant, misses)
     assert not any(misses.values()), {name: n for name, n in misses.items() if n}
 
 

@@ -92,7 +92,9 @@ def warm_engine() -> None:
     for mode in ("float", "fixed"):
         for network in _networks(mode) + _recurrent_networks(mode):
             x = _inputs(network)
-            Engine(network, threads=1).run(x, record=True)
+            # the engine's default on these tiny inputs: the serial kernels (Engine(threads=1) would run the
+            # parallel ones on a one-item split whenever numba has two threads or more)
+            Engine(network).run(x, record=True)
             if parallel:
                 Engine(network, threads=2).run(x, record=True)
                 Engine(network, threads=2 * BATCH).run(x, record=True)  # output blocks: the spike scan
