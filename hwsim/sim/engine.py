@@ -384,8 +384,8 @@ class _RunShape:
     neuron_counts: np.ndarray
     template: np.ndarray
     layers: list[_LayerShape]
-    # per layer (neuron_spikes, neuron_active) as (offset, stop) into the run's int64 totals, when chunks == 1
-    # and the layer is not spatial (else None: summed and reordered per run), and the first layer's input spikes
+    # per layer (neuron_spikes, neuron_active) as (start, stop) into the run's int64 totals, when chunks == 1
+    # and the layer is not spatial (else None: summed over chunks and reordered per run)
     totals_slices: list[tuple[tuple[int, int], tuple[int, int]] | None]
 
 
@@ -401,7 +401,10 @@ class Engine:
     The engine keeps fan-out-major copies of the weights (shared with the network when a dense layer's
     weights are stored column-major); after changing ``network``'s weights build a new engine (or call
     :meth:`refresh`). Kernels run on ``numba.get_num_threads()`` threads (see :mod:`hwsim.sim.threads`);
-    ``threads`` overrides the work split only (for tests: any split gives bit-identical results).
+    ``threads`` overrides the work split and runs the parallel kernels whenever numba has two threads or more,
+    however small the run (for tests: any split gives bit-identical results); by default a run under
+    ``PARALLEL_MIN_WORK`` neuron updates runs the serial kernels. What a run needs besides its input is kept per
+    input shape (:class:`_RunShape`, up to ``SHAPES_KEPT``); results never share memory with it.
     After each :meth:`run`, ``layer_seconds`` holds the wall time per neuron layer (kernel, counters and
     the spike scan for the next layer) and, with ``cpu_times=True``, ``layer_cpu_seconds`` the process CPU time
     (all threads; a system call per layer, so off by default: ``[]``).
