@@ -115,6 +115,35 @@ def test_kept_run_shapes_leave_earlier_results_alone(spec, threads, keep, monkey
     assert bool(engine._shapes) == keep
 
 
+def test_kept_shapes_share_the_engine_event_buffers(monkeypatch):
+    """Runs alternating shapes of different T x B keep both shapes (the event buffers only grow, so the second
+    shape reuses them); every kept shape's layers write into the engine's current buffers, never into one a wider
+    layer replaced (layers 0 and 2 share a buffer, the later one wider); SHAPES_KEPT = 0 keeps none."""
+    import hwsim.sim.engine
+
+    network = from_spec("40-100-10-200-5", seed=6)
+    engine = Engine(network)
+    inputs = [bernoulli((10, 1, 40), 0.3, seed=1), bernoulli((10, 2, 40), 0.3, seed=2)]
+    for x in inputs + inputs:  # the first run of the larger shape grows the buffers (and drops the kept shape)
+        engine.run(x)
+    kept = {key: id(shape) for key, shape in engine._shapes.items()}
+    assert len(kept) == 2
+    for _ in range(3):
+        for x in inputs:
+            reference = _snapshot(Engine(network).run(x))
+            _assert_same(reference, _snapshot(engine.run(x)), "alternating shapes")
+    assert {key: id(shape) for key, shape in engine._shapes.items()} == kept  # nothing rebuilt
+    buffers = [kept_buffer[2] for kept_buffer in engine._event_buffers if kept_buffer is not None]
+    for shape in engine._shapes.values():
+        for layer in shape.layers:
+            if layer.emit:
+                assert any(layer.sink[2] is buffer for buffer in buffers)
+    monkeypatch.setattr(hwsim.sim.engine, "SHAPES_KEPT", 0)
+    engine = Engine(network)
+    _assert_same(_snapshot(Engine(network).run(inputs[0])), _snapshot(engine.run(inputs[0])), "SHAPES_KEPT 0")
+    assert not engine._shapes
+
+
 def test_real_thread_counts_give_identical_results():
     network = from_spec("2x8x8-c4k3p1-p2-12-5", seed=1)
     x = bernoulli((5, 4, 2, 8, 8), 0.3, seed=2)

@@ -389,9 +389,10 @@ class _RunShape:
     totals_slices: list[tuple[tuple[int, int], tuple[int, int]] | None]
 
 
-SHAPES_KEPT = 4  # input shapes whose _RunShape an engine keeps (a sweep alternating a few shapes rebuilds none)
+SHAPES_KEPT = 4  # input shapes whose _RunShape an engine keeps (runs alternating a few shapes rebuild none)
 # a shape whose counter buffers are larger is not kept: runs that big spend far longer in the kernels than
-# rebuilding takes, and an engine then holds at most SHAPES_KEPT x this beyond its event buffers
+# rebuilding takes, and an engine then holds at most SHAPES_KEPT x this beyond its two event buffers (which the
+# kept shapes share with it: a shape is dropped when a buffer it holds is replaced)
 SHAPE_KEEP_BYTES = 8 << 20
 
 
@@ -492,14 +493,23 @@ class Engine:
         template[:, NEURON_UPDATES] = batch * self._n_outs[:, None]
         add_inference_bytes_rows(template, self._byte_sizes, events=_SHAPE_EVENTS)
         layers, slices, last = [], [], len(runs) - 1
+        blocks = [1 if run.plan.recurrent else work_split(run.plan.kind, batch, run.n_out, run.group, threads)[1]
+                  for run in runs]  # per chunk (a recurrent step needs all spikes of the step before: one block)
+        # a layer emits the next layer's input events itself when each work item owns whole steps (into a buffer
+        # reserved for every neuron of every slot, touched only where written; above EMIT_RESERVE_BYTES the dense
+        # spikes are scanned instead, so a run never reserves 4x its spikes)
+        emits = [index < last and blocks[index] == 1 and batch * steps * run.n_out * 4 <= EMIT_RESERVE_BYTES
+                 for index, run in enumerate(runs)]
+        # layers alternate between two event buffers, each sized first for its largest layer (so no layer of this
+        # shape holds a buffer a later layer replaced)
+        sinks = [_NO_SINK, _NO_SINK]
+        for parity in (0, 1):
+            widest = max((run.n_out for index, run in enumerate(runs) if emits[index] and index % 2 == parity),
+                         default=0)
+            if widest:
+                sinks[parity] = self._event_buffer(parity, batch * steps, widest, own)
         for index, run in enumerate(runs):
-            # a recurrent step needs all spikes of the step before: one block per chunk
-            blocks = 1 if run.plan.recurrent else work_split(run.plan.kind, batch, run.n_out, run.group, threads)[1]
-            # the next layer's input events, emitted by the kernel itself when each work item owns whole steps
-            # (into a buffer reserved for every neuron of every slot, touched only where written; above
-            # EMIT_RESERVE_BYTES the dense spikes are scanned instead, so a run never reserves 4x its spikes)
-            emit = index < last and blocks == 1 and batch * steps * run.n_out * 4 <= EMIT_RESERVE_BYTES
-            keep = keep_all or index == last
+            emit, keep = emits[index], keep_all or index == last
             at, pad = chunks * run.neuron_offset, run.padded
             in_counts = _NO_COUNTS
             if index == 0:
@@ -507,36 +517,41 @@ class Engine:
                 in_counts = neuron_counts[start:start + chunks * run.plan.n_in].reshape(chunks, run.plan.n_in)
             spikes = neuron_counts[at:at + chunks * pad].reshape(chunks, pad)
             active = neuron_counts[at + chunks * pad:at + 2 * chunks * pad].reshape(chunks, pad)
-            sink = self._event_buffer(index % 2, batch * steps, run.n_out, own) if emit else _NO_SINK
+            sink = sinks[index % 2] if emit else _NO_SINK
             out = None
-            if not keep and emit and chunks * blocks == 1:  # spikes nobody asked for: one scratch row per chunk
+            if not keep and emit and chunks * blocks[index] == 1:  # spikes nobody asked for: one scratch row per chunk
                 no_state = _NO_STATE[self.network.mode]
                 out = (np.zeros((1, chunks, run.n_out), np.uint8), no_state, no_state, kernel_counts[index][None],
                        spikes, active, *sink)
-            layers.append(_LayerShape(blocks, emit, keep, spikes, active, in_counts, sink, out))
+            layers.append(_LayerShape(blocks[index], emit, keep, spikes, active, in_counts, sink, out))
             flat = chunks == 1 and len(run.plan.out_shape) != 3
             slices.append(((run.neuron_offset, run.neuron_offset + run.n_out),
                            (run.neuron_offset + run.padded, run.neuron_offset + run.padded + run.n_out))
                           if flat else None)
         shape = _RunShape(chunks, kernel_counts, neuron_counts, template, layers, slices)
-        if own and kernel_counts.nbytes + neuron_counts.nbytes + template.nbytes <= SHAPE_KEEP_BYTES:
+        kept_bytes = kernel_counts.nbytes + neuron_counts.nbytes + template.nbytes
+        if own and SHAPES_KEPT > 0 and kept_bytes <= SHAPE_KEEP_BYTES:
             if len(self._shapes) >= SHAPES_KEPT:
                 self._shapes.pop(next(iter(self._shapes)))
             self._shapes[key] = shape
         return shape
 
     def _event_buffer(self, parity: int, slots: int, n_out: int, own: bool) -> tuple[np.ndarray, ...]:
-        """``(out_start, out_stop, out_buf)`` for a layer emitting events: (slots,) int64 twice and room for
-        every neuron of every slot (``slots * n_out`` int32, reserved: pages are touched only where events
-        are written). Layers alternate between two kept buffers (a layer reads the one the layer before wrote)."""
+        """``(out_start, out_stop, out_buf)`` for the layers of a run that emit events into buffer ``parity``: (slots,)
+        int64 twice and room for every neuron of every slot of the widest of them (``slots * n_out`` int32, reserved:
+        pages are touched only where events are written). Layers alternate between two buffers (a layer reads the
+        one the layer before wrote), which the engine keeps and only ever grows (``out_start``/``out_stop`` are then
+        the first ``slots`` entries of longer arrays): runs of other shapes reuse them, and the kept run shapes,
+        which hold them, are dropped when one grows."""
         kept = self._event_buffers[parity] if own else None
-        if kept is None or kept[0].shape[0] != slots or kept[2].shape[0] < slots * n_out:
-            kept = (np.zeros(slots, np.int64), np.zeros(slots, np.int64), np.empty(slots * n_out, np.int32))
+        if kept is None or kept[0].shape[0] < slots or kept[2].shape[0] < slots * n_out:
+            capacity = max(slots, kept[0].shape[0] if kept else 0)
+            size = max(slots * n_out, kept[2].shape[0] if kept else 0)
+            kept = (np.zeros(capacity, np.int64), np.zeros(capacity, np.int64), np.empty(size, np.int32))
             if own:
                 self._event_buffers[parity] = kept
-                # kept run shapes of another slot count hold the buffer this one replaces: they rebuild
-                self._shapes = {key: shape for key, shape in self._shapes.items() if key[0] * key[1] == slots}
-        return kept
+                self._shapes = {}  # they hold the buffer this one replaces
+        return kept[0][:slots], kept[1][:slots], kept[2]
 
     def _run_layers(self, s_in: np.ndarray, shape: _RunShape, record: bool | str, parallel: bool) -> SimResult:
         """The layer loop of :meth:`run` on validated uint8 input ``(T, B, n_in)``.
