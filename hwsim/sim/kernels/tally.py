@@ -4,8 +4,8 @@ The engine keeps, per input shape, a ``template`` of the counter rows that depen
 (``neuron_updates`` and the bytes that follow it); the kernels count their rows (``N_COUNTERS`` per layer,
 :mod:`hwsim.sim.kernels.records`). :func:`assemble_counts` adds the two, the byte rows that follow the counted
 events (by a table of the convention of :mod:`hwsim.sim.counts`, passed in) and each layer's input spikes (the
-layer before's output), and converts the int32 per-neuron counters to int64: about 1 us where the same numpy
-steps took 10 (measured at 3 layers, T = 100), which is most of a batch-1 run's bookkeeping.
+layer before's output), and converts the int32 per-neuron counters to int64: 3.3 us per call, dispatch included,
+where the same numpy steps took 9.7 us (784-512-512-10, T = 100, batch 1, best of 5 x 5000 calls).
 """
 
 from __future__ import annotations
